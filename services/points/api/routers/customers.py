@@ -1,0 +1,73 @@
+"""A customer's points: balance and ledger."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.points.api.deps import ClockDep, LedgerDep, ReadScope
+from services.points.api.schemas import BalanceOut, ExpiryOut, LedgerEntryOut, LedgerPageOut
+from services.points.domain.model import balance_of
+from shared.problems import Problem
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+
+@router.get("/{customer_id}/balance")
+async def get_balance(
+    customer_id: str, ledger: LedgerDep, clock: ClockDep, _: ReadScope
+) -> BalanceOut:
+    if not await ledger.is_known(customer_id):
+        raise _unknown(customer_id)
+    balance = balance_of(customer_id, await ledger.entries(customer_id), clock.now())
+    return BalanceOut(
+        customer_id=balance.customer_id,
+        available=balance.available,
+        pending=balance.pending,
+        debt=balance.debt,
+        lifetime_earned=balance.lifetime_earned,
+        next_expiries=[
+            ExpiryOut(points=e.points, expires_at=e.expires_at) for e in balance.next_expiries
+        ],
+    )
+
+
+@router.get("/{customer_id}/ledger")
+async def get_ledger(
+    customer_id: str,
+    ledger: LedgerDep,
+    _: ReadScope,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
+) -> LedgerPageOut:
+    if not await ledger.is_known(customer_id):
+        raise _unknown(customer_id)
+    page = await ledger.page(
+        customer_id, limit=limit + 1, before_seq=int(cursor) if cursor else None
+    )
+    has_more = len(page) > limit
+    page = page[:limit]
+    return LedgerPageOut(
+        entries=[
+            LedgerEntryOut(
+                id=entry.entry_id,
+                kind=entry.kind.value,
+                points=entry.points,
+                reason=entry.reason,
+                occurred_at=entry.occurred_at,
+                available_at=entry.available_at,
+                expires_at=entry.expires_at,
+                purchase_id=entry.purchase_id,
+            )
+            for _, entry in page
+        ],
+        next_cursor=str(page[-1][0]) if has_more else None,
+    )
+
+
+def _unknown(customer_id: str) -> Problem:
+    return Problem(
+        404,
+        "Not found",
+        f"no points are known for customer {customer_id!r}",
+        slug="unknown-customer",
+    )

@@ -1,0 +1,147 @@
+"""The points program's rules. Pure Python: no framework, no I/O, time passed in."""
+
+from __future__ import annotations
+
+import calendar
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+
+class EntryKind(StrEnum):
+    EARN = "earn"  # points for a purchase
+    BONUS = "bonus"  # welcome, referral, campaign bonuses
+
+
+@dataclass(frozen=True)
+class Program:
+    currency: str = "EUR"
+    points_per_unit: Decimal = Decimal(1)
+    welcome_bonus: int = 100
+    pending_days: int = 0
+    validity_months: int = 12
+    tier_multipliers: dict[str, Decimal] = field(
+        default_factory=lambda: {
+            "bronze": Decimal("1.0"),
+            "silver": Decimal("1.25"),
+            "gold": Decimal("1.5"),
+            "platinum": Decimal("2.0"),
+        }
+    )
+
+    def expiry_for(self, earned_at: datetime) -> datetime:
+        return add_months(earned_at, self.validity_months)
+
+    def available_from(self, earned_at: datetime) -> datetime:
+        return earned_at + timedelta(days=self.pending_days)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One movement of points; every earning is also a lot that expires."""
+
+    entry_id: str
+    customer_id: str
+    kind: EntryKind
+    points: int
+    reason: str
+    occurred_at: datetime
+    available_at: datetime
+    expires_at: datetime | None = None
+    purchase_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Expiry:
+    points: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Balance:
+    customer_id: str
+    available: int
+    pending: int
+    debt: int
+    lifetime_earned: int
+    next_expiries: list[Expiry]
+
+
+def base_points(program: Program, total: Decimal) -> int:
+    """1 point per whole currency unit (by default), rounded down once at the end."""
+    if total < 0:
+        raise ValueError("a purchase total cannot be negative")
+    return math.floor(total * program.points_per_unit)
+
+
+def purchase_earning(
+    program: Program,
+    *,
+    entry_id: str,
+    customer_id: str,
+    purchase_id: str,
+    total: Decimal,
+    occurred_at: datetime,
+) -> LedgerEntry:
+    return LedgerEntry(
+        entry_id=entry_id,
+        customer_id=customer_id,
+        kind=EntryKind.EARN,
+        points=base_points(program, total),
+        reason="purchase",
+        occurred_at=occurred_at,
+        available_at=program.available_from(occurred_at),
+        expires_at=program.expiry_for(occurred_at),
+        purchase_id=purchase_id,
+    )
+
+
+def welcome_bonus(
+    program: Program, *, entry_id: str, customer_id: str, enrolled_at: datetime
+) -> LedgerEntry:
+    return LedgerEntry(
+        entry_id=entry_id,
+        customer_id=customer_id,
+        kind=EntryKind.BONUS,
+        points=program.welcome_bonus,
+        reason="welcome",
+        occurred_at=enrolled_at,
+        available_at=enrolled_at,
+        expires_at=program.expiry_for(enrolled_at),
+    )
+
+
+def balance_of(customer_id: str, entries: Iterable[LedgerEntry], now: datetime) -> Balance:
+    """Derived from the ledger every time: there is no counter that could drift from it."""
+    available = pending = lifetime = 0
+    expiries: dict[datetime, int] = {}
+    for entry in entries:
+        if entry.points > 0:
+            lifetime += entry.points
+        if entry.available_at > now:
+            pending += entry.points
+            continue
+        if entry.expires_at is not None and entry.expires_at <= now:
+            continue
+        available += entry.points
+        if entry.expires_at is not None and entry.points > 0:
+            expiries[entry.expires_at] = expiries.get(entry.expires_at, 0) + entry.points
+    return Balance(
+        customer_id=customer_id,
+        available=max(available, 0),
+        pending=pending,
+        debt=max(-available, 0),
+        lifetime_earned=lifetime,
+        next_expiries=[Expiry(points, at) for at, points in sorted(expiries.items())[:3]],
+    )
+
+
+def add_months(instant: datetime, months: int) -> datetime:
+    """Same day and time `months` later; the month's last day when that day does not exist."""
+    month_index = instant.month - 1 + months
+    year, month = instant.year + month_index // 12, month_index % 12 + 1
+    day = min(instant.day, calendar.monthrange(year, month)[1])
+    return instant.replace(year=year, month=month, day=day)

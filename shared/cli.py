@@ -1,0 +1,38 @@
+"""The command line every service has: `python -m services.<name> [serve|migrate]`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.migrations import upgrade_to_head
+from shared.settings import ServiceSettings
+
+
+def run_service_cli(
+    *,
+    name: str,
+    load_settings: Callable[[], ServiceSettings],
+    create_app: Callable[[ServiceSettings], FastAPI],
+    migrations_dir: Path,
+    argv: list[str] | None = None,
+) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.command == "migrate":
+        upgrade_to_head(migrations_dir, settings.database_url)
+        print(f"{name}: database migrated to head")
+        return
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )

@@ -1,0 +1,50 @@
+"""The settings every service has; each service subclasses it with its own env prefix."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Fails fast: a service refuses to start on missing or malformed configuration."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str
+    kafka_bootstrap_servers: str
+    admin_token: SecretStr = Field(min_length=16)
+    read_token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    log_level: str = "INFO"
+    # The API process also runs the consumer and outbox relay unless told otherwise,
+    # so that one process per service is a complete service.
+    run_workers: bool = True
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_retry_backoff_seconds: float = Field(default=0.2, gt=0)
+    outbox_poll_interval_seconds: float = Field(default=0.1, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, value: str) -> str:
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("database_url must be a postgresql+asyncpg:// URL")
+        return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"kafka_bootstrap_servers: {server!r} is not host:port")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return level

@@ -1,0 +1,26 @@
+"""Fixtures for the tests that need the real stack. Unit tests use none of these."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from shared.topics import ensure_topics
+from tests.support.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """Starts PostgreSQL, Kafka and the mail catcher once per session and stops them after,
+    unless FEDELTA_TEST_KEEP_STACK=1 (to iterate quickly on one service)."""
+    stack = Stack.from_env()
+    stack.run("infra.sh", "up")
+    try:
+        asyncio.run(ensure_topics(stack.kafka_bootstrap_servers))
+        yield stack
+    finally:
+        if os.environ.get("FEDELTA_TEST_KEEP_STACK") != "1":
+            stack.run("infra.sh", "down")

@@ -1,0 +1,86 @@
+"""The test stack: real PostgreSQL, Kafka and mail catcher, started by the project's own
+deploy/local scripts on ports of its own, so it never collides with a `make up` stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("ingest", "points", "tiers", "notifications")
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+READ_TOKEN = "test-read-token-0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Stack:
+    state_dir: Path
+    pg_port: int
+    kafka_port: int
+    kafka_controller_port: int
+    smtp_port: int
+
+    @classmethod
+    def from_env(cls) -> Stack:
+        """Defaults suit `make test`; FEDELTA_TEST_* variables let runs share one machine."""
+        env = os.environ
+        return cls(
+            state_dir=Path(env.get("FEDELTA_TEST_STATE_DIR", REPO / ".fedelta" / "test")),
+            pg_port=int(env.get("FEDELTA_TEST_PG_PORT", "55442")),
+            kafka_port=int(env.get("FEDELTA_TEST_KAFKA_PORT", "19192")),
+            kafka_controller_port=int(env.get("FEDELTA_TEST_KAFKA_CONTROLLER_PORT", "19193")),
+            smtp_port=int(env.get("FEDELTA_TEST_SMTP_PORT", "10026")),
+        )
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.state_dir / "mail"
+
+    def database_url(self, service: str) -> str:
+        return (
+            f"postgresql+asyncpg://{service}:{service}@127.0.0.1:{self.pg_port}/fedelta_{service}"
+        )
+
+    def script_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "FEDELTA_STATE_DIR": str(self.state_dir),
+            "FEDELTA_PG_PORT": str(self.pg_port),
+            "FEDELTA_KAFKA_PORT": str(self.kafka_port),
+            "FEDELTA_KAFKA_CONTROLLER_PORT": str(self.kafka_controller_port),
+            "FEDELTA_SMTP_PORT": str(self.smtp_port),
+            "FEDELTA_MAIL_DIR": str(self.mail_dir),
+        }
+
+    def run(self, script: str, *args: str) -> None:
+        subprocess.run(
+            [str(REPO / "deploy" / "local" / script), *args], env=self.script_env(), check=True
+        )
+
+    def migrate(self, service: str) -> None:
+        """Brings one service's database to its newest migration, as `make up` does."""
+        from shared.migrations import upgrade_to_head
+
+        upgrade_to_head(REPO / "services" / service / "migrations", self.database_url(service))
+
+    def service_env(self, service: str, port: int) -> dict[str, str]:
+        """The environment a service process of this stack runs with."""
+        prefix = f"FEDELTA_{service.upper()}_"
+        env = {
+            f"{prefix}DATABASE_URL": self.database_url(service),
+            f"{prefix}KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            f"{prefix}ADMIN_TOKEN": ADMIN_TOKEN,
+            f"{prefix}READ_TOKEN": READ_TOKEN,
+            f"{prefix}PORT": str(port),
+            f"{prefix}CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
+        }
+        if service == "notifications":
+            env[f"{prefix}SMTP_HOST"] = "127.0.0.1"
+            env[f"{prefix}SMTP_PORT"] = str(self.smtp_port)
+        return env
