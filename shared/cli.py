@@ -23,8 +23,11 @@ def run_service_cli(
 ) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    parser.add_argument("--port", type=int, help="listen here instead of the configured port")
     args = parser.parse_args(argv)
     settings = load_settings()
+    if args.port is not None:
+        settings = settings.model_copy(update={"port": args.port})
     if args.command == "migrate":
         upgrade_to_head(migrations_dir, settings.database_url)
         print(f"{name}: database migrated to head")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,10 +65,14 @@ class Stack:
         )
 
     def migrate(self, service: str) -> None:
-        """Brings one service's database to its newest migration, as `make up` does."""
+        """Brings one service's database to its newest migration, as `make up` does.
+
+        On a thread of its own: alembic runs its own event loop, and a test's may be running."""
         from shared.migrations import upgrade_to_head
 
-        upgrade_to_head(REPO / "services" / service / "migrations", self.database_url(service))
+        migrations = REPO / "services" / service / "migrations"
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(upgrade_to_head, migrations, self.database_url(service)).result()
 
     def service_env(self, service: str, port: int) -> dict[str, str]:
         """The environment a service process of this stack runs with."""

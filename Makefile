@@ -1,0 +1,69 @@
+# Fedelta: `make up` starts the whole stack, `make test` proves it. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOTSTRAP ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+# The test stack runs beside a `make up` stack without touching it: its own state and ports.
+TEST_STACK := FEDELTA_STATE_DIR=$(CURDIR)/.fedelta/test FEDELTA_PG_PORT=55442 \
+	FEDELTA_KAFKA_PORT=19192 FEDELTA_KAFKA_CONTROLLER_PORT=19193 FEDELTA_SMTP_PORT=10026 \
+	FEDELTA_INGEST_PORT=18080 FEDELTA_POINTS_PORT=18081 FEDELTA_TIERS_PORT=18082 \
+	FEDELTA_NOTIFICATIONS_PORT=18083
+TEST_ENV := FEDELTA_TEST_STATE_DIR=$(CURDIR)/.fedelta/test FEDELTA_TEST_PG_PORT=55442 \
+	FEDELTA_TEST_KAFKA_PORT=19192 FEDELTA_TEST_KAFKA_CONTROLLER_PORT=19193 \
+	FEDELTA_TEST_SMTP_PORT=10026 FEDELTA_TEST_SERVICE_PORTS=18080,18081,18082,18083
+
+.PHONY: help setup up down status demo lint typecheck unit integration e2e test test-down clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP) ## virtualenv with the pinned dependencies, Kafka jars, PostgreSQL packages
+	@deploy/local/kafka.sh install
+	@deploy/local/postgres.sh install
+
+up: setup ## start Kafka, PostgreSQL, a mail catcher and the four services; print what to do next
+	@deploy/local/stack.sh up
+
+down: ## stop everything `make up` started
+	@deploy/local/stack.sh down
+
+status: ## what runs
+	@deploy/local/stack.sh status
+
+demo: setup ## enrol a customer, report two purchases, show points, tier and mail (after make up)
+	@$(PY) -m deploy.local.pos demo
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup ## mypy --strict
+	$(VENV)/bin/mypy shared services deploy tests
+
+unit: setup ## fast tests, no infrastructure
+	$(VENV)/bin/pytest tests/unit
+
+integration: setup ## each service on the real Kafka and PostgreSQL of the test stack
+	@$(TEST_ENV) $(VENV)/bin/pytest tests/integration; rc=$$?; $(MAKE) --no-print-directory test-down; exit $$rc
+
+e2e: setup ## the four services as processes, over HTTP, through the whole pipeline
+	@$(TEST_ENV) $(VENV)/bin/pytest tests/e2e; rc=$$?; $(MAKE) --no-print-directory test-down; exit $$rc
+
+test: setup lint typecheck ## everything CI runs: lint, types, unit, integration, end-to-end; leaves nothing running
+	@$(TEST_ENV) $(VENV)/bin/pytest tests; rc=$$?; $(MAKE) --no-print-directory test-down; exit $$rc
+
+test-down: ## stop the test stack (make test does this itself)
+	@$(TEST_STACK) deploy/local/stack.sh down >/dev/null
+
+clean: down ## stop everything and delete local state (.fedelta) and the virtualenv
+	rm -rf .fedelta $(VENV)

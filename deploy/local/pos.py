@@ -1,0 +1,198 @@
+"""A demo partner's point of sale: signs its calls to ingest exactly as a real POS must.
+
+    python -m deploy.local.pos demo                      # the whole flow, after `make up`
+    python -m deploy.local.pos enrol alice --email alice@example.com
+    python -m deploy.local.pos purchase alice 300.00
+    python -m deploy.local.pos show alice
+
+Reads URLs and credentials from .fedelta/dev.env (or the file in FEDELTA_DEV_ENV).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.auth import SIGNATURE_HEADER, sign
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class DevEnv:
+    ingest_url: str
+    points_url: str
+    tiers_url: str
+    notifications_url: str
+    partner_key: str
+    partner_secret: str
+    read_token: str
+    admin_token: str
+    mail_dir: Path
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> DevEnv:
+        path = path or Path(os.environ.get("FEDELTA_DEV_ENV", REPO / ".fedelta" / "dev.env"))
+        if not path.exists():
+            raise SystemExit(f"{path} not found: start the stack first with `make up`")
+        values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        return cls(
+            ingest_url=values["FEDELTA_INGEST_URL"],
+            points_url=values["FEDELTA_POINTS_URL"],
+            tiers_url=values["FEDELTA_TIERS_URL"],
+            notifications_url=values["FEDELTA_NOTIFICATIONS_URL"],
+            partner_key=values["FEDELTA_PARTNER_KEY"],
+            partner_secret=values["FEDELTA_PARTNER_SECRET"],
+            read_token=values["FEDELTA_READ_TOKEN"],
+            admin_token=values["FEDELTA_ADMIN_TOKEN"],
+            mail_dir=Path(values["FEDELTA_MAIL_DIR"]),
+        )
+
+
+class PosClient:
+    """Signs each body with the partner's secret: `t=<unix>,v1=HMAC-SHA256("<t>.<body>")`."""
+
+    def __init__(self, env: DevEnv, http: httpx.AsyncClient) -> None:
+        self.env = env
+        self.http = http
+
+    async def post(
+        self, path: str, body: dict[str, Any] | bytes, *, signed_at: int | None = None
+    ) -> httpx.Response:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        timestamp = signed_at if signed_at is not None else int(time.time())
+        return await self.http.post(
+            f"{self.env.ingest_url}{path}",
+            content=raw,
+            headers={
+                "Authorization": f"Bearer {self.env.partner_key}",
+                SIGNATURE_HEADER: sign(self.env.partner_secret, timestamp, raw),
+                "Content-Type": "application/json",
+            },
+        )
+
+    async def enrol(self, customer_id: str, email: str | None, consent: bool = True) -> str:
+        response = await self.post(
+            "/v1/customers",
+            {
+                "customer_id": customer_id,
+                "email": email,
+                "locale": "en",
+                "time_zone": "Europe/Rome",
+                "consent": {"email": consent, "sms": False},
+            },
+        )
+        return _event_id(response)
+
+    async def purchase(self, customer_id: str, total: str, purchase_id: str | None = None) -> str:
+        response = await self.post(
+            "/v1/purchases",
+            {
+                "purchase_id": purchase_id or f"p-{uuid.uuid4()}",
+                "customer_id": customer_id,
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "currency": "EUR",
+                "total": total,
+            },
+        )
+        return _event_id(response)
+
+    async def read(self, url: str) -> httpx.Response:
+        return await self.http.get(url, headers={"Authorization": f"Bearer {self.env.read_token}"})
+
+    async def balance(self, customer_id: str) -> httpx.Response:
+        return await self.read(f"{self.env.points_url}/v1/customers/{customer_id}/balance")
+
+    async def tier(self, customer_id: str) -> httpx.Response:
+        return await self.read(f"{self.env.tiers_url}/v1/customers/{customer_id}/tier")
+
+    async def notifications(self, customer_id: str) -> httpx.Response:
+        return await self.read(
+            f"{self.env.notifications_url}/v1/customers/{customer_id}/notifications"
+        )
+
+
+def _event_id(response: httpx.Response) -> str:
+    if response.status_code != 202:
+        raise SystemExit(f"ingest answered {response.status_code}: {response.text}")
+    event_id: str = response.json()["event_id"]
+    return event_id
+
+
+async def _show(pos: PosClient, customer_id: str) -> None:
+    for name, response in (
+        ("balance", await pos.balance(customer_id)),
+        ("tier", await pos.tier(customer_id)),
+        ("notifications", await pos.notifications(customer_id)),
+    ):
+        print(f"{name}: {response.status_code} {json.dumps(response.json(), indent=2)}")
+
+
+async def _demo(pos: PosClient) -> None:
+    customer = f"demo-{uuid.uuid4().hex[:8]}"
+    email = f"{customer}@example.com"
+    print(f"enrol {customer} <{email}> with email consent:", await pos.enrol(customer, email))
+    print("purchase 300.00 EUR:", await pos.purchase(customer, "300.00"))
+    print("purchase 250.00 EUR:", await pos.purchase(customer, "250.00"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        balance, tier = await pos.balance(customer), await pos.tier(customer)
+        if (
+            balance.status_code == 200
+            and balance.json()["available"] == 650
+            and tier.status_code == 200
+            and tier.json()["tier"] == "silver"
+        ):
+            break
+        await asyncio.sleep(0.3)
+    await _show(pos, customer)
+    mails = [p for p in sorted(pos.env.mail_dir.glob("*.eml")) if email in p.read_text()]
+    print(f"mail to {email}: {len(mails)} message(s)")
+    for path in mails:
+        print(f"  {path}")
+
+
+async def _main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.local.pos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="enrol, two purchases, then balance, tier and mail")
+    enrol = commands.add_parser("enrol")
+    enrol.add_argument("customer_id")
+    enrol.add_argument("--email")
+    enrol.add_argument("--no-consent", action="store_true")
+    purchase = commands.add_parser("purchase")
+    purchase.add_argument("customer_id")
+    purchase.add_argument("total")
+    purchase.add_argument("--purchase-id")
+    show = commands.add_parser("show")
+    show.add_argument("customer_id")
+    args = parser.parse_args(argv)
+    async with httpx.AsyncClient(timeout=10) as http:
+        pos = PosClient(DevEnv.load(), http)
+        if args.command == "demo":
+            await _demo(pos)
+        elif args.command == "enrol":
+            print(await pos.enrol(args.customer_id, args.email, consent=not args.no_consent))
+        elif args.command == "purchase":
+            print(await pos.purchase(args.customer_id, args.total, args.purchase_id))
+        else:
+            await _show(pos, args.customer_id)
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(sys.argv[1:]))

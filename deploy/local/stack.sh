@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The whole Fedelta stack from local processes: what `make up` and `make down` run, and what
+# the end-to-end tests start on ports of their own.
+#
+#   deploy/local/stack.sh up      infra, topics, migrations, demo partner, services, dev.env
+#   deploy/local/stack.sh down    stop the services and the infrastructure; nothing left running
+#   deploy/local/stack.sh status
+#
+# Running `up` twice is harmless: what runs is left running, what exists is kept.
+
+set -euo pipefail
+FEDELTA_COMPONENT=stack
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${FEDELTA_INGEST_PORT:=8080}"
+: "${FEDELTA_POINTS_PORT:=8081}"
+: "${FEDELTA_TIERS_PORT:=8082}"
+: "${FEDELTA_NOTIFICATIONS_PORT:=8083}"
+export FEDELTA_INGEST_PORT FEDELTA_POINTS_PORT FEDELTA_TIERS_PORT FEDELTA_NOTIFICATIONS_PORT
+
+SECRETS_ENV="$FEDELTA_STATE_DIR/secrets.env"
+SERVICES_ENV="$FEDELTA_STATE_DIR/services.env"
+DEV_ENV="$FEDELTA_STATE_DIR/dev.env"
+KAFKA="127.0.0.1:$FEDELTA_KAFKA_PORT"
+DEMO_PARTNER_ID=demo
+
+random_token() { "$FEDELTA_PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+
+# Credentials are made once per state dir and kept, so `up` twice gives the same ones.
+ensure_secrets() {
+    if [[ ! -f "$SECRETS_ENV" ]]; then
+        umask 077
+        {
+            printf 'FEDELTA_ADMIN_TOKEN=%s\n' "$(random_token)"
+            printf 'FEDELTA_READ_TOKEN=%s\n' "$(random_token)"
+            printf 'FEDELTA_PARTNER_KEY=fk_%s\n' "$(random_token)"
+            printf 'FEDELTA_PARTNER_SECRET=fs_%s\n' "$(random_token)"
+        } >"$SECRETS_ENV"
+        log "made development credentials in $SECRETS_ENV"
+    fi
+    # shellcheck source=/dev/null
+    source "$SECRETS_ENV"
+}
+
+write_services_env() {
+    local name upper
+    umask 077
+    {
+        for name in ingest points tiers notifications; do
+            upper="${name^^}"
+            printf 'FEDELTA_%s_DATABASE_URL=%s\n' "$upper" "$("$FEDELTA_LOCAL_DIR/postgres.sh" dsn "$name")"
+            printf 'FEDELTA_%s_KAFKA_BOOTSTRAP_SERVERS=%s\n' "$upper" "$KAFKA"
+            printf 'FEDELTA_%s_ADMIN_TOKEN=%s\n' "$upper" "$FEDELTA_ADMIN_TOKEN"
+            printf 'FEDELTA_%s_READ_TOKEN=%s\n' "$upper" "$FEDELTA_READ_TOKEN"
+        done
+        printf 'FEDELTA_NOTIFICATIONS_SMTP_HOST=127.0.0.1\n'
+        printf 'FEDELTA_NOTIFICATIONS_SMTP_PORT=%s\n' "$FEDELTA_SMTP_PORT"
+    } >"$SERVICES_ENV"
+}
+
+with_services_env() {
+    (
+        set -a
+        # shellcheck source=/dev/null
+        source "$SERVICES_ENV"
+        set +a
+        cd "$FEDELTA_REPO_ROOT"
+        "$@"
+    )
+}
+
+write_dev_env() {
+    {
+        printf 'FEDELTA_INGEST_URL=http://127.0.0.1:%s\n' "$FEDELTA_INGEST_PORT"
+        printf 'FEDELTA_POINTS_URL=http://127.0.0.1:%s\n' "$FEDELTA_POINTS_PORT"
+        printf 'FEDELTA_TIERS_URL=http://127.0.0.1:%s\n' "$FEDELTA_TIERS_PORT"
+        printf 'FEDELTA_NOTIFICATIONS_URL=http://127.0.0.1:%s\n' "$FEDELTA_NOTIFICATIONS_PORT"
+        printf 'FEDELTA_PARTNER_ID=%s\n' "$DEMO_PARTNER_ID"
+        printf 'FEDELTA_PARTNER_KEY=%s\n' "$FEDELTA_PARTNER_KEY"
+        printf 'FEDELTA_PARTNER_SECRET=%s\n' "$FEDELTA_PARTNER_SECRET"
+        printf 'FEDELTA_ADMIN_TOKEN=%s\n' "$FEDELTA_ADMIN_TOKEN"
+        printf 'FEDELTA_READ_TOKEN=%s\n' "$FEDELTA_READ_TOKEN"
+        printf 'FEDELTA_MAIL_DIR=%s\n' "$FEDELTA_MAIL_DIR"
+        printf 'KAFKA_BOOTSTRAP_SERVERS=%s\n' "$KAFKA"
+    } >"$DEV_ENV"
+}
+
+print_next_steps() {
+    local env_file="$DEV_ENV"
+    [[ "$env_file" == "$FEDELTA_REPO_ROOT/"* ]] && env_file="${env_file#"$FEDELTA_REPO_ROOT/"}"
+    cat <<EOT
+
+Fedelta is up.
+  ingest          http://127.0.0.1:$FEDELTA_INGEST_PORT/docs   (POS-facing, signed calls)
+  points          http://127.0.0.1:$FEDELTA_POINTS_PORT/docs
+  tiers           http://127.0.0.1:$FEDELTA_TIERS_PORT/docs
+  notifications   http://127.0.0.1:$FEDELTA_NOTIFICATIONS_PORT/docs
+  mail catcher    $FEDELTA_MAIL_DIR (one .eml file per message)
+  Kafka           $KAFKA      PostgreSQL 127.0.0.1:$FEDELTA_PG_PORT
+  credentials     $env_file
+
+Try it: run the whole demo (enrol, two purchases, balance, tier, mail) with  make demo
+or send a signed purchase yourself (from the repository root, in bash):
+
+  set -a; source $env_file; set +a
+  BODY='{"customer_id": "alice", "locale": "en", "time_zone": "Europe/Rome", "email": "alice@example.com", "consent": {"email": true, "sms": false}}'
+  T=\$(date +%s); SIG=\$(printf '%s.%s' "\$T" "\$BODY" | openssl dgst -sha256 -hmac "\$FEDELTA_PARTNER_SECRET" | sed 's/^.*= //')
+  curl -s -X POST "\$FEDELTA_INGEST_URL/v1/customers" -H "Authorization: Bearer \$FEDELTA_PARTNER_KEY" \\
+       -H "Fedelta-Signature: t=\$T,v1=\$SIG" -H 'Content-Type: application/json' -d "\$BODY"; echo
+  BODY='{"purchase_id": "p-1001", "customer_id": "alice", "occurred_at": "'\$(date -u +%Y-%m-%dT%H:%M:%SZ)'", "currency": "EUR", "total": "300.00"}'
+  T=\$(date +%s); SIG=\$(printf '%s.%s' "\$T" "\$BODY" | openssl dgst -sha256 -hmac "\$FEDELTA_PARTNER_SECRET" | sed 's/^.*= //')
+  curl -s -X POST "\$FEDELTA_INGEST_URL/v1/purchases" -H "Authorization: Bearer \$FEDELTA_PARTNER_KEY" \\
+       -H "Fedelta-Signature: t=\$T,v1=\$SIG" -H 'Content-Type: application/json' -d "\$BODY"; echo
+  curl -s -H "Authorization: Bearer \$FEDELTA_READ_TOKEN" "\$FEDELTA_POINTS_URL/v1/customers/alice/balance"; echo
+
+Logs: $FEDELTA_LOG_DIR    Stop everything: make down
+EOT
+}
+
+cmd_up() {
+    local t0 name
+    t0="$(now_s)"
+    require_python
+    "$FEDELTA_LOCAL_DIR/infra.sh" up
+    (cd "$FEDELTA_REPO_ROOT" && "$FEDELTA_PYTHON" -m shared.topics --bootstrap-servers "$KAFKA")
+    ensure_secrets
+    write_services_env
+    for name in ingest points tiers notifications; do
+        with_services_env "$FEDELTA_PYTHON" -m "services.$name" migrate
+    done
+    with_services_env "$FEDELTA_PYTHON" -m services.ingest provision-partner \
+        --partner-id "$DEMO_PARTNER_ID" --name "Demo Café" \
+        --api-key "$FEDELTA_PARTNER_KEY" --signing-secret "$FEDELTA_PARTNER_SECRET"
+    "$FEDELTA_LOCAL_DIR/services.sh" start
+    write_dev_env
+    log "up in $(elapsed_since "$t0") s"
+    print_next_steps
+}
+
+cmd_down() {
+    "$FEDELTA_LOCAL_DIR/services.sh" stop
+    "$FEDELTA_LOCAL_DIR/infra.sh" down
+}
+
+cmd_status() {
+    local rc=0
+    "$FEDELTA_LOCAL_DIR/infra.sh" status || rc=3
+    "$FEDELTA_LOCAL_DIR/services.sh" status || rc=3
+    return "$rc"
+}
+
+case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    *) die "usage: $0 up|down|status" ;;
+esac

@@ -1,0 +1,52 @@
+"""The whole pipeline as `make up` runs it, on the test stack's ports: four service processes,
+the demo partner, real Kafka, PostgreSQL and SMTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from deploy.local.pos import DevEnv, PosClient
+from tests.support.stack import Stack
+
+SERVICE_PORT_NAMES = ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    stack: Stack
+    env: DevEnv
+    script_env: dict[str, str]
+
+    def run(self, script: str, *args: str) -> None:
+        import subprocess
+
+        from tests.support.stack import REPO
+
+        subprocess.run(
+            [str(REPO / "deploy" / "local" / script), *args], env=self.script_env, check=True
+        )
+
+
+@pytest.fixture(scope="session")
+def pipeline(stack: Stack) -> Iterator[Pipeline]:
+    ports = os.environ.get("FEDELTA_TEST_SERVICE_PORTS", "18080,18081,18082,18083").split(",")
+    script_env = stack.script_env() | {
+        f"FEDELTA_{name}_PORT": port for name, port in zip(SERVICE_PORT_NAMES, ports, strict=True)
+    }
+    pipeline = Pipeline(stack=stack, env=None, script_env=script_env)  # type: ignore[arg-type]
+    pipeline.run("stack.sh", "up")
+    try:
+        yield Pipeline(stack, DevEnv.load(stack.state_dir / "dev.env"), script_env)
+    finally:
+        pipeline.run("services.sh", "stop")
+
+
+@pytest.fixture
+async def pos(pipeline: Pipeline) -> AsyncIterator[PosClient]:
+    async with httpx.AsyncClient(timeout=20) as http:
+        yield PosClient(pipeline.env, http)
