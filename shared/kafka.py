@@ -56,6 +56,20 @@ class ResilientProducer:
             await self.close()
             raise
 
+    async def send_batch(self, records: list[tuple[str, bytes, bytes]]) -> None:
+        """Sends (topic, value, key) records in order and waits until the broker has them all.
+
+        Pipelined rather than one round trip each; the idempotent producer keeps their order."""
+        producer = await self._started()
+        try:
+            deliveries = [
+                await producer.send(topic, value=value, key=key) for topic, value, key in records
+            ]
+            await asyncio.gather(*deliveries)
+        except Exception:
+            await self.close()
+            raise
+
     async def close(self) -> None:
         async with self._lock:
             producer, self._producer = self._producer, None

@@ -59,6 +59,10 @@ class CollectingSink:
         self.events.append((topic or event.topic, key, event))
 
 
+class BatchProducer(Protocol):
+    async def send_batch(self, records: list[tuple[str, bytes, bytes]]) -> None: ...
+
+
 class Producer(Protocol):
     async def send_and_wait(
         self,
@@ -80,7 +84,7 @@ class OutboxRelay:
 
     engine: AsyncEngine
     table: sa.Table
-    producer: Producer
+    producer: BatchProducer
     poll_interval: float = 0.1
     batch_size: int = 200
     name: str = "outbox-relay"
@@ -109,16 +113,17 @@ class OutboxRelay:
                     .limit(self.batch_size)
                 )
             ).all()
+            if not rows:
+                return 0
+            await self.producer.send_batch(
+                [
+                    (row.topic, CloudEvent.model_validate(row.payload).to_bytes(), row.key.encode())
+                    for row in rows
+                ]
+            )
             for row in rows:
-                event = CloudEvent.model_validate(row.payload)
-                await self.producer.send_and_wait(
-                    row.topic, value=event.to_bytes(), key=row.key.encode()
-                )
                 PUBLISHED.labels(row.topic).inc()
-            if rows:
-                await conn.execute(
-                    self.table.delete().where(self.table.c.id.in_([r.id for r in rows]))
-                )
+            await conn.execute(self.table.delete().where(self.table.c.id.in_([r.id for r in rows])))
             return len(rows)
 
     async def run(self) -> None:
