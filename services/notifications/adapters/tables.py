@@ -1,0 +1,52 @@
+"""The notifications database. The schema itself is made by the alembic migrations."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.db import define_inbox, define_outbox
+
+metadata = sa.MetaData()
+inbox = define_inbox(metadata)
+outbox = define_outbox(metadata)
+
+# Personal data: deleted when the customer is erased, never copied elsewhere.
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("email", sa.Text),
+    sa.Column("phone", sa.Text),
+    sa.Column("locale", sa.Text, nullable=False),
+    sa.Column("time_zone", sa.Text, nullable=False),
+    sa.Column("consent_email", sa.Boolean, nullable=False),
+    sa.Column("consent_sms", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The delivery log: ids, template names and params only, no address and no body.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("notification_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False, index=True),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("template", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("cause_event_id", sa.Text, nullable=False),
+    sa.Column("params", JSONB, nullable=False),
+    # The same event never yields the same message twice, whatever redelivers it.
+    sa.UniqueConstraint("cause_event_id", "channel", "template", name="uq_deliveries_cause"),
+    sa.CheckConstraint(
+        "status IN ('scheduled', 'sent', 'failed', 'suppressed')", name="ck_deliveries_status"
+    ),
+    sa.Index(
+        "ix_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'scheduled'"),
+    ),
+)

@@ -1,0 +1,12 @@
+from fastapi import FastAPI
+
+from services.notifications.api.routers import customers
+from services.notifications.bootstrap import SERVICE, bootstrap
+from shared.http import create_service_app
+from shared.settings import ServiceSettings
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    return create_service_app(
+        name=SERVICE, settings=settings, bootstrap=bootstrap, routers=[customers.router]
+    )

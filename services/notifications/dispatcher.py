@@ -1,0 +1,205 @@
+"""The dispatcher: sends the messages that are due, one dispatcher per message at a time.
+
+Each round claims due messages with FOR UPDATE SKIP LOCKED, so several instances share the work
+without sending one message twice, and records each outcome (with its `notification.*` event in
+the outbox) in that same transaction. A crash after the SMTP server accepted a message but
+before the commit sends it again on the next round; the Message-ID, derived from the
+notification id, stays the same so that the copy can be recognised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from prometheus_client import Counter
+
+from services.notifications.adapters.repository import NotificationRepository
+from services.notifications.adapters.smtp import EmailDeliveryError, EmailSender, OutgoingEmail
+from services.notifications.domain import templates
+from services.notifications.domain.model import (
+    Delivery,
+    DeliveryPolicy,
+    DeliveryStatus,
+    Send,
+    Suppress,
+    Wait,
+    decide,
+    mark_attempt_failed,
+    mark_sent,
+    mark_suppressed,
+    mark_waiting,
+)
+from shared import events
+from shared.clock import Clock
+from shared.events import derived_event_id, new_event
+from shared.outbox import EventSink
+
+log = logging.getLogger(__name__)
+
+SOURCE = "notifications"
+
+DELIVERIES = Counter(
+    "fedelta_notification_deliveries_total",
+    "Delivery attempts by channel, template and outcome",
+    ["channel", "template", "outcome"],
+)
+
+
+@dataclass(frozen=True)
+class DispatchUnit:
+    """What one dispatch round works with, all on one database transaction."""
+
+    notifications: NotificationRepository
+    sink: EventSink
+
+
+# Opens a transaction; committed when the block ends normally, rolled back on an exception.
+UnitFactory = Callable[[], AbstractAsyncContextManager[DispatchUnit]]
+
+
+@dataclass
+class DeliveryDispatcher:
+    transactions: UnitFactory
+    sender: EmailSender
+    clock: Clock
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    interval: float = 0.2
+    batch_size: int = 20
+    after_commit: Callable[[], None] | None = None
+    name: str = "notifications-dispatcher"
+
+    def __post_init__(self) -> None:
+        self._stopping = asyncio.Event()
+
+    async def dispatch_due(self) -> int:
+        """One round; returns how many due messages it took (sent, retried, waiting or not)."""
+        wrote_events = False
+        async with self.transactions() as unit:
+            due = await unit.notifications.claim_due(self.clock.now(), self.batch_size)
+            for delivery in due:
+                wrote_events |= await self._dispatch(delivery, unit)
+        if wrote_events and self.after_commit is not None:
+            self.after_commit()
+        return len(due)
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            taken = await self.dispatch_due()
+            if taken >= self.batch_size:
+                continue  # more may be due right now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def _dispatch(self, delivery: Delivery, unit: DispatchUnit) -> bool:
+        """Decides and records one message's fate; True when an event was written."""
+        now = self.clock.now()
+        contact = await unit.notifications.contact(delivery.customer_id)
+        decision = decide(delivery, contact, now, self.policy)
+        if isinstance(decision, Wait):
+            await unit.notifications.save(mark_waiting(delivery, decision.until))
+            return False
+        if isinstance(decision, Suppress):
+            await unit.notifications.save(mark_suppressed(delivery, decision.reason))
+            self._record(delivery, "suppressed", decision.reason)
+            return False
+        assert isinstance(decision, Send)
+        try:
+            await self.sender.send(self._email(delivery, decision, now))
+        except Exception as error:
+            reason, permanent = _failure(error)
+            outcome = mark_attempt_failed(delivery, reason, now, self.policy, permanent=permanent)
+            await unit.notifications.save(outcome)
+            if outcome.status is DeliveryStatus.FAILED:
+                self._record(outcome, "failed", reason)
+                await self._emit_failed(outcome, unit.sink, now)
+                return True
+            self._record(outcome, "retry", reason)
+            return False
+        sent = mark_sent(delivery, self.clock.now())
+        await unit.notifications.save(sent)
+        self._record(sent, "sent")
+        await self._emit_delivered(sent, unit.sink, now)
+        return True
+
+    def _email(self, delivery: Delivery, send: Send, now: datetime) -> OutgoingEmail:
+        message = templates.render(delivery.template, send.locale, delivery.params)
+        return OutgoingEmail(
+            notification_id=delivery.notification_id,
+            to=send.address,
+            subject=message.subject,
+            body=message.body,
+            locale=message.locale,
+            date=now,
+        )
+
+    async def _emit_delivered(self, delivery: Delivery, sink: EventSink, now: datetime) -> None:
+        outcome = events.NotificationDelivered(
+            notification_id=delivery.notification_id,
+            customer_id=delivery.customer_id,
+            channel=delivery.channel.value,
+            template=delivery.template,
+            attempt=delivery.attempts,
+        )
+        await sink.add(
+            new_event(
+                outcome,
+                source=SOURCE,
+                subject=delivery.customer_id,
+                time=now,
+                event_id=derived_event_id(delivery.notification_id, "delivered"),
+            ),
+            key=delivery.customer_id,
+        )
+
+    async def _emit_failed(self, delivery: Delivery, sink: EventSink, now: datetime) -> None:
+        outcome = events.NotificationFailed(
+            notification_id=delivery.notification_id,
+            customer_id=delivery.customer_id,
+            channel=delivery.channel.value,
+            template=delivery.template,
+            attempt=delivery.attempts,
+            error=delivery.last_error,
+        )
+        await sink.add(
+            new_event(
+                outcome,
+                source=SOURCE,
+                subject=delivery.customer_id,
+                time=now,
+                event_id=derived_event_id(delivery.notification_id, "failed"),
+            ),
+            key=delivery.customer_id,
+        )
+
+    def _record(self, delivery: Delivery, outcome: str, reason: str | None = None) -> None:
+        DELIVERIES.labels(delivery.channel.value, delivery.template, outcome).inc()
+        # Ids and reasons only: never the address or the text of the message.
+        log.info(
+            "notification %s (%s %s, customer %s): %s after %d attempt(s)%s",
+            delivery.notification_id,
+            delivery.template,
+            delivery.channel.value,
+            delivery.customer_id,
+            outcome,
+            delivery.attempts,
+            f" ({reason})" if reason else "",
+        )
+
+
+def _failure(error: Exception) -> tuple[str, bool]:
+    """What is recorded about a failed send: its kind, never its text, which could quote
+    an address or part of the message."""
+    if isinstance(error, EmailDeliveryError):
+        return error.reason, error.permanent
+    if isinstance(error, templates.UnknownTemplate):
+        return "unknown template", True
+    return type(error).__name__, False

@@ -1,0 +1,28 @@
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class NotificationsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FEDELTA_NOTIFICATIONS_", extra="ignore", frozen=True
+    )
+
+    port: int = 8083
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=10025, ge=1, le=65535)
+    smtp_from: str = "Fedelta <no-reply@fedelta.localhost>"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    dispatch_interval_seconds: float = Field(default=0.2, gt=0)
+    dispatch_batch_size: int = Field(default=20, ge=1)
+    max_delivery_attempts: int = Field(default=5, ge=1)
+    retry_backoff_seconds: float = Field(default=30.0, gt=0)
+    retry_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    contact_wait_minutes: float = Field(default=10.0, ge=0)
+
+
+def load_settings() -> NotificationsSettings:
+    return NotificationsSettings()  # the required fields come from the environment

@@ -1,0 +1,154 @@
+"""In-memory stand-ins for the notifications database and mail server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from services.notifications.adapters.smtp import EmailDeliveryError, OutgoingEmail
+from services.notifications.dispatcher import DispatchUnit
+from services.notifications.domain.model import Contact, Delivery, DeliveryStatus
+from shared import events
+from shared.events import CloudEvent, new_event
+from shared.outbox import CollectingSink
+
+NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
+
+
+class FakeNotifications:
+    def __init__(self) -> None:
+        self.contacts: dict[str, Contact] = {}
+        self.deliveries: dict[str, Delivery] = {}
+
+    async def upsert_contact(self, contact: Contact) -> None:
+        current = self.contacts.get(contact.customer_id)
+        if current is None or current.updated_at <= contact.updated_at:
+            self.contacts[contact.customer_id] = contact
+
+    async def delete_contact(self, customer_id: str) -> bool:
+        return self.contacts.pop(customer_id, None) is not None
+
+    async def contact(self, customer_id: str) -> Contact | None:
+        return self.contacts.get(customer_id)
+
+    async def schedule(self, delivery: Delivery) -> bool:
+        cause = (delivery.cause_event_id, delivery.channel, delivery.template)
+        if delivery.notification_id in self.deliveries or any(
+            (d.cause_event_id, d.channel, d.template) == cause for d in self.deliveries.values()
+        ):
+            return False
+        self.deliveries[delivery.notification_id] = delivery
+        return True
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Delivery]:
+        due = [
+            d
+            for d in self.deliveries.values()
+            if d.status is DeliveryStatus.SCHEDULED and d.next_attempt_at <= now
+        ]
+        return sorted(due, key=lambda d: d.created_at)[:limit]
+
+    async def save(self, delivery: Delivery) -> None:
+        assert delivery.notification_id in self.deliveries
+        self.deliveries[delivery.notification_id] = delivery
+
+    async def suppress_scheduled(self, customer_id: str, reason: str) -> int:
+        waiting = [
+            d
+            for d in self.deliveries.values()
+            if d.customer_id == customer_id and d.status is DeliveryStatus.SCHEDULED
+        ]
+        for delivery in waiting:
+            self.deliveries[delivery.notification_id] = replace(
+                delivery, status=DeliveryStatus.SUPPRESSED, last_error=reason
+            )
+        return len(waiting)
+
+    async def deliveries_for(self, customer_id: str, limit: int) -> list[Delivery]:
+        mine = [d for d in self.deliveries.values() if d.customer_id == customer_id]
+        return sorted(mine, key=lambda d: d.created_at, reverse=True)[:limit]
+
+    async def is_known(self, customer_id: str) -> bool:
+        return customer_id in self.contacts or any(
+            d.customer_id == customer_id for d in self.deliveries.values()
+        )
+
+    def only(self) -> Delivery:
+        (delivery,) = self.deliveries.values()
+        return delivery
+
+
+class FakeSender:
+    """Accepts every message, or fails with `failure` while it is set."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingEmail] = []
+        self.failure: EmailDeliveryError | None = None
+        self.attempts = 0
+
+    async def send(self, email: OutgoingEmail) -> None:
+        self.attempts += 1
+        if self.failure is not None:
+            raise self.failure
+        self.sent.append(email)
+
+
+class FakeUnits:
+    """Hands the dispatcher the same fakes for every transaction, counting commits."""
+
+    def __init__(self, notifications: FakeNotifications, sink: CollectingSink) -> None:
+        self.notifications = notifications
+        self.sink = sink
+        self.commits = 0
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[DispatchUnit]:
+        yield DispatchUnit(notifications=self.notifications, sink=self.sink)
+        self.commits += 1
+
+
+def enrolled(
+    customer_id: str = "c1",
+    *,
+    email: str | None = "ada@example.com",
+    consent_email: bool = True,
+    locale: str = "en",
+    event_id: str | None = None,
+) -> CloudEvent:
+    return new_event(
+        events.CustomerEnrolled(
+            customer_id=customer_id,
+            partner_id="demo",
+            enrolled_at=NOW,
+            locale=locale,
+            email=email,
+            consent=events.Consent(email=consent_email),
+        ),
+        source="ingest/demo",
+        subject=customer_id,
+        time=NOW,
+        event_id=event_id,
+    )
+
+
+def tier_changed(
+    customer_id: str = "c1", *, to_tier: events.TierName = "gold", direction: str = "up"
+) -> CloudEvent:
+    return new_event(
+        events.TierChanged.model_validate(
+            {
+                "customer_id": customer_id,
+                "from_tier": "silver",
+                "to_tier": to_tier,
+                "direction": direction,
+                "reason": "qualifying spend",
+                "effective_at": NOW,
+                "review_at": NOW.replace(year=NOW.year + 1),
+            }
+        ),
+        source="tiers",
+        subject=customer_id,
+        time=NOW,
+    )
