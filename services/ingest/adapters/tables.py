@@ -1,0 +1,76 @@
+"""The ingest database. The schema itself is made by the alembic migrations."""
+
+import sqlalchemy as sa
+
+from shared.db import define_outbox
+
+metadata = sa.MetaData()
+outbox = define_outbox(metadata)
+
+partners = sa.Table(
+    "partners",
+    metadata,
+    sa.Column("partner_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("api_key_hash", sa.Text, nullable=False, unique=True),
+    # Kept as given: verifying an HMAC needs the secret itself, not a hash of it.
+    sa.Column("signing_secret", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+)
+
+# The current profile of every customer enrolled here: `customer.updated` carries the full
+# profile, and a PATCH only sends what changes, so ingest must keep what the rest is.
+# `request_hash` and `event_id` are those of the enrolment, so a retried enrolment gets the
+# same answer.
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("partner_id", sa.Text, nullable=False),
+    sa.Column("email", sa.Text),
+    sa.Column("phone", sa.Text),
+    sa.Column("locale", sa.Text, nullable=False),
+    sa.Column("time_zone", sa.Text, nullable=False),
+    sa.Column("consent_email", sa.Boolean, nullable=False),
+    sa.Column("consent_sms", sa.Boolean, nullable=False),
+    sa.Column("referred_by", sa.Text),
+    sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+)
+
+# Purchase ids are the partner's own, so they are unique per partner only.
+purchases = sa.Table(
+    "purchases",
+    metadata,
+    sa.Column("partner_id", sa.Text, primary_key=True),
+    sa.Column("purchase_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("total", sa.Numeric(14, 2), nullable=False),
+    sa.Column("refunded", sa.Numeric(14, 2), nullable=False, server_default="0"),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.CheckConstraint("total > 0", name="ck_purchases_total_positive"),
+    sa.CheckConstraint("refunded >= 0 AND refunded <= total", name="ck_purchases_refunded_range"),
+)
+
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("partner_id", sa.Text, primary_key=True),
+    sa.Column("refund_id", sa.Text, primary_key=True),
+    sa.Column("purchase_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["partner_id", "purchase_id"], ["purchases.partner_id", "purchases.purchase_id"]
+    ),
+    sa.CheckConstraint("amount > 0", name="ck_refunds_amount_positive"),
+)

@@ -1,0 +1,50 @@
+"""Answers shared by the routers: retries of accepted calls, and refusals by the rules."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.ingest.api.schemas import AcceptedOut
+from services.ingest.domain.model import Accepted, RefundTooLarge, RuleViolation, is_retry
+from shared.problems import PROBLEM_JSON, Problem, problem_response
+
+_MEANINGS = {
+    401: "Unknown or inactive API key, or a missing, stale or wrong signature",
+    404: "Unknown customer",
+    409: "The id was already used for a call with another body",
+    422: "Invalid request, or refused by the program's rules",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers of an operation, for its OpenAPI description."""
+    return {
+        status: {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {}}}
+        for status in statuses
+    }
+
+
+def replay_or_conflict(
+    previous: Accepted, current_hash: str, *, what: str, hint: str
+) -> AcceptedOut:
+    """The first answer again for a retry; a 409 when the id is reused for another call."""
+    if is_retry(previous, current_hash):
+        return AcceptedOut(event_id=previous.event_id)
+    raise Problem(
+        409,
+        "Conflict",
+        f"{what} was already accepted with a different body; {hint}",
+        slug="idempotency-conflict",
+    )
+
+
+def install_rule_violation_handler(app: FastAPI) -> None:
+    async def on_rule_violation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RuleViolation)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, RefundTooLarge):
+            extra["remaining"] = str(exc.remaining)
+        return problem_response(422, "Refused by the rules", str(exc), slug=exc.slug, **extra)
+
+    app.add_exception_handler(RuleViolation, on_rule_violation)

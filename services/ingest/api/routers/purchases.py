@@ -1,0 +1,176 @@
+"""Purchases and refunds, reported by a partner's POS."""
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from services.ingest.adapters import tables
+from services.ingest.adapters.repository import SqlIngestRepository, StoredPurchase, StoredRefund
+from services.ingest.api.deps import ClockDep, IngestSettingsDep, PartnerDep, RuntimeDep
+from services.ingest.api.replies import problem_responses, replay_or_conflict
+from services.ingest.api.schemas import AcceptedOut, Identifier, PurchaseIn, RefundIn
+from services.ingest.domain.model import (
+    Accepted,
+    LineItem,
+    UnknownCustomer,
+    UnknownPurchase,
+    ensure_items_have_value,
+    ensure_not_in_future,
+    ensure_program_currency,
+    ensure_refund_after_purchase,
+    refunded_after,
+    request_hash,
+)
+from shared import events
+from shared.events import new_event
+from shared.outbox import Outbox
+
+router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
+
+
+@router.post("", status_code=202, responses=problem_responses(401, 409, 422))
+async def report_purchase(
+    purchase: PurchaseIn,
+    partner: PartnerDep,
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    settings: IngestSettingsDep,
+) -> AcceptedOut:
+    fingerprint = request_hash(purchase.model_dump(mode="json"))
+    what = f"purchase {purchase.purchase_id!r}"
+    hint = "report a different purchase under a new purchase_id"
+    now = clock.now()
+    async with runtime.engine.begin() as conn:
+        repository = SqlIngestRepository(conn)
+        # A retry gets its first answer even if the rules were to answer otherwise today.
+        previous = await repository.purchase(partner.partner_id, purchase.purchase_id)
+        if previous is not None:
+            return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
+        ensure_program_currency(purchase.currency, settings.currency)
+        ensure_not_in_future(
+            purchase.occurred_at,
+            now,
+            timedelta(seconds=settings.max_clock_skew_seconds),
+            what="the purchase's",
+        )
+        if purchase.items is not None:
+            ensure_items_have_value(
+                LineItem(quantity=item.quantity, unit_price=item.unit_price)
+                for item in purchase.items
+            )
+        if not await repository.customer_exists(purchase.customer_id):
+            raise UnknownCustomer(
+                f"customer {purchase.customer_id!r} is not enrolled: enrol with POST /v1/customers"
+            )
+        event = new_event(
+            events.PurchaseCompleted(
+                purchase_id=purchase.purchase_id,
+                partner_id=partner.partner_id,
+                store_id=purchase.store_id,
+                customer_id=purchase.customer_id,
+                occurred_at=purchase.occurred_at,
+                currency=purchase.currency,
+                total=purchase.total,
+                items=None
+                if purchase.items is None
+                else [
+                    events.PurchaseItem(
+                        sku=item.sku,
+                        category=item.category,
+                        quantity=item.quantity,
+                        unit_price=item.unit_price,
+                    )
+                    for item in purchase.items
+                ],
+            ),
+            source=f"ingest/{partner.partner_id}",
+            subject=purchase.customer_id,
+            time=now,
+        )
+        stored = StoredPurchase(
+            partner_id=partner.partner_id,
+            purchase_id=purchase.purchase_id,
+            customer_id=purchase.customer_id,
+            currency=purchase.currency,
+            total=purchase.total,
+            refunded=Decimal(0),
+            occurred_at=purchase.occurred_at,
+            accepted=Accepted(fingerprint, event.id),
+        )
+        if not await repository.add_purchase(stored):
+            # The same purchase_id was committed concurrently: answer as if it came first.
+            previous = await repository.purchase(partner.partner_id, purchase.purchase_id)
+            assert previous is not None
+            return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
+        await Outbox(conn, tables.outbox, clock).add(event, key=purchase.customer_id)
+    runtime.relay.notify()
+    return AcceptedOut(event_id=event.id)
+
+
+@router.post("/{purchase_id}/refunds", status_code=202, responses=problem_responses(401, 409, 422))
+async def report_refund(
+    purchase_id: Annotated[Identifier, Path()],
+    refund: RefundIn,
+    partner: PartnerDep,
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    settings: IngestSettingsDep,
+) -> AcceptedOut:
+    fingerprint = request_hash({"purchase_id": purchase_id, **refund.model_dump(mode="json")})
+    what = f"refund {refund.refund_id!r}"
+    hint = "report a different refund under a new refund_id"
+    now = clock.now()
+    async with runtime.engine.begin() as conn:
+        repository = SqlIngestRepository(conn)
+        # Locked first: concurrent refunds of one purchase are decided one after the other,
+        # each seeing what the previous ones refunded, so together they never exceed the
+        # total, and a retry racing its first attempt finds it below.
+        purchase = await repository.purchase(partner.partner_id, purchase_id, for_update=True)
+        previous = await repository.refund(partner.partner_id, refund.refund_id)
+        if previous is not None:
+            return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
+        if purchase is None:
+            raise UnknownPurchase(
+                f"purchase {purchase_id!r} was never reported by this partner: "
+                "only a reported purchase can be refunded"
+            )
+        ensure_not_in_future(
+            refund.occurred_at,
+            now,
+            timedelta(seconds=settings.max_clock_skew_seconds),
+            what="the refund's",
+        )
+        ensure_refund_after_purchase(refund.occurred_at, purchase.occurred_at)
+        refunded = refunded_after(purchase.total, purchase.refunded, refund.amount)
+        event = new_event(
+            events.PurchaseRefunded(
+                refund_id=refund.refund_id,
+                purchase_id=purchase_id,
+                partner_id=partner.partner_id,
+                customer_id=purchase.customer_id,
+                occurred_at=refund.occurred_at,
+                amount=refund.amount,
+            ),
+            source=f"ingest/{partner.partner_id}",
+            subject=purchase.customer_id,
+            time=now,
+        )
+        stored = StoredRefund(
+            partner_id=partner.partner_id,
+            refund_id=refund.refund_id,
+            purchase_id=purchase_id,
+            customer_id=purchase.customer_id,
+            amount=refund.amount,
+            occurred_at=refund.occurred_at,
+            accepted=Accepted(fingerprint, event.id),
+        )
+        if not await repository.add_refund(stored, refunded):
+            # The same refund_id was committed concurrently for another purchase.
+            previous = await repository.refund(partner.partner_id, refund.refund_id)
+            assert previous is not None
+            return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
+        await Outbox(conn, tables.outbox, clock).add(event, key=purchase.customer_id)
+    runtime.relay.notify()
+    return AcceptedOut(event_id=event.id)

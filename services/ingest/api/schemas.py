@@ -1,0 +1,149 @@
+"""What the ingest API takes and answers; separate from the domain so either can change alone."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from services.ingest.domain.model import money
+from shared.events import UtcDatetime
+
+
+def _known_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Rome"
+        ) from None
+    return name
+
+
+_PHONE_SEPARATORS = re.compile(r"[ ()\-.]")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _international_phone(number: str) -> str:
+    compact = _PHONE_SEPARATORS.sub("", number)
+    if not _E164.fullmatch(compact):
+        raise ValueError("phone must be in international format, e.g. +358401234567")
+    return compact
+
+
+# Ids travel as Kafka keys and in URL paths: no spaces, slashes or personal data like emails.
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+# Cents at most, and always as cents, so that 49.9 and "49.90" are the same request.
+Amount = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2), AfterValidator(money)]
+UnitPrice = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2), AfterValidator(money)]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+Email = Annotated[
+    str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", examples=["ada@example.com"])
+]
+Phone = Annotated[str, Field(max_length=32), AfterValidator(_international_phone)]
+Locale = Annotated[
+    str, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([_\-][A-Za-z0-9]{2,8})*$", examples=["en"])
+]
+TimeZone = Annotated[
+    str, Field(max_length=64, examples=["Europe/Helsinki"]), AfterValidator(_known_time_zone)
+]
+Label = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class Request(BaseModel):
+    # Unknown fields are refused: a misspelt field must not be silently ignored, and the
+    # partner id must never come from the body.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConsentIn(Request):
+    email: bool = False
+    sms: bool = False
+
+
+class EnrolmentIn(Request):
+    customer_id: Identifier
+    email: Email | None = None
+    phone: Phone | None = None
+    locale: Locale = "en"
+    time_zone: TimeZone = "UTC"
+    consent: ConsentIn = ConsentIn()
+    referred_by: Identifier | None = None
+
+
+class ConsentPatchIn(Request):
+    email: bool | None = None
+    sms: bool | None = None
+
+
+class CustomerPatchIn(Request):
+    """A JSON merge patch: absent fields stay, `null` removes an email or a phone."""
+
+    email: Email | None = None
+    phone: Phone | None = None
+    locale: Locale | None = None
+    time_zone: TimeZone | None = None
+    consent: ConsentPatchIn | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields sent, named as in the domain's profile."""
+        sent: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in ("email", "phone", "locale", "time_zone")
+            if name in self.model_fields_set
+        }
+        if "consent" in self.model_fields_set:
+            if self.consent is None:
+                sent["consent_email"] = sent["consent_sms"] = None
+            else:
+                for channel in ("email", "sms"):
+                    if channel in self.consent.model_fields_set:
+                        sent[f"consent_{channel}"] = getattr(self.consent, channel)
+        return sent
+
+
+class ItemIn(Request):
+    sku: Label
+    category: Label | None = None
+    quantity: Quantity
+    unit_price: UnitPrice
+
+
+class PurchaseIn(Request):
+    purchase_id: Identifier
+    customer_id: Identifier
+    store_id: Identifier | None = None
+    occurred_at: UtcDatetime
+    currency: Currency
+    total: Amount
+    items: Annotated[list[ItemIn], Field(max_length=500)] | None = None
+
+
+class RefundIn(Request):
+    refund_id: Identifier
+    amount: Amount
+    occurred_at: UtcDatetime
+
+
+class AcceptedOut(BaseModel):
+    event_id: str
+
+
+class PartnerIn(Request):
+    name: Label
+    partner_id: Identifier | None = None
+
+
+class PartnerCreatedOut(BaseModel):
+    """Shown once: the key is stored hashed and cannot be shown again."""
+
+    partner_id: str
+    name: str
+    api_key: str
+    signing_secret: str
