@@ -1,0 +1,13 @@
+from pathlib import Path
+
+from services.tiers.api.app import create_app
+from services.tiers.settings import load_settings
+from shared.cli import run_service_cli
+
+if __name__ == "__main__":
+    run_service_cli(
+        name="tiers",
+        load_settings=load_settings,
+        create_app=create_app,
+        migrations_dir=Path(__file__).resolve().parent / "migrations",
+    )

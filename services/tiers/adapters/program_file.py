@@ -1,0 +1,46 @@
+"""Reads the tier program (tiers, thresholds, windows) from YAML, refusing anything malformed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.tiers.domain.model import DowngradePolicy, Program, SpendBasis, TierDefinition
+from shared.events import Money, TierName
+
+DEFAULT_PROGRAM_FILE = Path(__file__).resolve().parent.parent / "program.yaml"
+
+
+class _TierEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Only the names the tier.changed contract knows: anything else could never be announced.
+    name: TierName
+    threshold: Money = Field(ge=0)
+
+
+class _ProgramFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    currency: str = Field(min_length=3, max_length=3)
+    tiers: list[_TierEntry] = Field(min_length=1)
+    basis: SpendBasis
+    qualifying_window_days: int = Field(ge=1)
+    review_period_days: int = Field(ge=1)
+    downgrade_policy: DowngradePolicy
+    downgrade_warning_days: int = Field(ge=0)
+
+
+def load_program(path: Path = DEFAULT_PROGRAM_FILE) -> Program:
+    parsed = _ProgramFile.model_validate(yaml.safe_load(path.read_text()))
+    return Program(
+        currency=parsed.currency,
+        tiers=tuple(TierDefinition(tier.name, tier.threshold) for tier in parsed.tiers),
+        basis=parsed.basis,
+        qualifying_window_days=parsed.qualifying_window_days,
+        review_period_days=parsed.review_period_days,
+        downgrade_policy=parsed.downgrade_policy,
+        downgrade_warning_days=parsed.downgrade_warning_days,
+    )

@@ -1,0 +1,236 @@
+"""The tier program's rules. Pure Python: no framework, no I/O, time passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from itertools import pairwise
+
+
+class DowngradePolicy(StrEnum):
+    ONE_DOWN = "one_down"  # at review, one tier lower at most
+    RECOMPUTE = "recompute"  # at review, straight to what the qualifying spend supports
+
+
+class SpendBasis(StrEnum):
+    ROLLING = "rolling"  # the last `qualifying_window_days` before the instant looked at
+    CALENDAR_YEAR = "calendar_year"  # from 1 January (UTC) of that instant's year
+
+
+class Direction(StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+QUALIFYING_SPEND = "qualifying_spend"
+
+
+@dataclass(frozen=True)
+class TierDefinition:
+    name: str
+    threshold: Decimal  # qualifying spend, in the program currency, that reaches this tier
+
+
+def _default_tiers() -> tuple[TierDefinition, ...]:
+    return (
+        TierDefinition("bronze", Decimal(0)),
+        TierDefinition("silver", Decimal(500)),
+        TierDefinition("gold", Decimal(2000)),
+        TierDefinition("platinum", Decimal(5000)),
+    )
+
+
+@dataclass(frozen=True)
+class Program:
+    currency: str = "EUR"
+    tiers: tuple[TierDefinition, ...] = field(default_factory=_default_tiers)
+    basis: SpendBasis = SpendBasis.ROLLING
+    qualifying_window_days: int = 365
+    review_period_days: int = 365
+    downgrade_policy: DowngradePolicy = DowngradePolicy.ONE_DOWN
+    downgrade_warning_days: int = 30
+
+    def __post_init__(self) -> None:
+        if not self.tiers:
+            raise ValueError("a program needs at least one tier")
+        names = [tier.name for tier in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique, got {names}")
+        if self.tiers[0].threshold != 0:
+            # Every customer must have a tier, whatever their spend.
+            raise ValueError(f"the first tier must start at 0, {names[0]} starts elsewhere")
+        thresholds = [tier.threshold for tier in self.tiers]
+        if any(lower >= higher for lower, higher in pairwise(thresholds)):
+            raise ValueError(f"tier thresholds must rise strictly in tier order, got {thresholds}")
+        if self.qualifying_window_days < 1 or self.review_period_days < 1:
+            raise ValueError("the qualifying window and the review period last a day at least")
+        if not 0 <= self.downgrade_warning_days < self.review_period_days:
+            raise ValueError("the downgrade warning must come within the review period")
+
+    @property
+    def entry_tier(self) -> TierDefinition:
+        return self.tiers[0]
+
+    def tier(self, name: str) -> TierDefinition:
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        raise ValueError(f"unknown tier {name!r}")
+
+    def rank(self, name: str) -> int:
+        """0 for the entry tier, rising with each tier."""
+        return self.tiers.index(self.tier(name))
+
+    def tier_above(self, name: str) -> TierDefinition | None:
+        rank = self.rank(name)
+        return self.tiers[rank + 1] if rank + 1 < len(self.tiers) else None
+
+    def tier_for_spend(self, spend: Decimal) -> TierDefinition:
+        """The highest tier whose threshold the spend reaches (the entry tier below zero)."""
+        reached = self.entry_tier
+        for tier in self.tiers:
+            if spend >= tier.threshold:
+                reached = tier
+        return reached
+
+    def review_at(self, since: datetime) -> datetime:
+        return since + timedelta(days=self.review_period_days)
+
+    def counts_toward(self, occurred_at: datetime, as_of: datetime) -> bool:
+        """Whether activity at `occurred_at` is in the qualifying period that ends at `as_of`."""
+        if occurred_at > as_of:
+            return False
+        if self.basis is SpendBasis.CALENDAR_YEAR:
+            return occurred_at >= _start_of_year(as_of)
+        # Exactly one window back is already out: the window is (as_of - window, as_of].
+        return occurred_at > as_of - timedelta(days=self.qualifying_window_days)
+
+    def earliest_counted(self, as_of: datetime) -> datetime:
+        """A lower bound (inclusive) of what `counts_toward` accepts, to narrow a query."""
+        if self.basis is SpendBasis.CALENDAR_YEAR:
+            return _start_of_year(as_of)
+        return as_of - timedelta(days=self.qualifying_window_days)
+
+
+def _start_of_year(instant: datetime) -> datetime:
+    return datetime(instant.astimezone(UTC).year, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class QualifyingActivity:
+    """A purchase (positive) or a refund (negative) that moves qualifying spend."""
+
+    activity_id: str
+    customer_id: str
+    amount: Decimal
+    occurred_at: datetime
+
+
+def purchase_activity_id(partner_id: str, purchase_id: str) -> str:
+    # Keyed by the purchase, not the event: one purchase counts once whatever carried it.
+    return f"purchase:{partner_id}:{purchase_id}"
+
+
+def refund_activity_id(partner_id: str, refund_id: str) -> str:
+    return f"refund:{partner_id}:{refund_id}"
+
+
+@dataclass(frozen=True)
+class CustomerTier:
+    customer_id: str
+    tier: str
+    since: datetime
+    review_at: datetime
+    enrolled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TierChange:
+    customer_id: str
+    from_tier: str
+    to_tier: str
+    direction: Direction
+    reason: str
+    effective_at: datetime
+    review_at: datetime
+
+
+@dataclass(frozen=True)
+class Progress:
+    tier: str
+    qualifying_spend: Decimal
+    next_tier: str | None
+    amount_to_next_tier: Decimal | None
+
+
+def new_customer(
+    program: Program, customer_id: str, *, since: datetime, enrolled_at: datetime | None = None
+) -> CustomerTier:
+    """A customer starts in the entry tier."""
+    return CustomerTier(
+        customer_id=customer_id,
+        tier=program.entry_tier.name,
+        since=since,
+        review_at=program.review_at(since),
+        enrolled_at=enrolled_at,
+    )
+
+
+def qualifying_spend(
+    program: Program, activities: Iterable[QualifyingActivity], as_of: datetime
+) -> Decimal:
+    """Purchases minus refunds in the qualifying period that ends at `as_of`."""
+    return sum(
+        (a.amount for a in activities if program.counts_toward(a.occurred_at, as_of)),
+        start=Decimal(0),
+    )
+
+
+def upgrade_for(
+    program: Program,
+    customer: CustomerTier,
+    activities: Sequence[QualifyingActivity],
+    arrived_at: datetime,
+) -> TierChange | None:
+    """The upgrade that activity occurring at `arrived_at` brings, if any: straight to the
+    highest tier its spend reaches, never down (downgrades happen only at review).
+
+    Spend is looked at as of `arrived_at` and as of every later activity already recorded:
+    a purchase reported late may complete a crossing that the later purchases, counted
+    before it arrived, fell short of.
+    """
+    checkpoints = sorted(
+        {arrived_at, *(a.occurred_at for a in activities if a.occurred_at > arrived_at)}
+    )
+    best_rank, reached, reached_at = program.rank(customer.tier), None, None
+    for checkpoint in checkpoints:
+        tier = program.tier_for_spend(qualifying_spend(program, activities, checkpoint))
+        if program.rank(tier.name) > best_rank:
+            best_rank, reached, reached_at = program.rank(tier.name), tier, checkpoint
+    if reached is None or reached_at is None:
+        return None
+    # A change never predates the tier it replaces, so the history stays in order.
+    effective_at = max(reached_at, customer.since)
+    return TierChange(
+        customer_id=customer.customer_id,
+        from_tier=customer.tier,
+        to_tier=reached.name,
+        direction=Direction.UP,
+        reason=QUALIFYING_SPEND,
+        effective_at=effective_at,
+        review_at=program.review_at(effective_at),
+    )
+
+
+def progress(program: Program, tier: str, spend: Decimal) -> Progress:
+    """How far the spend is from the tier above the customer's own (nothing above the top)."""
+    above = program.tier_above(tier)
+    return Progress(
+        tier=tier,
+        qualifying_spend=spend,
+        next_tier=above.name if above else None,
+        amount_to_next_tier=max(above.threshold - spend, Decimal(0)) if above else None,
+    )
