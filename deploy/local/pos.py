@@ -146,18 +146,20 @@ async def _demo(pos: PosClient) -> None:
     print("purchase 300.00 EUR:", await pos.purchase(customer, "300.00"))
     print("purchase 250.00 EUR:", await pos.purchase(customer, "250.00"))
     deadline = time.monotonic() + 60
+    mails: list[Path] = []
     while time.monotonic() < deadline:
         balance, tier = await pos.balance(customer), await pos.tier(customer)
+        mails = [p for p in sorted(pos.env.mail_dir.glob("*.eml")) if email in p.read_text()]
         if (
             balance.status_code == 200
             and balance.json()["available"] == 650
             and tier.status_code == 200
             and tier.json()["tier"] == "silver"
+            and len(mails) >= 2
         ):
             break
         await asyncio.sleep(0.3)
     await _show(pos, customer)
-    mails = [p for p in sorted(pos.env.mail_dir.glob("*.eml")) if email in p.read_text()]
     print(f"mail to {email}: {len(mails)} message(s)")
     for path in mails:
         print(f"  {path}")
