@@ -24,3 +24,17 @@ def stack() -> Iterator[Stack]:
     finally:
         if os.environ.get("FEDELTA_TEST_KEEP_STACK") != "1":
             stack.run("infra.sh", "down")
+
+
+LAYERS = ("tests/unit/", "tests/integration/", "tests/e2e/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fast layers first, and the end-to-end service processes only after the in-process
+    integration services have stopped: both consume in the same consumer groups."""
+
+    def layer(item: pytest.Item) -> int:
+        path = item.nodeid
+        return next((i for i, prefix in enumerate(LAYERS) if path.startswith(prefix)), 0)
+
+    items.sort(key=layer)

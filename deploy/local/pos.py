@@ -95,13 +95,19 @@ class PosClient:
         )
         return _event_id(response)
 
-    async def purchase(self, customer_id: str, total: str, purchase_id: str | None = None) -> str:
+    async def purchase(
+        self,
+        customer_id: str,
+        total: str,
+        purchase_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> str:
         response = await self.post(
             "/v1/purchases",
             {
                 "purchase_id": purchase_id or f"p-{uuid.uuid4()}",
                 "customer_id": customer_id,
-                "occurred_at": datetime.now(UTC).isoformat(),
+                "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
                 "currency": "EUR",
                 "total": total,
             },

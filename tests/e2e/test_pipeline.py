@@ -93,9 +93,9 @@ async def test_the_same_purchase_twice_and_a_redelivered_event_change_nothing(
 ) -> None:
     customer, address = new_customer()
     await pos.enrol(customer, address)
-    purchase_id = f"p-{uuid.uuid4()}"
-    first = await pos.purchase(customer, "40.00", purchase_id=purchase_id)
-    again = await pos.purchase(customer, "40.00", purchase_id=purchase_id)
+    purchase_id, occurred_at = f"p-{uuid.uuid4()}", datetime.now(UTC)
+    first = await pos.purchase(customer, "40.00", purchase_id, occurred_at)
+    again = await pos.purchase(customer, "40.00", purchase_id, occurred_at)
     assert again == first
 
     bootstrap = pipeline.stack.kafka_bootstrap_servers

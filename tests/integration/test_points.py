@@ -12,7 +12,7 @@ from services.points.api.app import create_app
 from services.points.settings import PointsSettings
 from shared import events, topics
 from shared.events import CloudEvent, new_event
-from tests.support.kafka import events_for, publish, read_all
+from tests.support.kafka import dead_letters, events_for, publish
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for
 from tests.support.stack import Stack
@@ -118,11 +118,7 @@ async def test_a_poison_message_is_dead_lettered_and_the_partition_moves_on(
     await publish(bootstrap, topics.PURCHASES, customer, purchase(customer, "12.00"))
 
     await eventually(lambda: balance_once(points, customer, 12), what="the purchase after it")
-    dead = [
-        r
-        for r in await read_all(bootstrap, topics.dead_letter_topic(topics.PURCHASES))
-        if r.key == customer.encode()
-    ]
+    dead = await dead_letters(bootstrap, topics.PURCHASES, key=customer, consumer="points")
     assert len(dead) == 1
     headers = dict(dead[0].headers)
     assert headers["fedelta-consumer"] == b"points"

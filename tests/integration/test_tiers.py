@@ -17,7 +17,7 @@ from services.tiers.api.app import create_app
 from services.tiers.settings import TiersSettings
 from shared import events, topics
 from shared.events import CloudEvent, derived_event_id, new_event
-from tests.support.kafka import events_for, publish, read_all
+from tests.support.kafka import dead_letters, events_for, publish
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for
 from tests.support.stack import Stack
@@ -196,13 +196,17 @@ async def test_a_malformed_message_is_dead_lettered_and_the_partition_moves_on(
     body = await wait_for_spend(client, customer, "600")
     assert body["tier"] == "silver"
 
-    async def dead_letters() -> list[Any] | None:
-        records = await read_all(
-            stack.kafka_bootstrap_servers, topics.dead_letter_topic(topics.PURCHASES)
+    async def dead_lettered_by_tiers() -> list[Any] | None:
+        return (
+            await dead_letters(
+                stack.kafka_bootstrap_servers, topics.PURCHASES, key=customer, consumer="tiers"
+            )
+            or None
         )
-        return [r for r in records if r.key == customer.encode()] or None
 
-    [dead] = await eventually(dead_letters, within=WITHIN, what="the dead-lettered message")
+    [dead] = await eventually(
+        dead_lettered_by_tiers, within=WITHIN, what="the dead-lettered message"
+    )
     assert dead.value == bad
     headers = dict(dead.headers)
     assert headers["fedelta-error"]
