@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import Clock
+from shared.consumer import EventConsumer, EventHandler
+from shared.db import create_engine
 from shared.kafka import ResilientProducer
 from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,48 @@ class Runtime:
     async def aclose(self) -> None:
         await self.producer.close()
         await self.engine.dispose()
+
+
+def service_runtime(
+    service: str,
+    settings: ServiceSettings,
+    clock: Clock,
+    *,
+    outbox: sa.Table,
+    inbox: sa.Table | None = None,
+    consumes: Sequence[str] = (),
+    handle: EventHandler | None = None,
+) -> Runtime:
+    """What every service runs: an engine, one producer (outbox and dead letters), the relay,
+    and — for a service that consumes — the consumer. A service appends workers of its own."""
+    engine = create_engine(settings.database_url)
+    producer = ResilientProducer(settings.kafka_bootstrap_servers, client_id=f"fedelta-{service}")
+    relay = OutboxRelay(engine, outbox, producer, settings.outbox_poll_interval_seconds)
+    workers: list[Worker] = [relay]
+    if consumes:
+        assert inbox is not None and handle is not None, "a consumer needs an inbox and a handler"
+        consumer = EventConsumer(
+            service=service,
+            topics=consumes,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            engine=engine,
+            inbox_table=inbox,
+            handle=handle,
+            dead_letters=producer,
+            clock=clock,
+            max_attempts=settings.consumer_max_attempts,
+            retry_backoff=settings.consumer_retry_backoff_seconds,
+            after_commit=relay.notify,
+        )
+        workers.insert(0, consumer)
+    return Runtime(
+        engine=engine,
+        clock=clock,
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        producer=producer,
+        relay=relay,
+        workers=workers,
+    )
 
 
 async def supervise(

@@ -17,12 +17,10 @@ from services.notifications.handlers import HANDLERS, Context
 from services.notifications.settings import NotificationsSettings
 from shared import topics
 from shared.clock import Clock, SystemClock
-from shared.consumer import EventConsumer, EventHandler
-from shared.db import create_engine
+from shared.consumer import EventHandler
 from shared.events import CloudEvent
-from shared.kafka import ResilientProducer
-from shared.outbox import Outbox, OutboxRelay
-from shared.runtime import Runtime
+from shared.outbox import Outbox
+from shared.runtime import Runtime, service_runtime
 from shared.settings import ServiceSettings
 
 SERVICE = "notifications"
@@ -68,45 +66,33 @@ def delivery_policy(settings: NotificationsSettings) -> DeliveryPolicy:
 async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Runtime:
     assert isinstance(settings, NotificationsSettings)
     clock = clock or SystemClock()
-    engine = create_engine(settings.database_url)
-    producer = ResilientProducer(settings.kafka_bootstrap_servers, client_id=f"fedelta-{SERVICE}")
-    relay = OutboxRelay(engine, tables.outbox, producer, settings.outbox_poll_interval_seconds)
-    consumer = EventConsumer(
-        service=SERVICE,
-        topics=CONSUMES,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        engine=engine,
-        inbox_table=tables.inbox,
+    runtime = service_runtime(
+        SERVICE,
+        settings,
+        clock,
+        outbox=tables.outbox,
+        inbox=tables.inbox,
+        consumes=CONSUMES,
         handle=make_event_handler(clock),
-        dead_letters=producer,
-        clock=clock,
-        max_attempts=settings.consumer_max_attempts,
-        retry_backoff=settings.consumer_retry_backoff_seconds,
-        after_commit=relay.notify,
     )
-    dispatcher = DeliveryDispatcher(
-        transactions=make_dispatch_units(engine, clock),
-        sender=SmtpEmailSender(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            sender=settings.smtp_from,
-            timeout_seconds=settings.smtp_timeout_seconds,
-            username=settings.smtp_username,
-            password=(
-                settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    runtime.workers.append(
+        DeliveryDispatcher(
+            transactions=make_dispatch_units(runtime.engine, clock),
+            sender=SmtpEmailSender(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                sender=settings.smtp_from,
+                timeout_seconds=settings.smtp_timeout_seconds,
+                username=settings.smtp_username,
+                password=(
+                    settings.smtp_password.get_secret_value() if settings.smtp_password else None
+                ),
             ),
-        ),
-        clock=clock,
-        policy=delivery_policy(settings),
-        interval=settings.dispatch_interval_seconds,
-        batch_size=settings.dispatch_batch_size,
-        after_commit=relay.notify,
+            clock=clock,
+            policy=delivery_policy(settings),
+            interval=settings.dispatch_interval_seconds,
+            batch_size=settings.dispatch_batch_size,
+            after_commit=runtime.relay.notify,
+        )
     )
-    return Runtime(
-        engine=engine,
-        clock=clock,
-        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-        producer=producer,
-        relay=relay,
-        workers=[consumer, relay, dispatcher],
-    )
+    return runtime

@@ -12,12 +12,10 @@ from services.tiers.handlers import HANDLERS, Context
 from services.tiers.settings import TiersSettings
 from shared import topics
 from shared.clock import Clock, SystemClock
-from shared.consumer import EventConsumer, EventHandler
-from shared.db import create_engine
+from shared.consumer import EventHandler
 from shared.events import CloudEvent
-from shared.kafka import ResilientProducer
-from shared.outbox import Outbox, OutboxRelay
-from shared.runtime import Runtime
+from shared.outbox import Outbox
+from shared.runtime import Runtime, service_runtime
 from shared.settings import ServiceSettings
 
 SERVICE = "tiers"
@@ -46,27 +44,12 @@ async def bootstrap(
     assert isinstance(settings, TiersSettings)
     clock = clock or SystemClock()
     program = program or load_program(settings.program_file)
-    engine = create_engine(settings.database_url)
-    producer = ResilientProducer(settings.kafka_bootstrap_servers, client_id=f"fedelta-{SERVICE}")
-    relay = OutboxRelay(engine, tables.outbox, producer, settings.outbox_poll_interval_seconds)
-    consumer = EventConsumer(
-        service=SERVICE,
-        topics=CONSUMES,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        engine=engine,
-        inbox_table=tables.inbox,
+    return service_runtime(
+        SERVICE,
+        settings,
+        clock,
+        outbox=tables.outbox,
+        inbox=tables.inbox,
+        consumes=CONSUMES,
         handle=make_event_handler(program, clock),
-        dead_letters=producer,
-        clock=clock,
-        max_attempts=settings.consumer_max_attempts,
-        retry_backoff=settings.consumer_retry_backoff_seconds,
-        after_commit=relay.notify,
-    )
-    return Runtime(
-        engine=engine,
-        clock=clock,
-        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-        producer=producer,
-        relay=relay,
-        workers=[consumer, relay],
     )
