@@ -1,10 +1,10 @@
 """The dispatcher: sends the messages that are due, one dispatcher per message at a time.
 
-Each round claims due messages with FOR UPDATE SKIP LOCKED, so several instances share the work
-without sending one message twice, and records each outcome (with its `notification.*` event in
-the outbox) in that same transaction. A crash after the SMTP server accepted a message but
-before the commit sends it again on the next round; the Message-ID, derived from the
-notification id, stays the same so that the copy can be recognised.
+Each message is claimed with FOR UPDATE SKIP LOCKED, so several instances share the work
+without sending one message twice, and its outcome (with its `notification.*` event in the
+outbox) is recorded in that same transaction. A crash after the SMTP server accepted a message
+but before the commit sends that one message again on the next round; the Message-ID, derived
+from the notification id, stays the same so that the copy can be recognised.
 """
 
 from __future__ import annotations
@@ -78,15 +78,21 @@ class DeliveryDispatcher:
         self._stopping = asyncio.Event()
 
     async def dispatch_due(self) -> int:
-        """One round; returns how many due messages it took (sent, retried, waiting or not)."""
-        wrote_events = False
-        async with self.transactions() as unit:
-            due = await unit.notifications.claim_due(self.clock.now(), self.batch_size)
-            for delivery in due:
-                wrote_events |= await self._dispatch(delivery, unit)
-        if wrote_events and self.after_commit is not None:
-            self.after_commit()
-        return len(due)
+        """One round; returns how many due messages it took (sent, retried, waiting or not).
+
+        One transaction per message: a crash between an SMTP server's acceptance and the
+        commit can then send again only the message that was in flight, not a whole batch."""
+        taken = 0
+        while taken < self.batch_size:
+            async with self.transactions() as unit:
+                due = await unit.notifications.claim_due(self.clock.now(), 1)
+                if not due:
+                    break
+                wrote_event = await self._dispatch(due[0], unit)
+            taken += 1
+            if wrote_event and self.after_commit is not None:
+                self.after_commit()
+        return taken
 
     async def run(self) -> None:
         while not self._stopping.is_set():
