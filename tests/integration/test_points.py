@@ -4,6 +4,8 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 import httpx
 import pytest
@@ -55,11 +57,14 @@ def purchase(customer_id: str, total: str, purchase_id: str | None = None) -> Cl
     )
 
 
-async def balance_once(client: httpx.AsyncClient, customer_id: str, available: int) -> dict | None:  # type: ignore[type-arg]
+async def balance_once(
+    client: httpx.AsyncClient, customer_id: str, available: int
+) -> dict[str, Any] | None:
+    """The balance once it shows `available` points, else None (for `eventually`)."""
     response = await client.get(f"/v1/customers/{customer_id}/balance", headers=READER)
     if response.status_code != 200:
         return None
-    body: dict = response.json()  # type: ignore[type-arg]
+    body: dict[str, Any] = response.json()
     return body if body["available"] == available else None
 
 
@@ -140,3 +145,25 @@ async def test_balance_needs_a_service_token(points: httpx.AsyncClient) -> None:
 async def _n_events(bootstrap: str, customer: str, count: int) -> list[CloudEvent] | None:
     found = await events_for(bootstrap, topics.POINTS, customer)
     return found if len(found) >= count else None
+
+
+async def test_two_instances_share_the_partitions_without_double_effects(
+    stack: Stack, points: httpx.AsyncClient
+) -> None:
+    """Scale-out: a second instance joins the group mid-stream; the rebalance may redeliver,
+    and every balance must still be exact with exactly one points.earned per purchase."""
+    bootstrap = stack.kafka_bootstrap_servers
+    customers = [f"c-{uuid.uuid4()}" for _ in range(12)]
+    settings = settings_for(PointsSettings, stack, "points")
+    for customer in customers:
+        await publish(bootstrap, topics.PURCHASES, customer, purchase(customer, "10.00"))
+    async with running(create_app, settings) as (_, second):
+        for customer in customers:
+            await publish(bootstrap, topics.PURCHASES, customer, purchase(customer, "5.00"))
+        for customer in customers:
+            balance = await eventually(
+                partial(balance_once, second, customer, 15), what=f"15 points for {customer}"
+            )
+            assert balance["lifetime_earned"] == 15
+    for customer in customers:
+        assert len(await events_for(bootstrap, topics.POINTS, customer)) == 2
