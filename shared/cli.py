@@ -23,7 +23,7 @@ def run_service_cli(
 ) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
-    parser.add_argument("--port", type=int, help="listen here instead of the configured port")
+    parser.add_argument("--port", type=_tcp_port, help="listen here instead of the configured port")
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.port is not None:
@@ -39,3 +39,10 @@ def run_service_cli(
         log_level=settings.log_level.lower(),
         access_log=False,
     )
+
+
+def _tcp_port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError("a port is between 1 and 65535")
+    return port

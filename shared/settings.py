@@ -16,7 +16,9 @@ class ServiceSettings(BaseSettings):
     admin_token: SecretStr = Field(min_length=16)
     read_token: SecretStr | None = None
     host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
+    # A validator, not Field(ge=, le=): each service redeclares `port` with its own default,
+    # which would drop constraints declared here, but validators are inherited by name.
+    port: int
     log_level: str = "INFO"
     # The API process also runs the consumer and outbox relay unless told otherwise,
     # so that one process per service is a complete service.
@@ -39,6 +41,13 @@ class ServiceSettings(BaseSettings):
             host, _, port = server.strip().rpartition(":")
             if not host or not port.isdigit():
                 raise ValueError(f"kafka_bootstrap_servers: {server!r} is not host:port")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _tcp_port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("port must be between 1 and 65535")
         return value
 
     @field_validator("log_level")
