@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(database_url, pool_size=pool_size, pool_pre_ping=True)
+
+
+async def insert_if_absent(
+    conn: AsyncConnection,
+    table: sa.Table,
+    values: dict[str, Any],
+    *,
+    key: Sequence[str] | None = None,
+) -> bool:
+    """Inserts the row unless one with the same key (default: the primary key) exists.
+    True when the row is new: how effects stay idempotent under concurrent writers too."""
+    index_elements = list(key) if key else [column.name for column in table.primary_key]
+    result = await conn.execute(
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=index_elements)
+        .returning(*table.primary_key.columns)
+    )
+    return result.first() is not None
 
 
 def define_inbox(metadata: sa.MetaData) -> sa.Table:

@@ -5,18 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import insert_if_absent
 
 
 async def claim(
     conn: AsyncConnection, inbox: sa.Table, event_id: str, event_type: str, now: datetime
 ) -> bool:
     """True when this event id is new here; the claim commits or rolls back with the effect."""
-    result = await conn.execute(
-        insert(inbox)
-        .values(event_id=event_id, event_type=event_type, received_at=now)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(inbox.c.event_id)
+    return await insert_if_absent(
+        conn,
+        inbox,
+        dict(event_id=event_id, event_type=event_type, received_at=now),
     )
-    return result.first() is not None

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.adapters.tables import customers, partners, purchases, refunds
 from services.ingest.domain.model import Accepted, CustomerProfile, Partner
+from shared.db import insert_if_absent
 
 
 @dataclass(frozen=True)
@@ -99,13 +100,7 @@ class SqlIngestRepository:
         )
 
     async def add_partner(self, partner: Partner) -> bool:
-        result = await self._conn.execute(
-            insert(partners)
-            .values(**_partner_values(partner))
-            .on_conflict_do_nothing(index_elements=["partner_id"])
-            .returning(partners.c.partner_id)
-        )
-        return result.first() is not None
+        return await insert_if_absent(self._conn, partners, _partner_values(partner))
 
     async def put_partner(self, partner: Partner) -> None:
         statement = insert(partners).values(**_partner_values(partner))
@@ -122,9 +117,10 @@ class SqlIngestRepository:
         )
 
     async def add_customer(self, profile: CustomerProfile, accepted: Accepted) -> bool:
-        result = await self._conn.execute(
-            insert(customers)
-            .values(
+        return await insert_if_absent(
+            self._conn,
+            customers,
+            dict(
                 **_profile_values(profile),
                 partner_id=profile.partner_id,
                 enrolled_at=profile.enrolled_at,
@@ -132,11 +128,8 @@ class SqlIngestRepository:
                 updated_at=profile.enrolled_at,
                 request_hash=accepted.request_hash,
                 event_id=accepted.event_id,
-            )
-            .on_conflict_do_nothing(index_elements=["customer_id"])
-            .returning(customers.c.customer_id)
+            ),
         )
-        return result.first() is not None
 
     async def enrolment(self, customer_id: str) -> Accepted | None:
         row = (
@@ -186,9 +179,10 @@ class SqlIngestRepository:
         )
 
     async def add_purchase(self, purchase: StoredPurchase) -> bool:
-        result = await self._conn.execute(
-            insert(purchases)
-            .values(
+        return await insert_if_absent(
+            self._conn,
+            purchases,
+            dict(
                 partner_id=purchase.partner_id,
                 purchase_id=purchase.purchase_id,
                 customer_id=purchase.customer_id,
@@ -198,11 +192,8 @@ class SqlIngestRepository:
                 occurred_at=purchase.occurred_at,
                 request_hash=purchase.accepted.request_hash,
                 event_id=purchase.accepted.event_id,
-            )
-            .on_conflict_do_nothing(index_elements=["partner_id", "purchase_id"])
-            .returning(purchases.c.purchase_id)
+            ),
         )
-        return result.first() is not None
 
     async def purchase(
         self, partner_id: str, purchase_id: str, *, for_update: bool = False
@@ -227,9 +218,10 @@ class SqlIngestRepository:
         )
 
     async def add_refund(self, refund: StoredRefund, refunded: Decimal) -> bool:
-        result = await self._conn.execute(
-            insert(refunds)
-            .values(
+        if not await insert_if_absent(
+            self._conn,
+            refunds,
+            dict(
                 partner_id=refund.partner_id,
                 refund_id=refund.refund_id,
                 purchase_id=refund.purchase_id,
@@ -238,11 +230,8 @@ class SqlIngestRepository:
                 occurred_at=refund.occurred_at,
                 request_hash=refund.accepted.request_hash,
                 event_id=refund.accepted.event_id,
-            )
-            .on_conflict_do_nothing(index_elements=["partner_id", "refund_id"])
-            .returning(refunds.c.refund_id)
-        )
-        if result.first() is None:
+            ),
+        ):
             return False
         await self._conn.execute(
             purchases.update()

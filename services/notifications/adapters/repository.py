@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifications.adapters.tables import contacts, deliveries
 from services.notifications.domain.model import Channel, Contact, Delivery, DeliveryStatus
+from shared.db import insert_if_absent
 
 
 class NotificationRepository(Protocol):
@@ -107,9 +108,10 @@ class SqlNotificationRepository:
         )
 
     async def schedule(self, delivery: Delivery) -> bool:
-        result = await self._conn.execute(
-            insert(deliveries)
-            .values(
+        return await insert_if_absent(
+            self._conn,
+            deliveries,
+            dict(
                 notification_id=delivery.notification_id,
                 customer_id=delivery.customer_id,
                 channel=delivery.channel.value,
@@ -122,11 +124,8 @@ class SqlNotificationRepository:
                 last_error=delivery.last_error,
                 cause_event_id=delivery.cause_event_id,
                 params=delivery.params,
-            )
-            .on_conflict_do_nothing()
-            .returning(deliveries.c.notification_id)
+            ),
         )
-        return result.first() is not None
 
     async def claim_due(self, now: datetime, limit: int) -> list[Delivery]:
         rows = await self._conn.execute(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points.adapters.tables import customer_tiers, customers, ledger_entries
 from services.points.domain.model import EntryKind, LedgerEntry
+from shared.db import insert_if_absent
 
 
 class LedgerRepository(Protocol):
@@ -32,13 +33,11 @@ class SqlLedgerRepository:
         self._conn = conn
 
     async def add_customer(self, customer_id: str, partner_id: str, enrolled_at: datetime) -> bool:
-        result = await self._conn.execute(
-            insert(customers)
-            .values(customer_id=customer_id, partner_id=partner_id, enrolled_at=enrolled_at)
-            .on_conflict_do_nothing()
-            .returning(customers.c.customer_id)
+        return await insert_if_absent(
+            self._conn,
+            customers,
+            dict(customer_id=customer_id, partner_id=partner_id, enrolled_at=enrolled_at),
         )
-        return result.first() is not None
 
     async def is_known(self, customer_id: str) -> bool:
         known_customer = sa.exists().where(customers.c.customer_id == customer_id)
@@ -46,9 +45,10 @@ class SqlLedgerRepository:
         return bool(await self._conn.scalar(sa.select(sa.or_(known_customer, has_entries))))
 
     async def record(self, entry: LedgerEntry) -> bool:
-        result = await self._conn.execute(
-            insert(ledger_entries)
-            .values(
+        return await insert_if_absent(
+            self._conn,
+            ledger_entries,
+            dict(
                 entry_id=entry.entry_id,
                 customer_id=entry.customer_id,
                 kind=entry.kind.value,
@@ -58,11 +58,9 @@ class SqlLedgerRepository:
                 available_at=entry.available_at,
                 expires_at=entry.expires_at,
                 purchase_id=entry.purchase_id,
-            )
-            .on_conflict_do_nothing(index_elements=["entry_id"])
-            .returning(ledger_entries.c.seq)
+            ),
+            key=["entry_id"],
         )
-        return result.first() is not None
 
     async def entries(self, customer_id: str) -> list[LedgerEntry]:
         rows = await self._conn.execute(

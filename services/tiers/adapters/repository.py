@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tiers.adapters.tables import customers, qualifying_activity, tier_history
 from services.tiers.domain.model import CustomerTier, QualifyingActivity, TierChange
+from shared.db import insert_if_absent
 
 
 class TierRepository(Protocol):
@@ -61,19 +62,17 @@ class SqlTierRepository:
         )
 
     async def add_customer(self, customer: CustomerTier) -> bool:
-        result = await self._conn.execute(
-            insert(customers)
-            .values(
+        return await insert_if_absent(
+            self._conn,
+            customers,
+            dict(
                 customer_id=customer.customer_id,
                 tier=customer.tier,
                 since=customer.since,
                 review_at=customer.review_at,
                 enrolled_at=customer.enrolled_at,
-            )
-            .on_conflict_do_nothing(index_elements=["customer_id"])
-            .returning(customers.c.customer_id)
+            ),
         )
-        return result.first() is not None
 
     async def lock_customer(self, customer_id: str) -> CustomerTier | None:
         row = (
@@ -92,18 +91,17 @@ class SqlTierRepository:
         return _customer(row) if row else None
 
     async def record_activity(self, activity: QualifyingActivity) -> bool:
-        result = await self._conn.execute(
-            insert(qualifying_activity)
-            .values(
+        return await insert_if_absent(
+            self._conn,
+            qualifying_activity,
+            dict(
                 activity_id=activity.activity_id,
                 customer_id=activity.customer_id,
                 amount=activity.amount,
                 occurred_at=activity.occurred_at,
-            )
-            .on_conflict_do_nothing(index_elements=["activity_id"])
-            .returning(qualifying_activity.c.id)
+            ),
+            key=["activity_id"],
         )
-        return result.first() is not None
 
     async def activities(self, customer_id: str, since: datetime) -> list[QualifyingActivity]:
         rows = await self._conn.execute(
