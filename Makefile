@@ -16,7 +16,7 @@ TEST_ENV := FEDELTA_TEST_STATE_DIR=$(CURDIR)/.fedelta/test FEDELTA_TEST_PG_PORT=
 	FEDELTA_TEST_KAFKA_PORT=19192 FEDELTA_TEST_KAFKA_CONTROLLER_PORT=19193 \
 	FEDELTA_TEST_SMTP_PORT=10026 FEDELTA_TEST_SERVICE_PORTS=18080,18081,18082,18083
 
-.PHONY: help setup up down status demo lint typecheck unit integration e2e test test-down clean
+.PHONY: help setup up down status demo lint typecheck unit integration e2e test test-down bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,7 +48,7 @@ lint: setup ## ruff
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup ## mypy --strict
-	$(VENV)/bin/mypy shared services deploy tests
+	$(VENV)/bin/mypy shared services deploy tests bench
 
 unit: setup ## fast tests, no infrastructure
 	$(VENV)/bin/pytest tests/unit
@@ -64,6 +64,10 @@ test: setup lint typecheck ## everything CI runs: lint, types, unit, integration
 
 test-down: ## stop the test stack (make test does this itself)
 	@$(TEST_STACK) deploy/local/stack.sh down >/dev/null
+
+bench: setup ## run the benchmarks against a running stack (make up first)
+	$(PY) -m bench.ingest_throughput
+	$(PY) -m bench.pipeline_latency
 
 clean: down ## stop everything and delete local state (.fedelta) and the virtualenv
 	rm -rf .fedelta $(VENV)
