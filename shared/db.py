@@ -21,15 +21,12 @@ async def insert_if_absent(
     *,
     key: Sequence[str] | None = None,
 ) -> bool:
-    """Inserts the row unless one with the same key (default: the primary key) exists.
-    True when the row is new: how effects stay idempotent under concurrent writers too."""
-    index_elements = list(key) if key else [column.name for column in table.primary_key]
-    result = await conn.execute(
-        insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=index_elements)
-        .returning(*table.primary_key.columns)
-    )
+    """Inserts the row unless it would clash with one already there: on `key` when given,
+    else on any primary key or unique constraint. True when the row is new: how effects stay
+    idempotent under concurrent writers too."""
+    statement = insert(table).values(**values)
+    statement = statement.on_conflict_do_nothing(index_elements=list(key) if key else None)
+    result = await conn.execute(statement.returning(*table.primary_key.columns))
     return result.first() is not None
 
 
