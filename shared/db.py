@@ -10,8 +10,12 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(database_url, pool_size=pool_size, pool_pre_ping=True)
+def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
+    # No overflow: overflow connections are closed on return, so a burst above the pool would
+    # make PostgreSQL open and close a connection per request; waiting for one is cheaper.
+    return create_async_engine(
+        database_url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True
+    )
 
 
 async def insert_if_absent(

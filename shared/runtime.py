@@ -64,7 +64,7 @@ def service_runtime(
 ) -> Runtime:
     """What every service runs: an engine, one producer (outbox and dead letters), the relay,
     and — for a service that consumes — the consumer. A service appends workers of its own."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     producer = ResilientProducer(settings.kafka_bootstrap_servers, client_id=f"fedelta-{service}")
     relay = OutboxRelay(engine, outbox, producer, settings.outbox_poll_interval_seconds)
     workers: list[Worker] = [relay]

@@ -12,6 +12,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     database_url: str
+    database_pool_size: int = Field(default=20, ge=1, le=100)
     kafka_bootstrap_servers: str
     admin_token: SecretStr = Field(min_length=16)
     read_token: SecretStr | None = None
