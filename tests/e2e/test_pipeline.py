@@ -15,6 +15,7 @@ import pytest
 
 from deploy.local.pos import PosClient
 from shared import topics
+from shared.auth import SIGNATURE_HEADER, sign
 from tests.e2e.conftest import Pipeline
 from tests.support.kafka import events_for, publish
 from tests.support.polling import eventually
@@ -132,23 +133,15 @@ async def test_bad_signatures_are_refused_with_401(
         "consent": {"email": False, "sms": False},
     }
     if kind == "tampered":
-        raw = json.dumps(body).encode()
-        signed = await pos.post("/v1/customers", raw)  # a valid call, to prove the contrast
-        assert signed.status_code == 202
-        body["customer_id"] = f"{customer}-x"
-        good = pos.post
-        response = await good(
-            "/v1/customers", json.dumps(body).encode(), signed_at=int(time.time())
-        )
-        # Re-sign the original bytes but send the altered ones.
-        from shared.auth import SIGNATURE_HEADER, sign
-
+        # Signed for one body, sent with another: a customer id changed in transit.
+        signed_body = json.dumps(body).encode()
+        sent_body = json.dumps({**body, "customer_id": f"{customer}-x"}).encode()
         response = await pos.http.post(
             f"{pipeline.env.ingest_url}/v1/customers",
-            content=json.dumps(body).encode(),
+            content=sent_body,
             headers={
                 "Authorization": f"Bearer {pipeline.env.partner_key}",
-                SIGNATURE_HEADER: sign(pipeline.env.partner_secret, int(time.time()), raw),
+                SIGNATURE_HEADER: sign(pipeline.env.partner_secret, int(time.time()), signed_body),
                 "Content-Type": "application/json",
             },
         )
@@ -163,6 +156,19 @@ async def test_bad_signatures_are_refused_with_401(
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"]
+    # Refused means not enrolled: a purchase for either id is refused as an unknown customer.
+    for refused in (customer, f"{customer}-x"):
+        purchase = await pos.post(
+            "/v1/purchases",
+            {
+                "purchase_id": f"p-{uuid.uuid4()}",
+                "customer_id": refused,
+                "currency": "EUR",
+                "total": "1.00",
+                "occurred_at": datetime.now(UTC).isoformat(),
+            },
+        )
+        assert purchase.status_code == 422, purchase.text
 
 
 async def test_a_malformed_body_is_a_problem_and_changes_nothing(
