@@ -58,6 +58,7 @@ class Pos:
         signed_body: bytes | None = None,
         timestamp: int | None = None,
         api_key: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         content = raw if raw is not None else json.dumps(body).encode()
         signature = sign(
@@ -73,6 +74,7 @@ class Pos:
                 "Authorization": f"Bearer {api_key or self.api_key}",
                 SIGNATURE_HEADER: signature,
                 "Content-Type": "application/json",
+                **(headers or {}),
             },
         )
 
@@ -552,3 +554,120 @@ class TestProvisioningCli:
 
         demo = Pos(client, partner_id, api_key, secret)
         assert (await demo.enrol(unique("cust"))).status_code == 202
+
+
+class TestIdempotencyKey:
+    """Contract §4: a keyed retry gets the first answer; the key reused for another request
+    is a 409; a refused call is not remembered. PATCH has no natural id, so it is the case
+    where only the key stops a retry from publishing a second event."""
+
+    @staticmethod
+    def key() -> dict[str, str]:
+        return {"Idempotency-Key": unique("key")}
+
+    async def test_a_keyed_retry_gets_the_first_answer_and_publishes_once(
+        self, stack: Stack, pos: Pos, customer_id: str
+    ) -> None:
+        key = self.key()
+        path = f"/v1/customers/{customer_id}"
+        first = await pos.send("PATCH", path, {"locale": "it"}, headers=key)
+        again = await pos.send("PATCH", path, {"locale": "it"}, headers=key)
+        assert first.status_code == again.status_code == 202, again.text
+        assert again.json() == first.json()
+        assert again.headers["idempotent-replayed"] == "true"
+        assert "idempotent-replayed" not in first.headers
+
+        marker = await pos.send("PATCH", path, {"locale": "pl"})
+        found = await published_until(
+            stack, topics.CUSTOMERS, customer_id, marker.json()["event_id"]
+        )
+        updates = [e for e in found if e.type == events.CUSTOMER_UPDATED]
+        assert [e.id for e in updates] == [first.json()["event_id"], marker.json()["event_id"]]
+
+    async def test_the_same_key_for_another_request_is_a_409(
+        self, pos: Pos, customer_id: str
+    ) -> None:
+        key = self.key()
+        path = f"/v1/customers/{customer_id}"
+        assert (await pos.send("PATCH", path, {"locale": "it"}, headers=key)).status_code == 202
+        reused = await pos.send("PATCH", path, {"locale": "fi"}, headers=key)
+        assert reused.status_code == 409
+        assert reused.headers["content-type"] == PROBLEM_JSON
+        assert reused.json()["type"] == "urn:fedelta:problem:idempotency-key-reused"
+
+    async def test_a_refused_call_is_not_remembered(
+        self, db: AsyncEngine, pos: Pos, customer_id: str
+    ) -> None:
+        key = self.key()
+        refused = await pos.send(
+            "POST",
+            "/v1/purchases",
+            {
+                "purchase_id": unique("p"),
+                "customer_id": customer_id,
+                "occurred_at": _iso(datetime.now(UTC)),
+                "currency": "USD",
+                "total": "5.00",
+            },
+            headers=key,
+        )
+        assert refused.status_code == 422
+        assert (
+            await count_rows(
+                db, tables.idempotency_keys, tables.idempotency_keys.c.key == key["Idempotency-Key"]
+            )
+            == 0
+        )
+        fixed = await pos.send(
+            "POST",
+            "/v1/purchases",
+            {
+                "purchase_id": unique("p"),
+                "customer_id": customer_id,
+                "occurred_at": _iso(datetime.now(UTC)),
+                "currency": "EUR",
+                "total": "5.00",
+            },
+            headers=key,
+        )
+        assert fixed.status_code == 202, fixed.text
+
+    async def test_concurrent_retries_apply_once(
+        self, stack: Stack, pos: Pos, customer_id: str
+    ) -> None:
+        key = self.key()
+        path = f"/v1/customers/{customer_id}"
+        answers = await asyncio.gather(
+            *(pos.send("PATCH", path, {"phone": "+358401234567"}, headers=key) for _ in range(6))
+        )
+        assert {a.status_code for a in answers} == {202}
+        assert len({a.json()["event_id"] for a in answers}) == 1
+        marker = await pos.send("PATCH", path, {"locale": "pl"})
+        found = await published_until(
+            stack, topics.CUSTOMERS, customer_id, marker.json()["event_id"]
+        )
+        assert len([e for e in found if e.type == events.CUSTOMER_UPDATED]) == 2
+
+    async def test_keys_belong_to_the_partner(
+        self, client: httpx.AsyncClient, pos: Pos, customer_id: str
+    ) -> None:
+        created = (
+            await client.post("/v1/admin/partners", json={"name": "Other café"}, headers=ADMIN)
+        ).json()
+        other = Pos(client, created["partner_id"], created["api_key"], created["signing_secret"])
+        key = self.key()
+        path = f"/v1/customers/{customer_id}"
+        mine = await pos.send("PATCH", path, {"locale": "it"}, headers=key)
+        theirs = await other.send("PATCH", path, {"locale": "fi"}, headers=key)
+        assert mine.status_code == theirs.status_code == 202
+        assert mine.json() != theirs.json()
+
+    async def test_an_overlong_key_is_a_400(self, pos: Pos, customer_id: str) -> None:
+        response = await pos.send(
+            "PATCH",
+            f"/v1/customers/{customer_id}",
+            {"locale": "it"},
+            headers={"Idempotency-Key": "k" * 256},
+        )
+        assert response.status_code == 400
+        assert response.json()["type"] == "urn:fedelta:problem:invalid-idempotency-key"

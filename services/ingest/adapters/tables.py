@@ -3,9 +3,11 @@
 import sqlalchemy as sa
 
 from shared.db import define_outbox
+from shared.idempotency import define_idempotency_keys
 
 metadata = sa.MetaData()
 outbox = define_outbox(metadata)
+idempotency_keys = define_idempotency_keys(metadata)
 
 partners = sa.Table(
     "partners",

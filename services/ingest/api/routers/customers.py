@@ -3,6 +3,7 @@
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
 
 from services.ingest.adapters import tables
 from services.ingest.adapters.repository import SqlIngestRepository
@@ -19,6 +20,7 @@ from services.ingest.domain.model import (
 )
 from shared import events
 from shared.events import new_event
+from shared.idempotency import IdempotencyDep
 from shared.outbox import Outbox
 from shared.problems import Problem
 
@@ -27,10 +29,16 @@ ProfileEvent = TypeVar("ProfileEvent", bound=events.CustomerProfile)
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
-@router.post("", status_code=202, responses=problem_responses(401, 409, 422))
+@router.post(
+    "", status_code=202, response_model=AcceptedOut, responses=problem_responses(401, 409, 422)
+)
 async def enrol_customer(
-    enrolment: EnrolmentIn, partner: PartnerDep, runtime: RuntimeDep, clock: ClockDep
-) -> AcceptedOut:
+    enrolment: EnrolmentIn,
+    partner: PartnerDep,
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    call: IdempotencyDep,
+) -> AcceptedOut | JSONResponse:
     ensure_not_self_referral(enrolment.customer_id, enrolment.referred_by)
     # The partner is part of the call: the same body from another partner is another call.
     fingerprint = request_hash(
@@ -56,6 +64,8 @@ async def enrol_customer(
         time=now,
     )
     async with runtime.engine.begin() as conn:
+        if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
+            return replayed
         customers = SqlIngestRepository(conn)
         # A concurrent enrolment of the same id makes the insert do nothing: read what won.
         if not await customers.add_customer(profile, Accepted(fingerprint, event.id)):
@@ -68,18 +78,26 @@ async def enrol_customer(
                 hint=f"change a profile with PATCH /v1/customers/{profile.customer_id}",
             )
         await Outbox(conn, tables.outbox, clock).add(event, key=profile.customer_id)
+        answer = AcceptedOut(event_id=event.id)
+        await call.remember(conn, tables.idempotency_keys, 202, answer, now)
     runtime.relay.notify()
-    return AcceptedOut(event_id=event.id)
+    return answer
 
 
-@router.patch("/{customer_id}", status_code=202, responses=problem_responses(401, 404, 422))
+@router.patch(
+    "/{customer_id}",
+    status_code=202,
+    response_model=AcceptedOut,
+    responses=problem_responses(401, 404, 422),
+)
 async def update_customer(
     customer_id: Annotated[Identifier, Path()],
     patch: CustomerPatchIn,
     partner: PartnerDep,
     runtime: RuntimeDep,
     clock: ClockDep,
-) -> AcceptedOut:
+    call: IdempotencyDep,
+) -> AcceptedOut | JSONResponse:
     changes = patch.changes()
     if not changes:
         raise RuleViolation(
@@ -88,6 +106,8 @@ async def update_customer(
         )
     now = clock.now()
     async with runtime.engine.begin() as conn:
+        if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
+            return replayed
         customers = SqlIngestRepository(conn)
         # Locked so that concurrent patches apply one after the other, each event carrying
         # the profile as it then is, in the order they were applied.
@@ -110,8 +130,10 @@ async def update_customer(
             time=now,
         )
         await Outbox(conn, tables.outbox, clock).add(event, key=customer_id)
+        answer = AcceptedOut(event_id=event.id)
+        await call.remember(conn, tables.idempotency_keys, 202, answer, now)
     runtime.relay.notify()
-    return AcceptedOut(event_id=event.id)
+    return answer
 
 
 def _payload(kind: type[ProfileEvent], profile: CustomerProfile) -> ProfileEvent:

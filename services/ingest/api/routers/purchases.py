@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
 
 from services.ingest.adapters import tables
 from services.ingest.adapters.repository import SqlIngestRepository, StoredPurchase, StoredRefund
@@ -25,24 +26,30 @@ from services.ingest.domain.model import (
 )
 from shared import events
 from shared.events import new_event
+from shared.idempotency import IdempotencyDep
 from shared.outbox import Outbox
 
 router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
 
 
-@router.post("", status_code=202, responses=problem_responses(401, 409, 422))
+@router.post(
+    "", status_code=202, response_model=AcceptedOut, responses=problem_responses(401, 409, 422)
+)
 async def report_purchase(
     purchase: PurchaseIn,
     partner: PartnerDep,
     runtime: RuntimeDep,
     clock: ClockDep,
     settings: IngestSettingsDep,
-) -> AcceptedOut:
+    call: IdempotencyDep,
+) -> AcceptedOut | JSONResponse:
     fingerprint = request_hash(purchase.model_dump(mode="json"))
     what = f"purchase {purchase.purchase_id!r}"
     hint = "report a different purchase under a new purchase_id"
     now = clock.now()
     async with runtime.engine.begin() as conn:
+        if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
+            return replayed
         repository = SqlIngestRepository(conn)
         # A retry gets its first answer even if the rules were to answer otherwise today.
         previous = await repository.purchase(partner.partner_id, purchase.purchase_id)
@@ -105,11 +112,18 @@ async def report_purchase(
             assert previous is not None
             return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
         await Outbox(conn, tables.outbox, clock).add(event, key=purchase.customer_id)
+        answer = AcceptedOut(event_id=event.id)
+        await call.remember(conn, tables.idempotency_keys, 202, answer, now)
     runtime.relay.notify()
-    return AcceptedOut(event_id=event.id)
+    return answer
 
 
-@router.post("/{purchase_id}/refunds", status_code=202, responses=problem_responses(401, 409, 422))
+@router.post(
+    "/{purchase_id}/refunds",
+    status_code=202,
+    response_model=AcceptedOut,
+    responses=problem_responses(401, 409, 422),
+)
 async def report_refund(
     purchase_id: Annotated[Identifier, Path()],
     refund: RefundIn,
@@ -117,12 +131,15 @@ async def report_refund(
     runtime: RuntimeDep,
     clock: ClockDep,
     settings: IngestSettingsDep,
-) -> AcceptedOut:
+    call: IdempotencyDep,
+) -> AcceptedOut | JSONResponse:
     fingerprint = request_hash({"purchase_id": purchase_id, **refund.model_dump(mode="json")})
     what = f"refund {refund.refund_id!r}"
     hint = "report a different refund under a new refund_id"
     now = clock.now()
     async with runtime.engine.begin() as conn:
+        if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
+            return replayed
         repository = SqlIngestRepository(conn)
         # Locked first: concurrent refunds of one purchase are decided one after the other,
         # each seeing what the previous ones refunded, so together they never exceed the
@@ -172,5 +189,7 @@ async def report_refund(
             assert previous is not None
             return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
         await Outbox(conn, tables.outbox, clock).add(event, key=purchase.customer_id)
+        answer = AcceptedOut(event_id=event.id)
+        await call.remember(conn, tables.idempotency_keys, 202, answer, now)
     runtime.relay.notify()
-    return AcceptedOut(event_id=event.id)
+    return answer
