@@ -7,6 +7,7 @@ import contextlib
 import logging
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import Clock
-from shared.events import CloudEvent
+from shared.events import CloudEvent, Payload, derived_event_id, new_event
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,30 @@ class Outbox:
                 created_at=self._clock.now(),
             )
         )
+
+
+async def emit(
+    sink: EventSink,
+    payload: Payload,
+    *,
+    source: str,
+    customer_id: str,
+    time: datetime,
+    cause_id: str,
+    purpose: str,
+) -> CloudEvent:
+    """Adds an event about a customer that `cause_id` led to: keyed by the customer, so it
+    stays in order with their other events, and with an id derived from its cause, so a
+    replay of the cause emits the same event again rather than a second one."""
+    event = new_event(
+        payload,
+        source=source,
+        subject=customer_id,
+        time=time,
+        event_id=derived_event_id(cause_id, purpose),
+    )
+    await sink.add(event, key=customer_id)
+    return event
 
 
 class CollectingSink:

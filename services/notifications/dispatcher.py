@@ -37,8 +37,7 @@ from services.notifications.domain.model import (
 )
 from shared import events
 from shared.clock import Clock
-from shared.events import derived_event_id, new_event
-from shared.outbox import EventSink
+from shared.outbox import EventSink, emit
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +154,14 @@ class DeliveryDispatcher:
             template=delivery.template,
             attempt=delivery.attempts,
         )
-        await sink.add(
-            new_event(
-                outcome,
-                source=SOURCE,
-                subject=delivery.customer_id,
-                time=now,
-                event_id=derived_event_id(delivery.notification_id, "delivered"),
-            ),
-            key=delivery.customer_id,
+        await emit(
+            sink,
+            outcome,
+            source=SOURCE,
+            customer_id=delivery.customer_id,
+            time=now,
+            cause_id=delivery.notification_id,
+            purpose="delivered",
         )
 
     async def _emit_failed(self, delivery: Delivery, sink: EventSink, now: datetime) -> None:
@@ -175,15 +173,14 @@ class DeliveryDispatcher:
             attempt=delivery.attempts,
             error=delivery.last_error,
         )
-        await sink.add(
-            new_event(
-                outcome,
-                source=SOURCE,
-                subject=delivery.customer_id,
-                time=now,
-                event_id=derived_event_id(delivery.notification_id, "failed"),
-            ),
-            key=delivery.customer_id,
+        await emit(
+            sink,
+            outcome,
+            source=SOURCE,
+            customer_id=delivery.customer_id,
+            time=now,
+            cause_id=delivery.notification_id,
+            purpose="failed",
         )
 
     def _record(self, delivery: Delivery, outcome: str, reason: str | None = None) -> None:

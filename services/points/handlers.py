@@ -9,8 +9,8 @@ from datetime import datetime
 from services.points.adapters.repository import LedgerRepository
 from services.points.domain.model import LedgerEntry, Program, purchase_earning, welcome_bonus
 from shared import events
-from shared.events import CloudEvent, derived_event_id, new_event
-from shared.outbox import EventSink
+from shared.events import CloudEvent, derived_event_id
+from shared.outbox import EventSink, emit
 
 SOURCE = "points"
 
@@ -75,15 +75,14 @@ async def _grant(entry: LedgerEntry, cause: CloudEvent, ctx: Context, rule_ids: 
         available_at=entry.available_at,
         expires_at=entry.expires_at,
     )
-    await ctx.sink.add(
-        new_event(
-            earned,
-            source=SOURCE,
-            subject=entry.customer_id,
-            time=ctx.now,
-            event_id=derived_event_id(cause.id, "points-earned"),
-        ),
-        key=entry.customer_id,
+    await emit(
+        ctx.sink,
+        earned,
+        source=SOURCE,
+        customer_id=entry.customer_id,
+        time=ctx.now,
+        cause_id=cause.id,
+        purpose="points-earned",
     )
 
 

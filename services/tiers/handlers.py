@@ -17,8 +17,8 @@ from services.tiers.domain.model import (
     upgrade_for,
 )
 from shared import events
-from shared.events import CloudEvent, derived_event_id, new_event
-from shared.outbox import EventSink
+from shared.events import CloudEvent
+from shared.outbox import EventSink, emit
 
 SOURCE = "tiers"
 
@@ -96,15 +96,14 @@ async def _announce(change: TierChange, cause: CloudEvent, ctx: Context) -> None
         effective_at=change.effective_at,
         review_at=change.review_at,
     )
-    await ctx.sink.add(
-        new_event(
-            changed,
-            source=SOURCE,
-            subject=change.customer_id,
-            time=ctx.now,
-            event_id=derived_event_id(cause.id, "tier-changed"),
-        ),
-        key=change.customer_id,
+    await emit(
+        ctx.sink,
+        changed,
+        source=SOURCE,
+        customer_id=change.customer_id,
+        time=ctx.now,
+        cause_id=cause.id,
+        purpose="tier-changed",
     )
 
 
