@@ -19,7 +19,7 @@ TEST_ENV := FEDELTA_TEST_STATE_DIR=$(CURDIR)/.fedelta/test FEDELTA_TEST_PG_PORT=
 .PHONY: help setup up down status demo lint typecheck unit integration e2e test test-down bench clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
