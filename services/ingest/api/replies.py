@@ -4,9 +4,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.ingest.adapters import tables
 from services.ingest.api.schemas import AcceptedOut
 from services.ingest.domain.model import Accepted, RefundTooLarge, RuleViolation, is_retry
+from shared.clock import Clock
+from shared.events import CloudEvent
+from shared.idempotency import IdempotentCall
+from shared.outbox import Outbox
 from shared.problems import PROBLEM_JSON, Problem, problem_response
 
 _MEANINGS = {
@@ -37,6 +43,22 @@ def replay_or_conflict(
         f"{what} was already accepted with a different body; {hint}",
         slug="idempotency-conflict",
     )
+
+
+async def accept(
+    conn: AsyncConnection,
+    event: CloudEvent,
+    *,
+    customer_id: str,
+    call: IdempotentCall,
+    clock: Clock,
+) -> AcceptedOut:
+    """What accepting a POS call means, in the call's own transaction: its event goes to the
+    outbox (keyed by customer) and its answer is kept for retries under the same key."""
+    await Outbox(conn, tables.outbox, clock).add(event, key=customer_id)
+    answer = AcceptedOut(event_id=event.id)
+    await call.remember(conn, tables.idempotency_keys, 202, answer, clock.now())
+    return answer
 
 
 def install_rule_violation_handler(app: FastAPI) -> None:

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from services.ingest.adapters import tables
 from services.ingest.adapters.repository import SqlIngestRepository
 from services.ingest.api.deps import ClockDep, PartnerDep, RuntimeDep
-from services.ingest.api.replies import problem_responses, replay_or_conflict
+from services.ingest.api.replies import accept, problem_responses, replay_or_conflict
 from services.ingest.api.schemas import AcceptedOut, CustomerPatchIn, EnrolmentIn, Identifier
 from services.ingest.domain.model import (
     Accepted,
@@ -21,7 +21,6 @@ from services.ingest.domain.model import (
 from shared import events
 from shared.events import new_event
 from shared.idempotency import IdempotencyDep
-from shared.outbox import Outbox
 from shared.problems import Problem
 
 ProfileEvent = TypeVar("ProfileEvent", bound=events.CustomerProfile)
@@ -77,9 +76,7 @@ async def enrol_customer(
                 what=f"customer {profile.customer_id!r}",
                 hint=f"change a profile with PATCH /v1/customers/{profile.customer_id}",
             )
-        await Outbox(conn, tables.outbox, clock).add(event, key=profile.customer_id)
-        answer = AcceptedOut(event_id=event.id)
-        await call.remember(conn, tables.idempotency_keys, 202, answer, now)
+        answer = await accept(conn, event, customer_id=profile.customer_id, call=call, clock=clock)
     runtime.relay.notify()
     return answer
 
@@ -129,9 +126,7 @@ async def update_customer(
             subject=customer_id,
             time=now,
         )
-        await Outbox(conn, tables.outbox, clock).add(event, key=customer_id)
-        answer = AcceptedOut(event_id=event.id)
-        await call.remember(conn, tables.idempotency_keys, 202, answer, now)
+        answer = await accept(conn, event, customer_id=customer_id, call=call, clock=clock)
     runtime.relay.notify()
     return answer
 

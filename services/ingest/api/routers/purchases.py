@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from services.ingest.adapters import tables
 from services.ingest.adapters.repository import SqlIngestRepository, StoredPurchase, StoredRefund
 from services.ingest.api.deps import ClockDep, IngestSettingsDep, PartnerDep, RuntimeDep
-from services.ingest.api.replies import problem_responses, replay_or_conflict
+from services.ingest.api.replies import accept, problem_responses, replay_or_conflict
 from services.ingest.api.schemas import AcceptedOut, Identifier, PurchaseIn, RefundIn
 from services.ingest.domain.model import (
     Accepted,
@@ -27,7 +27,6 @@ from services.ingest.domain.model import (
 from shared import events
 from shared.events import new_event
 from shared.idempotency import IdempotencyDep
-from shared.outbox import Outbox
 
 router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
 
@@ -111,9 +110,7 @@ async def report_purchase(
             previous = await repository.purchase(partner.partner_id, purchase.purchase_id)
             assert previous is not None
             return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
-        await Outbox(conn, tables.outbox, clock).add(event, key=purchase.customer_id)
-        answer = AcceptedOut(event_id=event.id)
-        await call.remember(conn, tables.idempotency_keys, 202, answer, now)
+        answer = await accept(conn, event, customer_id=purchase.customer_id, call=call, clock=clock)
     runtime.relay.notify()
     return answer
 
@@ -188,8 +185,6 @@ async def report_refund(
             previous = await repository.refund(partner.partner_id, refund.refund_id)
             assert previous is not None
             return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
-        await Outbox(conn, tables.outbox, clock).add(event, key=purchase.customer_id)
-        answer = AcceptedOut(event_id=event.id)
-        await call.remember(conn, tables.idempotency_keys, 202, answer, now)
+        answer = await accept(conn, event, customer_id=purchase.customer_id, call=call, clock=clock)
     runtime.relay.notify()
     return answer
