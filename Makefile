@@ -65,8 +65,10 @@ test: setup lint typecheck ## everything CI runs: lint, types, unit, integration
 test-down: ## stop the test stack (make test does this itself)
 	@$(TEST_STACK) deploy/local/stack.sh down >/dev/null
 
+# Each benchmark waits until the consumers have finished the previous one's backlog.
 bench: setup ## run the benchmarks against a running stack (make up first)
 	$(PY) -m bench.ingest_throughput
+	$(PY) -m bench.consume_throughput
 	$(PY) -m bench.pipeline_latency
 
 clean: down ## stop everything and delete local state (.fedelta) and the virtualenv

@@ -1,10 +1,15 @@
 """Ingest throughput: signed `POST /v1/purchases` at a fixed concurrency, against `make up`.
 
-    python -m bench.ingest_throughput [--requests 2000] [--concurrency 32] [--warmup 100]
+    python -m bench.ingest_throughput [--requests 5000] [--concurrency 64] [--warmup 200]
+                                      [--processes 1]
 
 Enrols a few fresh customers, sends `--warmup` purchases that are not counted, then
 `--requests` purchases with at most `--concurrency` in flight, and reports accepted/s, the
 latency of the accepted calls (p50/p95/p99/max) and every answer that was not 202, by status.
+The load generator shares the machine with what it measures, so it is lean: every request is
+signed and encoded before the clock starts, and sent as raw HTTP/1.1 on `--concurrency`
+keep-alive connections (one per request in flight) with uvloop; `--processes` splits the
+connections over several processes when one is not enough.
 Then it waits (bounded by `--drain-timeout`) until the points and tiers consumers have
 finished with every accepted purchase, read from their `/metrics`, and reports how long that
 took after the last 202. Exits 1 when any call was not answered 202 or the drain timed out.
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import multiprocessing
 import sys
 import time
 import uuid
@@ -23,12 +30,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import uvloop
 
 from bench.metrics import consumed
 from bench.report import latency_line
 from deploy.local.pos import DevEnv, PosClient
+from shared.auth import SIGNATURE_HEADER, sign
 from shared.topics import PURCHASES
 
 REQUEST_TIMEOUT_S = 30.0
@@ -40,6 +50,15 @@ class Results:
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     accepted: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def merge(self, other: Results) -> None:
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.accepted += other.accepted
+        self.wall = max(self.wall, other.wall)
+        self.cpu += other.cpu
 
 
 def purchase_body(customer_id: str, sequence: int) -> dict[str, Any]:
@@ -52,40 +71,97 @@ def purchase_body(customer_id: str, sequence: int) -> dict[str, Any]:
     }
 
 
-async def one_purchase(
-    pos: PosClient,
-    customer_id: str,
-    sequence: int,
-    limit: asyncio.BoundedSemaphore,
-    results: Results,
-) -> None:
-    async with limit:
-        body = purchase_body(customer_id, sequence)
-        started = time.perf_counter()
-        try:
-            response = await pos.post("/v1/purchases", body)
-        except httpx.HTTPError as error:
-            results.errors[type(error).__name__] += 1
-            return
-        elapsed = time.perf_counter() - started
-    if response.status_code == 202:
-        results.accepted += 1
-        results.latencies.append(elapsed)
-    else:
-        results.errors[f"HTTP {response.status_code}"] += 1
+PATH = "/v1/purchases"
 
 
-async def load(
-    pos: PosClient, customers: list[str], count: int, concurrency: int
-) -> tuple[Results, float]:
-    """`count` purchases spread over `customers`; returns the results and the wall time."""
+def signed_requests(env: DevEnv, customers: list[str], count: int) -> list[bytes]:
+    """`count` complete signed HTTP requests, ready to write. Signatures stay valid for five
+    minutes, which a run must not exceed."""
+    host = urlsplit(env.ingest_url).netloc
+    timestamp = int(time.time())
+    requests = []
+    for sequence in range(count):
+        body = json.dumps(purchase_body(customers[sequence % len(customers)], sequence)).encode()
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {env.partner_key}\r\n"
+            f"{SIGNATURE_HEADER}: {sign(env.partner_secret, timestamp, 'POST', PATH, body)}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        requests.append(head.encode() + body)
+    return requests
+
+
+async def send_all(url: str, requests: list[bytes], connections: int, start_at: float) -> Results:
+    """Sends the requests over `connections` keep-alive connections, each one request at a
+    time, starting at the wall-clock instant `start_at`."""
+    parts = urlsplit(url)
     results = Results()
-    limit = asyncio.BoundedSemaphore(concurrency)
-    started = time.perf_counter()
-    await asyncio.gather(
-        *(one_purchase(pos, customers[i % len(customers)], i, limit, results) for i in range(count))
-    )
-    return results, time.perf_counter() - started
+    pending = iter(requests)
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        try:
+            for request in pending:
+                started = time.perf_counter()
+                try:
+                    writer.write(request)
+                    status, head = await _read_response(reader)
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    results.errors[type(error).__name__] += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+                    continue
+                if status == 202:
+                    results.accepted += 1
+                    results.latencies.append(time.perf_counter() - started)
+                else:
+                    results.errors[f"HTTP {status}"] += 1
+                if b"connection: close" in head.lower():
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        finally:
+            writer.close()
+
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    cpu_started, started = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    results.wall = time.perf_counter() - started
+    results.cpu = time.process_time() - cpu_started
+    return results
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status, head
+
+
+def _send_share(url: str, requests: list[bytes], connections: int, start_at: float) -> Results:
+    """One generator process's share (run in a child process when --processes > 1)."""
+    return uvloop.run(send_all(url, requests, connections, start_at))
+
+
+def load(url: str, requests: list[bytes], concurrency: int, processes: int) -> Results:
+    """The requests sent at `concurrency` over `processes` processes, all starting together."""
+    start_at = time.time() + 0.2 * processes
+    if processes == 1:
+        return uvloop.run(send_all(url, requests, concurrency, start_at))
+    shares = [
+        (url, requests[i::processes], len(range(i, concurrency, processes)), start_at)
+        for i in range(processes)
+    ]
+    results = Results()
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        for share in pool.starmap(_send_share, shares):
+            results.merge(share)
+    return results
 
 
 async def finished_purchases(http: httpx.AsyncClient, url: str) -> tuple[int, int]:
@@ -115,69 +191,92 @@ async def drain(
     return done
 
 
-async def run(args: argparse.Namespace) -> int:
-    env = DevEnv.load()
-    limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-    )
-    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as http:
+async def prepare(env: DevEnv, args: argparse.Namespace) -> tuple[list[str], dict[str, int]]:
+    """Enrols the customers; returns them and how many purchases each consumer had finished."""
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
         pos = PosClient(env, http)
-        run_id = uuid.uuid4().hex[:8]
-        customers = [f"bench-{run_id}-{i}" for i in range(args.customers)]
+        customers = [f"bench-{args.run_id}-{i}" for i in range(args.customers)]
         for customer in customers:
             await pos.enrol(customer, email=None, consent=False)
-        services = {"points": env.points_url, "tiers": env.tiers_url}
-        baseline = {
-            name: (await finished_purchases(http, url))[0] for name, url in services.items()
-        }
+        baseline = {}
+        for name, url in consumer_urls(env).items():
+            try:
+                baseline[name] = (await finished_purchases(http, url))[0]
+            except httpx.HTTPError as error:
+                print(
+                    f"{name} consumer: not reachable ({type(error).__name__}), drain not measured"
+                )
+    return customers, baseline
 
-        load_started = time.perf_counter()
-        cpu_started = time.process_time()
-        warm, _ = await load(pos, customers, args.warmup, args.concurrency)
-        results, wall = await load(pos, customers, args.requests, args.concurrency)
-        loaded_at = time.perf_counter()
-        client_cpu = time.process_time() - cpu_started
 
-        print(
-            f"ingest POST /v1/purchases: {args.requests} requests, concurrency {args.concurrency}, "
-            f"{args.customers} customers, warmup {args.warmup} (run {run_id})"
-        )
-        print(
-            f"{'accepted/s':<24} {results.accepted / wall:8.1f}   "
-            f"({results.accepted} in {wall:.2f} s)"
-        )
-        print(latency_line("latency (202)", results.latencies, (50, 95, 99)))
-        print(
-            f"{'load generator CPU':<24} {client_cpu:8.2f} s over {loaded_at - load_started:.2f} s "
-            f"wall (warmup included): {100 * client_cpu / (loaded_at - load_started):.0f}% "
-            "of one core"
-        )
-        errors = results.errors + warm.errors
-        if errors:
-            print("NOT 202: " + ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
-        else:
-            print("not 202: none")
+def consumer_urls(env: DevEnv) -> dict[str, str]:
+    return {"points": env.points_url, "tiers": env.tiers_url}
 
-        expected = warm.accepted + results.accepted
-        done = await drain(http, services, baseline, expected, args.drain_timeout)
-        failed = bool(errors)
+
+async def report_drain(
+    env: DevEnv, baseline: dict[str, int], expected: int, elapsed_before: float, within_s: float
+) -> bool:
+    """Waits for the consumers and prints how long they took; False when one did not drain."""
+    services = {name: url for name, url in consumer_urls(env).items() if name in baseline}
+    drained = True
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
+        done = await drain(http, services, baseline, expected, within_s)
         for name, seconds in done.items():
             finished, dead = await finished_purchases(http, services[name])
             if seconds is None:
-                failed = True
+                drained = False
                 print(
-                    f"{name} consumer: NOT drained within {args.drain_timeout:g} s "
+                    f"{name} consumer: NOT drained within {within_s:g} s "
                     f"({finished - baseline[name]} of {expected} purchases)"
                 )
                 continue
             # Everything sent (warmup included) over the time from the first send to drained.
-            rate = expected / (loaded_at + seconds - load_started)
+            rate = expected / (elapsed_before + seconds)
             dead_note = f"; DEAD-LETTERED {dead}" if dead else ""
             print(
                 f"{name} consumer: drained {seconds:6.2f} s after the last 202 "
                 f"(~{rate:.0f} purchases/s from first send to drained){dead_note}"
             )
-        return 1 if failed else 0
+    return drained
+
+
+def run(args: argparse.Namespace) -> int:
+    env = DevEnv.load()
+    args.run_id = uuid.uuid4().hex[:8]
+    customers, baseline = asyncio.run(prepare(env, args))
+    warmup_requests = signed_requests(env, customers, args.warmup)
+    measured_requests = signed_requests(env, customers, args.requests)
+
+    load_started = time.perf_counter()
+    warm = load(env.ingest_url, warmup_requests, args.concurrency, args.processes)
+    results = load(env.ingest_url, measured_requests, args.concurrency, args.processes)
+    loaded_at = time.perf_counter()
+
+    print(
+        f"ingest POST /v1/purchases: {args.requests} requests, concurrency {args.concurrency}, "
+        f"{args.customers} customers, warmup {args.warmup}, {args.processes} generator "
+        f"process(es) (run {args.run_id})"
+    )
+    print(
+        f"{'accepted/s':<24} {results.accepted / results.wall:8.1f}   "
+        f"({results.accepted} in {results.wall:.2f} s)"
+    )
+    print(latency_line("latency (202)", results.latencies, (50, 95, 99)))
+    print(
+        f"{'load generator CPU':<24} {results.cpu:8.2f} s over {results.wall:.2f} s wall "
+        f"(measured phase): {100 * results.cpu / results.wall:.0f}% of one core"
+    )
+    errors = results.errors + warm.errors
+    if errors:
+        print("NOT 202: " + ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
+    else:
+        print("not 202: none")
+
+    expected = warm.accepted + results.accepted
+    drained = asyncio.run(
+        report_drain(env, baseline, expected, loaded_at - load_started, args.drain_timeout)
+    )
+    return 1 if errors or not drained else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,9 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--requests", type=int, default=2000, help="measured purchases")
-    parser.add_argument("--concurrency", type=int, default=32, help="purchases in flight at most")
-    parser.add_argument("--warmup", type=int, default=100, help="purchases sent first, not counted")
+    parser.add_argument("--requests", type=int, default=5000, help="measured purchases")
+    parser.add_argument("--concurrency", type=int, default=64, help="purchases in flight at most")
+    parser.add_argument("--warmup", type=int, default=200, help="purchases sent first, not counted")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="load generator processes sharing the connections"
+    )
     parser.add_argument("--customers", type=int, default=8, help="fresh customers to spread over")
     parser.add_argument(
         "--drain-timeout", type=float, default=300.0, help="seconds to wait for the consumers"
@@ -196,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or args.warmup < 0 or args.customers < 1:
         parser.error("--requests, --concurrency and --customers must be >= 1, --warmup >= 0")
-    return asyncio.run(run(args))
+    if not 1 <= args.processes <= args.concurrency:
+        parser.error("--processes must be between 1 and --concurrency")
+    return run(args)
 
 
 if __name__ == "__main__":

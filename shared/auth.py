@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -17,14 +18,31 @@ class SignatureError(Exception):
     pass
 
 
-def signature_digest(secret: str, timestamp: int, body: bytes) -> str:
-    message = f"{timestamp}.".encode() + body
+# Unix seconds fit in 10 digits until the year 2286; a longer `t=` is garbage, refused before
+# it becomes a huge int (or a float overflow when compared with the clock).
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_DIGEST = re.compile(r"[0-9a-fA-F]{1,128}")
+
+
+def signed_message(timestamp: int, method: str, target: str | bytes, body: bytes) -> bytes:
+    """`"<t>.<METHOD>.<path?query>.<raw body>"`: the target is the path and query exactly as
+    sent on the request line (bytes as they were; a str is taken as its UTF-8 bytes)."""
+    raw_target = target if isinstance(target, bytes) else target.encode()
+    return f"{timestamp}.{method.upper()}.".encode() + raw_target + b"." + body
+
+
+def signature_digest(
+    secret: str, timestamp: int, method: str, target: str | bytes, body: bytes
+) -> str:
+    message = signed_message(timestamp, method, target, body)
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The Fedelta-Signature header value for a body sent at `timestamp` (unix seconds)."""
-    return f"t={timestamp},v1={signature_digest(secret, timestamp, body)}"
+def sign(secret: str, timestamp: int, method: str, target: str | bytes, body: bytes) -> str:
+    """The Fedelta-Signature header value for a request sent at `timestamp` (unix seconds):
+    `method` and `target` (path and query, e.g. `/v1/customers/c-1?x=1`) are signed with the
+    body, so a captured signature cannot be replayed on another path or with another verb."""
+    return f"t={timestamp},v1={signature_digest(secret, timestamp, method, target, body)}"
 
 
 def parse_signature(header: str) -> tuple[int, list[str]]:
@@ -32,10 +50,10 @@ def parse_signature(header: str) -> tuple[int, list[str]]:
     digests: list[str] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        if name == "t" and _TIMESTAMP.fullmatch(value):
             timestamp = int(value)
-        elif name == "v1" and value:
-            digests.append(value)
+        elif name == "v1" and _DIGEST.fullmatch(value):
+            digests.append(value.lower())
     if timestamp is None or not digests:
         raise SignatureError("Fedelta-Signature must look like t=<unix seconds>,v1=<hex>")
     return timestamp, digests
@@ -44,11 +62,14 @@ def parse_signature(header: str) -> tuple[int, list[str]]:
 def verify_signature(
     secret: str,
     header: str,
+    method: str,
+    target: str | bytes,
     body: bytes,
     now: datetime,
     tolerance_seconds: int = SIGNATURE_TOLERANCE_SECONDS,
 ) -> None:
-    """Raises SignatureError unless the header signs this body recently enough."""
+    """Raises SignatureError unless the header signs this method, target and body recently
+    enough."""
     timestamp, digests = parse_signature(header)
     age = now.timestamp() - timestamp
     if abs(age) > tolerance_seconds:
@@ -56,9 +77,11 @@ def verify_signature(
             f"signature timestamp is {int(abs(age))}s away from now; "
             f"at most {tolerance_seconds}s is accepted"
         )
-    expected = signature_digest(secret, timestamp, body)
+    expected = signature_digest(secret, timestamp, method, target, body)
     if not any(hmac.compare_digest(expected, digest) for digest in digests):
-        raise SignatureError("signature does not match the body")
+        raise SignatureError(
+            "signature does not match the request: sign '<t>.<METHOD>.<path?query>.<raw body>'"
+        )
 
 
 Scope = Literal["read", "admin"]

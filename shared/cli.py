@@ -20,7 +20,10 @@ def run_service_cli(
     create_app: Callable[[ServiceSettings], FastAPI],
     migrations_dir: Path,
     argv: list[str] | None = None,
+    app_factory: str | None = None,
 ) -> None:
+    """`app_factory` ("module:function", no arguments, settings from the environment) lets
+    uvicorn start `workers` processes, each of which builds its own app."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     parser.add_argument("--port", type=_tcp_port, help="listen here instead of the configured port")
@@ -32,12 +35,18 @@ def run_service_cli(
         upgrade_to_head(migrations_dir, settings.database_url)
         print(f"{name}: database migrated to head")
         return
+    if app_factory is None and settings.workers > 1:
+        parser.error(f"{name} cannot run several workers: it has no app factory")
     uvicorn.run(
-        create_app(settings),
+        create_app(settings) if app_factory is None else app_factory,
+        factory=app_factory is not None,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        loop="uvloop",
+        http="httptools",
     )
 
 

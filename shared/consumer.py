@@ -1,162 +1,393 @@
-"""The consumer loop: each event applied once, offsets committed after the effect.
+"""The consumer loop: one poll's records applied in one transaction, offsets committed after.
 
-For every message: claim its id in the inbox and apply the handler in one database
-transaction; commit the Kafka offset only after that transaction. A redelivered message
-finds its id claimed and changes nothing. A message that cannot be applied after bounded
-attempts goes to `<topic>.dlq` with the error, so it never blocks its partition; while the
-database itself is unreachable the loop waits instead, since every message would fail.
+Each poll returns a bounded batch. Its events are claimed in the inbox with one statement and
+the new ones handed to the service's batch handler, in partition order, to apply with
+set-based SQL in the same transaction; the Kafka offsets are committed after it. A
+redelivered event finds its id claimed and changes nothing.
+
+An event that fails on a healthy database is isolated: the batch is split (savepoints) until
+the failing events stand alone, the rest is applied, and only the failing ones are retried,
+then dead-lettered to `<topic>.dlq` with their error. Later events of the same key (customer)
+wait behind a failing one, so one customer's events are applied in order, within and across
+batches. While the database is away (see `shared.failures`) nothing counts as an attempt:
+the consumer waits and applies the batch when it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import Counter
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import inbox
 from shared.clock import Clock
-from shared.events import CloudEvent, UnknownEventType
-from shared.outbox import Producer
+from shared.events import EVENT_KINDS, CloudEvent
+from shared.failures import is_outage
+from shared.outbox import EVENT_TYPE_HEADER, Producer
 from shared.topics import dead_letter_topic
 
 log = logging.getLogger(__name__)
 
-EventHandler = Callable[[AsyncConnection, CloudEvent], Awaitable[None]]
+BatchHandler = Callable[[AsyncConnection, Sequence[CloudEvent]], Awaitable[None]]
 
 CONSUMED = Counter(
     "fedelta_events_consumed_total",
     "Messages the consumer finished with, by outcome",
     ["topic", "outcome"],
 )
-
-# The database being away is not the message's fault: wait for it rather than dead-letter.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    ConnectionError,
-    OSError,
-    TimeoutError,
+BATCH_SECONDS = Histogram(
+    "fedelta_consumer_batch_seconds",
+    "Time to apply one poll's events and commit their offsets",
+    ["service"],
 )
 
 
-class RetryableError(Exception):
-    """Raised by a handler when the event cannot be applied yet but may be later."""
+@dataclass(frozen=True)
+class Subscription:
+    """What a service consumes: the topics, the event types it acts on (other types on those
+    topics are passed over without an inbox row), and the batch handler that applies them."""
+
+    topics: tuple[str, ...]
+    event_types: frozenset[str]
+    handle: BatchHandler
+
+
+@dataclass(frozen=True)
+class Received:
+    """One record of a poll with its parsed event; `position` keeps the poll's order."""
+
+    position: int
+    message: Any
+    event: CloudEvent
+
+    @property
+    def key(self) -> bytes | None:
+        key: bytes | None = self.message.key
+        return key
+
+
+@dataclass
+class Outcome:
+    """What one transaction did with a batch."""
+
+    applied: list[Received] = field(default_factory=list)
+    duplicates: list[Received] = field(default_factory=list)
+    failed: list[tuple[Received, Exception]] = field(default_factory=list)
+    # Not tried: an earlier event of the same key failed, and order comes first.
+    deferred: list[Received] = field(default_factory=list)
 
 
 @dataclass
 class EventConsumer:
     service: str
-    topics: Sequence[str]
+    subscription: Subscription
     bootstrap_servers: str
     engine: AsyncEngine
     inbox_table: sa.Table
-    handle: EventHandler
     dead_letters: Producer
     clock: Clock
     max_attempts: int = 5
     retry_backoff: float = 0.2
+    outage_backoff_max: float = 5.0
+    batch_max_records: int = 1000
+    poll_timeout_ms: int = 200
+    max_poll_interval_ms: int = 300_000
+    rebalance_wait_seconds: float = 10.0
     after_commit: Callable[[], None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _uncommitted: dict[Any, int] = field(default_factory=dict, init=False)
 
     @property
     def name(self) -> str:
         return f"{self.service}-consumer"
 
     async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
         consumer = AIOKafkaConsumer(
-            *self.topics,
             bootstrap_servers=self.bootstrap_servers,
             group_id=f"fedelta-{self.service}",
             client_id=f"fedelta-{self.service}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            max_poll_records=self.batch_max_records,
+            max_poll_interval_ms=self.max_poll_interval_ms,
         )
+        self._idle.set()
         await consumer.start()
         try:
+            consumer.subscribe(
+                topics=list(self.subscription.topics), listener=_CommitBeforeRevoke(self, consumer)
+            )
             while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=500, max_records=200)
-                for partition, messages in batches.items():
-                    for message in messages:
-                        await self.process(message)
-                    await consumer.commit({partition: messages[-1].offset + 1})
+                polled = await consumer.getmany(
+                    timeout_ms=self.poll_timeout_ms, max_records=self.batch_max_records
+                )
+                if not polled:
+                    continue
+                self._idle.clear()
+                started = time.perf_counter()
+                try:
+                    await self.process_batch([m for records in polled.values() for m in records])
+                    for partition, records in polled.items():
+                        self._uncommitted[partition] = records[-1].offset + 1
+                    await self._commit(consumer)
+                finally:
+                    self._idle.set()
+                BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         finally:
             await consumer.stop()
 
     async def stop(self) -> None:
         self._stopping.set()
 
-    async def process(self, message: Any) -> None:
-        topic: str = message.topic
-        if message.value is None:
-            CONSUMED.labels(topic, "tombstone").inc()
+    async def _commit(self, consumer: Any, only: set[Any] | None = None) -> None:
+        """Commits the applied offsets (of `only` these partitions). A partition this consumer
+        no longer owns after a rebalance cannot be committed; its new owner redelivers the
+        records, which the inbox absorbs, so that is logged and the consumer goes on."""
+        offsets = {
+            tp: offset
+            for tp, offset in self._uncommitted.items()
+            if (only is None or tp in only) and tp in consumer.assignment()
+        }
+        for tp in list(self._uncommitted):
+            if only is None or tp in only:
+                del self._uncommitted[tp]
+        if not offsets:
             return
         try:
-            event = CloudEvent.from_bytes(message.value)
-            event.payload()
-        except (ValidationError, UnknownEventType, ValueError) as error:
-            await self._dead_letter(message, error, attempts=1)
-            return
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                applied = await self._apply(event)
-            except TRANSIENT_ERRORS as error:
-                log.warning(
-                    "%s: database unreachable, waiting (%s)", self.name, type(error).__name__
-                )
-                attempt -= 1
-                await asyncio.sleep(min(5.0, self.retry_backoff * 10))
-                continue
-            except Exception as error:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as error:
+            log.info(
+                "%s: offsets not committed after a rebalance (%s); the new owner's inbox "
+                "absorbs the redelivery",
+                self.name,
+                type(error).__name__,
+            )
+
+    # -- one batch -----------------------------------------------------------------------
+
+    async def process_batch(self, messages: Sequence[Any]) -> None:
+        """Applies one poll's records; returns when every one is applied, passed over or
+        dead-lettered, so their offsets may be committed."""
+        pending = await self._parse(messages)
+        attempts: dict[str, int] = {}
+        while pending:
+            outcome = await self._apply_waiting_out_outages(pending)
+            self._count(outcome)
+            retry: list[Received] = []
+            for received, error in outcome.failed:
+                attempt = attempts[received.event.id] = attempts.get(received.event.id, 0) + 1
                 if attempt >= self.max_attempts:
-                    await self._dead_letter(message, error, attempts=attempt)
-                    return
+                    await self._dead_letter(received.message, error, attempts=attempt)
+                else:
+                    log.warning(
+                        "%s: event %s failed (attempt %d of %d): %s",
+                        self.name,
+                        received.event.id,
+                        attempt,
+                        self.max_attempts,
+                        type(error).__name__,
+                    )
+                    retry.append(received)
+            if retry:
+                worst = max(attempts[r.event.id] for r in retry)
+                await asyncio.sleep(self.retry_backoff * 2 ** (worst - 1))
+            pending = sorted(retry + outcome.deferred, key=lambda r: r.position)
+
+    async def _parse(self, messages: Sequence[Any]) -> list[Received]:
+        tally: collections.Counter[tuple[str, str]] = collections.Counter()
+        try:
+            return await self._parse_counting(messages, tally)
+        finally:
+            _add_up(tally)
+
+    async def _parse_counting(
+        self, messages: Sequence[Any], tally: collections.Counter[tuple[str, str]]
+    ) -> list[Received]:
+        parsed: list[Received] = []
+        seen: set[str] = set()
+        for position, message in enumerate(messages):
+            if message.value is None:
+                tally[message.topic, "tombstone"] += 1
+                continue
+            announced = _header(message, EVENT_TYPE_HEADER)
+            if announced is not None and announced not in self.subscription.event_types:
+                # Passed over unparsed: most of what a service reads is of no use to it.
+                tally[message.topic, "ignored" if announced in EVENT_KINDS else "unknown_type"] += 1
+                continue
+            try:
+                event = CloudEvent.from_bytes(message.value)
+            except (ValidationError, ValueError) as error:
+                await self._dead_letter(message, error, attempts=1)
+                continue
+            if event.type not in EVENT_KINDS:
+                # Written by a newer producer: passed over and counted, not dead-lettered, so
+                # a rolling upgrade loses nothing this version could have used.
+                tally[message.topic, "unknown_type"] += 1
+                continue
+            if event.type not in self.subscription.event_types:
+                tally[message.topic, "ignored"] += 1
+                continue
+            try:
+                event.payload()
+            except ValidationError as error:
+                await self._dead_letter(message, error, attempts=1)
+                continue
+            if event.id in seen:  # the same event twice in one poll: the first one counts
+                tally[message.topic, "duplicate"] += 1
+                continue
+            seen.add(event.id)
+            parsed.append(Received(position, message, event))
+        return parsed
+
+    async def _apply_waiting_out_outages(self, batch: list[Received]) -> Outcome:
+        delay = self.retry_backoff
+        while True:
+            try:
+                return await self._apply_batch(batch)
+            except Exception as error:
+                if not is_outage(error):
+                    raise
                 log.warning(
-                    "%s: event %s failed (attempt %d of %d): %s",
+                    "%s: database unavailable, waiting %.1fs (%s)",
                     self.name,
-                    event.id,
-                    attempt,
-                    self.max_attempts,
+                    delay,
                     type(error).__name__,
                 )
-                await asyncio.sleep(self.retry_backoff * 2 ** (attempt - 1))
-                continue
-            CONSUMED.labels(topic, "applied" if applied else "duplicate").inc()
-            if applied and self.after_commit is not None:
-                self.after_commit()
-            return
+                CONSUMED.labels(batch[0].message.topic, "waited_for_database").inc()
+                await asyncio.sleep(delay)
+                delay = min(self.outage_backoff_max, delay * 2)
 
-    async def _apply(self, event: CloudEvent) -> bool:
-        async with self.engine.begin() as conn:
-            if not await inbox.claim(
-                conn, self.inbox_table, event.id, event.type, self.clock.now()
-            ):
-                return False
-            await self.handle(conn, event)
-            return True
+    async def _apply_batch(self, batch: list[Received]) -> Outcome:
+        """One transaction: the whole batch at once, or, when an event in it fails, the
+        batch split until the failing events stand alone and everything else is applied.
+        An outage raises, undoing the transaction."""
+        outcome = Outcome()
+        try:
+            async with self.engine.begin() as conn:
+                try:
+                    async with conn.begin_nested():
+                        await self._claim_and_handle(conn, batch, outcome)
+                except Exception as error:
+                    if is_outage(error):
+                        raise
+                    outcome = Outcome()
+                    await self._split(conn, batch, error, outcome, blocked=set())
+        except Exception as error:
+            if is_outage(error) or len(batch) == 1:
+                raise
+            # Failed outside any savepoint (e.g. at commit): one transaction per event.
+            return await self._apply_one_by_one(batch)
+        if outcome.applied and self.after_commit is not None:
+            self.after_commit()
+        return outcome
+
+    async def _isolate(
+        self,
+        conn: AsyncConnection,
+        batch: list[Received],
+        outcome: Outcome,
+        blocked: set[bytes | None],
+    ) -> None:
+        runnable = [r for r in batch if r.key not in blocked]
+        outcome.deferred.extend(r for r in batch if r.key in blocked)
+        if not runnable:
+            return
+        try:
+            async with conn.begin_nested():
+                tried = Outcome()
+                await self._claim_and_handle(conn, runnable, tried)
+            outcome.applied.extend(tried.applied)
+            outcome.duplicates.extend(tried.duplicates)
+        except Exception as error:
+            if is_outage(error):
+                raise
+            await self._split(conn, runnable, error, outcome, blocked)
+
+    async def _split(
+        self,
+        conn: AsyncConnection,
+        failing: list[Received],
+        error: Exception,
+        outcome: Outcome,
+        blocked: set[bytes | None],
+    ) -> None:
+        """`failing` failed as a whole with `error`: one event is the culprit; more are
+        halved and each half tried on its own."""
+        if len(failing) == 1:
+            outcome.failed.append((failing[0], error))
+            blocked.add(failing[0].key)
+            return
+        middle = len(failing) // 2
+        await self._isolate(conn, failing[:middle], outcome, blocked)
+        await self._isolate(conn, failing[middle:], outcome, blocked)
+
+    async def _apply_one_by_one(self, batch: list[Received]) -> Outcome:
+        outcome = Outcome()
+        blocked: set[bytes | None] = set()
+        for received in batch:
+            if received.key in blocked:
+                outcome.deferred.append(received)
+                continue
+            try:
+                single = await self._apply_batch([received])
+            except Exception as error:
+                if is_outage(error):
+                    raise
+                outcome.failed.append((received, error))
+                blocked.add(received.key)
+                continue
+            outcome.applied.extend(single.applied)
+            outcome.duplicates.extend(single.duplicates)
+            outcome.failed.extend(single.failed)
+            blocked.update(r.key for r, _ in single.failed)
+        return outcome
+
+    async def _claim_and_handle(
+        self, conn: AsyncConnection, batch: Sequence[Received], outcome: Outcome
+    ) -> None:
+        claimed = await self._claim(conn, batch)
+        new = [r for r in batch if r.event.id in claimed]
+        outcome.duplicates.extend(r for r in batch if r.event.id not in claimed)
+        if new:
+            await self.subscription.handle(conn, [r.event for r in new])
+        outcome.applied.extend(new)
+
+    async def _claim(self, conn: AsyncConnection, batch: Sequence[Received]) -> set[str]:
+        return await inbox.claim_many(
+            conn, self.inbox_table, [(r.event.id, r.event.type) for r in batch], self.clock.now()
+        )
+
+    def _count(self, outcome: Outcome) -> None:
+        tally: collections.Counter[tuple[str, str]] = collections.Counter()
+        for received in outcome.applied:
+            tally[received.message.topic, "applied"] += 1
+        for received in outcome.duplicates:
+            tally[received.message.topic, "duplicate"] += 1
+        _add_up(tally)
 
     async def _dead_letter(self, message: Any, error: BaseException, *, attempts: int) -> None:
-        # The error text names the failure only: message bodies may hold personal data.
-        reason = f"{type(error).__name__}: {error}"[:2000]
+        # The error class only: an exception's text may quote SQL parameters or the body.
         headers = [
-            ("fedelta-error", reason.encode()),
+            ("fedelta-error", type(error).__name__.encode()),
             ("fedelta-consumer", self.service.encode()),
             ("fedelta-original-topic", message.topic.encode()),
             ("fedelta-original-partition", str(message.partition).encode()),
             ("fedelta-original-offset", str(message.offset).encode()),
             ("fedelta-attempts", str(attempts).encode()),
         ]
+        delay = 0.5
         while True:
             try:
                 await self.dead_letters.send_and_wait(
@@ -166,10 +397,15 @@ class EventConsumer:
                     headers=headers,
                 )
                 break
-            except Exception:
+            except Exception as publish_error:
                 # Never drop it: without the dead-letter copy the offset must not move on.
-                log.warning("%s: dead-letter publish failed, retrying", self.name, exc_info=True)
-                await asyncio.sleep(1.0)
+                log.warning(
+                    "%s: dead-letter publish failed (%s), retrying",
+                    self.name,
+                    type(publish_error).__name__,
+                )
+                await asyncio.sleep(delay)
+                delay = min(self.outage_backoff_max, delay * 2)
         log.error(
             "%s: dead-lettered %s[%s]@%s after %d attempt(s): %s",
             self.name,
@@ -180,3 +416,36 @@ class EventConsumer:
             type(error).__name__,
         )
         CONSUMED.labels(message.topic, "dead_lettered").inc()
+
+
+def _add_up(tally: collections.Counter[tuple[str, str]]) -> None:
+    """One counter update per (topic, outcome) and batch, not one per message."""
+    for (topic, outcome), count in tally.items():
+        CONSUMED.labels(topic, outcome).inc(count)
+
+
+def _header(message: Any, name: str) -> str | None:
+    for key, value in getattr(message, "headers", None) or ():
+        if key == name:
+            return bytes(value).decode(errors="replace")
+    return None
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions go to another member: let the batch in flight finish (for a
+    bounded time) and commit what was applied, so the new owner starts where we stopped."""
+
+    def __init__(self, owner: EventConsumer, consumer: Any) -> None:
+        self._owner = owner
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        try:
+            async with asyncio.timeout(self._owner.rebalance_wait_seconds):
+                await self._owner._idle.wait()
+        except TimeoutError:
+            log.warning("%s: batch still in flight at rebalance", self._owner.name)
+        await self._owner._commit(self._consumer, only=set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None

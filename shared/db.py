@@ -13,8 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
     # No overflow: overflow connections are closed on return, so a burst above the pool would
     # make PostgreSQL open and close a connection per request; waiting for one is cheaper.
+    # No pre-ping either: it costs a round trip per checkout. A connection that died (say,
+    # PostgreSQL restarted) fails its statement with `connection_invalidated` instead, which
+    # also invalidates the pool's older connections; callers retry that transaction once.
+    # hide_parameters: an error's text would otherwise quote the statement's values (emails,
+    # phones, signing secrets), and error texts end up in logs and dead-letter headers.
     return create_async_engine(
-        database_url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True
+        database_url, pool_size=pool_size, max_overflow=0, hide_parameters=True
     )
 
 
@@ -42,6 +47,8 @@ def define_inbox(metadata: sa.MetaData) -> sa.Table:
         sa.Column("event_id", sa.Text, primary_key=True),
         sa.Column("event_type", sa.Text, nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        # Claims older than the retention period are purged (shared.retention).
+        sa.Index("ix_inbox_received_at", "received_at"),
     )
 
 
@@ -57,3 +64,24 @@ def define_outbox(metadata: sa.MetaData) -> sa.Table:
         sa.Column("payload", JSONB, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
+
+
+async def insert_many(
+    conn: AsyncConnection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    key: Sequence[str] | None = None,
+) -> list[tuple[Any, ...]]:
+    """`insert_if_absent` for a set of rows in one round trip (multi-row VALUES): returns the
+    primary keys of the rows that were new; a row that clashes with one already there, or with
+    an earlier row of the same call, is passed over."""
+    if not rows:
+        return []
+    statement = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=list(key) if key else None)
+        .returning(*table.primary_key.columns)
+    )
+    result = await conn.execute(statement, list(rows))
+    return [tuple(row) for row in result.all()]

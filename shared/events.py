@@ -6,11 +6,12 @@ AsyncAPI document are generated from these models (`python -m shared.schema`).
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -19,13 +20,18 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
 )
 
-from shared import topics
+from shared import bounds, topics
 
 
 def _to_utc(instant: datetime) -> datetime:
-    return instant.astimezone(UTC)
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:
+        # A ValueError is a validation failure (dead-lettered); an OverflowError would crash.
+        raise ValueError("the date-time cannot be converted to UTC") from None
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
@@ -36,11 +42,19 @@ Money = Annotated[
     Field(max_digits=14, decimal_places=2),
     PlainSerializer(lambda amount: str(amount), return_type=str, when_used="json"),
 ]
-PositiveMoney = Annotated[Money, Field(gt=0)]
+# The payloads below carry the bounds of `shared.bounds`, the same as ingest's edge: an event
+# outside them (one written before they existed) fails validation and is dead-lettered by
+# the consumer instead of breaking a customer's balance or tier further down.
+PositiveMoney = bounds.Amount
 
 
 class Payload(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Strict at the edge (ingest's own request models refuse unknown fields), tolerant inside:
+    # a consumer passes over fields a newer producer added, so a rolling upgrade loses nothing.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+P = TypeVar("P", bound=Payload)
 
 
 class Consent(Payload):
@@ -49,15 +63,19 @@ class Consent(Payload):
 
 
 class CustomerProfile(Payload):
-    customer_id: str = Field(min_length=1, max_length=64)
-    partner_id: str
-    enrolled_at: UtcDatetime
-    locale: str = "en"
-    time_zone: str = "UTC"
-    email: str | None = None
-    phone: str | None = None
+    customer_id: bounds.Identifier
+    partner_id: bounds.Identifier
+    enrolled_at: bounds.Instant
+    locale: bounds.Label = "en"
+    time_zone: bounds.Label = "UTC"
+    email: bounds.Email | None = None
+    phone: bounds.Label | None = None
     consent: Consent = Consent()
-    referred_by: str | None = None
+    referred_by: bounds.Identifier | None = None
+    # The profile's sequence number at ingest (1 at enrolment, +1 per change, assigned under
+    # the row lock); consumers keep the profile with the highest. None only in events from
+    # before versions existed.
+    version: int | None = Field(default=None, ge=1, le=2**62)
 
 
 class CustomerEnrolled(CustomerProfile):
@@ -69,96 +87,96 @@ class CustomerUpdated(CustomerProfile):
 
 
 class CustomerErased(Payload):
-    customer_id: str
+    customer_id: bounds.Identifier
 
 
 class PurchaseItem(Payload):
-    sku: str
-    category: str | None = None
-    quantity: Decimal = Field(gt=0)
-    unit_price: Money = Field(ge=0)
+    sku: bounds.Label
+    category: bounds.Label | None = None
+    quantity: bounds.Quantity
+    unit_price: bounds.UnitPrice
 
 
 class PurchaseCompleted(Payload):
-    purchase_id: str
-    partner_id: str
-    store_id: str | None = None
-    customer_id: str
-    occurred_at: UtcDatetime
-    currency: str = Field(min_length=3, max_length=3)
-    total: PositiveMoney
-    items: list[PurchaseItem] | None = None
+    purchase_id: bounds.Identifier
+    partner_id: bounds.Identifier
+    store_id: bounds.Identifier | None = None
+    customer_id: bounds.Identifier
+    occurred_at: bounds.Instant
+    currency: str = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
+    total: bounds.Amount
+    items: Annotated[list[PurchaseItem], Field(max_length=bounds.MAX_ITEMS)] | None = None
 
 
 class PurchaseRefunded(Payload):
-    refund_id: str
-    purchase_id: str
-    partner_id: str
-    customer_id: str
-    occurred_at: UtcDatetime
-    amount: PositiveMoney
+    refund_id: bounds.Identifier
+    purchase_id: bounds.Identifier
+    partner_id: bounds.Identifier
+    customer_id: bounds.Identifier
+    occurred_at: bounds.Instant
+    amount: bounds.Amount
 
 
 class PointsEarned(Payload):
-    customer_id: str
-    points: int
-    purchase_id: str | None = None
-    reason: str
-    rule_ids: list[str] = []
-    available_at: UtcDatetime
-    expires_at: UtcDatetime
+    customer_id: bounds.Identifier
+    points: bounds.Points
+    purchase_id: bounds.Identifier | None = None
+    reason: bounds.Text
+    rule_ids: list[bounds.Label] = []
+    available_at: bounds.Instant
+    expires_at: bounds.Instant
 
 
 class PointsRedeemed(Payload):
-    customer_id: str
-    points: int
-    redemption_id: str
-    reward: str
+    customer_id: bounds.Identifier
+    points: bounds.Points
+    redemption_id: bounds.Identifier
+    reward: bounds.Label
 
 
 class PointsReversed(Payload):
-    customer_id: str
-    points: int
-    refund_id: str
+    customer_id: bounds.Identifier
+    points: bounds.Points
+    refund_id: bounds.Identifier
 
 
 class PointsExpiring(Payload):
-    customer_id: str
-    points: int
-    expires_at: UtcDatetime
+    customer_id: bounds.Identifier
+    points: bounds.Points
+    expires_at: bounds.Instant
 
 
 class PointsExpired(Payload):
-    customer_id: str
-    points: int
+    customer_id: bounds.Identifier
+    points: bounds.Points
 
 
 class PointsAdjusted(Payload):
-    customer_id: str
-    points: int
-    reason: str
-    actor: str
+    customer_id: bounds.Identifier
+    points: bounds.Points
+    reason: bounds.Text
+    actor: bounds.Label
 
 
 TierName = Literal["bronze", "silver", "gold", "platinum"]
 
 
 class TierChanged(Payload):
-    customer_id: str
+    customer_id: bounds.Identifier
     from_tier: TierName
     to_tier: TierName
     direction: Literal["up", "down"]
-    reason: str
-    effective_at: UtcDatetime
-    review_at: UtcDatetime
+    reason: bounds.Text
+    effective_at: bounds.Instant
+    review_at: bounds.Instant
 
 
 class NotificationOutcome(Payload):
-    notification_id: str
-    customer_id: str
+    notification_id: bounds.Identifier
+    customer_id: bounds.Identifier
     channel: Literal["email", "sms", "webhook"]
-    template: str
-    attempt: int
+    template: bounds.Label
+    attempt: int = Field(ge=0, le=bounds.MAX_POINTS)
 
 
 class NotificationDelivered(NotificationOutcome):
@@ -166,6 +184,8 @@ class NotificationDelivered(NotificationOutcome):
 
 
 class NotificationFailed(NotificationOutcome):
+    # Written by notifications itself (an error class), not from input: kept unconstrained
+    # so that an unusual error never stops the outcome from being recorded.
     error: str | None = None
 
 
@@ -237,14 +257,24 @@ class CloudEvent(BaseModel):
     time: UtcDatetime
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
+    _payload: Payload | None = PrivateAttr(default=None)
 
     @property
     def topic(self) -> str:
         return kind_of(self.type).topic
 
     def payload(self) -> Payload:
-        """The typed data; raises pydantic.ValidationError or UnknownEventType."""
-        return kind_of(self.type).payload.model_validate(self.data)
+        """The typed data, validated once; raises pydantic.ValidationError or UnknownEventType."""
+        if self._payload is None:
+            self._payload = kind_of(self.type).payload.model_validate(self.data)
+        return self._payload
+
+    def data_as(self, payload_type: builtins.type[P]) -> P:
+        """The typed data of an event known to be of `payload_type`'s event type."""
+        payload = self.payload()
+        if not isinstance(payload, payload_type):
+            raise TypeError(f"{self.type} carries {type(payload).__name__}, not {payload_type}")
+        return payload
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -278,7 +308,7 @@ def new_event(
     event_id: str | None = None,
 ) -> CloudEvent:
     """Wrap a payload in an envelope; its type follows from the payload's class."""
-    return CloudEvent(
+    event = CloudEvent(
         id=event_id or str(uuid.uuid4()),
         source=source,
         type=_TYPE_OF_PAYLOAD[type(payload)],
@@ -286,3 +316,5 @@ def new_event(
         time=time,
         data=payload.model_dump(mode="json"),
     )
+    event._payload = payload
+    return event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -10,21 +11,32 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import Scope, bearer_token, token_scope
+from shared.auth import Scope as TokenScope
+from shared.auth import bearer_token, token_scope
+from shared.body_limit import BodyLimit
 from shared.clock import Clock
 from shared.logs import configure_logging
+from shared.openapi import install_openapi
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.runtime import RunningWorkers, Runtime
 from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 REQUEST_SECONDS = Histogram(
     "fedelta_http_request_seconds",
     "HTTP requests by route and status",
     ["method", "route", "status"],
 )
+
+# How long a client is asked to wait before retrying while the database is away.
+DATABASE_RETRY_AFTER_SECONDS = 1
 
 
 def create_service_app(
@@ -34,12 +46,18 @@ def create_service_app(
     bootstrap: Callable[[ServiceSettings], Awaitable[Runtime]],
     routers: Sequence[APIRouter],
     version: str = "0.1.0",
+    on_start: Callable[[FastAPI, Runtime], None] | None = None,
 ) -> FastAPI:
+    """`on_start` puts what a service keeps beside its runtime (caches, batchers) on
+    `app.state`, once the runtime exists."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(name, settings.log_level)
         runtime = await bootstrap(settings)
         app.state.runtime = runtime
+        if on_start is not None:
+            on_start(app, runtime)
         workers = RunningWorkers(runtime.workers if settings.run_workers else [])
         try:
             yield
@@ -50,29 +68,93 @@ def create_service_app(
     app = FastAPI(title=f"Fedelta {name}", version=version, lifespan=lifespan)
     app.state.settings = settings
     install_problem_handlers(app)
-    app.middleware("http")(_timed)
+    app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(OSError, _on_database_error)
+    # Inside the timer, so that a refused body is counted too; before any route reads it.
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestTimer)
+    install_openapi(app)
     app.include_router(probes)
+    from shared.jobs_api import jobs_router  # imported here: it depends on this module
+
+    app.include_router(jobs_router)
     for router in routers:
         app.include_router(router)
     return app
 
 
-async def _timed(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    REQUEST_SECONDS.labels(
-        request.method, getattr(route, "path", "unmatched"), str(response.status_code)
-    ).observe(time.perf_counter() - started)
-    return response
+class RequestTimer:
+    """Feeds `fedelta_http_request_seconds`. Plain ASGI: Starlette's BaseHTTPMiddleware
+    runs every request in a task group with memory streams, which cost more than the
+    request itself on a busy ingest."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets when the app fails before it starts answering
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            # The router records the matched route in this same scope.
+            route = scope.get("route")
+            REQUEST_SECONDS.labels(
+                scope["method"], getattr(route, "path", "unmatched"), str(status)
+            ).observe(time.perf_counter() - started)
 
 
-def get_runtime(request: Request) -> Runtime:
+def database_unavailable(error: BaseException) -> bool:
+    """True when an error means the database cannot be reached right now (down, restarting,
+    or a connection it dropped), rather than that a statement was wrong."""
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error.orig, OSError)
+    return isinstance(error, OSError)
+
+
+def database_unavailable_response() -> JSONResponse:
+    return problem_response(
+        503,
+        "Unavailable",
+        "the database cannot be reached right now: retry the same call (retries are safe)",
+        slug="database-unavailable",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    if database_unavailable(exc):
+        log.warning(
+            "database unavailable on %s %s (%s)",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return database_unavailable_response()
+    log.exception("unhandled database error on %s %s", request.method, request.url.path)
+    return problem_response(
+        500, "Internal error", "the request failed; it has been logged", slug="internal"
+    )
+
+
+# The dependencies below are coroutines although they do not wait for anything: FastAPI runs
+# a plain `def` dependency on a worker thread, a hop that costs more than the function.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_settings(request: Request) -> ServiceSettings:
+async def get_settings(request: Request) -> ServiceSettings:
     settings: ServiceSettings = request.app.state.settings
     return settings
 
@@ -81,7 +163,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 
 
-def get_clock(runtime: RuntimeDep) -> Clock:
+async def get_clock(runtime: RuntimeDep) -> Clock:
     return runtime.clock
 
 
@@ -97,10 +179,10 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 ConnectionDep = Annotated[AsyncConnection, Depends(get_connection)]
 
 
-def require_scope(needed: Scope) -> Callable[..., Scope]:
-    def check(
+def require_scope(needed: TokenScope) -> Callable[..., Awaitable[TokenScope]]:
+    async def check(
         settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-    ) -> Scope:
+    ) -> TokenScope:
         token = bearer_token(authorization)
         if token is None:
             raise Problem(
@@ -119,8 +201,8 @@ def require_scope(needed: Scope) -> Callable[..., Scope]:
     return check
 
 
-ReadScope = Annotated[Scope, Depends(require_scope("read"))]
-AdminScope = Annotated[Scope, Depends(require_scope("admin"))]
+ReadScope = Annotated[TokenScope, Depends(require_scope("read"))]
+AdminScope = Annotated[TokenScope, Depends(require_scope("admin"))]
 
 probes = APIRouter(tags=["probes"])
 

@@ -5,20 +5,23 @@ A retry with the same key and the same request gets the first answer again, mark
 caller's credentials, so two partners cannot collide. Only successful answers are kept: a call
 that failed changed nothing and may be retried under the same key. Same-key calls are
 serialized by a transaction-scoped advisory lock, so two concurrent retries cannot both apply.
+A call is either handled alone (`IdempotentCall.replay` first in its transaction, `remember`
+last) or in a group sharing one transaction (`kept_answers` first, `remember_all` last).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.problems import Problem
@@ -42,6 +45,18 @@ def define_idempotency_keys(metadata: sa.MetaData) -> sa.Table:
 
 
 @dataclass(frozen=True)
+class KeptAnswer:
+    """The first successful answer given under a key."""
+
+    request_hash: str
+    status_code: int
+    response: dict[str, Any]
+
+
+KeyId = tuple[str, str]  # (scope, key)
+
+
+@dataclass(frozen=True)
 class IdempotentCall:
     """One call's key, or none: `replay` first in the call's transaction, `remember` last."""
 
@@ -49,24 +64,20 @@ class IdempotentCall:
     scope: str
     request_hash: str
 
+    @property
+    def key_id(self) -> KeyId | None:
+        return None if self.key is None else (self.scope, self.key)
+
     async def replay(self, conn: AsyncConnection, table: sa.Table) -> JSONResponse | None:
         """The first answer for this key, or None when this call is the first."""
-        if self.key is None:
+        if self.key_id is None:
             return None
-        lock = sa.func.pg_advisory_xact_lock(
-            sa.func.hashtextextended(f"{table.name}/{self.scope}/{self.key}", 0)
-        )
-        await conn.execute(sa.select(lock))
-        row = (
-            await conn.execute(
-                sa.select(table.c.request_hash, table.c.status_code, table.c.response).where(
-                    table.c.scope == self.scope, table.c.key == self.key
-                )
-            )
-        ).first()
-        if row is None:
-            return None
-        if row.request_hash != self.request_hash:
+        kept = (await kept_answers(conn, table, [self])).get(self.key_id)
+        return None if kept is None else self.replay_of(kept)
+
+    def replay_of(self, kept: KeptAnswer) -> JSONResponse:
+        """The kept answer again; a 409 when the key was kept for another request."""
+        if kept.request_hash != self.request_hash:
             raise Problem(
                 409,
                 "Conflict",
@@ -75,8 +86,11 @@ class IdempotentCall:
                 slug="idempotency-key-reused",
             )
         return JSONResponse(
-            row.response, status_code=row.status_code, headers={REPLAYED_HEADER: "true"}
+            kept.response, status_code=kept.status_code, headers={REPLAYED_HEADER: "true"}
         )
+
+    def kept(self, status_code: int, answer: BaseModel) -> KeptAnswer:
+        return KeptAnswer(self.request_hash, status_code, answer.model_dump(mode="json"))
 
     async def remember(
         self,
@@ -86,18 +100,70 @@ class IdempotentCall:
         answer: BaseModel,
         now: datetime,
     ) -> None:
-        if self.key is None:
-            return
-        await conn.execute(
-            table.insert().values(
-                scope=self.scope,
-                key=self.key,
-                request_hash=self.request_hash,
-                status_code=status_code,
-                response=answer.model_dump(mode="json"),
-                created_at=now,
-            )
+        await remember_all(conn, table, [(self, self.kept(status_code, answer))], now)
+
+
+async def kept_answers(
+    conn: AsyncConnection, table: sa.Table, calls: Iterable[IdempotentCall]
+) -> dict[KeyId, KeptAnswer]:
+    """Locks the calls' keys until the transaction ends, then reads what is kept for them.
+
+    Locked first and read after, in two statements: a statement reads as of its start, so a
+    read in the locking statement could miss an answer committed while it waited. The locks
+    are taken in one order (by lock id), so two groups sharing keys cannot deadlock."""
+    key_ids = sorted({key_id for call in calls if (key_id := call.key_id) is not None})
+    if not key_ids:
+        return {}
+    names = [f"{table.name}/{scope}/{key}" for scope, key in key_ids]
+    await conn.execute(
+        sa.text(
+            "SELECT pg_advisory_xact_lock(lock_id) FROM ("
+            " SELECT DISTINCT hashtextextended(name, 0) AS lock_id"
+            " FROM unnest(CAST(:names AS text[])) AS name ORDER BY lock_id) AS locks"
+        ),
+        {"names": names},
+    )
+    wanted = (
+        sa.func.unnest(
+            sa.cast(sa.bindparam("scopes"), ARRAY(sa.Text)),
+            sa.cast(sa.bindparam("keys"), ARRAY(sa.Text)),
         )
+        .table_valued("scope", "key")
+        .render_derived(name="wanted")
+    )
+    rows = await conn.execute(
+        sa.select(
+            table.c.scope, table.c.key, table.c.request_hash, table.c.status_code, table.c.response
+        ).where(sa.tuple_(table.c.scope, table.c.key).in_(sa.select(wanted.c.scope, wanted.c.key))),
+        {"scopes": [scope for scope, _ in key_ids], "keys": [key for _, key in key_ids]},
+    )
+    return {
+        (row.scope, row.key): KeptAnswer(row.request_hash, row.status_code, row.response)
+        for row in rows
+    }
+
+
+async def remember_all(
+    conn: AsyncConnection,
+    table: sa.Table,
+    answers: Sequence[tuple[IdempotentCall, KeptAnswer]],
+    now: datetime,
+) -> None:
+    """Keeps the answers of the calls that carry a key, in one statement."""
+    rows = [
+        {
+            "scope": call.scope,
+            "key": call.key,
+            "request_hash": kept.request_hash,
+            "status_code": kept.status_code,
+            "response": kept.response,
+            "created_at": now,
+        }
+        for call, kept in answers
+        if call.key is not None
+    ]
+    if rows:
+        await conn.execute(table.insert(), rows)
 
 
 async def idempotent_call(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -19,3 +20,27 @@ async def claim(
         inbox,
         dict(event_id=event_id, event_type=event_type, received_at=now),
     )
+
+
+async def claim_many(
+    conn: AsyncConnection,
+    inbox: sa.Table,
+    events: Sequence[tuple[str, str]],
+    now: datetime,
+) -> set[str]:
+    """Claims (event_id, event_type) pairs in one statement; returns the ids new here. A
+    concurrent claim of the same id by another consumer waits for that one's transaction."""
+    if not events:
+        return set()
+    statement = sa.text(
+        f"INSERT INTO {inbox.name} (event_id, event_type, received_at) "  # noqa: S608  # a table name of ours
+        "SELECT claimed.event_id, claimed.event_type, :now "
+        "FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[])) "
+        "AS claimed(event_id, event_type) "
+        "ON CONFLICT DO NOTHING RETURNING event_id"
+    )
+    result = await conn.execute(
+        statement,
+        {"ids": [event_id for event_id, _ in events], "types": [t for _, t in events], "now": now},
+    )
+    return set(result.scalars())

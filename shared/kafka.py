@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
+
+if TYPE_CHECKING:
+    from shared.outbox import Record
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +22,20 @@ class ResilientProducer:
     client is not started in the lifespan; a failed send drops it and the caller retries.
     """
 
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_id: str,
+        *,
+        linger_ms: int = 5,
+        max_batch_size: int = 512 * 1024,
+    ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._client_id = client_id
+        # A relay batch is thousands of records: a few milliseconds of linger and large
+        # per-partition batches make it a handful of produce requests instead of one each.
+        self._linger_ms = linger_ms
+        self._max_batch_size = max_batch_size
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -33,6 +48,8 @@ class ResilientProducer:
                     enable_idempotence=True,
                     acks="all",
                     request_timeout_ms=15_000,
+                    linger_ms=self._linger_ms,
+                    max_batch_size=self._max_batch_size,
                 )
                 try:
                     await producer.start()
@@ -56,14 +73,23 @@ class ResilientProducer:
             await self.close()
             raise
 
-    async def send_batch(self, records: list[tuple[str, bytes, bytes]]) -> None:
-        """Sends (topic, value, key) records in order and waits until the broker has them all.
+    async def send_batch(self, records: Sequence[Record]) -> None:
+        """Sends (topic, value, key[, headers]) records in order and waits until the broker
+        has them all.
 
-        Pipelined rather than one round trip each; the idempotent producer keeps their order."""
+        `send` only queues a record in its partition's batch (it waits only while that batch
+        is full), so all of them are queued first and acknowledged together; the idempotent
+        producer keeps each partition's, hence each key's, order."""
         producer = await self._started()
         try:
             deliveries = [
-                await producer.send(topic, value=value, key=key) for topic, value, key in records
+                await producer.send(
+                    record[0],
+                    value=record[1],
+                    key=record[2],
+                    headers=record[3] if len(record) > 3 else None,
+                )
+                for record in records
             ]
             await asyncio.gather(*deliveries)
         except Exception:

@@ -90,3 +90,34 @@ def create_idempotency_keys_v1() -> None:
         sa.Column("response", JSONB, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
+
+
+OUTBOX_CHANNEL = "fedelta_outbox"
+
+
+def event_core_v2(*, inbox: bool = True) -> None:
+    """The batched event core: the inbox purged by age needs an index on it, and the outbox
+    wakes its relay on commit. A statement-level trigger notifies once per INSERT statement;
+    PostgreSQL delivers the notification when (and only if) the transaction commits and
+    folds repeats within a transaction into one."""
+    from alembic import op
+
+    if inbox:
+        op.create_index("ix_inbox_received_at", "inbox", ["received_at"])
+    op.execute(
+        "CREATE FUNCTION fedelta_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$"
+    )
+    op.execute(
+        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
+        "FOR EACH STATEMENT EXECUTE FUNCTION fedelta_outbox_notify()"
+    )
+
+
+def drop_event_core_v2(*, inbox: bool = True) -> None:
+    from alembic import op
+
+    op.execute("DROP TRIGGER outbox_notify ON outbox")
+    op.execute("DROP FUNCTION fedelta_outbox_notify()")
+    if inbox:
+        op.drop_index("ix_inbox_received_at", "inbox")

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import zlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import asyncpg
 import sqlalchemy as sa
 from prometheus_client import Counter
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import Clock
 from shared.events import CloudEvent, Payload, derived_event_id, new_event
+from shared.migrations import OUTBOX_CHANNEL
+
+if TYPE_CHECKING:
+    from shared.consumer import BatchHandler
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +47,30 @@ class Outbox:
         self._clock = clock
 
     async def add(self, event: CloudEvent, *, key: str, topic: str | None = None) -> None:
+        await self.add_all([(topic or event.topic, key, event)])
+
+    async def add_all(self, events: Sequence[tuple[str, str, CloudEvent]]) -> None:
+        """(topic, key, event) triples, in order, in one statement: one round trip, and one
+        wake-up of the relay (its trigger fires per statement), whatever the count. Ids are
+        assigned in the order given, which is the order the relay publishes in."""
+        if not events:
+            return
+        table = self._table.name
         await self._conn.execute(
-            self._table.insert().values(
-                event_id=event.id,
-                topic=topic or event.topic,
-                key=key,
-                payload=event.model_dump(mode="json"),
-                created_at=self._clock.now(),
-            )
+            sa.text(
+                f"INSERT INTO {table} (event_id, topic, key, payload, created_at) "  # noqa: S608  # our table
+                "SELECT added.event_id, added.topic, added.key, CAST(added.payload AS jsonb), :now "
+                "FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[]), "
+                "CAST(:keys AS text[]), CAST(:payloads AS text[])) WITH ORDINALITY "
+                "AS added(event_id, topic, key, payload, position) ORDER BY added.position"
+            ),
+            {
+                "ids": [event.id for _, _, event in events],
+                "topics": [topic for topic, _, _ in events],
+                "keys": [key for _, key, _ in events],
+                "payloads": [event.model_dump_json() for _, _, event in events],
+                "now": self._clock.now(),
+            },
         )
 
 
@@ -75,7 +99,8 @@ async def emit(
 
 
 class CollectingSink:
-    """An EventSink for unit tests: keeps what was added, in order."""
+    """An EventSink that keeps what was added, in order: what a batch handler emits while it
+    applies a batch (written to the outbox in one statement at the end), and unit tests."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, str, CloudEvent]] = []
@@ -84,8 +109,31 @@ class CollectingSink:
         self.events.append((topic or event.topic, key, event))
 
 
+BatchApplier = Callable[[AsyncConnection, Sequence[CloudEvent], EventSink], Awaitable[None]]
+
+
+def with_outbox(outbox: sa.Table, clock: Clock, apply: BatchApplier) -> BatchHandler:
+    """A consumer's batch handler from a service's `apply(conn, batch, sink)`: the events the
+    batch causes are collected while it is applied, then written to the outbox in one
+    statement, in the consumer's transaction."""
+
+    async def handle(conn: AsyncConnection, batch: Sequence[CloudEvent]) -> None:
+        caused = CollectingSink()
+        await apply(conn, batch, caused)
+        await Outbox(conn, outbox, clock).add_all(caused.events)
+
+    return handle
+
+
+# The event's type beside the document, so a consumer passes over the types it does not use
+# without parsing them (the document in the value stays the complete CloudEvent).
+EVENT_TYPE_HEADER = "fedelta-event-type"
+Headers = list[tuple[str, bytes]]
+Record = tuple[str, bytes, bytes] | tuple[str, bytes, bytes, Headers]
+
+
 class BatchProducer(Protocol):
-    async def send_batch(self, records: list[tuple[str, bytes, bytes]]) -> None: ...
+    async def send_batch(self, records: Sequence[Record]) -> None: ...
 
 
 class Producer(Protocol):
@@ -98,6 +146,62 @@ class Producer(Protocol):
     ) -> Any: ...
 
 
+class WakeSource(Protocol):
+    """Tells the relay that rows were committed to the outbox (PostgreSQL LISTEN in
+    production, a fake in unit tests)."""
+
+    async def start(self, on_wake: Callable[[], None], on_lost: Callable[[], None]) -> None:
+        """Listening once this returns; `on_lost` is called if listening stops by itself."""
+
+    def alive(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class PostgresWakeups:
+    """LISTENs on the outbox channel on a connection of its own (not the pool's: a pooled
+    connection is shared, and LISTEN belongs to a session). The outbox trigger notifies at
+    commit, so every transaction that wrote rows wakes the relay, whichever process made it."""
+
+    def __init__(self, dsn: str, channel: str = OUTBOX_CHANNEL) -> None:
+        self._dsn = dsn
+        self._channel = channel
+        self._conn: Any = None
+        self._on_terminated: Callable[[Any], None] = lambda _conn: None
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine) -> PostgresWakeups:
+        """The engine's database, reached by asyncpg itself (its URL with the plain driver name)."""
+        url = engine.url.set(drivername="postgresql")
+        return cls(url.render_as_string(hide_password=False))
+
+    async def start(self, on_wake: Callable[[], None], on_lost: Callable[[], None]) -> None:
+        await self.close()
+        conn = await asyncpg.connect(self._dsn, timeout=10)
+        self._on_terminated = lambda _conn: on_lost()
+        try:
+            conn.add_termination_listener(self._on_terminated)
+            await conn.add_listener(self._channel, lambda *_notification: on_wake())
+        except BaseException:
+            conn.terminate()
+            raise
+        self._conn = conn
+
+    def alive(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None or conn.is_closed():
+            return
+        # Closed on purpose: not a loss to report.
+        conn.remove_termination_listener(self._on_terminated)
+        try:
+            await conn.close(timeout=2)
+        except Exception:  # a dead connection is being dropped anyway
+            conn.terminate()
+
+
 @dataclass
 class OutboxRelay:
     """Publishes outbox rows in order, then deletes them, one relay at a time per database.
@@ -105,19 +209,41 @@ class OutboxRelay:
     Rows are deleted only after Kafka acknowledged them (acks=all); a crash in between
     publishes them again, which the consumers' inboxes absorb. A transaction-scoped advisory
     lock keeps several instances of a service from publishing one customer's events out of order.
+
+    It wakes when a transaction that wrote to the outbox commits (`wake_source`, LISTEN), when
+    this process says so (`notify`), and every `poll_interval` seconds in case both were missed.
     """
 
     engine: AsyncEngine
     table: sa.Table
     producer: BatchProducer
-    poll_interval: float = 0.1
-    batch_size: int = 200
+    poll_interval: float = 1.0
+    batch_size: int = 1000
     name: str = "outbox-relay"
+    wake_source: WakeSource | None = None
 
     def __post_init__(self) -> None:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._listening = False
+        self._listen_again_at = 0.0
         self._lock_id = zlib.crc32(f"fedelta-outbox:{self.table.name}".encode())
+        # The payload as PostgreSQL stores it: the consumers validate what they read, so the
+        # relay sends the text as it is instead of parsing and re-serialising every event.
+        self._take = (
+            sa.select(
+                self.table.c.id,
+                self.table.c.topic,
+                self.table.c.key,
+                sa.cast(self.table.c.payload, sa.Text).label("payload"),
+                self.table.c.payload["type"].astext.label("event_type"),
+            )
+            .order_by(self.table.c.id)
+            .limit(sa.bindparam("limit"))
+        )
+        self._delete = self.table.delete().where(
+            self.table.c.id == sa.func.any(sa.bindparam("ids", type_=ARRAY(sa.BigInteger)))
+        )
 
     def notify(self) -> None:
         """Called after a commit that wrote to the outbox, to publish without waiting a poll."""
@@ -129,36 +255,71 @@ class OutboxRelay:
             locked = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_id)))
             if not locked:
                 return 0
-            rows = (
-                await conn.execute(
-                    sa.select(
-                        self.table.c.id, self.table.c.topic, self.table.c.key, self.table.c.payload
-                    )
-                    .order_by(self.table.c.id)
-                    .limit(self.batch_size)
-                )
-            ).all()
+            rows = (await conn.execute(self._take, {"limit": self.batch_size})).all()
             if not rows:
                 return 0
             await self.producer.send_batch(
                 [
-                    (row.topic, CloudEvent.model_validate(row.payload).to_bytes(), row.key.encode())
+                    (
+                        row.topic,
+                        row.payload.encode(),
+                        row.key.encode(),
+                        [(EVENT_TYPE_HEADER, row.event_type.encode())],
+                    )
                     for row in rows
                 ]
             )
-            for row in rows:
-                PUBLISHED.labels(row.topic).inc()
-            await conn.execute(self.table.delete().where(self.table.c.id.in_([r.id for r in rows])))
-            return len(rows)
+            # By id, not `id <= last`: a row with a smaller id may commit after this read.
+            await conn.execute(self._delete, {"ids": [row.id for row in rows]})
+        for topic, count in collections.Counter(row.topic for row in rows).items():
+            PUBLISHED.labels(topic).inc(count)
+        return len(rows)
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            published = await self.publish_pending()
-            if published >= self.batch_size:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        try:
+            while not self._stopping.is_set():
+                if self.wake_source is not None and not (
+                    self._listening and self.wake_source.alive()
+                ):
+                    # Before the poll that follows: a commit after this is notified, one
+                    # before it (while nobody listened) is found by that poll.
+                    await self._listen(self.wake_source)
+                # Cleared before reading: a commit notified while this batch is published
+                # leaves the event set, and the wait below returns at once.
+                self._wake.clear()
+                published = await self.publish_pending()
+                if published >= self.batch_size:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        finally:
+            self._listening = False
+            if self.wake_source is not None:
+                await self.wake_source.close()
+
+    async def _listen(self, wake_source: WakeSource) -> None:
+        """Listens (again); when that fails, the relay carries on with the fallback poll and
+        tries again at a later round, no sooner than one poll interval after."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._listen_again_at:
+            return
+        # Set first: a loss reported while `start` is still running must not be overwritten.
+        self._listening = True
+        try:
+            await wake_source.start(self._wake.set, self._on_listener_lost)
+        except Exception as error:
+            self._listening = False
+            self._listen_again_at = loop.time() + self.poll_interval
+            log.warning("%s cannot LISTEN (%s); polling meanwhile", self.name, type(error).__name__)
+        except BaseException:
+            self._listening = False
+            raise
+
+    def _on_listener_lost(self) -> None:
+        if not self._stopping.is_set():
+            log.warning("%s lost its LISTEN connection; listening again", self.name)
+        self._listening = False
+        self._wake.set()
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -14,10 +15,12 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import Clock
-from shared.consumer import EventConsumer, EventHandler
+from shared.consumer import EventConsumer, Subscription
 from shared.db import create_engine
+from shared.jobs import Job, JobScheduler
 from shared.kafka import ResilientProducer
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, PostgresWakeups
+from shared.retention import purge_inbox
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,8 @@ class Runtime:
     producer: ResilientProducer
     relay: OutboxRelay
     workers: list[Worker] = field(default_factory=list)
+    # Time-driven jobs: run by the scheduler worker and by an admin (shared.jobs_api).
+    jobs: list[Job] = field(default_factory=list)
 
     async def aclose(self) -> None:
         await self.producer.close()
@@ -59,31 +64,46 @@ def service_runtime(
     *,
     outbox: sa.Table,
     inbox: sa.Table | None = None,
-    consumes: Sequence[str] = (),
-    handle: EventHandler | None = None,
+    subscription: Subscription | None = None,
+    jobs: Sequence[Job] = (),
 ) -> Runtime:
     """What every service runs: an engine, one producer (outbox and dead letters), the relay,
-    and — for a service that consumes — the consumer. A service appends workers of its own."""
+    and — for a service that consumes — the consumer and the inbox's purge. `jobs` are the
+    service's own time-driven jobs; a service appends workers of its own."""
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     producer = ResilientProducer(settings.kafka_bootstrap_servers, client_id=f"fedelta-{service}")
-    relay = OutboxRelay(engine, outbox, producer, settings.outbox_poll_interval_seconds)
+    relay = OutboxRelay(
+        engine,
+        outbox,
+        producer,
+        poll_interval=settings.outbox_poll_interval_seconds,
+        batch_size=settings.outbox_batch_size,
+        wake_source=PostgresWakeups.for_engine(engine),
+    )
     workers: list[Worker] = [relay]
-    if consumes:
-        assert inbox is not None and handle is not None, "a consumer needs an inbox and a handler"
+    retention = timedelta(days=settings.retention_days)
+    all_jobs: list[Job] = [purge_inbox(inbox, retention)] if inbox is not None else []
+    all_jobs.extend(jobs)
+    if subscription is not None:
+        assert inbox is not None, "a consumer needs an inbox"
         consumer = EventConsumer(
             service=service,
-            topics=consumes,
+            subscription=subscription,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             engine=engine,
             inbox_table=inbox,
-            handle=handle,
             dead_letters=producer,
             clock=clock,
             max_attempts=settings.consumer_max_attempts,
             retry_backoff=settings.consumer_retry_backoff_seconds,
+            batch_max_records=settings.consumer_batch_max_records,
             after_commit=relay.notify,
         )
         workers.insert(0, consumer)
+    if all_jobs:
+        workers.append(
+            JobScheduler(engine, all_jobs, clock, interval=settings.jobs_interval_seconds)
+        )
     return Runtime(
         engine=engine,
         clock=clock,
@@ -91,28 +111,35 @@ def service_runtime(
         producer=producer,
         relay=relay,
         workers=workers,
+        jobs=all_jobs,
     )
 
 
 async def supervise(
-    worker: Worker, *, first_backoff: float = 0.5, max_backoff: float = 15.0
+    worker: Worker,
+    *,
+    first_backoff: float = 0.5,
+    max_backoff: float = 15.0,
+    healthy_after: float = 30.0,
 ) -> None:
-    """Runs a worker until it stops by itself; restarts it, with backoff, when it fails."""
+    """Runs a worker until it stops by itself; restarts it, with backoff, when it fails. A
+    run that lasted `healthy_after` seconds was healthy: the next failure starts the backoff
+    afresh instead of waiting as long as after a string of quick failures."""
     backoff = first_backoff
+    loop = asyncio.get_running_loop()
     while True:
+        started = loop.time()
         try:
             await worker.run()
             return
         except asyncio.CancelledError:
             raise
         except Exception as error:
+            if loop.time() - started >= healthy_after:
+                backoff = first_backoff
             WORKER_RESTARTS.labels(worker.name).inc()
             log.warning(
-                "%s failed (%s: %s); restarting in %.1fs",
-                worker.name,
-                type(error).__name__,
-                error,
-                backoff,
+                "%s failed (%s); restarting in %.1fs", worker.name, type(error).__name__, backoff
             )
             await asyncio.sleep(backoff)
             backoff = min(max_backoff, backoff * 2)

@@ -21,12 +21,27 @@ class ServiceSettings(BaseSettings):
     # which would drop constraints declared here, but validators are inherited by name.
     port: int
     log_level: str = "INFO"
+    # The largest request body accepted; a larger one is refused with 413 before it is read.
+    max_body_bytes: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
+    # uvicorn worker processes. Each is a complete instance (its own pool, relay and
+    # consumer), so the database pool size is per worker.
+    workers: int = Field(default=1, ge=1, le=32)
     # The API process also runs the consumer and outbox relay unless told otherwise,
     # so that one process per service is a complete service.
     run_workers: bool = True
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_retry_backoff_seconds: float = Field(default=0.2, gt=0)
-    outbox_poll_interval_seconds: float = Field(default=0.1, gt=0)
+    # Records one poll may hand over (one transaction): large enough for set-based statements
+    # to pay off, small enough that a batch stays far inside max.poll.interval.ms.
+    consumer_batch_max_records: int = Field(default=1000, ge=1, le=10_000)
+    # The relay wakes when an outbox INSERT commits (LISTEN/NOTIFY); this poll is the fallback.
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    # Inbox claims and kept idempotency keys older than this are purged. It must be longer
+    # than the topics' retention, so that a redelivered event is still recognised.
+    retention_days: int = Field(default=30, ge=1)
+    # How often each instance tries the service's jobs (one instance at a time runs each).
+    jobs_interval_seconds: float = Field(default=3600.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

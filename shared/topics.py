@@ -41,8 +41,11 @@ MAIN_TOPICS = (
     TopicSpec(TIERS, PARTITIONS),
     TopicSpec(NOTIFICATIONS, PARTITIONS),
 )
+# A dead-letter topic keeps its topic's policy: the customers one holds personal data too, so
+# it is compacted, and an erasure's tombstone removes a dead-lettered profile as well.
 ALL_TOPICS = MAIN_TOPICS + tuple(
-    TopicSpec(dead_letter_topic(spec.name), spec.partitions) for spec in MAIN_TOPICS
+    TopicSpec(dead_letter_topic(spec.name), spec.partitions, compacted=spec.compacted)
+    for spec in MAIN_TOPICS
 )
 
 

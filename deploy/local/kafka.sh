@@ -223,6 +223,7 @@ cmd_start() {
     require_port_free "$FEDELTA_KAFKA_PORT" "kafka"
     require_port_free "$FEDELTA_KAFKA_CONTROLLER_PORT" "kafka controller"
     mkdir -p -- "$KAFKA_STATE"
+    chmod 700 -- "$KAFKA_STATE"  # log segments hold personal data (the customers topic)
     render_properties
     format_storage
     t0="$(now_s)"

@@ -5,6 +5,10 @@
 
 set -euo pipefail
 
+# Everything these scripts and what they start create (Kafka log segments, PostgreSQL files,
+# caught mail, service logs, credentials) holds personal data or secrets: owner-only.
+umask 077
+
 FEDELTA_LOCAL_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 FEDELTA_REPO_ROOT="$(cd -- "$FEDELTA_LOCAL_DIR/../.." && pwd -P)"
 
@@ -68,6 +72,13 @@ FEDELTA_LOG_DIR="$FEDELTA_STATE_DIR/logs"
 ensure_state_dirs() {
     mkdir -p -- "$FEDELTA_RUN_DIR" "$FEDELTA_LOG_DIR" ||
         die "cannot create state dirs under $FEDELTA_STATE_DIR"
+    # Also closes a state dir left world-readable by an older version. Others may pass
+    # through the state dir but not list it: PostgreSQL's OS user must reach its own (0700)
+    # cluster directory below it. Everything else lives in owner-only directories, so files
+    # an older version made world-readable cannot be reached either.
+    chmod 711 -- "$FEDELTA_STATE_DIR" &&
+        chmod 700 -- "$FEDELTA_RUN_DIR" "$FEDELTA_LOG_DIR" ||
+        die "cannot make $FEDELTA_STATE_DIR owner-only"
 }
 
 require_python() {

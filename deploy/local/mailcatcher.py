@@ -44,7 +44,8 @@ class MailDirHandler:
             raw = content.encode("utf-8", "surrogateescape") if isinstance(content, str) else b""
         # Stored synchronously, in arrival order: local files of a few KiB.
         path = self.store(envelope.mail_from or "", list(envelope.rcpt_tos), raw)
-        LOG.info("stored %s from <%s> to %s", path.name, envelope.mail_from, envelope.rcpt_tos)
+        # The file name only: addresses are personal data, and the message file has them.
+        LOG.info("stored %s (%d recipient(s))", path.name, len(envelope.rcpt_tos))
         return "250 Message accepted for delivery"
 
     def store(self, mail_from: str, rcpt_tos: list[str], raw: bytes) -> Path:
@@ -59,7 +60,8 @@ class MailDirHandler:
         final = self.mail_dir / name
         tmp = self.mail_dir / f".{name}.tmp"
         try:
-            with tmp.open("wb") as f:
+            # Owner-only whatever the umask: a message holds an address and personal data.
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
                 f.write(envelope_headers)
                 f.write(raw)
             os.replace(tmp, final)
@@ -129,8 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     # aiosmtpd logs every connection and command at INFO.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    os.umask(0o077)  # whatever this process creates is for its owner only
     mail_dir: Path = args.mail_dir.resolve()
     mail_dir.mkdir(parents=True, exist_ok=True)
+    mail_dir.chmod(0o700)
     asyncio.run(serve(args.host, args.port, mail_dir))
 
 

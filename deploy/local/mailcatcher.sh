@@ -30,6 +30,7 @@ cmd_start() {
     require_python
     require_port_free "$FEDELTA_SMTP_PORT" "smtp"
     mkdir -p -- "$FEDELTA_MAIL_DIR"
+    chmod 700 -- "$FEDELTA_MAIL_DIR"  # it may live outside the state dir
     t0="$(now_s)"
     pid="$(start_daemon "$MC_PIDFILE" "$MC_LOG" \
         "$FEDELTA_PYTHON" "$MC_SCRIPT" --host 127.0.0.1 --port "$FEDELTA_SMTP_PORT" \

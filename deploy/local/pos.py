@@ -61,26 +61,44 @@ class DevEnv:
 
 
 class PosClient:
-    """Signs each body with the partner's secret: `t=<unix>,v1=HMAC-SHA256("<t>.<body>")`."""
+    """Signs each call with the partner's secret:
+    `t=<unix>,v1=HMAC-SHA256("<t>.<METHOD>.<path?query>.<raw body>")`."""
 
     def __init__(self, env: DevEnv, http: httpx.AsyncClient) -> None:
         self.env = env
         self.http = http
 
-    async def post(
-        self, path: str, body: dict[str, Any] | bytes, *, signed_at: int | None = None
+    async def send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | bytes,
+        *,
+        signed_at: int | None = None,
     ) -> httpx.Response:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         timestamp = signed_at if signed_at is not None else int(time.time())
-        return await self.http.post(
-            f"{self.env.ingest_url}{path}",
+        url = httpx.URL(f"{self.env.ingest_url}{path}")
+        return await self.http.request(
+            method,
+            url,
             content=raw,
             headers={
                 "Authorization": f"Bearer {self.env.partner_key}",
-                SIGNATURE_HEADER: sign(self.env.partner_secret, timestamp, raw),
+                SIGNATURE_HEADER: signed(self.env.partner_secret, timestamp, method, url, raw),
                 "Content-Type": "application/json",
             },
         )
+
+    async def post(
+        self, path: str, body: dict[str, Any] | bytes, *, signed_at: int | None = None
+    ) -> httpx.Response:
+        return await self.send("POST", path, body, signed_at=signed_at)
+
+    async def patch(
+        self, path: str, body: dict[str, Any] | bytes, *, signed_at: int | None = None
+    ) -> httpx.Response:
+        return await self.send("PATCH", path, body, signed_at=signed_at)
 
     async def enrol(self, customer_id: str, email: str | None, consent: bool = True) -> str:
         response = await self.post(
@@ -127,6 +145,12 @@ class PosClient:
         return await self.read(
             f"{self.env.notifications_url}/v1/customers/{customer_id}/notifications"
         )
+
+
+def signed(secret: str, timestamp: int, method: str, url: httpx.URL, body: bytes) -> str:
+    """The signature header for a call to `url`: over the path and query exactly as httpx
+    will put them on the request line (`raw_path` is both, percent-encoded)."""
+    return sign(secret, timestamp, method, url.raw_path, body)
 
 
 def _event_id(response: httpx.Response) -> str:

@@ -78,15 +78,39 @@ cmd_start() {
     done
 }
 
+# group_members PID: the other live processes of PID's process group. A service started with
+# several workers is a uvicorn supervisor whose workers are its children: their command lines
+# do not name the service, but they stay in the group start_daemon's setsid made.
+group_members() {
+    local leader="$1" dir pid stat
+    for dir in /proc/[0-9]*; do
+        pid="${dir#/proc/}"
+        [[ "$pid" == "$leader" ]] && continue
+        stat="$(cat "$dir/stat" 2>/dev/null)" || continue
+        # Field 5 of /proc/PID/stat, counted after the parenthesised command name.
+        read -r _ _ pgid _ <<<"${stat##*) }"
+        [[ "$pgid" == "$leader" ]] && pid_alive "$pid" && printf '%s\n' "$pid"
+    done
+    return 0
+}
+
 cmd_stop() {
-    local name rc
+    local name rc pid worker
     for name in "${SERVICES[@]}"; do
         rc=0
+        pid="$(running_pid "$FEDELTA_RUN_DIR/$name.pid" "$(match_of "$name")")" || pid=""
         stop_daemon "$FEDELTA_RUN_DIR/$name.pid" "$(match_of "$name")" 20 || rc=$?
         case "$rc" in
             0) log "$name stopped" ;;
             2) warn "$name had to be killed" ;;
         esac
+        # The supervisor stops its workers itself; one killed, or one that died, may not have.
+        if [[ -n "$pid" ]]; then
+            for worker in $(group_members "$pid"); do
+                warn "$name worker $worker outlived its supervisor; stopping it"
+                stop_pid "$worker" 10 || true
+            done
+        fi
     done
 }
 

@@ -101,15 +101,16 @@ Fedelta is up.
   credentials     $env_file
 
 Try it: run the whole demo (enrol, two purchases, balance, tier, mail) with  make demo
-or send a signed purchase yourself (from the repository root, in bash):
+or send a signed purchase yourself (from the repository root, in bash; the signature is over
+"<t>.<METHOD>.<path?query>.<raw body>", see SECURITY.md):
 
   set -a; source $env_file; set +a
   BODY='{"customer_id": "alice", "locale": "en", "time_zone": "Europe/Rome", "email": "alice@example.com", "consent": {"email": true, "sms": false}}'
-  T=\$(date +%s); SIG=\$(printf '%s.%s' "\$T" "\$BODY" | openssl dgst -sha256 -hmac "\$FEDELTA_PARTNER_SECRET" | sed 's/^.*= //')
+  T=\$(date +%s); SIG=\$(printf '%s.POST./v1/customers.%s' "\$T" "\$BODY" | openssl dgst -sha256 -hmac "\$FEDELTA_PARTNER_SECRET" | sed 's/^.*= //')
   curl -s -X POST "\$FEDELTA_INGEST_URL/v1/customers" -H "Authorization: Bearer \$FEDELTA_PARTNER_KEY" \\
        -H "Fedelta-Signature: t=\$T,v1=\$SIG" -H 'Content-Type: application/json' -d "\$BODY"; echo
   BODY='{"purchase_id": "p-1001", "customer_id": "alice", "occurred_at": "'\$(date -u +%Y-%m-%dT%H:%M:%SZ)'", "currency": "EUR", "total": "300.00"}'
-  T=\$(date +%s); SIG=\$(printf '%s.%s' "\$T" "\$BODY" | openssl dgst -sha256 -hmac "\$FEDELTA_PARTNER_SECRET" | sed 's/^.*= //')
+  T=\$(date +%s); SIG=\$(printf '%s.POST./v1/purchases.%s' "\$T" "\$BODY" | openssl dgst -sha256 -hmac "\$FEDELTA_PARTNER_SECRET" | sed 's/^.*= //')
   curl -s -X POST "\$FEDELTA_INGEST_URL/v1/purchases" -H "Authorization: Bearer \$FEDELTA_PARTNER_KEY" \\
        -H "Fedelta-Signature: t=\$T,v1=\$SIG" -H 'Content-Type: application/json' -d "\$BODY"; echo
   curl -s -H "Authorization: Bearer \$FEDELTA_READ_TOKEN" "\$FEDELTA_POINTS_URL/v1/customers/alice/balance"; echo
@@ -129,9 +130,13 @@ cmd_up() {
     for name in ingest points tiers notifications; do
         with_services_env "$FEDELTA_PYTHON" -m "services.$name" migrate
     done
-    with_services_env "$FEDELTA_PYTHON" -m services.ingest provision-partner \
-        --partner-id "$DEMO_PARTNER_ID" --name "Demo Café" \
-        --api-key "$FEDELTA_PARTNER_KEY" --signing-secret "$FEDELTA_PARTNER_SECRET"
+    # The credentials go through the environment of this one command, not its arguments
+    # (which `ps` shows to every local user).
+    (
+        export FEDELTA_PARTNER_KEY FEDELTA_PARTNER_SECRET
+        with_services_env "$FEDELTA_PYTHON" -m services.ingest provision-partner \
+            --partner-id "$DEMO_PARTNER_ID" --name "Demo Café"
+    )
     "$FEDELTA_LOCAL_DIR/services.sh" start
     write_dev_env
     log "up in $(elapsed_since "$t0") s"

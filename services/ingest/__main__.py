@@ -17,6 +17,7 @@ def main(argv: list[str]) -> None:
         create_app=create_app,
         migrations_dir=Path(__file__).resolve().parent / "migrations",
         argv=argv,
+        app_factory="services.ingest.api.app:create_app_from_environment",
     )
 
 

@@ -1,16 +1,26 @@
-"""Creates or resets a partner with given credentials, for scripted set-ups (`make up`)."""
+"""Creates or resets a partner with given credentials, for scripted set-ups (`make up`).
+
+The credentials come from the environment (FEDELTA_PARTNER_KEY, FEDELTA_PARTNER_SECRET), never
+from the command line: any local user can read another process's arguments (`ps`), while its
+environment is readable by its owner only.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
+from collections.abc import Mapping
 
 from services.ingest.adapters.repository import SqlIngestRepository
 from services.ingest.domain.model import Partner, hash_api_key
 from services.ingest.settings import IngestSettings
 from shared.clock import Clock, SystemClock
 from shared.db import create_engine
+
+API_KEY_VARIABLE = "FEDELTA_PARTNER_KEY"
+SIGNING_SECRET_VARIABLE = "FEDELTA_PARTNER_SECRET"  # noqa: S105 (a variable name)
 
 _PARTNER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
 
@@ -52,25 +62,35 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def run_provision_partner(argv: list[str], settings: IngestSettings) -> None:
+def run_provision_partner(
+    argv: list[str], settings: IngestSettings, environ: Mapping[str, str] | None = None
+) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m services.ingest provision-partner",
-        description="Create the partner, or reset its name and credentials to these.",
+        description=(
+            "Create the partner, or reset its name and credentials to these. The API key "
+            f"(stored hashed) and the signing secret are read from ${API_KEY_VARIABLE} and "
+            f"${SIGNING_SECRET_VARIABLE}: never pass secrets as arguments, `ps` shows them."
+        ),
     )
     parser.add_argument("--partner-id", required=True, type=_partner_id)
     parser.add_argument("--name", required=True, type=_not_blank)
-    parser.add_argument(
-        "--api-key", required=True, type=_not_blank, help="a long random token (stored hashed)"
-    )
-    parser.add_argument("--signing-secret", required=True, type=_not_blank)
     args = parser.parse_args(argv)
+    environ = os.environ if environ is None else environ
+    api_key = environ.get(API_KEY_VARIABLE, "").strip()
+    signing_secret = environ.get(SIGNING_SECRET_VARIABLE, "").strip()
+    if not api_key or not signing_secret:
+        parser.error(
+            f"set {API_KEY_VARIABLE} (a long random token) and {SIGNING_SECRET_VARIABLE} "
+            "in the environment"
+        )
     asyncio.run(
         provision_partner(
             settings,
             partner_id=args.partner_id,
             name=args.name,
-            api_key=args.api_key,
-            signing_secret=args.signing_secret,
+            api_key=api_key,
+            signing_secret=signing_secret,
         )
     )
     # Never the credentials: this output ends up in logs.

@@ -9,11 +9,23 @@ class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FEDELTA_INGEST_", extra="ignore", frozen=True)
 
     port: int = 8080
+    # Two processes: on two cores one is CPU-bound in the HTTP framework at ~1,500 purchases/s
+    # (bench/README.md, "Ingest: profile and figures").
+    workers: int = Field(default=2, ge=1, le=32)
     # The program currency: a purchase in any other one is refused at the edge.
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     # How far a POS clock may be from ours: the age of a signature, and how far in the
     # future a reported purchase or refund may be dated.
     max_clock_skew_seconds: int = Field(default=SIGNATURE_TOLERANCE_SECONDS, ge=1, le=3600)
+    # How late a purchase or refund may be reported: older ones are refused (422), since they
+    # would change a tier today and earn points that have already expired.
+    max_purchase_age_days: int = Field(default=30, ge=1, le=3650)
+    # How long a partner's credentials are reused from memory without asking the database:
+    # the delay before a revoked or replaced API key stops working. 0 asks every time.
+    partner_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # Purchases that arrive while the previous group commits share one transaction; this
+    # bounds how many, so that one group's statements stay small and its latency short.
+    purchase_group_max: int = Field(default=64, ge=1, le=1000)
 
 
 def load_settings() -> IngestSettings:

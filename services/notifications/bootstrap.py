@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -13,13 +13,13 @@ from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.adapters.smtp import SmtpEmailSender
 from services.notifications.dispatcher import DeliveryDispatcher, DispatchUnit, UnitFactory
 from services.notifications.domain.model import DeliveryPolicy
-from services.notifications.handlers import HANDLERS, Context
+from services.notifications.handlers import HANDLED_TYPES, Context, apply_batch
 from services.notifications.settings import NotificationsSettings
 from shared import topics
 from shared.clock import Clock, SystemClock
-from shared.consumer import EventHandler
+from shared.consumer import Subscription
 from shared.events import CloudEvent
-from shared.outbox import Outbox
+from shared.outbox import EventSink, Outbox, with_outbox
 from shared.runtime import Runtime, service_runtime
 from shared.settings import ServiceSettings
 
@@ -27,19 +27,19 @@ SERVICE = "notifications"
 CONSUMES = (topics.CUSTOMERS, topics.TIERS, topics.POINTS, topics.PURCHASES)
 
 
-def make_event_handler(clock: Clock) -> EventHandler:
-    async def handle(conn: AsyncConnection, event: CloudEvent) -> None:
-        handler = HANDLERS.get(event.type)
-        if handler is None:
-            return  # a type this service has no use for
-        ctx = Context(
-            notifications=SqlNotificationRepository(conn),
-            sink=Outbox(conn, tables.outbox, clock),
-            now=clock.now(),
-        )
-        await handler(event, ctx)
+def make_subscription(clock: Clock) -> Subscription:
+    """The points and purchases topics carry no type this service acts on yet: the consumer
+    passes their events over without an inbox row."""
 
-    return handle
+    async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
+        notifications = SqlNotificationRepository(conn)
+        await apply_batch(batch, Context(notifications=notifications, sink=sink, now=clock.now()))
+
+    return Subscription(
+        topics=CONSUMES,
+        event_types=HANDLED_TYPES,
+        handle=with_outbox(tables.outbox, clock, apply),
+    )
 
 
 def make_dispatch_units(engine: AsyncEngine, clock: Clock) -> UnitFactory:
@@ -72,8 +72,7 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
         clock,
         outbox=tables.outbox,
         inbox=tables.inbox,
-        consumes=CONSUMES,
-        handle=make_event_handler(clock),
+        subscription=make_subscription(clock),
     )
     runtime.workers.append(
         DeliveryDispatcher(

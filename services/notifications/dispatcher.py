@@ -19,7 +19,7 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
-from services.notifications.adapters.repository import NotificationRepository
+from services.notifications.adapters.repository import DispatchRepository
 from services.notifications.adapters.smtp import EmailDeliveryError, EmailSender, OutgoingEmail
 from services.notifications.domain import templates
 from services.notifications.domain.model import (
@@ -54,7 +54,7 @@ DELIVERIES = Counter(
 class DispatchUnit:
     """What one dispatch round works with, all on one database transaction."""
 
-    notifications: NotificationRepository
+    notifications: DispatchRepository
     sink: EventSink
 
 

@@ -1,4 +1,5 @@
-"""What notifications does with each event it consumes: plain functions, side effects injected.
+"""What notifications does with a batch of the events it consumes: plain functions, side
+effects injected.
 
 Handlers only record contacts and schedule messages, in the consumer's transaction; sending
 is the dispatcher's job, outside it, so a slow mail server never holds up the topics.
@@ -7,13 +8,20 @@ is the dispatcher's job, outside it, so a slow mail server never holds up the to
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from services.notifications.adapters.repository import NotificationRepository
-from services.notifications.domain.model import Channel, Contact, schedule
+from services.notifications.domain.model import (
+    Channel,
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    schedule,
+)
 from shared import events
 from shared.events import CloudEvent, derived_event_id
 from shared.outbox import EventSink
@@ -31,56 +39,126 @@ class Context:
     now: datetime
 
 
-async def customer_enrolled(cause: CloudEvent, ctx: Context) -> None:
-    profile = events.CustomerEnrolled.model_validate(cause.data)
-    await ctx.notifications.upsert_contact(_contact(profile, cause))
+@dataclass
+class Changes:
+    """What a batch does to the database, worked out in memory in the events' order, so an
+    event sees the effect of the earlier events of its customer in the same batch."""
+
+    now: datetime
+    # The profile to store per customer: the newest one seen since their last erasure.
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    # Customers whose stored contact is deleted and whose waiting messages are suppressed,
+    # before anything this batch stores after their erasure.
+    erased: set[str] = field(default_factory=set)
+    deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
+
+    def keep_profile(self, contact: Contact) -> None:
+        current = self.contacts.get(contact.customer_id)
+        if current is None or current.updated_at <= contact.updated_at:
+            self.contacts[contact.customer_id] = contact
+
+    def schedule(
+        self,
+        cause: CloudEvent,
+        customer_id: str,
+        template: str,
+        params: dict[str, Any] | None = None,
+        channel: Channel = Channel.EMAIL,
+    ) -> None:
+        delivery = schedule(
+            notification_id=derived_event_id(cause.id, f"{template}/{channel.value}"),
+            customer_id=customer_id,
+            channel=channel,
+            template=template,
+            cause_event_id=cause.id,
+            now=self.now,
+            params=params,
+        )
+        self.deliveries.setdefault(customer_id, []).append(delivery)
+
+    def erase(self, customer_id: str) -> None:
+        self.contacts.pop(customer_id, None)
+        self.erased.add(customer_id)
+        waiting = self.deliveries.get(customer_id)
+        if waiting:
+            self.deliveries[customer_id] = [
+                replace(d, status=DeliveryStatus.SUPPRESSED, last_error=ERASED)
+                if d.status is DeliveryStatus.SCHEDULED
+                else d
+                for d in waiting
+            ]
+
+    async def write(self, notifications: NotificationRepository) -> set[str]:
+        """Erasures first, so that they reach only what existed before them; returns the ids
+        of the messages that were new."""
+        if self.erased:
+            await notifications.delete_contacts(self.erased)
+            await notifications.suppress_scheduled(self.erased, ERASED)
+        scheduled = await notifications.schedule(
+            [d for per_customer in self.deliveries.values() for d in per_customer]
+        )
+        await notifications.upsert_contacts(list(self.contacts.values()))
+        return scheduled
+
+
+def customer_enrolled(cause: CloudEvent, changes: Changes) -> None:
+    profile = cause.data_as(events.CustomerEnrolled)
+    changes.keep_profile(_contact(profile, cause))
     # Scheduled whatever the consent: the decision is taken at send time, on the contact as it
     # is then, and a suppressed message stays visible in the delivery log.
-    await _schedule(cause, ctx, profile.customer_id, "welcome")
+    changes.schedule(cause, profile.customer_id, "welcome")
 
 
-async def customer_updated(cause: CloudEvent, ctx: Context) -> None:
-    profile = events.CustomerUpdated.model_validate(cause.data)
-    await ctx.notifications.upsert_contact(_contact(profile, cause))
+def customer_updated(cause: CloudEvent, changes: Changes) -> None:
+    changes.keep_profile(_contact(cause.data_as(events.CustomerUpdated), cause))
 
 
-async def customer_erased(cause: CloudEvent, ctx: Context) -> None:
-    erased = events.CustomerErased.model_validate(cause.data)
-    await ctx.notifications.delete_contact(erased.customer_id)
-    await ctx.notifications.suppress_scheduled(erased.customer_id, ERASED)
+def customer_erased(cause: CloudEvent, changes: Changes) -> None:
+    changes.erase(cause.data_as(events.CustomerErased).customer_id)
 
 
-async def tier_changed(cause: CloudEvent, ctx: Context) -> None:
-    change = events.TierChanged.model_validate(cause.data)
+def tier_changed(cause: CloudEvent, changes: Changes) -> None:
+    change = cause.data_as(events.TierChanged)
     if change.direction != "up":
         return  # tier_down and its warning come with their own templates later
-    await _schedule(cause, ctx, change.customer_id, "tier_up", {"tier": change.to_tier})
+    changes.schedule(cause, change.customer_id, "tier_up", {"tier": change.to_tier})
 
 
-async def _schedule(
-    cause: CloudEvent,
-    ctx: Context,
-    customer_id: str,
-    template: str,
-    params: dict[str, Any] | None = None,
-    channel: Channel = Channel.EMAIL,
-) -> None:
-    delivery = schedule(
-        notification_id=derived_event_id(cause.id, f"{template}/{channel.value}"),
-        customer_id=customer_id,
-        channel=channel,
-        template=template,
-        cause_event_id=cause.id,
-        now=ctx.now,
-        params=params,
-    )
-    if await ctx.notifications.schedule(delivery):
+Rule = Callable[[CloudEvent, Changes], None]
+
+RULES: dict[str, Rule] = {
+    events.CUSTOMER_ENROLLED: customer_enrolled,
+    events.CUSTOMER_UPDATED: customer_updated,
+    events.CUSTOMER_ERASED: customer_erased,
+    events.TIER_CHANGED: tier_changed,
+}
+
+HANDLED_TYPES = frozenset(RULES)
+
+
+async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
+    """Applies the batch with a handful of statements, whatever its size: nothing needs
+    loading (the newer profile wins in SQL), the events are walked in order in memory, and
+    the result is written set-based. Nothing is emitted: sending is the dispatcher's."""
+    changes = Changes(ctx.now)
+    for event in batch:
+        RULES[event.type](event, changes)
+    scheduled = await changes.write(ctx.notifications)
+    if scheduled or changes.erased:
+        # One line per batch, with counts: a line per message would drown the log, and no
+        # personal data is ever logged.
+        templates = Counter(
+            d.template
+            for per_customer in changes.deliveries.values()
+            for d in per_customer
+            if d.notification_id in scheduled
+        )
         log.info(
-            "scheduled %s %s %s for customer %s",
-            delivery.template,
-            delivery.channel.value,
-            delivery.notification_id,
-            customer_id,
+            "batch of %d event(s): scheduled %d message(s) %s, erased %d customer(s)",
+            len(batch),
+            len(scheduled),
+            dict(sorted(templates.items())),
+            len(changes.erased),
         )
 
 
@@ -95,13 +173,3 @@ def _contact(profile: events.CustomerProfile, cause: CloudEvent) -> Contact:
         consent_sms=profile.consent.sms,
         updated_at=cause.time,
     )
-
-
-Handler = Callable[[CloudEvent, Context], Awaitable[None]]
-
-HANDLERS: dict[str, Handler] = {
-    events.CUSTOMER_ENROLLED: customer_enrolled,
-    events.CUSTOMER_UPDATED: customer_updated,
-    events.CUSTOMER_ERASED: customer_erased,
-    events.TIER_CHANGED: tier_changed,
-}

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points.adapters import tables
 from services.points.adapters.program_file import load_program
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.domain.model import Program
-from services.points.handlers import HANDLERS, Context
+from services.points.handlers import HANDLED_TYPES, Context, apply_batch
 from services.points.settings import PointsSettings
 from shared import topics
 from shared.clock import Clock, SystemClock
-from shared.consumer import EventHandler
+from shared.consumer import Subscription
 from shared.events import CloudEvent
-from shared.outbox import Outbox
+from shared.outbox import EventSink, with_outbox
 from shared.runtime import Runtime, service_runtime
 from shared.settings import ServiceSettings
 
@@ -22,20 +24,16 @@ SERVICE = "points"
 CONSUMES = (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS)
 
 
-def make_event_handler(program: Program, clock: Clock) -> EventHandler:
-    async def handle(conn: AsyncConnection, event: CloudEvent) -> None:
-        handler = HANDLERS.get(event.type)
-        if handler is None:
-            return  # a type this service has no use for
-        ctx = Context(
-            ledger=SqlLedgerRepository(conn),
-            sink=Outbox(conn, tables.outbox, clock),
-            program=program,
-            now=clock.now(),
+def make_subscription(program: Program, clock: Clock) -> Subscription:
+    async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
+        context = Context(
+            ledger=SqlLedgerRepository(conn), sink=sink, program=program, now=clock.now()
         )
-        await handler(event, ctx)
+        await apply_batch(batch, context)
 
-    return handle
+    return Subscription(
+        topics=CONSUMES, event_types=HANDLED_TYPES, handle=with_outbox(tables.outbox, clock, apply)
+    )
 
 
 async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Runtime:
@@ -48,6 +46,5 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
         clock,
         outbox=tables.outbox,
         inbox=tables.inbox,
-        consumes=CONSUMES,
-        handle=make_event_handler(program, clock),
+        subscription=make_subscription(program, clock),
     )

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tiers.adapters import tables
 from services.tiers.adapters.program_file import load_program
 from services.tiers.adapters.repository import SqlTierRepository
 from services.tiers.domain.model import Program
-from services.tiers.handlers import HANDLERS, Context
+from services.tiers.handlers import HANDLED_TYPES, Context, apply_batch
 from services.tiers.settings import TiersSettings
 from shared import topics
 from shared.clock import Clock, SystemClock
-from shared.consumer import EventHandler
+from shared.consumer import Subscription
 from shared.events import CloudEvent
-from shared.outbox import Outbox
+from shared.outbox import EventSink, with_outbox
 from shared.runtime import Runtime, service_runtime
 from shared.settings import ServiceSettings
 
@@ -22,20 +24,16 @@ SERVICE = "tiers"
 CONSUMES = (topics.CUSTOMERS, topics.PURCHASES)
 
 
-def make_event_handler(program: Program, clock: Clock) -> EventHandler:
-    async def handle(conn: AsyncConnection, event: CloudEvent) -> None:
-        handler = HANDLERS.get(event.type)
-        if handler is None:
-            return  # a type this service has no use for
-        ctx = Context(
-            tiers=SqlTierRepository(conn),
-            sink=Outbox(conn, tables.outbox, clock),
-            program=program,
-            now=clock.now(),
+def make_subscription(program: Program, clock: Clock) -> Subscription:
+    async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
+        context = Context(
+            tiers=SqlTierRepository(conn), sink=sink, program=program, now=clock.now()
         )
-        await handler(event, ctx)
+        await apply_batch(batch, context)
 
-    return handle
+    return Subscription(
+        topics=CONSUMES, event_types=HANDLED_TYPES, handle=with_outbox(tables.outbox, clock, apply)
+    )
 
 
 async def bootstrap(
@@ -50,6 +48,5 @@ async def bootstrap(
         clock,
         outbox=tables.outbox,
         inbox=tables.inbox,
-        consumes=CONSUMES,
-        handle=make_event_handler(program, clock),
+        subscription=make_subscription(program, clock),
     )

@@ -1,26 +1,40 @@
-"""What tiers does with each event it consumes: plain functions, side effects injected."""
+"""What tiers does with a batch of the events it consumes: plain functions, side effects
+injected.
+
+A batch is applied in three steps: the state it needs is loaded for all its customers at
+once, the events are walked in order applying the rules in memory (so a customer's later
+purchase sees the spend and tier an earlier one of the same batch left), and what changed is
+written with a few multi-row statements. The result is the same as applying the events one
+at a time, and a batch (or any part of it) applied again changes nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.tiers.adapters.repository import TierRepository
 from services.tiers.domain.model import (
+    CustomerTier,
     Program,
     QualifyingActivity,
+    SpendHistory,
     TierChange,
+    after_change,
     new_customer,
     purchase_activity_id,
     refund_activity_id,
-    upgrade_for,
 )
 from shared import events
 from shared.events import CloudEvent
 from shared.outbox import EventSink, emit
 
 SOURCE = "tiers"
+
+HANDLED_TYPES = frozenset(
+    {events.CUSTOMER_ENROLLED, events.PURCHASE_COMPLETED, events.PURCHASE_REFUNDED}
+)
 
 
 @dataclass(frozen=True)
@@ -31,59 +45,143 @@ class Context:
     now: datetime
 
 
-async def customer_enrolled(cause: CloudEvent, ctx: Context) -> None:
-    enrolled = events.CustomerEnrolled.model_validate(cause.data)
-    await ctx.tiers.enrol(
-        new_customer(
-            ctx.program,
-            enrolled.customer_id,
-            since=enrolled.enrolled_at,
-            enrolled_at=enrolled.enrolled_at,
-        )
-    )
+@dataclass(frozen=True)
+class _Enrolment:
+    cause: CloudEvent
+    customer: CustomerTier  # as the enrolment would add them
 
 
-async def purchase_completed(cause: CloudEvent, ctx: Context) -> None:
-    purchase = events.PurchaseCompleted.model_validate(cause.data)
-    if purchase.currency != ctx.program.currency:
-        raise ValueError(
-            f"purchase {purchase.purchase_id} is in {purchase.currency}, "
-            f"the program in {ctx.program.currency}"
-        )
-    # The enrolment travels on another topic and may not be here yet.
-    await ctx.tiers.add_customer(
-        new_customer(ctx.program, purchase.customer_id, since=purchase.occurred_at)
-    )
-    customer = await ctx.tiers.lock_customer(purchase.customer_id)
-    assert customer is not None, "the customer row was ensured in this transaction"
-    activity = QualifyingActivity(
-        activity_id=purchase_activity_id(purchase.partner_id, purchase.purchase_id),
-        customer_id=purchase.customer_id,
-        amount=purchase.total,
-        occurred_at=purchase.occurred_at,
-    )
-    if not await ctx.tiers.record_activity(activity):
-        return  # this purchase already counted, under another event id
-    activities = await ctx.tiers.activities(
-        purchase.customer_id, since=ctx.program.earliest_counted(purchase.occurred_at)
-    )
-    change = upgrade_for(ctx.program, customer, activities, arrived_at=purchase.occurred_at)
-    if change is not None:
-        await ctx.tiers.apply_change(change)
+@dataclass(frozen=True)
+class _Purchase:
+    cause: CloudEvent
+    activity: QualifyingActivity
+
+
+@dataclass(frozen=True)
+class _Refund:
+    cause: CloudEvent
+    activity: QualifyingActivity
+
+
+_Step = _Enrolment | _Purchase | _Refund
+
+
+async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
+    steps = _read(batch, ctx.program)
+    if not steps:
+        return
+    # 1. Load. A customer is added by the first of their events that enrols or buys (a
+    # purchase may come before the enrolment: they travel on different topics).
+    first_seen: dict[str, CustomerTier] = {}
+    for step in steps:
+        if isinstance(step, _Enrolment):
+            first_seen.setdefault(step.customer.customer_id, step.customer)
+        elif isinstance(step, _Purchase) and step.activity.customer_id not in first_seen:
+            activity = step.activity
+            first_seen[activity.customer_id] = new_customer(
+                ctx.program, activity.customer_id, since=activity.occurred_at
+            )
+    await ctx.tiers.add_customers(list(first_seen.values()))
+    customers = await ctx.tiers.lock_customers(first_seen)
+    # Keyed by the purchase or refund, not the event: one counts once whichever carried it.
+    # Recorded before the history is read, purchases under their customer's lock, so
+    # RETURNING tells for sure which ones are new.
+    activities = _unique(step.activity for step in steps if not isinstance(step, _Enrolment))
+    recorded = await ctx.tiers.record_activities(activities)
+    since: dict[str, datetime] = {}
+    for step in steps:
+        if isinstance(step, _Purchase) and step.activity.activity_id in recorded:
+            customer_id = step.activity.customer_id
+            earliest = ctx.program.earliest_counted(step.activity.occurred_at)
+            since[customer_id] = min(since.get(customer_id, earliest), earliest)
+    loaded = await ctx.tiers.activities_since(since)
+    # What was there before this batch: the batch's own activity is added back in order.
+    histories = {
+        customer_id: SpendHistory(ctx.program, (a for a in found if a.activity_id not in recorded))
+        for customer_id, found in loaded.items()
+    }
+
+    # 2. Walk the batch in order.
+    changed: dict[str, CustomerTier] = {}
+    changes: list[tuple[TierChange, CloudEvent]] = []
+    counted: set[str] = set()
+    for step in steps:
+        if isinstance(step, _Enrolment):
+            customer_id = step.customer.customer_id
+            customer = changed.get(customer_id) or customers[customer_id]
+            if customer.enrolled_at is None:
+                changed[customer_id] = replace(customer, enrolled_at=step.customer.enrolled_at)
+            continue
+        activity = step.activity
+        if activity.activity_id not in recorded or activity.activity_id in counted:
+            continue  # counted already, before this batch or earlier in it
+        counted.add(activity.activity_id)
+        history = histories.get(activity.customer_id)
+        if history is None:
+            continue  # a refund of a customer with no new purchase in this batch: recorded only
+        history.record(activity)
+        if isinstance(step, _Refund):
+            # A refund lowers qualifying spend, but a tier is lowered at review alone.
+            continue
+        customer = changed.get(activity.customer_id) or customers[activity.customer_id]
+        change = history.upgrade_for(customer, arrived_at=activity.occurred_at)
+        if change is not None:
+            changed[activity.customer_id] = after_change(customer, change)
+            changes.append((change, step.cause))
+
+    # 3. Write.
+    await ctx.tiers.save_customers(list(changed.values()))
+    await ctx.tiers.append_history([change for change, _ in changes])
+    for change, cause in changes:
         await _announce(change, cause, ctx)
 
 
-async def purchase_refunded(cause: CloudEvent, ctx: Context) -> None:
-    refund = events.PurchaseRefunded.model_validate(cause.data)
-    # Recorded only: a refund lowers qualifying spend, but a tier is lowered at review alone.
-    await ctx.tiers.record_activity(
-        QualifyingActivity(
-            activity_id=refund_activity_id(refund.partner_id, refund.refund_id),
-            customer_id=refund.customer_id,
-            amount=-refund.amount,
-            occurred_at=refund.occurred_at,
-        )
-    )
+def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
+    """The batch's events as the steps they are for tiers; a purchase in a currency other
+    than the program's is refused (the consumer sets that event alone aside)."""
+    steps: list[_Step] = []
+    for event in batch:
+        if event.type == events.PURCHASE_COMPLETED:
+            purchase = event.data_as(events.PurchaseCompleted)
+            if purchase.currency != program.currency:
+                raise ValueError(
+                    f"purchase {purchase.purchase_id} is in {purchase.currency}, "
+                    f"the program in {program.currency}"
+                )
+            activity = QualifyingActivity(
+                activity_id=purchase_activity_id(purchase.partner_id, purchase.purchase_id),
+                customer_id=purchase.customer_id,
+                amount=purchase.total,
+                occurred_at=purchase.occurred_at,
+            )
+            steps.append(_Purchase(event, activity))
+        elif event.type == events.PURCHASE_REFUNDED:
+            refund = event.data_as(events.PurchaseRefunded)
+            activity = QualifyingActivity(
+                activity_id=refund_activity_id(refund.partner_id, refund.refund_id),
+                customer_id=refund.customer_id,
+                amount=-refund.amount,
+                occurred_at=refund.occurred_at,
+            )
+            steps.append(_Refund(event, activity))
+        elif event.type == events.CUSTOMER_ENROLLED:
+            enrolled = event.data_as(events.CustomerEnrolled)
+            customer = new_customer(
+                program,
+                enrolled.customer_id,
+                since=enrolled.enrolled_at,
+                enrolled_at=enrolled.enrolled_at,
+            )
+            steps.append(_Enrolment(event, customer))
+    return steps
+
+
+def _unique(activities: Iterable[QualifyingActivity]) -> list[QualifyingActivity]:
+    """The first of each activity id: the one that counts when a batch carries it twice."""
+    first: dict[str, QualifyingActivity] = {}
+    for activity in activities:
+        first.setdefault(activity.activity_id, activity)
+    return list(first.values())
 
 
 async def _announce(change: TierChange, cause: CloudEvent, ctx: Context) -> None:
@@ -105,12 +203,3 @@ async def _announce(change: TierChange, cause: CloudEvent, ctx: Context) -> None
         cause_id=cause.id,
         purpose="tier-changed",
     )
-
-
-Handler = Callable[[CloudEvent, Context], Awaitable[None]]
-
-HANDLERS: dict[str, Handler] = {
-    events.CUSTOMER_ENROLLED: customer_enrolled,
-    events.PURCHASE_COMPLETED: purchase_completed,
-    events.PURCHASE_REFUNDED: purchase_refunded,
-}

@@ -141,7 +141,13 @@ async def test_bad_signatures_are_refused_with_401(
             content=sent_body,
             headers={
                 "Authorization": f"Bearer {pipeline.env.partner_key}",
-                SIGNATURE_HEADER: sign(pipeline.env.partner_secret, int(time.time()), signed_body),
+                SIGNATURE_HEADER: sign(
+                    pipeline.env.partner_secret,
+                    int(time.time()),
+                    "POST",
+                    "/v1/customers",
+                    signed_body,
+                ),
                 "Content-Type": "application/json",
             },
         )
@@ -243,3 +249,33 @@ async def test_a_purchase_accepted_while_the_broker_is_down_is_processed_when_it
 async def _events(bootstrap: str, topic: str, customer: str, count: int) -> list[Any] | None:
     found = await events_for(bootstrap, topic, customer)
     return found if len(found) >= count else None
+
+
+async def test_the_signature_binds_the_path_and_query_as_the_real_server_receives_them(
+    pipeline: Pipeline, pos: PosClient
+) -> None:
+    """Over uvicorn (httptools), not an in-process transport: the raw path and query ingest
+    checks are the bytes on the request line, so a percent-encoded path and a query verify,
+    and a signature captured for one customer does not work on another's path."""
+    customer, address = new_customer()
+    other, _ = new_customer()
+    await pos.enrol(customer, address, consent=True)
+    await pos.enrol(other, None, consent=False)
+    spelt_out = "".join(f"%{byte:02X}" for byte in customer.encode())  # /v1/customers/%65%32...
+    changed = await pos.patch(f"/v1/customers/{spelt_out}?source=e2e&b=%41", {"locale": "it"})
+    assert changed.status_code == 202, changed.text
+
+    body = json.dumps({"consent": {"email": True}}).encode()
+    captured = sign(
+        pipeline.env.partner_secret, int(time.time()), "PATCH", f"/v1/customers/{customer}", body
+    )
+    replayed = await pos.http.patch(
+        f"{pipeline.env.ingest_url}/v1/customers/{other}",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {pipeline.env.partner_key}",
+            SIGNATURE_HEADER: captured,
+            "Content-Type": "application/json",
+        },
+    )
+    assert replayed.status_code == 401, replayed.text

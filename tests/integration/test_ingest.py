@@ -17,14 +17,24 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.ingest.adapters import tables
+from services.ingest.adapters.partner_directory import PartnerDirectory
+from services.ingest.adapters.repository import StoredPurchase
 from services.ingest.api.app import create_app
+from services.ingest.api.purchase_groups import PurchaseCall, PurchaseGroups
+from services.ingest.api.schemas import AcceptedOut
+from services.ingest.domain.model import Accepted, UnknownCustomer, hash_api_key, request_hash
 from services.ingest.settings import IngestSettings
 from shared import events, topics
 from shared.auth import SIGNATURE_HEADER, sign
-from shared.events import CloudEvent
+from shared.clock import FixedClock, SystemClock
+from shared.db import create_engine
+from shared.events import CloudEvent, new_event
+from shared.idempotency import IdempotentCall
+from shared.problems import Problem
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, running, settings_for
@@ -64,6 +74,8 @@ class Pos:
         signature = sign(
             self.signing_secret,
             int(time.time()) if timestamp is None else timestamp,
+            method,
+            httpx.URL(path).raw_path,
             content if signed_body is None else signed_body,
         )
         return await self.client.request(
@@ -265,6 +277,7 @@ class TestCustomers:
             email="ada@example.com",
             phone=None,
             consent=events.Consent(email=True, sms=True),
+            version=2,
         )
 
     async def test_patching_an_unknown_customer_is_a_404(self, pos: Pos) -> None:
@@ -280,7 +293,7 @@ class TestPurchases:
         response = await pos.purchase(
             customer_id,
             purchase_id,
-            total=49.99,
+            total="49.99",
             store_id="store-1",
             items=[
                 {"sku": "latte", "category": "coffee", "quantity": 2, "unit_price": "3.50"},
@@ -306,7 +319,7 @@ class TestPurchases:
         first = await pos.purchase(customer_id, purchase_id, occurred_at=occurred_at)
         # The same purchase retried: written differently, meaning the same thing.
         retry = await pos.purchase(
-            customer_id, purchase_id, occurred_at=occurred_at, total="49.990", store_id=None
+            customer_id, purchase_id, occurred_at=occurred_at, total="49.99", store_id=None
         )
         assert first.status_code == retry.status_code == 202, retry.text
         assert retry.json()["event_id"] == first.json()["event_id"]
@@ -431,7 +444,7 @@ class TestRefunds:
         purchase_id, refund_id = unique("buy"), unique("ref")
         assert (await pos.purchase(customer_id, purchase_id)).status_code == 202
         first = await pos.refund(purchase_id, refund_id, "5.00")
-        body = {**json.loads(first.request.content), "amount": 5}  # the same amount
+        body = {**json.loads(first.request.content), "amount": "5"}  # the same amount
         retry = await pos.send("POST", f"/v1/purchases/{purchase_id}/refunds", body)
         assert first.status_code == retry.status_code == 202
         assert retry.json() == first.json()
@@ -517,11 +530,11 @@ class TestProvisioningCli:
     def provision(self, stack: Stack) -> Iterator[Any]:
         env = {**stack.script_env(), **stack.service_env("ingest", port=18000)}
 
-        def run(*args: str) -> subprocess.CompletedProcess[str]:
+        def run(*args: str, credentials: dict[str, str]) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [sys.executable, "-m", "services.ingest", "provision-partner", *args],
                 cwd=REPO,
-                env=env,
+                env={**env, **credentials},
                 capture_output=True,
                 text=True,
                 check=False,
@@ -534,18 +547,10 @@ class TestProvisioningCli:
         self, provision: Any, client: httpx.AsyncClient, db: AsyncEngine
     ) -> None:
         partner_id, api_key, secret = unique("demo"), uuid.uuid4().hex * 2, uuid.uuid4().hex
-        args = (
-            "--partner-id",
-            partner_id,
-            "--name",
-            "Demo Café",
-            "--api-key",
-            api_key,
-            "--signing-secret",
-            secret,
-        )
+        args = ("--partner-id", partner_id, "--name", "Demo Café")
+        credentials = {"FEDELTA_PARTNER_KEY": api_key, "FEDELTA_PARTNER_SECRET": secret}
         for _ in range(2):
-            result = provision(*args)
+            result = provision(*args, credentials=credentials)
             assert result.returncode == 0, result.stderr
             assert api_key not in result.stdout + result.stderr
         assert (
@@ -656,9 +661,16 @@ class TestIdempotencyKey:
         ).json()
         other = Pos(client, created["partner_id"], created["api_key"], created["signing_secret"])
         key = self.key()
-        path = f"/v1/customers/{customer_id}"
-        mine = await pos.send("PATCH", path, {"locale": "it"}, headers=key)
-        theirs = await other.send("PATCH", path, {"locale": "fi"}, headers=key)
+        # Any partner of the coalition reports purchases for any member (contract §4).
+        body = {
+            "purchase_id": unique("p"),
+            "customer_id": customer_id,
+            "occurred_at": _iso(datetime.now(UTC) - timedelta(minutes=1)),
+            "currency": "EUR",
+            "total": "12.00",
+        }
+        mine = await pos.send("POST", "/v1/purchases", body, headers=key)
+        theirs = await other.send("POST", "/v1/purchases", body, headers=key)
         assert mine.status_code == theirs.status_code == 202
         assert mine.json() != theirs.json()
 
@@ -671,3 +683,254 @@ class TestIdempotencyKey:
         )
         assert response.status_code == 400
         assert response.json()["type"] == "urn:fedelta:problem:invalid-idempotency-key"
+
+
+def _purchase_call(
+    partner_id: str,
+    customer_id: str,
+    purchase_id: str,
+    *,
+    total: str = "12.50",
+    key: str | None = None,
+) -> PurchaseCall:
+    """What the purchases route hands to its group, built without HTTP."""
+    now = datetime.now(UTC)
+    body = {"purchase_id": purchase_id, "customer_id": customer_id, "total": total}
+    event = new_event(
+        events.PurchaseCompleted(
+            purchase_id=purchase_id,
+            partner_id=partner_id,
+            customer_id=customer_id,
+            occurred_at=now,
+            currency="EUR",
+            total=Decimal(total),
+        ),
+        source=f"ingest/{partner_id}",
+        subject=customer_id,
+        time=now,
+    )
+    fingerprint = request_hash(body)
+    return PurchaseCall(
+        StoredPurchase(
+            partner_id=partner_id,
+            purchase_id=purchase_id,
+            customer_id=customer_id,
+            currency="EUR",
+            total=Decimal(total),
+            refunded=Decimal(0),
+            occurred_at=now,
+            accepted=Accepted(fingerprint, event.id),
+        ),
+        event,
+        IdempotentCall(key=key, scope=f"scope-{partner_id}", request_hash=fingerprint),
+    )
+
+
+class TestGroupCommit:
+    """Concurrent purchases share a transaction, and each caller gets its own answer."""
+
+    @pytest.fixture
+    async def commits(self, stack: Stack) -> AsyncIterator[tuple[PurchaseGroups, list[int]]]:
+        engine = create_engine(stack.database_url("ingest"), pool_size=4)
+        counted: list[int] = []
+        sa.event.listen(engine.sync_engine, "commit", lambda _: counted.append(1))
+        yield (
+            PurchaseGroups(engine, SystemClock(), max_size=64, after_commit=lambda: None),
+            counted,
+        )
+        await engine.dispose()
+
+    async def test_purchases_arriving_together_are_committed_together_and_all_stored(
+        self,
+        commits: tuple[PurchaseGroups, list[int]],
+        pos: Pos,
+        customer_id: str,
+        db: AsyncEngine,
+    ) -> None:
+        groups, counted = commits
+        calls = [_purchase_call(pos.partner_id, customer_id, unique("buy")) for _ in range(20)]
+        answers = await asyncio.gather(*(groups.submit(call) for call in calls))
+
+        assert [a.event_id for a in answers if isinstance(a, AcceptedOut)] == [
+            call.event.id for call in calls
+        ]
+        assert len(counted) == 1
+        ids = [call.purchase.purchase_id for call in calls]
+        assert await count_rows(db, tables.purchases, tables.purchases.c.purchase_id.in_(ids)) == 20
+        event_ids = [call.event.id for call in calls]
+        published_or_pending = await count_rows(
+            db, tables.outbox, tables.outbox.c.event_id.in_(event_ids)
+        )
+        # The relay of the running service may already have published (and deleted) some.
+        assert published_or_pending <= 20
+
+    async def test_one_purchase_id_twice_in_a_group_is_decided_as_if_one_came_after_the_other(
+        self,
+        commits: tuple[PurchaseGroups, list[int]],
+        pos: Pos,
+        customer_id: str,
+        db: AsyncEngine,
+    ) -> None:
+        groups, counted = commits
+        purchase_id = unique("buy")
+        first = _purchase_call(pos.partner_id, customer_id, purchase_id)
+        retry = _purchase_call(pos.partner_id, customer_id, purchase_id)
+        other = _purchase_call(pos.partner_id, customer_id, purchase_id, total="99.00")
+        outcomes = await asyncio.gather(
+            *(groups.submit(call) for call in (first, retry, other)), return_exceptions=True
+        )
+
+        assert len(counted) == 1
+        accepted, retried, conflict = outcomes
+        assert isinstance(accepted, AcceptedOut) and accepted.event_id == first.event.id
+        assert isinstance(retried, AcceptedOut) and retried.event_id == first.event.id
+        assert isinstance(conflict, Problem) and conflict.status == 409
+        purchases = tables.purchases.c
+        assert await count_rows(db, tables.purchases, purchases.purchase_id == purchase_id) == 1
+        assert await count_rows(db, tables.outbox, tables.outbox.c.event_id == retry.event.id) == 0
+
+    async def test_one_idempotency_key_twice_in_a_group_replays_or_conflicts(
+        self, commits: tuple[PurchaseGroups, list[int]], pos: Pos, customer_id: str
+    ) -> None:
+        groups, counted = commits
+        key = unique("key")
+        first = _purchase_call(pos.partner_id, customer_id, unique("buy"), key=key)
+        again = _purchase_call(
+            pos.partner_id, first.purchase.customer_id, first.purchase.purchase_id, key=key
+        )
+        reused = _purchase_call(pos.partner_id, customer_id, unique("buy"), key=key)
+        outcomes = await asyncio.gather(
+            *(groups.submit(call) for call in (first, again, reused)), return_exceptions=True
+        )
+
+        assert len(counted) == 1
+        accepted, replayed, conflict = outcomes
+        assert isinstance(accepted, AcceptedOut)
+        assert isinstance(replayed, JSONResponse)
+        assert replayed.headers["idempotent-replayed"] == "true"
+        assert json.loads(bytes(replayed.body)) == {"event_id": accepted.event_id}
+        assert isinstance(conflict, Problem) and conflict.slug == "idempotency-key-reused"
+
+    async def test_a_refused_purchase_does_not_stop_the_rest_of_its_group(
+        self, commits: tuple[PurchaseGroups, list[int]], pos: Pos, customer_id: str
+    ) -> None:
+        groups, _ = commits
+        good = _purchase_call(pos.partner_id, customer_id, unique("buy"))
+        stranger = _purchase_call(pos.partner_id, unique("nobody"), unique("buy"))
+        outcomes = await asyncio.gather(
+            groups.submit(good), groups.submit(stranger), return_exceptions=True
+        )
+        assert isinstance(outcomes[0], AcceptedOut)
+        assert isinstance(outcomes[1], UnknownCustomer)
+
+    async def test_many_concurrent_calls_over_http_each_get_their_own_answer(
+        self, pos: Pos, customer_id: str, db: AsyncEngine
+    ) -> None:
+        ids = [unique("buy") for _ in range(30)]
+        strangers = [unique("nobody") for _ in range(5)]
+        responses = await asyncio.gather(
+            *(pos.purchase(customer_id, purchase_id) for purchase_id in ids),
+            *(pos.purchase(stranger, unique("buy")) for stranger in strangers),
+        )
+        assert [r.status_code for r in responses] == [202] * 30 + [422] * 5
+        assert len({r.json()["event_id"] for r in responses[:30]}) == 30
+        assert await count_rows(db, tables.purchases, tables.purchases.c.purchase_id.in_(ids)) == 30
+
+
+class TestPartnerCache:
+    async def test_a_partner_is_asked_for_once_per_ttl_so_a_revocation_takes_that_long(
+        self, pos: Pos, db: AsyncEngine, stack: Stack
+    ) -> None:
+        engine = create_engine(stack.database_url("ingest"), pool_size=2)
+        clock = FixedClock(datetime.now(UTC))
+        directory = PartnerDirectory(engine, clock, timedelta(seconds=5))
+        key_hash = hash_api_key(pos.api_key)
+        try:
+            partner = await directory.by_key_hash(key_hash)
+            assert partner is not None and partner.active
+            await self._set_active(db, pos.partner_id, active=False)
+
+            clock.advance(timedelta(seconds=4))
+            cached = await directory.by_key_hash(key_hash)
+            assert cached is not None and cached.active
+            clock.advance(timedelta(seconds=2))
+            fresh = await directory.by_key_hash(key_hash)
+            assert fresh is not None and not fresh.active
+        finally:
+            await self._set_active(db, pos.partner_id, active=True)
+            await engine.dispose()
+
+    async def test_an_unknown_key_is_not_remembered(self, stack: Stack, db: AsyncEngine) -> None:
+        engine = create_engine(stack.database_url("ingest"), pool_size=2)
+        directory = PartnerDirectory(engine, SystemClock(), timedelta(minutes=5))
+        api_key = uuid.uuid4().hex
+        partner_id = unique("late")
+        try:
+            assert await directory.by_key_hash(hash_api_key(api_key)) is None
+            async with db.begin() as conn:
+                await conn.execute(
+                    tables.partners.insert().values(
+                        partner_id=partner_id,
+                        name="Late café",
+                        api_key_hash=hash_api_key(api_key),
+                        signing_secret=uuid.uuid4().hex,
+                        created_at=datetime.now(UTC),
+                    )
+                )
+            found = await directory.by_key_hash(hash_api_key(api_key))
+            assert found is not None and found.partner_id == partner_id
+        finally:
+            await engine.dispose()
+
+    @staticmethod
+    async def _set_active(db: AsyncEngine, partner_id: str, *, active: bool) -> None:
+        async with db.begin() as conn:
+            await conn.execute(
+                tables.partners.update()
+                .where(tables.partners.c.partner_id == partner_id)
+                .values(active=active)
+            )
+
+
+class TestDatabaseTrouble:
+    async def test_connections_dropped_by_postgresql_are_retried_not_answered_with_an_error(
+        self, pos: Pos, customer_id: str, db: AsyncEngine
+    ) -> None:
+        # Warm the service's pool with several connections, then have PostgreSQL drop them
+        # all, as a restart would: the next calls meet dead connections first.
+        warm = await asyncio.gather(*(pos.purchase(customer_id, unique("buy")) for _ in range(8)))
+        assert {r.status_code for r in warm} == {202}
+        async with db.connect() as conn:
+            dropped = await conn.scalar(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE usename = current_user AND pid <> pg_backend_pid()"
+                )
+            )
+        assert dropped
+
+        purchase = await pos.purchase(customer_id, unique("buy"))
+        assert purchase.status_code == 202, purchase.text
+        enrolment = await pos.enrol(unique("cust"))
+        assert enrolment.status_code == 202, enrolment.text
+
+    async def test_while_the_database_is_away_a_pos_is_told_503_with_retry_after(
+        self, stack: Stack, pos: Pos, customer_id: str
+    ) -> None:
+        away = settings_for(
+            IngestSettings,
+            stack,
+            "ingest",
+            database_url="postgresql+asyncpg://ingest:ingest@127.0.0.1:9/fedelta_ingest",
+            run_workers="false",
+        )
+        async with running(create_app, away) as (_, isolated_client):
+            isolated = Pos(isolated_client, pos.partner_id, pos.api_key, pos.signing_secret)
+            responses = [
+                await isolated.purchase(customer_id, unique("buy")),
+                await isolated.enrol(unique("cust")),
+            ]
+        for response in responses:
+            problem = assert_problem(response, 503)
+            assert problem["type"] == "urn:fedelta:problem:database-unavailable"
+            assert response.headers["retry-after"].isdigit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -14,14 +15,19 @@ import httpx
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from services.notifications.adapters import tables
 from services.notifications.adapters.repository import SqlNotificationRepository
-from services.notifications.adapters.tables import contacts
+from services.notifications.adapters.tables import contacts, deliveries
 from services.notifications.api.app import create_app
+from services.notifications.bootstrap import make_subscription
 from services.notifications.domain.model import Channel, schedule
 from services.notifications.settings import NotificationsSettings
 from shared import events, topics
+from shared.clock import FixedClock
+from shared.consumer import EventConsumer
 from shared.events import CloudEvent, derived_event_id, new_event
 from tests.support.kafka import events_for, publish
 from tests.support.polling import eventually
@@ -312,8 +318,14 @@ async def test_one_cause_never_yields_the_same_message_twice(database: AsyncEngi
     )
     async with database.begin() as conn:
         repository = SqlNotificationRepository(conn)
-        assert await repository.schedule(first) is True
-        assert await repository.schedule(second) is False  # other id, same cause and template
+        assert await repository.schedule([first]) == {first.notification_id}
+        assert await repository.schedule([second]) == set()  # other id, same cause and template
+        assert len(await repository.deliveries_for(customer_id, 10)) == 1
+        await conn.rollback()
+    async with database.begin() as conn:
+        repository = SqlNotificationRepository(conn)
+        # The same within one multi-row statement.
+        assert await repository.schedule([first, second]) == {first.notification_id}
         assert len(await repository.deliveries_for(customer_id, 10)) == 1
         await conn.rollback()
 
@@ -331,7 +343,7 @@ async def test_a_claimed_message_is_skipped_by_another_dispatcher(database: Asyn
         now=future,
     )
     async with database.begin() as conn:
-        await SqlNotificationRepository(conn).schedule(delivery)
+        await SqlNotificationRepository(conn).schedule([delivery])
     try:
         async with database.begin() as first, database.begin() as second:
             claimed = await SqlNotificationRepository(first).claim_due(future, 1000)
@@ -344,6 +356,270 @@ async def test_a_claimed_message_is_skipped_by_another_dispatcher(database: Asyn
                 sa.text("DELETE FROM deliveries WHERE notification_id = :id"),
                 {"id": delivery.notification_id},
             )
+
+
+# -- the batch path ----------------------------------------------------------------------------
+
+FAR_FUTURE = datetime.now(UTC) + timedelta(days=365 * 50)  # the running dispatcher leaves it be
+
+
+class Message:
+    """A Kafka record as the consumer sees it."""
+
+    def __init__(self, topic: str, offset: int, event: CloudEvent) -> None:
+        self.topic, self.partition, self.offset = topic, 0, offset
+        self.key: bytes | None = event.subject.encode()
+        self.value: bytes | None = event.to_bytes()
+
+
+class NoDeadLetters:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None]] = []
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.sent.append((topic, key))
+
+
+def consumer_on(database: AsyncEngine) -> tuple[EventConsumer, NoDeadLetters]:
+    clock = FixedClock(FAR_FUTURE)
+    dead_letters = NoDeadLetters()
+    consumer = EventConsumer(
+        service="notifications",
+        subscription=make_subscription(clock),
+        bootstrap_servers="127.0.0.1:1",  # records are handed to it: it never polls
+        engine=database,
+        inbox_table=tables.inbox,
+        dead_letters=dead_letters,
+        clock=clock,
+    )
+    return consumer, dead_letters
+
+
+def customer_story(customer_id: str, number: int, at: datetime) -> list[tuple[str, CloudEvent]]:
+    """One customer's events, in order; the shape depends on `number`, the times on `at`."""
+
+    def profile(kind: type[events.CustomerProfile], minutes: int, email: str) -> CloudEvent:
+        return new_event(
+            kind(
+                customer_id=customer_id,
+                partner_id="demo",
+                enrolled_at=at,
+                email=email,
+                consent=events.Consent(email=number % 2 == 0),
+            ),
+            source="ingest/demo",
+            subject=customer_id,
+            time=at + timedelta(minutes=minutes),
+        )
+
+    def erasure() -> CloudEvent:
+        return new_event(
+            events.CustomerErased(customer_id=customer_id),
+            source="ingest/demo",
+            subject=customer_id,
+            time=at + timedelta(minutes=9),
+        )
+
+    def tier(direction: str) -> CloudEvent:
+        return new_event(
+            events.TierChanged.model_validate(
+                {
+                    "customer_id": customer_id,
+                    "from_tier": "silver",
+                    "to_tier": "gold" if direction == "up" else "bronze",
+                    "direction": direction,
+                    "reason": "qualifying spend",
+                    "effective_at": at,
+                    "review_at": at + timedelta(days=365),
+                }
+            ),
+            source="tiers",
+            subject=customer_id,
+            time=at,
+        )
+
+    purchase = new_event(
+        events.PurchaseCompleted(
+            purchase_id=f"p-{customer_id}",
+            partner_id="demo",
+            customer_id=customer_id,
+            occurred_at=at,
+            currency="EUR",
+            total=Decimal("12.50"),
+        ),
+        source="ingest/demo",
+        subject=customer_id,
+        time=at,
+    )
+    enrolled, updated = events.CustomerEnrolled, events.CustomerUpdated
+    c, t, p = topics.CUSTOMERS, topics.TIERS, topics.PURCHASES
+    stories = [
+        [
+            (c, profile(enrolled, 0, f"a{number}@example.com")),
+            (c, profile(updated, 5, f"newest{number}@example.com")),
+            (c, profile(updated, 2, f"replayed{number}@example.com")),
+            (t, tier("up")),
+        ],
+        [(c, profile(enrolled, 0, f"a{number}@example.com")), (c, erasure())],
+        [
+            (c, profile(enrolled, 0, f"a{number}@example.com")),
+            (c, erasure()),
+            (c, profile(enrolled, 10, f"again{number}@example.com")),
+            (t, tier("down")),
+        ],
+        [(c, profile(updated, 3, f"u{number}@example.com")), (t, tier("up"))],
+        [(c, profile(enrolled, 0, f"a{number}@example.com")), (t, tier("up")), (c, erasure())],
+        [(p, purchase), (c, profile(enrolled, 0, f"a{number}@example.com"))],
+    ]
+    return stories[number % len(stories)]
+
+
+def interleaved(prefix: str, count: int, at: datetime) -> list[tuple[str, CloudEvent]]:
+    """Every customer's story, taken in turns: each customer's events stay in their order."""
+    stories = [customer_story(f"{prefix}-{n}", n, at) for n in range(count)]
+    merged: list[tuple[str, CloudEvent]] = []
+    for step in range(max(len(story) for story in stories)):
+        merged.extend(story[step] for story in stories if step < len(story))
+    return merged
+
+
+async def state_of(database: AsyncEngine, prefix: str) -> tuple[list[Any], list[Any]]:
+    """Contacts and messages of a prefix's customers, with the customer told by number only."""
+    number = sa.func.split_part(sa.literal_column("customer_id"), "-", 3)
+    async with database.connect() as conn:
+        stored_contacts = (
+            await conn.execute(
+                sa.select(
+                    number,
+                    contacts.c.email,
+                    contacts.c.consent_email,
+                    contacts.c.locale,
+                    contacts.c.updated_at,
+                )
+                .where(contacts.c.customer_id.startswith(f"{prefix}-"))
+                .order_by(number, contacts.c.email)
+            )
+        ).all()
+        messages = (
+            await conn.execute(
+                sa.select(
+                    number,
+                    deliveries.c.template,
+                    deliveries.c.status,
+                    deliveries.c.last_error,
+                    deliveries.c.params,
+                    deliveries.c.created_at,
+                )
+                .where(deliveries.c.customer_id.startswith(f"{prefix}-"))
+                .order_by(number, deliveries.c.template, deliveries.c.status)
+            )
+        ).all()
+    return [tuple(row) for row in stored_contacts], [tuple(row) for row in messages]
+
+
+async def forget(database: AsyncEngine, prefixes: list[str]) -> None:
+    async with database.begin() as conn:
+        for prefix in prefixes:
+            await conn.execute(contacts.delete().where(contacts.c.customer_id.startswith(prefix)))
+            await conn.execute(
+                deliveries.delete().where(deliveries.c.customer_id.startswith(prefix))
+            )
+
+
+async def test_a_batch_of_many_customers_ends_as_the_same_events_one_by_one(
+    database: AsyncEngine,
+) -> None:
+    token = uuid.uuid4().hex[:8]
+    at_once, one_by_one = f"batch-{token}", f"single-{token}"
+    at = datetime.now(UTC).replace(microsecond=0)
+    batch = interleaved(at_once, 60, at)
+    singles = interleaved(one_by_one, 60, at)
+    consumer, dead_letters = consumer_on(database)
+    try:
+        messages = [Message(topic, n, event) for n, (topic, event) in enumerate(batch)]
+        await consumer.process_batch(messages)
+        for n, (topic, event) in enumerate(singles):
+            await consumer.process_batch([Message(topic, n, event)])
+
+        batched = await state_of(database, at_once)
+        assert batched == await state_of(database, one_by_one)
+        stored_contacts, messages_stored = batched
+        # 10 customers per story shape: what each shape must leave behind.
+        assert len(stored_contacts) == 40  # the two erased-for-good shapes have none left
+        # The newest profile won over the replayed older one after it in the same batch.
+        newest = [row for row in stored_contacts if row[1].startswith("newest")]
+        assert len(newest) == 10
+        assert sorted({(m[1], m[2], m[3]) for m in messages_stored}) == [
+            ("tier_up", "scheduled", None),
+            ("tier_up", "suppressed", "customer erased"),
+            ("welcome", "scheduled", None),
+            ("welcome", "suppressed", "customer erased"),
+        ]
+        assert len(messages_stored) == 10 * (2 + 1 + 2 + 1 + 2 + 1)
+        assert dead_letters.sent == []
+
+        # The purchases were passed over without a claim; everything else was claimed.
+        async with database.connect() as conn:
+            claimed = set(
+                (
+                    await conn.execute(
+                        sa.select(tables.inbox.c.event_id).where(
+                            tables.inbox.c.event_id.in_([event.id for _, event in batch])
+                        )
+                    )
+                ).scalars()
+            )
+        assert claimed == {event.id for topic, event in batch if topic != topics.PURCHASES}
+
+        # The whole batch redelivered changes nothing.
+        await consumer.process_batch(messages)
+        assert await state_of(database, at_once) == batched
+    finally:
+        await forget(database, [at_once, one_by_one])
+
+
+async def test_many_enrolments_published_at_once_each_get_one_welcome(
+    stack: Stack, client: httpx.AsyncClient, database: AsyncEngine
+) -> None:
+    prefix = f"burst-{uuid.uuid4().hex[:8]}"
+    burst = [enrolment(f"{prefix}-{n}", None, consent_email=False) for n in range(300)]
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for event in burst + burst:  # and every one of them delivered twice
+            await producer.send(
+                topics.CUSTOMERS, value=event.to_bytes(), key=event.subject.encode()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    async def counts() -> tuple[int, int] | None:
+        async with database.connect() as conn:
+            stored = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(contacts)
+                .where(contacts.c.customer_id.startswith(f"{prefix}-"))
+            )
+            welcomes = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(deliveries)
+                .where(deliveries.c.customer_id.startswith(f"{prefix}-"))
+            )
+        found = (int(stored or 0), int(welcomes or 0))
+        return found if found[0] >= len(burst) else None
+
+    assert await eventually(counts, within=60, what="every enrolment applied") == (300, 300)
+    try:
+        assert [i["template"] for i in await delivery_log(client, f"{prefix}-7")] == ["welcome"]
+    finally:
+        await forget(database, [prefix])
 
 
 async def _some(items: list[EmailMessage]) -> list[EmailMessage] | None:

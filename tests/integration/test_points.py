@@ -2,18 +2,26 @@
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.points.adapters.tables import customer_tiers, customers, ledger_entries, outbox
 from services.points.api.app import create_app
+from services.points.bootstrap import make_subscription
+from services.points.domain.model import Program
 from services.points.settings import PointsSettings
 from shared import events, topics
-from shared.events import CloudEvent, new_event
+from shared.clock import FixedClock
+from shared.db import create_engine
+from shared.events import CloudEvent, derived_event_id, new_event
 from tests.support.kafka import dead_letters, events_for, publish
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for
@@ -41,14 +49,16 @@ def enrolment(customer_id: str) -> CloudEvent:
     )
 
 
-def purchase(customer_id: str, total: str, purchase_id: str | None = None) -> CloudEvent:
+def purchase(
+    customer_id: str, total: str, purchase_id: str | None = None, currency: str = "EUR"
+) -> CloudEvent:
     return new_event(
         events.PurchaseCompleted(
             purchase_id=purchase_id or str(uuid.uuid4()),
             partner_id="demo",
             customer_id=customer_id,
             occurred_at=NOW,
-            currency="EUR",
+            currency=currency,
             total=Decimal(total),
         ),
         source="ingest/demo",
@@ -167,3 +177,204 @@ async def test_two_instances_share_the_partitions_without_double_effects(
             assert balance["lifetime_earned"] == 15
     for customer in customers:
         assert len(await events_for(bootstrap, topics.POINTS, customer)) == 2
+
+
+# -- the batch path ---------------------------------------------------------------------------
+
+
+def tier_change(customer_id: str, to_tier: events.TierName, effective_at: datetime) -> CloudEvent:
+    return new_event(
+        events.TierChanged(
+            customer_id=customer_id,
+            from_tier="bronze",
+            to_tier=to_tier,
+            direction="up",
+            reason="qualifying_spend",
+            effective_at=effective_at,
+            review_at=effective_at + timedelta(days=365),
+        ),
+        source="tiers",
+        subject=customer_id,
+        time=effective_at,
+    )
+
+
+def with_new_id(event: CloudEvent) -> CloudEvent:
+    return event.model_copy(update={"id": str(uuid.uuid4())})
+
+
+def interleaved_story(customer_ids: list[str]) -> list[CloudEvent]:
+    """Each customer's events in their order, the customers interleaved as one poll of
+    several partitions returns them: an enrolment and the same enrolment again, a purchase
+    and the same purchase under another event id, a purchase worth no point, tier changes
+    arriving out of order, a later purchase."""
+    stories = []
+    for customer in customer_ids:
+        first_purchase = purchase(customer, "300.00")
+        first_enrolment = enrolment(customer)
+        stories.append(
+            [
+                first_enrolment,
+                first_purchase,
+                with_new_id(first_purchase),
+                tier_change(customer, "gold", NOW - timedelta(hours=1)),
+                purchase(customer, "0.50"),
+                with_new_id(first_enrolment),
+                tier_change(customer, "silver", NOW - timedelta(hours=2)),
+                purchase(customer, "250.99"),
+            ]
+        )
+    return [story[i] for i in range(len(stories[0])) for story in stories]
+
+
+async def points_state(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, Any]:
+    """Everything points stores about these customers, and the events it would publish."""
+    ledger = await conn.execute(
+        # Every column but `seq`: the same entries, told apart by their order alone.
+        sa.select(*(column for column in ledger_entries.c if column.name != "seq"))
+        .where(ledger_entries.c.customer_id.in_(customer_ids))
+        .order_by(ledger_entries.c.seq)
+    )
+    known = await conn.execute(
+        sa.select(customers).where(customers.c.customer_id.in_(customer_ids))
+    )
+    tiers = await conn.execute(
+        sa.select(customer_tiers).where(customer_tiers.c.customer_id.in_(customer_ids))
+    )
+    published = await conn.execute(
+        sa.select(outbox.c.key, outbox.c.event_id, outbox.c.topic, outbox.c.payload)
+        .where(outbox.c.key.in_(customer_ids))
+        .order_by(outbox.c.id)
+    )
+    return {
+        # Per customer, in the order it happened (customers interleave differently).
+        "ledger": sorted((tuple(row) for row in ledger), key=lambda row: str(row[1])),
+        "customers": sorted(tuple(row) for row in known),
+        "tiers": sorted(tuple(row) for row in tiers),
+        "outbox": sorted((tuple(row) for row in published), key=lambda row: str(row[0])),
+    }
+
+
+@pytest.fixture
+async def engine(stack: Stack, points: httpx.AsyncClient) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(stack.database_url("points"), pool_size=2)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def applied(
+    engine: AsyncEngine, batches: list[list[CloudEvent]], customer_ids: list[str]
+) -> dict[str, Any]:
+    """The state the batch handler leaves after these batches, in one transaction that is
+    rolled back: the test leaves nothing behind for the running relay to publish."""
+    handle = make_subscription(Program(), FixedClock(NOW)).handle
+    async with engine.connect() as conn, conn.begin() as transaction:
+        for batch in batches:
+            await handle(conn, batch)
+        state = await points_state(conn, customer_ids)
+        await transaction.rollback()
+    return state
+
+
+async def test_a_batch_on_the_real_database_gives_what_its_events_one_at_a_time_give(
+    engine: AsyncEngine,
+) -> None:
+    customer_ids = [f"c-{uuid.uuid4()}" for _ in range(25)]
+    story = interleaved_story(customer_ids)
+
+    at_once = await applied(engine, [story], customer_ids)
+    one_by_one = await applied(engine, [[event] for event in story], customer_ids)
+
+    assert at_once == one_by_one
+    assert len(at_once["customers"]) == 25
+    # Each customer: the welcome bonus, then the purchases in the order they came.
+    assert [row[3] for row in at_once["ledger"][:3]] == [100, 300, 250]
+    assert len(at_once["ledger"]) == len(at_once["outbox"]) == 25 * 3
+    assert {row[1] for row in at_once["tiers"]} == {"gold"}
+    payloads = [events.PointsEarned.model_validate(row[3]["data"]) for row in at_once["outbox"]]
+    assert sum(p.points for p in payloads) == 25 * 650
+
+
+async def test_a_batch_delivered_again_under_new_event_ids_changes_nothing(
+    engine: AsyncEngine,
+) -> None:
+    customer_ids = [f"c-{uuid.uuid4()}" for _ in range(10)]
+    story = interleaved_story(customer_ids)
+    again = [with_new_id(event) for event in story]
+
+    once = await applied(engine, [story], customer_ids)
+    twice = await applied(engine, [story, again, story[7:]], customer_ids)
+
+    assert twice == once
+    assert len(once["outbox"]) == 10 * 3
+
+
+async def send_all(stack: Stack, batch: list[CloudEvent]) -> None:
+    """Every event with one producer, flushed once: they reach the consumer in few polls."""
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for event in batch:
+            await producer.send(event.topic, value=event.to_bytes(), key=event.subject.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def test_many_customers_events_sent_at_once_earn_as_one_by_one(
+    stack: Stack, points: httpx.AsyncClient
+) -> None:
+    customer_ids = [f"c-{uuid.uuid4()}" for _ in range(60)]
+    story = interleaved_story(customer_ids)
+    await send_all(stack, story)
+
+    for customer in customer_ids:
+        balance = await eventually(
+            partial(balance_once, points, customer, 650), what=f"650 points for {customer}"
+        )
+        assert balance["lifetime_earned"] == 650
+
+    announced = {event.id for event in story}
+    bootstrap = stack.kafka_bootstrap_servers
+    for customer in customer_ids[:5]:
+        earned = await eventually(
+            partial(_n_events, bootstrap, customer, 3), what="three points.earned events"
+        )
+        assert sorted(e.data["points"] for e in earned) == [100, 250, 300]
+        # Ids derived from the events that caused them: a replay re-emits, not duplicates.
+        assert all(
+            any(e.id == derived_event_id(cause, "points-earned") for cause in announced)
+            for e in earned
+        )
+
+
+async def test_a_purchase_in_another_currency_is_dead_lettered_alone(
+    stack: Stack, points: httpx.AsyncClient
+) -> None:
+    refused_customer, other = f"c-{uuid.uuid4()}", f"c-{uuid.uuid4()}"
+    await send_all(
+        stack,
+        [
+            purchase(other, "20.00"),
+            purchase(refused_customer, "90.00", currency="USD"),
+            purchase(other, "40.00"),
+            purchase(refused_customer, "10.00"),
+        ],
+    )
+
+    await eventually(lambda: balance_once(points, other, 60), what="the other purchases")
+    # The customer's later purchase waited behind the refused one, then earned alone.
+    await eventually(lambda: balance_once(points, refused_customer, 10), what="the later one")
+
+    async def dead_lettered_by_points() -> list[Any] | None:
+        found = await dead_letters(
+            stack.kafka_bootstrap_servers, topics.PURCHASES, key=refused_customer, consumer="points"
+        )
+        return found or None
+
+    [dead] = await eventually(dead_lettered_by_points, what="the refused purchase dead-lettered")
+    assert dict(dead.headers)["fedelta-error"] == b"ValueError"
+    refused = events.PurchaseCompleted.model_validate(CloudEvent.from_bytes(dead.value).data)
+    assert refused.currency == "USD"

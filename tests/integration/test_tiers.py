@@ -12,12 +12,20 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.tiers.adapters.tables import customers, outbox, qualifying_activity, tier_history
 from services.tiers.api.app import create_app
+from services.tiers.bootstrap import make_subscription
+from services.tiers.domain.model import Program
 from services.tiers.settings import TiersSettings
 from shared import events, topics
+from shared.clock import FixedClock
+from shared.db import create_engine
 from shared.events import CloudEvent, derived_event_id, new_event
-from tests.support.kafka import dead_letters, events_for, publish
+from tests.support.kafka import dead_letters, events_for, publish, read_all
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for
 from tests.support.stack import Stack
@@ -55,7 +63,11 @@ def enrolled(customer_id: str, at: datetime) -> CloudEvent:
 
 
 def purchase(
-    customer_id: str, total: str, at: datetime, purchase_id: str | None = None
+    customer_id: str,
+    total: str,
+    at: datetime,
+    purchase_id: str | None = None,
+    currency: str = "EUR",
 ) -> CloudEvent:
     return new_event(
         events.PurchaseCompleted(
@@ -63,8 +75,24 @@ def purchase(
             partner_id=PARTNER,
             customer_id=customer_id,
             occurred_at=at,
-            currency="EUR",
+            currency=currency,
             total=Decimal(total),
+        ),
+        source=f"ingest/{PARTNER}",
+        subject=customer_id,
+        time=at,
+    )
+
+
+def refund(customer_id: str, purchase_id: str, amount: str, at: datetime) -> CloudEvent:
+    return new_event(
+        events.PurchaseRefunded(
+            refund_id=str(uuid.uuid4()),
+            purchase_id=purchase_id,
+            partner_id=PARTNER,
+            customer_id=customer_id,
+            occurred_at=at,
+            amount=Decimal(amount),
         ),
         source=f"ingest/{PARTNER}",
         subject=customer_id,
@@ -74,6 +102,19 @@ def purchase(
 
 async def send(stack: Stack, event: CloudEvent) -> None:
     await publish(stack.kafka_bootstrap_servers, event.topic, event.subject, event)
+
+
+async def send_all(stack: Stack, batch: list[CloudEvent]) -> None:
+    """Every event with one producer, flushed once: they reach the consumer in few polls."""
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for event in batch:
+            assert event.subject is not None
+            await producer.send(event.topic, value=event.to_bytes(), key=event.subject.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
 async def tier_once(
@@ -239,3 +280,204 @@ async def test_the_tier_definitions_are_served(client: httpx.AsyncClient) -> Non
     assert body["currency"] == "EUR"
     assert body["qualifying_window_days"] == 365
     assert body["downgrade_policy"] == "one_down"
+
+
+# -- the batch path ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def engine(stack: Stack, settings: TiersSettings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(stack.database_url("tiers"), pool_size=2)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def interleaved_story(customer_ids: list[str], now: datetime) -> list[CloudEvent]:
+    """Each customer's events in their order, the customers interleaved as partitions would
+    deliver them: enrolment before or after the first purchase, a refund, a late purchase,
+    one purchase under two event ids, crossings into silver, gold and platinum."""
+    hour = timedelta(hours=1)
+    stories = []
+    for n, customer in enumerate(customer_ids):
+        first = purchase(customer, "300", now - 50 * hour)
+        payload = events.PurchaseCompleted.model_validate(first.data)
+        same = purchase(customer, "300", now - 50 * hour, purchase_id=payload.purchase_id)
+        stories.append(
+            [
+                enrolled(customer, now - 60 * hour) if n % 2 else first,
+                first if n % 2 else enrolled(customer, now - 60 * hour),
+                same,
+                refund(customer, payload.purchase_id, "100", now - 49 * hour),
+                purchase(customer, "350", now - 40 * hour),
+                purchase(customer, "1600", now - 45 * hour),  # reported late
+                purchase(customer, f"{1000 * n + 1}", now - 30 * hour),
+            ]
+        )
+    return [story[i] for i in range(7) for story in stories]
+
+
+async def tier_state(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, Any]:
+    """Everything tiers stores about these customers, and the events it would publish."""
+
+    def of(table: sa.Table, column: str) -> sa.ColumnElement[bool]:
+        return table.c[column].in_(customer_ids)
+
+    tiers = await conn.execute(sa.select(customers).where(of(customers, "customer_id")))
+    activity = await conn.execute(
+        sa.select(
+            qualifying_activity.c.activity_id,
+            qualifying_activity.c.customer_id,
+            qualifying_activity.c.amount,
+            qualifying_activity.c.occurred_at,
+        )
+        .where(of(qualifying_activity, "customer_id"))
+        .order_by(qualifying_activity.c.activity_id)
+    )
+    history = await conn.execute(
+        sa.select(
+            tier_history.c.customer_id,
+            tier_history.c.from_tier,
+            tier_history.c.to_tier,
+            tier_history.c.effective_at,
+        )
+        .where(of(tier_history, "customer_id"))
+        .order_by(tier_history.c.id)
+    )
+    published = await conn.execute(
+        sa.select(outbox.c.event_id, outbox.c.topic, outbox.c.key, outbox.c.payload)
+        .where(of(outbox, "key"))
+        .order_by(outbox.c.id)
+    )
+    return {
+        "customers": sorted(tuple(row) for row in tiers),
+        "activity": [tuple(row) for row in activity],
+        # Per customer, in the order it happened (customers interleave differently).
+        "history": sorted((tuple(row) for row in history), key=lambda row: row[0]),
+        "outbox": sorted((tuple(row) for row in published), key=lambda row: str(row[2])),
+    }
+
+
+async def applied(
+    engine: AsyncEngine, batches: list[list[CloudEvent]], customer_ids: list[str], now: datetime
+) -> dict[str, Any]:
+    """The state the batch handler leaves after these batches, in one transaction that is
+    rolled back: the test leaves nothing behind for the running relay to publish."""
+    handle = make_subscription(Program(), FixedClock(now)).handle
+    async with engine.connect() as conn, conn.begin() as transaction:
+        for batch in batches:
+            await handle(conn, batch)
+        state = await tier_state(conn, customer_ids)
+        await transaction.rollback()
+    return state
+
+
+async def test_a_batch_on_the_real_database_gives_what_its_events_one_at_a_time_give(
+    engine: AsyncEngine,
+) -> None:
+    customer_ids = [new_customer_id() for _ in range(8)]
+    now = datetime.now(UTC)
+    story = interleaved_story(customer_ids, now)
+
+    at_once = await applied(engine, [story], customer_ids, now)
+    one_by_one = await applied(engine, [[event] for event in story], customer_ids, now)
+
+    assert at_once == one_by_one
+    assert len(at_once["customers"]) == 8
+    # Four purchases each (one of them carried by two events) and a refund.
+    assert len(at_once["activity"]) == 8 * 5
+    assert {row[2] for row in at_once["history"]} == {"silver", "gold", "platinum"}
+    assert len(at_once["outbox"]) == len(at_once["history"])
+
+
+async def test_a_batch_delivered_again_under_new_event_ids_changes_nothing(
+    engine: AsyncEngine,
+) -> None:
+    customer_ids = [new_customer_id() for _ in range(5)]
+    now = datetime.now(UTC)
+    story = interleaved_story(customer_ids, now)
+    again = [event.model_copy(update={"id": str(uuid.uuid4())}) for event in story]
+
+    once = await applied(engine, [story], customer_ids, now)
+    twice = await applied(engine, [story, again], customer_ids, now)
+
+    assert twice == once
+    assert once["outbox"]
+
+
+async def test_many_customers_events_sent_at_once_are_applied_as_one_by_one(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    customer_ids = [new_customer_id() for _ in range(40)]
+    now = datetime.now(UTC)
+    crossings: dict[str, CloudEvent] = {}
+    batch: list[CloudEvent] = []
+    for customer in customer_ids:
+        crossings[customer] = purchase(customer, "250", now - timedelta(hours=1))
+        batch += [
+            purchase(customer, "300", now - timedelta(hours=2)),
+            enrolled(customer, now - timedelta(days=3)),
+            crossings[customer],
+        ]
+    await send_all(stack, batch)
+
+    for customer in customer_ids:
+        body = await wait_for_spend(client, customer, "550")
+        assert (body["tier"], body["next_tier"]) == ("silver", "gold")
+        assert datetime.fromisoformat(body["since"]) == now - timedelta(hours=1)
+
+    async def every_change() -> dict[str, list[CloudEvent]] | None:
+        found: dict[str, list[CloudEvent]] = {}
+        for record in await read_all(stack.kafka_bootstrap_servers, topics.TIERS):
+            key = record.key.decode() if record.key else ""
+            if key in crossings and record.value is not None:
+                found.setdefault(key, []).append(CloudEvent.from_bytes(record.value))
+        return found if len(found) == len(customer_ids) else None
+
+    published = await eventually(every_change, within=WITHIN, what="40 tier.changed events")
+    for customer, changes in published.items():
+        [changed] = changes
+        assert changed.id == derived_event_id(crossings[customer].id, "tier-changed")
+        payload = events.TierChanged.model_validate(changed.data)
+        assert (payload.from_tier, payload.to_tier) == ("bronze", "silver")
+
+
+async def test_a_purchase_in_another_currency_is_dead_lettered_alone(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    refused_customer, other = new_customer_id(), new_customer_id()
+    now = datetime.now(UTC)
+    await send_all(
+        stack,
+        [
+            purchase(other, "200", now - timedelta(hours=3)),
+            purchase(refused_customer, "900", now - timedelta(hours=3), currency="USD"),
+            purchase(other, "400", now - timedelta(hours=2)),
+            purchase(refused_customer, "100", now - timedelta(hours=1)),
+        ],
+    )
+
+    assert (await wait_for_spend(client, other, "600"))["tier"] == "silver"
+    # The customer's later purchase waited behind the refused one, then counted alone.
+    assert (await wait_for_spend(client, refused_customer, "100"))["tier"] == "bronze"
+
+    async def dead_lettered_by_tiers() -> list[Any] | None:
+        return (
+            await dead_letters(
+                stack.kafka_bootstrap_servers,
+                topics.PURCHASES,
+                key=refused_customer,
+                consumer="tiers",
+            )
+            or None
+        )
+
+    [dead] = await eventually(
+        dead_lettered_by_tiers, within=WITHIN, what="the refused purchase dead-lettered"
+    )
+    assert dict(dead.headers)["fedelta-error"] == b"ValueError"
+    assert (
+        events.PurchaseCompleted.model_validate(CloudEvent.from_bytes(dead.value).data).currency
+        == "USD"
+    )

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.ingest.adapters.tables import customers, partners, purchases, refunds
+from services.ingest.adapters.tables import customers, outbox, partners, purchases, refunds
 from services.ingest.domain.model import Accepted, CustomerProfile, Partner
 from shared.db import insert_if_absent
+from shared.events import CloudEvent
+
+PurchaseKey = tuple[str, str]  # (partner_id, purchase_id): purchase ids are the partner's own
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,13 @@ class IngestRepository(Protocol):
 
     async def customer_exists(self, customer_id: str) -> bool: ...
 
-    async def profile_for_update(self, customer_id: str) -> CustomerProfile | None: ...
+    async def profile_for_update(self, customer_id: str) -> CustomerProfile | None:
+        """The profile, its row locked until the transaction ends."""
+        ...
 
-    async def save_profile(self, profile: CustomerProfile, updated_at: datetime) -> None: ...
+    async def save_profile(self, profile: CustomerProfile, updated_at: datetime) -> None:
+        """Stores the profile with its version: call with the row locked."""
+        ...
 
     async def add_purchase(self, purchase: StoredPurchase) -> bool:
         """False when the partner already reported a purchase with this id."""
@@ -76,6 +84,29 @@ class IngestRepository(Protocol):
         ...
 
     async def refund(self, partner_id: str, refund_id: str) -> StoredRefund | None: ...
+
+    async def known_customers(self, customer_ids: Collection[str]) -> set[str]:
+        """Those of the ids that are enrolled."""
+        ...
+
+    async def accepted_purchases(
+        self, keys: Collection[PurchaseKey]
+    ) -> dict[PurchaseKey, Accepted]:
+        """What was accepted under those of the purchase ids that were already reported."""
+        ...
+
+    async def add_purchases(self, new: Sequence[StoredPurchase]) -> set[PurchaseKey]:
+        """Inserts the purchases in one statement; returns those that were new (the others
+        were committed concurrently under the same id)."""
+        ...
+
+    async def add_events(self, events: Sequence[tuple[CloudEvent, str]], now: datetime) -> None:
+        """Puts (event, customer_id) pairs in the outbox in one statement, keyed by customer."""
+        ...
+
+
+def _text_array(name: str) -> sa.Cast[Any]:
+    return sa.cast(sa.bindparam(name), ARRAY(sa.Text))
 
 
 class SqlIngestRepository:
@@ -126,6 +157,7 @@ class SqlIngestRepository:
                 enrolled_at=profile.enrolled_at,
                 referred_by=profile.referred_by,
                 updated_at=profile.enrolled_at,
+                version=profile.version,
                 request_hash=accepted.request_hash,
                 event_id=accepted.event_id,
             ),
@@ -167,6 +199,7 @@ class SqlIngestRepository:
             consent_email=row.consent_email,
             consent_sms=row.consent_sms,
             referred_by=row.referred_by,
+            version=row.version,
         )
 
     async def save_profile(self, profile: CustomerProfile, updated_at: datetime) -> None:
@@ -175,7 +208,7 @@ class SqlIngestRepository:
         await self._conn.execute(
             customers.update()
             .where(customers.c.customer_id == profile.customer_id)
-            .values(**values, updated_at=updated_at)
+            .values(**values, version=profile.version, updated_at=updated_at)
         )
 
     async def add_purchase(self, purchase: StoredPurchase) -> bool:
@@ -262,6 +295,123 @@ class SqlIngestRepository:
             occurred_at=row.occurred_at,
             accepted=Accepted(row.request_hash, row.event_id),
         )
+
+    async def known_customers(self, customer_ids: Collection[str]) -> set[str]:
+        if not customer_ids:
+            return set()
+        rows = await self._conn.execute(
+            sa.select(customers.c.customer_id).where(
+                customers.c.customer_id == sa.any_(_text_array("ids"))
+            ),
+            {"ids": list(customer_ids)},
+        )
+        return set(rows.scalars())
+
+    async def accepted_purchases(
+        self, keys: Collection[PurchaseKey]
+    ) -> dict[PurchaseKey, Accepted]:
+        if not keys:
+            return {}
+        # Arrays rather than an IN list: the statement's text stays the same whatever the
+        # number of ids, so PostgreSQL plans it once per connection.
+        wanted = (
+            sa.func.unnest(_text_array("partner_ids"), _text_array("purchase_ids"))
+            .table_valued("partner_id", "purchase_id")
+            .render_derived(name="wanted")
+        )
+        rows = await self._conn.execute(
+            sa.select(
+                purchases.c.partner_id,
+                purchases.c.purchase_id,
+                purchases.c.request_hash,
+                purchases.c.event_id,
+            ).where(
+                sa.tuple_(purchases.c.partner_id, purchases.c.purchase_id).in_(
+                    sa.select(wanted.c.partner_id, wanted.c.purchase_id)
+                )
+            ),
+            {
+                "partner_ids": [partner_id for partner_id, _ in keys],
+                "purchase_ids": [purchase_id for _, purchase_id in keys],
+            },
+        )
+        return {
+            (row.partner_id, row.purchase_id): Accepted(row.request_hash, row.event_id)
+            for row in rows
+        }
+
+    async def add_purchases(self, new: Sequence[StoredPurchase]) -> set[PurchaseKey]:
+        if not new:
+            return set()
+        rows = (
+            sa.func.unnest(
+                _text_array("partner_ids"),
+                _text_array("purchase_ids"),
+                _text_array("customer_ids"),
+                _text_array("currencies"),
+                sa.cast(sa.bindparam("totals"), ARRAY(sa.Numeric(14, 2))),
+                sa.cast(sa.bindparam("occurred_ats"), ARRAY(sa.DateTime(timezone=True))),
+                _text_array("request_hashes"),
+                _text_array("event_ids"),
+            )
+            .table_valued(
+                "partner_id",
+                "purchase_id",
+                "customer_id",
+                "currency",
+                "total",
+                "occurred_at",
+                "request_hash",
+                "event_id",
+            )
+            .render_derived(name="new")
+        )
+        columns = [
+            "partner_id",
+            "purchase_id",
+            "customer_id",
+            "currency",
+            "total",
+            "occurred_at",
+            "request_hash",
+            "event_id",
+        ]
+        statement = (
+            insert(purchases)
+            .from_select(columns, sa.select(*(rows.c[name] for name in columns)))
+            .on_conflict_do_nothing(index_elements=["partner_id", "purchase_id"])
+            .returning(purchases.c.partner_id, purchases.c.purchase_id)
+        )
+        inserted = await self._conn.execute(
+            statement,
+            {
+                "partner_ids": [p.partner_id for p in new],
+                "purchase_ids": [p.purchase_id for p in new],
+                "customer_ids": [p.customer_id for p in new],
+                "currencies": [p.currency for p in new],
+                "totals": [p.total for p in new],
+                "occurred_ats": [p.occurred_at for p in new],
+                "request_hashes": [p.accepted.request_hash for p in new],
+                "event_ids": [p.accepted.event_id for p in new],
+            },
+        )
+        return {(row.partner_id, row.purchase_id) for row in inserted}
+
+    async def add_events(self, events: Sequence[tuple[CloudEvent, str]], now: datetime) -> None:
+        if events:
+            await self._conn.execute(
+                outbox.insert(),
+                [
+                    {
+                        "event_id": event.id,
+                        "topic": event.topic,
+                        "key": customer_id,
+                        "payload": event.model_dump(mode="json"),
+                        "created_at": now,
+                    }
+                    for event, customer_id in events
+                ],
+            )
 
 
 def _partner_values(partner: Partner) -> dict[str, object]:

@@ -24,7 +24,9 @@ partners = sa.Table(
 # The current profile of every customer enrolled here: `customer.updated` carries the full
 # profile, and a PATCH only sends what changes, so ingest must keep what the rest is.
 # `request_hash` and `event_id` are those of the enrolment, so a retried enrolment gets the
-# same answer.
+# same answer. `version` counts the profile's states (1 at enrolment, +1 per change, taken
+# under the row lock) and travels in the events, so consumers keep the newest one whatever
+# order they see them in.
 customers = sa.Table(
     "customers",
     metadata,
@@ -41,6 +43,8 @@ customers = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("request_hash", sa.Text, nullable=False),
     sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
+    sa.CheckConstraint("version >= 1", name="ck_customers_version_positive"),
 )
 
 # Purchase ids are the partner's own, so they are unique per partner only.

@@ -3,28 +3,49 @@
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.types import Scope
 
-from services.ingest.adapters.repository import SqlIngestRepository
+from services.ingest.adapters.partner_directory import PartnerDirectory
+from services.ingest.api.purchase_groups import PurchaseGroups
 from services.ingest.domain.model import Partner, hash_api_key
 from services.ingest.settings import IngestSettings
 from shared.auth import SIGNATURE_HEADER, SignatureError, bearer_token, verify_signature
 from shared.http import AdminScope, ClockDep, RuntimeDep, SettingsDep
 from shared.problems import Problem
 
-__all__ = ["AdminScope", "ClockDep", "IngestSettingsDep", "PartnerDep", "RuntimeDep"]
+__all__ = [
+    "AdminScope",
+    "ClockDep",
+    "IngestSettingsDep",
+    "PartnerDep",
+    "PurchaseGroupsDep",
+    "RuntimeDep",
+]
 
 
-def get_ingest_settings(settings: SettingsDep) -> IngestSettings:
+async def get_ingest_settings(settings: SettingsDep) -> IngestSettings:
     assert isinstance(settings, IngestSettings)
     return settings
 
 
+async def get_partner_directory(request: Request) -> PartnerDirectory:
+    directory: PartnerDirectory = request.app.state.partners
+    return directory
+
+
+async def get_purchase_groups(request: Request) -> PurchaseGroups:
+    groups: PurchaseGroups = request.app.state.purchase_groups
+    return groups
+
+
 IngestSettingsDep = Annotated[IngestSettings, Depends(get_ingest_settings)]
+PartnerDirectoryDep = Annotated[PartnerDirectory, Depends(get_partner_directory)]
+PurchaseGroupsDep = Annotated[PurchaseGroups, Depends(get_purchase_groups)]
 
 
 async def authenticate_partner(
     request: Request,
-    runtime: RuntimeDep,
+    partners: PartnerDirectoryDep,
     clock: ClockDep,
     settings: IngestSettingsDep,
     authorization: Annotated[str | None, Header()] = None,
@@ -39,19 +60,20 @@ async def authenticate_partner(
     api_key = bearer_token(authorization)
     if api_key is None:
         raise _unauthorized("send Authorization: Bearer <partner API key>")
-    # A connection of its own, given back at once: the call's write opens its transaction.
-    async with runtime.engine.connect() as conn:
-        partner = await SqlIngestRepository(conn).partner_by_key_hash(hash_api_key(api_key))
+    partner = await partners.by_key_hash(hash_api_key(api_key))
     if partner is None or not partner.active:
         raise _unauthorized("unknown or inactive partner API key")
     if not signature:
         raise _unauthorized(
-            f"send {SIGNATURE_HEADER}: t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>"
+            f"send {SIGNATURE_HEADER}: t=<unix seconds>,v1=<hex HMAC-SHA256 of "
+            "'<t>.<METHOD>.<path?query>.<raw body>'>"
         )
     try:
         verify_signature(
             partner.signing_secret,
             signature,
+            request.method,
+            request_target(request.scope),
             await request.body(),
             clock.now(),
             tolerance_seconds=settings.max_clock_skew_seconds,
@@ -59,6 +81,17 @@ async def authenticate_partner(
     except SignatureError as error:
         raise _unauthorized(f"invalid {SIGNATURE_HEADER}: {error}") from None
     return partner
+
+
+def request_target(scope: Scope) -> bytes:
+    """The path and query exactly as the client sent them on the request line: the raw bytes
+    the server received, not a URL decoded and encoded again (which could differ from what the
+    client signed, and would let two spellings of one path share a signature)."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    # Some servers leave the query on raw_path; the query string is authoritative.
+    path = raw_path.partition(b"?")[0]
+    query: bytes = scope.get("query_string", b"")
+    return path + b"?" + query if query else path
 
 
 def _unauthorized(detail: str) -> Problem:

@@ -17,6 +17,7 @@ from shared.problems import PROBLEM_JSON, Problem, problem_response
 
 _MEANINGS = {
     401: "Unknown or inactive API key, or a missing, stale or wrong signature",
+    403: "The customer was enrolled by another partner: only the enrolling partner may change it",
     404: "Unknown customer",
     409: "The id was already used for a call with another body",
     422: "Invalid request, or refused by the program's rules",

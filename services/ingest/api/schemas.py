@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from services.ingest.domain.model import money
-from shared.events import UtcDatetime
+from shared import bounds
 
 
 def _known_time_zone(name: str) -> str:
@@ -34,26 +32,25 @@ def _international_phone(number: str) -> str:
     return compact
 
 
-# Ids travel as Kafka keys and in URL paths: no spaces, slashes or personal data like emails.
-Identifier = Annotated[
-    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-]
-# Cents at most, and always as cents, so that 49.9 and "49.90" are the same request.
-Amount = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2), AfterValidator(money)]
-UnitPrice = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2), AfterValidator(money)]
-Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
+# The bounds are shared with the event models (shared/bounds.py): what is accepted here,
+# every service can store and serve. Money is a string of the documented form only.
+Identifier = bounds.Identifier
+Amount = bounds.AmountIn
+UnitPrice = bounds.UnitPriceIn
+Quantity = bounds.QuantityIn
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
-Email = Annotated[
-    str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", examples=["ada@example.com"])
-]
+Email = bounds.Email
 Phone = Annotated[str, Field(max_length=32), AfterValidator(_international_phone)]
 Locale = Annotated[
     str, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([_\-][A-Za-z0-9]{2,8})*$", examples=["en"])
 ]
 TimeZone = Annotated[
-    str, Field(max_length=64, examples=["Europe/Helsinki"]), AfterValidator(_known_time_zone)
+    str,
+    Field(max_length=64, pattern=bounds.PRINTABLE_PATTERN, examples=["Europe/Helsinki"]),
+    AfterValidator(_known_time_zone),
 ]
-Label = Annotated[str, Field(min_length=1, max_length=128)]
+Label = bounds.Label
+Instant = bounds.InstantIn
 
 
 class Request(BaseModel):
@@ -119,16 +116,16 @@ class PurchaseIn(Request):
     purchase_id: Identifier
     customer_id: Identifier
     store_id: Identifier | None = None
-    occurred_at: UtcDatetime
+    occurred_at: Instant
     currency: Currency
     total: Amount
-    items: Annotated[list[ItemIn], Field(max_length=500)] | None = None
+    items: Annotated[list[ItemIn], Field(max_length=bounds.MAX_ITEMS)] | None = None
 
 
 class RefundIn(Request):
     refund_id: Identifier
     amount: Amount
-    occurred_at: UtcDatetime
+    occurred_at: Instant
 
 
 class AcceptedOut(BaseModel):

@@ -24,6 +24,10 @@ class UnknownCustomer(RuleViolation):
     slug = "unknown-customer"
 
 
+class ReportedTooLate(RuleViolation):
+    slug = "reported-too-late"
+
+
 class UnknownPurchase(RuleViolation):
     slug = "unknown-purchase"
 
@@ -72,6 +76,8 @@ class CustomerProfile:
     consent_email: bool
     consent_sms: bool
     referred_by: str | None
+    # 1 at enrolment, one more per change: consumers keep the profile with the highest.
+    version: int = 1
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,18 @@ def ensure_not_in_future(
         raise RuleViolation(
             f"{what} occurred_at is in the future: at most "
             f"{int(max_clock_skew.total_seconds())}s ahead of the server clock is accepted"
+        )
+
+
+def ensure_not_too_old(
+    occurred_at: datetime, now: datetime, max_age: timedelta, *, what: str
+) -> None:
+    """A purchase reported late would change a tier today and earn points already expired;
+    beyond the program's window it is refused rather than rewritten."""
+    if occurred_at < now - max_age:
+        raise ReportedTooLate(
+            f"{what} occurred_at is more than {max_age.days} days in the past: "
+            "purchases and refunds must be reported within that time"
         )
 
 

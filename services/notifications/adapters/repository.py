@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifications.adapters.tables import contacts, deliveries
 from services.notifications.domain.model import Channel, Contact, Delivery, DeliveryStatus
-from shared.db import insert_if_absent
 
 
 class NotificationRepository(Protocol):
-    async def upsert_contact(self, contact: Contact) -> None: ...
+    """The consumer's path: set-based, so that a whole batch costs a few statements."""
 
-    async def delete_contact(self, customer_id: str) -> bool:
-        """False when there was no contact to delete."""
+    async def upsert_contacts(self, contacts: Collection[Contact]) -> None:
+        """Stores each profile unless the one stored is newer: a replayed older profile never
+        overwrites a newer one. At most one profile per customer."""
         ...
+
+    async def delete_contacts(self, customer_ids: Collection[str]) -> None: ...
+
+    async def schedule(self, deliveries: Collection[Delivery]) -> set[str]:
+        """Stores the messages that do not exist yet (same id, or same cause, channel and
+        template); returns the ids of those that were new."""
+        ...
+
+    async def suppress_scheduled(self, customer_ids: Collection[str], reason: str) -> int:
+        """Suppresses every message still waiting for these customers; returns how many."""
+        ...
+
+
+class DispatchRepository(Protocol):
+    """The dispatcher's path: one message at a time, each in its own transaction."""
 
     async def contact(self, customer_id: str) -> Contact | None: ...
-
-    async def schedule(self, delivery: Delivery) -> bool:
-        """False when this message already exists (same id, or same cause, channel and template)."""
-        ...
 
     async def claim_due(self, now: datetime, limit: int) -> list[Delivery]:
         """Scheduled messages due by `now`, oldest first, locked for the current transaction;
@@ -36,57 +49,74 @@ class NotificationRepository(Protocol):
         """Writes a claimed message's new status, attempts and timings."""
         ...
 
-    async def suppress_scheduled(self, customer_id: str, reason: str) -> int:
-        """Suppresses every message still waiting for this customer; returns how many."""
-        ...
 
-    async def deliveries_for(self, customer_id: str, limit: int) -> list[Delivery]:
-        """Newest first."""
-        ...
+# Multi-row statements bound as one array per column (unnest): a handful of parameters
+# whatever the batch size, and nothing for SQLAlchemy to render per row.
+_UPSERT_CONTACTS = sa.text(
+    "INSERT INTO contacts (customer_id, email, phone, locale, time_zone, consent_email, "
+    "consent_sms, updated_at) "
+    "SELECT * FROM unnest(CAST(:customer_ids AS text[]), CAST(:emails AS text[]), "
+    "CAST(:phones AS text[]), CAST(:locales AS text[]), CAST(:time_zones AS text[]), "
+    "CAST(:consent_emails AS boolean[]), CAST(:consent_sms AS boolean[]), "
+    "CAST(:updated_ats AS timestamptz[])) "
+    "ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, phone = excluded.phone, "
+    "locale = excluded.locale, time_zone = excluded.time_zone, "
+    "consent_email = excluded.consent_email, consent_sms = excluded.consent_sms, "
+    "updated_at = excluded.updated_at "
+    # A replayed older profile must not overwrite a newer one.
+    "WHERE contacts.updated_at <= excluded.updated_at"
+)
 
-    async def is_known(self, customer_id: str) -> bool: ...
+_SCHEDULE = sa.text(
+    "INSERT INTO deliveries (notification_id, customer_id, channel, template, status, attempts, "
+    "created_at, next_attempt_at, sent_at, last_error, cause_event_id, params) "
+    "SELECT d.notification_id, d.customer_id, d.channel, d.template, d.status, d.attempts, "
+    "d.created_at, d.next_attempt_at, d.sent_at, d.last_error, d.cause_event_id, "
+    "CAST(d.params AS jsonb) "
+    "FROM unnest(CAST(:notification_ids AS text[]), CAST(:customer_ids AS text[]), "
+    "CAST(:channels AS text[]), CAST(:templates AS text[]), CAST(:statuses AS text[]), "
+    "CAST(:attempts AS integer[]), CAST(:created_ats AS timestamptz[]), "
+    "CAST(:next_attempt_ats AS timestamptz[]), CAST(:sent_ats AS timestamptz[]), "
+    "CAST(:last_errors AS text[]), CAST(:cause_event_ids AS text[]), CAST(:params AS text[])) "
+    "AS d(notification_id, customer_id, channel, template, status, attempts, created_at, "
+    "next_attempt_at, sent_at, last_error, cause_event_id, params) "
+    # On the id and on (cause, channel, template): one cause never yields a message twice.
+    "ON CONFLICT DO NOTHING RETURNING notification_id"
+)
+
+_ANY_CUSTOMER = sa.func.any(sa.bindparam("customer_ids", type_=ARRAY(sa.Text)))
 
 
 class SqlNotificationRepository:
+    """Both paths, and the delivery log the API reads."""
+
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def upsert_contact(self, contact: Contact) -> None:
-        statement = insert(contacts).values(
-            customer_id=contact.customer_id,
-            email=contact.email,
-            phone=contact.phone,
-            locale=contact.locale,
-            time_zone=contact.time_zone,
-            consent_email=contact.consent_email,
-            consent_sms=contact.consent_sms,
-            updated_at=contact.updated_at,
-        )
-        excluded = statement.excluded
-        # A replayed older profile must not overwrite a newer one.
+    async def upsert_contacts(self, contacts: Collection[Contact]) -> None:
+        if not contacts:
+            return
         await self._conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["customer_id"],
-                set_={
-                    "email": excluded.email,
-                    "phone": excluded.phone,
-                    "locale": excluded.locale,
-                    "time_zone": excluded.time_zone,
-                    "consent_email": excluded.consent_email,
-                    "consent_sms": excluded.consent_sms,
-                    "updated_at": excluded.updated_at,
-                },
-                where=contacts.c.updated_at <= excluded.updated_at,
-            )
+            _UPSERT_CONTACTS,
+            {
+                "customer_ids": [c.customer_id for c in contacts],
+                "emails": [c.email for c in contacts],
+                "phones": [c.phone for c in contacts],
+                "locales": [c.locale for c in contacts],
+                "time_zones": [c.time_zone for c in contacts],
+                "consent_emails": [c.consent_email for c in contacts],
+                "consent_sms": [c.consent_sms for c in contacts],
+                "updated_ats": [c.updated_at for c in contacts],
+            },
         )
 
-    async def delete_contact(self, customer_id: str) -> bool:
-        result = await self._conn.execute(
-            contacts.delete()
-            .where(contacts.c.customer_id == customer_id)
-            .returning(contacts.c.customer_id)
+    async def delete_contacts(self, customer_ids: Collection[str]) -> None:
+        if not customer_ids:
+            return
+        await self._conn.execute(
+            contacts.delete().where(contacts.c.customer_id == _ANY_CUSTOMER),
+            {"customer_ids": list(customer_ids)},
         )
-        return result.first() is not None
 
     async def contact(self, customer_id: str) -> Contact | None:
         row = (
@@ -107,25 +137,27 @@ class SqlNotificationRepository:
             updated_at=row.updated_at,
         )
 
-    async def schedule(self, delivery: Delivery) -> bool:
-        return await insert_if_absent(
-            self._conn,
-            deliveries,
-            dict(
-                notification_id=delivery.notification_id,
-                customer_id=delivery.customer_id,
-                channel=delivery.channel.value,
-                template=delivery.template,
-                status=delivery.status.value,
-                attempts=delivery.attempts,
-                created_at=delivery.created_at,
-                next_attempt_at=delivery.next_attempt_at,
-                sent_at=delivery.sent_at,
-                last_error=delivery.last_error,
-                cause_event_id=delivery.cause_event_id,
-                params=delivery.params,
-            ),
+    async def schedule(self, deliveries: Collection[Delivery]) -> set[str]:
+        if not deliveries:
+            return set()
+        result = await self._conn.execute(
+            _SCHEDULE,
+            {
+                "notification_ids": [d.notification_id for d in deliveries],
+                "customer_ids": [d.customer_id for d in deliveries],
+                "channels": [d.channel.value for d in deliveries],
+                "templates": [d.template for d in deliveries],
+                "statuses": [d.status.value for d in deliveries],
+                "attempts": [d.attempts for d in deliveries],
+                "created_ats": [d.created_at for d in deliveries],
+                "next_attempt_ats": [d.next_attempt_at for d in deliveries],
+                "sent_ats": [d.sent_at for d in deliveries],
+                "last_errors": [d.last_error for d in deliveries],
+                "cause_event_ids": [d.cause_event_id for d in deliveries],
+                "params": [json.dumps(d.params) for d in deliveries],
+            },
         )
+        return set(result.scalars())
 
     async def claim_due(self, now: datetime, limit: int) -> list[Delivery]:
         rows = await self._conn.execute(
@@ -153,17 +185,19 @@ class SqlNotificationRepository:
             )
         )
 
-    async def suppress_scheduled(self, customer_id: str, reason: str) -> int:
+    async def suppress_scheduled(self, customer_ids: Collection[str], reason: str) -> int:
+        if not customer_ids:
+            return 0
         result = await self._conn.execute(
             deliveries.update()
             .where(
-                deliveries.c.customer_id == customer_id,
+                deliveries.c.customer_id == _ANY_CUSTOMER,
                 deliveries.c.status == DeliveryStatus.SCHEDULED.value,
             )
-            .values(status=DeliveryStatus.SUPPRESSED.value, last_error=reason)
-            .returning(deliveries.c.notification_id)
+            .values(status=DeliveryStatus.SUPPRESSED.value, last_error=reason),
+            {"customer_ids": list(customer_ids)},
         )
-        return len(result.all())
+        return result.rowcount
 
     async def deliveries_for(self, customer_id: str, limit: int) -> list[Delivery]:
         rows = await self._conn.execute(

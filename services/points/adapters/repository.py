@@ -1,66 +1,116 @@
-"""The ledger repository: the domain's view of the points database."""
+"""The ledger repository: the domain's view of the points database.
+
+The consumer's side is set-based: each method takes or returns the rows of a whole batch and
+costs one statement, whatever the batch's size. Arrays are bound whole and unnested by
+PostgreSQL, so a statement's text, and its prepared plan, stays the same for every batch.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.points.adapters.tables import customer_tiers, customers, ledger_entries
-from services.points.domain.model import EntryKind, LedgerEntry
-from shared.db import insert_if_absent
+from services.points.adapters.tables import customers, ledger_entries
+from services.points.domain.model import EntryKind, LedgerEntry, Member, TierAssignment
 
 
 class LedgerRepository(Protocol):
-    async def add_customer(self, customer_id: str, partner_id: str, enrolled_at: datetime) -> bool:
-        """False when the customer was already known."""
+    async def add_customers(self, members: Sequence[Member]) -> set[str]:
+        """Adds each customer unless already known; the customer ids that were new."""
         ...
 
-    async def record(self, entry: LedgerEntry) -> bool:
-        """False when an entry with this id is already in the ledger."""
+    async def record(self, entries: Sequence[LedgerEntry]) -> set[str]:
+        """Appends the entries, in order, unless an entry with the same id is in the ledger
+        already (or earlier in `entries`); the entry ids that were new."""
         ...
 
-    async def entries(self, customer_id: str) -> list[LedgerEntry]: ...
+    async def tiers_of(self, customer_ids: Collection[str]) -> dict[str, TierAssignment]:
+        """The tier of each of these customers that has one."""
+        ...
 
-    async def set_tier(self, customer_id: str, tier: str, effective_at: datetime) -> None: ...
+    async def set_tiers(self, assignments: Sequence[TierAssignment]) -> None:
+        """Stores each customer's tier unless the stored one took effect later; at most one
+        assignment per customer."""
+        ...
 
 
 class SqlLedgerRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def add_customer(self, customer_id: str, partner_id: str, enrolled_at: datetime) -> bool:
-        return await insert_if_absent(
-            self._conn,
-            customers,
-            dict(customer_id=customer_id, partner_id=partner_id, enrolled_at=enrolled_at),
+    # -- the consumer's batch --------------------------------------------------------------
+
+    async def add_customers(self, members: Sequence[Member]) -> set[str]:
+        if not members:
+            return set()
+        # In customer_id order: two instances adding the same new customers (during a
+        # rebalance) then wait on each other in one order, never in a cycle.
+        ordered = sorted(members, key=lambda m: m.customer_id)
+        result = await self._conn.execute(
+            _ADD_CUSTOMERS,
+            {
+                "ids": [m.customer_id for m in ordered],
+                "partners": [m.partner_id for m in ordered],
+                "enrolled": [m.enrolled_at for m in ordered],
+            },
         )
+        return set(result.scalars())
+
+    async def record(self, entries: Sequence[LedgerEntry]) -> set[str]:
+        if not entries:
+            return set()
+        # Grouped by customer, each customer's entries in the order given: `seq` then orders
+        # every customer's ledger as the events came, and concurrent writers of overlapping
+        # entries take their locks in one order.
+        order = sorted(range(len(entries)), key=lambda i: (entries[i].customer_id, i))
+        ordered = [entries[i] for i in order]
+        result = await self._conn.execute(
+            _RECORD,
+            {
+                "ids": [e.entry_id for e in ordered],
+                "customers": [e.customer_id for e in ordered],
+                "kinds": [e.kind.value for e in ordered],
+                "points": [e.points for e in ordered],
+                "reasons": [e.reason for e in ordered],
+                "occurred": [e.occurred_at for e in ordered],
+                "available": [e.available_at for e in ordered],
+                "expires": [e.expires_at for e in ordered],
+                "purchases": [e.purchase_id for e in ordered],
+            },
+        )
+        return set(result.scalars())
+
+    async def tiers_of(self, customer_ids: Collection[str]) -> dict[str, TierAssignment]:
+        if not customer_ids:
+            return {}
+        rows = await self._conn.execute(_TIERS_OF, {"ids": list(customer_ids)})
+        return {
+            row.customer_id: TierAssignment(row.customer_id, row.tier, row.effective_at)
+            for row in rows
+        }
+
+    async def set_tiers(self, assignments: Sequence[TierAssignment]) -> None:
+        if not assignments:
+            return
+        ordered = sorted(assignments, key=lambda a: a.customer_id)
+        await self._conn.execute(
+            _SET_TIERS,
+            {
+                "ids": [a.customer_id for a in ordered],
+                "tiers": [a.tier for a in ordered],
+                "effective": [a.effective_at for a in ordered],
+            },
+        )
+
+    # -- the API's reads -------------------------------------------------------------------
 
     async def is_known(self, customer_id: str) -> bool:
         known_customer = sa.exists().where(customers.c.customer_id == customer_id)
         has_entries = sa.exists().where(ledger_entries.c.customer_id == customer_id)
         return bool(await self._conn.scalar(sa.select(sa.or_(known_customer, has_entries))))
-
-    async def record(self, entry: LedgerEntry) -> bool:
-        return await insert_if_absent(
-            self._conn,
-            ledger_entries,
-            dict(
-                entry_id=entry.entry_id,
-                customer_id=entry.customer_id,
-                kind=entry.kind.value,
-                points=entry.points,
-                reason=entry.reason,
-                occurred_at=entry.occurred_at,
-                available_at=entry.available_at,
-                expires_at=entry.expires_at,
-                purchase_id=entry.purchase_id,
-            ),
-            key=["entry_id"],
-        )
 
     async def entries(self, customer_id: str) -> list[LedgerEntry]:
         rows = await self._conn.execute(
@@ -80,21 +130,44 @@ class SqlLedgerRepository:
         rows = await self._conn.execute(query.order_by(ledger_entries.c.seq.desc()).limit(limit))
         return [(row.seq, _entry(row)) for row in rows]
 
-    async def set_tier(self, customer_id: str, tier: str, effective_at: datetime) -> None:
-        statement = insert(customer_tiers).values(
-            customer_id=customer_id, tier=tier, effective_at=effective_at
-        )
-        # Tier events may arrive out of order across partitions: the latest change wins.
-        await self._conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["customer_id"],
-                set_={
-                    "tier": statement.excluded.tier,
-                    "effective_at": statement.excluded.effective_at,
-                },
-                where=customer_tiers.c.effective_at <= statement.excluded.effective_at,
-            )
-        )
+
+_ADD_CUSTOMERS = sa.text(
+    "INSERT INTO customers (customer_id, partner_id, enrolled_at) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:partners AS text[]), "
+    "CAST(:enrolled AS timestamptz[])) "
+    "ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id"
+)
+
+# WITH ORDINALITY and ORDER BY: `seq` is drawn in the order the entries were given.
+_RECORD = sa.text(
+    "INSERT INTO ledger_entries (entry_id, customer_id, kind, points, reason, occurred_at, "
+    "available_at, expires_at, purchase_id) "
+    "SELECT entry_id, customer_id, kind, points, reason, occurred_at, available_at, "
+    "expires_at, purchase_id "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), CAST(:kinds AS text[]), "
+    "CAST(:points AS integer[]), CAST(:reasons AS text[]), CAST(:occurred AS timestamptz[]), "
+    "CAST(:available AS timestamptz[]), CAST(:expires AS timestamptz[]), "
+    "CAST(:purchases AS text[])) "
+    "WITH ORDINALITY AS e(entry_id, customer_id, kind, points, reason, occurred_at, "
+    "available_at, expires_at, purchase_id, n) "
+    "ORDER BY n "
+    "ON CONFLICT (entry_id) DO NOTHING RETURNING entry_id"
+)
+
+_TIERS_OF = sa.text(
+    "SELECT customer_id, tier, effective_at FROM customer_tiers "
+    "WHERE customer_id = ANY(CAST(:ids AS text[]))"
+)
+
+# Tier events may arrive out of order across partitions: the latest change wins.
+_SET_TIERS = sa.text(
+    "INSERT INTO customer_tiers (customer_id, tier, effective_at) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:tiers AS text[]), "
+    "CAST(:effective AS timestamptz[])) "
+    "ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, "
+    "effective_at = excluded.effective_at "
+    "WHERE customer_tiers.effective_at <= excluded.effective_at"
+)
 
 
 def _entry(row: sa.Row[tuple[object, ...]]) -> LedgerEntry:

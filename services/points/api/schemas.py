@@ -1,17 +1,32 @@
 """What the points API answers; separate from the domain so either can change alone."""
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, Field
+
+from shared import bounds
+
+# Ledger entries are numbered by a BIGINT identity: a cursor is one of those numbers.
+MAX_CURSOR = 2**63 - 1
+
+
+def _within_bigint(cursor: str) -> str:
+    if int(cursor) > MAX_CURSOR:
+        raise ValueError("not a cursor this API gave: use next_cursor from the previous page")
+    return cursor
+
+
+LedgerCursor = Annotated[str, Field(pattern=r"^[0-9]{1,19}$"), AfterValidator(_within_bigint)]
 
 
 class ExpiryOut(BaseModel):
-    points: int
+    points: bounds.Points
     expires_at: datetime
 
 
 class BalanceOut(BaseModel):
-    customer_id: str
+    customer_id: bounds.Identifier
     available: int
     pending: int
     debt: int
@@ -32,4 +47,4 @@ class LedgerEntryOut(BaseModel):
 
 class LedgerPageOut(BaseModel):
     entries: list[LedgerEntryOut]
-    next_cursor: str | None
+    next_cursor: Annotated[str, Field(pattern=r"^[0-9]{1,19}$")] | None

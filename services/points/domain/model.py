@@ -55,6 +55,33 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
+class Member:
+    """A customer as points knows them: enrolled at a partner; the welcome bonus is theirs
+    the first time they are added."""
+
+    customer_id: str
+    partner_id: str
+    enrolled_at: datetime
+
+
+@dataclass(frozen=True)
+class TierAssignment:
+    """The tier a customer has from `effective_at` on, as the tiers service announced it."""
+
+    customer_id: str
+    tier: str
+    effective_at: datetime
+
+
+def latest_tier(current: TierAssignment | None, change: TierAssignment) -> TierAssignment:
+    """Tier changes may arrive out of order (they travel on their own topic): the one that
+    took effect last wins, and of two equally recent ones the one that arrived last."""
+    if current is None or current.effective_at <= change.effective_at:
+        return change
+    return current
+
+
+@dataclass(frozen=True)
 class Expiry:
     points: int
     expires_at: datetime

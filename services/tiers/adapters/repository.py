@@ -1,43 +1,51 @@
-"""The tier repository: the domain's view of the tiers database."""
+"""The tier repository: the domain's view of the tiers database.
+
+The consumer's side is set-based: each method takes or returns the rows of a whole batch and
+costs one statement, whatever the batch's size. Arrays are bound whole and unnested by
+PostgreSQL, so a statement's text, and its prepared plan, stays the same for every batch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.tiers.adapters.tables import customers, qualifying_activity, tier_history
+from services.tiers.adapters.tables import customers, qualifying_activity
 from services.tiers.domain.model import CustomerTier, QualifyingActivity, TierChange
-from shared.db import insert_if_absent
 
 
 class TierRepository(Protocol):
-    async def enrol(self, customer: CustomerTier) -> None:
-        """Adds the customer; when already known (a purchase came first), keeps their tier
-        and only records `enrolled_at`."""
+    async def add_customers(self, customers: Sequence[CustomerTier]) -> None:
+        """Adds each customer unless already known (a known one is left as it is)."""
         ...
 
-    async def add_customer(self, customer: CustomerTier) -> bool:
-        """Adds the customer unless already known; False when they were."""
+    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
+        """The known ones of these customers, locked until the transaction ends, so one
+        decision sees all their spend. Locked in customer_id order: two instances locking
+        overlapping sets then never wait on each other in a cycle."""
         ...
 
-    async def lock_customer(self, customer_id: str) -> CustomerTier | None:
-        """The customer, locked until the transaction ends, so one decision sees all spend."""
+    async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
+        """Records each purchase or refund unless already recorded; the activity ids that
+        were new."""
         ...
 
-    async def record_activity(self, activity: QualifyingActivity) -> bool:
-        """False when this purchase or refund was already recorded."""
+    async def activities_since(
+        self, since: Mapping[str, datetime]
+    ) -> dict[str, list[QualifyingActivity]]:
+        """For each customer, their activity that occurred at or after their instant."""
         ...
 
-    async def activities(self, customer_id: str, since: datetime) -> list[QualifyingActivity]:
-        """The customer's activity that occurred at or after `since`."""
+    async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
+        """Stores these (known, locked) customers' tier, since, review date and enrolment."""
         ...
 
-    async def apply_change(self, change: TierChange) -> None:
-        """Moves the customer to the new tier and appends the change to their history."""
+    async def append_history(self, changes: Sequence[TierChange]) -> None:
+        """Appends the changes, in order, to the customers' tier history."""
         ...
 
 
@@ -45,42 +53,89 @@ class SqlTierRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def enrol(self, customer: CustomerTier) -> None:
-        statement = insert(customers).values(
-            customer_id=customer.customer_id,
-            tier=customer.tier,
-            since=customer.since,
-            review_at=customer.review_at,
-            enrolled_at=customer.enrolled_at,
-        )
+    # -- the consumer's batch --------------------------------------------------------------
+
+    async def add_customers(self, customers: Sequence[CustomerTier]) -> None:
+        if not customers:
+            return
+        # In customer_id order, like the lock: concurrent inserts of the same new customers
+        # then wait on each other in one order.
+        ordered = sorted(customers, key=lambda c: c.customer_id)
         await self._conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["customer_id"],
-                set_={"enrolled_at": statement.excluded.enrolled_at},
-                where=customers.c.enrolled_at.is_(None),
-            )
+            _ADD_CUSTOMERS,
+            {
+                "ids": [c.customer_id for c in ordered],
+                "tiers": [c.tier for c in ordered],
+                "sinces": [c.since for c in ordered],
+                "reviews": [c.review_at for c in ordered],
+                "enrolled": [c.enrolled_at for c in ordered],
+            },
         )
 
-    async def add_customer(self, customer: CustomerTier) -> bool:
-        return await insert_if_absent(
-            self._conn,
-            customers,
-            dict(
-                customer_id=customer.customer_id,
-                tier=customer.tier,
-                since=customer.since,
-                review_at=customer.review_at,
-                enrolled_at=customer.enrolled_at,
-            ),
+    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
+        if not customer_ids:
+            return {}
+        rows = await self._conn.execute(_LOCK_CUSTOMERS, {"ids": list(customer_ids)})
+        return {row.customer_id: _customer(row) for row in rows}
+
+    async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
+        if not activities:
+            return set()
+        ordered = sorted(activities, key=lambda a: a.activity_id)
+        result = await self._conn.execute(
+            _RECORD_ACTIVITIES,
+            {
+                "ids": [a.activity_id for a in ordered],
+                "customers": [a.customer_id for a in ordered],
+                "amounts": [a.amount for a in ordered],
+                "occurred": [a.occurred_at for a in ordered],
+            },
+        )
+        return set(result.scalars())
+
+    async def activities_since(
+        self, since: Mapping[str, datetime]
+    ) -> dict[str, list[QualifyingActivity]]:
+        if not since:
+            return {}
+        rows = await self._conn.execute(
+            _ACTIVITIES_SINCE, {"ids": list(since), "sinces": list(since.values())}
+        )
+        found: dict[str, list[QualifyingActivity]] = {customer_id: [] for customer_id in since}
+        for row in rows:
+            found[row.customer_id].append(_activity(row))
+        return found
+
+    async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
+        if not customers:
+            return
+        await self._conn.execute(
+            _SAVE_CUSTOMERS,
+            {
+                "ids": [c.customer_id for c in customers],
+                "tiers": [c.tier for c in customers],
+                "sinces": [c.since for c in customers],
+                "reviews": [c.review_at for c in customers],
+                "enrolled": [c.enrolled_at for c in customers],
+            },
         )
 
-    async def lock_customer(self, customer_id: str) -> CustomerTier | None:
-        row = (
-            await self._conn.execute(
-                sa.select(customers).where(customers.c.customer_id == customer_id).with_for_update()
-            )
-        ).first()
-        return _customer(row) if row else None
+    async def append_history(self, changes: Sequence[TierChange]) -> None:
+        if not changes:
+            return
+        await self._conn.execute(
+            _APPEND_HISTORY,
+            {
+                "customers": [c.customer_id for c in changes],
+                "froms": [c.from_tier for c in changes],
+                "tos": [c.to_tier for c in changes],
+                "directions": [c.direction.value for c in changes],
+                "reasons": [c.reason for c in changes],
+                "effective": [c.effective_at for c in changes],
+            },
+        )
+
+    # -- the API's reads -------------------------------------------------------------------
 
     async def customer(self, customer_id: str) -> CustomerTier | None:
         row = (
@@ -89,19 +144,6 @@ class SqlTierRepository:
             )
         ).first()
         return _customer(row) if row else None
-
-    async def record_activity(self, activity: QualifyingActivity) -> bool:
-        return await insert_if_absent(
-            self._conn,
-            qualifying_activity,
-            dict(
-                activity_id=activity.activity_id,
-                customer_id=activity.customer_id,
-                amount=activity.amount,
-                occurred_at=activity.occurred_at,
-            ),
-            key=["activity_id"],
-        )
 
     async def activities(self, customer_id: str, since: datetime) -> list[QualifyingActivity]:
         rows = await self._conn.execute(
@@ -112,32 +154,55 @@ class SqlTierRepository:
             )
             .order_by(qualifying_activity.c.occurred_at, qualifying_activity.c.id)
         )
-        return [
-            QualifyingActivity(
-                activity_id=row.activity_id,
-                customer_id=row.customer_id,
-                amount=row.amount,
-                occurred_at=row.occurred_at,
-            )
-            for row in rows
-        ]
+        return [_activity(row) for row in rows]
 
-    async def apply_change(self, change: TierChange) -> None:
-        await self._conn.execute(
-            customers.update()
-            .where(customers.c.customer_id == change.customer_id)
-            .values(tier=change.to_tier, since=change.effective_at, review_at=change.review_at)
-        )
-        await self._conn.execute(
-            tier_history.insert().values(
-                customer_id=change.customer_id,
-                from_tier=change.from_tier,
-                to_tier=change.to_tier,
-                direction=change.direction.value,
-                reason=change.reason,
-                effective_at=change.effective_at,
-            )
-        )
+
+_ADD_CUSTOMERS = sa.text(
+    "INSERT INTO customers (customer_id, tier, since, review_at, enrolled_at) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:tiers AS text[]), "
+    "CAST(:sinces AS timestamptz[]), CAST(:reviews AS timestamptz[]), "
+    "CAST(:enrolled AS timestamptz[])) "
+    "ON CONFLICT (customer_id) DO NOTHING"
+)
+
+_LOCK_CUSTOMERS = sa.text(
+    "SELECT customer_id, tier, since, review_at, enrolled_at FROM customers "
+    "WHERE customer_id = ANY(CAST(:ids AS text[])) ORDER BY customer_id FOR UPDATE"
+)
+
+_RECORD_ACTIVITIES = sa.text(
+    "INSERT INTO qualifying_activity (activity_id, customer_id, amount, occurred_at) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), "
+    "CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[])) "
+    "ON CONFLICT (activity_id) DO NOTHING RETURNING activity_id"
+)
+
+_ACTIVITIES_SINCE = sa.text(
+    "SELECT a.activity_id, a.customer_id, a.amount, a.occurred_at "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:sinces AS timestamptz[])) AS w(customer_id, since) "
+    "JOIN qualifying_activity AS a "
+    "ON a.customer_id = w.customer_id AND a.occurred_at >= w.since "
+    "ORDER BY a.occurred_at, a.id"
+)
+
+_SAVE_CUSTOMERS = sa.text(
+    "UPDATE customers SET tier = v.tier, since = v.since, review_at = v.review_at, "
+    "enrolled_at = v.enrolled_at "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:tiers AS text[]), "
+    "CAST(:sinces AS timestamptz[]), CAST(:reviews AS timestamptz[]), "
+    "CAST(:enrolled AS timestamptz[])) AS v(customer_id, tier, since, review_at, enrolled_at) "
+    "WHERE customers.customer_id = v.customer_id"
+)
+
+# WITH ORDINALITY and ORDER BY: the history's ids follow the order the changes happened in.
+_APPEND_HISTORY = sa.text(
+    "INSERT INTO tier_history (customer_id, from_tier, to_tier, direction, reason, effective_at) "
+    "SELECT customer_id, from_tier, to_tier, direction, reason, effective_at "
+    "FROM unnest(CAST(:customers AS text[]), CAST(:froms AS text[]), CAST(:tos AS text[]), "
+    "CAST(:directions AS text[]), CAST(:reasons AS text[]), CAST(:effective AS timestamptz[])) "
+    "WITH ORDINALITY AS c(customer_id, from_tier, to_tier, direction, reason, effective_at, n) "
+    "ORDER BY n"
+)
 
 
 def _customer(row: sa.Row[tuple[object, ...]]) -> CustomerTier:
@@ -147,4 +212,13 @@ def _customer(row: sa.Row[tuple[object, ...]]) -> CustomerTier:
         since=row.since,
         review_at=row.review_at,
         enrolled_at=row.enrolled_at,
+    )
+
+
+def _activity(row: sa.Row[tuple[object, ...]]) -> QualifyingActivity:
+    return QualifyingActivity(
+        activity_id=row.activity_id,
+        customer_id=row.customer_id,
+        amount=row.amount,
+        occurred_at=row.occurred_at,
     )

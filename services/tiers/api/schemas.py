@@ -4,22 +4,23 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from shared.events import Money
+from shared.bounds import Identifier, MoneyOut
 
 
 class CustomerTierOut(BaseModel):
-    customer_id: str
+    customer_id: Identifier
     tier: str
     since: datetime
-    qualifying_spend: Money
+    # A sum over a year of purchases: far beyond what one purchase may be.
+    qualifying_spend: MoneyOut
     next_tier: str | None
-    amount_to_next_tier: Money | None
+    amount_to_next_tier: MoneyOut | None
     review_at: datetime
 
 
 class TierDefinitionOut(BaseModel):
     name: str
-    threshold: Money
+    threshold: MoneyOut
 
 
 class TierProgramOut(BaseModel):

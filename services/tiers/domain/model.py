@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -223,6 +224,92 @@ def upgrade_for(
         effective_at=effective_at,
         review_at=program.review_at(effective_at),
     )
+
+
+def after_change(customer: CustomerTier, change: TierChange) -> CustomerTier:
+    """The customer as the change leaves them."""
+    return replace(
+        customer, tier=change.to_tier, since=change.effective_at, review_at=change.review_at
+    )
+
+
+def _occurred_at(activity: QualifyingActivity) -> datetime:
+    return activity.occurred_at
+
+
+class SpendHistory:
+    """One customer's qualifying activity while a batch of events is applied to it: each
+    purchase is judged on what was recorded before it, as if the events came one at a time.
+
+    Activity mostly arrives in the order it occurred. Then the spend of the qualifying period
+    is kept as a running sum over a window that only moves forward, and judging a purchase
+    costs O(1) amortised instead of a pass over the whole history per purchase. Activity
+    reported late (before something already recorded) falls back to `upgrade_for`.
+    """
+
+    def __init__(self, program: Program, activities: Iterable[QualifyingActivity] = ()) -> None:
+        self._program = program
+        self._activities = sorted(activities, key=_occurred_at)
+        self._top_rank = len(program.tiers) - 1
+        self._forget_window()
+
+    def _forget_window(self) -> None:
+        # activities[_first:_end] are those counted as of `_as_of`, summing to `_spend`.
+        self._first = self._end = 0
+        self._spend = Decimal(0)
+        self._as_of: datetime | None = None
+
+    @property
+    def activities(self) -> Sequence[QualifyingActivity]:
+        """In the order they occurred."""
+        return self._activities
+
+    def record(self, activity: QualifyingActivity) -> None:
+        if not self._activities or activity.occurred_at >= self._activities[-1].occurred_at:
+            self._activities.append(activity)
+            return
+        position = bisect.bisect_right(self._activities, activity.occurred_at, key=_occurred_at)
+        self._activities.insert(position, activity)
+        if position < self._end:
+            self._forget_window()
+
+    def spend_as_of(self, as_of: datetime) -> Decimal:
+        if self._as_of is not None and as_of < self._as_of:
+            self._forget_window()
+        activities, counts_toward = self._activities, self._program.counts_toward
+        while self._end < len(activities) and activities[self._end].occurred_at <= as_of:
+            self._spend += activities[self._end].amount
+            self._end += 1
+        # The period's start only moves forward with `as_of`: what fell out stays out.
+        while self._first < self._end and not counts_toward(
+            activities[self._first].occurred_at, as_of
+        ):
+            self._spend -= activities[self._first].amount
+            self._first += 1
+        self._as_of = as_of
+        return self._spend
+
+    def upgrade_for(self, customer: CustomerTier, arrived_at: datetime) -> TierChange | None:
+        """`upgrade_for` on this history, for activity that occurred at `arrived_at`."""
+        program = self._program
+        current_rank = program.rank(customer.tier)
+        if current_rank == self._top_rank:
+            return None
+        if self._activities and self._activities[-1].occurred_at > arrived_at:
+            return upgrade_for(program, customer, self._activities, arrived_at)
+        reached = program.tier_for_spend(self.spend_as_of(arrived_at))
+        if program.rank(reached.name) <= current_rank:
+            return None
+        effective_at = max(arrived_at, customer.since)
+        return TierChange(
+            customer_id=customer.customer_id,
+            from_tier=customer.tier,
+            to_tier=reached.name,
+            direction=Direction.UP,
+            reason=QUALIFYING_SPEND,
+            effective_at=effective_at,
+            review_at=program.review_at(effective_at),
+        )
 
 
 def progress(program: Program, tier: str, spend: Decimal) -> Progress:

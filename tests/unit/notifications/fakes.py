@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,26 +21,38 @@ class FakeNotifications:
     def __init__(self) -> None:
         self.contacts: dict[str, Contact] = {}
         self.deliveries: dict[str, Delivery] = {}
+        self.statements = 0  # set-based writes, as the SQL repository would issue them
 
-    async def upsert_contact(self, contact: Contact) -> None:
-        current = self.contacts.get(contact.customer_id)
-        if current is None or current.updated_at <= contact.updated_at:
-            self.contacts[contact.customer_id] = contact
+    async def upsert_contacts(self, contacts: Collection[Contact]) -> None:
+        customer_ids = [c.customer_id for c in contacts]
+        # PostgreSQL refuses to upsert one row twice in a statement: so does the fake.
+        assert len(set(customer_ids)) == len(customer_ids), "one profile per customer"
+        self.statements += 1
+        for contact in contacts:
+            current = self.contacts.get(contact.customer_id)
+            if current is None or current.updated_at <= contact.updated_at:
+                self.contacts[contact.customer_id] = contact
 
-    async def delete_contact(self, customer_id: str) -> bool:
-        return self.contacts.pop(customer_id, None) is not None
+    async def delete_contacts(self, customer_ids: Collection[str]) -> None:
+        self.statements += 1
+        for customer_id in customer_ids:
+            self.contacts.pop(customer_id, None)
 
     async def contact(self, customer_id: str) -> Contact | None:
         return self.contacts.get(customer_id)
 
-    async def schedule(self, delivery: Delivery) -> bool:
-        cause = (delivery.cause_event_id, delivery.channel, delivery.template)
-        if delivery.notification_id in self.deliveries or any(
-            (d.cause_event_id, d.channel, d.template) == cause for d in self.deliveries.values()
-        ):
-            return False
-        self.deliveries[delivery.notification_id] = delivery
-        return True
+    async def schedule(self, deliveries: Collection[Delivery]) -> set[str]:
+        self.statements += 1
+        new: set[str] = set()
+        for delivery in deliveries:
+            cause = (delivery.cause_event_id, delivery.channel, delivery.template)
+            if delivery.notification_id in self.deliveries or any(
+                (d.cause_event_id, d.channel, d.template) == cause for d in self.deliveries.values()
+            ):
+                continue
+            self.deliveries[delivery.notification_id] = delivery
+            new.add(delivery.notification_id)
+        return new
 
     async def claim_due(self, now: datetime, limit: int) -> list[Delivery]:
         due = [
@@ -54,11 +66,12 @@ class FakeNotifications:
         assert delivery.notification_id in self.deliveries
         self.deliveries[delivery.notification_id] = delivery
 
-    async def suppress_scheduled(self, customer_id: str, reason: str) -> int:
+    async def suppress_scheduled(self, customer_ids: Collection[str], reason: str) -> int:
+        self.statements += 1
         waiting = [
             d
             for d in self.deliveries.values()
-            if d.customer_id == customer_id and d.status is DeliveryStatus.SCHEDULED
+            if d.customer_id in customer_ids and d.status is DeliveryStatus.SCHEDULED
         ]
         for delivery in waiting:
             self.deliveries[delivery.notification_id] = replace(

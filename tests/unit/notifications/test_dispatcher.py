@@ -16,7 +16,7 @@ from services.notifications.domain.model import (
     DeliveryStatus,
     schedule,
 )
-from services.notifications.handlers import HANDLERS, Context
+from services.notifications.handlers import Context, apply_batch
 from shared import events, topics
 from shared.clock import FixedClock
 from shared.events import CloudEvent, derived_event_id
@@ -61,7 +61,7 @@ class Harness:
 
     async def consume(self, event: CloudEvent) -> None:
         ctx = Context(notifications=self.notifications, sink=CollectingSink(), now=self.clock.now())
-        await HANDLERS[event.type](event, ctx)
+        await apply_batch([event], ctx)
 
     def outcome_events(self) -> list[CloudEvent]:
         return [event for _, _, event in self.sink.events]
@@ -246,7 +246,7 @@ async def test_a_message_of_an_unknown_template_fails_without_a_send(harness: Ha
         cause_event_id="e-broken",
         now=NOW - timedelta(seconds=1),
     )
-    await harness.notifications.schedule(broken)
+    await harness.notifications.schedule([broken])
     await harness.dispatcher.dispatch_due()
     assert harness.notifications.deliveries["n-broken"].status is DeliveryStatus.FAILED
     assert [e.subject for e in harness.sender.sent] == ["Welcome to Fedelta"]

@@ -1,12 +1,17 @@
 """The notifications handlers on a fake repository: no database, no Kafka, no mail."""
 
+import logging
+import random
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 
+from services.notifications.bootstrap import make_subscription
 from services.notifications.domain.model import Channel, DeliveryStatus
-from services.notifications.handlers import ERASED, HANDLERS, Context
-from shared import events
+from services.notifications.handlers import ERASED, HANDLED_TYPES, Context, apply_batch
+from shared import events, topics
+from shared.clock import FixedClock
 from shared.events import CloudEvent, derived_event_id, new_event
 from shared.outbox import CollectingSink
 from tests.unit.notifications.fakes import NOW, FakeNotifications, enrolled, tier_changed
@@ -23,7 +28,22 @@ def sink() -> CollectingSink:
 
 
 async def apply(event: CloudEvent, notifications: FakeNotifications, sink: CollectingSink) -> None:
-    await HANDLERS[event.type](event, Context(notifications=notifications, sink=sink, now=NOW))
+    await apply_batch([event], Context(notifications=notifications, sink=sink, now=NOW))
+
+
+async def apply_all(
+    batch: Sequence[CloudEvent], notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    await apply_batch(batch, Context(notifications=notifications, sink=sink, now=NOW))
+
+
+def erased(customer_id: str) -> CloudEvent:
+    return new_event(
+        events.CustomerErased(customer_id=customer_id),
+        source="ingest/demo",
+        subject=customer_id,
+        time=NOW,
+    )
 
 
 def updated(customer_id: str, *, email: str | None, consent_email: bool, at: int) -> CloudEvent:
@@ -113,13 +133,7 @@ async def test_erasure_removes_the_contact_and_what_still_waits_for_it(
     notifications: FakeNotifications, sink: CollectingSink
 ) -> None:
     await apply(enrolled("c1"), notifications, sink)
-    await apply(
-        new_event(
-            events.CustomerErased(customer_id="c1"), source="ingest/demo", subject="c1", time=NOW
-        ),
-        notifications,
-        sink,
-    )
+    await apply(erased("c1"), notifications, sink)
     assert "c1" not in notifications.contacts
     welcome = notifications.only()
     assert (welcome.status, welcome.last_error) == (DeliveryStatus.SUPPRESSED, ERASED)
@@ -144,10 +158,163 @@ async def test_tier_down_schedules_nothing_for_now(
     assert sink.events == []
 
 
-def test_only_the_types_it_uses_have_handlers() -> None:
-    assert set(HANDLERS) == {
+def test_only_the_types_it_uses_are_handled() -> None:
+    assert {
         events.CUSTOMER_ENROLLED,
         events.CUSTOMER_UPDATED,
         events.CUSTOMER_ERASED,
         events.TIER_CHANGED,
+    } == HANDLED_TYPES
+
+
+def test_the_points_and_purchases_topics_are_read_but_none_of_their_types_is_claimed() -> None:
+    subscription = make_subscription(FixedClock(NOW))
+    assert {topics.POINTS, topics.PURCHASES} <= set(subscription.topics)
+    assert subscription.event_types == HANDLED_TYPES
+    assert not {
+        event_type
+        for event_type in subscription.event_types
+        if events.kind_of(event_type).topic in (topics.POINTS, topics.PURCHASES)
     }
+
+
+# -- batches ---------------------------------------------------------------------------------
+
+
+async def test_within_a_batch_the_newest_profile_wins_whatever_its_place(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    await apply_all(
+        [
+            enrolled("c1", email="first@example.com"),
+            updated("c1", email="newest@example.com", consent_email=False, at=10),
+            updated("c1", email="replayed-older@example.com", consent_email=True, at=5),
+            updated("c2", email="c2@example.com", consent_email=True, at=1),
+        ],
+        notifications,
+        sink,
+    )
+    assert (notifications.contacts["c1"].email, notifications.contacts["c1"].consent_email) == (
+        "newest@example.com",
+        False,
+    )
+    assert notifications.contacts["c2"].email == "c2@example.com"
+
+
+async def test_an_older_profile_in_a_batch_never_overwrites_a_newer_stored_one(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    stored = updated("c1", email="stored@example.com", consent_email=True, at=10)
+    await apply(stored, notifications, sink)
+    await apply_all(
+        [updated("c1", email="older@example.com", consent_email=False, at=3)], notifications, sink
+    )
+    assert notifications.contacts["c1"].email == "stored@example.com"
+
+
+async def test_an_erasure_after_the_enrolment_in_one_batch_leaves_no_contact_and_no_welcome(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    enrolment = enrolled("c1")
+    await apply_all(
+        [enrolment, updated("c1", email="x@example.com", consent_email=True, at=1), erased("c1")],
+        notifications,
+        sink,
+    )
+    assert "c1" not in notifications.contacts
+    welcome = notifications.only()
+    assert welcome.notification_id == derived_event_id(enrolment.id, "welcome/email")
+    assert (welcome.status, welcome.last_error) == (DeliveryStatus.SUPPRESSED, ERASED)
+
+
+async def test_what_follows_an_erasure_in_one_batch_is_kept(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    await apply(enrolled("c1", email="before@example.com"), notifications, sink)
+    promotion = tier_changed("c1", to_tier="gold")
+    await apply_all(
+        [erased("c1"), enrolled("c1", email="again@example.com"), promotion], notifications, sink
+    )
+    assert notifications.contacts["c1"].email == "again@example.com"
+    messages = notifications.deliveries.values()
+    assert sorted((d.template, d.status, d.last_error) for d in messages) == [
+        ("tier_up", DeliveryStatus.SCHEDULED, None),
+        ("welcome", DeliveryStatus.SCHEDULED, None),
+        ("welcome", DeliveryStatus.SUPPRESSED, ERASED),
+    ]
+
+
+async def test_an_erasure_reaches_only_its_own_customers(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    await apply_all([enrolled("c1"), enrolled("c2")], notifications, sink)
+    await apply_all([erased("c1"), tier_changed("c2")], notifications, sink)
+    assert set(notifications.contacts) == {"c2"}
+    assert sorted(
+        (d.customer_id, d.template, d.status) for d in notifications.deliveries.values()
+    ) == [
+        ("c1", "welcome", DeliveryStatus.SUPPRESSED),
+        ("c2", "tier_up", DeliveryStatus.SCHEDULED),
+        ("c2", "welcome", DeliveryStatus.SCHEDULED),
+    ]
+
+
+async def test_a_batch_costs_a_few_statements_whatever_its_size(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    batch = [enrolled(f"c{n}") for n in range(500)] + [tier_changed(f"c{n}") for n in range(500)]
+    await apply_all(batch, notifications, sink)
+    assert len(notifications.deliveries) == 1000
+    assert notifications.statements == 2  # the messages, the contacts
+
+    notifications.statements = 0
+    await apply_all([erased(f"c{n}") for n in range(1000)], notifications, sink)
+    assert notifications.contacts == {}
+    assert notifications.statements == 4  # delete, suppress, and the two (empty) writes
+
+
+async def test_one_log_line_per_batch_with_counts_and_no_personal_data(
+    notifications: FakeNotifications, sink: CollectingSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch = [enrolled(f"c{n}", email=f"person{n}@example.com") for n in range(20)]
+    with caplog.at_level(logging.INFO, logger="services.notifications.handlers"):
+        await apply_all([*batch, tier_changed("c1")], notifications, sink)
+        await apply_all(batch, notifications, sink)  # nothing new: nothing to say
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "scheduled 21 message(s)" in message
+    assert "'tier_up': 1" in message and "'welcome': 20" in message
+    assert "@" not in message
+
+
+async def test_a_batch_ends_as_the_same_events_applied_one_by_one(
+    sink: CollectingSink,
+) -> None:
+    """Random interleavings of every handled type for a few customers, including replayed
+    older profiles, erasures and enrolments again after them."""
+    generator = random.Random(20261122)  # seeded: the same cases every run
+    for _ in range(200):
+        batch = [_random_event(generator) for _ in range(generator.randint(1, 25))]
+        one_by_one, at_once = FakeNotifications(), FakeNotifications()
+        for event in batch:
+            await apply(event, one_by_one, sink)
+        await apply_all(batch, at_once, sink)
+        assert at_once.contacts == one_by_one.contacts
+        assert at_once.deliveries == one_by_one.deliveries
+
+
+def _random_event(generator: random.Random) -> CloudEvent:
+    customer_id = generator.choice(["c1", "c2", "c3"])
+    kind = generator.choice(["enrolled", "updated", "erased", "tier_up", "tier_down"])
+    if kind == "enrolled":
+        return enrolled(customer_id, email=f"{generator.randint(1, 9)}@example.com")
+    if kind == "updated":
+        return updated(
+            customer_id,
+            email=f"{generator.randint(1, 9)}@example.com",
+            consent_email=generator.random() < 0.5,
+            at=generator.randint(-3, 3),  # often older than what is stored, sometimes equal
+        )
+    if kind == "erased":
+        return erased(customer_id)
+    return tier_changed(customer_id, direction="up" if kind == "tier_up" else "down")

@@ -1,44 +1,70 @@
 """The points handlers on a fake ledger: no database, no Kafka."""
 
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from services.points.domain.model import LedgerEntry, Program
-from services.points.handlers import HANDLERS, Context
-from shared import events
-from shared.events import CloudEvent, new_event
-from shared.outbox import CollectingSink
+from services.points.adapters.repository import LedgerRepository
+from services.points.bootstrap import CONSUMES, make_subscription
+from services.points.domain.model import LedgerEntry, Member, Program, TierAssignment
+from services.points.handlers import HANDLED_TYPES, Context, apply_batch
+from shared import events, topics
+from shared.clock import FixedClock
+from shared.events import CloudEvent, derived_event_id, new_event
+from shared.outbox import CollectingSink, emit
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 
 
 class FakeLedger:
+    """The set-based repository in memory; `calls` names each method called, in order, so a
+    test can tell a batch costs one call per step, not one per event."""
+
     def __init__(self) -> None:
-        self.customers: dict[str, str] = {}
+        self.customers: dict[str, Member] = {}
         self.ledger: dict[str, LedgerEntry] = {}
-        self.tiers: dict[str, tuple[str, datetime]] = {}
+        self.tiers: dict[str, TierAssignment] = {}
+        self.calls: list[str] = []
 
-    async def add_customer(self, customer_id: str, partner_id: str, enrolled_at: datetime) -> bool:
-        if customer_id in self.customers:
-            return False
-        self.customers[customer_id] = partner_id
-        return True
+    async def add_customers(self, members: Sequence[Member]) -> set[str]:
+        self.calls.append("add_customers")
+        new: set[str] = set()
+        for member in members:
+            if member.customer_id not in self.customers:
+                self.customers[member.customer_id] = member
+                new.add(member.customer_id)
+        return new
 
-    async def record(self, entry: LedgerEntry) -> bool:
-        if entry.entry_id in self.ledger:
-            return False
-        self.ledger[entry.entry_id] = entry
-        return True
+    async def record(self, entries: Sequence[LedgerEntry]) -> set[str]:
+        self.calls.append("record")
+        new: set[str] = set()
+        for entry in entries:
+            if entry.entry_id not in self.ledger:
+                self.ledger[entry.entry_id] = entry
+                new.add(entry.entry_id)
+        return new
 
-    async def entries(self, customer_id: str) -> list[LedgerEntry]:
+    async def tiers_of(self, customer_ids: Collection[str]) -> dict[str, TierAssignment]:
+        self.calls.append("tiers_of")
+        return {c: self.tiers[c] for c in customer_ids if c in self.tiers}
+
+    async def set_tiers(self, assignments: Sequence[TierAssignment]) -> None:
+        self.calls.append("set_tiers")
+        customers = [a.customer_id for a in assignments]
+        assert len(customers) == len(set(customers)), "at most one assignment per customer"
+        for assignment in assignments:
+            current = self.tiers.get(assignment.customer_id)
+            if current is None or current.effective_at <= assignment.effective_at:
+                self.tiers[assignment.customer_id] = assignment
+
+    def entries(self, customer_id: str) -> list[LedgerEntry]:
         return [e for e in self.ledger.values() if e.customer_id == customer_id]
 
-    async def set_tier(self, customer_id: str, tier: str, effective_at: datetime) -> None:
-        current = self.tiers.get(customer_id)
-        if current is None or current[1] <= effective_at:
-            self.tiers[customer_id] = (tier, effective_at)
+
+def _conforms(fake: FakeLedger) -> LedgerRepository:
+    return fake  # mypy checks the fake against the Protocol here
 
 
 def enrolled(customer_id: str = "c1") -> CloudEvent:
@@ -50,20 +76,48 @@ def enrolled(customer_id: str = "c1") -> CloudEvent:
     )
 
 
-def purchase(purchase_id: str, total: str, currency: str = "EUR") -> CloudEvent:
+def purchase(
+    purchase_id: str,
+    total: str,
+    currency: str = "EUR",
+    customer_id: str = "c1",
+    at: datetime = NOW,
+) -> CloudEvent:
     return new_event(
         events.PurchaseCompleted(
             purchase_id=purchase_id,
             partner_id="demo",
-            customer_id="c1",
-            occurred_at=NOW,
+            customer_id=customer_id,
+            occurred_at=at,
             currency=currency,
             total=Decimal(total),
         ),
         source="ingest/demo",
-        subject="c1",
-        time=NOW,
+        subject=customer_id,
+        time=at,
     )
+
+
+def tier_change(to_tier: str, day: int, customer_id: str = "c1") -> CloudEvent:
+    at = NOW.replace(day=day)
+    return new_event(
+        events.TierChanged(
+            customer_id=customer_id,
+            from_tier="bronze",
+            to_tier=to_tier,
+            direction="up",
+            reason="qualifying_spend",
+            effective_at=at,
+            review_at=at,
+        ),
+        source="tiers",
+        subject=customer_id,
+        time=at,
+    )
+
+
+def replace_id(event: CloudEvent, event_id: str) -> CloudEvent:
+    return event.model_copy(update={"id": event_id})
 
 
 @pytest.fixture
@@ -76,8 +130,19 @@ def sink() -> CollectingSink:
     return CollectingSink()
 
 
+async def apply_all(batch: Sequence[CloudEvent], ledger: FakeLedger, sink: CollectingSink) -> None:
+    await apply_batch(batch, Context(ledger=ledger, sink=sink, program=Program(), now=NOW))
+
+
 async def apply(event: CloudEvent, ledger: FakeLedger, sink: CollectingSink) -> None:
-    await HANDLERS[event.type](event, Context(ledger=ledger, sink=sink, program=Program(), now=NOW))
+    await apply_all([event], ledger, sink)
+
+
+def earned_points(sink: CollectingSink) -> list[tuple[str, int]]:
+    return [(event.subject, event.data["points"]) for _, _, event in sink.events]
+
+
+# -- one event at a time -------------------------------------------------------------------
 
 
 async def test_enrolment_grants_the_welcome_bonus_once(
@@ -85,10 +150,11 @@ async def test_enrolment_grants_the_welcome_bonus_once(
 ) -> None:
     await apply(enrolled(), ledger, sink)
     await apply(replace_id(enrolled(), "another-event-id"), ledger, sink)
-    assert [e.points for e in await ledger.entries("c1")] == [100]
+    assert [e.points for e in ledger.entries("c1")] == [100]
     [(topic, key, earned)] = sink.events
     assert (topic, key, earned.type) == ("fedelta.points.v1", "c1", events.POINTS_EARNED)
     assert earned.data["reason"] == "welcome"
+    assert earned.data["rule_ids"] == ["welcome"]
 
 
 async def test_purchases_earn_base_points_and_announce_them(
@@ -96,8 +162,17 @@ async def test_purchases_earn_base_points_and_announce_them(
 ) -> None:
     await apply(purchase("p1", "300.00"), ledger, sink)
     await apply(purchase("p2", "49.99"), ledger, sink)
-    assert sorted(e.points for e in await ledger.entries("c1")) == [49, 300]
+    assert sorted(e.points for e in ledger.entries("c1")) == [49, 300]
     assert [event.data["points"] for _, _, event in sink.events] == [300, 49]
+    assert [event.data["rule_ids"] for _, _, event in sink.events] == [["base"], ["base"]]
+
+
+async def test_a_purchase_worth_no_whole_point_records_and_announces_nothing(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    await apply(purchase("p1", "0.99"), ledger, sink)
+    assert ledger.ledger == {}
+    assert sink.events == []
 
 
 async def test_the_same_purchase_under_another_event_id_earns_once(
@@ -106,7 +181,7 @@ async def test_the_same_purchase_under_another_event_id_earns_once(
     first = purchase("p1", "300.00")
     await apply(first, ledger, sink)
     await apply(replace_id(first, "redelivered-with-new-id"), ledger, sink)
-    assert [e.points for e in await ledger.entries("c1")] == [300]
+    assert [e.points for e in ledger.entries("c1")] == [300]
     assert len(sink.events) == 1
 
 
@@ -116,30 +191,170 @@ async def test_a_purchase_in_another_currency_is_refused(
     with pytest.raises(ValueError, match="USD"):
         await apply(purchase("p1", "10.00", currency="USD"), ledger, sink)
     assert ledger.ledger == {}
+    assert sink.events == []
 
 
 async def test_tier_changes_keep_the_latest(ledger: FakeLedger, sink: CollectingSink) -> None:
-    def change(to_tier: str, day: int) -> CloudEvent:
-        at = NOW.replace(day=day)
-        return new_event(
-            events.TierChanged(
-                customer_id="c1",
-                from_tier="bronze",
-                to_tier=to_tier,
-                direction="up",
-                reason="qualifying_spend",
-                effective_at=at,
-                review_at=at,
-            ),
-            source="tiers",
-            subject="c1",
-            time=at,
-        )
-
-    await apply(change("gold", 20), ledger, sink)
-    await apply(change("silver", 10), ledger, sink)
-    assert ledger.tiers["c1"][0] == "gold"
+    await apply(tier_change("gold", 20), ledger, sink)
+    await apply(tier_change("silver", 10), ledger, sink)
+    assert ledger.tiers["c1"].tier == "gold"
+    assert sink.events == []
 
 
-def replace_id(event: CloudEvent, event_id: str) -> CloudEvent:
-    return event.model_copy(update={"id": event_id})
+# -- whole batches -------------------------------------------------------------------------
+
+
+def mixed_batch() -> list[CloudEvent]:
+    """Three customers' events interleaved as one poll may return them, with duplicates."""
+    p2 = purchase("p2", "20.50", customer_id="c2")
+    return [
+        enrolled("c1"),
+        purchase("p1", "10.00", customer_id="c1"),
+        enrolled("c2"),
+        tier_change("silver", 12, customer_id="c1"),
+        p2,
+        purchase("p3", "0.50", customer_id="c3"),
+        replace_id(p2, "the-same-purchase-again"),
+        replace_id(enrolled("c2"), "the-same-enrolment-again"),
+        tier_change("gold", 11, customer_id="c1"),
+        purchase("p4", "7.00", customer_id="c1"),
+        purchase("p5", "3.00", customer_id="c3"),
+    ]
+
+
+async def test_a_batch_has_the_effects_of_its_events_applied_one_by_one() -> None:
+    batch = mixed_batch()
+    one_by_one, one_by_one_sink = FakeLedger(), CollectingSink()
+    for event in batch:
+        await apply(event, one_by_one, one_by_one_sink)
+    together, together_sink = FakeLedger(), CollectingSink()
+    await apply_all(batch, together, together_sink)
+
+    assert together.ledger == one_by_one.ledger
+    assert together.customers == one_by_one.customers
+    assert together.tiers == one_by_one.tiers
+    assert [event.model_dump() for _, _, event in together_sink.events] == [
+        event.model_dump() for _, _, event in one_by_one_sink.events
+    ]
+    assert earned_points(together_sink) == [
+        ("c1", 100),
+        ("c1", 10),
+        ("c2", 100),
+        ("c2", 20),
+        ("c1", 7),
+        ("c3", 3),
+    ]
+    assert together.tiers["c1"].tier == "silver"
+
+
+async def test_a_batch_applied_again_changes_nothing(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    batch = mixed_batch()
+    await apply_all(batch, ledger, sink)
+    entries, tiers, announced = dict(ledger.ledger), dict(ledger.tiers), len(sink.events)
+    await apply_all(batch, ledger, sink)
+    await apply_all(batch[3:], ledger, sink)  # a part of it, as the consumer's bisection does
+    assert ledger.ledger == entries
+    assert ledger.tiers == tiers
+    assert len(sink.events) == announced
+
+
+async def test_a_batch_costs_the_same_few_calls_whatever_its_size(sink: CollectingSink) -> None:
+    small, large = FakeLedger(), FakeLedger()
+    await apply_all([purchase("p0", "5.00", customer_id="c0"), enrolled("c0")], small, sink)
+    await apply_all(
+        [
+            event
+            for n in range(500)
+            for event in (enrolled(f"c{n}"), purchase(f"p{n}", "5.00", customer_id=f"c{n}"))
+        ],
+        large,
+        sink,
+    )
+    assert small.calls == large.calls == ["add_customers", "tiers_of", "set_tiers", "record"]
+    assert len(large.ledger) == 1000
+
+
+async def test_only_the_latest_tier_change_of_a_customer_is_written(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    await apply(tier_change("platinum", 5), ledger, sink)
+    await apply_all(
+        [tier_change("silver", 10), tier_change("gold", 20), tier_change("silver", 15)],
+        ledger,
+        sink,
+    )
+    assert ledger.tiers["c1"] == TierAssignment("c1", "gold", NOW.replace(day=20))
+
+
+async def test_a_batch_with_a_foreign_currency_purchase_raises_before_writing(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    """The consumer then splits the batch and applies everything but that purchase."""
+    batch = [enrolled("c1"), purchase("p1", "10.00", currency="USD"), purchase("p2", "5.00")]
+    with pytest.raises(ValueError, match="USD"):
+        await apply_all(batch, ledger, sink)
+    assert ledger.calls == []
+    assert sink.events == []
+
+
+async def test_events_of_other_types_are_passed_over_without_touching_the_ledger(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    updated = new_event(
+        events.CustomerUpdated(customer_id="c1", partner_id="demo", enrolled_at=NOW),
+        source="ingest/demo",
+        subject="c1",
+        time=NOW,
+    )
+    await apply(updated, ledger, sink)
+    assert ledger.calls == []
+    assert sink.events == []
+
+
+async def test_points_earned_is_the_event_emit_would_build(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    """The handler builds the event without pydantic's validation: it must not differ by a
+    byte from the one `emit` builds from a validated PointsEarned."""
+    at = datetime(2026, 1, 31, 23, 59, 58, 123456, tzinfo=UTC)
+    cause = purchase("p1", "12.34", at=at)
+    await apply(cause, ledger, sink)
+    [(topic, key, built)] = sink.events
+
+    expected = CollectingSink()
+    await emit(
+        expected,
+        events.PointsEarned(
+            customer_id="c1",
+            points=12,
+            purchase_id="p1",
+            reason="purchase",
+            rule_ids=["base"],
+            available_at=at,
+            expires_at=datetime(2027, 1, 31, 23, 59, 58, 123456, tzinfo=UTC),
+        ),
+        source="points",
+        customer_id="c1",
+        time=NOW,
+        cause_id=cause.id,
+        purpose="points-earned",
+    )
+    [(expected_topic, expected_key, wanted)] = expected.events
+    assert (topic, key) == (expected_topic, expected_key) == (topics.POINTS, "c1")
+    assert built.model_dump(mode="json") == wanted.model_dump(mode="json")
+    assert built.to_bytes() == wanted.to_bytes()
+    assert built.id == derived_event_id(cause.id, "points-earned")
+    assert CloudEvent.from_bytes(built.to_bytes()).data_as(events.PointsEarned).points == 12
+
+
+def test_points_subscribes_to_three_topics_and_acts_on_three_types() -> None:
+    subscription = make_subscription(Program(), FixedClock(NOW))
+    assert subscription.topics == CONSUMES == (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS)
+    assert subscription.event_types == HANDLED_TYPES
+    assert set(HANDLED_TYPES) == {
+        events.CUSTOMER_ENROLLED,
+        events.PURCHASE_COMPLETED,
+        events.TIER_CHANGED,
+    }

@@ -1,18 +1,32 @@
-"""The consumer's error paths on fakes: poison messages go to the dead-letter topic."""
+"""The batched consumer on fakes: isolation of poison, order per key, outages, what is skipped.
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+The fake database keeps an inbox and the applied events, commits a transaction's changes
+only when it ends without an error, and undoes a savepoint's changes when it fails, as
+PostgreSQL does; the real database is the integration tests' business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+import pytest
 import sqlalchemy as sa
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from sqlalchemy import exc as sa_exc
 
 from shared import events
 from shared.clock import FixedClock
-from shared.consumer import EventConsumer
+from shared.consumer import EventConsumer, Received, Subscription
 from shared.events import CloudEvent, new_event
+from shared.outbox import EVENT_TYPE_HEADER
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
+TOPIC = "fedelta.customers.v1"
 
 
 @dataclass
@@ -22,6 +36,7 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class FakeProducer:
@@ -37,104 +52,362 @@ class FakeProducer:
     ) -> Any:
         self.sent.append((topic, value, key, dict(headers or [])))
 
-
-class ScriptedConsumer(EventConsumer):
-    """Applies events through a scripted outcome instead of a database transaction."""
-
-    outcomes: list[Exception | bool]
-
-    async def _apply(self, event: CloudEvent) -> bool:
-        outcome = self.outcomes.pop(0)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+    def dead_lettered_offsets(self) -> list[int]:
+        return [int(headers["fedelta-original-offset"]) for _, _, _, headers in self.sent]
 
 
-async def never_called(conn: Any, event: CloudEvent) -> None:
-    raise AssertionError("the handler should not be reached")
+@dataclass
+class FakeConnection:
+    inbox: set[str]
+    applied: list[str]
+
+    @asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[None]:
+        saved = (set(self.inbox), list(self.applied))
+        try:
+            yield
+        except BaseException:
+            self.inbox, self.applied = saved
+            raise
 
 
-def consumer(producer: FakeProducer, outcomes: Sequence[Exception | bool]) -> ScriptedConsumer:
-    built = ScriptedConsumer(
+@dataclass
+class FakeDatabase:
+    """Committed state, and failures scripted for whole transactions (outages at connect)."""
+
+    inbox: set[str] = field(default_factory=set)
+    applied: list[str] = field(default_factory=list)
+    connect_failures: list[Exception] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[FakeConnection]:
+        if self.connect_failures:
+            raise self.connect_failures.pop(0)
+        conn = FakeConnection(set(self.inbox), list(self.applied))
+        yield conn
+        self.inbox, self.applied = conn.inbox, conn.applied
+
+
+class Handler:
+    """Applies each event by recording its id; fails as scripted per customer id."""
+
+    def __init__(self, failures: dict[str, list[Exception]] | None = None) -> None:
+        self.failures = failures or {}
+        self.calls: list[list[str]] = []
+
+    async def __call__(self, conn: Any, batch: Sequence[CloudEvent]) -> None:
+        self.calls.append([event.id for event in batch])
+        for event in batch:
+            scripted = self.failures.get(event.subject)
+            if scripted:
+                raise scripted.pop(0)
+            conn.applied.append(event.id)
+
+
+class FakeInboxConsumer(EventConsumer):
+    async def _claim(self, conn: Any, batch: Sequence[Received]) -> set[str]:
+        new: set[str] = {r.event.id for r in batch} - conn.inbox
+        conn.inbox |= new
+        return new
+
+
+def consumer(
+    database: FakeDatabase,
+    handler: Handler,
+    producer: FakeProducer,
+    *,
+    event_types: frozenset[str] = frozenset({events.CUSTOMER_ENROLLED}),
+) -> FakeInboxConsumer:
+    return FakeInboxConsumer(
         service="points",
-        topics=["fedelta.purchases.v1"],
+        subscription=Subscription(topics=(TOPIC,), event_types=event_types, handle=handler),
         bootstrap_servers="127.0.0.1:1",
-        engine=None,  # type: ignore[arg-type]  # never touched: _apply is scripted
+        engine=database,  # type: ignore[arg-type]  # the fake has what the consumer uses
         inbox_table=sa.Table("inbox", sa.MetaData()),
-        handle=never_called,
         dead_letters=producer,
         clock=FixedClock(NOW),
         max_attempts=3,
-        retry_backoff=0.001,
+        retry_backoff=0.0001,
+        outage_backoff_max=0.001,
     )
-    built.outcomes = list(outcomes)
-    return built
 
 
-def good_message(offset: int = 7) -> Message:
-    event = new_event(
-        events.CustomerErased(customer_id="c1"), source="ingest/demo", subject="c1", time=NOW
+def enrolment(customer_id: str) -> CloudEvent:
+    return new_event(
+        events.CustomerEnrolled(customer_id=customer_id, partner_id="demo", enrolled_at=NOW),
+        source="ingest/demo",
+        subject=customer_id,
+        time=NOW,
     )
-    return Message("fedelta.purchases.v1", 2, offset, b"c1", event.to_bytes())
 
 
-async def test_unparseable_message_is_dead_lettered_at_once_with_its_error() -> None:
-    producer = FakeProducer()
-    await consumer(producer, []).process(
-        Message("fedelta.purchases.v1", 1, 42, b"c1", b"{not json")
+def messages(*customer_ids: str) -> tuple[list[Message], list[str]]:
+    """One record per customer id, in order, keyed by the customer; and the events' ids."""
+    built = [enrolment(customer_id) for customer_id in customer_ids]
+    records = [
+        Message(TOPIC, 0, offset, event.subject.encode(), event.to_bytes())
+        for offset, event in enumerate(built)
+    ]
+    return records, [event.id for event in built]
+
+
+async def test_a_batch_is_applied_in_one_call_and_in_order() -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    records, ids = messages("a", "b", "c", "d")
+    await consumer(database, handler, producer).process_batch(records)
+    assert database.applied == ids
+    assert handler.calls == [ids]
+    assert producer.sent == []
+
+
+async def test_a_redelivered_batch_changes_nothing() -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    records, ids = messages("a", "b", "c")
+    await consumer(database, handler, producer).process_batch(records)
+    await consumer(database, handler, producer).process_batch(records)
+    assert database.applied == ids
+    assert len(handler.calls) == 1  # the second time every id was claimed: nothing to hand over
+
+
+async def test_an_event_twice_in_one_poll_is_applied_once() -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    records, ids = messages("a", "b")
+    await consumer(database, handler, producer).process_batch([*records, records[0]])
+    assert database.applied == ids
+
+
+async def test_a_poison_event_in_the_middle_goes_to_the_dlq_alone_and_the_rest_is_applied() -> None:
+    database, producer = FakeDatabase(), FakeProducer()
+    handler = Handler({"poison": [ValueError("bad")] * 10})
+    records, ids = messages("a", "b", "c", "poison", "d", "e", "f")
+    await consumer(database, handler, producer).process_batch(records)
+    assert database.applied == [i for i in ids if i != ids[3]]
+    assert producer.dead_lettered_offsets() == [3]
+    [(topic, value, key, headers)] = producer.sent
+    assert (topic, key, value) == ("fedelta.customers.v1.dlq", b"poison", records[3].value)
+    assert headers["fedelta-attempts"] == b"3"
+    assert headers["fedelta-error"] == b"ValueError"  # the class only: texts may quote data
+
+
+async def test_events_behind_a_failing_one_of_the_same_key_wait_for_it() -> None:
+    database, producer = FakeDatabase(), FakeProducer()
+    # Fails in the whole batch, in the half, and alone; then passes on the retry.
+    handler = Handler({"x": [ValueError("not yet")] * 3})
+    records, ids = messages("a", "x", "b")
+    same_key_later = Message(TOPIC, 0, 3, b"x", enrolment("x-second").to_bytes())
+    later_id = CloudEvent.from_bytes(same_key_later.value or b"").id
+    await consumer(database, handler, producer).process_batch([*records, same_key_later])
+    assert producer.sent == []
+    # a and b first; x once it passed; the later event of key x only after x, never before.
+    assert database.applied == [ids[0], ids[2], ids[1], later_id]
+
+
+async def test_a_dead_lettered_event_releases_the_events_waiting_behind_it() -> None:
+    database, producer = FakeDatabase(), FakeProducer()
+    handler = Handler({"x": [ValueError("never")] * 10})
+    records, ids = messages("x", "a")
+    behind = Message(TOPIC, 0, 2, b"x", enrolment("x-second").to_bytes())
+    behind_id = CloudEvent.from_bytes(behind.value or b"").id
+    await consumer(database, handler, producer).process_batch([*records, behind])
+    assert producer.dead_lettered_offsets() == [0]
+    assert database.applied == [ids[1], behind_id]
+
+
+async def test_a_handler_that_recovers_within_the_attempts_dead_letters_nothing() -> None:
+    database, producer = FakeDatabase(), FakeProducer()
+    handler = Handler({"a": [ValueError("once"), ValueError("twice")]})
+    records, ids = messages("a")
+    await consumer(database, handler, producer).process_batch(records)
+    assert producer.sent == []
+    assert database.applied == ids
+
+
+def dbapi_error(orig: Exception) -> sa_exc.DBAPIError:
+    """What SQLAlchemy's asyncpg dialect raises: the generic DBAPIError around the adapted
+    driver error, which carries the server's SQLSTATE."""
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+
+    adapted = AsyncAdapt_asyncpg_dbapi.Error(str(orig), orig)  # type: ignore[no-untyped-call]
+    return sa_exc.DBAPIError("INSERT …", None, adapted)
+
+
+def invalidated() -> sa_exc.DBAPIError:
+    error = dbapi_error(asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"))
+    error.connection_invalidated = True
+    return error
+
+
+OUTAGES: dict[str, Callable[[], Exception]] = {
+    "too many connections": lambda: dbapi_error(
+        asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already")
+    ),
+    "shutting down": lambda: dbapi_error(
+        asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator")
+    ),
+    "starting up": lambda: dbapi_error(
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+    ),
+    "killed mid-statement": invalidated,
+    "read-only after failover": lambda: dbapi_error(
+        asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only")
+    ),
+    "pool timeout": lambda: sa_exc.TimeoutError("QueuePool limit of size 20 reached"),
+    "refused": lambda: ConnectionRefusedError(111, "Connect call failed"),
+}
+
+
+@pytest.mark.parametrize("outage", OUTAGES, ids=list(OUTAGES))
+async def test_an_outage_at_connect_waits_and_then_applies_everything_once(outage: str) -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database.connect_failures = [OUTAGES[outage]() for _ in range(8)]  # more than max_attempts
+    records, ids = messages("a", "b")
+    await consumer(database, handler, producer).process_batch(records)
+    assert database.connect_failures == []
+    assert database.applied == ids
+    assert producer.sent == []
+
+
+@pytest.mark.parametrize("outage", OUTAGES, ids=list(OUTAGES))
+async def test_an_outage_inside_the_handler_waits_and_is_never_an_attempt(outage: str) -> None:
+    database, producer = FakeDatabase(), FakeProducer()
+    handler = Handler({"b": [OUTAGES[outage]() for _ in range(8)]})
+    records, ids = messages("a", "b", "c")
+    await consumer(database, handler, producer).process_batch(records)
+    assert producer.sent == []
+    assert database.applied == ids
+
+
+async def test_an_unparseable_message_is_dead_lettered_at_once() -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    good, ids = messages("a")
+    await consumer(database, handler, producer).process_batch(
+        [Message(TOPIC, 1, 42, b"c1", b"{not json"), *good]
     )
     [(topic, value, key, headers)] = producer.sent
-    assert topic == "fedelta.purchases.v1.dlq"
-    assert (value, key) == (b"{not json", b"c1")
+    assert (topic, value, key) == ("fedelta.customers.v1.dlq", b"{not json", b"c1")
     assert headers["fedelta-original-offset"] == b"42"
     assert headers["fedelta-attempts"] == b"1"
-    assert b"ValidationError" in headers["fedelta-error"]
+    assert headers["fedelta-error"] == b"ValidationError"
+    assert database.applied == ids
 
 
 async def test_an_envelope_whose_data_breaks_the_contract_is_dead_lettered() -> None:
-    producer = FakeProducer()
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
     broken = CloudEvent(
-        id="x",
-        source="s",
-        type=events.PURCHASE_COMPLETED,
-        subject="c1",
-        time=NOW,
-        data={"purchase_id": "p1"},
+        id="x", source="s", type=events.CUSTOMER_ENROLLED, subject="c1", time=NOW, data={}
     )
-    await consumer(producer, []).process(
-        Message("fedelta.purchases.v1", 0, 1, b"c1", broken.to_bytes())
+    await consumer(database, handler, producer).process_batch(
+        [Message(TOPIC, 0, 1, b"c1", broken.to_bytes())]
     )
-    assert [sent[0] for sent in producer.sent] == ["fedelta.purchases.v1.dlq"]
+    assert producer.dead_lettered_offsets() == [1]
+    assert handler.calls == []
 
 
-async def test_a_failing_handler_is_retried_then_dead_lettered() -> None:
-    producer = FakeProducer()
-    failing = consumer(producer, [ValueError("boom")] * 3)
-    await failing.process(good_message())
-    [(_, _, _, headers)] = producer.sent
-    assert headers["fedelta-attempts"] == b"3"
-    assert headers["fedelta-error"] == b"ValueError: boom"
-    assert failing.outcomes == []
-
-
-async def test_a_handler_that_recovers_within_the_attempts_is_not_dead_lettered() -> None:
-    producer = FakeProducer()
-    flaky = consumer(producer, [ValueError("once"), True])
-    await flaky.process(good_message())
+async def test_an_unknown_event_type_is_passed_over_not_dead_lettered() -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    newer = CloudEvent(
+        id="n1", source="s", type="fedelta.customer.renamed.v9", subject="c1", time=NOW, data={}
+    )
+    await consumer(database, handler, producer).process_batch(
+        [Message(TOPIC, 0, 1, b"c1", newer.to_bytes())]
+    )
     assert producer.sent == []
-    assert flaky.outcomes == []
+    assert handler.calls == []
+    assert database.inbox == set()
 
 
-async def test_database_outages_do_not_count_as_attempts() -> None:
-    producer = FakeProducer()
-    waiting = consumer(producer, [ConnectionRefusedError()] * 5 + [True])
-    waiting.retry_backoff = 0.0001
-    await waiting.process(good_message())
+async def test_types_the_service_does_not_act_on_are_passed_over_without_an_inbox_row() -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    erased = new_event(
+        events.CustomerErased(customer_id="c1"), source="ingest/demo", subject="c1", time=NOW
+    )
+    await consumer(database, handler, producer).process_batch(
+        [Message(TOPIC, 0, 1, b"c1", erased.to_bytes())]
+    )
+    assert handler.calls == []
+    assert database.inbox == set()
+
+
+async def test_a_type_announced_in_the_header_is_passed_over_without_parsing_the_value() -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    unused = Message(
+        TOPIC, 0, 1, b"c1", b"not even json", [(EVENT_TYPE_HEADER, events.POINTS_EARNED.encode())]
+    )
+    newer = Message(TOPIC, 0, 2, b"c1", b"{", [(EVENT_TYPE_HEADER, b"fedelta.thing.v9")])
+    await consumer(database, handler, producer).process_batch([unused, newer])
+    assert producer.sent == []  # neither value was parsed, or both would be dead-lettered
+    assert handler.calls == []
+
+
+async def test_a_type_the_service_uses_is_parsed_and_applied_whatever_the_header() -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    [record], ids = messages("a")
+    record.headers = [(EVENT_TYPE_HEADER, events.CUSTOMER_ENROLLED.encode())]
+    await consumer(database, handler, producer).process_batch([record])
+    assert database.applied == ids
+
+
+async def test_fields_a_newer_producer_added_are_tolerated() -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    event = enrolment("a")
+    newer = event.model_copy(update={"data": {**event.data, "loyalty_card": "1234"}})
+    await consumer(database, handler, producer).process_batch(
+        [Message(TOPIC, 0, 0, b"a", newer.to_bytes())]
+    )
     assert producer.sent == []
-    assert waiting.outcomes == []
+    assert database.applied == [event.id]
 
 
 async def test_tombstones_are_passed_over() -> None:
-    producer = FakeProducer()
-    await consumer(producer, []).process(Message("fedelta.customers.v1", 0, 3, b"c1", None))
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    await consumer(database, handler, producer).process_batch([Message(TOPIC, 0, 3, b"c1", None)])
     assert producer.sent == []
+    assert handler.calls == []
+
+
+class FakeKafkaConsumer:
+    def __init__(self, assigned: set[str], failure: Exception | None = None) -> None:
+        self.assigned = assigned
+        self.failure = failure
+        self.committed: list[dict[str, int]] = []
+
+    def assignment(self) -> set[str]:
+        return self.assigned
+
+    async def commit(self, offsets: dict[str, int]) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.committed.append(offsets)
+
+
+@pytest.mark.parametrize(
+    "failure", [CommitFailedError("rebalanced"), IllegalStateError("not assigned")]
+)
+async def test_a_commit_refused_after_a_rebalance_does_not_tear_the_consumer_down(
+    failure: Exception,
+) -> None:
+    owner = consumer(FakeDatabase(), Handler(), FakeProducer())
+    owner._uncommitted = {"p0": 11}
+    kafka = FakeKafkaConsumer({"p0"}, failure)
+    await owner._commit(kafka)  # raises nothing
+    assert owner._uncommitted == {}
+
+
+async def test_only_partitions_still_owned_are_committed() -> None:
+    owner = consumer(FakeDatabase(), Handler(), FakeProducer())
+    owner._uncommitted = {"p0": 11, "p1": 7}
+    kafka = FakeKafkaConsumer({"p1"})
+    await owner._commit(kafka)
+    assert kafka.committed == [{"p1": 7}]
+
+
+async def test_revoking_partitions_commits_what_was_applied_for_them() -> None:
+    from shared.consumer import _CommitBeforeRevoke
+
+    owner = consumer(FakeDatabase(), Handler(), FakeProducer())
+    owner._idle.set()
+    owner._uncommitted = {"p0": 11, "p1": 7}
+    kafka = FakeKafkaConsumer({"p0", "p1"})
+    await _CommitBeforeRevoke(owner, kafka).on_partitions_revoked({"p0"})
+    assert kafka.committed == [{"p0": 11}]
+    assert owner._uncommitted == {"p1": 7}

@@ -36,7 +36,7 @@ def test_envelope_is_cloudevents_structured_json_with_money_as_string() -> None:
     assert event.topic == topics.PURCHASES
 
 
-@given(st.decimals(min_value=Decimal("0.01"), max_value=Decimal("999999999999.99"), places=2))
+@given(st.decimals(min_value=Decimal("0.01"), max_value=Decimal("100000.00"), places=2))
 def test_money_survives_the_wire_exactly(total: Decimal) -> None:
     event = new_event(purchase(total), source="ingest/demo", subject="c1", time=NOW)
     payload = CloudEvent.from_bytes(event.to_bytes()).payload()

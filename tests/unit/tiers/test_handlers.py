@@ -1,17 +1,15 @@
 """The tiers handlers on a fake repository: no database, no Kafka."""
 
-from dataclasses import replace
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import cast
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tiers.adapters.repository import TierRepository
-from services.tiers.bootstrap import make_event_handler
+from services.tiers.bootstrap import CONSUMES, make_subscription
 from services.tiers.domain.model import CustomerTier, Program, QualifyingActivity, TierChange
-from services.tiers.handlers import HANDLERS, Context
+from services.tiers.handlers import HANDLED_TYPES, Context, apply_batch
 from shared import events, topics
 from shared.clock import FixedClock
 from shared.events import CloudEvent, derived_event_id, new_event
@@ -22,50 +20,57 @@ ENROLLED_AT = NOW - timedelta(days=40)
 
 
 class FakeTiers:
+    """The set-based repository in memory; `calls` names each method called, in order, so a
+    test can tell a batch costs one call per step, not one per event."""
+
     def __init__(self) -> None:
         self.customers: dict[str, CustomerTier] = {}
         self.activity: dict[str, QualifyingActivity] = {}
         self.history: list[TierChange] = []
-        self.locked: list[str] = []
+        self.locked: list[list[str]] = []
+        self.calls: list[str] = []
 
-    async def enrol(self, customer: CustomerTier) -> None:
-        known = self.customers.get(customer.customer_id)
-        if known is None:
+    async def add_customers(self, customers: Sequence[CustomerTier]) -> None:
+        self.calls.append("add_customers")
+        for customer in customers:
+            self.customers.setdefault(customer.customer_id, customer)
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
+        self.calls.append("lock_customers")
+        self.locked.append(sorted(customer_ids))
+        return {c: self.customers[c] for c in sorted(customer_ids) if c in self.customers}
+
+    async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
+        self.calls.append("record_activities")
+        new: set[str] = set()
+        for activity in activities:
+            if activity.activity_id not in self.activity:
+                self.activity[activity.activity_id] = activity
+                new.add(activity.activity_id)
+        return new
+
+    async def activities_since(
+        self, since: Mapping[str, datetime]
+    ) -> dict[str, list[QualifyingActivity]]:
+        self.calls.append("activities_since")
+        return {
+            customer_id: [
+                a
+                for a in self.activity.values()
+                if a.customer_id == customer_id and a.occurred_at >= instant
+            ]
+            for customer_id, instant in since.items()
+        }
+
+    async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
+        self.calls.append("save_customers")
+        for customer in customers:
+            assert customer.customer_id in self.customers, "only known customers are saved"
             self.customers[customer.customer_id] = customer
-        elif known.enrolled_at is None:
-            self.customers[customer.customer_id] = replace(known, enrolled_at=customer.enrolled_at)
 
-    async def add_customer(self, customer: CustomerTier) -> bool:
-        if customer.customer_id in self.customers:
-            return False
-        self.customers[customer.customer_id] = customer
-        return True
-
-    async def lock_customer(self, customer_id: str) -> CustomerTier | None:
-        self.locked.append(customer_id)
-        return self.customers.get(customer_id)
-
-    async def record_activity(self, activity: QualifyingActivity) -> bool:
-        if activity.activity_id in self.activity:
-            return False
-        self.activity[activity.activity_id] = activity
-        return True
-
-    async def activities(self, customer_id: str, since: datetime) -> list[QualifyingActivity]:
-        return [
-            a
-            for a in self.activity.values()
-            if a.customer_id == customer_id and a.occurred_at >= since
-        ]
-
-    async def apply_change(self, change: TierChange) -> None:
-        self.customers[change.customer_id] = replace(
-            self.customers[change.customer_id],
-            tier=change.to_tier,
-            since=change.effective_at,
-            review_at=change.review_at,
-        )
-        self.history.append(change)
+    async def append_history(self, changes: Sequence[TierChange]) -> None:
+        self.calls.append("append_history")
+        self.history.extend(changes)
 
 
 def _conforms(fake: FakeTiers) -> TierRepository:
@@ -83,34 +88,42 @@ def enrolled(customer_id: str = "c1") -> CloudEvent:
     )
 
 
-def purchase(purchase_id: str, total: str, at: datetime = NOW, currency: str = "EUR") -> CloudEvent:
+def purchase(
+    purchase_id: str,
+    total: str,
+    at: datetime = NOW,
+    currency: str = "EUR",
+    customer_id: str = "c1",
+) -> CloudEvent:
     return new_event(
         events.PurchaseCompleted(
             purchase_id=purchase_id,
             partner_id="demo",
-            customer_id="c1",
+            customer_id=customer_id,
             occurred_at=at,
             currency=currency,
             total=Decimal(total),
         ),
         source="ingest/demo",
-        subject="c1",
+        subject=customer_id,
         time=at,
     )
 
 
-def refund(refund_id: str, purchase_id: str, amount: str, at: datetime = NOW) -> CloudEvent:
+def refund(
+    refund_id: str, purchase_id: str, amount: str, at: datetime = NOW, customer_id: str = "c1"
+) -> CloudEvent:
     return new_event(
         events.PurchaseRefunded(
             refund_id=refund_id,
             purchase_id=purchase_id,
             partner_id="demo",
-            customer_id="c1",
+            customer_id=customer_id,
             occurred_at=at,
             amount=Decimal(amount),
         ),
         source="ingest/demo",
-        subject="c1",
+        subject=customer_id,
         time=at,
     )
 
@@ -125,9 +138,13 @@ def sink() -> CollectingSink:
     return CollectingSink()
 
 
-async def apply(event: CloudEvent, tiers: FakeTiers, sink: CollectingSink) -> None:
+async def apply_all(batch: list[CloudEvent], tiers: FakeTiers, sink: CollectingSink) -> None:
     context = Context(tiers=_conforms(tiers), sink=sink, program=Program(), now=NOW)
-    await HANDLERS[event.type](event, context)
+    await apply_batch(batch, context)
+
+
+async def apply(event: CloudEvent, tiers: FakeTiers, sink: CollectingSink) -> None:
+    await apply_all([event], tiers, sink)
 
 
 def tier_changes(sink: CollectingSink) -> list[events.TierChanged]:
@@ -173,7 +190,7 @@ async def test_purchases_of_300_then_250_move_bronze_to_silver_once(
     customer = tiers.customers["c1"]
     assert (customer.tier, customer.since, customer.review_at) == ("silver", NOW, change.review_at)
     assert [(h.from_tier, h.to_tier) for h in tiers.history] == [("bronze", "silver")]
-    assert tiers.locked == ["c1", "c1"]
+    assert tiers.locked == [["c1"], ["c1"], ["c1"]]
 
 
 async def test_one_big_purchase_goes_from_bronze_straight_to_gold(
@@ -232,21 +249,180 @@ async def test_a_purchase_in_another_currency_is_refused(
     assert sink.events == []
 
 
-def test_tiers_acts_on_customers_and_purchases_only() -> None:
-    assert set(HANDLERS) == {
+def test_tiers_subscribes_to_customers_and_purchases_and_acts_on_three_types() -> None:
+    subscription = make_subscription(Program(), FixedClock(NOW))
+    assert subscription.topics == CONSUMES == (topics.CUSTOMERS, topics.PURCHASES)
+    assert subscription.event_types == HANDLED_TYPES
+    assert set(HANDLED_TYPES) == {
         events.CUSTOMER_ENROLLED,
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
     }
 
 
-async def test_events_of_other_types_are_ignored_without_touching_the_database() -> None:
+async def test_events_of_other_types_are_passed_over_without_touching_the_repository(
+    tiers: FakeTiers, sink: CollectingSink
+) -> None:
     updated = new_event(
         events.CustomerUpdated(customer_id="c1", partner_id="demo", enrolled_at=ENROLLED_AT),
         source="ingest/demo",
         subject="c1",
         time=NOW,
     )
-    handle = make_event_handler(Program(), FixedClock(NOW))
-    # No connection at all: any use of it would fail.
-    await handle(cast(AsyncConnection, None), updated)
+    await apply(updated, tiers, sink)
+    assert tiers.calls == []
+    assert sink.events == []
+
+
+# -- batches --------------------------------------------------------------------------------
+
+
+def many_customers_story() -> list[CloudEvent]:
+    """Several customers' events interleaved as partitions deliver them: enrolments before
+    and after purchases, crossings within the batch, a purchase reported late, refunds, one
+    purchase carried by two events, and a customer who reaches the top."""
+    hour = timedelta(hours=1)
+    story: list[CloudEvent] = []
+    for n in range(6):
+        c = f"c{n}"
+        story += [
+            purchase(f"{c}-p1", "300", at=NOW - 50 * hour, customer_id=c),
+            enrolled(c) if n % 2 else refund(f"{c}-r1", f"{c}-p1", "40", NOW - 49 * hour, c),
+            purchase(f"{c}-p2", "250", at=NOW - 40 * hour, customer_id=c),
+            purchase(f"{c}-p2", "250", at=NOW - 40 * hour, customer_id=c),  # again, new id
+            purchase(f"{c}-p3", str(300 * n + 1), at=NOW - 30 * hour, customer_id=c),
+            purchase(f"{c}-late", "1500", at=NOW - 45 * hour, customer_id=c),
+            enrolled(c),
+            purchase(f"{c}-p4", "4000", at=NOW - 20 * hour, customer_id=c),
+        ]
+    # Interleave the customers, each one's own events staying in order.
+    return [story[i + 8 * n] for i in range(8) for n in range(6)]
+
+
+def outcome(tiers: FakeTiers, sink: CollectingSink) -> tuple[object, ...]:
+    return (
+        tiers.customers,
+        tiers.activity,
+        sorted(tiers.history, key=lambda h: (h.customer_id, h.effective_at)),
+        sorted((key, event.id, event.data) for _, key, event in sink.events),
+    )
+
+
+async def test_a_batch_gives_exactly_what_its_events_one_at_a_time_give() -> None:
+    story = many_customers_story()
+    one_by_one, one_by_one_sink = FakeTiers(), CollectingSink()
+    for event in story:
+        await apply(event, one_by_one, one_by_one_sink)
+    batched, batched_sink = FakeTiers(), CollectingSink()
+    await apply_all(story, batched, batched_sink)
+
+    assert outcome(batched, batched_sink) == outcome(one_by_one, one_by_one_sink)
+    # The story does move tiers, so the comparison is not between two empty results.
+    assert {h.to_tier for h in batched.history} == {"silver", "gold", "platinum"}
+    assert len(batched_sink.events) == len(batched.history) >= 12
+    # One customer's changes keep their order in the history.
+    c5 = [(h.from_tier, h.to_tier) for h in batched.history if h.customer_id == "c5"]
+    assert c5 == [(h.from_tier, h.to_tier) for h in one_by_one.history if h.customer_id == "c5"]
+
+
+@pytest.mark.parametrize("split", [1, 7, 20, 33, 47])
+async def test_a_batch_split_anywhere_gives_the_same_result(split: int) -> None:
+    """The consumer may apply a batch in parts (isolating a failing event)."""
+    story = many_customers_story()
+    whole, whole_sink = FakeTiers(), CollectingSink()
+    await apply_all(story, whole, whole_sink)
+    parts, parts_sink = FakeTiers(), CollectingSink()
+    await apply_all(story[:split], parts, parts_sink)
+    await apply_all(story[split:], parts, parts_sink)
+    assert outcome(parts, parts_sink) == outcome(whole, whole_sink)
+
+
+async def test_a_later_purchase_in_the_batch_is_judged_on_the_earlier_ones_spend(
+    tiers: FakeTiers, sink: CollectingSink
+) -> None:
+    first = purchase("p1", "300", at=NOW - timedelta(hours=1))
+    second = purchase("p2", "250")
+    third = purchase("p3", "1500")
+    await apply_all([enrolled(), first, second, third], tiers, sink)
+
+    assert [(c.from_tier, c.to_tier) for c in tier_changes(sink)] == [
+        ("bronze", "silver"),
+        ("silver", "gold"),
+    ]
+    assert [event.id for _, _, event in sink.events] == [
+        derived_event_id(second.id, "tier-changed"),
+        derived_event_id(third.id, "tier-changed"),
+    ]
+    assert [(h.from_tier, h.to_tier) for h in tiers.history] == [
+        ("bronze", "silver"),
+        ("silver", "gold"),
+    ]
+    customer = tiers.customers["c1"]
+    assert (customer.tier, customer.since, customer.enrolled_at) == ("gold", NOW, ENROLLED_AT)
+
+
+async def test_a_batch_costs_one_repository_call_per_step_whatever_its_size(
+    tiers: FakeTiers, sink: CollectingSink
+) -> None:
+    batch = [
+        purchase(f"p{n}", "30", at=NOW - timedelta(minutes=1000 - n), customer_id=f"c{n % 50}")
+        for n in range(1000)
+    ]
+    await apply_all(batch, tiers, sink)
+    assert tiers.calls == [
+        "add_customers",
+        "lock_customers",
+        "record_activities",
+        "activities_since",
+        "save_customers",
+        "append_history",
+    ]
+    # 20 purchases of 30 each: every customer crossed into silver once.
+    assert len(tier_changes(sink)) == 50
+    assert {c.tier for c in tiers.customers.values()} == {"silver"}
+
+
+async def test_every_customer_of_a_batch_is_locked_at_once_in_id_order(
+    tiers: FakeTiers, sink: CollectingSink
+) -> None:
+    batch = [
+        purchase("p1", "10", customer_id="c3"),
+        enrolled("c1"),
+        refund("r1", "p0", "5", customer_id="c9"),
+        purchase("p2", "10", customer_id="c2"),
+    ]
+    await apply_all(batch, tiers, sink)
+    # The refund's customer is not locked: a refund is recorded only.
+    assert tiers.locked == [["c1", "c2", "c3"]]
+    assert "c9" not in tiers.customers
+    assert tiers.activity["refund:demo:r1"].amount == Decimal("-5")
+
+
+async def test_a_batch_delivered_again_under_new_event_ids_changes_nothing(
+    tiers: FakeTiers, sink: CollectingSink
+) -> None:
+    story = many_customers_story()
+    await apply_all(story, tiers, sink)
+    before = outcome(tiers, sink)
+    again = [event.model_copy(update={"id": f"{event.id}-again"}) for event in story]
+    await apply_all(again, tiers, sink)
+    assert outcome(tiers, sink) == before
+
+
+async def test_one_purchase_twice_in_a_batch_counts_once(
+    tiers: FakeTiers, sink: CollectingSink
+) -> None:
+    await apply_all([purchase("p1", "300"), purchase("p1", "300")], tiers, sink)
+    assert sum(a.amount for a in tiers.activity.values()) == Decimal("300")
+    await apply(purchase("p2", "199.99"), tiers, sink)
+    assert sink.events == []
+
+
+async def test_a_foreign_currency_purchase_fails_its_batch_before_anything_is_written(
+    tiers: FakeTiers, sink: CollectingSink
+) -> None:
+    batch = [purchase("p1", "900"), purchase("p2", "900", currency="USD", customer_id="c2")]
+    with pytest.raises(ValueError, match="USD"):
+        await apply_all(batch, tiers, sink)
+    assert tiers.calls == []
+    assert sink.events == []

@@ -13,7 +13,9 @@ from services.tiers.domain.model import (
     Program,
     QualifyingActivity,
     SpendBasis,
+    SpendHistory,
     TierDefinition,
+    after_change,
     new_customer,
     progress,
     qualifying_spend,
@@ -217,3 +219,74 @@ def test_platinum_has_no_next_tier() -> None:
 def test_a_program_refuses_tiers_that_cannot_be_ranked(tiers: tuple[TierDefinition, ...]) -> None:
     with pytest.raises(ValueError):
         Program(tiers=tiers)
+
+
+# -- a customer's history as a batch walks it ----------------------------------------------
+
+# Activity in the order it arrives: an amount (negative for a refund) and how many hours
+# before NOW it occurred. Arrival and occurrence orders differ, as with purchases reported
+# late, and the spans cross window and year boundaries.
+arrivals = st.lists(
+    st.tuples(
+        st.decimals(min_value=Decimal("-900"), max_value=Decimal("2500"), places=2),
+        st.integers(min_value=0, max_value=24 * 800),
+    ),
+    max_size=25,
+)
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        PROGRAM,
+        Program(basis=SpendBasis.CALENDAR_YEAR),
+        Program(qualifying_window_days=3),
+    ],
+    ids=["rolling-365", "calendar-year", "rolling-3"],
+)
+@given(arrived=arrivals, in_order=st.booleans())
+def test_a_history_judges_each_purchase_as_upgrade_for_over_all_before_it(
+    program: Program, arrived: list[tuple[Decimal, int]], in_order: bool
+) -> None:
+    if in_order:  # the common case, the running sum's
+        arrived = sorted(arrived, key=lambda item: -item[1])
+    customer = new_customer(program, "c1", since=NOW - timedelta(days=900))
+    expected_customer = customer
+    history = SpendHistory(program)
+    recorded: list[QualifyingActivity] = []
+    for n, (amount, hours_ago) in enumerate(arrived):
+        at = NOW - timedelta(hours=hours_ago)
+        new = QualifyingActivity(f"a{n}", "c1", amount, at)
+        history.record(new)
+        recorded.append(new)
+        if amount < 0:
+            continue  # a refund is recorded only
+        expected = upgrade_for(program, expected_customer, recorded, arrived_at=at)
+        assert history.upgrade_for(customer, arrived_at=at) == expected
+        assert history.spend_as_of(at) == qualifying_spend(program, recorded, at)
+        if expected is not None:
+            customer = expected_customer = after_change(customer, expected)
+    assert sorted(history.activities, key=lambda a: a.occurred_at) == list(history.activities)
+
+
+def test_a_history_starts_from_what_was_recorded_before() -> None:
+    before = [activity("300", NOW - timedelta(days=2)), activity("150", NOW - timedelta(days=1))]
+    history = SpendHistory(PROGRAM, reversed(before))
+    history.record(activity("50", NOW))
+    change = history.upgrade_for(bronze_since(), arrived_at=NOW)
+    assert change is not None
+    assert (change.from_tier, change.to_tier, change.effective_at) == ("bronze", "silver", NOW)
+
+
+def test_nothing_is_above_the_top_tier() -> None:
+    top = CustomerTier("c1", "platinum", NOW - timedelta(days=1), NOW + timedelta(days=364))
+    history = SpendHistory(PROGRAM, [activity("90000", NOW)])
+    assert history.upgrade_for(top, arrived_at=NOW) is None
+
+
+def test_after_a_change_the_customer_has_its_tier_since_and_review_date() -> None:
+    change = upgrade_for(PROGRAM, bronze_since(), [activity("600", NOW)], arrived_at=NOW)
+    assert change is not None
+    moved = after_change(bronze_since(), change)
+    assert (moved.tier, moved.since, moved.review_at) == ("silver", NOW, change.review_at)
+    assert moved.customer_id == "c1"

@@ -1,20 +1,24 @@
 """Enrolment and profile changes, reported by a partner's POS."""
 
+from dataclasses import replace
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.adapters import tables
 from services.ingest.adapters.repository import SqlIngestRepository
+from services.ingest.adapters.transactions import in_transaction
 from services.ingest.api.deps import ClockDep, PartnerDep, RuntimeDep
-from services.ingest.api.replies import accept, problem_responses, replay_or_conflict
+from services.ingest.api.replies import accept, problem_responses
 from services.ingest.api.schemas import AcceptedOut, CustomerPatchIn, EnrolmentIn, Identifier
 from services.ingest.domain.model import (
     Accepted,
     CustomerProfile,
     RuleViolation,
     ensure_not_self_referral,
+    is_retry,
     patched,
     request_hash,
 )
@@ -22,10 +26,11 @@ from shared import events
 from shared.events import new_event
 from shared.idempotency import IdempotencyDep
 from shared.problems import Problem
+from shared.strict_json import StrictJsonRoute
 
 ProfileEvent = TypeVar("ProfileEvent", bound=events.CustomerProfile)
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
+router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=StrictJsonRoute)
 
 
 @router.post(
@@ -62,7 +67,8 @@ async def enrol_customer(
         subject=profile.customer_id,
         time=now,
     )
-    async with runtime.engine.begin() as conn:
+
+    async def decide(conn: AsyncConnection) -> AcceptedOut | JSONResponse:
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
         customers = SqlIngestRepository(conn)
@@ -70,14 +76,13 @@ async def enrol_customer(
         if not await customers.add_customer(profile, Accepted(fingerprint, event.id)):
             previous = await customers.enrolment(profile.customer_id)
             assert previous is not None
-            return replay_or_conflict(
-                previous,
-                fingerprint,
-                what=f"customer {profile.customer_id!r}",
-                hint=f"change a profile with PATCH /v1/customers/{profile.customer_id}",
-            )
-        answer = await accept(conn, event, customer_id=profile.customer_id, call=call, clock=clock)
-    runtime.relay.notify()
+            if is_retry(previous, fingerprint):  # same body, same partner: the first answer
+                return AcceptedOut(event_id=previous.event_id)
+            raise already_enrolled(profile.customer_id)
+        return await accept(conn, event, customer_id=profile.customer_id, call=call, clock=clock)
+
+    answer = await in_transaction(runtime.engine, decide)
+    runtime.relay.notify()  # a replay wakes the relay for nothing, which costs nothing
     return answer
 
 
@@ -85,7 +90,7 @@ async def enrol_customer(
     "/{customer_id}",
     status_code=202,
     response_model=AcceptedOut,
-    responses=problem_responses(401, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def update_customer(
     customer_id: Annotated[Identifier, Path()],
@@ -101,13 +106,14 @@ async def update_customer(
             "the patch changes nothing: send at least one of email, phone, locale, "
             "time_zone, consent"
         )
-    now = clock.now()
-    async with runtime.engine.begin() as conn:
+
+    async def decide(conn: AsyncConnection) -> AcceptedOut | JSONResponse:
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
         customers = SqlIngestRepository(conn)
-        # Locked so that concurrent patches apply one after the other, each event carrying
-        # the profile as it then is, in the order they were applied.
+        # Locked so that concurrent patches apply one after the other: each gets the next
+        # version, and its time is read once the lock is held, so versions and times of one
+        # customer's changes rise together.
         current = await customers.profile_for_update(customer_id)
         if current is None:
             raise Problem(
@@ -116,19 +122,50 @@ async def update_customer(
                 f"customer {customer_id!r} is not enrolled: enrol with POST /v1/customers",
                 slug="unknown-customer",
             )
-        profile = patched(current, changes)
+        ensure_enrolling_partner(current, partner.partner_id)
+        now = clock.now()
+        profile = replace(patched(current, changes), version=current.version + 1)
         await customers.save_profile(profile, updated_at=now)
         event = new_event(
-            # Any partner of the program may update a shared customer; partner_id stays
-            # the enrolling one, the source says who made this change.
+            # partner_id stays the enrolling one (the only one who may change it); the source
+            # says who made this change.
             _payload(events.CustomerUpdated, profile),
             source=f"ingest/{partner.partner_id}",
             subject=customer_id,
             time=now,
         )
-        answer = await accept(conn, event, customer_id=customer_id, call=call, clock=clock)
-    runtime.relay.notify()
+        return await accept(conn, event, customer_id=customer_id, call=call, clock=clock)
+
+    answer = await in_transaction(runtime.engine, decide)
+    runtime.relay.notify()  # a replay wakes the relay for nothing, which costs nothing
     return answer
+
+
+def already_enrolled(customer_id: str) -> Problem:
+    """The same answer whoever enrolled the id and whatever they sent: a partner learns that
+    the id is taken (which it must, to pick another), never by whom nor with what profile."""
+    return Problem(
+        409,
+        "Conflict",
+        f"customer id {customer_id!r} is already enrolled in the program; a retry of an "
+        "enrolment must send the same body from the same partner, and only the enrolling "
+        "partner changes a profile (PATCH /v1/customers/{id})",
+        slug="customer-already-enrolled",
+    )
+
+
+def ensure_enrolling_partner(profile: CustomerProfile, partner_id: str) -> None:
+    """The coalition's rule (contract §4): any partner reports purchases for any member, only
+    the enrolling partner changes or erases the profile. The 403 names neither the enrolling
+    partner nor anything of the profile."""
+    if profile.partner_id != partner_id:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"customer {profile.customer_id!r} was enrolled by another partner of the "
+            "program: only the enrolling partner may change or erase the profile",
+            slug="not-enrolling-partner",
+        )
 
 
 def _payload(kind: type[ProfileEvent], profile: CustomerProfile) -> ProfileEvent:
@@ -142,4 +179,5 @@ def _payload(kind: type[ProfileEvent], profile: CustomerProfile) -> ProfileEvent
         phone=profile.phone,
         consent=events.Consent(email=profile.consent_email, sms=profile.consent_sms),
         referred_by=profile.referred_by,
+        version=profile.version,
     )

@@ -7,8 +7,9 @@ from services.ingest.api.deps import AdminScope, ClockDep, RuntimeDep
 from services.ingest.api.schemas import PartnerCreatedOut, PartnerIn
 from services.ingest.domain.model import Partner, hash_api_key, new_credentials, new_partner_id
 from shared.problems import Problem
+from shared.strict_json import StrictJsonRoute
 
-router = APIRouter(prefix="/v1/admin/partners", tags=["admin"])
+router = APIRouter(prefix="/v1/admin/partners", tags=["admin"], route_class=StrictJsonRoute)
 
 
 @router.post("", status_code=201)

@@ -1,34 +1,46 @@
 """Purchases and refunds, reported by a partner's POS."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.adapters import tables
 from services.ingest.adapters.repository import SqlIngestRepository, StoredPurchase, StoredRefund
-from services.ingest.api.deps import ClockDep, IngestSettingsDep, PartnerDep, RuntimeDep
+from services.ingest.adapters.transactions import in_transaction
+from services.ingest.api.deps import (
+    ClockDep,
+    IngestSettingsDep,
+    PartnerDep,
+    PurchaseGroupsDep,
+    RuntimeDep,
+)
+from services.ingest.api.purchase_groups import PurchaseCall
 from services.ingest.api.replies import accept, problem_responses, replay_or_conflict
 from services.ingest.api.schemas import AcceptedOut, Identifier, PurchaseIn, RefundIn
 from services.ingest.domain.model import (
     Accepted,
     LineItem,
-    UnknownCustomer,
+    RuleViolation,
     UnknownPurchase,
     ensure_items_have_value,
     ensure_not_in_future,
+    ensure_not_too_old,
     ensure_program_currency,
     ensure_refund_after_purchase,
     refunded_after,
     request_hash,
 )
+from services.ingest.settings import IngestSettings
 from shared import events
 from shared.events import new_event
 from shared.idempotency import IdempotencyDep
+from shared.strict_json import StrictJsonRoute
 
-router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
+router = APIRouter(prefix="/v1/purchases", tags=["purchases"], route_class=StrictJsonRoute)
 
 
 @router.post(
@@ -37,23 +49,56 @@ router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
 async def report_purchase(
     purchase: PurchaseIn,
     partner: PartnerDep,
-    runtime: RuntimeDep,
     clock: ClockDep,
     settings: IngestSettingsDep,
     call: IdempotencyDep,
+    groups: PurchaseGroupsDep,
 ) -> AcceptedOut | JSONResponse:
-    fingerprint = request_hash(purchase.model_dump(mode="json"))
-    what = f"purchase {purchase.purchase_id!r}"
-    hint = "report a different purchase under a new purchase_id"
     now = clock.now()
-    async with runtime.engine.begin() as conn:
-        if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
-            return replayed
-        repository = SqlIngestRepository(conn)
-        # A retry gets its first answer even if the rules were to answer otherwise today.
-        previous = await repository.purchase(partner.partner_id, purchase.purchase_id)
-        if previous is not None:
-            return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
+    event = new_event(
+        events.PurchaseCompleted(
+            purchase_id=purchase.purchase_id,
+            partner_id=partner.partner_id,
+            store_id=purchase.store_id,
+            customer_id=purchase.customer_id,
+            occurred_at=purchase.occurred_at,
+            currency=purchase.currency,
+            total=purchase.total,
+            items=None
+            if purchase.items is None
+            else [
+                events.PurchaseItem(
+                    sku=item.sku,
+                    category=item.category,
+                    quantity=item.quantity,
+                    unit_price=item.unit_price,
+                )
+                for item in purchase.items
+            ],
+        ),
+        source=f"ingest/{partner.partner_id}",
+        subject=purchase.customer_id,
+        time=now,
+    )
+    stored = StoredPurchase(
+        partner_id=partner.partner_id,
+        purchase_id=purchase.purchase_id,
+        customer_id=purchase.customer_id,
+        currency=purchase.currency,
+        total=purchase.total,
+        refunded=Decimal(0),
+        occurred_at=purchase.occurred_at,
+        accepted=Accepted(request_hash(purchase.model_dump(mode="json")), event.id),
+    )
+    # Stored or not, it is decided with the other purchases of its group (purchase_groups).
+    return await groups.submit(
+        PurchaseCall(stored, event, call, refusal=_refusal(purchase, now, settings))
+    )
+
+
+def _refusal(purchase: PurchaseIn, now: datetime, settings: IngestSettings) -> RuleViolation | None:
+    """What the program's rules say against this purchase, if anything."""
+    try:
         ensure_program_currency(purchase.currency, settings.currency)
         ensure_not_in_future(
             purchase.occurred_at,
@@ -61,58 +106,20 @@ async def report_purchase(
             timedelta(seconds=settings.max_clock_skew_seconds),
             what="the purchase's",
         )
+        ensure_not_too_old(
+            purchase.occurred_at,
+            now,
+            timedelta(days=settings.max_purchase_age_days),
+            what="the purchase's",
+        )
         if purchase.items is not None:
             ensure_items_have_value(
                 LineItem(quantity=item.quantity, unit_price=item.unit_price)
                 for item in purchase.items
             )
-        if not await repository.customer_exists(purchase.customer_id):
-            raise UnknownCustomer(
-                f"customer {purchase.customer_id!r} is not enrolled: enrol with POST /v1/customers"
-            )
-        event = new_event(
-            events.PurchaseCompleted(
-                purchase_id=purchase.purchase_id,
-                partner_id=partner.partner_id,
-                store_id=purchase.store_id,
-                customer_id=purchase.customer_id,
-                occurred_at=purchase.occurred_at,
-                currency=purchase.currency,
-                total=purchase.total,
-                items=None
-                if purchase.items is None
-                else [
-                    events.PurchaseItem(
-                        sku=item.sku,
-                        category=item.category,
-                        quantity=item.quantity,
-                        unit_price=item.unit_price,
-                    )
-                    for item in purchase.items
-                ],
-            ),
-            source=f"ingest/{partner.partner_id}",
-            subject=purchase.customer_id,
-            time=now,
-        )
-        stored = StoredPurchase(
-            partner_id=partner.partner_id,
-            purchase_id=purchase.purchase_id,
-            customer_id=purchase.customer_id,
-            currency=purchase.currency,
-            total=purchase.total,
-            refunded=Decimal(0),
-            occurred_at=purchase.occurred_at,
-            accepted=Accepted(fingerprint, event.id),
-        )
-        if not await repository.add_purchase(stored):
-            # The same purchase_id was committed concurrently: answer as if it came first.
-            previous = await repository.purchase(partner.partner_id, purchase.purchase_id)
-            assert previous is not None
-            return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
-        answer = await accept(conn, event, customer_id=purchase.customer_id, call=call, clock=clock)
-    runtime.relay.notify()
-    return answer
+    except RuleViolation as violation:
+        return violation
+    return None
 
 
 @router.post(
@@ -134,7 +141,8 @@ async def report_refund(
     what = f"refund {refund.refund_id!r}"
     hint = "report a different refund under a new refund_id"
     now = clock.now()
-    async with runtime.engine.begin() as conn:
+
+    async def decide(conn: AsyncConnection) -> AcceptedOut | JSONResponse:
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
         repository = SqlIngestRepository(conn)
@@ -154,6 +162,12 @@ async def report_refund(
             refund.occurred_at,
             now,
             timedelta(seconds=settings.max_clock_skew_seconds),
+            what="the refund's",
+        )
+        ensure_not_too_old(
+            refund.occurred_at,
+            now,
+            timedelta(days=settings.max_purchase_age_days),
             what="the refund's",
         )
         ensure_refund_after_purchase(refund.occurred_at, purchase.occurred_at)
@@ -185,6 +199,8 @@ async def report_refund(
             previous = await repository.refund(partner.partner_id, refund.refund_id)
             assert previous is not None
             return replay_or_conflict(previous.accepted, fingerprint, what=what, hint=hint)
-        answer = await accept(conn, event, customer_id=purchase.customer_id, call=call, clock=clock)
-    runtime.relay.notify()
+        return await accept(conn, event, customer_id=purchase.customer_id, call=call, clock=clock)
+
+    answer = await in_transaction(runtime.engine, decide)
+    runtime.relay.notify()  # a replay wakes the relay for nothing, which costs nothing
     return answer

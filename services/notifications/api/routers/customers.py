@@ -2,10 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from services.notifications.api.deps import NotificationsDep, ReadScope
 from services.notifications.api.schemas import NotificationLogOut, NotificationOut
+from shared.bounds import Identifier
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -13,7 +14,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 @router.get("/{customer_id}/notifications")
 async def get_notifications(
-    customer_id: str,
+    customer_id: Annotated[Identifier, Path()],
     notifications: NotificationsDep,
     _: ReadScope,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -2,11 +2,18 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from services.points.api.deps import ClockDep, LedgerDep, ReadScope
-from services.points.api.schemas import BalanceOut, ExpiryOut, LedgerEntryOut, LedgerPageOut
+from services.points.api.schemas import (
+    BalanceOut,
+    ExpiryOut,
+    LedgerCursor,
+    LedgerEntryOut,
+    LedgerPageOut,
+)
 from services.points.domain.model import balance_of
+from shared.bounds import Identifier
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -14,7 +21,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 @router.get("/{customer_id}/balance")
 async def get_balance(
-    customer_id: str, ledger: LedgerDep, clock: ClockDep, _: ReadScope
+    customer_id: Annotated[Identifier, Path()], ledger: LedgerDep, clock: ClockDep, _: ReadScope
 ) -> BalanceOut:
     if not await ledger.is_known(customer_id):
         raise _unknown(customer_id)
@@ -33,11 +40,11 @@ async def get_balance(
 
 @router.get("/{customer_id}/ledger")
 async def get_ledger(
-    customer_id: str,
+    customer_id: Annotated[Identifier, Path()],
     ledger: LedgerDep,
     _: ReadScope,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
+    cursor: Annotated[LedgerCursor | None, Query()] = None,
 ) -> LedgerPageOut:
     if not await ledger.is_known(customer_id):
         raise _unknown(customer_id)

@@ -1,10 +1,13 @@
 """A customer's tier and their progress towards the next one."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from services.tiers.api.deps import ClockDep, ProgramDep, ReadScope, TiersDep
 from services.tiers.api.schemas import CustomerTierOut
 from services.tiers.domain.model import progress, qualifying_spend
+from shared.bounds import Identifier
 from shared.problems import Problem
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -12,7 +15,11 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 @router.get("/{customer_id}/tier")
 async def get_tier(
-    customer_id: str, tiers: TiersDep, program: ProgramDep, clock: ClockDep, _: ReadScope
+    customer_id: Annotated[Identifier, Path()],
+    tiers: TiersDep,
+    program: ProgramDep,
+    clock: ClockDep,
+    _: ReadScope,
 ) -> CustomerTierOut:
     customer = await tiers.customer(customer_id)
     if customer is None:

@@ -1,0 +1,378 @@
+"""The outbox relay and the jobs on the real PostgreSQL and Kafka, on the points database
+(any service's would do: the outbox, inbox, trigger and lock are the same everywhere)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared import events, topics
+from shared.clock import FixedClock
+from shared.db import create_engine, define_inbox, define_outbox
+from shared.events import CloudEvent, new_event
+from shared.http import create_service_app
+from shared.idempotency import define_idempotency_keys
+from shared.jobs import lock_key
+from shared.kafka import ResilientProducer
+from shared.outbox import OutboxRelay, PostgresWakeups
+from shared.retention import PURGE_INBOX, PurgeOlderThan, purge_idempotency_keys
+from shared.runtime import Runtime, service_runtime
+from shared.settings import ServiceSettings
+from tests.support.kafka import events_for
+from tests.support.polling import eventually
+from tests.support.services import ADMIN, READER, running
+from tests.support.stack import ADMIN_TOKEN, READ_TOKEN, Stack
+
+pytestmark = pytest.mark.integration
+
+metadata = sa.MetaData()
+OUTBOX = define_outbox(metadata)
+INBOX = define_inbox(metadata)
+IDEMPOTENCY_KEYS = define_idempotency_keys(sa.MetaData())
+
+# The fallback poll, set so long that only a wake-up can explain a prompt publication.
+NEVER = 3600.0
+PROMPTLY = 10.0
+# Far before anything else in these databases, so the purges below touch only these rows.
+AS_OF = datetime(2001, 6, 1, tzinfo=UTC)
+RETENTION = timedelta(days=30)
+
+
+@pytest.fixture(scope="module")
+async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
+    stack.migrate("points")
+    engine = create_engine(stack.database_url("points"), pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def relay(stack: Stack, engine: AsyncEngine) -> AsyncIterator[OutboxRelay]:
+    producer = ResilientProducer(stack.kafka_bootstrap_servers, client_id="test-relay")
+    relay = OutboxRelay(
+        engine,
+        OUTBOX,
+        producer,
+        poll_interval=NEVER,
+        batch_size=1000,
+        wake_source=PostgresWakeups.for_engine(engine),
+    )
+    running_relay = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        await relay.stop()
+        await asyncio.wait_for(running_relay, timeout=10)
+        await producer.close()
+
+
+def purchase_event(customer_id: str, n: int) -> CloudEvent:
+    return new_event(
+        events.PurchaseCompleted(
+            purchase_id=f"p-{n}-{uuid.uuid4()}",
+            partner_id="demo",
+            customer_id=customer_id,
+            occurred_at=AS_OF,
+            currency="EUR",
+            total=Decimal("10.00") + n,
+        ),
+        source="ingest/demo",
+        subject=customer_id,
+        time=AS_OF,
+    )
+
+
+async def write_to_outbox(engine: AsyncEngine, batch: list[CloudEvent]) -> list[int]:
+    """Commits rows as another service's transaction would: no in-process notify."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            OUTBOX.insert().returning(OUTBOX.c.id),
+            [
+                dict(
+                    event_id=event.id,
+                    topic=topics.PURCHASES,
+                    key=event.subject,
+                    payload=event.model_dump(mode="json"),
+                    created_at=AS_OF,
+                )
+                for event in batch
+            ],
+        )
+        return list(result.scalars())
+
+
+async def gone(engine: AsyncEngine, ids: list[int]) -> bool:
+    async with engine.connect() as conn:
+        left = await conn.scalar(
+            sa.select(sa.func.count()).select_from(OUTBOX).where(OUTBOX.c.id.in_(ids))
+        )
+    return left == 0
+
+
+async def published(engine: AsyncEngine, batch: list[CloudEvent], what: str) -> None:
+    ids = await write_to_outbox(engine, batch)
+    await eventually(lambda: gone(engine, ids), within=PROMPTLY, interval=0.05, what=what)
+
+
+async def listener_pid(engine: AsyncEngine) -> int | None:
+    async with engine.connect() as conn:
+        pid = await conn.scalar(
+            sa.text(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+            )
+        )
+    return int(pid) if pid is not None else None
+
+
+async def test_a_row_committed_elsewhere_is_published_on_commit_not_by_the_poll(
+    stack: Stack, engine: AsyncEngine, relay: OutboxRelay
+) -> None:
+    customer = f"c-{uuid.uuid4()}"
+    # The first row may be found by the relay's first poll; once it is gone, the relay
+    # waits for a wake-up (or NEVER seconds).
+    await published(engine, [purchase_event(customer, 1)], "the first row published")
+
+    await published(engine, [purchase_event(customer, 2)], "a row published on NOTIFY")
+
+    on_topic = await events_for(stack.kafka_bootstrap_servers, topics.PURCHASES, customer)
+    assert [e.data_as(events.PurchaseCompleted).total for e in on_topic] == [
+        Decimal("11.00"),
+        Decimal("12.00"),
+    ]
+
+
+async def test_the_listener_comes_back_after_its_connection_is_killed(
+    engine: AsyncEngine, relay: OutboxRelay
+) -> None:
+    await published(engine, [purchase_event(f"c-{uuid.uuid4()}", 1)], "a first row")
+    killed = await eventually(lambda: listener_pid(engine), what="the relay's LISTEN session")
+
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.pg_terminate_backend(killed)))
+
+    async def listening_again() -> bool:
+        pid = await listener_pid(engine)
+        return pid is not None and pid != killed
+
+    await eventually(listening_again, within=PROMPTLY, what="a new LISTEN session")
+    await published(engine, [purchase_event(f"c-{uuid.uuid4()}", 2)], "a row after reconnect")
+
+
+async def test_thousands_of_rows_go_out_in_order_and_parse_as_cloud_events(
+    stack: Stack, engine: AsyncEngine, relay: OutboxRelay
+) -> None:
+    customers = [f"c-{uuid.uuid4()}" for _ in range(3)]
+    batch = [purchase_event(customers[n % 3], n) for n in range(2500)]
+
+    await published(engine, batch, "2,500 rows published")
+
+    on_topic = await events_for(stack.kafka_bootstrap_servers, topics.PURCHASES, customers[0])
+    expected = [event.id for event in batch if event.subject == customers[0]]
+    assert [event.id for event in on_topic] == expected
+
+
+async def claims(engine: AsyncEngine, prefix: str) -> set[str]:
+    async with engine.connect() as conn:
+        rows = await conn.scalars(
+            sa.select(INBOX.c.event_id).where(INBOX.c.event_id.startswith(prefix))
+        )
+        return set(rows)
+
+
+async def claim_aged(engine: AsyncEngine, prefix: str, ages_in_days: dict[str, float]) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            INBOX.insert(),
+            [
+                dict(
+                    event_id=f"{prefix}{name}",
+                    event_type=events.PURCHASE_COMPLETED,
+                    received_at=AS_OF - timedelta(days=age),
+                )
+                for name, age in ages_in_days.items()
+            ],
+        )
+
+
+async def test_purge_inbox_deletes_only_claims_older_than_the_retention(
+    engine: AsyncEngine,
+) -> None:
+    prefix = f"purge-{uuid.uuid4()}-"
+    old = {f"old-{n}": 30.5 + n for n in range(5)}
+    await claim_aged(engine, prefix, {**old, "edge": 30, "recent": 29, "today": 0})
+    # Small chunks, so the purge goes through several transactions.
+    job = PurgeOlderThan(PURGE_INBOX, INBOX, "received_at", RETENTION, chunk_size=2)
+
+    first = await job.run(engine, AS_OF)
+    second = await job.run(engine, AS_OF)
+
+    assert first["deleted"] == 5
+    assert second["deleted"] == 0
+    assert await claims(engine, prefix) == {f"{prefix}{n}" for n in ("edge", "recent", "today")}
+
+
+async def test_purge_idempotency_keys_deletes_only_keys_older_than_the_retention(
+    stack: Stack,
+) -> None:
+    stack.migrate("ingest")
+    ingest = create_engine(stack.database_url("ingest"), pool_size=2)
+    scope = f"purge-{uuid.uuid4()}"
+    try:
+        async with ingest.begin() as conn:
+            await conn.execute(
+                IDEMPOTENCY_KEYS.insert(),
+                [
+                    dict(
+                        scope=scope,
+                        key=key,
+                        request_hash="h",
+                        status_code=201,
+                        response={},
+                        created_at=AS_OF - timedelta(days=age),
+                    )
+                    for key, age in {"old": 31, "kept": 1}.items()
+                ],
+            )
+        job = purge_idempotency_keys(IDEMPOTENCY_KEYS, RETENTION)
+
+        first = await job.run(ingest, AS_OF)
+        second = await job.run(ingest, AS_OF)
+
+        async with ingest.connect() as conn:
+            left = set(
+                await conn.scalars(
+                    sa.select(IDEMPOTENCY_KEYS.c.key).where(IDEMPOTENCY_KEYS.c.scope == scope)
+                )
+            )
+        assert (first["deleted"], second["deleted"], left) == (1, 0, {"kept"})
+    finally:
+        await ingest.dispose()
+
+
+@pytest.fixture(scope="module")
+async def admin_api(stack: Stack, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    settings = ServiceSettings(
+        database_url=stack.database_url("points"),
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        admin_token=ADMIN_TOKEN,
+        read_token=READ_TOKEN,
+        port=18000,
+        retention_days=30,
+        run_workers=False,
+    )
+
+    async def bootstrap(settings: ServiceSettings) -> Runtime:
+        return service_runtime("jobs-test", settings, FixedClock(AS_OF), outbox=OUTBOX, inbox=INBOX)
+
+    def create_app(settings: ServiceSettings) -> FastAPI:
+        return create_service_app(
+            name="jobs-test", settings=settings, bootstrap=bootstrap, routers=[]
+        )
+
+    async with running(create_app, settings) as (_, client):
+        yield client
+
+
+async def test_a_job_needs_the_admin_scope(admin_api: httpx.AsyncClient) -> None:
+    anonymous = await admin_api.post("/v1/admin/jobs/purge-inbox")
+    reader = await admin_api.post("/v1/admin/jobs/purge-inbox", headers=READER)
+
+    assert (anonymous.status_code, reader.status_code) == (401, 403)
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    assert reader.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_unknown_job_is_a_404_naming_the_known_ones(admin_api: httpx.AsyncClient) -> None:
+    response = await admin_api.post("/v1/admin/jobs/defragment", headers=ADMIN)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "purge-inbox" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "as_of", ["2001-06-01", "2001-06-01T00:00:00", "2001-06-01T00:00:00 01:00"]
+)
+async def test_an_as_of_that_is_not_rfc3339_is_a_422(
+    admin_api: httpx.AsyncClient, as_of: str
+) -> None:
+    response = await admin_api.post(
+        "/v1/admin/jobs/purge-inbox", params={"as_of": as_of}, headers=ADMIN
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_all_runs_every_job_as_of_the_given_instant(
+    admin_api: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    prefix = f"admin-{uuid.uuid4()}-"
+    await claim_aged(engine, prefix, {"old": 45, "recent": 15})
+    # As of 20 days later, the "recent" claim is 35 days old too.
+    later = (AS_OF + timedelta(days=20)).isoformat()
+
+    first = await admin_api.post("/v1/admin/jobs/all", params={"as_of": later}, headers=ADMIN)
+    again = await admin_api.post("/v1/admin/jobs/all", params={"as_of": later}, headers=ADMIN)
+
+    assert first.status_code == 200, first.text
+    assert [job["job"] for job in first.json()["jobs"]] == [PURGE_INBOX]
+    assert first.json()["jobs"][0]["deleted"] >= 2
+    assert again.json()["jobs"][0]["deleted"] == 0
+    assert await claims(engine, prefix) == set()
+
+
+async def test_a_job_defaults_to_now_and_keeps_what_is_recent(
+    admin_api: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    prefix = f"admin-now-{uuid.uuid4()}-"
+    await claim_aged(engine, prefix, {"old": 31, "recent": 29})
+
+    response = await admin_api.post("/v1/admin/jobs/purge-inbox", headers=ADMIN)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["as_of"] == AS_OF.isoformat()  # the runtime's clock
+    assert await claims(engine, prefix) == {f"{prefix}recent"}
+
+
+async def test_a_job_running_on_another_instance_is_a_409(
+    admin_api: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    async with engine.connect() as other_instance:
+        key = lock_key(PURGE_INBOX)
+        assert await other_instance.scalar(sa.select(sa.func.pg_try_advisory_lock(key)))
+        try:
+            response = await admin_api.post("/v1/admin/jobs/purge-inbox", headers=ADMIN)
+        finally:
+            await other_instance.scalar(sa.select(sa.func.pg_advisory_unlock(key)))
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    after = await admin_api.post("/v1/admin/jobs/purge-inbox", headers=ADMIN)
+    assert after.status_code == 200
+
+
+async def test_every_consuming_service_gets_the_inbox_purge(stack: Stack) -> None:
+    settings = ServiceSettings(
+        database_url=stack.database_url("points"),
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        admin_token=ADMIN_TOKEN,
+        port=18000,
+    )
+    runtime = service_runtime("jobs-test", settings, FixedClock(AS_OF), outbox=OUTBOX, inbox=INBOX)
+
+    try:
+        assert [job.name for job in runtime.jobs] == [PURGE_INBOX]
+        assert "jobs" in [worker.name for worker in runtime.workers]
+    finally:
+        await runtime.aclose()
