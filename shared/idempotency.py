@@ -168,7 +168,11 @@ async def remember_all(
 
 async def idempotent_call(
     request: Request,
-    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+    # The bounds are documented here and enforced below, so a bad key stays a 400 problem.
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias=HEADER, json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH}),
+    ] = None,
 ) -> IdempotentCall:
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH:
         raise Problem(

@@ -45,7 +45,8 @@ class Changes:
     event sees the effect of the earlier events of its customer in the same batch."""
 
     now: datetime
-    # The profile to store per customer: the newest one seen since their last erasure.
+    # The profile to store per customer: the newest one seen since their last erasure (the
+    # highest version; by time only between profiles from before versions existed).
     contacts: dict[str, Contact] = field(default_factory=dict)
     # Customers whose stored contact is deleted and whose waiting messages are suppressed,
     # before anything this batch stores after their erasure.
@@ -54,7 +55,7 @@ class Changes:
 
     def keep_profile(self, contact: Contact) -> None:
         current = self.contacts.get(contact.customer_id)
-        if current is None or current.updated_at <= contact.updated_at:
+        if current is None or contact.supersedes(current):
             self.contacts[contact.customer_id] = contact
 
     def schedule(
@@ -172,4 +173,5 @@ def _contact(profile: events.CustomerProfile, cause: CloudEvent) -> Contact:
         consent_email=profile.consent.email,
         consent_sms=profile.consent.sms,
         updated_at=cause.time,
+        profile_version=profile.version,
     )

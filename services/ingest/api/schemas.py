@@ -40,7 +40,17 @@ UnitPrice = bounds.UnitPriceIn
 Quantity = bounds.QuantityIn
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 Email = bounds.Email
-Phone = Annotated[str, Field(max_length=32), AfterValidator(_international_phone)]
+# The pattern documents exactly what `_international_phone` accepts (separators anywhere);
+# the validator enforces it, with a message that says what to send.
+_PHONE_DOCUMENTED = r"^[ ().-]*\+[ ().-]*[1-9]([ ().-]*[0-9]){6,14}[ ().-]*$"
+Phone = Annotated[
+    str,
+    Field(
+        max_length=32,
+        json_schema_extra={"pattern": _PHONE_DOCUMENTED, "examples": ["+358401234567"]},
+    ),
+    AfterValidator(_international_phone),
+]
 Locale = Annotated[
     str, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([_\-][A-Za-z0-9]{2,8})*$", examples=["en"])
 ]

@@ -19,8 +19,9 @@ class NotificationRepository(Protocol):
     """The consumer's path: set-based, so that a whole batch costs a few statements."""
 
     async def upsert_contacts(self, contacts: Collection[Contact]) -> None:
-        """Stores each profile unless the one stored is newer: a replayed older profile never
-        overwrites a newer one. At most one profile per customer."""
+        """Stores each profile that supersedes the stored one (Contact.supersedes: the higher
+        version, by time only between unversioned profiles), so that a late or replayed older
+        profile never overwrites a newer one. At most one profile per customer."""
         ...
 
     async def delete_contacts(self, customer_ids: Collection[str]) -> None: ...
@@ -54,17 +55,20 @@ class DispatchRepository(Protocol):
 # whatever the batch size, and nothing for SQLAlchemy to render per row.
 _UPSERT_CONTACTS = sa.text(
     "INSERT INTO contacts (customer_id, email, phone, locale, time_zone, consent_email, "
-    "consent_sms, updated_at) "
+    "consent_sms, updated_at, profile_version) "
     "SELECT * FROM unnest(CAST(:customer_ids AS text[]), CAST(:emails AS text[]), "
     "CAST(:phones AS text[]), CAST(:locales AS text[]), CAST(:time_zones AS text[]), "
     "CAST(:consent_emails AS boolean[]), CAST(:consent_sms AS boolean[]), "
-    "CAST(:updated_ats AS timestamptz[])) "
+    "CAST(:updated_ats AS timestamptz[]), CAST(:profile_versions AS bigint[])) "
     "ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, phone = excluded.phone, "
     "locale = excluded.locale, time_zone = excluded.time_zone, "
     "consent_email = excluded.consent_email, consent_sms = excluded.consent_sms, "
-    "updated_at = excluded.updated_at "
-    # A replayed older profile must not overwrite a newer one.
-    "WHERE contacts.updated_at <= excluded.updated_at"
+    "updated_at = excluded.updated_at, profile_version = excluded.profile_version "
+    # Contact.supersedes, in SQL: a late or replayed older profile must not overwrite a newer
+    # one. Versions decide; times only between two unversioned profiles.
+    "WHERE CASE WHEN contacts.profile_version IS NULL "
+    "THEN excluded.profile_version IS NOT NULL OR contacts.updated_at <= excluded.updated_at "
+    "ELSE COALESCE(excluded.profile_version > contacts.profile_version, false) END"
 )
 
 _SCHEDULE = sa.text(
@@ -107,6 +111,7 @@ class SqlNotificationRepository:
                 "consent_emails": [c.consent_email for c in contacts],
                 "consent_sms": [c.consent_sms for c in contacts],
                 "updated_ats": [c.updated_at for c in contacts],
+                "profile_versions": [c.profile_version for c in contacts],
             },
         )
 
@@ -135,6 +140,7 @@ class SqlNotificationRepository:
             consent_email=row.consent_email,
             consent_sms=row.consent_sms,
             updated_at=row.updated_at,
+            profile_version=row.profile_version,
         )
 
     async def schedule(self, deliveries: Collection[Delivery]) -> set[str]:

@@ -21,6 +21,8 @@ contacts = sa.Table(
     sa.Column("consent_email", sa.Boolean, nullable=False),
     sa.Column("consent_sms", sa.Boolean, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Ingest's per-customer sequence; NULL for profiles from before it existed.
+    sa.Column("profile_version", sa.BigInteger),
 )
 
 # The delivery log: ids, template names and params only, no address and no body.

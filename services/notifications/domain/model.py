@@ -31,6 +31,17 @@ class Contact:
     phone: str | None = None
     consent_email: bool = False
     consent_sms: bool = False
+    # Ingest's per-customer sequence number; None only for profiles from before it existed.
+    profile_version: int | None = None
+
+    def supersedes(self, stored: Contact) -> bool:
+        """Whether this profile replaces the stored one. Versions decide, since ingest assigns
+        them under the customer's row lock while event times come from unsynchronised clocks:
+        a versioned profile beats an unversioned one, and only two unversioned profiles fall
+        back to their times (the later, or the same, wins)."""
+        if stored.profile_version is None:
+            return self.profile_version is not None or stored.updated_at <= self.updated_at
+        return self.profile_version is not None and self.profile_version > stored.profile_version
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ class FakeNotifications:
         self.statements += 1
         for contact in contacts:
             current = self.contacts.get(contact.customer_id)
-            if current is None or current.updated_at <= contact.updated_at:
+            if current is None or contact.supersedes(current):
                 self.contacts[contact.customer_id] = contact
 
     async def delete_contacts(self, customer_ids: Collection[str]) -> None:
@@ -129,6 +129,7 @@ def enrolled(
     consent_email: bool = True,
     locale: str = "en",
     event_id: str | None = None,
+    version: int | None = None,
 ) -> CloudEvent:
     return new_event(
         events.CustomerEnrolled(
@@ -138,6 +139,7 @@ def enrolled(
             locale=locale,
             email=email,
             consent=events.Consent(email=consent_email),
+            version=version,
         ),
         source="ingest/demo",
         subject=customer_id,

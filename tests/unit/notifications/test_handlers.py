@@ -46,7 +46,14 @@ def erased(customer_id: str) -> CloudEvent:
     )
 
 
-def updated(customer_id: str, *, email: str | None, consent_email: bool, at: int) -> CloudEvent:
+def updated(
+    customer_id: str,
+    *,
+    email: str | None,
+    consent_email: bool,
+    at: int,
+    version: int | None = None,
+) -> CloudEvent:
     time = NOW + timedelta(minutes=at)
     return new_event(
         events.CustomerUpdated(
@@ -55,6 +62,7 @@ def updated(customer_id: str, *, email: str | None, consent_email: bool, at: int
             enrolled_at=NOW,
             email=email,
             consent=events.Consent(email=consent_email),
+            version=version,
         ),
         source="ingest/demo",
         subject=customer_id,
@@ -212,6 +220,97 @@ async def test_an_older_profile_in_a_batch_never_overwrites_a_newer_stored_one(
     assert notifications.contacts["c1"].email == "stored@example.com"
 
 
+# -- profile versions: the highest wins, whatever the event times and the order -----------------
+
+
+def withdrawal_race(customer_id: str = "c1") -> tuple[CloudEvent, CloudEvent]:
+    """Consent given (version 2), then withdrawn (version 3) by a PATCH whose ingest instance
+    had a clock behind: the withdrawal carries the earlier time."""
+    given = updated(customer_id, email="ada@example.com", consent_email=True, at=10, version=2)
+    withdrawn = updated(customer_id, email="ada@example.com", consent_email=False, at=4, version=3)
+    return given, withdrawn
+
+
+async def test_an_older_version_after_a_newer_one_in_a_batch_leaves_the_withdrawal(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    given, withdrawn = withdrawal_race()
+    await apply_all([enrolled("c1", version=1), withdrawn, given], notifications, sink)
+    contact = notifications.contacts["c1"]
+    assert (contact.consent_email, contact.profile_version) == (False, 3)
+
+
+async def test_an_older_version_in_a_later_batch_leaves_the_withdrawal(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    given, withdrawn = withdrawal_race()
+    await apply_all([enrolled("c1", version=1), withdrawn], notifications, sink)
+    await apply_all([given, tier_changed("c1")], notifications, sink)
+    contact = notifications.contacts["c1"]
+    assert (contact.consent_email, contact.profile_version) == (False, 3)
+
+
+async def test_a_newer_version_with_an_earlier_time_replaces_the_stored_profile(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    given, withdrawn = withdrawal_race()
+    await apply(given, notifications, sink)
+    await apply(withdrawn, notifications, sink)
+    contact = notifications.contacts["c1"]
+    assert (contact.consent_email, contact.profile_version) == (False, 3)
+
+
+async def test_redelivering_an_old_version_changes_nothing(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    enrolment = enrolled("c1", email="first@example.com", version=1)
+    given, withdrawn = withdrawal_race()
+    await apply_all([enrolment, given], notifications, sink)
+    await apply(withdrawn, notifications, sink)
+    stored = dict(notifications.contacts)
+
+    for old in (enrolment, given, withdrawn):
+        await apply(old, notifications, sink)
+    await apply_all([given, enrolment], notifications, sink)
+
+    assert notifications.contacts == stored
+    assert notifications.contacts["c1"].consent_email is False
+    assert len(notifications.deliveries) == 1  # the one welcome, still
+
+
+async def test_a_versioned_profile_replaces_one_from_before_versions_and_not_the_reverse(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    await apply(
+        updated("c1", email="old@example.com", consent_email=True, at=10), notifications, sink
+    )
+    await apply(
+        updated("c1", email="v@example.com", consent_email=False, at=1, version=4),
+        notifications,
+        sink,
+    )
+    await apply(
+        updated("c1", email="late@example.com", consent_email=True, at=20), notifications, sink
+    )
+    contact = notifications.contacts["c1"]
+    assert (contact.email, contact.consent_email, contact.profile_version) == (
+        "v@example.com",
+        False,
+        4,
+    )
+
+
+async def test_an_erasure_still_wins_over_the_highest_version(
+    notifications: FakeNotifications, sink: CollectingSink
+) -> None:
+    given, withdrawn = withdrawal_race()
+    await apply_all([withdrawn, erased("c1"), given], notifications, sink)
+    # What follows the erasure is kept, whatever its version: the erasure removed the rest.
+    assert notifications.contacts["c1"].profile_version == 2
+    await apply(erased("c1"), notifications, sink)
+    assert notifications.contacts == {}
+
+
 async def test_an_erasure_after_the_enrolment_in_one_batch_leaves_no_contact_and_no_welcome(
     notifications: FakeNotifications, sink: CollectingSink
 ) -> None:
@@ -307,13 +406,19 @@ def _random_event(generator: random.Random) -> CloudEvent:
     customer_id = generator.choice(["c1", "c2", "c3"])
     kind = generator.choice(["enrolled", "updated", "erased", "tier_up", "tier_down"])
     if kind == "enrolled":
-        return enrolled(customer_id, email=f"{generator.randint(1, 9)}@example.com")
+        return enrolled(
+            customer_id,
+            email=f"{generator.randint(1, 9)}@example.com",
+            version=generator.choice([None, 1]),
+        )
     if kind == "updated":
         return updated(
             customer_id,
             email=f"{generator.randint(1, 9)}@example.com",
             consent_email=generator.random() < 0.5,
             at=generator.randint(-3, 3),  # often older than what is stored, sometimes equal
+            # Versions out of step with the times, and some from before versions existed.
+            version=generator.choice([None, 1, 2, 3, 4]),
         )
     if kind == "erased":
         return erased(customer_id)

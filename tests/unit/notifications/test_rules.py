@@ -1,7 +1,7 @@
 """Send-time decisions (contact, address, consent) and the retry schedule."""
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -133,3 +133,34 @@ def test_sent_counts_the_attempt_and_clears_the_last_error() -> None:
         NOW + timedelta(minutes=1),
         None,
     )
+
+
+# -- which profile is kept ---------------------------------------------------------------------
+
+EARLIER, LATER = NOW - timedelta(minutes=1), NOW + timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "stored", "replaces"),
+    [
+        # Versions decide, whatever the (skewed) times say.
+        ((3, EARLIER), (2, LATER), True),
+        ((2, LATER), (3, EARLIER), False),
+        ((2, LATER), (2, NOW), False),  # the same version again: a redelivery, nothing new
+        # A versioned profile beats one from before versions existed, and never the reverse.
+        ((1, EARLIER), (None, LATER), True),
+        ((None, LATER), (1, EARLIER), False),
+        # Between two unversioned profiles, the time rule of before: the later or the same.
+        ((None, LATER), (None, NOW), True),
+        ((None, NOW), (None, NOW), True),
+        ((None, EARLIER), (None, NOW), False),
+    ],
+)
+def test_a_profile_replaces_the_stored_one_only_when_newer(
+    candidate: tuple[int | None, datetime],
+    stored: tuple[int | None, datetime],
+    replaces: bool,
+) -> None:
+    new = contact(profile_version=candidate[0], updated_at=candidate[1])
+    old = contact(profile_version=stored[0], updated_at=stored[1])
+    assert new.supersedes(old) is replaces
