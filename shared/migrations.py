@@ -37,7 +37,7 @@ def run_env(target_metadata: sa.MetaData) -> None:
 
 
 async def _run_online(url: str, target_metadata: sa.MetaData) -> None:
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, hide_parameters=True)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_run_sync, target_metadata)

@@ -51,7 +51,7 @@ is_port() { [[ "$1" =~ ^[0-9]+$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); }
 FEDELTA_STATE_DIR="$(abspath "$FEDELTA_STATE_DIR")"
 : "${FEDELTA_CACHE_DIR:=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/fedelta}"
 FEDELTA_CACHE_DIR="$(abspath "$FEDELTA_CACHE_DIR")"
-: "${FEDELTA_PG_PORT:=55432}"
+: "${FEDELTA_PG_PORT:=15432}"
 : "${FEDELTA_KAFKA_PORT:=19092}"
 : "${FEDELTA_KAFKA_CONTROLLER_PORT:=19093}"
 : "${FEDELTA_SMTP_PORT:=10025}"

@@ -29,7 +29,7 @@ class Stack:
         env = os.environ
         return cls(
             state_dir=Path(env.get("FEDELTA_TEST_STATE_DIR", REPO / ".fedelta" / "test")),
-            pg_port=int(env.get("FEDELTA_TEST_PG_PORT", "55442")),
+            pg_port=int(env.get("FEDELTA_TEST_PG_PORT", "15442")),
             kafka_port=int(env.get("FEDELTA_TEST_KAFKA_PORT", "19192")),
             kafka_controller_port=int(env.get("FEDELTA_TEST_KAFKA_CONTROLLER_PORT", "19193")),
             smtp_port=int(env.get("FEDELTA_TEST_SMTP_PORT", "10026")),

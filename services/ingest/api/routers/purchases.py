@@ -11,13 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.ingest.adapters import tables
 from services.ingest.adapters.repository import SqlIngestRepository, StoredPurchase, StoredRefund
 from services.ingest.adapters.transactions import in_transaction
-from services.ingest.api.deps import (
-    ClockDep,
-    IngestSettingsDep,
-    PartnerDep,
-    PurchaseGroupsDep,
-    RuntimeDep,
-)
+from services.ingest.api.deps import PosCallDep
 from services.ingest.api.purchase_groups import PurchaseCall
 from services.ingest.api.replies import accept, problem_responses, replay_or_conflict
 from services.ingest.api.schemas import AcceptedOut, Identifier, PurchaseIn, RefundIn
@@ -37,7 +31,6 @@ from services.ingest.domain.model import (
 from services.ingest.settings import IngestSettings
 from shared import events
 from shared.events import new_event
-from shared.idempotency import IdempotencyDep
 from shared.strict_json import StrictJsonRoute
 
 router = APIRouter(prefix="/v1/purchases", tags=["purchases"], route_class=StrictJsonRoute)
@@ -46,15 +39,14 @@ router = APIRouter(prefix="/v1/purchases", tags=["purchases"], route_class=Stric
 @router.post(
     "", status_code=202, response_model=AcceptedOut, responses=problem_responses(401, 409, 422)
 )
-async def report_purchase(
-    purchase: PurchaseIn,
-    partner: PartnerDep,
-    clock: ClockDep,
-    settings: IngestSettingsDep,
-    call: IdempotencyDep,
-    groups: PurchaseGroupsDep,
-) -> AcceptedOut | JSONResponse:
-    now = clock.now()
+async def report_purchase(purchase: PurchaseIn, pos: PosCallDep) -> AcceptedOut | JSONResponse:
+    partner, settings, call, groups, now = (
+        pos.partner,
+        pos.settings,
+        pos.idempotency,
+        pos.groups,
+        pos.now,
+    )
     event = new_event(
         events.PurchaseCompleted(
             purchase_id=purchase.purchase_id,
@@ -129,18 +121,13 @@ def _refusal(purchase: PurchaseIn, now: datetime, settings: IngestSettings) -> R
     responses=problem_responses(401, 409, 422),
 )
 async def report_refund(
-    purchase_id: Annotated[Identifier, Path()],
-    refund: RefundIn,
-    partner: PartnerDep,
-    runtime: RuntimeDep,
-    clock: ClockDep,
-    settings: IngestSettingsDep,
-    call: IdempotencyDep,
+    purchase_id: Annotated[Identifier, Path()], refund: RefundIn, pos: PosCallDep
 ) -> AcceptedOut | JSONResponse:
+    partner, runtime, settings, call = pos.partner, pos.runtime, pos.settings, pos.idempotency
+    clock, now = runtime.clock, pos.now
     fingerprint = request_hash({"purchase_id": purchase_id, **refund.model_dump(mode="json")})
     what = f"refund {refund.refund_id!r}"
     hint = "report a different refund under a new refund_id"
-    now = clock.now()
 
     async def decide(conn: AsyncConnection) -> AcceptedOut | JSONResponse:
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
