@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 import uvloop
 
-from bench.metrics import consumed
+from bench.metrics import consumed, finished
 from bench.report import latency_line
 from deploy.local.pos import DevEnv, PosClient
 from shared.auth import SIGNATURE_HEADER, sign
@@ -167,7 +167,7 @@ def load(url: str, requests: list[bytes], concurrency: int, processes: int) -> R
 async def finished_purchases(http: httpx.AsyncClient, url: str) -> tuple[int, int]:
     """(all messages of the purchases topic the consumer finished with, dead-lettered ones)."""
     outcomes = await consumed(http, url, PURCHASES)
-    return sum(outcomes.values()), outcomes.get("dead_lettered", 0)
+    return finished(outcomes), outcomes.get("dead_lettered", 0)
 
 
 async def drain(
