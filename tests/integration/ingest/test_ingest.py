@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,7 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.adapters import tables
 from services.ingest.adapters.partner_directory import PartnerDirectory
@@ -29,114 +28,25 @@ from services.ingest.api.schemas import AcceptedOut
 from services.ingest.domain.model import Accepted, UnknownCustomer, hash_api_key, request_hash
 from services.ingest.settings import IngestSettings
 from shared import events, topics
-from shared.auth import SIGNATURE_HEADER, sign
 from shared.clock import FixedClock, SystemClock
 from shared.db import create_engine
-from shared.events import CloudEvent, new_event
+from shared.events import new_event
 from shared.idempotency import IdempotentCall
 from shared.problems import Problem
-from tests.support.kafka import events_for
-from tests.support.polling import eventually
+from tests.integration.ingest.support import (
+    PROBLEM_JSON,
+    Pos,
+    assert_problem,
+    count_rows,
+    iso,
+    published,
+    published_until,
+    unique,
+)
 from tests.support.services import ADMIN, running, settings_for
 from tests.support.stack import REPO, Stack
 
 pytestmark = pytest.mark.integration
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-@dataclass
-class Pos:
-    """A partner's point-of-sale: signs every call it makes, as a real one must."""
-
-    client: httpx.AsyncClient
-    partner_id: str
-    api_key: str
-    signing_secret: str
-
-    async def send(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        raw: bytes | None = None,
-        signed_body: bytes | None = None,
-        timestamp: int | None = None,
-        api_key: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        content = raw if raw is not None else json.dumps(body).encode()
-        signature = sign(
-            self.signing_secret,
-            int(time.time()) if timestamp is None else timestamp,
-            method,
-            httpx.URL(path).raw_path,
-            content if signed_body is None else signed_body,
-        )
-        return await self.client.request(
-            method,
-            path,
-            content=content,
-            headers={
-                "Authorization": f"Bearer {api_key or self.api_key}",
-                SIGNATURE_HEADER: signature,
-                "Content-Type": "application/json",
-                **(headers or {}),
-            },
-        )
-
-    async def enrol(self, customer_id: str, **fields: Any) -> httpx.Response:
-        return await self.send("POST", "/v1/customers", {"customer_id": customer_id, **fields})
-
-    async def purchase(self, customer_id: str, purchase_id: str, **fields: Any) -> httpx.Response:
-        body = {
-            "purchase_id": purchase_id,
-            "customer_id": customer_id,
-            "occurred_at": _iso(datetime.now(UTC) - timedelta(minutes=1)),
-            "currency": "EUR",
-            "total": "49.99",
-            **fields,
-        }
-        return await self.send("POST", "/v1/purchases", body)
-
-    async def refund(
-        self, purchase_id: str, refund_id: str, amount: str, **fields: Any
-    ) -> httpx.Response:
-        body = {
-            "refund_id": refund_id,
-            "amount": amount,
-            "occurred_at": _iso(datetime.now(UTC)),
-            **fields,
-        }
-        return await self.send("POST", f"/v1/purchases/{purchase_id}/refunds", body)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-@pytest.fixture(scope="module")
-def settings(stack: Stack) -> IngestSettings:
-    stack.migrate("ingest")
-    return settings_for(IngestSettings, stack, "ingest")
-
-
-@pytest.fixture(scope="module")
-async def client(settings: IngestSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(stack.database_url("ingest"))
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -158,45 +68,6 @@ async def customer_id(pos: Pos) -> str:
     response = await pos.enrol(customer_id, email="ada@example.com", locale="fi")
     assert response.status_code == 202, response.text
     return customer_id
-
-
-async def published(stack: Stack, topic: str, customer_id: str, count: int) -> list[CloudEvent]:
-    """The customer's events on the topic, once there are at least `count` of them."""
-
-    async def probe() -> list[CloudEvent] | None:
-        found = await events_for(stack.kafka_bootstrap_servers, topic, subject=customer_id)
-        return found if len(found) >= count else None
-
-    return await eventually(probe, what=f"{count} event(s) for {customer_id} on {topic}")
-
-
-async def published_until(
-    stack: Stack, topic: str, customer_id: str, marker_event_id: str
-) -> list[CloudEvent]:
-    """The customer's events up to and with the marker. One customer's events share a
-    partition, so whatever an earlier call published would be here before the marker."""
-
-    async def probe() -> list[CloudEvent] | None:
-        found = await events_for(stack.kafka_bootstrap_servers, topic, subject=customer_id)
-        return found if any(event.id == marker_event_id for event in found) else None
-
-    return await eventually(probe, what=f"event {marker_event_id} on {topic}")
-
-
-async def count_rows(db: AsyncEngine, table: sa.Table, *conditions: Any) -> int:
-    async with db.connect() as conn:
-        return int(
-            await conn.scalar(sa.select(sa.func.count()).select_from(table).where(*conditions)) or 0
-        )
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status
-    assert problem["detail"]
-    return problem
 
 
 class TestCustomers:
@@ -315,7 +186,7 @@ class TestPurchases:
         self, stack: Stack, pos: Pos, customer_id: str
     ) -> None:
         purchase_id = unique("buy")
-        occurred_at = _iso(datetime.now(UTC) - timedelta(minutes=3))
+        occurred_at = iso(datetime.now(UTC) - timedelta(minutes=3))
         first = await pos.purchase(customer_id, purchase_id, occurred_at=occurred_at)
         # The same purchase retried: written differently, meaning the same thing.
         retry = await pos.purchase(
@@ -350,7 +221,7 @@ class TestPurchases:
         [
             ({"currency": "USD"}, "program currency is EUR"),
             ({"occurred_at": "2026-11-22T10:15:00"}, "timezone"),
-            ({"occurred_at": _iso(datetime.now(UTC) + timedelta(minutes=10))}, "future"),
+            ({"occurred_at": iso(datetime.now(UTC) + timedelta(minutes=10))}, "future"),
             ({"total": "0.00"}, "greater than 0"),
             (
                 {"items": [{"sku": "free", "quantity": 1, "unit_price": "0"}]},
@@ -482,7 +353,7 @@ class TestAuthentication:
         body = {
             "purchase_id": purchase_id,
             "customer_id": customer_id,
-            "occurred_at": _iso(datetime.now(UTC)),
+            "occurred_at": iso(datetime.now(UTC)),
             "currency": "EUR",
             "total": "9.99",
         }
@@ -610,7 +481,7 @@ class TestIdempotencyKey:
             {
                 "purchase_id": unique("p"),
                 "customer_id": customer_id,
-                "occurred_at": _iso(datetime.now(UTC)),
+                "occurred_at": iso(datetime.now(UTC)),
                 "currency": "USD",
                 "total": "5.00",
             },
@@ -629,7 +500,7 @@ class TestIdempotencyKey:
             {
                 "purchase_id": unique("p"),
                 "customer_id": customer_id,
-                "occurred_at": _iso(datetime.now(UTC)),
+                "occurred_at": iso(datetime.now(UTC)),
                 "currency": "EUR",
                 "total": "5.00",
             },
@@ -665,7 +536,7 @@ class TestIdempotencyKey:
         body = {
             "purchase_id": unique("p"),
             "customer_id": customer_id,
-            "occurred_at": _iso(datetime.now(UTC) - timedelta(minutes=1)),
+            "occurred_at": iso(datetime.now(UTC) - timedelta(minutes=1)),
             "currency": "EUR",
             "total": "12.00",
         }

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from deploy.local.mailcatcher import MailDirHandler
 from services.ingest.adapters import tables
@@ -32,22 +32,13 @@ from shared import events, topics
 from shared.auth import SIGNATURE_HEADER, sign
 from shared.events import CloudEvent
 from shared.logs import WithoutExceptionMessages
+from tests.integration.ingest.support import assert_problem, iso, unique
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
-from tests.support.services import ADMIN, running, settings_for
+from tests.support.services import ADMIN, running
 from tests.support.stack import REPO, Stack
 
 pytestmark = pytest.mark.integration
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 class Partner:
@@ -95,33 +86,6 @@ class Partner:
     async def refund(self, purchase_id: str, amount: str) -> httpx.Response:
         body = {"refund_id": unique("r"), "amount": amount, "occurred_at": iso(datetime.now(UTC))}
         return await self.send("POST", f"/v1/purchases/{purchase_id}/refunds", body)
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status and problem["detail"]
-    return problem
-
-
-@pytest.fixture(scope="module")
-def settings(stack: Stack) -> IngestSettings:
-    stack.migrate("ingest")
-    return settings_for(IngestSettings, stack, "ingest")
-
-
-@pytest.fixture(scope="module")
-async def client(settings: IngestSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(stack.database_url("ingest"))
-    yield engine
-    await engine.dispose()
 
 
 async def new_partner(client: httpx.AsyncClient, name: str) -> Partner:

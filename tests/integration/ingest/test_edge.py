@@ -12,35 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.adapters import tables
-from services.ingest.api.app import create_app
-from services.ingest.settings import IngestSettings
 from services.points.api.app import create_app as create_points_app
 from services.points.settings import PointsSettings
-from tests.integration.test_ingest import Pos, _iso, assert_problem, count_rows, unique
+from tests.integration.ingest.support import Pos, assert_problem, count_rows, iso, unique
 from tests.support.services import ADMIN, READER, running, settings_for
 from tests.support.stack import Stack
-
-
-@pytest.fixture(scope="module")
-def settings(stack: Stack) -> IngestSettings:
-    stack.migrate("ingest")
-    return settings_for(IngestSettings, stack, "ingest")
-
-
-@pytest.fixture(scope="module")
-async def client(settings: IngestSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(stack.database_url("ingest"))
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +49,7 @@ class TestDates:
         self, pos: Pos, customer_id: str, db: AsyncEngine
     ) -> None:
         purchase_id = unique("buy")
-        late = _iso(datetime.now(UTC) - timedelta(days=800))
+        late = iso(datetime.now(UTC) - timedelta(days=800))
         response = await pos.purchase(customer_id, purchase_id, occurred_at=late)
         problem = assert_problem(response, 422)
         assert problem["type"] == "urn:fedelta:problem:reported-too-late"
@@ -80,14 +59,14 @@ class TestDates:
     async def test_a_purchase_within_the_window_is_accepted(
         self, pos: Pos, customer_id: str
     ) -> None:
-        recent = _iso(datetime.now(UTC) - timedelta(days=29))
+        recent = iso(datetime.now(UTC) - timedelta(days=29))
         response = await pos.purchase(customer_id, unique("buy"), occurred_at=recent)
         assert response.status_code == 202, response.text
 
     async def test_a_refund_reported_too_late_is_refused(self, pos: Pos, customer_id: str) -> None:
         purchase_id = unique("buy")
         assert (await pos.purchase(customer_id, purchase_id)).status_code == 202
-        late = _iso(datetime.now(UTC) - timedelta(days=31))
+        late = iso(datetime.now(UTC) - timedelta(days=31))
         response = await pos.refund(purchase_id, unique("ref"), "1.00", occurred_at=late)
         assert assert_problem(response, 422)["type"] == "urn:fedelta:problem:reported-too-late"
 
@@ -161,7 +140,7 @@ class TestStrictJson:
         purchase_id = unique("buy")
         raw = (
             f'{{"purchase_id": "{purchase_id}", "customer_id": "{customer_id}", '
-            f'"occurred_at": "{_iso(datetime.now(UTC))}", "currency": "EUR", '
+            f'"occurred_at": "{iso(datetime.now(UTC))}", "currency": "EUR", '
             '"total": "1.00", "total": "99999.00"}'
         ).encode()
         response = await pos.send("POST", "/v1/purchases", raw=raw)
