@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,6 +18,7 @@ from shared.clock import Clock, SystemClock
 from shared.consumer import Subscription
 from shared.events import CloudEvent
 from shared.outbox import EventSink, with_outbox
+from shared.retention import purge_idempotency_keys
 from shared.runtime import Runtime, service_runtime
 from shared.settings import ServiceSettings
 
@@ -47,4 +49,7 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
         outbox=tables.outbox,
         inbox=tables.inbox,
         subscription=make_subscription(program, clock),
+        jobs=[
+            purge_idempotency_keys(tables.idempotency_keys, timedelta(days=settings.retention_days))
+        ],
     )

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from services.points.adapters.repository import LedgerRepository
+from services.points.domain.earning import Item, PurchaseFacts, purchase_points
 from services.points.domain.model import (
     LedgerEntry,
     Member,
@@ -54,7 +55,10 @@ class _Enrolment:
 @dataclass(frozen=True)
 class _Purchase:
     cause: CloudEvent
-    earning: LedgerEntry
+    entry_id: str
+    customer_id: str
+    purchase_id: str
+    facts: PurchaseFacts
 
 
 @dataclass(frozen=True)
@@ -77,12 +81,19 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
         if isinstance(step, _Enrolment):
             first_enrolments.setdefault(step.member.customer_id, step.member)
         elif isinstance(step, _Purchase):
-            buyers.add(step.earning.customer_id)
+            buyers.add(step.customer_id)
     new_customers = await ctx.ledger.add_customers(list(first_enrolments.values()))
     tiers = await ctx.ledger.tiers_of(buyers)
+    # Every campaign that may apply to one of the batch's purchases, by when they were made.
+    purchase_times = [s.facts.occurred_at for s in steps if isinstance(s, _Purchase)]
+    campaigns = (
+        await ctx.ledger.campaigns_during(min(purchase_times), max(purchase_times))
+        if purchase_times
+        else []
+    )
 
     # 2. Walk the batch in order.
-    grants: list[tuple[LedgerEntry, CloudEvent, str]] = []
+    grants: list[tuple[LedgerEntry, CloudEvent]] = []
     tier_changes: dict[str, TierAssignment] = {}
     for step in steps:
         if isinstance(step, _Enrolment):
@@ -97,12 +108,28 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
                 enrolled_at=step.member.enrolled_at,
             )
             if bonus.points > 0:
-                grants.append((bonus, step.cause, "welcome"))
+                grants.append((bonus, step.cause))
         elif isinstance(step, _Purchase):
-            # The earning multiplier of the customer's tier (tiers.get(customer_id), as of
-            # this purchase) is not applied yet.
-            if step.earning.points > 0:
-                grants.append((step.earning, step.cause, "base"))
+            # The tier as of this purchase: a tier change earlier in the batch counts.
+            assignment = tiers.get(step.customer_id)
+            earning = purchase_points(
+                ctx.program,
+                step.facts,
+                tier=assignment.tier if assignment is not None else None,
+                campaigns=campaigns,
+            )
+            if earning.points > 0:
+                entry = purchase_earning(
+                    ctx.program,
+                    entry_id=step.entry_id,
+                    customer_id=step.customer_id,
+                    purchase_id=step.purchase_id,
+                    occurred_at=step.facts.occurred_at,
+                    points=earning.points,
+                    rule_ids=earning.rule_ids,
+                    expires_at=earning.expires_at,
+                )
+                grants.append((entry, step.cause))
         else:
             assignment = step.assignment
             customer_id = assignment.customer_id
@@ -112,11 +139,11 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     # 3. Write, and announce only what the ledger did not have: a purchase earns once
     # whichever event carried it, in this batch or before it.
     await ctx.ledger.set_tiers(list(tier_changes.values()))
-    recorded = await ctx.ledger.record([entry for entry, _, _ in grants])
-    for entry, cause, rule_id in grants:
+    recorded = await ctx.ledger.record([entry for entry, _ in grants])
+    for entry, cause in grants:
         if entry.entry_id in recorded:
             recorded.discard(entry.entry_id)
-            earned = _points_earned(entry, rule_id, cause, ctx.now)
+            earned = _points_earned(entry, cause, ctx.now)
             await ctx.sink.add(earned, key=entry.customer_id, topic=topics.POINTS)
 
 
@@ -132,17 +159,27 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
                     f"purchase {purchase.purchase_id} is in {purchase.currency}, "
                     f"the program in {program.currency}"
                 )
-            earning = purchase_earning(
-                program,
-                # Keyed by the purchase, not the event: one purchase earns once whatever
-                # carried it.
-                entry_id=f"purchase:{purchase.partner_id}:{purchase.purchase_id}",
-                customer_id=purchase.customer_id,
-                purchase_id=purchase.purchase_id,
-                total=purchase.total,
+            facts = PurchaseFacts(
+                partner_id=purchase.partner_id,
+                store_id=purchase.store_id,
                 occurred_at=purchase.occurred_at,
+                total=purchase.total,
+                items=[
+                    Item(item.category, item.quantity, item.unit_price)
+                    for item in purchase.items or ()
+                ],
             )
-            steps.append(_Purchase(event, earning))
+            steps.append(
+                _Purchase(
+                    event,
+                    # Keyed by the purchase, not the event: one purchase earns once whatever
+                    # carried it.
+                    entry_id=f"purchase:{purchase.partner_id}:{purchase.purchase_id}",
+                    customer_id=purchase.customer_id,
+                    purchase_id=purchase.purchase_id,
+                    facts=facts,
+                )
+            )
         elif event.type == events.CUSTOMER_ENROLLED:
             enrolled = event.data_as(events.CustomerEnrolled)
             member = Member(enrolled.customer_id, enrolled.partner_id, enrolled.enrolled_at)
@@ -154,9 +191,7 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
     return steps
 
 
-def _points_earned(
-    entry: LedgerEntry, rule_id: str, cause: CloudEvent, now: datetime
-) -> CloudEvent:
+def _points_earned(entry: LedgerEntry, cause: CloudEvent, now: datetime) -> CloudEvent:
     """The points.earned event of a new entry, with an id derived from its cause (a replay
     re-emits it rather than a second one).
 
@@ -170,7 +205,7 @@ def _points_earned(
         "points": entry.points,
         "purchase_id": entry.purchase_id,
         "reason": entry.reason,
-        "rule_ids": [rule_id],
+        "rule_ids": list(entry.rule_ids),
         "available_at": _json_instant(entry.available_at),
         "expires_at": _json_instant(entry.expires_at),
     }

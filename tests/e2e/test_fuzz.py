@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -244,8 +244,21 @@ def ingest_api(pipeline: Pipeline) -> BaseSchema:
 
 
 @pytest.fixture(scope="module")
-def points_api(pipeline: Pipeline) -> BaseSchema:
-    return load_schema("points", pipeline.env)
+def points_api(pipeline: Pipeline) -> Iterator[BaseSchema]:
+    yield load_schema("points", pipeline.env)
+    remove_campaigns(pipeline.env)
+
+
+def remove_campaigns(env: DevEnv) -> None:
+    """The campaigns the fuzzer made would boost every later purchase of the session."""
+    auth = ServiceToken(env.admin_token)
+    listed = requests.get(f"{env.points_url}/v1/campaigns", auth=auth, timeout=30)
+    listed.raise_for_status()
+    for campaign in listed.json()["items"]:
+        removed = requests.delete(
+            f"{env.points_url}/v1/campaigns/{campaign['id']}", auth=auth, timeout=30
+        )
+        assert removed.status_code in (204, 404), removed.text
 
 
 @pytest.fixture(scope="module")

@@ -1,29 +1,58 @@
-"""Reads the points program (the rules' numbers) from YAML, refusing anything malformed."""
+"""Reads the points program (the rules' numbers) from YAML, refusing anything malformed with
+an error that names the bad field, so that a service with a broken program never starts."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.points.domain.model import Program
+from shared.bounds import MAX_TIER_MULTIPLIER
 
 DEFAULT_PROGRAM_FILE = Path(__file__).resolve().parent.parent / "program.yaml"
+
+TierName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+# Within what the ledger's 32-bit points were sized for (see shared/bounds.py).
+TierMultiplier = Annotated[Decimal, Field(ge=1, le=MAX_TIER_MULTIPLIER)]
+
+
+class ProgramError(ValueError):
+    """The program file cannot be used; the message names the file and the bad field."""
 
 
 class _ProgramFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    currency: str = Field(min_length=3, max_length=3)
-    points_per_unit: Decimal = Field(gt=0)
-    welcome_bonus: int = Field(ge=0)
-    pending_days: int = Field(ge=0)
-    validity_months: int = Field(ge=1)
-    tier_multipliers: dict[str, Decimal]
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    # At most 1, as the ledger's 32-bit points were sized for (see shared/bounds.py).
+    points_per_unit: Decimal = Field(gt=0, le=1)
+    welcome_bonus: int = Field(ge=0, le=1_000_000)
+    pending_days: int = Field(ge=0, le=365)
+    validity_months: int = Field(ge=1, le=120)
+    tier_multipliers: dict[TierName, TierMultiplier] = Field(min_length=1)
 
 
 def load_program(path: Path = DEFAULT_PROGRAM_FILE) -> Program:
-    parsed = _ProgramFile.model_validate(yaml.safe_load(path.read_text()))
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ProgramError(f"{path}: cannot be read as YAML ({type(error).__name__})") from None
+    if not isinstance(document, dict):
+        raise ProgramError(f"{path}: must be a mapping of the program's fields")
+    try:
+        parsed = _ProgramFile.model_validate(document)
+    except ValidationError as error:
+        raise ProgramError(f"{path}: {_first_problem(error)}") from None
     return Program(**parsed.model_dump())
+
+
+def _first_problem(error: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(part) for part in item['loc']) or 'program'}: {item['msg']}"
+        for item in error.errors()
+    ]
+    return "; ".join(problems)

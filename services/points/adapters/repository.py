@@ -8,12 +8,15 @@ PostgreSQL, so a statement's text, and its prepared plan, stays the same for eve
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.points.adapters.tables import customers, ledger_entries
+from services.points.adapters.campaigns import campaign_of
+from services.points.adapters.tables import campaigns, customers, ledger_entries
+from services.points.domain.earning import Campaign
 from services.points.domain.model import EntryKind, LedgerEntry, Member, TierAssignment
 
 
@@ -34,6 +37,10 @@ class LedgerRepository(Protocol):
     async def set_tiers(self, assignments: Sequence[TierAssignment]) -> None:
         """Stores each customer's tier unless the stored one took effect later; at most one
         assignment per customer."""
+        ...
+
+    async def campaigns_during(self, earliest: datetime, latest: datetime) -> list[Campaign]:
+        """Every campaign running at some instant in [earliest, latest], in one query."""
         ...
 
 
@@ -79,6 +86,9 @@ class SqlLedgerRepository:
                 "available": [e.available_at for e in ordered],
                 "expires": [e.expires_at for e in ordered],
                 "purchases": [e.purchase_id for e in ordered],
+                # One text per entry (an array of arrays must be rectangular in PostgreSQL),
+                # joined by a control character, which no rule id can hold.
+                "rules": [RULE_SEPARATOR.join(e.rule_ids) for e in ordered],
             },
         )
         return set(result.scalars())
@@ -104,6 +114,14 @@ class SqlLedgerRepository:
                 "effective": [a.effective_at for a in ordered],
             },
         )
+
+    async def campaigns_during(self, earliest: datetime, latest: datetime) -> list[Campaign]:
+        rows = await self._conn.execute(
+            sa.select(campaigns).where(
+                campaigns.c.starts_at <= latest, campaigns.c.ends_at > earliest
+            )
+        )
+        return [campaign_of(row) for row in rows]
 
     # -- the API's reads -------------------------------------------------------------------
 
@@ -131,6 +149,8 @@ class SqlLedgerRepository:
         return [(row.seq, _entry(row)) for row in rows]
 
 
+RULE_SEPARATOR = chr(31)
+
 _ADD_CUSTOMERS = sa.text(
     "INSERT INTO customers (customer_id, partner_id, enrolled_at) "
     "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:partners AS text[]), "
@@ -141,15 +161,15 @@ _ADD_CUSTOMERS = sa.text(
 # WITH ORDINALITY and ORDER BY: `seq` is drawn in the order the entries were given.
 _RECORD = sa.text(
     "INSERT INTO ledger_entries (entry_id, customer_id, kind, points, reason, occurred_at, "
-    "available_at, expires_at, purchase_id) "
+    "available_at, expires_at, purchase_id, rule_ids) "
     "SELECT entry_id, customer_id, kind, points, reason, occurred_at, available_at, "
-    "expires_at, purchase_id "
+    "expires_at, purchase_id, string_to_array(rules, chr(31)) "
     "FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), CAST(:kinds AS text[]), "
     "CAST(:points AS integer[]), CAST(:reasons AS text[]), CAST(:occurred AS timestamptz[]), "
     "CAST(:available AS timestamptz[]), CAST(:expires AS timestamptz[]), "
-    "CAST(:purchases AS text[])) "
+    "CAST(:purchases AS text[]), CAST(:rules AS text[])) "
     "WITH ORDINALITY AS e(entry_id, customer_id, kind, points, reason, occurred_at, "
-    "available_at, expires_at, purchase_id, n) "
+    "available_at, expires_at, purchase_id, rules, n) "
     "ORDER BY n "
     "ON CONFLICT (entry_id) DO NOTHING RETURNING entry_id"
 )
@@ -181,4 +201,5 @@ def _entry(row: sa.Row[tuple[object, ...]]) -> LedgerEntry:
         available_at=row.available_at,
         expires_at=row.expires_at,
         purchase_id=row.purchase_id,
+        rule_ids=tuple(row.rule_ids),
     )

@@ -1,12 +1,15 @@
 """The points database. The schema itself is made by the alembic migrations."""
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from shared.db import define_inbox, define_outbox
+from shared.idempotency import define_idempotency_keys
 
 metadata = sa.MetaData()
 inbox = define_inbox(metadata)
 outbox = define_outbox(metadata)
+idempotency_keys = define_idempotency_keys(metadata)
 
 customers = sa.Table(
     "customers",
@@ -30,6 +33,8 @@ ledger_entries = sa.Table(
     sa.Column("available_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True)),
     sa.Column("purchase_id", sa.Text),
+    # The rules that produced the entry: base, tier:<name>, campaign:<id>, welcome.
+    sa.Column("rule_ids", ARRAY(sa.Text), nullable=False, server_default="{}"),
 )
 
 # The tier each customer has, as told by the tiers service, for earning multipliers.
@@ -39,4 +44,20 @@ customer_tiers = sa.Table(
     sa.Column("customer_id", sa.Text, primary_key=True),
     sa.Column("tier", sa.Text, nullable=False),
     sa.Column("effective_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("campaign_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("multiplier", sa.Numeric(5, 2)),
+    sa.Column("bonus", sa.Integer),
+    sa.Column("partner_id", sa.Text),
+    sa.Column("store_id", sa.Text),
+    sa.Column("category", sa.Text),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("validity_days", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )

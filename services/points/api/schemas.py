@@ -1,9 +1,22 @@
 """What the points API answers; separate from the domain so either can change alone."""
 
+from __future__ import annotations
+
+import re
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+from pydantic.json_schema import WithJsonSchema
 
 from shared import bounds
 
@@ -43,8 +56,101 @@ class LedgerEntryOut(BaseModel):
     available_at: datetime
     expires_at: datetime | None
     purchase_id: str | None
+    rule_ids: list[str]
 
 
 class LedgerPageOut(BaseModel):
     entries: list[LedgerEntryOut]
     next_cursor: Annotated[str, Field(pattern=r"^[0-9]{1,19}$")] | None
+
+
+# --- Campaigns ---------------------------------------------------------------------------
+
+MULTIPLIER_PATTERN = r"^[0-9]{1,3}(\.[0-9]{1,2})?$"
+MAX_BONUS = 1_000_000
+MAX_VALIDITY_DAYS = 3650
+
+
+def _multiplier_text(value: object) -> object:
+    """A multiplier only as a string like "2" or "1.5", as money is: never a binary float."""
+    if not isinstance(value, str) or not re.fullmatch(MULTIPLIER_PATTERN, value):
+        raise ValueError('a multiplier must be a string like "2" or "1.5"')
+    return Decimal(value)
+
+
+# At least 1 (a campaign boosts), at most what keeps a purchase's points within the ledger.
+MultiplierIn = Annotated[
+    Decimal,
+    BeforeValidator(_multiplier_text),
+    Field(ge=1, le=bounds.MAX_CAMPAIGN_MULTIPLIER),
+    WithJsonSchema(
+        {"type": "string", "pattern": MULTIPLIER_PATTERN, "examples": ["2"]}, mode="validation"
+    ),
+]
+Bonus = Annotated[int, Field(ge=1, le=MAX_BONUS)]
+ValidityDays = Annotated[int, Field(ge=1, le=MAX_VALIDITY_DAYS)]
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: bounds.Label
+    multiplier: MultiplierIn | None = None
+    bonus: Bonus | None = None
+    partner_id: bounds.Identifier | None = None
+    store_id: bounds.Identifier | None = None
+    category: bounds.Label | None = None
+    starts_at: bounds.InstantIn
+    ends_at: bounds.InstantIn
+    validity_days: ValidityDays | None = None
+
+
+class CampaignPatchIn(BaseModel):
+    """The fields to change; an optional field sent as null is cleared."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: bounds.Label | None = None
+    multiplier: MultiplierIn | None = None
+    bonus: Bonus | None = None
+    partner_id: bounds.Identifier | None = None
+    store_id: bounds.Identifier | None = None
+    category: bounds.Label | None = None
+    starts_at: bounds.InstantIn | None = None
+    ends_at: bounds.InstantIn | None = None
+    validity_days: ValidityDays | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_are_not_cleared(self) -> CampaignPatchIn:
+        for required in ("name", "starts_at", "ends_at"):
+            if required in self.model_fields_set and getattr(self, required) is None:
+                raise ValueError(f"{required} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+def _plain_decimal(value: Decimal) -> str:
+    """ "2" for 2 and 2.00, "1.5" for 1.50: the same answer whichever way it was stored."""
+    return format(value.normalize(), "f")
+
+
+_PLAIN_DECIMAL = PlainSerializer(_plain_decimal, return_type=str, when_used="json")
+
+
+class CampaignOut(BaseModel):
+    id: bounds.Identifier
+    name: str
+    multiplier: Annotated[Decimal, _PLAIN_DECIMAL] | None
+    bonus: int | None
+    partner_id: str | None
+    store_id: str | None
+    category: str | None
+    starts_at: datetime
+    ends_at: datetime
+    validity_days: int | None
+
+
+class CampaignListOut(BaseModel):
+    items: list[CampaignOut]

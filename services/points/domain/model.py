@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import calendar
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,6 +51,7 @@ class LedgerEntry:
     available_at: datetime
     expires_at: datetime | None = None
     purchase_id: str | None = None
+    rule_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,32 +97,30 @@ class Balance:
     next_expiries: list[Expiry]
 
 
-def base_points(program: Program, total: Decimal) -> int:
-    """1 point per whole currency unit (by default), rounded down once at the end."""
-    if total < 0:
-        raise ValueError("a purchase total cannot be negative")
-    return math.floor(total * program.points_per_unit)
-
-
 def purchase_earning(
     program: Program,
     *,
     entry_id: str,
     customer_id: str,
     purchase_id: str,
-    total: Decimal,
     occurred_at: datetime,
+    points: int,
+    rule_ids: tuple[str, ...],
+    expires_at: datetime,
 ) -> LedgerEntry:
+    """The lot a purchase earns (its points and rules worked out by `earning.purchase_points`),
+    pending for the program's return window."""
     return LedgerEntry(
         entry_id=entry_id,
         customer_id=customer_id,
         kind=EntryKind.EARN,
-        points=base_points(program, total),
+        points=points,
         reason="purchase",
         occurred_at=occurred_at,
         available_at=program.available_from(occurred_at),
-        expires_at=program.expiry_for(occurred_at),
+        expires_at=expires_at,
         purchase_id=purchase_id,
+        rule_ids=rule_ids,
     )
 
 
@@ -138,6 +136,7 @@ def welcome_bonus(
         occurred_at=enrolled_at,
         available_at=enrolled_at,
         expires_at=program.expiry_for(enrolled_at),
+        rule_ids=("welcome",),
     )
 
 

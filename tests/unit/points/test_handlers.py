@@ -1,13 +1,14 @@
 """The points handlers on a fake ledger: no database, no Kafka."""
 
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from services.points.adapters.repository import LedgerRepository
 from services.points.bootstrap import CONSUMES, make_subscription
+from services.points.domain.earning import Campaign
 from services.points.domain.model import LedgerEntry, Member, Program, TierAssignment
 from services.points.handlers import HANDLED_TYPES, Context, apply_batch
 from shared import events, topics
@@ -26,6 +27,7 @@ class FakeLedger:
         self.customers: dict[str, Member] = {}
         self.ledger: dict[str, LedgerEntry] = {}
         self.tiers: dict[str, TierAssignment] = {}
+        self.campaigns: list[Campaign] = []
         self.calls: list[str] = []
 
     async def add_customers(self, members: Sequence[Member]) -> set[str]:
@@ -58,6 +60,10 @@ class FakeLedger:
             current = self.tiers.get(assignment.customer_id)
             if current is None or current.effective_at <= assignment.effective_at:
                 self.tiers[assignment.customer_id] = assignment
+
+    async def campaigns_during(self, earliest: datetime, latest: datetime) -> list[Campaign]:
+        self.calls.append("campaigns_during")
+        return [c for c in self.campaigns if c.starts_at <= latest and c.ends_at > earliest]
 
     def entries(self, customer_id: str) -> list[LedgerEntry]:
         return [e for e in self.ledger.values() if e.customer_id == customer_id]
@@ -241,7 +247,7 @@ async def test_a_batch_has_the_effects_of_its_events_applied_one_by_one() -> Non
         ("c1", 10),
         ("c2", 100),
         ("c2", 20),
-        ("c1", 7),
+        ("c1", 8),  # silver by then (the later-effective change wins): 7 * 1.25
         ("c3", 3),
     ]
     assert together.tiers["c1"].tier == "silver"
@@ -272,7 +278,17 @@ async def test_a_batch_costs_the_same_few_calls_whatever_its_size(sink: Collecti
         large,
         sink,
     )
-    assert small.calls == large.calls == ["add_customers", "tiers_of", "set_tiers", "record"]
+    assert (
+        small.calls
+        == large.calls
+        == [
+            "add_customers",
+            "tiers_of",
+            "campaigns_during",
+            "set_tiers",
+            "record",
+        ]
+    )
     assert len(large.ledger) == 1000
 
 
@@ -358,3 +374,88 @@ def test_points_subscribes_to_three_topics_and_acts_on_three_types() -> None:
         events.PURCHASE_COMPLETED,
         events.TIER_CHANGED,
     }
+
+
+# -- earning by the formula ---------------------------------------------------------------
+
+
+def basket(purchase_id: str, at: datetime = NOW, customer_id: str = "c1") -> CloudEvent:
+    """Two coffees at 5.00 and a bread at 20.00, sold for 30.00."""
+    return new_event(
+        events.PurchaseCompleted(
+            purchase_id=purchase_id,
+            partner_id="demo",
+            store_id="s1",
+            customer_id=customer_id,
+            occurred_at=at,
+            currency="EUR",
+            total=Decimal("30.00"),
+            items=[
+                events.PurchaseItem(
+                    sku="esp", category="coffee", quantity=Decimal(2), unit_price=Decimal(5)
+                ),
+                events.PurchaseItem(
+                    sku="rye", category="bread", quantity=Decimal(1), unit_price=Decimal(20)
+                ),
+            ],
+        ),
+        source="ingest/demo",
+        subject=customer_id,
+        time=at,
+    )
+
+
+def double_coffee(**fields: object) -> Campaign:
+    values: dict[str, object] = {
+        "campaign_id": "coffee2x",
+        "name": "double coffee",
+        "starts_at": NOW - timedelta(days=1),
+        "ends_at": NOW + timedelta(days=1),
+        "multiplier": Decimal(2),
+        "category": "coffee",
+    }
+    values.update(fields)
+    return Campaign(**values)  # type: ignore[arg-type]
+
+
+async def test_a_silver_customer_in_a_coffee_campaign_earns_by_the_formula(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    ledger.campaigns.append(double_coffee(validity_days=60))
+    await apply_all([tier_change("silver", 1), basket("p1")], ledger, sink)
+
+    [entry] = ledger.entries("c1")
+    assert entry.points == 50  # coffee 10 * 1.25 * 2 + bread 20 * 1.25
+    assert entry.rule_ids == ("base", "tier:silver", "campaign:coffee2x")
+    assert entry.expires_at == NOW + timedelta(days=60)
+    [(_, _, earned)] = sink.events
+    data = earned.data_as(events.PointsEarned)
+    assert (data.points, data.rule_ids) == (50, ["base", "tier:silver", "campaign:coffee2x"])
+    assert data.expires_at == NOW + timedelta(days=60)
+
+
+async def test_a_tier_change_later_in_the_batch_does_not_reach_back(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    await apply_all([basket("p1"), tier_change("gold", 1), basket("p2")], ledger, sink)
+    assert [(e.points, e.rule_ids) for e in ledger.entries("c1")] == [
+        (30, ("base",)),
+        (45, ("base", "tier:gold")),
+    ]
+
+
+async def test_a_campaign_applies_by_the_purchase_time_not_the_processing_time(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    ledger.campaigns.append(double_coffee())
+    long_ago = NOW - timedelta(days=10)
+    await apply_all([basket("p1", at=long_ago), basket("p2")], ledger, sink)
+    assert [e.points for e in ledger.entries("c1")] == [30, 40]
+
+
+async def test_the_welcome_bonus_records_its_rule(ledger: FakeLedger, sink: CollectingSink) -> None:
+    await apply(enrolled(), ledger, sink)
+    [entry] = ledger.entries("c1")
+    assert entry.rule_ids == ("welcome",)
+    [(_, _, earned)] = sink.events
+    assert earned.data_as(events.PointsEarned).rule_ids == ["welcome"]

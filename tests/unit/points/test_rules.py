@@ -6,13 +6,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.points.adapters.program_file import load_program
+from services.points.domain.earning import PurchaseFacts, purchase_points
 from services.points.domain.model import (
     EntryKind,
     LedgerEntry,
     Program,
     add_months,
     balance_of,
-    base_points,
     purchase_earning,
     welcome_bonus,
 )
@@ -20,6 +20,34 @@ from services.points.domain.model import (
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 PROGRAM = Program()
 amounts = st.decimals(min_value=0, max_value=Decimal("99999.99"), places=2)
+
+
+def base_points(program: Program, total: Decimal, occurred_at: datetime = NOW) -> int:
+    facts = PurchaseFacts(partner_id="demo", store_id=None, occurred_at=occurred_at, total=total)
+    return purchase_points(program, facts, tier=None, campaigns=()).points
+
+
+def purchase_entry(
+    program: Program,
+    *,
+    entry_id: str,
+    customer_id: str,
+    purchase_id: str,
+    total: Decimal,
+    occurred_at: datetime,
+) -> LedgerEntry:
+    facts = PurchaseFacts(partner_id="demo", store_id=None, occurred_at=occurred_at, total=total)
+    earning = purchase_points(program, facts, tier=None, campaigns=())
+    return purchase_earning(
+        program,
+        entry_id=entry_id,
+        customer_id=customer_id,
+        purchase_id=purchase_id,
+        occurred_at=occurred_at,
+        points=earning.points,
+        rule_ids=earning.rule_ids,
+        expires_at=earning.expires_at,
+    )
 
 
 def test_base_points_round_down_once() -> None:
@@ -40,7 +68,7 @@ def test_negative_total_is_refused() -> None:
 
 
 def test_purchase_earning_is_a_lot_expiring_twelve_months_later() -> None:
-    entry = purchase_earning(
+    entry = purchase_entry(
         PROGRAM,
         entry_id="e1",
         customer_id="c1",
@@ -49,6 +77,7 @@ def test_purchase_earning_is_a_lot_expiring_twelve_months_later() -> None:
         occurred_at=NOW,
     )
     assert entry.points == 250
+    assert entry.rule_ids == ("base",)
     assert entry.kind is EntryKind.EARN
     assert entry.available_at == NOW
     assert entry.expires_at == datetime(2027, 11, 22, 10, 15, tzinfo=UTC)
@@ -56,7 +85,7 @@ def test_purchase_earning_is_a_lot_expiring_twelve_months_later() -> None:
 
 def test_pending_period_delays_availability() -> None:
     program = Program(pending_days=14)
-    entry = purchase_earning(
+    entry = purchase_entry(
         program,
         entry_id="e1",
         customer_id="c1",
@@ -73,7 +102,7 @@ def test_pending_period_delays_availability() -> None:
 def test_balance_of_welcome_and_two_purchases() -> None:
     entries = [
         welcome_bonus(PROGRAM, entry_id="w", customer_id="c1", enrolled_at=NOW),
-        purchase_earning(
+        purchase_entry(
             PROGRAM,
             entry_id="p1",
             customer_id="c1",
@@ -81,7 +110,7 @@ def test_balance_of_welcome_and_two_purchases() -> None:
             total=Decimal("300.00"),
             occurred_at=NOW,
         ),
-        purchase_earning(
+        purchase_entry(
             PROGRAM,
             entry_id="p2",
             customer_id="c1",

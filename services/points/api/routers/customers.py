@@ -64,6 +64,7 @@ async def get_ledger(
                 available_at=entry.available_at,
                 expires_at=entry.expires_at,
                 purchase_id=entry.purchase_id,
+                rule_ids=list(entry.rule_ids),
             )
             for _, entry in page
         ],
