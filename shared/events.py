@@ -170,6 +170,14 @@ class TierChanged(Payload):
     review_at: bounds.Instant
 
 
+class TierDowngradeWarning(Payload):
+    customer_id: bounds.Identifier
+    tier: TierName
+    would_become: TierName
+    review_at: bounds.Instant
+    amount_to_keep_tier: Money
+
+
 class NotificationOutcome(Payload):
     notification_id: bounds.Identifier
     customer_id: bounds.Identifier
@@ -200,6 +208,7 @@ POINTS_EXPIRING = "fedelta.points.expiring.v1"
 POINTS_EXPIRED = "fedelta.points.expired.v1"
 POINTS_ADJUSTED = "fedelta.points.adjusted.v1"
 TIER_CHANGED = "fedelta.tier.changed.v1"
+TIER_DOWNGRADE_WARNING = "fedelta.tier.downgrade_warning.v1"
 NOTIFICATION_DELIVERED = "fedelta.notification.delivered.v1"
 NOTIFICATION_FAILED = "fedelta.notification.failed.v1"
 
@@ -226,6 +235,9 @@ EVENT_KINDS: dict[str, EventKind] = {
         EventKind(event_type=POINTS_EXPIRED, topic=topics.POINTS, payload=PointsExpired),
         EventKind(event_type=POINTS_ADJUSTED, topic=topics.POINTS, payload=PointsAdjusted),
         EventKind(event_type=TIER_CHANGED, topic=topics.TIERS, payload=TierChanged),
+        EventKind(
+            event_type=TIER_DOWNGRADE_WARNING, topic=topics.TIERS, payload=TierDowngradeWarning
+        ),
         EventKind(
             event_type=NOTIFICATION_DELIVERED,
             topic=topics.NOTIFICATIONS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -11,12 +12,14 @@ from services.tiers.adapters.program_file import load_program
 from services.tiers.adapters.repository import SqlTierRepository
 from services.tiers.domain.model import Program
 from services.tiers.handlers import HANDLED_TYPES, Context, apply_batch
+from services.tiers.jobs import tier_jobs
 from services.tiers.settings import TiersSettings
 from shared import topics
 from shared.clock import Clock, SystemClock
 from shared.consumer import Subscription
 from shared.events import CloudEvent
 from shared.outbox import EventSink, with_outbox
+from shared.retention import purge_idempotency_keys
 from shared.runtime import Runtime, service_runtime
 from shared.settings import ServiceSettings
 
@@ -49,4 +52,10 @@ async def bootstrap(
         outbox=tables.outbox,
         inbox=tables.inbox,
         subscription=make_subscription(program, clock),
+        jobs=[
+            *tier_jobs(program, clock),
+            purge_idempotency_keys(
+                tables.idempotency_keys, timedelta(days=settings.retention_days)
+            ),
+        ],
     )

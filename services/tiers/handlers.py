@@ -12,19 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from services.tiers.adapters.repository import TierRepository
+from services.tiers.adapters.repository import TierRepository, TierReviews
 from services.tiers.domain.model import (
     CustomerTier,
+    DowngradeWarning,
     Program,
     QualifyingActivity,
     SpendHistory,
     TierChange,
     after_change,
+    downgrade_warning,
     new_customer,
     purchase_activity_id,
     refund_activity_id,
+    review_due,
 )
 from shared import events
 from shared.events import CloudEvent
@@ -184,7 +187,108 @@ def _unique(activities: Iterable[QualifyingActivity]) -> list[QualifyingActivity
     return list(first.values())
 
 
+@dataclass(frozen=True)
+class JobContext:
+    tiers: TierReviews
+    sink: EventSink
+    program: Program
+    now: datetime
+
+
+@dataclass(frozen=True)
+class ChunkDone:
+    last_customer_id: str | None  # where the next chunk starts; None when none was left
+    customers: int  # reviewed, or looked at for a warning
+    events: int  # tier changes, or warnings
+
+
+async def review_tiers(as_of: datetime, after: str, limit: int, ctx: JobContext) -> ChunkDone:
+    """One chunk of the customers whose review is due by `as_of`: each review judged on the
+    spend as of its own date, the next review set, a downgrade recorded and announced."""
+    due = await ctx.tiers.lock_due_for_review(as_of, after=after, limit=limit)
+    if not due:
+        return ChunkDone(None, 0, 0)
+    program = ctx.program
+    loaded = await ctx.tiers.activities_since(
+        {c.customer_id: program.earliest_counted(c.review_at) for c in due}
+    )
+    reviewed: list[CustomerTier] = []
+    changes: list[TierChange] = []
+    for customer in due:
+        outcome = review_due(program, customer, loaded.get(customer.customer_id, []), as_of)
+        reviewed.append(outcome.customer)
+        changes.extend(outcome.changes)
+    await ctx.tiers.save_customers(reviewed)
+    await ctx.tiers.append_history(changes)
+    for change in changes:
+        cause = _review_cause(change.customer_id, change.effective_at)
+        await _emit_change(change, cause, ctx.sink, ctx.now)
+    return ChunkDone(due[-1].customer_id, len(due), len(changes))
+
+
+async def warn_downgrades(as_of: datetime, after: str, limit: int, ctx: JobContext) -> ChunkDone:
+    """One chunk of the customers whose review comes within the warning period and who were
+    not warned about it yet: a warning to each whose known spend would not keep the tier."""
+    program = ctx.program
+    warn_until = as_of + timedelta(days=program.downgrade_warning_days)
+    due = await ctx.tiers.lock_due_for_warning(as_of, warn_until, after=after, limit=limit)
+    if not due:
+        return ChunkDone(None, 0, 0)
+    loaded = await ctx.tiers.activities_since(
+        {c.customer_id: program.earliest_counted(c.review_at) for c in due}
+    )
+    warnings = [
+        warning
+        for customer in due
+        if (
+            warning := downgrade_warning(
+                program, customer, loaded.get(customer.customer_id, []), as_of
+            )
+        )
+        is not None
+    ]
+    await ctx.tiers.record_warnings(warnings, ctx.now)
+    for warning in warnings:
+        await _emit_warning(warning, ctx)
+    return ChunkDone(due[-1].customer_id, len(due), len(warnings))
+
+
+def _review_cause(customer_id: str, review_at: datetime) -> str:
+    # A review is one per customer and date: a rerun derives the very same event ids.
+    return f"tier-review/{customer_id}/{review_at.isoformat()}"
+
+
+async def _emit_warning(warning: DowngradeWarning, ctx: JobContext) -> None:
+    payload = events.TierDowngradeWarning(
+        customer_id=warning.customer_id,
+        tier=warning.tier,
+        would_become=warning.would_become,
+        review_at=warning.review_at,
+        amount_to_keep_tier=warning.amount_to_keep_tier,
+    )
+    await emit(
+        ctx.sink,
+        payload,
+        source=SOURCE,
+        customer_id=warning.customer_id,
+        time=ctx.now,
+        cause_id=_review_cause(warning.customer_id, warning.review_at),
+        purpose="downgrade-warning",
+    )
+
+
+async def announce_override(change: TierChange, sink: EventSink, now: datetime) -> None:
+    """A staff override's tier.changed, with the staff's reason; one override per customer
+    and instant, so the instant names the cause."""
+    cause = f"tier-override/{change.customer_id}/{change.effective_at.isoformat()}"
+    await _emit_change(change, cause, sink, now)
+
+
 async def _announce(change: TierChange, cause: CloudEvent, ctx: Context) -> None:
+    await _emit_change(change, cause.id, ctx.sink, ctx.now)
+
+
+async def _emit_change(change: TierChange, cause_id: str, sink: EventSink, now: datetime) -> None:
     changed = events.TierChanged(
         customer_id=change.customer_id,
         from_tier=change.from_tier,
@@ -195,11 +299,11 @@ async def _announce(change: TierChange, cause: CloudEvent, ctx: Context) -> None
         review_at=change.review_at,
     )
     await emit(
-        ctx.sink,
+        sink,
         changed,
         source=SOURCE,
         customer_id=change.customer_id,
-        time=ctx.now,
-        cause_id=cause.id,
+        time=now,
+        cause_id=cause_id,
         purpose="tier-changed",
     )

@@ -14,8 +14,14 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.tiers.adapters.tables import customers, qualifying_activity
-from services.tiers.domain.model import CustomerTier, QualifyingActivity, TierChange
+from services.tiers.adapters.tables import customers, qualifying_activity, tier_history
+from services.tiers.domain.model import (
+    CustomerTier,
+    Direction,
+    DowngradeWarning,
+    QualifyingActivity,
+    TierChange,
+)
 
 
 class TierRepository(Protocol):
@@ -47,6 +53,36 @@ class TierRepository(Protocol):
     async def append_history(self, changes: Sequence[TierChange]) -> None:
         """Appends the changes, in order, to the customers' tier history."""
         ...
+
+
+class TierReviews(Protocol):
+    """What the review and warning jobs need, a chunk of customers at a time."""
+
+    async def lock_due_for_review(
+        self, as_of: datetime, *, after: str, limit: int
+    ) -> list[CustomerTier]:
+        """Up to `limit` customers after `after` (by customer_id) whose review is due by
+        `as_of`, locked like `TierRepository.lock_customers`, in customer_id order."""
+        ...
+
+    async def lock_due_for_warning(
+        self, as_of: datetime, warn_until: datetime, *, after: str, limit: int
+    ) -> list[CustomerTier]:
+        """Up to `limit` customers after `after` whose review falls in (as_of, warn_until]
+        and who were not warned about that review yet, locked, in customer_id order."""
+        ...
+
+    async def record_warnings(self, warnings: Sequence[DowngradeWarning], at: datetime) -> None:
+        """Remembers these warnings as given (once per customer and review)."""
+        ...
+
+    async def activities_since(
+        self, since: Mapping[str, datetime]
+    ) -> dict[str, list[QualifyingActivity]]: ...
+
+    async def save_customers(self, customers: Sequence[CustomerTier]) -> None: ...
+
+    async def append_history(self, changes: Sequence[TierChange]) -> None: ...
 
 
 class SqlTierRepository:
@@ -132,6 +168,39 @@ class SqlTierRepository:
                 "directions": [c.direction.value for c in changes],
                 "reasons": [c.reason for c in changes],
                 "effective": [c.effective_at for c in changes],
+                "reviews": [c.review_at for c in changes],
+                "actors": [c.actor for c in changes],
+            },
+        )
+
+    # -- the jobs' chunks ------------------------------------------------------------------
+
+    async def lock_due_for_review(
+        self, as_of: datetime, *, after: str, limit: int
+    ) -> list[CustomerTier]:
+        rows = await self._conn.execute(
+            _LOCK_DUE_FOR_REVIEW, {"as_of": as_of, "after": after, "limit": limit}
+        )
+        return [_customer(row) for row in rows]
+
+    async def lock_due_for_warning(
+        self, as_of: datetime, warn_until: datetime, *, after: str, limit: int
+    ) -> list[CustomerTier]:
+        rows = await self._conn.execute(
+            _LOCK_DUE_FOR_WARNING,
+            {"as_of": as_of, "until": warn_until, "after": after, "limit": limit},
+        )
+        return [_customer(row) for row in rows]
+
+    async def record_warnings(self, warnings: Sequence[DowngradeWarning], at: datetime) -> None:
+        if not warnings:
+            return
+        await self._conn.execute(
+            _RECORD_WARNINGS,
+            {
+                "ids": [w.customer_id for w in warnings],
+                "reviews": [w.review_at for w in warnings],
+                "at": at,
             },
         )
 
@@ -155,6 +224,27 @@ class SqlTierRepository:
             .order_by(qualifying_activity.c.occurred_at, qualifying_activity.c.id)
         )
         return [_activity(row) for row in rows]
+
+    async def history(self, customer_id: str) -> list[TierChange]:
+        """The customer's tier changes, newest first."""
+        rows = await self._conn.execute(
+            sa.select(tier_history)
+            .where(tier_history.c.customer_id == customer_id)
+            .order_by(tier_history.c.id.desc())
+        )
+        return [
+            TierChange(
+                customer_id=row.customer_id,
+                from_tier=row.from_tier,
+                to_tier=row.to_tier,
+                direction=Direction(row.direction),
+                reason=row.reason,
+                effective_at=row.effective_at,
+                review_at=row.review_at,
+                actor=row.actor,
+            )
+            for row in rows
+        ]
 
 
 _ADD_CUSTOMERS = sa.text(
@@ -196,12 +286,37 @@ _SAVE_CUSTOMERS = sa.text(
 
 # WITH ORDINALITY and ORDER BY: the history's ids follow the order the changes happened in.
 _APPEND_HISTORY = sa.text(
-    "INSERT INTO tier_history (customer_id, from_tier, to_tier, direction, reason, effective_at) "
-    "SELECT customer_id, from_tier, to_tier, direction, reason, effective_at "
+    "INSERT INTO tier_history "
+    "(customer_id, from_tier, to_tier, direction, reason, effective_at, review_at, actor) "
+    "SELECT customer_id, from_tier, to_tier, direction, reason, effective_at, review_at, actor "
     "FROM unnest(CAST(:customers AS text[]), CAST(:froms AS text[]), CAST(:tos AS text[]), "
-    "CAST(:directions AS text[]), CAST(:reasons AS text[]), CAST(:effective AS timestamptz[])) "
-    "WITH ORDINALITY AS c(customer_id, from_tier, to_tier, direction, reason, effective_at, n) "
+    "CAST(:directions AS text[]), CAST(:reasons AS text[]), CAST(:effective AS timestamptz[]), "
+    "CAST(:reviews AS timestamptz[]), CAST(:actors AS text[])) "
+    "WITH ORDINALITY AS c(customer_id, from_tier, to_tier, direction, reason, effective_at, "
+    "review_at, actor, n) "
     "ORDER BY n"
+)
+
+_LOCK_DUE_FOR_REVIEW = sa.text(
+    "SELECT customer_id, tier, since, review_at, enrolled_at FROM customers "
+    "WHERE review_at <= :as_of AND customer_id > :after "
+    "ORDER BY customer_id LIMIT :limit FOR UPDATE"
+)
+
+_LOCK_DUE_FOR_WARNING = sa.text(
+    "SELECT c.customer_id, c.tier, c.since, c.review_at, c.enrolled_at FROM customers AS c "
+    "WHERE c.review_at > :as_of AND c.review_at <= :until AND c.customer_id > :after "
+    "AND NOT EXISTS (SELECT 1 FROM downgrade_warnings AS w "
+    "WHERE w.customer_id = c.customer_id AND w.review_at = c.review_at) "
+    "ORDER BY c.customer_id LIMIT :limit FOR UPDATE OF c"
+)
+
+_RECORD_WARNINGS = sa.text(
+    "INSERT INTO downgrade_warnings (customer_id, review_at, warned_at) "
+    "SELECT customer_id, review_at, :at "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:reviews AS timestamptz[])) "
+    "AS w(customer_id, review_at) "
+    "ON CONFLICT (customer_id, review_at) DO NOTHING"
 )
 
 

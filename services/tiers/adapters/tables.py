@@ -3,10 +3,12 @@
 import sqlalchemy as sa
 
 from shared.db import define_inbox, define_outbox
+from shared.idempotency import define_idempotency_keys
 
 metadata = sa.MetaData()
 inbox = define_inbox(metadata)
 outbox = define_outbox(metadata)
+idempotency_keys = define_idempotency_keys(metadata)
 
 # Each customer's current tier. A purchase may arrive before the enrolment (they travel on
 # different topics), so a customer can exist before we know when they enrolled.
@@ -16,7 +18,7 @@ customers = sa.Table(
     sa.Column("customer_id", sa.Text, primary_key=True),
     sa.Column("tier", sa.Text, nullable=False),
     sa.Column("since", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("review_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("review_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("enrolled_at", sa.DateTime(timezone=True)),
 )
 
@@ -42,4 +44,16 @@ tier_history = sa.Table(
     sa.Column("direction", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("effective_at", sa.DateTime(timezone=True), nullable=False),
+    # The review the change set, and the staff member behind an override (None: the rules).
+    sa.Column("review_at", sa.DateTime(timezone=True)),
+    sa.Column("actor", sa.Text),
+)
+
+# One downgrade warning per customer and review: a job run again warns nobody twice.
+downgrade_warnings = sa.Table(
+    "downgrade_warnings",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("review_at", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("warned_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -6,9 +6,18 @@ from fastapi import Depends, Request
 
 from services.tiers.adapters.repository import SqlTierRepository
 from services.tiers.domain.model import Program
-from shared.http import AdminScope, ClockDep, ConnectionDep, ReadScope
+from shared.http import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep
+from shared.idempotency import IdempotencyDep
 
-__all__ = ["AdminScope", "ClockDep", "ProgramDep", "ReadScope", "TiersDep"]
+__all__ = [
+    "AdminScope",
+    "ClockDep",
+    "IdempotencyDep",
+    "ProgramDep",
+    "ReadScope",
+    "RuntimeDep",
+    "TiersDep",
+]
 
 
 def get_tiers(conn: ConnectionDep) -> SqlTierRepository:

@@ -27,6 +27,8 @@ class Direction(StrEnum):
 
 
 QUALIFYING_SPEND = "qualifying_spend"
+# A downgrade's reason: the review found the qualifying spend short of the tier.
+REVIEW = "review"
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ class TierChange:
     reason: str
     effective_at: datetime
     review_at: datetime
+    actor: str | None = None  # the staff member behind an override; None for the rules
 
 
 @dataclass(frozen=True)
@@ -320,4 +323,129 @@ def progress(program: Program, tier: str, spend: Decimal) -> Progress:
         qualifying_spend=spend,
         next_tier=above.name if above else None,
         amount_to_next_tier=max(above.threshold - spend, Decimal(0)) if above else None,
+    )
+
+
+def amount_to_keep_tier(
+    program: Program, customer: CustomerTier, activities: Iterable[QualifyingActivity]
+) -> Decimal:
+    """The spend still missing for the qualifying spend as of the next review to support the
+    customer's tier: what the activity known now will still count then falls short by."""
+    kept = qualifying_spend(program, activities, customer.review_at)
+    return max(program.tier(customer.tier).threshold - kept, Decimal(0))
+
+
+def tier_after_review(program: Program, customer: CustomerTier, spend: Decimal) -> TierDefinition:
+    """The tier a review with this qualifying spend leaves the customer in: theirs when the
+    spend supports it, otherwise lower by the program's policy (never below what the spend
+    supports, never above the tier they had)."""
+    current = program.tier(customer.tier)
+    supported = program.tier_for_spend(spend)
+    if program.rank(supported.name) >= program.rank(current.name):
+        return current
+    if program.downgrade_policy is DowngradePolicy.RECOMPUTE:
+        return supported
+    return program.tiers[program.rank(current.name) - 1]
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    customer: CustomerTier  # with the next review date set
+    changes: tuple[TierChange, ...]  # the downgrades, in order (none when the tier was kept)
+
+
+def review_due(
+    program: Program,
+    customer: CustomerTier,
+    activities: Sequence[QualifyingActivity],
+    as_of: datetime,
+) -> ReviewOutcome:
+    """Every review of the customer due by `as_of`, in order, each judged on the qualifying
+    spend as of its own review date (not as of `as_of`): a job that runs late, or twice,
+    decides exactly what one on time would have."""
+    changes: list[TierChange] = []
+    while customer.review_at <= as_of:
+        reviewed_at = customer.review_at
+        target = tier_after_review(
+            program, customer, qualifying_spend(program, activities, reviewed_at)
+        )
+        if target.name == customer.tier:
+            customer = replace(customer, review_at=program.review_at(reviewed_at))
+            continue
+        change = TierChange(
+            customer_id=customer.customer_id,
+            from_tier=customer.tier,
+            to_tier=target.name,
+            direction=Direction.DOWN,
+            reason=REVIEW,
+            effective_at=reviewed_at,
+            review_at=program.review_at(reviewed_at),
+        )
+        customer = after_change(customer, change)
+        changes.append(change)
+    return ReviewOutcome(customer=customer, changes=tuple(changes))
+
+
+@dataclass(frozen=True)
+class DowngradeWarning:
+    customer_id: str
+    tier: str
+    would_become: str
+    review_at: datetime
+    amount_to_keep_tier: Decimal
+
+
+def downgrade_warning(
+    program: Program,
+    customer: CustomerTier,
+    activities: Sequence[QualifyingActivity],
+    as_of: datetime,
+) -> DowngradeWarning | None:
+    """The warning due as of `as_of`: within the warning period before the next review, when
+    the spend already known would not keep the tier at that review (none once the customer
+    has requalified, and none once the review is due: the review itself then decides)."""
+    warn_from = customer.review_at - timedelta(days=program.downgrade_warning_days)
+    if not warn_from <= as_of < customer.review_at:
+        return None
+    target = tier_after_review(
+        program, customer, qualifying_spend(program, activities, customer.review_at)
+    )
+    if target.name == customer.tier:
+        return None
+    return DowngradeWarning(
+        customer_id=customer.customer_id,
+        tier=customer.tier,
+        would_become=target.name,
+        review_at=customer.review_at,
+        amount_to_keep_tier=amount_to_keep_tier(program, customer, activities),
+    )
+
+
+def override(
+    program: Program,
+    customer: CustomerTier,
+    *,
+    tier: str,
+    reason: str,
+    actor: str,
+    at: datetime,
+    until: datetime | None,
+) -> TierChange:
+    """Staff assign a tier: it holds (as a floor: spend may still raise it) until `until`,
+    when it is reviewed, or by default until the review a year after the change."""
+    if tier == customer.tier:
+        raise ValueError(f"the customer is already {tier}")
+    if until is not None and until <= at:
+        raise ValueError("an override lasts until a later instant")
+    return TierChange(
+        customer_id=customer.customer_id,
+        from_tier=customer.tier,
+        to_tier=program.tier(tier).name,
+        direction=Direction.UP
+        if program.rank(tier) > program.rank(customer.tier)
+        else Direction.DOWN,
+        reason=reason,
+        effective_at=at,
+        review_at=until or program.review_at(at),
+        actor=actor,
     )

@@ -237,6 +237,7 @@ def test_the_tier_answer_holds_any_spend_ingest_can_accept() -> None:
         next_tier=None,
         amount_to_next_tier=Decimal("-3.5"),
         review_at=moment,
+        amount_to_keep_tier=Decimal(0),
     )
     document = json.loads(answer.model_dump_json())
     assert (document["qualifying_spend"], document["amount_to_next_tier"]) == (

@@ -17,4 +17,5 @@ async def get_tiers(program: ProgramDep, _: ReadScope) -> TierProgramOut:
         qualifying_window_days=program.qualifying_window_days,
         review_period_days=program.review_period_days,
         downgrade_policy=program.downgrade_policy.value,
+        downgrade_warning_days=program.downgrade_warning_days,
     )
