@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -12,14 +12,16 @@ from services.notifications.adapters import tables
 from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.adapters.smtp import SmtpEmailSender
 from services.notifications.dispatcher import DeliveryDispatcher, DispatchUnit, UnitFactory
-from services.notifications.domain.model import DeliveryPolicy
+from services.notifications.domain.model import DeliveryPolicy, HarassmentPolicy, QuietHours
 from services.notifications.handlers import HANDLED_TYPES, Context, apply_batch
+from services.notifications.jobs import ReleaseHeld, RetryDeliveries
 from services.notifications.settings import NotificationsSettings
 from shared import topics
 from shared.clock import Clock, SystemClock
 from shared.consumer import Subscription
 from shared.events import CloudEvent
 from shared.outbox import EventSink, Outbox, with_outbox
+from shared.retention import purge_idempotency_keys
 from shared.runtime import Runtime, service_runtime
 from shared.settings import ServiceSettings
 
@@ -63,6 +65,16 @@ def delivery_policy(settings: NotificationsSettings) -> DeliveryPolicy:
     )
 
 
+def harassment_policy(settings: NotificationsSettings) -> HarassmentPolicy:
+    return HarassmentPolicy(
+        quiet_hours=QuietHours(
+            start=time.fromisoformat(settings.quiet_hours_start),
+            end=time.fromisoformat(settings.quiet_hours_end),
+        ),
+        daily_cap=settings.daily_cap,
+    )
+
+
 async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Runtime:
     assert isinstance(settings, NotificationsSettings)
     clock = clock or SystemClock()
@@ -73,6 +85,13 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
         outbox=tables.outbox,
         inbox=tables.inbox,
         subscription=make_subscription(clock),
+        jobs=[
+            ReleaseHeld(),
+            RetryDeliveries(),
+            purge_idempotency_keys(
+                tables.idempotency_keys, timedelta(days=settings.retention_days)
+            ),
+        ],
     )
     runtime.workers.append(
         DeliveryDispatcher(
@@ -89,6 +108,7 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
             ),
             clock=clock,
             policy=delivery_policy(settings),
+            harassment=harassment_policy(settings),
             interval=settings.dispatch_interval_seconds,
             batch_size=settings.dispatch_batch_size,
             after_commit=runtime.relay.notify,

@@ -26,14 +26,17 @@ from services.notifications.domain.model import (
     Delivery,
     DeliveryPolicy,
     DeliveryStatus,
+    HarassmentPolicy,
     Send,
     Suppress,
     Wait,
     decide,
+    local_day,
     mark_attempt_failed,
     mark_sent,
     mark_suppressed,
     mark_waiting,
+    time_zone_of,
 )
 from shared import events
 from shared.clock import Clock
@@ -68,6 +71,7 @@ class DeliveryDispatcher:
     sender: EmailSender
     clock: Clock
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    harassment: HarassmentPolicy = field(default_factory=HarassmentPolicy)
     interval: float = 0.2
     batch_size: int = 20
     after_commit: Callable[[], None] | None = None
@@ -107,10 +111,26 @@ class DeliveryDispatcher:
     async def _dispatch(self, delivery: Delivery, unit: DispatchUnit) -> bool:
         """Decides and records one message's fate; True when an event was written."""
         now = self.clock.now()
+        # A message a job released as of a later instant (an operator or a test replaying a
+        # date) is judged as of that instant, so that replaying the date behaves as the date.
+        judged_at = max(now, delivery.released_as_of or now)
         contact = await unit.notifications.contact(delivery.customer_id)
-        decision = decide(delivery, contact, now, self.policy)
+        preferences = await unit.notifications.preferences(delivery.customer_id)
+        day_start, day_end = local_day(judged_at, time_zone_of(contact, preferences))
+        sent_today = await unit.notifications.sent_between(delivery.customer_id, day_start, day_end)
+        decision = decide(
+            delivery,
+            contact,
+            judged_at,
+            self.policy,
+            preferences=preferences,
+            harassment=self.harassment,
+            sent_today=sent_today,
+        )
         if isinstance(decision, Wait):
-            await unit.notifications.save(mark_waiting(delivery, decision.until))
+            await unit.notifications.save(mark_waiting(delivery, decision.until, decision.hold))
+            if decision.hold is not None:
+                self._record(delivery, "held", decision.hold.value)
             return False
         if isinstance(decision, Suppress):
             await unit.notifications.save(mark_suppressed(delivery, decision.reason))

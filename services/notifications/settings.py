@@ -3,6 +3,9 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
 
+# HH:MM on a 24-hour clock.
+WALL_CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
 
 class NotificationsSettings(ServiceSettings):
     model_config = SettingsConfigDict(
@@ -22,6 +25,11 @@ class NotificationsSettings(ServiceSettings):
     retry_backoff_seconds: float = Field(default=30.0, gt=0)
     retry_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     contact_wait_minutes: float = Field(default=10.0, ge=0)
+    # Never harass: the default quiet hours (the customer's own preferences replace them) and
+    # how many messages a customer gets at most in a day of their time zone.
+    quiet_hours_start: str = Field(default="21:00", pattern=WALL_CLOCK_PATTERN)
+    quiet_hours_end: str = Field(default="08:00", pattern=WALL_CLOCK_PATTERN)
+    daily_cap: int = Field(default=3, ge=1, le=100)
 
 
 def load_settings() -> NotificationsSettings:

@@ -38,6 +38,11 @@ def pipeline(stack: Stack) -> Iterator[Pipeline]:
     script_env = stack.script_env() | {
         f"FEDELTA_{name}_PORT": port for name, port in zip(SERVICE_PORT_NAMES, ports, strict=True)
     }
+    # No quiet hours: the pipeline's mails must go out whatever the time of day the suite runs.
+    script_env |= {
+        "FEDELTA_NOTIFICATIONS_QUIET_HOURS_START": "00:00",
+        "FEDELTA_NOTIFICATIONS_QUIET_HOURS_END": "00:00",
+    }
     pipeline = Pipeline(stack=stack, env=None, script_env=script_env)  # type: ignore[arg-type]
     pipeline.run("stack.sh", "up")
     try:

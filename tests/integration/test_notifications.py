@@ -40,8 +40,16 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def settings(stack: Stack) -> NotificationsSettings:
     stack.migrate("notifications")
+    # No quiet hours and a generous cap: these tests are about delivery, whatever the time of
+    # day they run at; never-harass has its own (test_notifications_never_harass.py).
     return settings_for(
-        NotificationsSettings, stack, "notifications", dispatch_interval_seconds="0.05"
+        NotificationsSettings,
+        stack,
+        "notifications",
+        dispatch_interval_seconds="0.05",
+        quiet_hours_start="00:00",
+        quiet_hours_end="00:00",
+        daily_cap="100",
     )
 
 

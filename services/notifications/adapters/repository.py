@@ -8,11 +8,19 @@ from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.notifications.adapters.tables import contacts, deliveries
-from services.notifications.domain.model import Channel, Contact, Delivery, DeliveryStatus
+from services.notifications.adapters.tables import contacts, deliveries, preferences
+from services.notifications.domain.model import (
+    Channel,
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    Hold,
+    Preferences,
+    QuietHours,
+)
 
 
 class NotificationRepository(Protocol):
@@ -40,6 +48,12 @@ class DispatchRepository(Protocol):
     """The dispatcher's path: one message at a time, each in its own transaction."""
 
     async def contact(self, customer_id: str) -> Contact | None: ...
+
+    async def preferences(self, customer_id: str) -> Preferences | None: ...
+
+    async def sent_between(self, customer_id: str, start: datetime, end: datetime) -> int:
+        """How many messages the customer was sent in [start, end)."""
+        ...
 
     async def claim_due(self, now: datetime, limit: int) -> list[Delivery]:
         """Scheduled messages due by `now`, oldest first, locked for the current transaction;
@@ -116,12 +130,87 @@ class SqlNotificationRepository:
         )
 
     async def delete_contacts(self, customer_ids: Collection[str]) -> None:
+        """The contact and the preferences: both are the customer's personal data."""
         if not customer_ids:
             return
-        await self._conn.execute(
-            contacts.delete().where(contacts.c.customer_id == _ANY_CUSTOMER),
-            {"customer_ids": list(customer_ids)},
+        for table in (contacts, preferences):
+            await self._conn.execute(
+                table.delete().where(table.c.customer_id == _ANY_CUSTOMER),
+                {"customer_ids": list(customer_ids)},
+            )
+
+    async def preferences(self, customer_id: str) -> Preferences | None:
+        row = (
+            await self._conn.execute(
+                sa.select(preferences).where(preferences.c.customer_id == customer_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return Preferences(
+            customer_id=row.customer_id,
+            updated_at=row.updated_at,
+            email=row.email,
+            sms=row.sms,
+            quiet_hours=QuietHours(start=row.quiet_start, end=row.quiet_end),
+            time_zone=row.time_zone,
+            locale=row.locale,
         )
+
+    async def save_preferences(self, chosen: Preferences) -> None:
+        values = {
+            "email": chosen.email,
+            "sms": chosen.sms,
+            "quiet_start": chosen.quiet_hours.start,
+            "quiet_end": chosen.quiet_hours.end,
+            "time_zone": chosen.time_zone,
+            "locale": chosen.locale,
+            "updated_at": chosen.updated_at,
+        }
+        await self._conn.execute(
+            insert(preferences)
+            .values(customer_id=chosen.customer_id, **values)
+            .on_conflict_do_update(index_elements=[preferences.c.customer_id], set_=values)
+        )
+
+    async def sent_between(self, customer_id: str, start: datetime, end: datetime) -> int:
+        count = await self._conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(deliveries)
+            .where(
+                deliveries.c.customer_id == customer_id,
+                deliveries.c.status == DeliveryStatus.SENT.value,
+                deliveries.c.sent_at >= start,
+                deliveries.c.sent_at < end,
+            )
+        )
+        return int(count or 0)
+
+    async def release(self, as_of: datetime, *, held: bool) -> int:
+        """Makes due now the waiting messages whose wait ended by `as_of`, remembering that
+        instant so the dispatcher judges them as of it: those held by quiet hours or the
+        cap (`held`), or those waiting to retry a failed attempt. A message already released
+        as of that instant or later is left alone, so a second run changes nothing."""
+        kind = deliveries.c.hold.is_not(None) if held else deliveries.c.hold.is_(None)
+        result = await self._conn.execute(
+            deliveries.update()
+            .where(
+                deliveries.c.status == DeliveryStatus.SCHEDULED.value,
+                kind,
+                *([] if held else [deliveries.c.attempts > 0]),
+                deliveries.c.next_attempt_at <= as_of,
+                sa.or_(deliveries.c.released_as_of.is_(None), deliveries.c.released_as_of < as_of),
+            )
+            # created_at is in the past whatever the clock: the dispatcher takes it next round.
+            .values(
+                next_attempt_at=sa.func.least(
+                    deliveries.c.next_attempt_at, deliveries.c.created_at
+                ),
+                released_as_of=as_of,
+                hold=None,
+            )
+        )
+        return result.rowcount
 
     async def contact(self, customer_id: str) -> Contact | None:
         row = (
@@ -188,6 +277,8 @@ class SqlNotificationRepository:
                 next_attempt_at=delivery.next_attempt_at,
                 sent_at=delivery.sent_at,
                 last_error=delivery.last_error,
+                hold=delivery.hold.value if delivery.hold else None,
+                released_as_of=delivery.released_as_of,
             )
         )
 
@@ -234,4 +325,6 @@ def _delivery(row: sa.Row[tuple[object, ...]]) -> Delivery:
         sent_at=row.sent_at,
         last_error=row.last_error,
         params=dict(row.params),
+        hold=Hold(row.hold) if row.hold else None,
+        released_as_of=row.released_as_of,
     )

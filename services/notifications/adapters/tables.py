@@ -4,10 +4,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import define_inbox, define_outbox
+from shared.idempotency import define_idempotency_keys
 
 metadata = sa.MetaData()
 inbox = define_inbox(metadata)
 outbox = define_outbox(metadata)
+idempotency_keys = define_idempotency_keys(metadata)
 
 # Personal data: deleted when the customer is erased, never copied elsewhere.
 contacts = sa.Table(
@@ -23,6 +25,20 @@ contacts = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     # Ingest's per-customer sequence; NULL for profiles from before it existed.
     sa.Column("profile_version", sa.BigInteger),
+)
+
+# What the customer chose; deleted with the contact when the customer is erased.
+preferences = sa.Table(
+    "preferences",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("email", sa.Boolean, nullable=False),
+    sa.Column("sms", sa.Boolean, nullable=False),
+    sa.Column("quiet_start", sa.Time, nullable=False),
+    sa.Column("quiet_end", sa.Time, nullable=False),
+    sa.Column("time_zone", sa.Text),
+    sa.Column("locale", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 # The delivery log: ids, template names and params only, no address and no body.
@@ -41,6 +57,8 @@ deliveries = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("cause_event_id", sa.Text, nullable=False),
     sa.Column("params", JSONB, nullable=False),
+    sa.Column("hold", sa.Text),
+    sa.Column("released_as_of", sa.DateTime(timezone=True)),
     # The same event never yields the same message twice, whatever redelivers it.
     sa.UniqueConstraint("cause_event_id", "channel", "template", name="uq_deliveries_cause"),
     sa.CheckConstraint(

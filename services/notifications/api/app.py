@@ -1,6 +1,6 @@
 from fastapi import FastAPI
 
-from services.notifications.api.routers import customers
+from services.notifications.api.routers import customers, preferences
 from services.notifications.bootstrap import SERVICE, bootstrap
 from shared.http import create_service_app
 from shared.settings import ServiceSettings
@@ -8,5 +8,8 @@ from shared.settings import ServiceSettings
 
 def create_app(settings: ServiceSettings) -> FastAPI:
     return create_service_app(
-        name=SERVICE, settings=settings, bootstrap=bootstrap, routers=[customers.router]
+        name=SERVICE,
+        settings=settings,
+        bootstrap=bootstrap,
+        routers=[customers.router, preferences.router],
     )

@@ -5,13 +5,31 @@ from typing import Annotated
 from fastapi import Depends
 
 from services.notifications.adapters.repository import SqlNotificationRepository
-from shared.http import AdminScope, ClockDep, ConnectionDep, ReadScope
+from services.notifications.bootstrap import harassment_policy
+from services.notifications.domain.model import HarassmentPolicy
+from services.notifications.settings import NotificationsSettings
+from shared.http import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep, SettingsDep
+from shared.idempotency import IdempotencyDep
 
-__all__ = ["AdminScope", "ClockDep", "NotificationsDep", "ReadScope"]
+__all__ = [
+    "AdminScope",
+    "ClockDep",
+    "HarassmentDep",
+    "IdempotencyDep",
+    "NotificationsDep",
+    "ReadScope",
+    "RuntimeDep",
+]
 
 
 def get_notifications(conn: ConnectionDep) -> SqlNotificationRepository:
     return SqlNotificationRepository(conn)
 
 
+def get_harassment_policy(settings: SettingsDep) -> HarassmentPolicy:
+    assert isinstance(settings, NotificationsSettings)
+    return harassment_policy(settings)
+
+
 NotificationsDep = Annotated[SqlNotificationRepository, Depends(get_notifications)]
+HarassmentDep = Annotated[HarassmentPolicy, Depends(get_harassment_policy)]

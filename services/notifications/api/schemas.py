@@ -4,8 +4,34 @@ The delivery log shows no address and no message text: it is readable with the r
 """
 
 from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+
+from shared import bounds
+from shared.bounds import Identifier
+
+
+def _known_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Rome"
+        ) from None
+    return name
+
+
+WallClock = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["21:00"])]
+Locale = Annotated[
+    str, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([_\-][A-Za-z0-9]{2,8})*$", examples=["it"])
+]
+TimeZone = Annotated[
+    str,
+    Field(max_length=64, pattern=bounds.PRINTABLE_PATTERN, examples=["Europe/Rome"]),
+    AfterValidator(_known_time_zone),
+]
 
 
 class NotificationOut(BaseModel):
@@ -20,3 +46,52 @@ class NotificationOut(BaseModel):
 
 class NotificationLogOut(BaseModel):
     items: list[NotificationOut]
+
+
+class _Request(BaseModel):
+    # A misspelt field must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelsIn(_Request):
+    email: StrictBool
+    sms: StrictBool
+
+
+class QuietHoursIn(_Request):
+    """HH:MM in the customer's time zone; a start after the end crosses midnight, and a start
+    equal to the end means no quiet hours."""
+
+    start: WallClock
+    end: WallClock
+
+
+class PreferencesIn(_Request):
+    """Replaces the customer's preferences. A channel is used only with the customer's consent
+    (from their profile) and when turned on here. A null time zone or locale means the
+    profile's."""
+
+    channels: ChannelsIn
+    quiet_hours: QuietHoursIn
+    time_zone: TimeZone | None = None
+    locale: Locale | None = None
+
+
+class ChannelsOut(BaseModel):
+    email: bool
+    sms: bool
+
+
+class QuietHoursOut(BaseModel):
+    start: str
+    end: str
+
+
+class PreferencesOut(BaseModel):
+    customer_id: Identifier
+    channels: ChannelsOut
+    quiet_hours: QuietHoursOut
+    time_zone: str | None
+    locale: str | None
+    # None while the customer has never chosen: the answer shows the defaults.
+    updated_at: datetime | None

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 class Channel(StrEnum):
     EMAIL = "email"
 
 
+class Hold(StrEnum):
+    """Why a message that could go out waits instead: never harass the customer."""
+
+    QUIET_HOURS = "quiet hours"
+    FREQUENCY_CAP = "frequency cap"
+
+
 class DeliveryStatus(StrEnum):
-    SCHEDULED = "scheduled"  # waiting for its send time, its contact or a retry
+    SCHEDULED = "scheduled"  # waiting for its send time, its contact, a retry or a `Hold`
     SENT = "sent"
     FAILED = "failed"  # every attempt failed
     SUPPRESSED = "suppressed"  # deliberately not sent: no contact, no address or no consent
@@ -60,6 +68,83 @@ class Delivery:
     sent_at: datetime | None = None
     last_error: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    hold: Hold | None = None  # set while it waits for the end of quiet hours or of the cap
+    # The instant a job released it as of (replaying a date): the never-harass rules are then
+    # applied at that instant when it is later than the dispatcher's clock.
+    released_as_of: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window, in the customer's wall-clock time, when nothing is sent. A start after
+    the end crosses midnight (21:00-08:00); a start equal to the end means no quiet hours."""
+
+    start: time = time(21, 0)
+    end: time = time(8, 0)
+
+    def contains(self, wall: time) -> bool:
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= wall < self.end
+        return wall >= self.start or wall < self.end
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What the customer chose; the consent from ingest stays the legal basis, so a channel is
+    used only with both. Time zone and locale, when set, replace the profile's."""
+
+    customer_id: str
+    updated_at: datetime
+    email: bool = True
+    sms: bool = True
+    quiet_hours: QuietHours = field(default_factory=QuietHours)
+    time_zone: str | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class HarassmentPolicy:
+    quiet_hours: QuietHours = field(default_factory=QuietHours)
+    daily_cap: int = 3
+
+
+def time_zone_of(contact: Contact | None, preferences: Preferences | None) -> ZoneInfo:
+    name = (preferences.time_zone if preferences else None) or (
+        contact.time_zone if contact else None
+    )
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ValueError, KeyError):  # a name ingest accepted but this host lacks: UTC
+        return ZoneInfo("UTC")
+
+
+def _at(day: date, wall: time, zone: ZoneInfo) -> datetime:
+    """The instant a wall-clock time happens on a day. A time skipped by a spring-forward
+    gap resolves after the gap; a repeated autumn time, to its first occurrence. In UTC:
+    Python compares and subtracts datetimes of one zone by their wall clocks."""
+    return datetime.combine(day, wall, tzinfo=zone).astimezone(UTC)
+
+
+def local_day(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The customer's calendar day around `now`, as [start, end) instants: 23 or 25 hours
+    long on DST days."""
+    today = now.astimezone(zone).date()
+    return _at(today, time(0), zone), _at(today + timedelta(days=1), time(0), zone)
+
+
+def quiet_hours_end(now: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime | None:
+    """When the quiet hours `now` falls in end, or None when `now` is outside them."""
+    local = now.astimezone(zone)
+    wall = local.time().replace(tzinfo=None)
+    if not quiet.contains(wall):
+        return None
+    end_day = local.date()
+    if quiet.start > quiet.end and wall >= quiet.start:
+        end_day += timedelta(days=1)  # the window crosses midnight: it ends tomorrow
+    end = _at(end_day, quiet.end, zone)
+    return end if end > now else None
 
 
 @dataclass(frozen=True)
@@ -104,6 +189,7 @@ class Send:
 @dataclass(frozen=True)
 class Wait:
     until: datetime
+    hold: Hold | None = None
 
 
 @dataclass(frozen=True)
@@ -116,12 +202,22 @@ Decision = Send | Wait | Suppress
 NO_CONTACT = "no contact"
 NO_ADDRESS = "no email address"
 NO_CONSENT = "no email consent"
+OPTED_OUT = "email turned off in the preferences"
 
 
 def decide(
-    delivery: Delivery, contact: Contact | None, now: datetime, policy: DeliveryPolicy
+    delivery: Delivery,
+    contact: Contact | None,
+    now: datetime,
+    policy: DeliveryPolicy,
+    *,
+    preferences: Preferences | None = None,
+    harassment: HarassmentPolicy | None = None,
+    sent_today: int = 0,
 ) -> Decision:
-    """Whether a due message may go out now, looking at the contact as it is at send time."""
+    """Whether a due message may go out now, looking at the contact and the preferences as
+    they are at send time; `sent_today` counts what went out on the customer's day of `now`.
+    Never harass: in quiet hours it waits for their end, over the daily cap for the next day."""
     if contact is None:
         # The contact comes on another topic than e.g. tier changes, so it may still be on its way.
         deadline = delivery.created_at + policy.contact_wait
@@ -133,8 +229,35 @@ def decide(
             return Suppress(NO_ADDRESS)
         if not contact.consent_email:
             return Suppress(NO_CONSENT)
-        return Send(address=contact.email, locale=contact.locale)
+        if preferences is not None and not preferences.email:
+            return Suppress(OPTED_OUT)
+        if harassment is not None:
+            held = never_harass(contact, preferences, now, harassment, sent_today)
+            if held is not None:
+                return held
+        locale = (preferences.locale if preferences else None) or contact.locale
+        return Send(address=contact.email, locale=locale)
     return Suppress(f"channel {delivery.channel} is not supported")
+
+
+def never_harass(
+    contact: Contact | None,
+    preferences: Preferences | None,
+    now: datetime,
+    harassment: HarassmentPolicy,
+    sent_today: int,
+) -> Wait | None:
+    """Quiet hours first (what waits for their end is counted on the day it goes out), then
+    the cap: over it, the message waits for the customer's next day (whose quiet hours, if
+    it starts in them, hold it again at that point)."""
+    zone = time_zone_of(contact, preferences)
+    quiet = preferences.quiet_hours if preferences else harassment.quiet_hours
+    quiet_end = quiet_hours_end(now, quiet, zone)
+    if quiet_end is not None:
+        return Wait(until=quiet_end, hold=Hold.QUIET_HOURS)
+    if sent_today >= harassment.daily_cap:
+        return Wait(until=local_day(now, zone)[1], hold=Hold.FREQUENCY_CAP)
+    return None
 
 
 def retry_delay(failed_attempts: int, policy: DeliveryPolicy) -> timedelta:
@@ -153,6 +276,7 @@ def mark_sent(delivery: Delivery, now: datetime) -> Delivery:
         attempts=delivery.attempts + 1,
         sent_at=now,
         last_error=None,
+        hold=None,
     )
 
 
@@ -160,8 +284,8 @@ def mark_suppressed(delivery: Delivery, reason: str) -> Delivery:
     return replace(delivery, status=DeliveryStatus.SUPPRESSED, last_error=reason)
 
 
-def mark_waiting(delivery: Delivery, until: datetime) -> Delivery:
-    return replace(delivery, next_attempt_at=until)
+def mark_waiting(delivery: Delivery, until: datetime, hold: Hold | None = None) -> Delivery:
+    return replace(delivery, next_attempt_at=until, hold=hold, released_as_of=None)
 
 
 def mark_attempt_failed(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from services.notifications.adapters.smtp import EmailDeliveryError, OutgoingEmail
 from services.notifications.dispatcher import DispatchUnit
-from services.notifications.domain.model import Contact, Delivery, DeliveryStatus
+from services.notifications.domain.model import Contact, Delivery, DeliveryStatus, Preferences
 from shared import events
 from shared.events import CloudEvent, new_event
 from shared.outbox import CollectingSink
@@ -20,6 +20,7 @@ NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 class FakeNotifications:
     def __init__(self) -> None:
         self.contacts: dict[str, Contact] = {}
+        self.chosen: dict[str, Preferences] = {}
         self.deliveries: dict[str, Delivery] = {}
         self.statements = 0  # set-based writes, as the SQL repository would issue them
 
@@ -37,9 +38,23 @@ class FakeNotifications:
         self.statements += 1
         for customer_id in customer_ids:
             self.contacts.pop(customer_id, None)
+            self.chosen.pop(customer_id, None)
 
     async def contact(self, customer_id: str) -> Contact | None:
         return self.contacts.get(customer_id)
+
+    async def preferences(self, customer_id: str) -> Preferences | None:
+        return self.chosen.get(customer_id)
+
+    async def sent_between(self, customer_id: str, start: datetime, end: datetime) -> int:
+        return sum(
+            1
+            for d in self.deliveries.values()
+            if d.customer_id == customer_id
+            and d.status is DeliveryStatus.SENT
+            and d.sent_at is not None
+            and start <= d.sent_at < end
+        )
 
     async def schedule(self, deliveries: Collection[Delivery]) -> set[str]:
         self.statements += 1

@@ -1,0 +1,378 @@
+"""Never harass on the real stack: quiet hours and the daily cap, with the real SMTP catcher,
+the dispatcher on the system clock and the jobs replaying a later instant with `as_of`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, time, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.notifications.adapters.repository import SqlNotificationRepository
+from services.notifications.adapters.tables import deliveries, preferences
+from services.notifications.api.app import create_app
+from services.notifications.domain.model import Channel, schedule
+from services.notifications.settings import NotificationsSettings
+from shared import events, topics
+from shared.events import CloudEvent, new_event
+from tests.support.kafka import publish
+from tests.support.polling import eventually
+from tests.support.services import ADMIN, READER, running, settings_for
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def settings(stack: Stack) -> NotificationsSettings:
+    stack.migrate("notifications")
+    # The defaults of the contract: quiet hours 21:00-08:00, at most 3 messages a day.
+    return settings_for(
+        NotificationsSettings, stack, "notifications", dispatch_interval_seconds="0.05"
+    )
+
+
+@pytest_asyncio.fixture(scope="module")
+async def client(settings: NotificationsSettings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(create_app, settings) as (_, client):
+        yield client
+
+
+@pytest_asyncio.fixture(scope="module")
+async def database(stack: Stack, settings: NotificationsSettings) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(stack.database_url("notifications"))
+    yield engine
+    await engine.dispose()
+
+
+def zone_at(local_hour: int) -> ZoneInfo:
+    """A fixed-offset zone whose wall clock shows `local_hour` now, whatever the real time:
+    the service runs on the system clock, so the customer's zone puts them where the test
+    needs them (Etc/GMT-N is UTC+N)."""
+    offset = (local_hour - datetime.now(UTC).hour) % 24
+    if offset > 14:
+        offset -= 24
+    return ZoneInfo("Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}")
+
+
+def enrolment(customer_id: str, email: str, zone: ZoneInfo) -> CloudEvent:
+    now = datetime.now(UTC)
+    return new_event(
+        events.CustomerEnrolled(
+            customer_id=customer_id,
+            partner_id="demo",
+            enrolled_at=now,
+            email=email,
+            time_zone=zone.key,
+            consent=events.Consent(email=True),
+        ),
+        source="ingest/demo",
+        subject=customer_id,
+        time=now,
+    )
+
+
+def tier_up(customer_id: str, to_tier: events.TierName) -> CloudEvent:
+    now = datetime.now(UTC)
+    return new_event(
+        events.TierChanged(
+            customer_id=customer_id,
+            from_tier="bronze",
+            to_tier=to_tier,
+            direction="up",
+            reason="qualifying spend",
+            effective_at=now,
+            review_at=now + timedelta(days=365),
+        ),
+        source="tiers",
+        subject=customer_id,
+        time=now,
+    )
+
+
+async def send(stack: Stack, topic: str, event: CloudEvent) -> None:
+    await publish(stack.kafka_bootstrap_servers, topic, event.subject, event)
+
+
+def mails_to(stack: Stack, address: str) -> list[EmailMessage]:
+    found = []
+    for path in sorted(stack.mail_dir.glob("*.eml")):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        if message["To"] == address:
+            found.append(message)
+    return found
+
+
+async def rows(database: AsyncEngine, customer_id: str) -> list[sa.Row[Any]]:
+    async with database.connect() as conn:
+        result = await conn.execute(
+            sa.select(deliveries).where(deliveries.c.customer_id == customer_id)
+        )
+        return list(result)
+
+
+async def run_job(client: httpx.AsyncClient, name: str, as_of: datetime) -> dict[str, Any]:
+    response = await client.post(
+        f"/v1/admin/jobs/{name}", params={"as_of": as_of.isoformat()}, headers=ADMIN
+    )
+    assert response.status_code == 200, response.text
+    [summary] = response.json()["jobs"]
+    assert isinstance(summary, dict)
+    return summary
+
+
+def new_customer() -> tuple[str, str]:
+    token = uuid.uuid4().hex
+    return f"cust-{token}", f"{token}@example.com"
+
+
+async def test_a_customer_enrolled_in_their_quiet_hours_gets_the_welcome_after_them(
+    stack: Stack, client: httpx.AsyncClient, database: AsyncEngine
+) -> None:
+    customer_id, email = new_customer()
+    zone = zone_at(2)  # 02:xx for them: quiet until 08:00
+    await send(stack, topics.CUSTOMERS, enrolment(customer_id, email, zone))
+
+    async def held() -> sa.Row[Any] | None:
+        found = await rows(database, customer_id)
+        return found[0] if found and found[0].hold == "quiet hours" else None
+
+    welcome = await eventually(held, within=60, what="the welcome held by quiet hours")
+    morning = datetime.combine(datetime.now(zone).date(), time(8, 0), tzinfo=zone)
+    assert (welcome.status, welcome.attempts, welcome.next_attempt_at) == ("scheduled", 0, morning)
+    assert mails_to(stack, email) == []
+
+    await run_job(client, "release-quiet-hours", morning - timedelta(minutes=1))
+    assert (await rows(database, customer_id))[0].hold == "quiet hours"  # not over yet
+
+    after = morning + timedelta(minutes=1)
+    first = await run_job(client, "release-quiet-hours", after)
+    assert first["released"] >= 1
+
+    async def mailed() -> list[EmailMessage] | None:
+        return mails_to(stack, email) or None
+
+    (mail,) = await eventually(mailed, within=60, what="the welcome after the quiet hours")
+    assert mail["Subject"] == "Welcome to Fedelta"
+    again = await run_job(client, "release-quiet-hours", after)
+    assert again["released"] == 0
+    (sent,) = await rows(database, customer_id)
+    assert (sent.status, sent.attempts, sent.hold) == ("sent", 1, None)
+
+
+async def test_the_cap_holds_the_fourth_message_of_a_day_until_the_next_day(
+    stack: Stack, client: httpx.AsyncClient, database: AsyncEngine
+) -> None:
+    customer_id, email = new_customer()
+    zone = zone_at(12)  # noon for them: far from quiet hours and from midnight
+    await send(stack, topics.CUSTOMERS, enrolment(customer_id, email, zone))
+
+    async def welcomed() -> bool:
+        return any(row.status == "sent" for row in await rows(database, customer_id))
+
+    await eventually(welcomed, within=60, what="the welcome")
+    for tier in ("silver", "gold", "platinum"):
+        await send(stack, topics.TIERS, tier_up(customer_id, tier))
+
+    async def settled() -> list[sa.Row[Any]] | None:
+        found = await rows(database, customer_id)
+        decided = [r for r in found if r.status == "sent" or r.hold is not None]
+        return found if len(found) == 4 and len(decided) == 4 else None
+
+    found = await eventually(settled, within=60, what="three sent and one held")
+    sent = [row for row in found if row.status == "sent"]
+    (held,) = [row for row in found if row.status == "scheduled"]
+    midnight = datetime.combine(datetime.now(zone).date() + timedelta(days=1), time(0), zone)
+    assert len(sent) == 3
+    assert (held.hold, held.next_attempt_at, held.attempts) == ("frequency cap", midnight, 0)
+    assert len(mails_to(stack, email)) == 3
+
+    log = await client.get(f"/v1/customers/{customer_id}/notifications", headers=READER)
+    assert sorted(item["status"] for item in log.json()["items"]) == [
+        "scheduled",
+        "sent",
+        "sent",
+        "sent",
+    ]
+
+    # Replaying the next morning, after its quiet hours: the fourth goes out.
+    next_morning = midnight + timedelta(hours=9)
+    assert (await run_job(client, "release-quiet-hours", next_morning))["released"] >= 1
+
+    async def four_mails() -> list[EmailMessage] | None:
+        found = mails_to(stack, email)
+        return found if len(found) == 4 else None
+
+    await eventually(four_mails, within=60, what="the fourth message the next day")
+    assert (await run_job(client, "release-quiet-hours", next_morning))["released"] == 0
+
+
+PREFERENCES = {
+    "channels": {"email": False, "sms": True},
+    "quiet_hours": {"start": "22:30", "end": "07:15"},
+    "time_zone": "Europe/Rome",
+    "locale": "it",
+}
+
+
+async def known_customer(stack: Stack, database: AsyncEngine) -> tuple[str, str]:
+    customer_id, email = new_customer()
+    await send(stack, topics.CUSTOMERS, enrolment(customer_id, email, zone_at(12)))
+
+    async def mailed() -> bool:
+        return any(row.status == "sent" for row in await rows(database, customer_id))
+
+    await eventually(mailed, within=60, what="the welcome")
+    return customer_id, email
+
+
+async def test_preferences_default_until_chosen_then_replace_them(
+    stack: Stack, client: httpx.AsyncClient, database: AsyncEngine
+) -> None:
+    customer_id, email = await known_customer(stack, database)
+    path = f"/v1/customers/{customer_id}/preferences"
+
+    defaults = await client.get(path, headers=READER)
+    assert defaults.status_code == 200, defaults.text
+    assert defaults.json() == {
+        "customer_id": customer_id,
+        "channels": {"email": True, "sms": True},
+        "quiet_hours": {"start": "21:00", "end": "08:00"},
+        "time_zone": None,
+        "locale": None,
+        "updated_at": None,
+    }
+
+    forbidden = await client.put(path, json=PREFERENCES, headers=READER)
+    assert forbidden.status_code == 403
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    chosen = await client.put(path, json=PREFERENCES, headers=ADMIN | key)
+    assert chosen.status_code == 200, chosen.text
+    body = chosen.json()
+    assert {name: body[name] for name in PREFERENCES} == PREFERENCES
+    assert (await client.get(path, headers=READER)).json() == body
+
+    replayed = await client.put(path, json=PREFERENCES, headers=ADMIN | key)
+    assert (replayed.status_code, replayed.json()) == (200, body)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    other = PREFERENCES | {"locale": "fi"}
+    reused = await client.put(path, json=other, headers=ADMIN | key)
+    assert reused.status_code == 409
+    assert reused.headers["content-type"].startswith("application/problem+json")
+
+    # Email turned off: the next message is suppressed although the consent stands.
+    await send(stack, topics.TIERS, tier_up(customer_id, "gold"))
+
+    async def suppressed() -> bool:
+        return any(row.status == "suppressed" for row in await rows(database, customer_id))
+
+    await eventually(suppressed, within=60, what="the tier-up suppressed")
+    assert len(mails_to(stack, email)) == 1  # the welcome only
+
+    # The preferences are personal data: erased with the contact.
+    erased_at = datetime.now(UTC)
+    await send(
+        stack,
+        topics.CUSTOMERS,
+        new_event(
+            events.CustomerErased(customer_id=customer_id),
+            source="ingest/demo",
+            subject=customer_id,
+            time=erased_at,
+        ),
+    )
+
+    async def gone() -> bool:
+        return (await client.get(path, headers=READER)).status_code == 404
+
+    await eventually(gone, within=60, what="the preferences erased")
+    async with database.connect() as conn:
+        left = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(preferences)
+            .where(preferences.c.customer_id == customer_id)
+        )
+    assert left == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        PREFERENCES | {"channels": {"email": "yes", "sms": True}},
+        PREFERENCES | {"quiet_hours": {"start": "24:00", "end": "08:00"}},
+        PREFERENCES | {"time_zone": "Mars/Olympus"},
+        PREFERENCES | {"colour": "blue"},
+        {"channels": {"email": True, "sms": True}},
+    ],
+)
+async def test_bad_preferences_are_refused_and_change_nothing(
+    stack: Stack, client: httpx.AsyncClient, database: AsyncEngine, body: dict[str, Any]
+) -> None:
+    customer_id, _ = await known_customer(stack, database)
+    path = f"/v1/customers/{customer_id}/preferences"
+    refused = await client.put(path, json=body, headers=ADMIN)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert (await client.get(path, headers=READER)).json()["updated_at"] is None
+
+
+async def test_preferences_of_an_unknown_customer_are_a_404(client: httpx.AsyncClient) -> None:
+    path = "/v1/customers/nobody-here/preferences"
+    for response in (
+        await client.get(path, headers=READER),
+        await client.put(path, json=PREFERENCES, headers=ADMIN),
+    ):
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert (await client.get(path)).status_code == 401
+
+
+async def test_retry_deliveries_makes_a_backed_off_retry_due_once(
+    stack: Stack, client: httpx.AsyncClient, database: AsyncEngine
+) -> None:
+    customer_id, email = await known_customer(stack, database)
+    now = datetime.now(UTC)
+    backoff_ends = now + timedelta(hours=1)
+    failed_once = replace(
+        schedule(
+            notification_id=str(uuid.uuid4()),
+            customer_id=customer_id,
+            channel=Channel.EMAIL,
+            template="tier_up",
+            cause_event_id=str(uuid.uuid4()),
+            now=now,
+            params={"tier": "gold"},
+        ),
+        attempts=1,
+        last_error="timeout",
+        next_attempt_at=backoff_ends,
+    )
+    async with database.begin() as conn:
+        await SqlNotificationRepository(conn).schedule([failed_once])
+
+    await run_job(client, "retry-deliveries", backoff_ends - timedelta(minutes=1))
+    (waiting,) = [r for r in await rows(database, customer_id) if r.template == "tier_up"]
+    assert (waiting.status, waiting.next_attempt_at) == ("scheduled", backoff_ends)
+
+    as_of = backoff_ends + timedelta(seconds=1)
+    assert (await run_job(client, "retry-deliveries", as_of))["retried"] >= 1
+
+    async def retried() -> sa.Row[Any] | None:
+        found = [r for r in await rows(database, customer_id) if r.template == "tier_up"]
+        return found[0] if found and found[0].status == "sent" else None
+
+    sent = await eventually(retried, within=60, what="the retry sent")
+    assert (sent.attempts, sent.released_as_of) == (2, as_of)
+    assert (await run_job(client, "retry-deliveries", as_of))["retried"] == 0
+    assert len(mails_to(stack, email)) == 2
