@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -100,14 +101,20 @@ class PosClient:
     ) -> httpx.Response:
         return await self.send("PATCH", path, body, signed_at=signed_at)
 
-    async def enrol(self, customer_id: str, email: str | None, consent: bool = True) -> str:
+    async def enrol(
+        self,
+        customer_id: str,
+        email: str | None,
+        consent: bool = True,
+        time_zone: str = "Europe/Rome",
+    ) -> str:
         response = await self.post(
             "/v1/customers",
             {
                 "customer_id": customer_id,
                 "email": email,
                 "locale": "en",
-                "time_zone": "Europe/Rome",
+                "time_zone": time_zone,
                 "consent": {"email": consent, "sms": False},
             },
         )
@@ -169,10 +176,28 @@ async def _show(pos: PosClient, customer_id: str) -> None:
         print(f"{name}: {response.status_code} {json.dumps(response.json(), indent=2)}")
 
 
+# Spread round the world, so that in one of them it is day whenever the demo runs.
+DEMO_TIME_ZONES = ("Europe/Rome", "America/New_York", "America/Los_Angeles", "Asia/Tokyo")
+
+
+def time_zone_in_daytime(now: datetime) -> str:
+    """A time zone where it is between 09:00 and 19:00 now: notifications never writes to a
+    customer in their quiet hours (21:00-08:00 by default), and the demo wants its emails now."""
+    for name in DEMO_TIME_ZONES:
+        if 9 <= now.astimezone(ZoneInfo(name)).hour < 19:
+            return name
+    return DEMO_TIME_ZONES[0]
+
+
 async def _demo(pos: PosClient) -> None:
     customer = f"demo-{uuid.uuid4().hex[:8]}"
     email = f"{customer}@example.com"
-    print(f"enrol {customer} <{email}> with email consent:", await pos.enrol(customer, email))
+    zone = time_zone_in_daytime(datetime.now(UTC))
+    print(
+        f"enrol {customer} <{email}> in {zone}, where it is daytime (quiet hours are respected), "
+        "with email consent:",
+        await pos.enrol(customer, email, time_zone=zone),
+    )
     print("purchase 300.00 EUR:", await pos.purchase(customer, "300.00"))
     print("purchase 250.00 EUR:", await pos.purchase(customer, "250.00"))
     deadline = time.monotonic() + 60
