@@ -12,6 +12,7 @@ from services.points.adapters.program_file import load_program
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.domain.model import Program
 from services.points.handlers import HANDLED_TYPES, Context, apply_batch
+from services.points.jobs import points_jobs
 from services.points.settings import PointsSettings
 from shared import topics
 from shared.clock import Clock, SystemClock
@@ -38,10 +39,12 @@ def make_subscription(program: Program, clock: Clock) -> Subscription:
     )
 
 
-async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Runtime:
+async def bootstrap(
+    settings: ServiceSettings, clock: Clock | None = None, program: Program | None = None
+) -> Runtime:
     assert isinstance(settings, PointsSettings)
     clock = clock or SystemClock()
-    program = load_program(settings.program_file)
+    program = program or load_program(settings.program_file)
     return service_runtime(
         SERVICE,
         settings,
@@ -50,6 +53,9 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
         inbox=tables.inbox,
         subscription=make_subscription(program, clock),
         jobs=[
-            purge_idempotency_keys(tables.idempotency_keys, timedelta(days=settings.retention_days))
+            *points_jobs(program, clock),
+            purge_idempotency_keys(
+                tables.idempotency_keys, timedelta(days=settings.retention_days)
+            ),
         ],
     )

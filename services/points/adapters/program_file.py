@@ -33,6 +33,8 @@ class _ProgramFile(BaseModel):
     welcome_bonus: int = Field(ge=0, le=1_000_000)
     pending_days: int = Field(ge=0, le=365)
     validity_months: int = Field(ge=1, le=120)
+    hold_timeout_minutes: int = Field(default=15, ge=1, le=1440)
+    expiry_warning_days: int = Field(default=30, ge=1, le=365)
     tier_multipliers: dict[TierName, TierMultiplier] = Field(min_length=1)
 
 

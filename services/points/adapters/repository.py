@@ -12,11 +12,19 @@ from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points.adapters.campaigns import campaign_of
-from services.points.adapters.tables import campaigns, customers, ledger_entries
+from services.points.adapters.tables import (
+    allocations,
+    campaigns,
+    customers,
+    expiry_warnings,
+    ledger_entries,
+)
 from services.points.domain.earning import Campaign
+from services.points.domain.lots import Allocation
 from services.points.domain.model import EntryKind, LedgerEntry, Member, TierAssignment
 
 
@@ -123,6 +131,127 @@ class SqlLedgerRepository:
         )
         return [campaign_of(row) for row in rows]
 
+    # -- spending --------------------------------------------------------------------------
+
+    async def lock_customer(self, customer_id: str) -> None:
+        """Serializes, until the transaction ends, everything that draws on this customer's
+        lots: two spends can then never both see the same points left. A transaction-scoped
+        advisory lock, as a customer may have lots (purchases) before any enrolment row."""
+        await self._conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+            {"name": f"points-customer/{customer_id}"},
+        )
+
+    async def allocations_of(self, customer_id: str) -> list[Allocation]:
+        rows = await self._conn.execute(
+            sa.select(allocations.c.entry_id, allocations.c.lot_id, allocations.c.points).where(
+                allocations.c.customer_id == customer_id
+            )
+        )
+        return [Allocation(row.entry_id, row.lot_id, row.points) for row in rows]
+
+    async def allocations_by(self, entry_ids: Collection[str]) -> list[Allocation]:
+        """The allocations these movements made, in one query."""
+        if not entry_ids:
+            return []
+        rows = await self._conn.execute(
+            sa.select(allocations.c.entry_id, allocations.c.lot_id, allocations.c.points).where(
+                allocations.c.entry_id == sa.any_(sa.cast(list(entry_ids), ARRAY(sa.Text)))
+            )
+        )
+        return [Allocation(row.entry_id, row.lot_id, row.points) for row in rows]
+
+    async def record_allocations(self, drawn: Sequence[tuple[str, Allocation]]) -> None:
+        """(customer id, allocation) pairs, in one statement."""
+        if not drawn:
+            return
+        await self._conn.execute(
+            sa.insert(allocations),
+            [
+                {
+                    "entry_id": a.entry_id,
+                    "lot_id": a.lot_id,
+                    "customer_id": customer_id,
+                    "points": a.points,
+                }
+                for customer_id, a in drawn
+            ],
+        )
+
+    # -- the expiry jobs --------------------------------------------------------------------
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> None:
+        """`lock_customer` for each, in one order, so two lockers never wait in a cycle."""
+        if not customer_ids:
+            return
+        await self._conn.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(hashtextextended('points-customer/' || id, 0)) "
+                "FROM unnest(CAST(:ids AS text[])) AS id ORDER BY id"
+            ),
+            {"ids": sorted(customer_ids)},
+        )
+
+    async def customers_with_lots_expiring(
+        self, *, after: datetime | None, until: datetime, after_customer: str, limit: int
+    ) -> list[str]:
+        """The next `limit` customers (by id, after `after_customer`) holding a lot with
+        points left that expires in (after, until]."""
+        rows = await self._conn.execute(
+            _CUSTOMERS_WITH_LOTS_EXPIRING,
+            {
+                "after": after,
+                "until": until,
+                "after_customer": after_customer,
+                "limit": limit,
+            },
+        )
+        return list(rows.scalars())
+
+    async def ledgers_of(
+        self, customer_ids: Collection[str]
+    ) -> tuple[dict[str, list[LedgerEntry]], list[Allocation]]:
+        """These customers' entries (each in ledger order) and allocations, in two queries."""
+        ids = sa.cast(list(customer_ids), ARRAY(sa.Text))
+        rows = await self._conn.execute(
+            sa.select(ledger_entries)
+            .where(ledger_entries.c.customer_id == sa.any_(ids))
+            .order_by(ledger_entries.c.seq)
+        )
+        entries: dict[str, list[LedgerEntry]] = {c: [] for c in customer_ids}
+        for row in rows:
+            entries[row.customer_id].append(_entry(row))
+        drawn = await self._conn.execute(
+            sa.select(allocations.c.entry_id, allocations.c.lot_id, allocations.c.points).where(
+                allocations.c.customer_id == sa.any_(ids)
+            )
+        )
+        return entries, [Allocation(r.entry_id, r.lot_id, r.points) for r in drawn]
+
+    async def warned_lots(self, lot_ids: Collection[str]) -> set[str]:
+        if not lot_ids:
+            return set()
+        rows = await self._conn.execute(
+            sa.select(expiry_warnings.c.lot_id).where(
+                expiry_warnings.c.lot_id == sa.any_(sa.cast(list(lot_ids), ARRAY(sa.Text)))
+            )
+        )
+        return set(rows.scalars())
+
+    async def record_warnings(self, lot_ids: Sequence[str], warned_at: datetime) -> set[str]:
+        """Marks the lots warned; the ids that were not marked before."""
+        if not lot_ids:
+            return set()
+        result = await self._conn.execute(
+            sa.text(
+                "INSERT INTO expiry_warnings (lot_id, warned_at) "
+                "SELECT id, CAST(:at AS timestamptz) FROM unnest(CAST(:ids AS text[])) AS id "
+                "ON CONFLICT (lot_id) DO NOTHING RETURNING lot_id"
+            ),
+            {"ids": list(lot_ids), "at": warned_at},
+        )
+        return set(result.scalars())
+
     # -- the API's reads -------------------------------------------------------------------
 
     async def is_known(self, customer_id: str) -> bool:
@@ -150,6 +279,17 @@ class SqlLedgerRepository:
 
 
 RULE_SEPARATOR = chr(31)
+
+# Lots with points left: their points less what was drawn from them (and given back).
+_CUSTOMERS_WITH_LOTS_EXPIRING = sa.text(
+    "SELECT DISTINCT l.customer_id FROM ledger_entries l "
+    "WHERE l.kind IN ('earn', 'bonus') AND l.points > 0 "
+    "AND (CAST(:after AS timestamptz) IS NULL OR l.expires_at > CAST(:after AS timestamptz)) "
+    "AND l.expires_at <= :until AND l.customer_id > :after_customer "
+    "AND l.points > (SELECT coalesce(sum(a.points), 0) FROM allocations a "
+    "WHERE a.lot_id = l.entry_id) "
+    "ORDER BY l.customer_id LIMIT :limit"
+)
 
 _ADD_CUSTOMERS = sa.text(
     "INSERT INTO customers (customer_id, partner_id, enrolled_at) "

@@ -31,7 +31,7 @@ ledger_entries = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("available_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("expires_at", sa.DateTime(timezone=True), index=True),
     sa.Column("purchase_id", sa.Text),
     # The rules that produced the entry: base, tier:<name>, campaign:<id>, welcome.
     sa.Column("rule_ids", ARRAY(sa.Text), nullable=False, server_default="{}"),
@@ -60,4 +60,36 @@ campaigns = sa.Table(
     sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("validity_days", sa.Integer),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Which lots each spend, hold, release and expiry drew from, and how much (negative: given
+# back). What is left of a lot is its points less these: no balance column to drift.
+allocations = sa.Table(
+    "allocations",
+    metadata,
+    sa.Column("entry_id", sa.Text, primary_key=True),
+    sa.Column("lot_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False, index=True),
+    sa.Column("points", sa.Integer, nullable=False),
+)
+
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("hold_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("reward", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # held, captured, voided, lapsed
+    sa.Column("settled_at", sa.DateTime(timezone=True)),
+)
+
+# The lots already warned of their expiry: a warning is given once per lot.
+expiry_warnings = sa.Table(
+    "expiry_warnings",
+    metadata,
+    sa.Column("lot_id", sa.Text, primary_key=True),
+    sa.Column("warned_at", sa.DateTime(timezone=True), nullable=False),
 )

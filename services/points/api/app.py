@@ -1,15 +1,28 @@
 from fastapi import FastAPI
 
-from services.points.api.routers import campaigns, customers
+from services.points.adapters.program_file import load_program
+from services.points.api.routers import campaigns, customers, holds, redemptions
 from services.points.bootstrap import SERVICE, bootstrap
+from services.points.settings import PointsSettings
 from shared.http import create_service_app
+from shared.runtime import Runtime
 from shared.settings import ServiceSettings
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
-    return create_service_app(
+    assert isinstance(settings, PointsSettings)
+    # Loaded once, here, so a malformed program stops the service before it serves anything,
+    # and the API, the consumer and the jobs apply the very same program.
+    program = load_program(settings.program_file)
+
+    async def start(settings: ServiceSettings) -> Runtime:
+        return await bootstrap(settings, program=program)
+
+    app = create_service_app(
         name=SERVICE,
         settings=settings,
-        bootstrap=bootstrap,
-        routers=[customers.router, campaigns.router],
+        bootstrap=start,
+        routers=[customers.router, campaigns.router, redemptions.router, holds.router],
     )
+    app.state.program = program
+    return app

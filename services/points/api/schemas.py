@@ -154,3 +154,47 @@ class CampaignOut(BaseModel):
 
 class CampaignListOut(BaseModel):
     items: list[CampaignOut]
+
+
+# --- Redemptions ---------------------------------------------------------------------------
+
+SpendPoints = Annotated[int, Field(ge=1, le=bounds.MAX_POINTS)]
+
+
+class RedemptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    points: SpendPoints
+    reward: bounds.Label
+
+
+class RedemptionOut(BaseModel):
+    redemption_id: str
+    points: int
+    available_after: int
+
+
+# --- Holds ---------------------------------------------------------------------------------
+
+
+class HoldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    points: SpendPoints
+    reward: bounds.Label
+
+
+class HoldOut(BaseModel):
+    hold_id: str
+    points: int
+    expires_at: datetime
+
+
+class HoldStateOut(BaseModel):
+    hold_id: str
+    customer_id: str
+    points: int
+    reward: str
+    status: str
+    expires_at: datetime
+    settled_at: datetime | None

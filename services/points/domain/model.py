@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -13,6 +12,14 @@ from enum import StrEnum
 class EntryKind(StrEnum):
     EARN = "earn"  # points for a purchase
     BONUS = "bonus"  # welcome, referral, campaign bonuses
+    REDEEM = "redeem"  # points spent on a reward
+    HOLD = "hold"  # points reserved by a terminal until captured, voided or lapsed
+    RELEASE = "release"  # a voided or lapsed hold's points, back in the lots they came from
+    EXPIRE = "expire"  # what was left of a lot when it expired
+
+
+# The kinds whose entries are lots: points others draw from, each with its own expiry.
+LOT_KINDS = frozenset({EntryKind.EARN, EntryKind.BONUS})
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,8 @@ class Program:
     welcome_bonus: int = 100
     pending_days: int = 0
     validity_months: int = 12
+    hold_timeout_minutes: int = 15
+    expiry_warning_days: int = 30
     tier_multipliers: dict[str, Decimal] = field(
         default_factory=lambda: {
             "bronze": Decimal("1.0"),
@@ -137,31 +146,6 @@ def welcome_bonus(
         available_at=enrolled_at,
         expires_at=program.expiry_for(enrolled_at),
         rule_ids=("welcome",),
-    )
-
-
-def balance_of(customer_id: str, entries: Iterable[LedgerEntry], now: datetime) -> Balance:
-    """Derived from the ledger every time: there is no counter that could drift from it."""
-    available = pending = lifetime = 0
-    expiries: dict[datetime, int] = {}
-    for entry in entries:
-        if entry.points > 0:
-            lifetime += entry.points
-        if entry.available_at > now:
-            pending += entry.points
-            continue
-        if entry.expires_at is not None and entry.expires_at <= now:
-            continue
-        available += entry.points
-        if entry.expires_at is not None and entry.points > 0:
-            expiries[entry.expires_at] = expiries.get(entry.expires_at, 0) + entry.points
-    return Balance(
-        customer_id=customer_id,
-        available=max(available, 0),
-        pending=pending,
-        debt=max(-available, 0),
-        lifetime_earned=lifetime,
-        next_expiries=[Expiry(points, at) for at, points in sorted(expiries.items())[:3]],
     )
 
 

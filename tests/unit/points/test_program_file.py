@@ -19,6 +19,8 @@ def test_the_shipped_file_is_the_default_program() -> None:
         ("welcome_bonus: 100", "welcome_bonus: -5", "welcome_bonus"),
         ("pending_days: 0", "pending_days: many", "pending_days"),
         ("validity_months: 12", "validity_months: 0", "validity_months"),
+        ("hold_timeout_minutes: 15", "hold_timeout_minutes: 0", "hold_timeout_minutes"),
+        ("expiry_warning_days: 30", "expiry_warning_days: 0", "expiry_warning_days"),
         ('points_per_unit: "1"', 'points_per_unit: "0"', "points_per_unit"),
         ('silver: "1.25"', 'silver: "7"', "tier_multipliers.silver"),
         ('gold: "1.5"', 'gold: "0.5"', "tier_multipliers.gold"),

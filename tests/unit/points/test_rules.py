@@ -7,12 +7,12 @@ from hypothesis import strategies as st
 
 from services.points.adapters.program_file import load_program
 from services.points.domain.earning import PurchaseFacts, purchase_points
+from services.points.domain.lots import balance_of
 from services.points.domain.model import (
     EntryKind,
     LedgerEntry,
     Program,
     add_months,
-    balance_of,
     purchase_earning,
     welcome_bonus,
 )

@@ -12,7 +12,7 @@ from services.points.api.schemas import (
     LedgerEntryOut,
     LedgerPageOut,
 )
-from services.points.domain.model import balance_of
+from services.points.domain.lots import balance_of
 from shared.bounds import Identifier
 from shared.problems import Problem
 
@@ -25,7 +25,12 @@ async def get_balance(
 ) -> BalanceOut:
     if not await ledger.is_known(customer_id):
         raise _unknown(customer_id)
-    balance = balance_of(customer_id, await ledger.entries(customer_id), clock.now())
+    balance = balance_of(
+        customer_id,
+        await ledger.entries(customer_id),
+        clock.now(),
+        await ledger.allocations_of(customer_id),
+    )
     return BalanceOut(
         customer_id=balance.customer_id,
         available=balance.available,
