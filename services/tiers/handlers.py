@@ -24,6 +24,7 @@ from services.tiers.domain.model import (
     TierChange,
     after_change,
     downgrade_warning,
+    enrol,
     new_customer,
     purchase_activity_id,
     refund_activity_id,
@@ -35,8 +36,16 @@ from shared.outbox import EventSink, emit
 
 SOURCE = "tiers"
 
+# customer.updated enrols too: the customers topic is compacted, so a consumer reading it
+# afresh (a new group, a replay, one lagging past a segment roll) may find only a customer's
+# latest profile and never their enrolment. The profile alone must be enough.
 HANDLED_TYPES = frozenset(
-    {events.CUSTOMER_ENROLLED, events.PURCHASE_COMPLETED, events.PURCHASE_REFUNDED}
+    {
+        events.CUSTOMER_ENROLLED,
+        events.CUSTOMER_UPDATED,
+        events.PURCHASE_COMPLETED,
+        events.PURCHASE_REFUNDED,
+    }
 )
 
 
@@ -51,7 +60,7 @@ class Context:
 @dataclass(frozen=True)
 class _Enrolment:
     cause: CloudEvent
-    customer: CustomerTier  # as the enrolment would add them
+    customer: CustomerTier  # as the enrolment, or the latest profile, would add them
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class _Purchase:
 class _Refund:
     cause: CloudEvent
     activity: QualifyingActivity
+    purchase_activity_id: str  # the refunded purchase's, to count the refund in its year
 
 
 _Step = _Enrolment | _Purchase | _Refund
@@ -89,7 +99,9 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     # Keyed by the purchase or refund, not the event: one counts once whichever carried it.
     # Recorded before the history is read, purchases under their customer's lock, so
     # RETURNING tells for sure which ones are new.
-    activities = _unique(step.activity for step in steps if not isinstance(step, _Enrolment))
+    activities = await _attributed(
+        _unique(step.activity for step in steps if not isinstance(step, _Enrolment)), steps, ctx
+    )
     recorded = await ctx.tiers.record_activities(activities)
     since: dict[str, datetime] = {}
     for step in steps:
@@ -104,6 +116,8 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
         for customer_id, found in loaded.items()
     }
 
+    attributed = {a.activity_id: a for a in activities}
+
     # 2. Walk the batch in order.
     changed: dict[str, CustomerTier] = {}
     changes: list[tuple[TierChange, CloudEvent]] = []
@@ -112,10 +126,11 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
         if isinstance(step, _Enrolment):
             customer_id = step.customer.customer_id
             customer = changed.get(customer_id) or customers[customer_id]
-            if customer.enrolled_at is None:
-                changed[customer_id] = replace(customer, enrolled_at=step.customer.enrolled_at)
+            enrolled_at = step.customer.enrolled_at
+            if customer.enrolled_at is None and enrolled_at is not None:
+                changed[customer_id] = enrol(ctx.program, customer, enrolled_at)
             continue
-        activity = step.activity
+        activity = attributed.get(step.activity.activity_id, step.activity)
         if activity.activity_id not in recorded or activity.activity_id in counted:
             continue  # counted already, before this batch or earlier in it
         counted.add(activity.activity_id)
@@ -166,9 +181,15 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
                 amount=-refund.amount,
                 occurred_at=refund.occurred_at,
             )
-            steps.append(_Refund(event, activity))
-        elif event.type == events.CUSTOMER_ENROLLED:
-            enrolled = event.data_as(events.CustomerEnrolled)
+            bought = purchase_activity_id(refund.partner_id, refund.purchase_id)
+            steps.append(_Refund(event, activity, bought))
+        elif event.type in (events.CUSTOMER_ENROLLED, events.CUSTOMER_UPDATED):
+            # Either profile carries the enrolment's instant; a known customer's is kept.
+            enrolled = event.data_as(
+                events.CustomerEnrolled
+                if event.type == events.CUSTOMER_ENROLLED
+                else events.CustomerUpdated
+            )
             customer = new_customer(
                 program,
                 enrolled.customer_id,
@@ -185,6 +206,34 @@ def _unique(activities: Iterable[QualifyingActivity]) -> list[QualifyingActivity
     for activity in activities:
         first.setdefault(activity.activity_id, activity)
     return list(first.values())
+
+
+async def _attributed(
+    activities: list[QualifyingActivity], steps: Sequence[_Step], ctx: Context
+) -> list[QualifyingActivity]:
+    """The activities with each refund dated to its purchase's instant, when the purchase is
+    known (recorded before, or earlier in the batch); a refund of an unknown purchase keeps
+    its own instant."""
+    refunded = {
+        step.activity.activity_id: step.purchase_activity_id
+        for step in steps
+        if isinstance(step, _Refund)
+    }
+    if not refunded:
+        return activities
+    bought_at = {
+        step.activity.activity_id: step.activity.occurred_at
+        for step in steps
+        if isinstance(step, _Purchase)
+    }
+    missing = {p for p in refunded.values() if p not in bought_at}
+    bought_at.update(await ctx.tiers.purchase_times(missing) if missing else {})
+    return [
+        replace(a, attributed_at=bought_at.get(refunded[a.activity_id]))
+        if a.activity_id in refunded
+        else a
+        for a in activities
+    ]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.tiers.adapters.tables import customers, outbox, qualifying_activity, tier_history
 from services.tiers.api.app import create_app
 from services.tiers.bootstrap import make_subscription
-from services.tiers.domain.model import Program
+from services.tiers.domain.model import Program, SpendBasis
 from services.tiers.settings import TiersSettings
 from shared import events, topics
 from shared.clock import FixedClock
@@ -481,3 +481,54 @@ async def test_a_purchase_in_another_currency_is_dead_lettered_alone(
         events.PurchaseCompleted.model_validate(CloudEvent.from_bytes(dead.value).data).currency
         == "USD"
     )
+
+
+# -- the customers topic is compacted ----------------------------------------------------------
+
+
+async def test_a_customer_known_only_by_their_latest_profile_is_enrolled(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    # What a fresh consumer of the compacted customers topic may find: no enrolment at all.
+    customer = new_customer_id()
+    enrolled_at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+    profile = events.CustomerUpdated(
+        customer_id=customer, partner_id=PARTNER, enrolled_at=enrolled_at, version=4
+    )
+    await send(
+        stack,
+        new_event(profile, source=f"ingest/{PARTNER}", subject=customer, time=datetime.now(UTC)),
+    )
+
+    body = await wait_for_spend(client, customer, "0")
+    assert body["tier"] == "bronze"
+    assert datetime.fromisoformat(body["since"]) == enrolled_at
+    assert datetime.fromisoformat(body["review_at"]) == enrolled_at + timedelta(days=365)
+    assert await tier_changes(stack, customer) == []
+
+
+# -- the calendar-year basis on the real database ----------------------------------------------
+
+
+async def test_a_refund_is_stored_with_its_purchase_instant_within_and_across_batches(
+    engine: AsyncEngine,
+) -> None:
+    program = Program(basis=SpendBasis.CALENDAR_YEAR, time_zone="Europe/Helsinki")
+    customer = new_customer_id()
+    bought_at = datetime(2025, 12, 31, 21, 30, tzinfo=UTC)  # 23:30 in Helsinki
+    bought = purchase(customer, "600", bought_at)
+    purchase_id = events.PurchaseCompleted.model_validate(bought.data).purchase_id
+    same_batch = refund(customer, purchase_id, "100", bought_at + timedelta(days=3))
+    later_batch = refund(customer, purchase_id, "100", bought_at + timedelta(days=5))
+    handle = make_subscription(program, FixedClock(bought_at + timedelta(days=9))).handle
+    async with engine.connect() as conn, conn.begin() as transaction:
+        await handle(conn, [enrolled(customer, bought_at - timedelta(days=1)), bought, same_batch])
+        await handle(conn, [later_batch])
+        rows = await conn.execute(
+            sa.select(qualifying_activity.c.activity_id, qualifying_activity.c.attributed_at)
+            .where(qualifying_activity.c.customer_id == customer)
+            .order_by(qualifying_activity.c.id)
+        )
+        attributed = [tuple(row) for row in rows]
+        await transaction.rollback()
+    assert [at for _, at in attributed] == [None, bought_at, bought_at]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.tiers.domain.model import DowngradePolicy, Program, SpendBasis, TierDefinition
 from shared.events import Money, TierName
@@ -31,6 +32,16 @@ class _ProgramFile(BaseModel):
     review_period_days: int = Field(ge=1)
     downgrade_policy: DowngradePolicy
     downgrade_warning_days: int = Field(ge=0)
+    time_zone: str = Field(default="UTC", min_length=1, max_length=64)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {name!r}") from error
+        return name
 
 
 def load_program(path: Path = DEFAULT_PROGRAM_FILE) -> Program:
@@ -43,4 +54,5 @@ def load_program(path: Path = DEFAULT_PROGRAM_FILE) -> Program:
         review_period_days=parsed.review_period_days,
         downgrade_policy=parsed.downgrade_policy,
         downgrade_warning_days=parsed.downgrade_warning_days,
+        time_zone=parsed.time_zone,
     )

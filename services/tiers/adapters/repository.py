@@ -46,6 +46,10 @@ class TierRepository(Protocol):
         """For each customer, their activity that occurred at or after their instant."""
         ...
 
+    async def purchase_times(self, activity_ids: Collection[str]) -> dict[str, datetime]:
+        """When each of these recorded purchases occurred (unknown ones are left out)."""
+        ...
+
     async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
         """Stores these (known, locked) customers' tier, since, review date and enrolment."""
         ...
@@ -125,6 +129,7 @@ class SqlTierRepository:
                 "customers": [a.customer_id for a in ordered],
                 "amounts": [a.amount for a in ordered],
                 "occurred": [a.occurred_at for a in ordered],
+                "attributed": [a.attributed_at for a in ordered],
             },
         )
         return set(result.scalars())
@@ -141,6 +146,12 @@ class SqlTierRepository:
         for row in rows:
             found[row.customer_id].append(_activity(row))
         return found
+
+    async def purchase_times(self, activity_ids: Collection[str]) -> dict[str, datetime]:
+        if not activity_ids:
+            return {}
+        rows = await self._conn.execute(_PURCHASE_TIMES, {"ids": sorted(activity_ids)})
+        return {row.activity_id: row.occurred_at for row in rows}
 
     async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
         if not customers:
@@ -261,18 +272,25 @@ _LOCK_CUSTOMERS = sa.text(
 )
 
 _RECORD_ACTIVITIES = sa.text(
-    "INSERT INTO qualifying_activity (activity_id, customer_id, amount, occurred_at) "
+    "INSERT INTO qualifying_activity "
+    "(activity_id, customer_id, amount, occurred_at, attributed_at) "
     "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), "
-    "CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[])) "
+    "CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]), "
+    "CAST(:attributed AS timestamptz[])) "
     "ON CONFLICT (activity_id) DO NOTHING RETURNING activity_id"
 )
 
 _ACTIVITIES_SINCE = sa.text(
-    "SELECT a.activity_id, a.customer_id, a.amount, a.occurred_at "
+    "SELECT a.activity_id, a.customer_id, a.amount, a.occurred_at, a.attributed_at "
     "FROM unnest(CAST(:ids AS text[]), CAST(:sinces AS timestamptz[])) AS w(customer_id, since) "
     "JOIN qualifying_activity AS a "
     "ON a.customer_id = w.customer_id AND a.occurred_at >= w.since "
     "ORDER BY a.occurred_at, a.id"
+)
+
+_PURCHASE_TIMES = sa.text(
+    "SELECT activity_id, occurred_at FROM qualifying_activity "
+    "WHERE activity_id = ANY(CAST(:ids AS text[]))"
 )
 
 _SAVE_CUSTOMERS = sa.text(
@@ -336,4 +354,5 @@ def _activity(row: sa.Row[tuple[object, ...]]) -> QualifyingActivity:
         customer_id=row.customer_id,
         amount=row.amount,
         occurred_at=row.occurred_at,
+        attributed_at=row.attributed_at,
     )

@@ -32,6 +32,8 @@ qualifying_activity = sa.Table(
     sa.Column("customer_id", sa.Text, nullable=False, index=True),
     sa.Column("amount", sa.Numeric(14, 2), nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    # A refund's purchase instant, when known: the calendar year its spend is taken from.
+    sa.Column("attributed_at", sa.DateTime(timezone=True)),
 )
 
 tier_history = sa.Table(

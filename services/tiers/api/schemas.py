@@ -34,6 +34,7 @@ class TierProgramOut(BaseModel):
     review_period_days: int
     downgrade_policy: str
     downgrade_warning_days: int
+    time_zone: str  # where calendar years begin and end, for the calendar_year basis
 
 
 class TierChangeOut(BaseModel):

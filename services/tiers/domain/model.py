@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from itertools import pairwise
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class DowngradePolicy(StrEnum):
@@ -18,7 +19,9 @@ class DowngradePolicy(StrEnum):
 
 class SpendBasis(StrEnum):
     ROLLING = "rolling"  # the last `qualifying_window_days` before the instant looked at
-    CALENDAR_YEAR = "calendar_year"  # from 1 January (UTC) of that instant's year
+    # A calendar year's spend (years in the program's time zone) qualifies until the end of
+    # the next year: the qualifying spend is the better of this year's so far and last year's.
+    CALENDAR_YEAR = "calendar_year"
 
 
 class Direction(StrEnum):
@@ -55,8 +58,13 @@ class Program:
     review_period_days: int = 365
     downgrade_policy: DowngradePolicy = DowngradePolicy.ONE_DOWN
     downgrade_warning_days: int = 30
+    time_zone: str = "UTC"  # where the program's calendar years begin and end (IANA name)
 
     def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"time_zone: unknown time zone {self.time_zone!r}") from error
         if not self.tiers:
             raise ValueError("a program needs at least one tier")
         names = [tier.name for tier in self.tiers]
@@ -102,24 +110,32 @@ class Program:
     def review_at(self, since: datetime) -> datetime:
         return since + timedelta(days=self.review_period_days)
 
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def year_of(self, instant: datetime) -> int:
+        """The calendar year, in the program's time zone, that the instant falls in."""
+        return instant.astimezone(self.zone).year
+
+    def start_of_year(self, year: int) -> datetime:
+        return datetime(year, 1, 1, tzinfo=self.zone).astimezone(UTC)
+
     def counts_toward(self, occurred_at: datetime, as_of: datetime) -> bool:
-        """Whether activity at `occurred_at` is in the qualifying period that ends at `as_of`."""
+        """Whether activity at `occurred_at` is in the qualifying period that ends at `as_of`
+        (under the calendar-year basis: in that year or the one before)."""
         if occurred_at > as_of:
             return False
         if self.basis is SpendBasis.CALENDAR_YEAR:
-            return occurred_at >= _start_of_year(as_of)
+            return self.year_of(occurred_at) >= self.year_of(as_of) - 1
         # Exactly one window back is already out: the window is (as_of - window, as_of].
         return occurred_at > as_of - timedelta(days=self.qualifying_window_days)
 
     def earliest_counted(self, as_of: datetime) -> datetime:
         """A lower bound (inclusive) of what `counts_toward` accepts, to narrow a query."""
         if self.basis is SpendBasis.CALENDAR_YEAR:
-            return _start_of_year(as_of)
+            return self.start_of_year(self.year_of(as_of) - 1)
         return as_of - timedelta(days=self.qualifying_window_days)
-
-
-def _start_of_year(instant: datetime) -> datetime:
-    return datetime(instant.astimezone(UTC).year, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,13 @@ class QualifyingActivity:
     customer_id: str
     amount: Decimal
     occurred_at: datetime
+    # When the spend it moves was made: for a refund, its purchase's instant when known (a
+    # December purchase refunded in January lowers the spend of December's year).
+    attributed_at: datetime | None = None
+
+    @property
+    def spent_at(self) -> datetime:
+        return self.attributed_at or self.occurred_at
 
 
 def purchase_activity_id(partner_id: str, purchase_id: str) -> str:
@@ -186,7 +209,17 @@ def new_customer(
 def qualifying_spend(
     program: Program, activities: Iterable[QualifyingActivity], as_of: datetime
 ) -> Decimal:
-    """Purchases minus refunds in the qualifying period that ends at `as_of`."""
+    """Purchases minus refunds in the qualifying period that ends at `as_of`. Under the
+    calendar-year basis, the better of the spend of `as_of`'s year so far and of the year
+    before it, each refund counted in its purchase's year."""
+    if program.basis is SpendBasis.CALENDAR_YEAR:
+        this_year = program.year_of(as_of)
+        by_year = {this_year: Decimal(0), this_year - 1: Decimal(0)}
+        for a in activities:
+            year = program.year_of(a.spent_at)
+            if a.occurred_at <= as_of and year in by_year:
+                by_year[year] += a.amount
+        return max(by_year.values())
     return sum(
         (a.amount for a in activities if program.counts_toward(a.occurred_at, as_of)),
         start=Decimal(0),
@@ -216,8 +249,7 @@ def upgrade_for(
             best_rank, reached, reached_at = program.rank(tier.name), tier, checkpoint
     if reached is None or reached_at is None:
         return None
-    # A change never predates the tier it replaces, so the history stays in order.
-    effective_at = max(reached_at, customer.since)
+    effective_at = _effective_upgrade(program, customer, reached_at)
     return TierChange(
         customer_id=customer.customer_id,
         from_tier=customer.tier,
@@ -227,6 +259,31 @@ def upgrade_for(
         effective_at=effective_at,
         review_at=program.review_at(effective_at),
     )
+
+
+def _effective_upgrade(program: Program, customer: CustomerTier, reached_at: datetime) -> datetime:
+    """When an upgrade reached at `reached_at` takes effect: then, but never before the tier
+    it replaces began, so the history stays in order. A customer not enrolled yet, still in
+    the entry tier, has no tier that began: their `since` is only when they were first seen,
+    which depends on the order the topics were read in, so it must not date an upgrade."""
+    if customer.enrolled_at is None and customer.tier == program.entry_tier.name:
+        return reached_at
+    return max(reached_at, customer.since)
+
+
+def enrol(program: Program, customer: CustomerTier, enrolled_at: datetime) -> CustomerTier:
+    """The customer once their enrolment is known. One first seen by a purchase and still in
+    the entry tier has been in it since they enrolled, as if the enrolment had come first."""
+    if customer.enrolled_at is not None:
+        return customer
+    if customer.tier == program.entry_tier.name and enrolled_at < customer.since:
+        return replace(
+            customer,
+            enrolled_at=enrolled_at,
+            since=enrolled_at,
+            review_at=program.review_at(enrolled_at),
+        )
+    return replace(customer, enrolled_at=enrolled_at)
 
 
 def after_change(customer: CustomerTier, change: TierChange) -> CustomerTier:
@@ -277,6 +334,9 @@ class SpendHistory:
             self._forget_window()
 
     def spend_as_of(self, as_of: datetime) -> Decimal:
+        if self._program.basis is SpendBasis.CALENDAR_YEAR:
+            # Two years' sums, not one window's: the history of two years is summed anew.
+            return qualifying_spend(self._program, self._activities, as_of)
         if self._as_of is not None and as_of < self._as_of:
             self._forget_window()
         activities, counts_toward = self._activities, self._program.counts_toward
@@ -303,7 +363,7 @@ class SpendHistory:
         reached = program.tier_for_spend(self.spend_as_of(arrived_at))
         if program.rank(reached.name) <= current_rank:
             return None
-        effective_at = max(arrived_at, customer.since)
+        effective_at = _effective_upgrade(program, customer, arrived_at)
         return TierChange(
             customer_id=customer.customer_id,
             from_tier=customer.tier,

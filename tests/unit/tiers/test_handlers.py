@@ -62,6 +62,10 @@ class FakeTiers:
             for customer_id, instant in since.items()
         }
 
+    async def purchase_times(self, activity_ids: Collection[str]) -> dict[str, datetime]:
+        self.calls.append("purchase_times")
+        return {i: self.activity[i].occurred_at for i in activity_ids if i in self.activity}
+
     async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
         self.calls.append("save_customers")
         for customer in customers:
@@ -249,12 +253,13 @@ async def test_a_purchase_in_another_currency_is_refused(
     assert sink.events == []
 
 
-def test_tiers_subscribes_to_customers_and_purchases_and_acts_on_three_types() -> None:
+def test_tiers_subscribes_to_customers_and_purchases_and_acts_on_four_types() -> None:
     subscription = make_subscription(Program(), FixedClock(NOW))
     assert subscription.topics == CONSUMES == (topics.CUSTOMERS, topics.PURCHASES)
     assert subscription.event_types == HANDLED_TYPES
     assert set(HANDLED_TYPES) == {
         events.CUSTOMER_ENROLLED,
+        events.CUSTOMER_UPDATED,
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
     }
@@ -263,15 +268,61 @@ def test_tiers_subscribes_to_customers_and_purchases_and_acts_on_three_types() -
 async def test_events_of_other_types_are_passed_over_without_touching_the_repository(
     tiers: FakeTiers, sink: CollectingSink
 ) -> None:
-    updated = new_event(
-        events.CustomerUpdated(customer_id="c1", partner_id="demo", enrolled_at=ENROLLED_AT),
-        source="ingest/demo",
-        subject="c1",
-        time=NOW,
+    erased = new_event(
+        events.CustomerErased(customer_id="c1"), source="ingest/demo", subject="c1", time=NOW
     )
-    await apply(updated, tiers, sink)
+    await apply(erased, tiers, sink)
     assert tiers.calls == []
     assert sink.events == []
+
+
+def updated(customer_id: str = "c1", enrolled_at: datetime = ENROLLED_AT) -> CloudEvent:
+    return new_event(
+        events.CustomerUpdated(
+            customer_id=customer_id, partner_id="demo", enrolled_at=enrolled_at, version=3
+        ),
+        source="ingest/demo",
+        subject=customer_id,
+        time=NOW,
+    )
+
+
+async def test_the_latest_profile_alone_enrols_a_customer_compaction_left_without_enrolment(
+    tiers: FakeTiers, sink: CollectingSink
+) -> None:
+    await apply(updated(), tiers, sink)
+    customer = tiers.customers["c1"]
+    assert (customer.tier, customer.since, customer.enrolled_at) == (
+        "bronze",
+        ENROLLED_AT,
+        ENROLLED_AT,
+    )
+    assert customer.review_at == ENROLLED_AT + timedelta(days=365)
+    assert sink.events == []
+
+
+async def test_a_profile_update_changes_nothing_of_an_enrolled_customer(
+    tiers: FakeTiers, sink: CollectingSink
+) -> None:
+    await apply(enrolled(), tiers, sink)
+    await apply(purchase("p1", "600"), tiers, sink)
+    before = tiers.customers["c1"]
+    await apply(updated(enrolled_at=ENROLLED_AT - timedelta(days=99)), tiers, sink)
+    assert tiers.customers["c1"] == before
+    assert len(tier_changes(sink)) == 1
+
+
+async def test_a_profile_update_dates_the_enrolment_of_a_customer_first_seen_buying(
+    tiers: FakeTiers, sink: CollectingSink
+) -> None:
+    await apply(purchase("p1", "100"), tiers, sink)
+    await apply(updated(), tiers, sink)
+    customer = tiers.customers["c1"]
+    assert (customer.tier, customer.since, customer.enrolled_at) == (
+        "bronze",
+        ENROLLED_AT,
+        ENROLLED_AT,
+    )
 
 
 # -- batches --------------------------------------------------------------------------------

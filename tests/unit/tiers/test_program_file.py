@@ -34,9 +34,15 @@ def write_variant(tmp_path: Path, **changes: object) -> Path:
 
 def test_the_alternative_policies_load(tmp_path: Path) -> None:
     program = load_program(
-        write_variant(tmp_path, basis="calendar_year", downgrade_policy="recompute")
+        write_variant(
+            tmp_path,
+            basis="calendar_year",
+            downgrade_policy="recompute",
+            time_zone="Europe/Helsinki",
+        )
     )
     assert program.basis is SpendBasis.CALENDAR_YEAR
+    assert program.time_zone == "Europe/Helsinki"
     assert program.downgrade_policy is DowngradePolicy.RECOMPUTE
 
 
@@ -50,6 +56,7 @@ def test_the_alternative_policies_load(tmp_path: Path) -> None:
         {"tiers": [{"name": "bronze", "threshold": "0.001"}]},
         {"tiers": []},
         {"surprise": 1},
+        {"time_zone": "Mars/Olympus_Mons"},
     ],
 )
 def test_a_malformed_program_is_refused(tmp_path: Path, changes: dict[str, object]) -> None:
@@ -61,3 +68,8 @@ def test_tiers_out_of_order_are_refused(tmp_path: Path) -> None:
     tiers = [{"name": "bronze", "threshold": "0"}, {"name": "silver", "threshold": "0"}]
     with pytest.raises(ValueError, match="rise strictly"):
         load_program(write_variant(tmp_path, tiers=tiers))
+
+
+def test_an_unknown_time_zone_is_refused_by_its_field_name(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="time_zone"):
+        load_program(write_variant(tmp_path, time_zone="Europe/Atlantis"))

@@ -16,6 +16,7 @@ from services.tiers.domain.model import (
     SpendHistory,
     TierDefinition,
     after_change,
+    enrol,
     new_customer,
     progress,
     qualifying_spend,
@@ -97,18 +98,6 @@ def test_the_window_is_open_at_its_start_and_closed_at_its_end() -> None:
     assert qualifying_spend(PROGRAM, activities, NOW) == Decimal("110")
 
 
-def test_a_calendar_year_basis_counts_from_the_first_of_january_utc() -> None:
-    program = Program(basis=SpendBasis.CALENDAR_YEAR)
-    new_year = datetime(2026, 1, 1, tzinfo=UTC)
-    activities = [
-        activity("1", new_year - timedelta(microseconds=1)),
-        activity("10", new_year),
-        activity("100", NOW),
-    ]
-    assert qualifying_spend(program, activities, NOW) == Decimal("110")
-    assert program.earliest_counted(NOW) == new_year
-
-
 def test_a_purchase_reaching_silver_upgrades_at_the_instant_it_occurred() -> None:
     activities = [activity("300", NOW - timedelta(days=2)), activity("250", NOW)]
     change = upgrade_for(PROGRAM, bronze_since(), activities, arrived_at=NOW)
@@ -160,10 +149,35 @@ def test_a_purchase_reported_late_completes_a_crossing_of_a_later_purchase() -> 
 
 
 def test_an_upgrade_never_predates_the_tier_it_replaces() -> None:
-    customer = bronze_since(since=NOW + timedelta(days=1))
-    change = upgrade_for(PROGRAM, customer, [activity("600", NOW)], arrived_at=NOW)
+    silver = CustomerTier(
+        "c1", "silver", NOW + timedelta(days=1), NOW + timedelta(days=366), enrolled_at=NOW
+    )
+    change = upgrade_for(PROGRAM, silver, [activity("2100", NOW)], arrived_at=NOW)
     assert change is not None
-    assert change.effective_at == customer.since
+    assert change.effective_at == silver.since
+
+
+def test_an_upgrade_of_a_customer_not_enrolled_yet_is_dated_by_the_spend_alone() -> None:
+    # First seen by a later purchase: when that was read says nothing about their tier.
+    first_seen = bronze_since(since=NOW + timedelta(days=1))
+    change = upgrade_for(PROGRAM, first_seen, [activity("600", NOW)], arrived_at=NOW)
+    assert change is not None
+    assert change.effective_at == NOW
+
+
+def test_an_enrolment_dates_the_entry_tier_of_a_customer_first_seen_by_a_purchase() -> None:
+    first_seen = bronze_since(since=NOW)
+    enrolled_at = NOW - timedelta(days=3)
+    customer = enrol(PROGRAM, first_seen, enrolled_at)
+    assert (customer.since, customer.enrolled_at) == (enrolled_at, enrolled_at)
+    assert customer.review_at == enrolled_at + timedelta(days=365)
+    # A tier reached before the enrolment arrived keeps its own dates.
+    silver = CustomerTier("c1", "silver", NOW, NOW + timedelta(days=365))
+    assert enrol(PROGRAM, silver, enrolled_at) == CustomerTier(
+        "c1", "silver", NOW, NOW + timedelta(days=365), enrolled_at
+    )
+    # Enrolled once is enrolled: a second enrolment changes nothing.
+    assert enrol(PROGRAM, customer, NOW - timedelta(days=9)) == customer
 
 
 @given(spend=amounts)

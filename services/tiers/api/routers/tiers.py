@@ -18,4 +18,5 @@ async def get_tiers(program: ProgramDep, _: ReadScope) -> TierProgramOut:
         review_period_days=program.review_period_days,
         downgrade_policy=program.downgrade_policy.value,
         downgrade_warning_days=program.downgrade_warning_days,
+        time_zone=program.time_zone,
     )
