@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import time, timedelta
 
@@ -13,9 +13,15 @@ from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.adapters.smtp import SmtpEmailSender
 from services.notifications.dispatcher import DeliveryDispatcher, DispatchUnit, UnitFactory
 from services.notifications.domain.model import DeliveryPolicy, HarassmentPolicy, QuietHours
-from services.notifications.handlers import HANDLED_TYPES, Context, apply_batch
+from services.notifications.domain.unsubscribe import unsubscribe_token
+from services.notifications.handlers import (
+    DEFAULT_DIGEST_WINDOW,
+    HANDLED_TYPES,
+    Context,
+    apply_batch,
+)
 from services.notifications.jobs import ReleaseHeld, RetryDeliveries
-from services.notifications.settings import NotificationsSettings
+from services.notifications.settings import NotificationsSettings, unsubscribe_key
 from shared import topics
 from shared.clock import Clock, SystemClock
 from shared.consumer import Subscription
@@ -29,13 +35,23 @@ SERVICE = "notifications"
 CONSUMES = (topics.CUSTOMERS, topics.TIERS, topics.POINTS, topics.PURCHASES)
 
 
-def make_subscription(clock: Clock) -> Subscription:
-    """The points and purchases topics carry no type this service acts on yet: the consumer
-    passes their events over without an inbox row."""
+def make_subscription(
+    clock: Clock, digest_window: timedelta = DEFAULT_DIGEST_WINDOW
+) -> Subscription:
+    """The purchases topic carries no type this service acts on yet: the consumer passes
+    its events over without an inbox row."""
 
     async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
         notifications = SqlNotificationRepository(conn)
-        await apply_batch(batch, Context(notifications=notifications, sink=sink, now=clock.now()))
+        await apply_batch(
+            batch,
+            Context(
+                notifications=notifications,
+                sink=sink,
+                now=clock.now(),
+                digest_window=digest_window,
+            ),
+        )
 
     return Subscription(
         topics=CONSUMES,
@@ -75,6 +91,16 @@ def harassment_policy(settings: NotificationsSettings) -> HarassmentPolicy:
     )
 
 
+def unsubscribe_links(settings: NotificationsSettings) -> Callable[[str], str]:
+    key = unsubscribe_key(settings)
+    base = settings.public_url.rstrip("/")
+
+    def url(customer_id: str) -> str:
+        return f"{base}/v1/unsubscribe/{unsubscribe_token(customer_id, key)}"
+
+    return url
+
+
 async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Runtime:
     assert isinstance(settings, NotificationsSettings)
     clock = clock or SystemClock()
@@ -84,7 +110,9 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
         clock,
         outbox=tables.outbox,
         inbox=tables.inbox,
-        subscription=make_subscription(clock),
+        subscription=make_subscription(
+            clock, timedelta(minutes=settings.points_digest_window_minutes)
+        ),
         jobs=[
             ReleaseHeld(),
             RetryDeliveries(),
@@ -112,6 +140,7 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
             interval=settings.dispatch_interval_seconds,
             batch_size=settings.dispatch_batch_size,
             after_commit=runtime.relay.notify,
+            unsubscribe_url=unsubscribe_links(settings),
         )
     )
     return runtime

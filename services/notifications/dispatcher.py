@@ -75,6 +75,8 @@ class DeliveryDispatcher:
     interval: float = 0.2
     batch_size: int = 20
     after_commit: Callable[[], None] | None = None
+    # The customer's one-click unsubscribe URL, put in every email when given.
+    unsubscribe_url: Callable[[str], str] | None = None
     name: str = "notifications-dispatcher"
 
     def __post_init__(self) -> None:
@@ -156,12 +158,17 @@ class DeliveryDispatcher:
         return True
 
     def _email(self, delivery: Delivery, send: Send, now: datetime) -> OutgoingEmail:
-        message = templates.render(delivery.template, send.locale, delivery.params)
+        unsubscribe = self.unsubscribe_url(delivery.customer_id) if self.unsubscribe_url else None
+        message = templates.render(
+            delivery.template, send.locale, delivery.params, unsubscribe_url=unsubscribe
+        )
         return OutgoingEmail(
             notification_id=delivery.notification_id,
             to=send.address,
             subject=message.subject,
             body=message.body,
+            html=message.html,
+            unsubscribe_url=unsubscribe,
             locale=message.locale,
             date=now,
         )
@@ -225,4 +232,6 @@ def _failure(error: Exception) -> tuple[str, bool]:
         return error.reason, error.permanent
     if isinstance(error, templates.UnknownTemplate):
         return "unknown template", True
+    if isinstance(error, templates.MissingParam):
+        return "template param missing", True
     return type(error).__name__, False

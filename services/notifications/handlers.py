@@ -11,15 +11,17 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.notifications.adapters.repository import NotificationRepository
 from services.notifications.domain.model import (
+    POINTS_EARNED_DIGEST,
     Channel,
     Contact,
     Delivery,
     DeliveryStatus,
+    merge_earning,
     schedule,
 )
 from shared import events
@@ -32,11 +34,16 @@ SOURCE = "notifications"
 ERASED = "customer erased"
 
 
+DEFAULT_DIGEST_WINDOW = timedelta(minutes=10)
+
+
 @dataclass(frozen=True)
 class Context:
     notifications: NotificationRepository
     sink: EventSink
     now: datetime
+    # Earnings that arrive within this window of the first one go out as one digest.
+    digest_window: timedelta = DEFAULT_DIGEST_WINDOW
 
 
 @dataclass
@@ -45,6 +52,11 @@ class Changes:
     event sees the effect of the earlier events of its customer in the same batch."""
 
     now: datetime
+    digest_window: timedelta = DEFAULT_DIGEST_WINDOW
+    # The points digest still gathering earnings, per customer: loaded for the batch, or
+    # started by it. Those loaded and changed are rewritten in `write`.
+    digests: dict[str, Delivery] = field(default_factory=dict)
+    merged_digests: set[str] = field(default_factory=set)
     # The profile to store per customer: the newest one seen since their last erasure (the
     # highest version; by time only between profiles from before versions existed).
     contacts: dict[str, Contact] = field(default_factory=dict)
@@ -65,7 +77,8 @@ class Changes:
         template: str,
         params: dict[str, Any] | None = None,
         channel: Channel = Channel.EMAIL,
-    ) -> None:
+        send_at: datetime | None = None,
+    ) -> Delivery:
         delivery = schedule(
             notification_id=derived_event_id(cause.id, f"{template}/{channel.value}"),
             customer_id=customer_id,
@@ -74,13 +87,43 @@ class Changes:
             cause_event_id=cause.id,
             now=self.now,
             params=params,
+            send_at=send_at,
         )
         self.deliveries.setdefault(customer_id, []).append(delivery)
+        return delivery
+
+    def earn(self, cause: CloudEvent, customer_id: str, points: int) -> None:
+        """Merges the earning into the customer's open digest, or opens one that waits for
+        the window to close so that the earnings after it can join."""
+        open_digest = self.digests.get(customer_id)
+        if open_digest is not None and open_digest.status is DeliveryStatus.SCHEDULED:
+            merged = merge_earning(open_digest, cause.id, points)
+            self.digests[customer_id] = merged
+            self._replace(merged)
+            return
+        self.digests[customer_id] = self.schedule(
+            cause,
+            customer_id,
+            POINTS_EARNED_DIGEST,
+            {"points": points, "earnings": 1, "earning_ids": [cause.id]},
+            send_at=self.now + self.digest_window,
+        )
+
+    def _replace(self, digest: Delivery) -> None:
+        waiting = self.deliveries.get(digest.customer_id, [])
+        for index, delivery in enumerate(waiting):
+            if delivery.notification_id == digest.notification_id:
+                waiting[index] = digest
+                return
+        self.merged_digests.add(digest.notification_id)
 
     def erase(self, customer_id: str) -> None:
         self.contacts.pop(customer_id, None)
         self.erased.add(customer_id)
         waiting = self.deliveries.get(customer_id)
+        digest = self.digests.pop(customer_id, None)
+        if digest is not None:
+            self.merged_digests.discard(digest.notification_id)
         if waiting:
             self.deliveries[customer_id] = [
                 replace(d, status=DeliveryStatus.SUPPRESSED, last_error=ERASED)
@@ -97,6 +140,9 @@ class Changes:
             await notifications.suppress_scheduled(self.erased, ERASED)
         scheduled = await notifications.schedule(
             [d for per_customer in self.deliveries.values() for d in per_customer]
+        )
+        await notifications.update_digests(
+            [d for d in self.digests.values() if d.notification_id in self.merged_digests]
         )
         await notifications.upsert_contacts(list(self.contacts.values()))
         return scheduled
@@ -120,9 +166,50 @@ def customer_erased(cause: CloudEvent, changes: Changes) -> None:
 
 def tier_changed(cause: CloudEvent, changes: Changes) -> None:
     change = cause.data_as(events.TierChanged)
-    if change.direction != "up":
-        return  # tier_down and its warning come with their own templates later
-    changes.schedule(cause, change.customer_id, "tier_up", {"tier": change.to_tier})
+    template = "tier_up" if change.direction == "up" else "tier_down"
+    changes.schedule(
+        cause, change.customer_id, template, {"tier": change.to_tier, "from_tier": change.from_tier}
+    )
+
+
+def tier_downgrade_warning(cause: CloudEvent, changes: Changes) -> None:
+    warning = cause.data_as(events.TierDowngradeWarning)
+    changes.schedule(
+        cause,
+        warning.customer_id,
+        "tier_downgrade_warning",
+        {
+            "tier": warning.tier,
+            "would_become": warning.would_become,
+            "review_at": warning.review_at.isoformat(),
+            "amount_to_keep_tier": str(warning.amount_to_keep_tier),
+        },
+    )
+
+
+def points_earned(cause: CloudEvent, changes: Changes) -> None:
+    earning = cause.data_as(events.PointsEarned)
+    changes.earn(cause, earning.customer_id, earning.points)
+
+
+def points_redeemed(cause: CloudEvent, changes: Changes) -> None:
+    redemption = cause.data_as(events.PointsRedeemed)
+    changes.schedule(
+        cause,
+        redemption.customer_id,
+        "redemption_confirmed",
+        {"points": redemption.points, "reward": redemption.reward},
+    )
+
+
+def points_expiring(cause: CloudEvent, changes: Changes) -> None:
+    expiring = cause.data_as(events.PointsExpiring)
+    changes.schedule(
+        cause,
+        expiring.customer_id,
+        "points_expiring",
+        {"points": expiring.points, "expires_at": expiring.expires_at.isoformat()},
+    )
 
 
 Rule = Callable[[CloudEvent, Changes], None]
@@ -132,16 +219,29 @@ RULES: dict[str, Rule] = {
     events.CUSTOMER_UPDATED: customer_updated,
     events.CUSTOMER_ERASED: customer_erased,
     events.TIER_CHANGED: tier_changed,
+    events.TIER_DOWNGRADE_WARNING: tier_downgrade_warning,
+    events.POINTS_EARNED: points_earned,
+    events.POINTS_REDEEMED: points_redeemed,
+    events.POINTS_EXPIRING: points_expiring,
 }
 
 HANDLED_TYPES = frozenset(RULES)
 
 
 async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
-    """Applies the batch with a handful of statements, whatever its size: nothing needs
-    loading (the newer profile wins in SQL), the events are walked in order in memory, and
-    the result is written set-based. Nothing is emitted: sending is the dispatcher's."""
-    changes = Changes(ctx.now)
+    """Applies the batch with a handful of statements, whatever its size: one load (the
+    points digests still open for the batch's earners; the newer profile wins in SQL), the
+    events are walked in order in memory, and the result is written set-based. Nothing is
+    emitted: sending is the dispatcher's."""
+    changes = Changes(ctx.now, ctx.digest_window)
+    earners = {
+        event.data_as(events.PointsEarned).customer_id
+        for event in batch
+        if event.type == events.POINTS_EARNED
+    }
+    if earners:
+        for digest in await ctx.notifications.open_digests(earners, ctx.now):
+            changes.digests[digest.customer_id] = digest
     for event in batch:
         RULES[event.type](event, changes)
     scheduled = await changes.write(ctx.notifications)

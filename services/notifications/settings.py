@@ -1,6 +1,7 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from services.notifications.domain.unsubscribe import derived_secret
 from shared.settings import ServiceSettings
 
 # HH:MM on a 24-hour clock.
@@ -30,6 +31,19 @@ class NotificationsSettings(ServiceSettings):
     quiet_hours_start: str = Field(default="21:00", pattern=WALL_CLOCK_PATTERN)
     quiet_hours_end: str = Field(default="08:00", pattern=WALL_CLOCK_PATTERN)
     daily_cap: int = Field(default=3, ge=1, le=100)
+    # The key of the unsubscribe tokens in every email; derived from the admin token when
+    # unset. Changing it invalidates the links in the emails already sent.
+    unsubscribe_secret: SecretStr | None = Field(default=None, min_length=16)
+    # Where customers reach this service: the unsubscribe links in the emails point here.
+    public_url: str = Field(default="http://127.0.0.1:8083", pattern=r"^https?://[^\s/]+.*$")
+    # Points earned within this many minutes of the first go out as one digest message.
+    points_digest_window_minutes: float = Field(default=10.0, ge=0, le=1440)
+
+
+def unsubscribe_key(settings: NotificationsSettings) -> bytes:
+    if settings.unsubscribe_secret is not None:
+        return settings.unsubscribe_secret.get_secret_value().encode()
+    return derived_secret(settings.admin_token.get_secret_value().encode())
 
 
 def load_settings() -> NotificationsSettings:

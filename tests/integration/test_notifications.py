@@ -168,7 +168,7 @@ async def test_enrolment_with_consent_sends_one_welcome(
     assert mail["Subject"] == "Benvenuto in Fedelta"
     assert mail["Message-ID"] == f"<{notification_id}@fedelta.localhost>"
     assert mail["From"] == "Fedelta <no-reply@fedelta.localhost>"
-    assert "programma fedeltà" in mail.get_content()
+    assert "programma fedeltà" in plain_text(mail)
 
 
 async def test_enrolment_without_consent_is_suppressed_and_sends_nothing(
@@ -204,7 +204,7 @@ async def test_tier_up_mails_the_new_tier(stack: Stack, client: httpx.AsyncClien
         what="the tier_up .eml file",
     )
     assert len(mails) == 1
-    assert "Gold" in mails[0].get_content()
+    assert "Gold" in plain_text(mails[0])
 
 
 async def test_the_same_enrolment_twice_sends_one_welcome(
@@ -565,12 +565,13 @@ async def test_a_batch_of_many_customers_ends_as_the_same_events_one_by_one(
         newest = [row for row in stored_contacts if row[1].startswith("newest")]
         assert len(newest) == 10
         assert sorted({(m[1], m[2], m[3]) for m in messages_stored}) == [
+            ("tier_down", "scheduled", None),
             ("tier_up", "scheduled", None),
             ("tier_up", "suppressed", "customer erased"),
             ("welcome", "scheduled", None),
             ("welcome", "suppressed", "customer erased"),
         ]
-        assert len(messages_stored) == 10 * (2 + 1 + 2 + 1 + 2 + 1)
+        assert len(messages_stored) == 10 * (2 + 1 + 3 + 1 + 2 + 1)
         assert dead_letters.sent == []
 
         # The purchases were passed over without a claim; everything else was claimed.
@@ -767,3 +768,10 @@ async def test_many_enrolments_published_at_once_each_get_one_welcome(
 
 async def _some(items: list[EmailMessage]) -> list[EmailMessage] | None:
     return items or None
+
+
+def plain_text(mail: EmailMessage) -> str:
+    """The plain-text part of an email that also carries an HTML alternative."""
+    part = mail.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifications.adapters.tables import contacts, deliveries, preferences
 from services.notifications.domain.model import (
+    POINTS_EARNED_DIGEST,
     Channel,
     Contact,
     Delivery,
@@ -41,6 +42,16 @@ class NotificationRepository(Protocol):
 
     async def suppress_scheduled(self, customer_ids: Collection[str], reason: str) -> int:
         """Suppresses every message still waiting for these customers; returns how many."""
+        ...
+
+    async def open_digests(self, customer_ids: Collection[str], now: datetime) -> list[Delivery]:
+        """The points digests of these customers still gathering earnings at `now` (not yet
+        due, never attempted, not held), at most one per customer, locked for the current
+        transaction so that no dispatcher takes one while an earning joins it."""
+        ...
+
+    async def update_digests(self, digests: Collection[Delivery]) -> None:
+        """Rewrites the params of digests that earnings joined, if they are still waiting."""
         ...
 
 
@@ -100,6 +111,13 @@ _SCHEDULE = sa.text(
     "next_attempt_at, sent_at, last_error, cause_event_id, params) "
     # On the id and on (cause, channel, template): one cause never yields a message twice.
     "ON CONFLICT DO NOTHING RETURNING notification_id"
+)
+
+_UPDATE_PARAMS = sa.text(
+    "UPDATE deliveries SET params = CAST(u.params AS jsonb) "
+    "FROM unnest(CAST(:notification_ids AS text[]), CAST(:params AS text[])) "
+    "AS u(notification_id, params) "
+    "WHERE deliveries.notification_id = u.notification_id AND deliveries.status = 'scheduled'"
 )
 
 _ANY_CUSTOMER = sa.func.any(sa.bindparam("customer_ids", type_=ARRAY(sa.Text)))
@@ -295,6 +313,40 @@ class SqlNotificationRepository:
             {"customer_ids": list(customer_ids)},
         )
         return result.rowcount
+
+    async def open_digests(self, customer_ids: Collection[str], now: datetime) -> list[Delivery]:
+        if not customer_ids:
+            return []
+        rows = await self._conn.execute(
+            sa.select(deliveries)
+            .where(
+                deliveries.c.customer_id == _ANY_CUSTOMER,
+                deliveries.c.template == POINTS_EARNED_DIGEST,
+                deliveries.c.status == DeliveryStatus.SCHEDULED.value,
+                deliveries.c.attempts == 0,
+                deliveries.c.hold.is_(None),
+                deliveries.c.released_as_of.is_(None),
+                deliveries.c.next_attempt_at > now,
+            )
+            .order_by(deliveries.c.customer_id, deliveries.c.created_at.desc())
+            .with_for_update(),
+            {"customer_ids": list(customer_ids)},
+        )
+        newest: dict[str, Delivery] = {}
+        for row in rows:
+            newest.setdefault(row.customer_id, _delivery(row))
+        return list(newest.values())
+
+    async def update_digests(self, digests: Collection[Delivery]) -> None:
+        if not digests:
+            return
+        await self._conn.execute(
+            _UPDATE_PARAMS,
+            {
+                "notification_ids": [d.notification_id for d in digests],
+                "params": [json.dumps(d.params) for d in digests],
+            },
+        )
 
     async def deliveries_for(self, customer_id: str, limit: int) -> list[Delivery]:
         rows = await self._conn.execute(

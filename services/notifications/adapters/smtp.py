@@ -19,6 +19,9 @@ class OutgoingEmail:
     body: str
     locale: str
     date: datetime
+    html: str | None = None  # an alternative to the plain text, when there is one
+    # One-click unsubscribe (RFC 8058): a POST to it turns the customer's emails off.
+    unsubscribe_url: str | None = None
 
 
 class EmailDeliveryError(Exception):
@@ -55,7 +58,12 @@ def build_message(email: OutgoingEmail, sender: str) -> EmailMessage:
     message["Date"] = format_datetime(email.date)
     message["Message-ID"] = message_id(email.notification_id, sender)
     message["Auto-Submitted"] = "auto-generated"
+    if email.unsubscribe_url is not None:
+        message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(email.body)
+    if email.html is not None:
+        message.add_alternative(email.html, subtype="html")
     # After set_content, which replaces every Content-* header.
     message["Content-Language"] = email.locale
     return message

@@ -7,7 +7,7 @@ from fastapi import Depends
 from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.bootstrap import harassment_policy
 from services.notifications.domain.model import HarassmentPolicy
-from services.notifications.settings import NotificationsSettings
+from services.notifications.settings import NotificationsSettings, unsubscribe_key
 from shared.http import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep, SettingsDep
 from shared.idempotency import IdempotencyDep
 
@@ -19,6 +19,7 @@ __all__ = [
     "NotificationsDep",
     "ReadScope",
     "RuntimeDep",
+    "UnsubscribeKeyDep",
 ]
 
 
@@ -33,3 +34,11 @@ def get_harassment_policy(settings: SettingsDep) -> HarassmentPolicy:
 
 NotificationsDep = Annotated[SqlNotificationRepository, Depends(get_notifications)]
 HarassmentDep = Annotated[HarassmentPolicy, Depends(get_harassment_policy)]
+
+
+def get_unsubscribe_key(settings: SettingsDep) -> bytes:
+    assert isinstance(settings, NotificationsSettings)
+    return unsubscribe_key(settings)
+
+
+UnsubscribeKeyDep = Annotated[bytes, Depends(get_unsubscribe_key)]

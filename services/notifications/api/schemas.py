@@ -95,3 +95,16 @@ class PreferencesOut(BaseModel):
     locale: str | None
     # None while the customer has never chosen: the answer shows the defaults.
     updated_at: datetime | None
+
+
+class TemplatePreviewOut(BaseModel):
+    template: str
+    locale: str  # the locale used, after any fallback to English
+    subject: str
+    text: str
+    html: str
+
+
+class UnsubscribedOut(BaseModel):
+    channel: str  # the channel turned off: email
+    subscribed: bool

@@ -167,6 +167,7 @@ def schedule(
     cause_event_id: str,
     now: datetime,
     params: dict[str, Any] | None = None,
+    send_at: datetime | None = None,
 ) -> Delivery:
     return Delivery(
         notification_id=notification_id,
@@ -175,9 +176,27 @@ def schedule(
         template=template,
         cause_event_id=cause_event_id,
         created_at=now,
-        next_attempt_at=now,
+        next_attempt_at=send_at or now,
         params=params or {},
     )
+
+
+POINTS_EARNED_DIGEST = "points_earned"
+
+
+def merge_earning(digest: Delivery, earning_id: str, points: int) -> Delivery:
+    """Adds an earning to a points digest still gathering them; an earning it already holds
+    (a redelivered event) changes nothing."""
+    earning_ids = list(digest.params.get("earning_ids", []))
+    if earning_id in earning_ids:
+        return digest
+    params = {
+        **digest.params,
+        "points": int(digest.params.get("points", 0)) + points,
+        "earnings": int(digest.params.get("earnings", 0)) + 1,
+        "earning_ids": [*earning_ids, earning_id],
+    }
+    return replace(digest, params=params)
 
 
 @dataclass(frozen=True)

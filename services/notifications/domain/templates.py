@@ -1,28 +1,42 @@
 """Message texts per template and locale, with a fallback to English. Pure: no I/O.
 
-Each template is a row of TEMPLATES; a new message type is a new row with English at least.
-Bodies are plain text; `{tier}` and the like are filled from the delivery's params.
+Each template is a row of TEMPLATES: a subject and the paragraphs of the message, in Jinja2,
+for English at least. The paragraphs are rendered twice, as plain text and (autoescaped)
+inside the HTML layout, so the two parts of an email never say different things. Numbers,
+amounts, dates and plural forms go through Babel in the locale used: templates call
+`points_text(n)`, `plural(n, one=..., few=..., many=..., other=...)`, `format_number(n)`,
+`format_money(a)`, `format_date(iso)` and `tier_name(id)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
+import jinja2
+from babel import Locale
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
+
 DEFAULT_LOCALE = "en"
+DEFAULT_CURRENCY = "EUR"
 
 
 @dataclass(frozen=True)
 class Template:
     subject: str
-    body: str
+    paragraphs: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class RenderedMessage:
     subject: str
-    body: str
+    body: str  # plain text
+    html: str
     locale: str  # the locale actually used, after any fallback
 
 
@@ -30,87 +44,241 @@ class UnknownTemplate(LookupError):
     pass
 
 
+class MissingParam(KeyError):
+    """A template needs a param the message does not carry: a bug, which no retry fixes."""
+
+
+def _t(subject: str, *paragraphs: str) -> Template:
+    return Template(subject=subject, paragraphs=paragraphs)
+
+
 TEMPLATES: dict[str, dict[str, Template]] = {
     "welcome": {
-        "en": Template(
-            subject="Welcome to Fedelta",
-            body=(
-                "Hello,\n\n"
-                "thank you for joining our loyalty programme. From now on every purchase "
-                "earns you points, and your welcome bonus is already waiting in your "
-                "account.\n\n"
-                "See you soon!\n"
-            ),
+        "en": _t(
+            "Welcome to Fedelta",
+            "Hello,",
+            "thank you for joining our loyalty programme. From now on every purchase earns "
+            "you points, and your welcome bonus is already waiting in your account.",
+            "See you soon!",
         ),
-        "it": Template(
-            subject="Benvenuto in Fedelta",
-            body=(
-                "Ciao,\n\n"
-                "grazie per esserti iscritto al nostro programma fedeltà. D'ora in poi ogni "
-                "acquisto ti fa guadagnare punti, e il tuo bonus di benvenuto ti aspetta già "
-                "nel tuo conto.\n\n"
-                "A presto!\n"
-            ),
+        "it": _t(
+            "Benvenuto in Fedelta",
+            "Ciao,",
+            "grazie per esserti iscritto al nostro programma fedeltà. D'ora in poi ogni "
+            "acquisto ti fa guadagnare punti, e il tuo bonus di benvenuto ti aspetta già nel "
+            "tuo conto.",
+            "A presto!",
         ),
-        "fi": Template(
-            subject="Tervetuloa Fedeltaan",
-            body=(
-                "Hei,\n\n"
-                "kiitos, että liityit kanta-asiakasohjelmaamme. Tästä lähtien jokainen "
-                "ostos kerryttää sinulle pisteitä, ja tervetuliaisbonuksesi odottaa jo "
-                "tililläsi.\n\n"
-                "Nähdään pian!\n"
-            ),
+        "fi": _t(
+            "Tervetuloa Fedeltaan",
+            "Hei,",
+            "kiitos, että liityit kanta-asiakasohjelmaamme. Tästä lähtien jokainen ostos "
+            "kerryttää sinulle pisteitä, ja tervetuliaisbonuksesi odottaa jo tililläsi.",
+            "Nähdään pian!",
         ),
-        "pl": Template(
-            subject="Witamy w Fedelta",
-            body=(
-                "Dzień dobry,\n\n"
-                "dziękujemy za dołączenie do naszego programu lojalnościowego. Od teraz "
-                "każdy zakup przynosi Ci punkty, a Twój bonus powitalny czeka już na "
-                "Twoim koncie.\n\n"
-                "Do zobaczenia!\n"
-            ),
+        "pl": _t(
+            "Witamy w Fedelta",
+            "Dzień dobry,",
+            "dziękujemy za dołączenie do naszego programu lojalnościowego. Od teraz każdy "
+            "zakup przynosi Ci punkty, a Twój bonus powitalny czeka już na Twoim koncie.",
+            "Do zobaczenia!",
+        ),
+    },
+    "points_earned": {
+        "en": _t(
+            "You have earned {{ points_text(points) }}",
+            "Hello,",
+            "you have just earned {{ points_text(points) }}"
+            "{% if earnings > 1 %} on {{ earnings }} purchases{% endif %}. "
+            "Thank you for shopping with us!",
+        ),
+        "it": _t(
+            "Hai guadagnato {{ points_text(points) }}",
+            "Ciao,",
+            "hai appena guadagnato {{ points_text(points) }}"
+            "{% if earnings > 1 %} con {{ earnings }} acquisti{% endif %}. "
+            "Grazie per i tuoi acquisti!",
+        ),
+        "fi": _t(
+            "Sait {{ points_text(points) }}",
+            "Hei,",
+            "sait juuri {{ points_text(points) }}"
+            "{% if earnings > 1 %} {{ earnings }} ostoksesta{% endif %}. "
+            "Kiitos, että asioit kanssamme!",
+        ),
+        "pl": _t(
+            "Zdobyłeś {{ points_text(points) }}",
+            "Dzień dobry,",
+            "właśnie otrzymałeś {{ points_text(points) }}"
+            "{% if earnings > 1 %} za {{ earnings }} "
+            "{{ plural(earnings, one='zakup', few='zakupy', many='zakupów', other='zakupu') }}"
+            "{% endif %}. Dziękujemy za zakupy!",
+        ),
+    },
+    "redemption_confirmed": {
+        "en": _t(
+            "Your reward is confirmed",
+            "Hello,",
+            "you have redeemed {{ points_text(points) }} for: {{ reward }}. Enjoy it!",
+        ),
+        "it": _t(
+            "Il tuo premio è confermato",
+            "Ciao,",
+            "hai utilizzato {{ points_text(points) }} per: {{ reward }}. Goditelo!",
+        ),
+        "fi": _t(
+            "Palkintosi on vahvistettu",
+            "Hei,",
+            "käytit {{ points_text(points) }} palkintoon: {{ reward }}. Nauti siitä!",
+        ),
+        "pl": _t(
+            "Twoja nagroda została potwierdzona",
+            "Dzień dobry,",
+            "wymieniłeś {{ points_text(points) }} na: {{ reward }}. Miłego korzystania!",
+        ),
+    },
+    "points_expiring": {
+        "en": _t(
+            "{{ points_text(points) | capitalize }} "
+            "{{ plural(points, one='expires', other='expire') }} on {{ format_date(expires_at) }}",
+            "Hello,",
+            "{{ points_text(points) }} in your account will expire on "
+            "{{ format_date(expires_at) }}. Redeem your points for a reward before then so "
+            "that nothing is lost.",
+        ),
+        "it": _t(
+            "{{ points_text(points) }} {{ plural(points, one='scade', other='scadono') }} "
+            "il {{ format_date(expires_at) }}",
+            "Ciao,",
+            "il {{ format_date(expires_at) }} "
+            "{{ plural(points, one='scadrà', other='scadranno') }} {{ points_text(points) }} "
+            "del tuo conto. Usa i tuoi punti per un premio prima di allora, così non andrà "
+            "perso nulla.",
+        ),
+        "fi": _t(
+            "{{ points_text(points) }} vanhenee {{ format_date(expires_at) }}",
+            "Hei,",
+            "{{ format_date(expires_at) }} tililtäsi vanhenee {{ points_text(points) }}. "
+            "Käytä pisteesi palkintoon ennen sitä, jotta mitään ei mene hukkaan.",
+        ),
+        "pl": _t(
+            "{{ points_text(points) }} "
+            "{{ plural(points, one='wygasa', few='wygasają', many='wygasa', other='wygasa') }} "
+            "{{ format_date(expires_at) }}",
+            "Dzień dobry,",
+            "{{ format_date(expires_at) }} na Twoim koncie "
+            "{{ plural(points, one='wygaśnie', few='wygasną', many='wygaśnie', "
+            "other='wygaśnie') }} "
+            "{{ points_text(points) }}. Wymień punkty na nagrodę wcześniej, aby nic nie przepadło.",
         ),
     },
     "tier_up": {
-        "en": Template(
-            subject="You have reached {tier}",
-            body=(
-                "Hello,\n\n"
-                "congratulations: you are now a {tier} member. Your new level earns you "
-                "more points on every purchase.\n\n"
-                "Thank you for your loyalty!\n"
-            ),
+        "en": _t(
+            "You have reached {{ tier_name(tier) }}",
+            "Hello,",
+            "congratulations: you are now a {{ tier_name(tier) }} member. Your new level earns "
+            "you more points on every purchase.",
+            "Thank you for your loyalty!",
         ),
-        "it": Template(
-            subject="Hai raggiunto il livello {tier}",
-            body=(
-                "Ciao,\n\n"
-                "congratulazioni: ora sei un membro {tier}. Il tuo nuovo livello ti fa "
-                "guadagnare più punti su ogni acquisto.\n\n"
-                "Grazie per la tua fedeltà!\n"
-            ),
+        "it": _t(
+            "Hai raggiunto il livello {{ tier_name(tier) }}",
+            "Ciao,",
+            "congratulazioni: ora sei un membro {{ tier_name(tier) }}. Il tuo nuovo livello ti fa "
+            "guadagnare più punti su ogni acquisto.",
+            "Grazie per la tua fedeltà!",
         ),
-        "fi": Template(
-            subject="Olet saavuttanut tason {tier}",
-            body=(
-                "Hei,\n\n"
-                "onnittelut: olet nyt {tier}-tason jäsen. Uusi tasosi kerryttää sinulle "
-                "enemmän pisteitä jokaisesta ostoksesta.\n\n"
-                "Kiitos uskollisuudestasi!\n"
-            ),
+        "fi": _t(
+            "Olet saavuttanut tason {{ tier_name(tier) }}",
+            "Hei,",
+            "onnittelut: olet nyt {{ tier_name(tier) }}-tason jäsen. Uusi tasosi kerryttää sinulle "
+            "enemmän pisteitä jokaisesta ostoksesta.",
+            "Kiitos uskollisuudestasi!",
         ),
-        "pl": Template(
-            subject="Osiągnąłeś poziom {tier}",
-            body=(
-                "Dzień dobry,\n\n"
-                "gratulacje: jesteś teraz członkiem poziomu {tier}. Nowy poziom przynosi "
-                "Ci więcej punktów za każdy zakup.\n\n"
-                "Dziękujemy za lojalność!\n"
-            ),
+        "pl": _t(
+            "Osiągnąłeś poziom {{ tier_name(tier) }}",
+            "Dzień dobry,",
+            "gratulacje: jesteś teraz członkiem poziomu {{ tier_name(tier) }}. Nowy poziom "
+            "przynosi "
+            "Ci więcej punktów za każdy zakup.",
+            "Dziękujemy za lojalność!",
         ),
     },
+    "tier_downgrade_warning": {
+        "en": _t(
+            "Keep your {{ tier_name(tier) }} level",
+            "Hello,",
+            "spend {{ format_money(amount_to_keep_tier) }} more by {{ format_date(review_at) }} "
+            "to stay a "
+            "{{ tier_name(tier) }} member; otherwise your level becomes "
+            "{{ tier_name(would_become) }}.",
+        ),
+        "it": _t(
+            "Mantieni il tuo livello {{ tier_name(tier) }}",
+            "Ciao,",
+            "spendi ancora {{ format_money(amount_to_keep_tier) }} entro il "
+            "{{ format_date(review_at) }} per "
+            "restare membro {{ tier_name(tier) }}; altrimenti il tuo livello diventerà "
+            "{{ tier_name(would_become) }}.",
+        ),
+        "fi": _t(
+            "Säilytä {{ tier_name(tier) }}-tasosi",
+            "Hei,",
+            "osta vielä {{ format_money(amount_to_keep_tier) }} edestä "
+            "{{ format_date(review_at) }} mennessä, "
+            "niin pysyt {{ tier_name(tier) }}-tason jäsenenä; muuten tasosi on jatkossa "
+            "{{ tier_name(would_become) }}.",
+        ),
+        "pl": _t(
+            "Utrzymaj poziom {{ tier_name(tier) }}",
+            "Dzień dobry,",
+            "wydaj jeszcze {{ format_money(amount_to_keep_tier) }} do "
+            "{{ format_date(review_at) }}, aby "
+            "pozostać członkiem poziomu {{ tier_name(tier) }}; w przeciwnym razie Twój poziom "
+            "zmieni się na {{ tier_name(would_become) }}.",
+        ),
+    },
+    "tier_down": {
+        "en": _t(
+            "Your level is now {{ tier_name(tier) }}",
+            "Hello,",
+            "your level has changed from {{ tier_name(from_tier) }} to {{ tier_name(tier) }}. "
+            "Every "
+            "purchase still earns you points, and you can climb back at any time.",
+        ),
+        "it": _t(
+            "Il tuo livello ora è {{ tier_name(tier) }}",
+            "Ciao,",
+            "il tuo livello è passato da {{ tier_name(from_tier) }} a {{ tier_name(tier) }}. Ogni "
+            "acquisto ti fa comunque guadagnare punti, e puoi risalire in qualsiasi momento.",
+        ),
+        "fi": _t(
+            "Tasosi on nyt {{ tier_name(tier) }}",
+            "Hei,",
+            "tasosi on muuttunut: {{ tier_name(from_tier) }} → {{ tier_name(tier) }}. Jokainen "
+            "ostos "
+            "kerryttää edelleen pisteitä, ja voit nousta takaisin milloin tahansa.",
+        ),
+        "pl": _t(
+            "Twój poziom to teraz {{ tier_name(tier) }}",
+            "Dzień dobry,",
+            "Twój poziom zmienił się z {{ tier_name(from_tier) }} na {{ tier_name(tier) }}. Każdy "
+            "zakup "
+            "nadal przynosi Ci punkty, a wrócić wyżej możesz w każdej chwili.",
+        ),
+    },
+}
+
+# Parameters to render a template with when there is no real message: the preview.
+SAMPLE_PARAMS: dict[str, Any] = {
+    "points": 1250,
+    "earnings": 3,
+    "reward": "Coffee voucher",
+    "expires_at": "2027-03-31T23:59:59+00:00",
+    "tier": "gold",
+    "from_tier": "silver",
+    "would_become": "silver",
+    "review_at": "2027-01-31T00:00:00+00:00",
+    "amount_to_keep_tier": "125.50",
 }
 
 # Tier names as a customer reads them; the events carry the lower-case ids.
@@ -120,6 +288,39 @@ TIER_NAMES: dict[str, dict[str, str]] = {
     "fi": {"bronze": "Pronssi", "silver": "Hopea", "gold": "Kulta", "platinum": "Platina"},
     "pl": {"bronze": "Brązowy", "silver": "Srebrny", "gold": "Złoty", "platinum": "Platynowy"},
 }
+
+# The word for points by CLDR plural category (Polish: 1 punkt, 2 punkty, 5 punktów, 1,5 punktu).
+POINT_WORDS: dict[str, dict[str, str]] = {
+    "en": {"one": "point", "other": "points"},
+    "it": {"one": "punto", "other": "punti"},
+    "fi": {"one": "piste", "other": "pistettä"},
+    "pl": {"one": "punkt", "few": "punkty", "many": "punktów", "other": "punktu"},
+}
+
+# The last paragraph of every email, before its unsubscribe link.
+UNSUBSCRIBE_LINES: dict[str, str] = {
+    "en": "Don't want these emails any more? Unsubscribe:",
+    "it": "Non vuoi più ricevere queste email? Annulla l'iscrizione:",
+    "fi": "Etkö halua enää näitä sähköposteja? Peru tilaus:",
+    "pl": "Nie chcesz już otrzymywać tych wiadomości? Wypisz się:",
+}
+
+_HTML_LAYOUT = (
+    '<!DOCTYPE html>\n<html lang="{{ locale }}">\n<head><meta charset="utf-8">'
+    "<title>{{ subject }}</title></head>\n<body>\n"
+    # Each paragraph was rendered (and so escaped) by the HTML environment already.
+    "{% for paragraph in paragraphs %}<p>{{ paragraph | safe }}</p>\n{% endfor %}"
+    "{% if unsubscribe_url %}<p><small>{{ unsubscribe_line }} "
+    '<a href="{{ unsubscribe_url }}">{{ unsubscribe_url }}</a></small></p>\n{% endif %}'
+    "</body>\n</html>\n"
+)
+
+# Plain text is not HTML: escaping it would show "&amp;" to the reader.
+_TEXT = jinja2.Environment(
+    autoescape=False,  # noqa: S701
+    undefined=jinja2.StrictUndefined,
+)
+_HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 
 
 def language_of(locale: str | None) -> str:
@@ -140,19 +341,79 @@ def resolve_locale(template: str, locale: str | None) -> str:
     return language if language in texts else DEFAULT_LOCALE
 
 
-def render(template: str, locale: str | None, params: Mapping[str, Any]) -> RenderedMessage:
+def render(
+    template: str,
+    locale: str | None,
+    params: Mapping[str, Any],
+    *,
+    unsubscribe_url: str | None = None,
+) -> RenderedMessage:
+    """The message in the customer's language (or English), ending with the unsubscribe
+    link when one is given."""
     used = resolve_locale(template, locale)
     text = TEMPLATES[template][used]
-    values = _display_values(used, params)
-    return RenderedMessage(
-        subject=text.subject.format_map(values), body=text.body.format_map(values), locale=used
+    values = {**params, **_helpers(used)}
+    try:
+        subject = _compiled(_TEXT, text.subject).render(values)
+        plain = [_compiled(_TEXT, p).render(values) for p in text.paragraphs]
+        escaped = [_compiled(_HTML, p).render(values) for p in text.paragraphs]
+    except jinja2.UndefinedError as error:
+        raise MissingParam(f"template {template!r} misses a param: {error.message}") from None
+    line = UNSUBSCRIBE_LINES.get(used, UNSUBSCRIBE_LINES[DEFAULT_LOCALE])
+    html = _compiled(_HTML, _HTML_LAYOUT).render(
+        locale=used,
+        subject=subject,
+        paragraphs=escaped,
+        unsubscribe_url=unsubscribe_url,
+        unsubscribe_line=line,
     )
+    if unsubscribe_url:
+        plain.append(f"--\n{line} {unsubscribe_url}")
+    return RenderedMessage(subject=subject, body="\n\n".join(plain) + "\n", html=html, locale=used)
 
 
-def _display_values(locale: str, params: Mapping[str, Any]) -> dict[str, str]:
-    values = {name: str(value) for name, value in params.items()}
-    if "tier" in values:
-        tier = values["tier"]
+@cache
+def _compiled(environment: jinja2.Environment, source: str) -> jinja2.Template:
+    return environment.from_string(source)
+
+
+def _helpers(locale: str) -> dict[str, Callable[..., str]]:
+    babel_locale = Locale.parse(locale)
+
+    def plural(count: int | Decimal, **forms: str) -> str:
+        category = babel_locale.plural_form(count)
+        return forms.get(category) or forms["other"]
+
+    def number(value: int | Decimal | str) -> str:
+        return format_decimal(_decimal(value), locale=babel_locale)
+
+    def points(count: int) -> str:
+        return f"{number(count)} {plural(count, **POINT_WORDS.get(locale, POINT_WORDS['en']))}"
+
+    def money(amount: Decimal | str) -> str:
+        return format_currency(_decimal(amount), DEFAULT_CURRENCY, locale=babel_locale)
+
+    def day(value: str | date) -> str:
+        when = datetime.fromisoformat(value).date() if isinstance(value, str) else value
+        return format_date(when, format="long", locale=babel_locale)
+
+    def tier(name: str) -> str:
         names = TIER_NAMES.get(locale, TIER_NAMES[DEFAULT_LOCALE])
-        values["tier"] = names.get(tier, tier.capitalize())
-    return values
+        return names.get(name, name.capitalize())
+
+    # Names no template param uses, since params and helpers share the namespace.
+    return {
+        "plural": plural,
+        "format_number": number,
+        "points_text": points,
+        "format_money": money,
+        "format_date": day,
+        "tier_name": tier,
+    }
+
+
+def _decimal(value: int | Decimal | str) -> Decimal:
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise ValueError("not a number") from None

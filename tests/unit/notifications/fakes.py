@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 
 from services.notifications.adapters.smtp import EmailDeliveryError, OutgoingEmail
 from services.notifications.dispatcher import DispatchUnit
-from services.notifications.domain.model import Contact, Delivery, DeliveryStatus, Preferences
+from services.notifications.domain.model import (
+    POINTS_EARNED_DIGEST,
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    Preferences,
+)
 from shared import events
 from shared.events import CloudEvent, new_event
 from shared.outbox import CollectingSink
@@ -93,6 +99,31 @@ class FakeNotifications:
                 delivery, status=DeliveryStatus.SUPPRESSED, last_error=reason
             )
         return len(waiting)
+
+    async def open_digests(self, customer_ids: Collection[str], now: datetime) -> list[Delivery]:
+        self.statements += 1
+        newest: dict[str, Delivery] = {}
+        for d in sorted(self.deliveries.values(), key=lambda d: d.created_at, reverse=True):
+            if (
+                d.customer_id in customer_ids
+                and d.template == POINTS_EARNED_DIGEST
+                and d.status is DeliveryStatus.SCHEDULED
+                and d.attempts == 0
+                and d.hold is None
+                and d.released_as_of is None
+                and d.next_attempt_at > now
+            ):
+                newest.setdefault(d.customer_id, d)
+        return list(newest.values())
+
+    async def update_digests(self, digests: Collection[Delivery]) -> None:
+        if not digests:
+            return
+        self.statements += 1
+        for digest in digests:
+            stored = self.deliveries[digest.notification_id]
+            if stored.status is DeliveryStatus.SCHEDULED:
+                self.deliveries[digest.notification_id] = replace(stored, params=digest.params)
 
     async def deliveries_for(self, customer_id: str, limit: int) -> list[Delivery]:
         mine = [d for d in self.deliveries.values() if d.customer_id == customer_id]
@@ -179,6 +210,15 @@ def tier_changed(
             }
         ),
         source="tiers",
+        subject=customer_id,
+        time=NOW,
+    )
+
+
+def erased_event(customer_id: str = "c1") -> CloudEvent:
+    return new_event(
+        events.CustomerErased(customer_id=customer_id),
+        source="ingest/demo",
         subject=customer_id,
         time=NOW,
     )

@@ -277,3 +277,13 @@ async def test_run_keeps_dispatching_until_stopped(harness: Harness) -> None:
     await harness.dispatcher.stop()
     await asyncio.wait_for(task, timeout=2)
     assert len(harness.sender.sent) == 1
+
+
+async def test_every_email_carries_the_customers_unsubscribe_link(harness: Harness) -> None:
+    harness.dispatcher.unsubscribe_url = lambda customer_id: f"https://x.example/u/{customer_id}"
+    await harness.consume(enrolled("c1", locale="pl"))
+    await harness.dispatcher.dispatch_due()
+    (email,) = harness.sender.sent
+    assert email.unsubscribe_url == "https://x.example/u/c1"
+    assert email.body.rstrip().endswith("Wypisz się: https://x.example/u/c1")
+    assert email.html is not None and 'href="https://x.example/u/c1"' in email.html

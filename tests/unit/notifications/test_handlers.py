@@ -154,15 +154,21 @@ async def test_tier_up_schedules_a_tier_up_email_naming_the_new_tier(
     await apply(cause, notifications, sink)
     delivery = notifications.only()
     assert delivery.template == "tier_up"
-    assert delivery.params == {"tier": "platinum"}
+    assert delivery.params == {"tier": "platinum", "from_tier": "silver"}
     assert delivery.notification_id == derived_event_id(cause.id, "tier_up/email")
 
 
-async def test_tier_down_schedules_nothing_for_now(
+async def test_tier_down_schedules_a_tier_down_email_naming_both_tiers(
     notifications: FakeNotifications, sink: CollectingSink
 ) -> None:
-    await apply(tier_changed("c1", to_tier="bronze", direction="down"), notifications, sink)
-    assert notifications.deliveries == {}
+    cause = tier_changed("c1", to_tier="bronze", direction="down")
+    await apply(cause, notifications, sink)
+    delivery = notifications.only()
+    assert (delivery.template, delivery.params) == (
+        "tier_down",
+        {"tier": "bronze", "from_tier": "silver"},
+    )
+    assert delivery.notification_id == derived_event_id(cause.id, "tier_down/email")
     assert sink.events == []
 
 
@@ -172,17 +178,26 @@ def test_only_the_types_it_uses_are_handled() -> None:
         events.CUSTOMER_UPDATED,
         events.CUSTOMER_ERASED,
         events.TIER_CHANGED,
+        events.TIER_DOWNGRADE_WARNING,
+        events.POINTS_EARNED,
+        events.POINTS_REDEEMED,
+        events.POINTS_EXPIRING,
     } == HANDLED_TYPES
 
 
-def test_the_points_and_purchases_topics_are_read_but_none_of_their_types_is_claimed() -> None:
+def test_the_points_types_it_tells_customers_about_are_claimed_and_no_purchase_type() -> None:
     subscription = make_subscription(FixedClock(NOW))
     assert {topics.POINTS, topics.PURCHASES} <= set(subscription.topics)
     assert subscription.event_types == HANDLED_TYPES
-    assert not {
+    claimed_by_topic = {
         event_type
         for event_type in subscription.event_types
         if events.kind_of(event_type).topic in (topics.POINTS, topics.PURCHASES)
+    }
+    assert claimed_by_topic == {
+        events.POINTS_EARNED,
+        events.POINTS_REDEEMED,
+        events.POINTS_EXPIRING,
     }
 
 

@@ -4,7 +4,9 @@ import pytest
 
 from services.notifications.domain import templates
 from services.notifications.domain.templates import (
+    SAMPLE_PARAMS,
     TEMPLATES,
+    MissingParam,
     UnknownTemplate,
     language_of,
     render,
@@ -12,7 +14,7 @@ from services.notifications.domain.templates import (
 )
 
 LOCALES = ("en", "it", "fi", "pl")
-PARAMS = {"tier": "gold"}
+PARAMS = SAMPLE_PARAMS
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
@@ -21,14 +23,23 @@ def test_every_template_has_english_and_renders(template: str) -> None:
     message = render(template, "en", PARAMS)
     assert message.subject.strip()
     assert message.body.strip()
-    assert "{" not in message.subject + message.body  # every placeholder was filled
+    # every placeholder was filled
+    assert "{" not in message.subject + message.body + message.html
 
 
-@pytest.mark.parametrize("template", ["welcome", "tier_up"])
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
 @pytest.mark.parametrize("locale", LOCALES)
-def test_the_first_templates_exist_in_every_supported_locale(template: str, locale: str) -> None:
+def test_every_template_exists_in_every_supported_locale(template: str, locale: str) -> None:
     message = render(template, locale, PARAMS)
     assert message.locale == locale
+    assert "{" not in message.subject + message.body + message.html
+    assert f'<html lang="{locale}">' in message.html
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_every_template_is_really_translated(template: str) -> None:
+    bodies = {render(template, locale, PARAMS).body for locale in LOCALES}
+    assert len(bodies) == len(LOCALES)
 
 
 def test_locales_are_really_translated() -> None:
@@ -82,7 +93,7 @@ def test_an_unknown_template_is_refused() -> None:
 
 
 def test_a_missing_param_is_an_error_not_a_blank() -> None:
-    with pytest.raises(KeyError):
+    with pytest.raises(MissingParam):
         render("tier_up", "en", {})
 
 
@@ -90,3 +101,60 @@ def test_every_locale_names_every_tier() -> None:
     tiers = set(templates.TIER_NAMES["en"])
     for locale in LOCALES:
         assert set(templates.TIER_NAMES[locale]) == tiers
+
+
+@pytest.mark.parametrize(
+    ("locale", "points", "shown"),
+    [
+        ("en", 1, "1 point"),
+        ("en", 1250, "1,250 points"),
+        ("it", 1, "1 punto"),
+        ("it", 1250, "1.250 punti"),
+        ("fi", 1, "1 piste"),
+        ("fi", 7, "7 pistettä"),
+        ("pl", 1, "1 punkt"),
+        ("pl", 3, "3 punkty"),
+        ("pl", 22, "22 punkty"),
+        ("pl", 5, "5 punktów"),
+        ("pl", 12, "12 punktów"),
+    ],
+)
+def test_points_take_the_locale_number_format_and_plural_form(
+    locale: str, points: int, shown: str
+) -> None:
+    message = render("redemption_confirmed", locale, {"points": points, "reward": "Mug"})
+    assert shown in message.body.replace("\u00a0", " ")
+
+
+@pytest.mark.parametrize(
+    ("locale", "amount", "day"),
+    [
+        ("en", "€125.50", "January 31, 2027"),
+        ("it", "125,50\u00a0€", "31 gennaio 2027"),
+        ("fi", "125,50\u00a0€", "31. tammikuuta 2027"),
+        ("pl", "125,50\u00a0€", "31 stycznia 2027"),
+    ],
+)
+def test_amounts_and_dates_are_written_the_locale_way(locale: str, amount: str, day: str) -> None:
+    body = render("tier_downgrade_warning", locale, PARAMS).body
+    assert amount in body
+    assert day in body
+
+
+@pytest.mark.parametrize(("earnings", "shown"), [(2, "2 zakupy"), (5, "5 zakupów")])
+def test_the_polish_digest_counts_purchases_in_the_right_form(earnings: int, shown: str) -> None:
+    body = render("points_earned", "pl", {"points": 40, "earnings": earnings}).body
+    assert shown in body
+
+
+def test_a_digest_of_one_earning_does_not_mention_a_count() -> None:
+    body = render("points_earned", "en", {"points": 40, "earnings": 1}).body
+    assert "40 points." in body
+    assert "purchases" not in body
+
+
+def test_params_are_escaped_in_html_and_not_in_text() -> None:
+    message = render("redemption_confirmed", "en", {"points": 5, "reward": "Fish & <Chips>"})
+    assert "Fish & <Chips>" in message.body
+    assert "Fish &amp; &lt;Chips&gt;" in message.html
+    assert "<Chips>" not in message.html
