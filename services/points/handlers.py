@@ -33,8 +33,15 @@ from shared.outbox import EventSink
 
 SOURCE = "points"
 
+# customer.updated too: the customers topic is compacted, so a consumer starting afresh may
+# find a customer's latest profile only, never the enrolment, and must enrol them from it.
 HANDLED_TYPES = frozenset(
-    {events.CUSTOMER_ENROLLED, events.PURCHASE_COMPLETED, events.TIER_CHANGED}
+    {
+        events.CUSTOMER_ENROLLED,
+        events.CUSTOMER_UPDATED,
+        events.PURCHASE_COMPLETED,
+        events.TIER_CHANGED,
+    }
 )
 
 
@@ -180,9 +187,11 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
                     facts=facts,
                 )
             )
-        elif event.type == events.CUSTOMER_ENROLLED:
-            enrolled = event.data_as(events.CustomerEnrolled)
-            member = Member(enrolled.customer_id, enrolled.partner_id, enrolled.enrolled_at)
+        elif event.type in (events.CUSTOMER_ENROLLED, events.CUSTOMER_UPDATED):
+            # A profile for a customer the ledger does not know yet enrols them (welcome bonus
+            # included); for a known one it changes nothing here.
+            profile = event.data_as(events.CustomerProfile)
+            member = Member(profile.customer_id, profile.partner_id, profile.enrolled_at)
             steps.append(_Enrolment(event, member))
         elif event.type == events.TIER_CHANGED:
             change = event.data_as(events.TierChanged)

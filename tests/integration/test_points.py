@@ -107,6 +107,22 @@ async def test_welcome_bonus_and_purchases_make_the_balance(
     assert rest.json()["next_cursor"] is None
 
 
+async def test_the_latest_profile_alone_enrols_after_compaction(
+    stack: Stack, points: httpx.AsyncClient
+) -> None:
+    """A compacted customers topic may hold only a customer's latest customer.updated."""
+    customer = f"c-{uuid.uuid4()}"
+    latest = new_event(
+        events.CustomerUpdated(customer_id=customer, partner_id="demo", enrolled_at=NOW),
+        source="ingest/demo",
+        subject=customer,
+        time=NOW,
+    )
+    await publish(stack.kafka_bootstrap_servers, topics.CUSTOMERS, customer, latest)
+    balance = await eventually(lambda: balance_once(points, customer, 100), what="welcome bonus")
+    assert balance["lifetime_earned"] == 100
+
+
 async def test_a_redelivered_event_changes_nothing(stack: Stack, points: httpx.AsyncClient) -> None:
     customer = f"c-{uuid.uuid4()}"
     bootstrap = stack.kafka_bootstrap_servers

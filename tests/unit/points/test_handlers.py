@@ -315,18 +315,42 @@ async def test_a_batch_with_a_foreign_currency_purchase_raises_before_writing(
     assert sink.events == []
 
 
+def updated(customer_id: str = "c1") -> CloudEvent:
+    return new_event(
+        events.CustomerUpdated(customer_id=customer_id, partner_id="demo", enrolled_at=NOW),
+        source="ingest/demo",
+        subject=customer_id,
+        time=NOW,
+    )
+
+
 async def test_events_of_other_types_are_passed_over_without_touching_the_ledger(
     ledger: FakeLedger, sink: CollectingSink
 ) -> None:
-    updated = new_event(
-        events.CustomerUpdated(customer_id="c1", partner_id="demo", enrolled_at=NOW),
-        source="ingest/demo",
-        subject="c1",
-        time=NOW,
+    erased = new_event(
+        events.CustomerErased(customer_id="c1"), source="ingest/demo", subject="c1", time=NOW
     )
-    await apply(updated, ledger, sink)
+    await apply(erased, ledger, sink)
     assert ledger.calls == []
     assert sink.events == []
+
+
+async def test_the_latest_profile_alone_enrols_a_customer_the_ledger_never_saw(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    """After compaction a fresh consumer may see only the latest customer.updated."""
+    await apply(updated("c1"), ledger, sink)
+    assert [(e.reason, e.points) for e in ledger.entries("c1")] == [("welcome", 100)]
+    assert [event.type for _, _, event in sink.events] == [events.POINTS_EARNED]
+
+
+async def test_a_profile_update_of_a_known_customer_grants_nothing_more(
+    ledger: FakeLedger, sink: CollectingSink
+) -> None:
+    await apply(enrolled("c1"), ledger, sink)
+    await apply(updated("c1"), ledger, sink)
+    assert [e.reason for e in ledger.entries("c1")] == ["welcome"]
+    assert len(sink.events) == 1
 
 
 async def test_points_earned_is_the_event_emit_would_build(
@@ -365,12 +389,13 @@ async def test_points_earned_is_the_event_emit_would_build(
     assert CloudEvent.from_bytes(built.to_bytes()).data_as(events.PointsEarned).points == 12
 
 
-def test_points_subscribes_to_three_topics_and_acts_on_three_types() -> None:
+def test_points_subscribes_to_three_topics_and_acts_on_four_types() -> None:
     subscription = make_subscription(Program(), FixedClock(NOW))
     assert subscription.topics == CONSUMES == (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS)
     assert subscription.event_types == HANDLED_TYPES
     assert set(HANDLED_TYPES) == {
         events.CUSTOMER_ENROLLED,
+        events.CUSTOMER_UPDATED,
         events.PURCHASE_COMPLETED,
         events.TIER_CHANGED,
     }
