@@ -49,6 +49,22 @@ class Outbox:
     async def add(self, event: CloudEvent, *, key: str, topic: str | None = None) -> None:
         await self.add_all([(topic or event.topic, key, event)])
 
+    async def add_tombstone(self, *, row_id: str, key: str, topic: str) -> None:
+        """A record without a value for `key`, after the rows added before it: on a compacted
+        topic, compaction then removes every record of the key. The table's payload column
+        must be nullable (a migration of the service that sends tombstones); `row_id` fills
+        the unique event_id column, derived from the cause like an event's id."""
+        await self._conn.execute(
+            self._table.insert().values(
+                event_id=row_id,
+                topic=topic,
+                key=key,
+                # SQL NULL, not the JSON null a None would be stored as.
+                payload=sa.null(),
+                created_at=self._clock.now(),
+            )
+        )
+
     async def add_all(self, events: Sequence[tuple[str, str, CloudEvent]]) -> None:
         """(topic, key, event) triples, in order, in one statement: one round trip, and one
         wake-up of the relay (its trigger fires per statement), whatever the count. Ids are
@@ -129,7 +145,8 @@ def with_outbox(outbox: sa.Table, clock: Clock, apply: BatchApplier) -> BatchHan
 # without parsing them (the document in the value stays the complete CloudEvent).
 EVENT_TYPE_HEADER = "fedelta-event-type"
 Headers = list[tuple[str, bytes]]
-Record = tuple[str, bytes, bytes] | tuple[str, bytes, bytes, Headers]
+# (topic, value, key[, headers]); a None value is a tombstone.
+Record = tuple[str, bytes | None, bytes] | tuple[str, bytes | None, bytes, Headers]
 
 
 class BatchProducer(Protocol):
@@ -266,6 +283,8 @@ class OutboxRelay:
                         row.key.encode(),
                         [(EVENT_TYPE_HEADER, row.event_type.encode())],
                     )
+                    if row.payload is not None
+                    else (row.topic, None, row.key.encode(), [])  # a tombstone
                     for row in rows
                 ]
             )

@@ -20,7 +20,7 @@ from services.notifications.handlers import (
     Context,
     apply_batch,
 )
-from services.notifications.jobs import ReleaseHeld, RetryDeliveries
+from services.notifications.jobs import ReleaseHeld, RetryDeliveries, WinBack
 from services.notifications.settings import NotificationsSettings, unsubscribe_key
 from shared import topics
 from shared.clock import Clock, SystemClock
@@ -38,9 +38,6 @@ CONSUMES = (topics.CUSTOMERS, topics.TIERS, topics.POINTS, topics.PURCHASES)
 def make_subscription(
     clock: Clock, digest_window: timedelta = DEFAULT_DIGEST_WINDOW
 ) -> Subscription:
-    """The purchases topic carries no type this service acts on yet: the consumer passes
-    its events over without an inbox row."""
-
     async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
         notifications = SqlNotificationRepository(conn)
         await apply_batch(
@@ -116,6 +113,7 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
         jobs=[
             ReleaseHeld(),
             RetryDeliveries(),
+            WinBack(clock, timedelta(days=settings.win_back_days)),
             purge_idempotency_keys(
                 tables.idempotency_keys, timedelta(days=settings.retention_days)
             ),

@@ -64,6 +64,14 @@ class Changes:
     # before anything this batch stores after their erasure.
     erased: set[str] = field(default_factory=set)
     deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
+    # The latest purchase time seen per customer since their last erasure: the win-back
+    # job's measure of a lapse.
+    last_purchases: dict[str, datetime] = field(default_factory=dict)
+
+    def bought(self, customer_id: str, occurred_at: datetime) -> None:
+        current = self.last_purchases.get(customer_id)
+        if current is None or current < occurred_at:
+            self.last_purchases[customer_id] = occurred_at
 
     def keep_profile(self, contact: Contact) -> None:
         current = self.contacts.get(contact.customer_id)
@@ -119,6 +127,7 @@ class Changes:
 
     def erase(self, customer_id: str) -> None:
         self.contacts.pop(customer_id, None)
+        self.last_purchases.pop(customer_id, None)
         self.erased.add(customer_id)
         waiting = self.deliveries.get(customer_id)
         digest = self.digests.pop(customer_id, None)
@@ -145,6 +154,7 @@ class Changes:
             [d for d in self.digests.values() if d.notification_id in self.merged_digests]
         )
         await notifications.upsert_contacts(list(self.contacts.values()))
+        await notifications.record_purchases(self.last_purchases)
         return scheduled
 
 
@@ -212,6 +222,11 @@ def points_expiring(cause: CloudEvent, changes: Changes) -> None:
     )
 
 
+def purchase_completed(cause: CloudEvent, changes: Changes) -> None:
+    purchase = cause.data_as(events.PurchaseCompleted)
+    changes.bought(purchase.customer_id, purchase.occurred_at)
+
+
 Rule = Callable[[CloudEvent, Changes], None]
 
 RULES: dict[str, Rule] = {
@@ -223,6 +238,7 @@ RULES: dict[str, Rule] = {
     events.POINTS_EARNED: points_earned,
     events.POINTS_REDEEMED: points_redeemed,
     events.POINTS_EXPIRING: points_expiring,
+    events.PURCHASE_COMPLETED: purchase_completed,
 }
 
 HANDLED_TYPES = frozenset(RULES)

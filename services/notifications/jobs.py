@@ -8,15 +8,28 @@ nothing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.adapters.repository import SqlNotificationRepository
+from services.notifications.domain.model import (
+    DEFAULT_WIN_BACK_AFTER,
+    WIN_BACK,
+    Channel,
+    Delivery,
+    PurchaseActivity,
+    is_lapsed,
+    schedule,
+    win_back_cause,
+)
+from shared.clock import Clock
+from shared.events import derived_event_id
 
 RELEASE_QUIET_HOURS = "release-quiet-hours"
 RETRY_DELIVERIES = "retry-deliveries"
+WIN_BACK_JOB = "win-back"
 
 
 @dataclass(frozen=True)
@@ -41,3 +54,41 @@ class RetryDeliveries:
         async with engine.begin() as conn:
             retried = await SqlNotificationRepository(conn).release(as_of, held=False)
         return {"as_of": as_of.isoformat(), "retried": retried}
+
+
+@dataclass(frozen=True)
+class WinBack:
+    """One `win_back` message to each customer without a purchase for `after` by `as_of`;
+    the next only once they have bought again and lapsed again. The message's id derives from
+    the lapse, and the lapse is marked in the same transaction: a second run changes nothing."""
+
+    clock: Clock
+    after: timedelta = DEFAULT_WIN_BACK_AFTER
+    name: str = WIN_BACK_JOB
+
+    async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
+        now = self.clock.now()
+        async with engine.begin() as conn:
+            notifications = SqlNotificationRepository(conn)
+            lapsed = [
+                a
+                for a in await notifications.lapsed(as_of, self.after)
+                if is_lapsed(a, as_of, self.after)
+            ]
+            scheduled = await notifications.schedule(
+                [win_back_message(activity, now) for activity in lapsed]
+            )
+            await notifications.mark_won_back(lapsed)
+        return {"as_of": as_of.isoformat(), "lapsed": len(lapsed), "scheduled": len(scheduled)}
+
+
+def win_back_message(activity: PurchaseActivity, now: datetime) -> Delivery:
+    cause = win_back_cause(activity)
+    return schedule(
+        notification_id=derived_event_id(cause, f"{WIN_BACK}/{Channel.EMAIL.value}"),
+        customer_id=activity.customer_id,
+        channel=Channel.EMAIL,
+        template=WIN_BACK,
+        cause_event_id=derived_event_id(cause, "cause"),
+        now=now,
+    )

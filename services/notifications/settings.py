@@ -38,6 +38,8 @@ class NotificationsSettings(ServiceSettings):
     public_url: str = Field(default="http://127.0.0.1:8083", pattern=r"^https?://[^\s/]+.*$")
     # Points earned within this many minutes of the first go out as one digest message.
     points_digest_window_minutes: float = Field(default=10.0, ge=0, le=1440)
+    # A customer without a purchase for this many days gets one win-back message per lapse.
+    win_back_days: int = Field(default=90, ge=1, le=3650)
 
 
 def unsubscribe_key(settings: NotificationsSettings) -> bytes:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.notifications.adapters import tables
 from services.notifications.adapters.repository import SqlNotificationRepository
-from services.notifications.adapters.tables import contacts, deliveries
+from services.notifications.adapters.tables import contacts, deliveries, purchase_activity
 from services.notifications.api.app import create_app
 from services.notifications.bootstrap import make_subscription
 from services.notifications.domain.model import Channel, Contact, schedule
@@ -532,10 +532,24 @@ async def state_of(database: AsyncEngine, prefix: str) -> tuple[list[Any], list[
     return [tuple(row) for row in stored_contacts], [tuple(row) for row in messages]
 
 
+async def last_purchases(database: AsyncEngine, prefix: str) -> list[tuple[str, datetime]]:
+    """Each customer's last purchase time, the customer named without the prefix."""
+    async with database.connect() as conn:
+        rows = await conn.execute(
+            sa.select(purchase_activity.c.customer_id, purchase_activity.c.last_purchase_at)
+            .where(purchase_activity.c.customer_id.startswith(prefix))
+            .order_by(purchase_activity.c.customer_id)
+        )
+        return [(row.customer_id.removeprefix(prefix), row.last_purchase_at) for row in rows]
+
+
 async def forget(database: AsyncEngine, prefixes: list[str]) -> None:
     async with database.begin() as conn:
         for prefix in prefixes:
             await conn.execute(contacts.delete().where(contacts.c.customer_id.startswith(prefix)))
+            await conn.execute(
+                purchase_activity.delete().where(purchase_activity.c.customer_id.startswith(prefix))
+            )
             await conn.execute(
                 deliveries.delete().where(deliveries.c.customer_id.startswith(prefix))
             )
@@ -574,7 +588,7 @@ async def test_a_batch_of_many_customers_ends_as_the_same_events_one_by_one(
         assert len(messages_stored) == 10 * (2 + 1 + 3 + 1 + 2 + 1)
         assert dead_letters.sent == []
 
-        # The purchases were passed over without a claim; everything else was claimed.
+        # Every event was claimed, the purchases too: they feed the win-back job.
         async with database.connect() as conn:
             claimed = set(
                 (
@@ -585,7 +599,10 @@ async def test_a_batch_of_many_customers_ends_as_the_same_events_one_by_one(
                     )
                 ).scalars()
             )
-        assert claimed == {event.id for topic, event in batch if topic != topics.PURCHASES}
+        assert claimed == {event.id for _, event in batch}
+        purchases_kept = await last_purchases(database, at_once)
+        assert len(purchases_kept) == 10  # the shape that buys
+        assert purchases_kept == await last_purchases(database, one_by_one)
 
         # The whole batch redelivered changes nothing.
         await consumer.process_batch(messages)

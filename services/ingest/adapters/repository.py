@@ -70,6 +70,11 @@ class IngestRepository(Protocol):
         """Stores the profile with its version: call with the row locked."""
         ...
 
+    async def erase_profile(self, profile: CustomerProfile) -> None:
+        """Stores an erased profile (domain.erased) and when it was erased: call with the row
+        locked."""
+        ...
+
     async def add_purchase(self, purchase: StoredPurchase) -> bool:
         """False when the partner already reported a purchase with this id."""
         ...
@@ -103,6 +108,10 @@ class IngestRepository(Protocol):
     async def add_events(self, events: Sequence[tuple[CloudEvent, str]], now: datetime) -> None:
         """Puts (event, customer_id) pairs in the outbox in one statement, keyed by customer."""
         ...
+
+
+# No request hashes to it (those are hex digests): nothing matches an erased enrolment.
+ERASED_REQUEST_HASH = "erased"
 
 
 def _text_array(name: str) -> sa.Cast[Any]:
@@ -200,6 +209,7 @@ class SqlIngestRepository:
             consent_sms=row.consent_sms,
             referred_by=row.referred_by,
             version=row.version,
+            erased_at=row.erased_at,
         )
 
     async def save_profile(self, profile: CustomerProfile, updated_at: datetime) -> None:
@@ -209,6 +219,23 @@ class SqlIngestRepository:
             customers.update()
             .where(customers.c.customer_id == profile.customer_id)
             .values(**values, version=profile.version, updated_at=updated_at)
+        )
+
+    async def erase_profile(self, profile: CustomerProfile) -> None:
+        assert profile.erased_at is not None, "erase the profile first: domain.erased"
+        values = _profile_values(profile)
+        del values["customer_id"]
+        await self._conn.execute(
+            customers.update()
+            .where(customers.c.customer_id == profile.customer_id)
+            .values(
+                **values,
+                erased_at=profile.erased_at,
+                updated_at=profile.erased_at,
+                # The enrolment's fingerprint hashes its body, email and phone included: it
+                # goes too, so a retried enrolment of an erased id is refused as taken.
+                request_hash=ERASED_REQUEST_HASH,
+            )
         )
 
     async def add_purchase(self, purchase: StoredPurchase) -> bool:

@@ -44,6 +44,9 @@ customers = sa.Table(
     sa.Column("request_hash", sa.Text, nullable=False),
     sa.Column("event_id", sa.Text, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
+    # Set when the customer was erased: email and phone are gone, consents withdrawn; the row
+    # stays, pseudonymous, so that the customer's purchases still resolve.
+    sa.Column("erased_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint("version >= 1", name="ck_customers_version_positive"),
 )
 

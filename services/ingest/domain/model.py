@@ -78,6 +78,15 @@ class CustomerProfile:
     referred_by: str | None
     # 1 at enrolment, one more per change: consumers keep the profile with the highest.
     version: int = 1
+    erased_at: datetime | None = None
+
+
+def erased(profile: CustomerProfile, now: datetime) -> CustomerProfile:
+    """The profile without its contact data (right to be forgotten): the id, the enrolling
+    partner and the program's settings stay, pseudonymous, so the ledger still resolves."""
+    return replace(
+        profile, email=None, phone=None, consent_email=False, consent_sms=False, erased_at=now
+    )
 
 
 @dataclass(frozen=True)

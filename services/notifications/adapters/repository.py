@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from datetime import datetime
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.notifications.adapters.tables import contacts, deliveries, preferences
+from services.notifications.adapters.tables import (
+    contacts,
+    deliveries,
+    preferences,
+    purchase_activity,
+)
 from services.notifications.domain.model import (
     POINTS_EARNED_DIGEST,
     Channel,
@@ -20,6 +25,7 @@ from services.notifications.domain.model import (
     DeliveryStatus,
     Hold,
     Preferences,
+    PurchaseActivity,
     QuietHours,
 )
 
@@ -33,7 +39,15 @@ class NotificationRepository(Protocol):
         profile never overwrites a newer one. At most one profile per customer."""
         ...
 
-    async def delete_contacts(self, customer_ids: Collection[str]) -> None: ...
+    async def delete_contacts(self, customer_ids: Collection[str]) -> None:
+        """Everything kept about these customers but the delivery log: the contact, the
+        preferences and the purchase activity."""
+        ...
+
+    async def record_purchases(self, last_purchase_at: Mapping[str, datetime]) -> None:
+        """Moves each customer's last purchase time forward to the given one; never back, so
+        a late or replayed older purchase changes nothing."""
+        ...
 
     async def schedule(self, deliveries: Collection[Delivery]) -> set[str]:
         """Stores the messages that do not exist yet (same id, or same cause, channel and
@@ -120,6 +134,21 @@ _UPDATE_PARAMS = sa.text(
     "WHERE deliveries.notification_id = u.notification_id AND deliveries.status = 'scheduled'"
 )
 
+_RECORD_PURCHASES = sa.text(
+    "INSERT INTO purchase_activity (customer_id, last_purchase_at) "
+    "SELECT * FROM unnest(CAST(:customer_ids AS text[]), "
+    "CAST(:last_purchase_ats AS timestamptz[])) "
+    "ON CONFLICT (customer_id) DO UPDATE SET last_purchase_at = excluded.last_purchase_at "
+    "WHERE purchase_activity.last_purchase_at < excluded.last_purchase_at"
+)
+
+_MARK_WON_BACK = sa.text(
+    "UPDATE purchase_activity SET win_back_for = w.last_purchase_at "
+    "FROM unnest(CAST(:customer_ids AS text[]), CAST(:last_purchase_ats AS timestamptz[])) "
+    "AS w(customer_id, last_purchase_at) "
+    "WHERE purchase_activity.customer_id = w.customer_id"
+)
+
 _ANY_CUSTOMER = sa.func.any(sa.bindparam("customer_ids", type_=ARRAY(sa.Text)))
 
 
@@ -148,14 +177,65 @@ class SqlNotificationRepository:
         )
 
     async def delete_contacts(self, customer_ids: Collection[str]) -> None:
-        """The contact and the preferences: both are the customer's personal data."""
+        """The contact and the preferences, the customer's personal data, and what they
+        bought when, so that no win-back follows an erasure."""
         if not customer_ids:
             return
-        for table in (contacts, preferences):
+        for table in (contacts, preferences, purchase_activity):
             await self._conn.execute(
                 table.delete().where(table.c.customer_id == _ANY_CUSTOMER),
                 {"customer_ids": list(customer_ids)},
             )
+
+    async def record_purchases(self, last_purchase_at: Mapping[str, datetime]) -> None:
+        if not last_purchase_at:
+            return
+        await self._conn.execute(
+            _RECORD_PURCHASES,
+            {
+                "customer_ids": list(last_purchase_at),
+                "last_purchase_ats": list(last_purchase_at.values()),
+            },
+        )
+
+    async def lapsed(self, as_of: datetime, after: timedelta) -> list[PurchaseActivity]:
+        """The customers without a purchase for `after` by `as_of` and no win-back for this
+        lapse yet (domain.is_lapsed, in SQL), locked until the transaction ends. Only those
+        with a contact: none for an erased customer whose purchases still arrive, and one
+        whose profile has not arrived yet is taken once it has."""
+        rows = await self._conn.execute(
+            sa.select(purchase_activity)
+            .where(
+                purchase_activity.c.last_purchase_at <= as_of - after,
+                sa.or_(
+                    purchase_activity.c.win_back_for.is_(None),
+                    purchase_activity.c.win_back_for < purchase_activity.c.last_purchase_at,
+                ),
+                sa.exists().where(contacts.c.customer_id == purchase_activity.c.customer_id),
+            )
+            .order_by(purchase_activity.c.customer_id)
+            .with_for_update()
+        )
+        return [
+            PurchaseActivity(
+                customer_id=row.customer_id,
+                last_purchase_at=row.last_purchase_at,
+                win_back_for=row.win_back_for,
+            )
+            for row in rows
+        ]
+
+    async def mark_won_back(self, activities: Collection[PurchaseActivity]) -> None:
+        """Remembers the lapse each customer's win-back was for."""
+        if not activities:
+            return
+        await self._conn.execute(
+            _MARK_WON_BACK,
+            {
+                "customer_ids": [a.customer_id for a in activities],
+                "last_purchase_ats": [a.last_purchase_at for a in activities],
+            },
+        )
 
     async def preferences(self, customer_id: str) -> Preferences | None:
         row = (

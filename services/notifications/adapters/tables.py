@@ -70,3 +70,13 @@ deliveries = sa.Table(
         postgresql_where=sa.text("status = 'scheduled'"),
     ),
 )
+
+# When each customer last bought (ids and instants only), and the last purchase their latest
+# win-back message was for; deleted with the contact when the customer is erased.
+purchase_activity = sa.Table(
+    "purchase_activity",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("last_purchase_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("win_back_for", sa.DateTime(timezone=True)),
+)

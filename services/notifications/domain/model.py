@@ -321,3 +321,30 @@ def mark_attempt_failed(
         last_error=error,
         next_attempt_at=now + retry_delay(attempts, policy),
     )
+
+
+WIN_BACK = "win_back"
+DEFAULT_WIN_BACK_AFTER = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class PurchaseActivity:
+    """When a customer last bought, and the purchase their last win-back message was for."""
+
+    customer_id: str
+    last_purchase_at: datetime
+    win_back_for: datetime | None = None
+
+
+def is_lapsed(activity: PurchaseActivity, as_of: datetime, after: timedelta) -> bool:
+    """No purchase for `after` by `as_of`, and no win-back yet for this lapse: one message per
+    lapse, the next only once the customer has bought again and lapsed again."""
+    return activity.last_purchase_at <= as_of - after and (
+        activity.win_back_for is None or activity.win_back_for < activity.last_purchase_at
+    )
+
+
+def win_back_cause(activity: PurchaseActivity) -> str:
+    """The cause a win-back message is derived from: the lapse, i.e. the customer and their
+    last purchase, so that each lapse yields one message whatever runs the job again."""
+    return f"win-back/{activity.customer_id}/{activity.last_purchase_at.isoformat()}"

@@ -266,6 +266,32 @@ TEMPLATES: dict[str, dict[str, Template]] = {
             "nadal przynosi Ci punkty, a wrócić wyżej możesz w każdej chwili.",
         ),
     },
+    "win_back": {
+        "en": _t(
+            "We miss you",
+            "Hello,",
+            "it has been a while since your last purchase. Your points are waiting for you, and "
+            "every purchase earns you more: we look forward to seeing you again.",
+        ),
+        "it": _t(
+            "Ci manchi",
+            "Ciao,",
+            "è passato un po' di tempo dal tuo ultimo acquisto. I tuoi punti ti aspettano, e "
+            "ogni acquisto te ne fa guadagnare altri: speriamo di rivederti presto.",
+        ),
+        "fi": _t(
+            "Kaipaamme sinua",
+            "Hei,",
+            "edellisestä ostoksestasi on jo aikaa. Pisteesi odottavat sinua, ja jokainen ostos "
+            "kerryttää niitä lisää: toivottavasti näemme pian.",
+        ),
+        "pl": _t(
+            "Tęsknimy za Tobą",
+            "Dzień dobry,",
+            "od Twoich ostatnich zakupów minęło już trochę czasu. Twoje punkty na Ciebie czekają, "
+            "a każdy zakup przynosi kolejne: mamy nadzieję, że wkrótce znów się zobaczymy.",
+        ),
+    },
 }
 
 # Parameters to render a template with when there is no real message: the preview.

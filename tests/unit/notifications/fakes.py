@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -28,6 +28,7 @@ class FakeNotifications:
         self.contacts: dict[str, Contact] = {}
         self.chosen: dict[str, Preferences] = {}
         self.deliveries: dict[str, Delivery] = {}
+        self.last_purchases: dict[str, datetime] = {}
         self.statements = 0  # set-based writes, as the SQL repository would issue them
 
     async def upsert_contacts(self, contacts: Collection[Contact]) -> None:
@@ -45,6 +46,16 @@ class FakeNotifications:
         for customer_id in customer_ids:
             self.contacts.pop(customer_id, None)
             self.chosen.pop(customer_id, None)
+            self.last_purchases.pop(customer_id, None)
+
+    async def record_purchases(self, last_purchase_at: Mapping[str, datetime]) -> None:
+        # Counted only when there is something to record: batches without purchases cost
+        # what they did before purchases were recorded.
+        self.statements += 1 if last_purchase_at else 0
+        for customer_id, occurred_at in last_purchase_at.items():
+            current = self.last_purchases.get(customer_id)
+            if current is None or current < occurred_at:
+                self.last_purchases[customer_id] = occurred_at
 
     async def contact(self, customer_id: str) -> Contact | None:
         return self.contacts.get(customer_id)

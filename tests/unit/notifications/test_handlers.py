@@ -182,10 +182,11 @@ def test_only_the_types_it_uses_are_handled() -> None:
         events.POINTS_EARNED,
         events.POINTS_REDEEMED,
         events.POINTS_EXPIRING,
+        events.PURCHASE_COMPLETED,
     } == HANDLED_TYPES
 
 
-def test_the_points_types_it_tells_customers_about_are_claimed_and_no_purchase_type() -> None:
+def test_the_points_types_it_tells_customers_about_are_claimed_and_completed_purchases() -> None:
     subscription = make_subscription(FixedClock(NOW))
     assert {topics.POINTS, topics.PURCHASES} <= set(subscription.topics)
     assert subscription.event_types == HANDLED_TYPES
@@ -198,6 +199,7 @@ def test_the_points_types_it_tells_customers_about_are_claimed_and_no_purchase_t
         events.POINTS_EARNED,
         events.POINTS_REDEEMED,
         events.POINTS_EXPIRING,
+        events.PURCHASE_COMPLETED,  # the win-back job's last purchase times
     }
 
 

@@ -18,14 +18,16 @@ from services.ingest.domain.model import (
     CustomerProfile,
     RuleViolation,
     ensure_not_self_referral,
+    erased,
     is_retry,
     patched,
     request_hash,
 )
 from shared import events
-from shared.events import new_event
+from shared.events import derived_event_id, new_event
 from shared.idempotency import IdempotencyDep
-from shared.problems import Problem
+from shared.outbox import Outbox
+from shared.problems import PROBLEM_JSON, Problem
 from shared.strict_json import StrictJsonRoute
 
 ProfileEvent = TypeVar("ProfileEvent", bound=events.CustomerProfile)
@@ -123,6 +125,8 @@ async def update_customer(
                 slug="unknown-customer",
             )
         ensure_enrolling_partner(current, partner.partner_id)
+        if current.erased_at is not None:
+            raise erased_customer(customer_id)
         now = clock.now()
         profile = replace(patched(current, changes), version=current.version + 1)
         await customers.save_profile(profile, updated_at=now)
@@ -139,6 +143,77 @@ async def update_customer(
     answer = await in_transaction(runtime.engine, decide)
     runtime.relay.notify()  # a replay wakes the relay for nothing, which costs nothing
     return answer
+
+
+@router.delete(
+    "/{customer_id}",
+    status_code=202,
+    response_model=AcceptedOut,
+    responses={
+        400: {"description": "A malformed Idempotency-Key", "content": {PROBLEM_JSON: {}}},
+        **problem_responses(401, 403, 404, 409, 422),
+    },
+)
+async def erase_customer(
+    customer_id: Annotated[Identifier, Path()],
+    partner: PartnerDep,
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    call: IdempotencyDep,
+) -> AcceptedOut | JSONResponse:
+    """The right to be forgotten (contract §2): the contact data leave ingest's table at once
+    (the id row stays, pseudonymous, so that purchases still resolve), then every service
+    learns it from `customer.erased`, and a tombstone lets compaction remove the profiles from
+    the customers topic. Erasing an erased customer answers with the same event id."""
+
+    async def decide(conn: AsyncConnection) -> AcceptedOut | JSONResponse:
+        if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
+            return replayed
+        customers = SqlIngestRepository(conn)
+        current = await customers.profile_for_update(customer_id)
+        if current is None:
+            raise Problem(
+                404,
+                "Not found",
+                f"customer {customer_id!r} is not enrolled",
+                slug="unknown-customer",
+            )
+        ensure_enrolling_partner(current, partner.partner_id)
+        enrolment = await customers.enrolment(customer_id)
+        assert enrolment is not None  # the row is locked
+        # Derived from the enrolment: one erasure per customer, whoever asks again.
+        event_id = derived_event_id(enrolment.event_id, "erased")
+        now = clock.now()
+        if current.erased_at is not None:
+            answer = AcceptedOut(event_id=event_id)
+            await call.remember(conn, tables.idempotency_keys, 202, answer, now)
+            return answer
+        await customers.erase_profile(erased(current, now))
+        event = new_event(
+            events.CustomerErased(customer_id=customer_id),
+            source=f"ingest/{partner.partner_id}",
+            subject=customer_id,
+            time=now,
+            event_id=event_id,
+        )
+        answer = await accept(conn, event, customer_id=customer_id, call=call, clock=clock)
+        await Outbox(conn, tables.outbox, clock).add_tombstone(
+            row_id=derived_event_id(event_id, "tombstone"), key=customer_id, topic=event.topic
+        )
+        return answer
+
+    answer = await in_transaction(runtime.engine, decide)
+    runtime.relay.notify()  # a replay wakes the relay for nothing, which costs nothing
+    return answer
+
+
+def erased_customer(customer_id: str) -> Problem:
+    return Problem(
+        404,
+        "Not found",
+        f"customer {customer_id!r} was erased: their profile is gone for good",
+        slug="erased-customer",
+    )
 
 
 def already_enrolled(customer_id: str) -> Problem:
