@@ -18,6 +18,7 @@ from typing import Any
 
 from services.points.adapters.repository import LedgerRepository
 from services.points.domain.earning import Item, PurchaseFacts, purchase_points
+from services.points.domain.lots import Allocation
 from services.points.domain.model import (
     LedgerEntry,
     Member,
@@ -25,11 +26,22 @@ from services.points.domain.model import (
     TierAssignment,
     latest_tier,
     purchase_earning,
+    referral_bonus,
     welcome_bonus,
 )
+from services.points.domain.refunds import (
+    PurchaseRecord,
+    RefundRecord,
+    points_to_reverse,
+    purchase_key,
+    repay_debt,
+    reversal_id,
+    reverse,
+)
+from services.points.domain.velocity import cap, day_of
 from shared import events, topics
 from shared.events import CloudEvent, derived_event_id
-from shared.outbox import EventSink
+from shared.outbox import EventSink, emit
 
 SOURCE = "points"
 
@@ -40,6 +52,7 @@ HANDLED_TYPES = frozenset(
         events.CUSTOMER_ENROLLED,
         events.CUSTOMER_UPDATED,
         events.PURCHASE_COMPLETED,
+        events.PURCHASE_REFUNDED,
         events.TIER_CHANGED,
     }
 )
@@ -65,6 +78,7 @@ class _Purchase:
     entry_id: str
     customer_id: str
     purchase_id: str
+    facts_key: str  # the purchase's key among refunds: partner and purchase id
     facts: PurchaseFacts
 
 
@@ -74,7 +88,13 @@ class _TierChange:
     assignment: TierAssignment
 
 
-_Step = _Enrolment | _Purchase | _TierChange
+@dataclass(frozen=True)
+class _Refund:
+    cause: CloudEvent
+    refund: RefundRecord
+
+
+_Step = _Enrolment | _Purchase | _TierChange | _Refund
 
 
 async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
@@ -84,13 +104,34 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     # 1. Load. The first enrolment of a customer the ledger did not know grants the bonus.
     first_enrolments: dict[str, Member] = {}
     buyers: set[str] = set()
+    refunded_keys: set[str] = set()
     for step in steps:
         if isinstance(step, _Enrolment):
             first_enrolments.setdefault(step.member.customer_id, step.member)
         elif isinstance(step, _Purchase):
             buyers.add(step.customer_id)
+            refunded_keys.add(step.facts_key)
+        elif isinstance(step, _Refund):
+            refunded_keys.add(step.refund.purchase_key)
+    # What refunds need: the purchases concerned and the refunds kept of them (a refund may
+    # have come before its purchase).
+    known_purchases = await ctx.ledger.purchases_of(refunded_keys)
+    refunds_of = await ctx.ledger.refunds_of(refunded_keys)
     new_customers = await ctx.ledger.add_customers(list(first_enrolments.values()))
     tiers = await ctx.ledger.tiers_of(buyers)
+    referrers = await ctx.ledger.referrers_of(buyers)
+    ceiling = ctx.program.max_points_per_day
+    earned_today = (
+        await ctx.ledger.earned_on(
+            {
+                (s.customer_id, day_of(s.facts.occurred_at))
+                for s in steps
+                if isinstance(s, _Purchase)
+            }
+        )
+        if ceiling > 0
+        else {}
+    )
     # Every campaign that may apply to one of the batch's purchases, by when they were made.
     purchase_times = [s.facts.occurred_at for s in steps if isinstance(s, _Purchase)]
     campaigns = (
@@ -100,8 +141,12 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     )
 
     # 2. Walk the batch in order.
-    grants: list[tuple[LedgerEntry, CloudEvent]] = []
+    grants: list[tuple[LedgerEntry, CloudEvent, str]] = []
     tier_changes: dict[str, TierAssignment] = {}
+    new_purchases: dict[str, PurchaseRecord] = {}
+    new_refunds: list[RefundRecord] = []
+    held: list[LedgerEntry] = []
+    to_reverse: dict[str, None] = {}  # the purchases whose refunds to apply, in order
     for step in steps:
         if isinstance(step, _Enrolment):
             customer_id = step.member.customer_id
@@ -115,7 +160,14 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
                 enrolled_at=step.member.enrolled_at,
             )
             if bonus.points > 0:
-                grants.append((bonus, step.cause))
+                grants.append((bonus, step.cause, "points-earned"))
+        elif isinstance(step, _Refund):
+            refund = step.refund
+            kept = refunds_of.setdefault(refund.purchase_key, [])
+            if all(r.refund_key != refund.refund_key for r in kept):
+                kept.append(refund)
+                new_refunds.append(refund)
+            to_reverse[refund.purchase_key] = None
         elif isinstance(step, _Purchase):
             # The tier as of this purchase: a tier change earlier in the batch counts.
             assignment = tiers.get(step.customer_id)
@@ -136,7 +188,39 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
                     rule_ids=earning.rule_ids,
                     expires_at=earning.expires_at,
                 )
-                grants.append((entry, step.cause))
+                if ceiling > 0 and step.facts_key not in known_purchases:
+                    day = (step.customer_id, day_of(step.facts.occurred_at))
+                    before = earned_today.get(day, 0)
+                    earned_today[day] = before + entry.points
+                    granted, kept_back = cap(entry, before, ceiling)
+                    if granted is not None:
+                        grants.append((granted, step.cause, "points-earned"))
+                    if kept_back is not None:
+                        held.append(kept_back)
+                else:
+                    grants.append((entry, step.cause, "points-earned"))
+            referrer = referrers.pop(step.customer_id, None)  # the first purchase only
+            if referrer is not None:
+                referral = referral_bonus(
+                    ctx.program,
+                    referred=step.customer_id,
+                    referrer=referrer,
+                    purchased_at=step.facts.occurred_at,
+                )
+                if referral is not None:
+                    grants.append((referral, step.cause, "referral-bonus"))
+            if step.facts_key not in known_purchases:
+                record = PurchaseRecord(
+                    step.facts_key,
+                    step.customer_id,
+                    step.purchase_id,
+                    step.facts.total,
+                    earning.points,
+                    step.facts.partner_id,
+                )
+                known_purchases[step.facts_key] = new_purchases[step.facts_key] = record
+            if refunds_of.get(step.facts_key):
+                to_reverse[step.facts_key] = None
         else:
             assignment = step.assignment
             customer_id = assignment.customer_id
@@ -146,12 +230,79 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     # 3. Write, and announce only what the ledger did not have: a purchase earns once
     # whichever event carried it, in this batch or before it.
     await ctx.ledger.set_tiers(list(tier_changes.values()))
-    recorded = await ctx.ledger.record([entry for entry, _ in grants])
-    for entry, cause in grants:
+    recorded = await ctx.ledger.record([*(entry for entry, _, _ in grants), *held])
+    for entry, cause, purpose in grants:
         if entry.entry_id in recorded:
             recorded.discard(entry.entry_id)
-            earned = _points_earned(entry, cause, ctx.now)
+            earned = _points_earned(entry, cause, ctx.now, purpose)
             await ctx.sink.add(earned, key=entry.customer_id, topic=topics.POINTS)
+    await ctx.ledger.record_purchases(list(new_purchases.values()))
+    await ctx.ledger.add_refunds(new_refunds)
+
+    # 4. Refunds, once their purchase is there, and the debt later earnings repay.
+    reversible = [key for key in to_reverse if key in known_purchases]
+    await _reverse_and_repay(
+        ctx,
+        [(known_purchases[key], refunds_of[key]) for key in reversible],
+        debtors=await ctx.ledger.debtors({entry.customer_id for entry, _, _ in grants}),
+    )
+
+
+async def _reverse_and_repay(
+    ctx: Context,
+    refunded: list[tuple[PurchaseRecord, list[RefundRecord]]],
+    debtors: set[str],
+) -> None:
+    customers = {purchase.customer_id for purchase, _ in refunded} | debtors
+    if not customers:
+        return
+    # The API's spends draw on the same lots: they wait for this batch, and it for them.
+    await ctx.ledger.lock_customers(customers)
+    ledgers, allocations = await ctx.ledger.ledgers_of(customers)
+    drawn: list[Allocation] = list(allocations)
+    reversals: list[LedgerEntry] = []
+    new_allocations: list[tuple[str, Allocation]] = []
+    refunds_by_entry: dict[str, RefundRecord] = {}
+    for purchase, refunds in refunded:
+        entries = ledgers[purchase.customer_id]
+        present = {entry.entry_id for entry in entries}
+        for refund, points in points_to_reverse(purchase, refunds):
+            if reversal_id(refund) in present:
+                continue
+            entry, taken = reverse(
+                entries,
+                drawn,
+                purchase=purchase,
+                refund=refund,
+                points=points,
+                policy=ctx.program.refund_policy,
+                now=ctx.now,
+            )
+            entries.append(entry)
+            drawn.extend(taken)
+            reversals.append(entry)
+            refunds_by_entry[entry.entry_id] = refund
+            new_allocations.extend((purchase.customer_id, a) for a in taken)
+    for customer_id in sorted(customers):
+        repaid = repay_debt(ledgers[customer_id], drawn, ctx.now)
+        drawn.extend(repaid)
+        new_allocations.extend((customer_id, a) for a in repaid)
+    await ctx.ledger.record(reversals)
+    await ctx.ledger.record_allocations(new_allocations)
+    for entry in reversals:
+        if entry.points < 0:
+            refund = refunds_by_entry[entry.entry_id]
+            await emit(
+                ctx.sink,
+                events.PointsReversed(
+                    customer_id=entry.customer_id, points=-entry.points, refund_id=refund.refund_id
+                ),
+                source=SOURCE,
+                customer_id=entry.customer_id,
+                time=ctx.now,
+                cause_id=entry.entry_id,
+                purpose="points-reversed",
+            )
 
 
 def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
@@ -184,6 +335,7 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
                     entry_id=f"purchase:{purchase.partner_id}:{purchase.purchase_id}",
                     customer_id=purchase.customer_id,
                     purchase_id=purchase.purchase_id,
+                    facts_key=purchase_key(purchase.partner_id, purchase.purchase_id),
                     facts=facts,
                 )
             )
@@ -191,8 +343,24 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
             # A profile for a customer the ledger does not know yet enrols them (welcome bonus
             # included); for a known one it changes nothing here.
             profile = event.data_as(events.CustomerProfile)
-            member = Member(profile.customer_id, profile.partner_id, profile.enrolled_at)
+            member = Member(
+                profile.customer_id,
+                profile.partner_id,
+                profile.enrolled_at,
+                referred_by=profile.referred_by,
+            )
             steps.append(_Enrolment(event, member))
+        elif event.type == events.PURCHASE_REFUNDED:
+            refunded = event.data_as(events.PurchaseRefunded)
+            record = RefundRecord(
+                refund_key=f"{refunded.partner_id}:{refunded.refund_id}",
+                purchase_key=purchase_key(refunded.partner_id, refunded.purchase_id),
+                customer_id=refunded.customer_id,
+                refund_id=refunded.refund_id,
+                amount=refunded.amount,
+                occurred_at=refunded.occurred_at,
+            )
+            steps.append(_Refund(event, record))
         elif event.type == events.TIER_CHANGED:
             change = event.data_as(events.TierChanged)
             assignment = TierAssignment(change.customer_id, change.to_tier, change.effective_at)
@@ -200,7 +368,9 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
     return steps
 
 
-def _points_earned(entry: LedgerEntry, cause: CloudEvent, now: datetime) -> CloudEvent:
+def _points_earned(
+    entry: LedgerEntry, cause: CloudEvent, now: datetime, purpose: str
+) -> CloudEvent:
     """The points.earned event of a new entry, with an id derived from its cause (a replay
     re-emits it rather than a second one).
 
@@ -221,7 +391,7 @@ def _points_earned(entry: LedgerEntry, cause: CloudEvent, now: datetime) -> Clou
     # Every field given, defaults too: resolving them costs model_construct half its time.
     return CloudEvent.model_construct(
         specversion="1.0",
-        id=derived_event_id(cause.id, "points-earned"),
+        id=derived_event_id(cause.id, purpose),
         source=SOURCE,
         type=events.POINTS_EARNED,
         subject=entry.customer_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,11 +31,14 @@ class _ProgramFile(BaseModel):
     # At most 1, as the ledger's 32-bit points were sized for (see shared/bounds.py).
     points_per_unit: Decimal = Field(gt=0, le=1)
     welcome_bonus: int = Field(ge=0, le=1_000_000)
+    referral_bonus: int = Field(default=200, ge=0, le=1_000_000)
+    max_points_per_day: int = Field(default=0, ge=0, le=100_000_000)
     pending_days: int = Field(ge=0, le=365)
     validity_months: int = Field(ge=1, le=120)
     hold_timeout_minutes: int = Field(default=15, ge=1, le=1440)
     expiry_warning_days: int = Field(default=30, ge=1, le=365)
     tier_multipliers: dict[TierName, TierMultiplier] = Field(min_length=1)
+    refund_policy: Literal["unlimited", "within_balance"] = "unlimited"
 
 
 def load_program(path: Path = DEFAULT_PROGRAM_FILE) -> Program:

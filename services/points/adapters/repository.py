@@ -13,6 +13,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points.adapters.campaigns import campaign_of
@@ -22,10 +23,14 @@ from services.points.adapters.tables import (
     customers,
     expiry_warnings,
     ledger_entries,
+    purchases,
+    refunds,
 )
 from services.points.domain.earning import Campaign
+from services.points.domain.liability import Liability
 from services.points.domain.lots import Allocation
 from services.points.domain.model import EntryKind, LedgerEntry, Member, TierAssignment
+from services.points.domain.refunds import PurchaseRecord, RefundRecord
 
 
 class LedgerRepository(Protocol):
@@ -51,6 +56,44 @@ class LedgerRepository(Protocol):
         """Every campaign running at some instant in [earliest, latest], in one query."""
         ...
 
+    async def referrers_of(self, customer_ids: Collection[str]) -> dict[str, str]:
+        """Who referred each of these customers, where the referrer is a known customer and
+        not the customer themselves."""
+        ...
+
+    async def earned_on(
+        self, days: Collection[tuple[str, datetime]]
+    ) -> dict[tuple[str, datetime], int]:
+        """The purchase points (granted and held) each customer earned on each UTC day
+        starting at the given instant; only pairs with some points."""
+        ...
+
+    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> None:
+        """Keeps what refunds need of each purchase, unless kept already."""
+        ...
+
+    async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]: ...
+
+    async def add_refunds(self, records: Sequence[RefundRecord]) -> None:
+        """Keeps each refund, in the order given, unless kept already."""
+        ...
+
+    async def refunds_of(self, keys: Collection[str]) -> dict[str, list[RefundRecord]]:
+        """The refunds kept of each of these purchases, in the order they came."""
+        ...
+
+    async def debtors(self, customer_ids: Collection[str]) -> set[str]:
+        """Those of these customers whose reversals took more than their lots covered."""
+        ...
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> None: ...
+
+    async def ledgers_of(
+        self, customer_ids: Collection[str]
+    ) -> tuple[dict[str, list[LedgerEntry]], list[Allocation]]: ...
+
+    async def record_allocations(self, drawn: Sequence[tuple[str, Allocation]]) -> None: ...
+
 
 class SqlLedgerRepository:
     def __init__(self, conn: AsyncConnection) -> None:
@@ -70,6 +113,7 @@ class SqlLedgerRepository:
                 "ids": [m.customer_id for m in ordered],
                 "partners": [m.partner_id for m in ordered],
                 "enrolled": [m.enrolled_at for m in ordered],
+                "referrers": [m.referred_by for m in ordered],
             },
         )
         return set(result.scalars())
@@ -131,6 +175,102 @@ class SqlLedgerRepository:
         )
         return [campaign_of(row) for row in rows]
 
+    async def referrers_of(self, customer_ids: Collection[str]) -> dict[str, str]:
+        if not customer_ids:
+            return {}
+        rows = await self._conn.execute(_REFERRERS_OF, {"ids": list(customer_ids)})
+        return {row.customer_id: row.referred_by for row in rows}
+
+    async def earned_on(
+        self, days: Collection[tuple[str, datetime]]
+    ) -> dict[tuple[str, datetime], int]:
+        if not days:
+            return {}
+        pairs = list(days)
+        rows = await self._conn.execute(
+            _EARNED_ON,
+            {"customers": [c for c, _ in pairs], "days": [d for _, d in pairs]},
+        )
+        return {(row.customer_id, row.day): int(row.points) for row in rows}
+
+    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> None:
+        if not records:
+            return
+        await self._conn.execute(
+            _RECORD_PURCHASES,
+            {
+                "keys": [r.purchase_key for r in records],
+                "customers": [r.customer_id for r in records],
+                "ids": [r.purchase_id for r in records],
+                "totals": [r.total for r in records],
+                "points": [r.points for r in records],
+                "partners": [r.partner_id for r in records],
+            },
+        )
+
+    async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]:
+        if not keys:
+            return {}
+        rows = await self._conn.execute(
+            sa.select(purchases).where(
+                purchases.c.purchase_key == sa.any_(sa.cast(list(keys), ARRAY(sa.Text)))
+            )
+        )
+        return {
+            row.purchase_key: PurchaseRecord(
+                row.purchase_key,
+                row.customer_id,
+                row.purchase_id,
+                row.total,
+                row.points,
+                row.partner_id,
+            )
+            for row in rows
+        }
+
+    async def add_refunds(self, records: Sequence[RefundRecord]) -> None:
+        if not records:
+            return
+        await self._conn.execute(
+            _ADD_REFUNDS,
+            {
+                "keys": [r.refund_key for r in records],
+                "purchases": [r.purchase_key for r in records],
+                "customers": [r.customer_id for r in records],
+                "ids": [r.refund_id for r in records],
+                "amounts": [r.amount for r in records],
+                "occurred": [r.occurred_at for r in records],
+            },
+        )
+
+    async def refunds_of(self, keys: Collection[str]) -> dict[str, list[RefundRecord]]:
+        if not keys:
+            return {}
+        rows = await self._conn.execute(
+            sa.select(refunds)
+            .where(refunds.c.purchase_key == sa.any_(sa.cast(list(keys), ARRAY(sa.Text))))
+            .order_by(refunds.c.seq)
+        )
+        found: dict[str, list[RefundRecord]] = {}
+        for row in rows:
+            found.setdefault(row.purchase_key, []).append(
+                RefundRecord(
+                    row.refund_key,
+                    row.purchase_key,
+                    row.customer_id,
+                    row.refund_id,
+                    row.amount,
+                    row.occurred_at,
+                )
+            )
+        return found
+
+    async def debtors(self, customer_ids: Collection[str]) -> set[str]:
+        if not customer_ids:
+            return set()
+        rows = await self._conn.execute(_DEBTORS, {"ids": list(customer_ids)})
+        return set(rows.scalars())
+
     # -- spending --------------------------------------------------------------------------
 
     async def lock_customer(self, customer_id: str) -> None:
@@ -165,8 +305,13 @@ class SqlLedgerRepository:
         """(customer id, allocation) pairs, in one statement."""
         if not drawn:
             return
+        # A debt repaid twice from one lot (points given back to it in between) adds up.
+        insert = pg_insert(allocations)
         await self._conn.execute(
-            sa.insert(allocations),
+            insert.on_conflict_do_update(
+                index_elements=[allocations.c.entry_id, allocations.c.lot_id],
+                set_={"points": allocations.c.points + insert.excluded.points},
+            ),
             [
                 {
                     "entry_id": a.entry_id,
@@ -252,6 +397,20 @@ class SqlLedgerRepository:
         )
         return set(result.scalars())
 
+    async def liability(self, as_of: datetime) -> list[Liability]:
+        """Each partner's points as of `as_of`, by partner id, in one query."""
+        rows = await self._conn.execute(_LIABILITY, {"as_of": as_of})
+        return [
+            Liability(
+                partner_id=row.partner_id,
+                issued=int(row.issued),
+                spent=int(row.spent),
+                expired=int(row.expired),
+                reversed=int(row.reversed),
+            )
+            for row in rows
+        ]
+
     # -- the API's reads -------------------------------------------------------------------
 
     async def is_known(self, customer_id: str) -> bool:
@@ -283,7 +442,7 @@ RULE_SEPARATOR = chr(31)
 # Lots with points left: their points less what was drawn from them (and given back).
 _CUSTOMERS_WITH_LOTS_EXPIRING = sa.text(
     "SELECT DISTINCT l.customer_id FROM ledger_entries l "
-    "WHERE l.kind IN ('earn', 'bonus') AND l.points > 0 "
+    "WHERE l.kind IN ('earn', 'bonus', 'adjust') AND l.points > 0 "
     "AND (CAST(:after AS timestamptz) IS NULL OR l.expires_at > CAST(:after AS timestamptz)) "
     "AND l.expires_at <= :until AND l.customer_id > :after_customer "
     "AND l.points > (SELECT coalesce(sum(a.points), 0) FROM allocations a "
@@ -291,10 +450,83 @@ _CUSTOMERS_WITH_LOTS_EXPIRING = sa.text(
     "ORDER BY l.customer_id LIMIT :limit"
 )
 
+_RECORD_PURCHASES = sa.text(
+    "INSERT INTO purchases (purchase_key, customer_id, purchase_id, total, points, partner_id) "
+    "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:customers AS text[]), "
+    "CAST(:ids AS text[]), CAST(:totals AS numeric[]), CAST(:points AS integer[]), "
+    "CAST(:partners AS text[])) "
+    "ON CONFLICT (purchase_key) DO NOTHING"
+)
+
+# WITH ORDINALITY and ORDER BY: `seq` keeps the order the refunds came in.
+_ADD_REFUNDS = sa.text(
+    "INSERT INTO refunds (refund_key, purchase_key, customer_id, refund_id, amount, "
+    "occurred_at) "
+    "SELECT refund_key, purchase_key, customer_id, refund_id, amount, occurred_at "
+    "FROM unnest(CAST(:keys AS text[]), CAST(:purchases AS text[]), "
+    "CAST(:customers AS text[]), CAST(:ids AS text[]), CAST(:amounts AS numeric[]), "
+    "CAST(:occurred AS timestamptz[])) "
+    "WITH ORDINALITY AS r(refund_key, purchase_key, customer_id, refund_id, amount, "
+    "occurred_at, n) "
+    "ORDER BY n "
+    "ON CONFLICT (refund_key) DO NOTHING"
+)
+
+_DEBTORS = sa.text(
+    "SELECT DISTINCT l.customer_id FROM ledger_entries l "
+    "WHERE l.customer_id = ANY(CAST(:ids AS text[])) AND l.kind = 'reverse' "
+    "AND -l.points > (SELECT coalesce(sum(a.points), 0) FROM allocations a "
+    "WHERE a.entry_id = l.entry_id)"
+)
+
+# A released earning keeps its held twin in the ledger: the day counts the twin only.
+_EARNED_ON = sa.text(
+    "SELECT k.customer_id, k.day, sum(l.points) AS points "
+    "FROM unnest(CAST(:customers AS text[]), CAST(:days AS timestamptz[])) AS k(customer_id, day) "
+    "JOIN ledger_entries l ON l.customer_id = k.customer_id "
+    "AND l.occurred_at >= k.day AND l.occurred_at < k.day + interval '1 day' "
+    "AND l.kind IN ('earn', 'held') AND l.entry_id NOT LIKE 'released:%' "
+    "GROUP BY k.customer_id, k.day"
+)
+
+# A lot belongs to the partner that reported its purchase, else (bonuses, adjustments) to
+# the partner the customer enrolled at. Movements count by when they happened, so a date in
+# the past gives the liability as it stood then.
+_LIABILITY = sa.text(
+    "WITH lots AS ("
+    " SELECT l.entry_id, l.points,"
+    " coalesce(p.partner_id, c.partner_id, 'unknown') AS partner_id"
+    " FROM ledger_entries l"
+    " LEFT JOIN purchases p ON l.entry_id = 'purchase:' || p.purchase_key"
+    " LEFT JOIN customers c ON c.customer_id = l.customer_id"
+    " WHERE l.kind IN ('earn', 'bonus', 'adjust') AND l.points > 0"
+    " AND l.occurred_at <= :as_of"
+    "), moves AS ("
+    " SELECT lots.partner_id, lots.points AS issued, 0 AS spent, 0 AS expired, 0 AS reversed"
+    " FROM lots"
+    " UNION ALL"
+    " SELECT lots.partner_id, 0,"
+    " CASE WHEN m.kind IN ('redeem', 'hold', 'release', 'adjust') THEN a.points ELSE 0 END,"
+    " CASE WHEN m.kind = 'expire' THEN a.points ELSE 0 END,"
+    " CASE WHEN m.kind = 'reverse' THEN a.points ELSE 0 END"
+    " FROM allocations a JOIN ledger_entries m ON m.entry_id = a.entry_id"
+    " JOIN lots ON lots.entry_id = a.lot_id"
+    " WHERE m.occurred_at <= :as_of"
+    ") SELECT partner_id, sum(issued) AS issued, sum(spent) AS spent,"
+    " sum(expired) AS expired, sum(reversed) AS reversed"
+    " FROM moves GROUP BY partner_id ORDER BY partner_id"
+)
+
+_REFERRERS_OF = sa.text(
+    "SELECT c.customer_id, c.referred_by FROM customers c "
+    "JOIN customers referrer ON referrer.customer_id = c.referred_by "
+    "WHERE c.customer_id = ANY(CAST(:ids AS text[])) AND c.referred_by <> c.customer_id"
+)
+
 _ADD_CUSTOMERS = sa.text(
-    "INSERT INTO customers (customer_id, partner_id, enrolled_at) "
+    "INSERT INTO customers (customer_id, partner_id, enrolled_at, referred_by) "
     "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:partners AS text[]), "
-    "CAST(:enrolled AS timestamptz[])) "
+    "CAST(:enrolled AS timestamptz[]), CAST(:referrers AS text[])) "
     "ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id"
 )
 

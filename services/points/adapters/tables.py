@@ -17,6 +17,7 @@ customers = sa.Table(
     sa.Column("customer_id", sa.Text, primary_key=True),
     sa.Column("partner_id", sa.Text, nullable=False),
     sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("referred_by", sa.Text),
 )
 
 ledger_entries = sa.Table(
@@ -92,4 +93,51 @@ expiry_warnings = sa.Table(
     metadata,
     sa.Column("lot_id", sa.Text, primary_key=True),
     sa.Column("warned_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# What a refund needs of the purchase it refunds.
+purchases = sa.Table(
+    "purchases",
+    metadata,
+    sa.Column("purchase_key", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("purchase_id", sa.Text, nullable=False),
+    sa.Column("total", sa.Numeric(12, 2), nullable=False),
+    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("partner_id", sa.Text, nullable=False),
+)
+
+# Every refund received, in the order it came; one before its purchase waits here for it.
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("seq", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("refund_key", sa.Text, nullable=False, unique=True),
+    sa.Column("purchase_key", sa.Text, nullable=False, index=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("refund_id", sa.Text, nullable=False),
+    sa.Column("amount", sa.Numeric(12, 2), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Staff adjustments: the ledger entry holds the points and reason; this, who made it.
+adjustments = sa.Table(
+    "adjustments",
+    metadata,
+    sa.Column("adjustment_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Staff decisions on earnings the velocity guard held: released (a lot) or rejected; once.
+held_decisions = sa.Table(
+    "held_decisions",
+    metadata,
+    sa.Column("held_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
 )

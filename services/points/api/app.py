@@ -1,7 +1,15 @@
 from fastapi import FastAPI
 
 from services.points.adapters.program_file import load_program
-from services.points.api.routers import campaigns, customers, holds, redemptions
+from services.points.api.routers import (
+    adjustments,
+    campaigns,
+    customers,
+    held,
+    holds,
+    redemptions,
+    reports,
+)
 from services.points.bootstrap import SERVICE, bootstrap
 from services.points.settings import PointsSettings
 from shared.http import create_service_app
@@ -22,7 +30,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         name=SERVICE,
         settings=settings,
         bootstrap=start,
-        routers=[customers.router, campaigns.router, redemptions.router, holds.router],
+        routers=[
+            customers.router,
+            campaigns.router,
+            redemptions.router,
+            holds.router,
+            adjustments.router,
+            held.router,
+            reports.router,
+        ],
     )
     app.state.program = program
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -172,6 +172,63 @@ class RedemptionOut(BaseModel):
     redemption_id: str
     points: int
     available_after: int
+
+
+# --- Adjustments -------------------------------------------------------------------------
+
+# Positive or negative, never nothing; within what a goodwill gesture or a correction needs.
+AdjustmentPoints = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+
+
+class AdjustmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    points: AdjustmentPoints
+    reason: bounds.Label
+    actor: bounds.Label
+
+    @model_validator(mode="after")
+    def _moves_some_points(self) -> AdjustmentIn:
+        if self.points == 0:
+            raise ValueError("points: an adjustment moves some points, positive or negative")
+        return self
+
+
+class AdjustmentOut(BaseModel):
+    adjustment_id: str
+    points: int
+    reason: str
+    actor: str
+    available_after: int
+
+
+# --- Held earnings (the velocity guard) ---------------------------------------------------
+
+
+class HeldDecisionOut(BaseModel):
+    held_id: str
+    customer_id: str
+    points: int
+    decision: Literal["released", "rejected"]
+    decided_at: datetime
+
+
+# --- Liability -----------------------------------------------------------------------------
+
+
+class LiabilityOut(BaseModel):
+    partner_id: str
+    outstanding: int  # available and pending: what the partner still owes in points
+    issued: int
+    spent: int
+    expired: int
+    reversed: int
+
+
+class LiabilityReportOut(BaseModel):
+    as_of: datetime
+    partners: list[LiabilityOut]
+    total: LiabilityOut
 
 
 # --- Holds ---------------------------------------------------------------------------------

@@ -233,6 +233,8 @@ def balance_of(
     available = pending = lifetime = debt = 0
     expiries: dict[datetime, int] = {}
     for entry in entries:
+        if entry.kind is EntryKind.HELD:
+            continue  # not the customer's until staff release it
         if not is_lot(entry):
             debt += -entry.points - covered.get(entry.entry_id, 0)
             continue

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
+
+RefundPolicy = Literal["unlimited", "within_balance"]
 
 
 class EntryKind(StrEnum):
@@ -16,17 +19,24 @@ class EntryKind(StrEnum):
     HOLD = "hold"  # points reserved by a terminal until captured, voided or lapsed
     RELEASE = "release"  # a voided or lapsed hold's points, back in the lots they came from
     EXPIRE = "expire"  # what was left of a lot when it expired
+    ADJUST = "adjust"  # by staff: positive, a lot; negative, drawn from the lots
+    HELD = "held"  # earned above the daily ceiling: not a lot until staff release it
+    REVERSE = "reverse"  # points taken back for a refund; beyond the lots it drew from: debt
 
 
 # The kinds whose entries are lots: points others draw from, each with its own expiry.
-LOT_KINDS = frozenset({EntryKind.EARN, EntryKind.BONUS})
+LOT_KINDS = frozenset({EntryKind.EARN, EntryKind.BONUS, EntryKind.ADJUST})
 
 
 @dataclass(frozen=True)
 class Program:
     currency: str = "EUR"
+    # "within_balance": a refund takes back at most what the lots hold, and never makes debt.
+    refund_policy: RefundPolicy = "unlimited"
     points_per_unit: Decimal = Decimal(1)
     welcome_bonus: int = 100
+    referral_bonus: int = 200
+    max_points_per_day: int = 0  # per customer, by purchases' UTC day; 0: no ceiling
     pending_days: int = 0
     validity_months: int = 12
     hold_timeout_minutes: int = 15
@@ -71,6 +81,7 @@ class Member:
     customer_id: str
     partner_id: str
     enrolled_at: datetime
+    referred_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,26 @@ def welcome_bonus(
         available_at=enrolled_at,
         expires_at=program.expiry_for(enrolled_at),
         rule_ids=("welcome",),
+    )
+
+
+def referral_bonus(
+    program: Program, *, referred: str, referrer: str, purchased_at: datetime
+) -> LedgerEntry | None:
+    """The referrer's bonus for the referred customer's first purchase: one per referred
+    customer (its id is theirs), none for referring oneself."""
+    if referrer == referred or program.referral_bonus <= 0:
+        return None
+    return LedgerEntry(
+        entry_id=f"referral:{referred}",
+        customer_id=referrer,
+        kind=EntryKind.BONUS,
+        points=program.referral_bonus,
+        reason="referral",
+        occurred_at=purchased_at,
+        available_at=purchased_at,
+        expires_at=program.expiry_for(purchased_at),
+        rule_ids=("referral",),
     )
 
 

@@ -9,7 +9,17 @@ import pytest
 from services.points.adapters.repository import LedgerRepository
 from services.points.bootstrap import CONSUMES, make_subscription
 from services.points.domain.earning import Campaign
-from services.points.domain.model import LedgerEntry, Member, Program, TierAssignment
+from services.points.domain.lots import Allocation, balance_of
+from services.points.domain.model import (
+    Balance,
+    EntryKind,
+    LedgerEntry,
+    Member,
+    Program,
+    TierAssignment,
+)
+from services.points.domain.refunds import PurchaseRecord, RefundRecord, debts
+from services.points.domain.velocity import day_of
 from services.points.handlers import HANDLED_TYPES, Context, apply_batch
 from shared import events, topics
 from shared.clock import FixedClock
@@ -28,6 +38,9 @@ class FakeLedger:
         self.ledger: dict[str, LedgerEntry] = {}
         self.tiers: dict[str, TierAssignment] = {}
         self.campaigns: list[Campaign] = []
+        self.purchases: dict[str, PurchaseRecord] = {}
+        self.refunds: list[RefundRecord] = []
+        self.allocations: list[tuple[str, Allocation]] = []
         self.calls: list[str] = []
 
     async def add_customers(self, members: Sequence[Member]) -> set[str]:
@@ -65,8 +78,78 @@ class FakeLedger:
         self.calls.append("campaigns_during")
         return [c for c in self.campaigns if c.starts_at <= latest and c.ends_at > earliest]
 
+    async def referrers_of(self, customer_ids: Collection[str]) -> dict[str, str]:
+        self.calls.append("referrers_of")
+        return {
+            c: referrer
+            for c in customer_ids
+            if c in self.customers
+            and (referrer := self.customers[c].referred_by) is not None
+            and referrer != c
+            and referrer in self.customers
+        }
+
+    async def earned_on(
+        self, days: Collection[tuple[str, datetime]]
+    ) -> dict[tuple[str, datetime], int]:
+        self.calls.append("earned_on")
+        earned: dict[tuple[str, datetime], int] = {}
+        for entry in self.ledger.values():
+            day = (entry.customer_id, day_of(entry.occurred_at))
+            counted = entry.kind in (EntryKind.EARN, EntryKind.HELD)
+            if day in days and counted and not entry.entry_id.startswith("released:"):
+                earned[day] = earned.get(day, 0) + entry.points
+        return earned
+
+    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> None:
+        self.calls.append("record_purchases")
+        for record in records:
+            self.purchases.setdefault(record.purchase_key, record)
+
+    async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]:
+        self.calls.append("purchases_of")
+        return {k: self.purchases[k] for k in keys if k in self.purchases}
+
+    async def add_refunds(self, records: Sequence[RefundRecord]) -> None:
+        self.calls.append("add_refunds")
+        for record in records:
+            if all(r.refund_key != record.refund_key for r in self.refunds):
+                self.refunds.append(record)
+
+    async def refunds_of(self, keys: Collection[str]) -> dict[str, list[RefundRecord]]:
+        self.calls.append("refunds_of")
+        found: dict[str, list[RefundRecord]] = {}
+        for refund in self.refunds:
+            if refund.purchase_key in keys:
+                found.setdefault(refund.purchase_key, []).append(refund)
+        return found
+
+    async def debtors(self, customer_ids: Collection[str]) -> set[str]:
+        self.calls.append("debtors")
+        return {c for c in customer_ids if debts(self.entries(c), [a for _, a in self.allocations])}
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> None:
+        self.calls.append("lock_customers")
+
+    async def ledgers_of(
+        self, customer_ids: Collection[str]
+    ) -> tuple[dict[str, list[LedgerEntry]], list[Allocation]]:
+        self.calls.append("ledgers_of")
+        return {c: self.entries(c) for c in customer_ids}, [
+            a for c, a in self.allocations if c in customer_ids
+        ]
+
+    async def record_allocations(self, drawn: Sequence[tuple[str, Allocation]]) -> None:
+        self.calls.append("record_allocations")
+        self.allocations.extend(drawn)
+
     def entries(self, customer_id: str) -> list[LedgerEntry]:
         return [e for e in self.ledger.values() if e.customer_id == customer_id]
+
+    def balance(self, customer_id: str) -> Balance:
+        return balance_of(
+            customer_id, self.entries(customer_id), NOW, [a for _, a in self.allocations]
+        )
 
 
 def _conforms(fake: FakeLedger) -> LedgerRepository:
@@ -282,11 +365,17 @@ async def test_a_batch_costs_the_same_few_calls_whatever_its_size(sink: Collecti
         small.calls
         == large.calls
         == [
+            "purchases_of",
+            "refunds_of",
             "add_customers",
             "tiers_of",
+            "referrers_of",
             "campaigns_during",
             "set_tiers",
             "record",
+            "record_purchases",
+            "add_refunds",
+            "debtors",
         ]
     )
     assert len(large.ledger) == 1000
@@ -389,7 +478,7 @@ async def test_points_earned_is_the_event_emit_would_build(
     assert CloudEvent.from_bytes(built.to_bytes()).data_as(events.PointsEarned).points == 12
 
 
-def test_points_subscribes_to_three_topics_and_acts_on_four_types() -> None:
+def test_points_subscribes_to_three_topics_and_acts_on_five_types() -> None:
     subscription = make_subscription(Program(), FixedClock(NOW))
     assert subscription.topics == CONSUMES == (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS)
     assert subscription.event_types == HANDLED_TYPES
@@ -397,6 +486,7 @@ def test_points_subscribes_to_three_topics_and_acts_on_four_types() -> None:
         events.CUSTOMER_ENROLLED,
         events.CUSTOMER_UPDATED,
         events.PURCHASE_COMPLETED,
+        events.PURCHASE_REFUNDED,
         events.TIER_CHANGED,
     }
 

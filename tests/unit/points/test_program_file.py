@@ -24,6 +24,9 @@ def test_the_shipped_file_is_the_default_program() -> None:
         ('points_per_unit: "1"', 'points_per_unit: "0"', "points_per_unit"),
         ('silver: "1.25"', 'silver: "7"', "tier_multipliers.silver"),
         ('gold: "1.5"', 'gold: "0.5"', "tier_multipliers.gold"),
+        ("referral_bonus: 200", "referral_bonus: -1", "referral_bonus"),
+        ("max_points_per_day: 0", "max_points_per_day: -1", "max_points_per_day"),
+        ("refund_policy: unlimited", "refund_policy: never", "refund_policy"),
     ],
 )
 def test_a_bad_number_is_named_in_the_error(

@@ -1,0 +1,127 @@
+"""The liability report on the real PostgreSQL: per partner and in total, as of a date."""
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.points.adapters.repository import SqlLedgerRepository
+from services.points.api.app import create_app
+from services.points.domain.model import Program
+from services.points.handlers import Context, apply_batch
+from services.points.settings import PointsSettings
+from shared import events
+from shared.db import create_engine
+from shared.events import CloudEvent, new_event
+from shared.outbox import CollectingSink
+from tests.support.services import ADMIN, READER, running, settings_for
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+ENROLLED = NOW - timedelta(days=2)
+BOUGHT = NOW - timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+async def points(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    stack.migrate("points")
+    settings = settings_for(PointsSettings, stack, "points")
+    async with running(create_app, settings) as (_, client):
+        yield client
+
+
+@pytest.fixture
+async def engine(stack: Stack, points: httpx.AsyncClient) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(stack.database_url("points"), pool_size=2)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def apply(engine: AsyncEngine, batch: Sequence[CloudEvent]) -> None:
+    async with engine.begin() as conn:
+        context = Context(
+            ledger=SqlLedgerRepository(conn), sink=CollectingSink(), program=Program(), now=NOW
+        )
+        await apply_batch(batch, context)
+
+
+def event(payload: events.Payload, customer: str) -> CloudEvent:
+    return new_event(payload, source="ingest/test", subject=customer, time=NOW)
+
+
+async def report(points: httpx.AsyncClient, as_of: datetime) -> dict[str, Any]:
+    response = await points.get(
+        "/v1/reports/liability", params={"as_of": as_of.isoformat()}, headers=ADMIN
+    )
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def of_partner(body: dict[str, Any], partner: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [p for p in body["partners"] if p["partner_id"] == partner]
+    assert len(found) == 1
+    return found[0]
+
+
+async def test_the_liability_of_a_partner_follows_its_points_as_of_a_date(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    partner, customer = f"partner-{uuid.uuid4()}", f"c-{uuid.uuid4()}"
+    enrolled = events.CustomerEnrolled(
+        customer_id=customer, partner_id=partner, enrolled_at=ENROLLED
+    )
+    bought = events.PurchaseCompleted(
+        purchase_id="p1",
+        partner_id=partner,
+        customer_id=customer,
+        occurred_at=BOUGHT,
+        currency="EUR",
+        total=Decimal("100.00"),
+    )
+    refunded = events.PurchaseRefunded(
+        refund_id="r1",
+        purchase_id="p1",
+        partner_id=partner,
+        customer_id=customer,
+        occurred_at=NOW - timedelta(minutes=1),
+        amount=Decimal("50.00"),
+    )
+    await apply(engine, [event(enrolled, customer), event(bought, customer)])
+    spent = await points.post(
+        f"/v1/customers/{customer}/redemptions",
+        json={"points": 30, "reward": "coffee"},
+        headers=ADMIN,
+    )
+    assert spent.status_code == 201
+    await apply(engine, [event(refunded, customer)])
+
+    now = of_partner(await report(points, datetime.now(UTC) + timedelta(seconds=1)), partner)
+    assert {k: now[k] for k in ("issued", "spent", "reversed", "expired", "outstanding")} == {
+        "issued": 200,
+        "spent": 30,
+        "reversed": 50,
+        "expired": 0,
+        "outstanding": 120,
+    }
+    before_purchase = of_partner(await report(points, BOUGHT - timedelta(hours=1)), partner)
+    assert (before_purchase["issued"], before_purchase["outstanding"]) == (100, 100)
+
+
+async def test_the_total_adds_up_the_partners_and_readers_may_not_see_it(
+    points: httpx.AsyncClient,
+) -> None:
+    body = await report(points, datetime.now(UTC))
+    for field in ("issued", "spent", "expired", "reversed", "outstanding"):
+        assert body["total"][field] == sum(p[field] for p in body["partners"])
+    refused = await points.get("/v1/reports/liability", headers=READER)
+    assert refused.status_code == 403

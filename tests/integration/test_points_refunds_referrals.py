@@ -1,0 +1,145 @@
+"""Refunds and referrals on the real PostgreSQL: the batch's statements, proportional
+reversal, a refund before its purchase, debt left by points already spent and repaid by the
+next earning, the referrer's bonus once."""
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.points.adapters.repository import SqlLedgerRepository
+from services.points.api.app import create_app
+from services.points.domain.model import Program
+from services.points.handlers import Context, apply_batch
+from services.points.settings import PointsSettings
+from shared import events
+from shared.db import create_engine
+from shared.events import CloudEvent, new_event
+from shared.outbox import CollectingSink
+from tests.support.services import ADMIN, READER, running, settings_for
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+async def points(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    stack.migrate("points")
+    settings = settings_for(PointsSettings, stack, "points")
+    async with running(create_app, settings) as (_, client):
+        yield client
+
+
+@pytest.fixture
+async def engine(stack: Stack, points: httpx.AsyncClient) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(stack.database_url("points"), pool_size=2)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def apply(engine: AsyncEngine, batch: Sequence[CloudEvent]) -> list[int]:
+    """Applies the batch in one transaction, as the consumer does; the points reversed."""
+    sink = CollectingSink()
+    async with engine.begin() as conn:
+        context = Context(ledger=SqlLedgerRepository(conn), sink=sink, program=Program(), now=NOW)
+        await apply_batch(batch, context)
+    return [e.data["points"] for _, _, e in sink.events if e.type == events.POINTS_REVERSED]
+
+
+def enrolled(customer: str, referred_by: str | None = None) -> CloudEvent:
+    profile = events.CustomerEnrolled(
+        customer_id=customer,
+        partner_id="demo",
+        enrolled_at=NOW - timedelta(days=1),
+        referred_by=referred_by,
+    )
+    return new_event(profile, source="ingest/demo", subject=customer, time=NOW)
+
+
+def purchase(customer: str, purchase_id: str, total: str) -> CloudEvent:
+    bought = events.PurchaseCompleted(
+        purchase_id=f"{customer}.{purchase_id}",  # purchase ids are unique per partner
+        partner_id="demo",
+        customer_id=customer,
+        occurred_at=NOW - timedelta(hours=1),
+        currency="EUR",
+        total=Decimal(total),
+    )
+    return new_event(bought, source="ingest/demo", subject=customer, time=NOW)
+
+
+def refund(customer: str, purchase_id: str, refund_id: str, amount: str) -> CloudEvent:
+    refunded = events.PurchaseRefunded(
+        refund_id=f"{customer}.{refund_id}",
+        purchase_id=f"{customer}.{purchase_id}",
+        partner_id="demo",
+        customer_id=customer,
+        occurred_at=NOW - timedelta(minutes=30),
+        amount=Decimal(amount),
+    )
+    return new_event(refunded, source="ingest/demo", subject=customer, time=NOW)
+
+
+async def balance(points: httpx.AsyncClient, customer: str) -> tuple[int, int]:
+    response = await points.get(f"/v1/customers/{customer}/balance", headers=READER)
+    assert response.status_code == 200
+    body = response.json()
+    return body["available"], body["debt"]
+
+
+async def test_partial_refunds_reverse_in_proportion_and_a_replay_changes_nothing(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    customer = f"c-{uuid.uuid4()}"
+    await apply(engine, [enrolled(customer), purchase(customer, "p1", "49.99")])
+    assert await apply(engine, [refund(customer, "p1", "r1", "10.00")]) == [9]
+    assert await apply(engine, [refund(customer, "p1", "r2", "39.99")]) == [40]
+    assert await balance(points, customer) == (100, 0)
+    assert await apply(engine, [refund(customer, "p1", "r2", "39.99")]) == []
+    assert await balance(points, customer) == (100, 0)
+
+
+async def test_a_refund_before_its_purchase_waits_for_it(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    customer = f"c-{uuid.uuid4()}"
+    assert await apply(engine, [enrolled(customer), refund(customer, "p1", "r1", "20.00")]) == []
+    assert await apply(engine, [purchase(customer, "p1", "20.00")]) == [20]
+    assert await balance(points, customer) == (100, 0)
+
+
+async def test_spent_points_of_a_refunded_purchase_are_debt_the_next_earning_repays(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    customer = f"c-{uuid.uuid4()}"
+    await apply(engine, [enrolled(customer), purchase(customer, "p1", "50.00")])
+    spent = await points.post(
+        f"/v1/customers/{customer}/redemptions",
+        json={"points": 150, "reward": "voucher"},
+        headers={**ADMIN, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert spent.status_code == 201
+    assert await apply(engine, [refund(customer, "p1", "r1", "50.00")]) == [50]
+    assert await balance(points, customer) == (0, 50)
+    await apply(engine, [purchase(customer, "p2", "80.00")])
+    assert await balance(points, customer) == (30, 0)
+
+
+async def test_the_referrer_gets_the_bonus_once_and_an_unknown_one_nothing(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    referrer, referred, stray = (f"c-{uuid.uuid4()}" for _ in range(3))
+    await apply(engine, [enrolled(referrer), enrolled(referred, referred_by=referrer)])
+    await apply(engine, [enrolled(stray, referred_by=f"c-{uuid.uuid4()}")])
+    await apply(engine, [purchase(referred, "p1", "10.00"), purchase(stray, "p1", "10.00")])
+    await apply(engine, [purchase(referred, "p2", "10.00")])
+    assert await balance(points, referrer) == (300, 0)
+    assert await balance(points, stray) == (110, 0)

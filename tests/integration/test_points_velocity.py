@@ -1,0 +1,102 @@
+"""The velocity guard on the real PostgreSQL: the day's points counted by the database,
+earnings above the ceiling held in the ledger, released or rejected by staff once."""
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.points.adapters.repository import SqlLedgerRepository
+from services.points.api.app import create_app
+from services.points.domain.model import Program
+from services.points.handlers import Context, apply_batch
+from services.points.settings import PointsSettings
+from shared.db import create_engine
+from shared.events import CloudEvent
+from shared.outbox import CollectingSink
+from tests.integration.test_points_refunds_referrals import NOW, enrolled, purchase
+from tests.support.services import ADMIN, READER, running, settings_for
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+GUARDED = Program(max_points_per_day=100)
+
+
+@pytest.fixture(scope="module")
+async def points(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    stack.migrate("points")
+    settings = settings_for(PointsSettings, stack, "points")
+    async with running(create_app, settings) as (_, client):
+        yield client
+
+
+@pytest.fixture
+async def engine(stack: Stack, points: httpx.AsyncClient) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(stack.database_url("points"), pool_size=2)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def apply(engine: AsyncEngine, batch: Sequence[CloudEvent]) -> None:
+    async with engine.begin() as conn:
+        context = Context(
+            ledger=SqlLedgerRepository(conn), sink=CollectingSink(), program=GUARDED, now=NOW
+        )
+        await apply_batch(batch, context)
+
+
+async def held_customer(engine: AsyncEngine) -> tuple[str, str]:
+    """A customer who earned 140 purchase points in a day: 40 of them held. Their held id."""
+    customer = f"c-{uuid.uuid4()}"
+    await apply(engine, [enrolled(customer), purchase(customer, "p1", "90.00")])
+    await apply(engine, [purchase(customer, "p2", "50.00")])
+    return customer, f"held:purchase:demo:{customer}.p2"
+
+
+async def available(points: httpx.AsyncClient, customer: str) -> int:
+    response = await points.get(f"/v1/customers/{customer}/balance", headers=READER)
+    value: int = response.json()["available"]
+    return value
+
+
+async def test_a_held_earning_shows_in_the_ledger_and_once_released_is_spendable(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    customer, held_id = await held_customer(engine)
+    assert await available(points, customer) == 200
+    ledger = (await points.get(f"/v1/customers/{customer}/ledger", headers=READER)).json()
+    assert [(e["kind"], e["points"]) for e in ledger["entries"] if e["kind"] == "held"] == [
+        ("held", 40)
+    ]
+    first = await points.post(f"/v1/held/{held_id}/release", headers=ADMIN)
+    again = await points.post(f"/v1/held/{held_id}/release", headers=ADMIN)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert first.json()["decision"] == "released"
+    assert await available(points, customer) == 240
+    refused = await points.post(f"/v1/held/{held_id}/reject", headers=ADMIN)
+    assert refused.status_code == 409
+    assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_rejected_earning_is_never_granted(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    customer, held_id = await held_customer(engine)
+    rejected = await points.post(f"/v1/held/{held_id}/reject", headers=ADMIN)
+    assert rejected.status_code == 200
+    assert (await points.post(f"/v1/held/{held_id}/release", headers=ADMIN)).status_code == 409
+    assert await available(points, customer) == 200
+
+
+async def test_an_unknown_held_earning_is_a_404_and_readers_may_not_decide(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    _, held_id = await held_customer(engine)
+    unknown = await points.post(f"/v1/held/held:nothing-{uuid.uuid4()}/release", headers=ADMIN)
+    reader = await points.post(f"/v1/held/{held_id}/release", headers=READER)
+    assert (unknown.status_code, reader.status_code) == (404, 403)
