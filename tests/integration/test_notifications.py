@@ -341,7 +341,9 @@ async def test_one_cause_never_yields_the_same_message_twice(database: AsyncEngi
 
 async def test_a_claimed_message_is_skipped_by_another_dispatcher(database: AsyncEngine) -> None:
     customer_id, _ = new_customer()
-    # Due only in a far future, so the service's own running dispatcher leaves it alone.
+    # Due only in a far future, so the service's own running dispatcher leaves it alone; and
+    # created long ago, so it is the first of the oldest-first claim whatever other tests left
+    # scheduled in this database.
     future = datetime.now(UTC) + timedelta(days=365 * 50)
     delivery = schedule(
         notification_id=str(uuid.uuid4()),
@@ -349,7 +351,8 @@ async def test_a_claimed_message_is_skipped_by_another_dispatcher(database: Asyn
         channel=Channel.EMAIL,
         template="welcome",
         cause_event_id=str(uuid.uuid4()),
-        now=future,
+        now=datetime(2001, 1, 1, tzinfo=UTC),
+        send_at=future,
     )
     async with database.begin() as conn:
         await SqlNotificationRepository(conn).schedule([delivery])
