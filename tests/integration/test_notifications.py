@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -29,7 +28,8 @@ from shared import events, topics
 from shared.clock import FixedClock
 from shared.consumer import EventConsumer
 from shared.events import CloudEvent, derived_event_id, new_event
-from tests.support.kafka import events_for, publish
+from tests.integration.notifications_support import mails_to, send, tier_up
+from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for
 from tests.support.stack import Stack
@@ -89,38 +89,6 @@ def enrolment(
         subject=customer_id,
         time=now,
     )
-
-
-def tier_up(customer_id: str, to_tier: events.TierName) -> CloudEvent:
-    now = datetime.now(UTC)
-    return new_event(
-        events.TierChanged(
-            customer_id=customer_id,
-            from_tier="bronze",
-            to_tier=to_tier,
-            direction="up",
-            reason="qualifying spend",
-            effective_at=now,
-            review_at=now + timedelta(days=365),
-        ),
-        source="tiers",
-        subject=customer_id,
-        time=now,
-    )
-
-
-async def send(stack: Stack, topic: str, event: CloudEvent) -> None:
-    await publish(stack.kafka_bootstrap_servers, topic, event.subject, event)
-
-
-def mails_to(stack: Stack, address: str) -> list[EmailMessage]:
-    found = []
-    for path in sorted(stack.mail_dir.glob("*.eml")):
-        message = message_from_bytes(path.read_bytes(), policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        if message["To"] == address:
-            found.append(message)
-    return found
 
 
 async def delivery_log(client: httpx.AsyncClient, customer_id: str) -> list[dict[str, Any]]:

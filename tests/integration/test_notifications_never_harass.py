@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +24,7 @@ from services.notifications.domain.model import Channel, schedule
 from services.notifications.settings import NotificationsSettings
 from shared import events, topics
 from shared.events import CloudEvent, new_event
-from tests.support.kafka import publish
+from tests.integration.notifications_support import mails_to, send, tier_up
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running, settings_for
 from tests.support.stack import Stack
@@ -80,38 +79,6 @@ def enrolment(customer_id: str, email: str, zone: ZoneInfo) -> CloudEvent:
         subject=customer_id,
         time=now,
     )
-
-
-def tier_up(customer_id: str, to_tier: events.TierName) -> CloudEvent:
-    now = datetime.now(UTC)
-    return new_event(
-        events.TierChanged(
-            customer_id=customer_id,
-            from_tier="bronze",
-            to_tier=to_tier,
-            direction="up",
-            reason="qualifying spend",
-            effective_at=now,
-            review_at=now + timedelta(days=365),
-        ),
-        source="tiers",
-        subject=customer_id,
-        time=now,
-    )
-
-
-async def send(stack: Stack, topic: str, event: CloudEvent) -> None:
-    await publish(stack.kafka_bootstrap_servers, topic, event.subject, event)
-
-
-def mails_to(stack: Stack, address: str) -> list[EmailMessage]:
-    found = []
-    for path in sorted(stack.mail_dir.glob("*.eml")):
-        message = message_from_bytes(path.read_bytes(), policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        if message["To"] == address:
-            found.append(message)
-    return found
 
 
 async def rows(database: AsyncEngine, customer_id: str) -> list[sa.Row[Any]]:

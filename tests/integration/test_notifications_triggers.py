@@ -25,7 +25,7 @@ from services.notifications.domain.unsubscribe import unsubscribe_token
 from services.notifications.settings import NotificationsSettings, unsubscribe_key
 from shared import events, topics
 from shared.events import CloudEvent, new_event
-from tests.support.kafka import publish
+from tests.integration.notifications_support import send
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for
 from tests.support.stack import Stack
@@ -87,10 +87,6 @@ async def enrol(stack: Stack, locale: str) -> tuple[str, str]:
     )
     await send(stack, topics.CUSTOMERS, event(profile, customer_id, "ingest/demo"))
     return customer_id, email
-
-
-async def send(stack: Stack, topic: str, cause: CloudEvent) -> None:
-    await publish(stack.kafka_bootstrap_servers, topic, cause.subject, cause)
 
 
 def mails_to(stack: Stack, address: str) -> dict[str, EmailMessage]:

@@ -19,12 +19,11 @@ from services.notifications.api.app import create_app
 from services.notifications.settings import NotificationsSettings
 from shared import events, topics
 from shared.events import CloudEvent, new_event
+from tests.integration.notifications_support import mails_to, send
 from tests.integration.test_notifications_never_harass import (
     enrolment,
-    mails_to,
     new_customer,
     run_job,
-    send,
     zone_at,
 )
 from tests.support.polling import eventually
