@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from services.points.adapters import tables
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.api.deps import AdminScope, ClockDep, ProgramDep, RuntimeDep
-from services.points.api.routers.redemptions import not_enough, problems, unknown_customer
+from services.points.api.replies import locked_ledger, not_enough, problems
 from services.points.api.schemas import AdjustmentIn, AdjustmentOut
 from services.points.domain.adjustments import adjust
 from services.points.domain.lots import NotEnoughPoints, balance_of
@@ -43,12 +43,8 @@ async def add_adjustment(
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
         ledger = SqlLedgerRepository(conn)
-        await ledger.lock_customer(customer_id)
-        if not await ledger.is_known(customer_id):
-            raise unknown_customer(customer_id)
+        entries, allocations = await locked_ledger(ledger, customer_id)
         now = clock.now()
-        entries = await ledger.entries(customer_id)
-        allocations = await ledger.allocations_of(customer_id)
         adjustment_id = str(uuid.uuid4())
         try:
             entry, drawn = adjust(

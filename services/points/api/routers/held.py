@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from services.points.adapters import tables
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.api.deps import AdminScope, ClockDep, RuntimeDep
-from services.points.api.routers.redemptions import problems
+from services.points.api.replies import problems
 from services.points.api.schemas import HeldDecisionOut
 from services.points.domain.model import EntryKind
 from services.points.domain.refunds import repay_debt

@@ -12,12 +12,8 @@ from services.points.adapters import tables
 from services.points.adapters.holds import SqlHoldRepository
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.api.deps import AdminScope, ClockDep, ProgramDep, RuntimeDep
-from services.points.api.routers.redemptions import (
-    announce_redemption,
-    not_enough,
-    problems,
-    unknown_customer,
-)
+from services.points.api.replies import locked_ledger, not_enough, problems
+from services.points.api.routers.redemptions import announce_redemption
 from services.points.api.schemas import HoldIn, HoldOut, HoldStateOut
 from services.points.domain.holds import Hold, HoldAction, HoldSettled, settle
 from services.points.domain.lots import NotEnoughPoints, release, spend
@@ -51,15 +47,13 @@ async def place_hold(
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
         ledger = SqlLedgerRepository(conn)
-        await ledger.lock_customer(customer_id)
-        if not await ledger.is_known(customer_id):
-            raise unknown_customer(customer_id)
+        entries, allocations = await locked_ledger(ledger, customer_id)
         now = clock.now()
         hold_id = str(uuid.uuid4())
         try:
             entry, drawn = spend(
-                await ledger.entries(customer_id),
-                await ledger.allocations_of(customer_id),
+                entries,
+                allocations,
                 kind=EntryKind.HOLD,
                 entry_id=hold_id,
                 customer_id=customer_id,

@@ -1,7 +1,7 @@
 """Redemptions: a customer's available points spent on a reward, soonest-expiring first."""
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.points.adapters import tables
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.api.deps import AdminScope, ClockDep, RuntimeDep
+from services.points.api.replies import locked_ledger, not_enough, problems
 from services.points.api.schemas import RedemptionIn, RedemptionOut
 from services.points.domain.lots import NotEnoughPoints, balance_of, spend
 from services.points.domain.model import EntryKind
@@ -18,31 +19,11 @@ from shared.bounds import Identifier
 from shared.clock import Clock
 from shared.idempotency import IdempotencyDep
 from shared.outbox import Outbox, emit
-from shared.problems import PROBLEM_JSON, Problem
 from shared.strict_json import StrictJsonRoute
 
 SOURCE = "points"
 
 router = APIRouter(prefix="/v1/customers", tags=["redemptions"], route_class=StrictJsonRoute)
-
-_MEANINGS = {
-    400: "A malformed Idempotency-Key",
-    401: "No or an unknown service token",
-    403: "The call needs the admin scope",
-    404: "Unknown customer or hold",
-    409: (
-        "Not enough available points, a hold settled otherwise already, "
-        "or the Idempotency-Key was used for another request"
-    ),
-    422: "Invalid request",
-}
-
-
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {}}}
-        for status in statuses
-    }
 
 
 @router.post(
@@ -63,12 +44,8 @@ async def redeem(
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
         ledger = SqlLedgerRepository(conn)
-        await ledger.lock_customer(customer_id)
-        if not await ledger.is_known(customer_id):
-            raise unknown_customer(customer_id)
+        entries, allocations = await locked_ledger(ledger, customer_id)
         now = clock.now()
-        entries = await ledger.entries(customer_id)
-        allocations = await ledger.allocations_of(customer_id)
         redemption_id = str(uuid.uuid4())
         try:
             entry, drawn = spend(
@@ -115,23 +92,4 @@ async def announce_redemption(
         time=clock.now(),
         cause_id=redemption_id,
         purpose="points-redeemed",
-    )
-
-
-def unknown_customer(customer_id: str) -> Problem:
-    return Problem(
-        404,
-        "Not found",
-        f"no points are known for customer {customer_id!r}",
-        slug="unknown-customer",
-    )
-
-
-def not_enough(refused: NotEnoughPoints) -> Problem:
-    return Problem(
-        409,
-        "Not enough points",
-        f"{refused.wanted} points asked, {refused.available} available",
-        slug="not-enough-points",
-        available=refused.available,
     )

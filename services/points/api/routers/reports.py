@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.points.api.deps import AdminScope, ClockDep, LedgerDep
-from services.points.api.routers.redemptions import problems
+from services.points.api.replies import problems
 from services.points.api.schemas import LiabilityOut, LiabilityReportOut
 from services.points.domain.liability import Liability, total_of
 from shared.bounds import InstantIn

@@ -1,0 +1,59 @@
+"""Answers the points routers share: their documented problems, and the locked ledger a
+spend, hold or adjustment starts from."""
+
+from typing import Any
+
+from services.points.adapters.repository import SqlLedgerRepository
+from services.points.domain.lots import Allocation, NotEnoughPoints
+from services.points.domain.model import LedgerEntry
+from shared.problems import PROBLEM_JSON, Problem
+
+_MEANINGS = {
+    400: "A malformed Idempotency-Key",
+    401: "No or an unknown service token",
+    403: "The call needs the admin scope",
+    404: "Unknown customer or hold",
+    409: (
+        "Not enough available points, a hold settled otherwise already, "
+        "or the Idempotency-Key was used for another request"
+    ),
+    422: "Invalid request",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {}}}
+        for status in statuses
+    }
+
+
+async def locked_ledger(
+    ledger: SqlLedgerRepository, customer_id: str
+) -> tuple[list[LedgerEntry], list[Allocation]]:
+    """The customer's entries and lot draws, with the customer locked until the transaction
+    ends, so that two spends at the same moment are decided one after the other; 404 for a
+    customer points never heard of."""
+    await ledger.lock_customer(customer_id)
+    if not await ledger.is_known(customer_id):
+        raise unknown_customer(customer_id)
+    return await ledger.entries(customer_id), await ledger.allocations_of(customer_id)
+
+
+def unknown_customer(customer_id: str) -> Problem:
+    return Problem(
+        404,
+        "Not found",
+        f"no points are known for customer {customer_id!r}",
+        slug="unknown-customer",
+    )
+
+
+def not_enough(refused: NotEnoughPoints) -> Problem:
+    return Problem(
+        409,
+        "Not enough points",
+        f"{refused.wanted} points asked, {refused.available} available",
+        slug="not-enough-points",
+        available=refused.available,
+    )
