@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from services.points.adapters.repository import LedgerRepository
-from services.points.domain.earning import Item, PurchaseFacts, purchase_points
+from services.points.domain.earning import Earning, Item, PurchaseFacts, purchase_points
 from services.points.domain.lots import Allocation
 from services.points.domain.model import (
     LedgerEntry,
@@ -32,13 +32,14 @@ from services.points.domain.model import (
 from services.points.domain.refunds import (
     PurchaseRecord,
     RefundRecord,
+    campaign_lot_id,
     points_to_reverse,
     purchase_key,
     repay_debt,
     reversal_id,
     reverse,
 )
-from services.points.domain.velocity import cap, day_of
+from services.points.domain.velocity import cap, day_of, next_day
 from shared import events, topics
 from shared.events import CloudEvent, derived_event_id
 from shared.outbox import EventSink, emit
@@ -101,32 +102,42 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     steps = _read(batch, ctx.program)
     if not steps:
         return
-    # 1. Load. The first enrolment of a customer the ledger did not know grants the bonus.
+    # 1. Load, asking only what the batch's kinds of event need: a batch of purchases alone
+    # (the common case) asks nothing about refunds. The first enrolment of a customer the
+    # ledger did not know grants the bonus.
     first_enrolments: dict[str, Member] = {}
     buyers: set[str] = set()
+    purchase_keys: set[str] = set()
     refunded_keys: set[str] = set()
     for step in steps:
         if isinstance(step, _Enrolment):
             first_enrolments.setdefault(step.member.customer_id, step.member)
         elif isinstance(step, _Purchase):
             buyers.add(step.customer_id)
-            refunded_keys.add(step.facts_key)
+            purchase_keys.add(step.facts_key)
         elif isinstance(step, _Refund):
             refunded_keys.add(step.refund.purchase_key)
-    # What refunds need: the purchases concerned and the refunds kept of them (a refund may
-    # have come before its purchase).
-    known_purchases = await ctx.ledger.purchases_of(refunded_keys)
-    refunds_of = await ctx.ledger.refunds_of(refunded_keys)
-    new_customers = await ctx.ledger.add_customers(list(first_enrolments.values()))
-    tiers = await ctx.ledger.tiers_of(buyers)
-    referrers = await ctx.ledger.referrers_of(buyers)
     ceiling = ctx.program.max_points_per_day
+    # The purchases refunded, and, for the velocity guard, whether a purchase is applied
+    # again; the refunds kept of the refunded ones (a refund may have come before its
+    # purchase: `record_purchases` says which purchases find refunds waiting).
+    looked_up = refunded_keys | purchase_keys if ceiling > 0 else refunded_keys
+    known_purchases = await ctx.ledger.purchases_of(looked_up) if looked_up else {}
+    refunds_of = await ctx.ledger.refunds_of(refunded_keys) if refunded_keys else {}
+    new_customers = (
+        await ctx.ledger.add_customers(list(first_enrolments.values()))
+        if first_enrolments
+        else set()
+    )
+    tiers, referrers = await ctx.ledger.buyers_of(buyers) if buyers else ({}, {})
+    zone = ctx.program.zone
     earned_today = (
         await ctx.ledger.earned_on(
             {
-                (s.customer_id, day_of(s.facts.occurred_at))
+                (s.customer_id, start, next_day(start, zone))
                 for s in steps
                 if isinstance(s, _Purchase)
+                for start in (day_of(s.facts.occurred_at, zone),)
             }
         )
         if ceiling > 0
@@ -146,7 +157,9 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     new_purchases: dict[str, PurchaseRecord] = {}
     new_refunds: list[RefundRecord] = []
     held: list[LedgerEntry] = []
-    to_reverse: dict[str, None] = {}  # the purchases whose refunds to apply, in order
+    # The purchases whose refunds to apply, in order: a refund's always; a purchase's when
+    # refunds were kept before this batch (`record_purchases` tells which, after the walk).
+    refund_moments: list[tuple[str, bool]] = []  # (purchase key, by a refund)
     for step in steps:
         if isinstance(step, _Enrolment):
             customer_id = step.member.customer_id
@@ -167,7 +180,7 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
             if all(r.refund_key != refund.refund_key for r in kept):
                 kept.append(refund)
                 new_refunds.append(refund)
-            to_reverse[refund.purchase_key] = None
+            refund_moments.append((refund.purchase_key, True))
         elif isinstance(step, _Purchase):
             # The tier as of this purchase: a tier change earlier in the batch counts.
             assignment = tiers.get(step.customer_id)
@@ -177,28 +190,19 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
                 tier=assignment.tier if assignment is not None else None,
                 campaigns=campaigns,
             )
-            if earning.points > 0:
-                entry = purchase_earning(
-                    ctx.program,
-                    entry_id=step.entry_id,
-                    customer_id=step.customer_id,
-                    purchase_id=step.purchase_id,
-                    occurred_at=step.facts.occurred_at,
-                    points=earning.points,
-                    rule_ids=earning.rule_ids,
-                    expires_at=earning.expires_at,
-                )
-                if ceiling > 0 and step.facts_key not in known_purchases:
-                    day = (step.customer_id, day_of(step.facts.occurred_at))
+            applied_before = step.facts_key in known_purchases or step.facts_key in new_purchases
+            for entry, purpose in _lots_of(ctx.program, step, earning):
+                if ceiling > 0 and not applied_before:
+                    day = (step.customer_id, day_of(step.facts.occurred_at, zone))
                     before = earned_today.get(day, 0)
                     earned_today[day] = before + entry.points
                     granted, kept_back = cap(entry, before, ceiling)
                     if granted is not None:
-                        grants.append((granted, step.cause, "points-earned"))
+                        grants.append((granted, step.cause, purpose))
                     if kept_back is not None:
                         held.append(kept_back)
                 else:
-                    grants.append((entry, step.cause, "points-earned"))
+                    grants.append((entry, step.cause, purpose))
             referrer = referrers.pop(step.customer_id, None)  # the first purchase only
             if referrer is not None:
                 referral = referral_bonus(
@@ -209,7 +213,7 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
                 )
                 if referral is not None:
                     grants.append((referral, step.cause, "referral-bonus"))
-            if step.facts_key not in known_purchases:
+            if not applied_before:
                 record = PurchaseRecord(
                     step.facts_key,
                     step.customer_id,
@@ -218,9 +222,8 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
                     earning.points,
                     step.facts.partner_id,
                 )
-                known_purchases[step.facts_key] = new_purchases[step.facts_key] = record
-            if refunds_of.get(step.facts_key):
-                to_reverse[step.facts_key] = None
+                new_purchases[step.facts_key] = record
+            refund_moments.append((step.facts_key, False))
         else:
             assignment = step.assignment
             customer_id = assignment.customer_id
@@ -229,22 +232,40 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
 
     # 3. Write, and announce only what the ledger did not have: a purchase earns once
     # whichever event carried it, in this batch or before it.
-    await ctx.ledger.set_tiers(list(tier_changes.values()))
-    recorded = await ctx.ledger.record([*(entry for entry, _, _ in grants), *held])
+    if tier_changes:
+        await ctx.ledger.set_tiers(list(tier_changes.values()))
+    new_entries = [*(entry for entry, _, _ in grants), *held]
+    recorded = await ctx.ledger.record(new_entries) if new_entries else set()
     for entry, cause, purpose in grants:
         if entry.entry_id in recorded:
             recorded.discard(entry.entry_id)
             earned = _points_earned(entry, cause, ctx.now, purpose)
             await ctx.sink.add(earned, key=entry.customer_id, topic=topics.POINTS)
-    await ctx.ledger.record_purchases(list(new_purchases.values()))
-    await ctx.ledger.add_refunds(new_refunds)
+    waited = (
+        await ctx.ledger.record_purchases(list(new_purchases.values())) if new_purchases else set()
+    )
+    if new_refunds:
+        await ctx.ledger.add_refunds(new_refunds)
 
     # 4. Refunds, once their purchase is there, and the debt later earnings repay.
+    to_reverse = list(
+        dict.fromkeys(key for key, by_refund in refund_moments if by_refund or key in waited)
+    )
+    # Purchases that found refunds kept before this batch and were not refunded in it: the
+    # purchase as first recorded (an earlier delivery may have earned otherwise), and those
+    # refunds.
+    found_waiting = [key for key in waited if key not in refunded_keys]
+    if found_waiting:
+        known_purchases.update(await ctx.ledger.purchases_of(found_waiting))
+        refunds_of.update(await ctx.ledger.refunds_of(found_waiting))
+    for key, record in new_purchases.items():
+        known_purchases.setdefault(key, record)
     reversible = [key for key in to_reverse if key in known_purchases]
+    grantees = {entry.customer_id for entry, _, _ in grants}
     await _reverse_and_repay(
         ctx,
         [(known_purchases[key], refunds_of[key]) for key in reversible],
-        debtors=await ctx.ledger.debtors({entry.customer_id for entry, _, _ in grants}),
+        debtors=await ctx.ledger.debtors(grantees) if grantees else set(),
     )
 
 
@@ -303,6 +324,39 @@ async def _reverse_and_repay(
                 cause_id=entry.entry_id,
                 purpose="points-reversed",
             )
+
+
+def _lots_of(program: Program, step: _Purchase, earning: Earning) -> list[tuple[LedgerEntry, str]]:
+    """The lots a purchase's earning makes, each with the purpose its points.earned is
+    derived for: the purchase's lot, and one for the points of campaigns with a validity of
+    their own."""
+    lots: list[tuple[LedgerEntry, str]] = []
+    if earning.base_points > 0:
+        entry = purchase_earning(
+            program,
+            entry_id=step.entry_id,
+            customer_id=step.customer_id,
+            purchase_id=step.purchase_id,
+            occurred_at=step.facts.occurred_at,
+            points=earning.base_points,
+            rule_ids=earning.rule_ids,
+            expires_at=earning.expires_at,
+        )
+        lots.append((entry, "points-earned"))
+    if earning.campaign_points > 0:
+        assert earning.campaign_expires_at is not None
+        entry = purchase_earning(
+            program,
+            entry_id=campaign_lot_id(step.entry_id),
+            customer_id=step.customer_id,
+            purchase_id=step.purchase_id,
+            occurred_at=step.facts.occurred_at,
+            points=earning.campaign_points,
+            rule_ids=earning.campaign_rule_ids,
+            expires_at=earning.campaign_expires_at,
+        )
+        lots.append((entry, "campaign-points-earned"))
+    return lots
 
 
 def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
@@ -392,13 +446,19 @@ def _points_earned(
     return CloudEvent.model_construct(
         specversion="1.0",
         id=derived_event_id(cause.id, purpose),
-        source=SOURCE,
+        source=events.source_uri(SOURCE),
         type=events.POINTS_EARNED,
         subject=entry.customer_id,
         time=now,
         datacontenttype="application/json",
+        dataschema=_POINTS_EARNED_SCHEMA,
+        traceparent=None,
+        tracestate=None,
         data=data,
     )
+
+
+_POINTS_EARNED_SCHEMA = events.schema_uri(events.POINTS_EARNED)
 
 
 def _json_instant(instant: datetime) -> str:

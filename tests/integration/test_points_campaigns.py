@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from services.points.adapters.tables import customer_tiers
 from services.points.api.app import create_app
+from services.points.domain.model import add_months
 from services.points.settings import PointsSettings
 from shared import events, topics
 from shared.db import create_engine
@@ -124,23 +125,31 @@ async def test_a_silver_customer_earns_double_on_coffee_with_the_rules_recorded(
         await engine.dispose()
     await publish(bootstrap, topics.PURCHASES, customer, coffee_and_bread(customer, partner))
 
-    async def entry() -> dict[str, Any] | None:
+    async def entries() -> list[dict[str, Any]] | None:
         response = await points.get(f"/v1/customers/{customer}/ledger", headers=READER)
-        if response.status_code != 200 or not response.json()["entries"]:
+        if response.status_code != 200 or len(response.json()["entries"]) < 2:
             return None
-        found: dict[str, Any] = response.json()["entries"][0]
+        found: list[dict[str, Any]] = response.json()["entries"]
         return found
 
-    rules = ["base", "tier:silver", f"campaign:{campaign_id}"]
-    earned = await eventually(entry, what="the purchase's ledger entry")
-    # coffee 10 * 1.25 * 2 = 25, bread 20 * 1.25 = 25
-    assert (earned["points"], earned["rule_ids"]) == (50, rules)
-    assert earned["expires_at"] == _instant(NOW + timedelta(days=60))
-    [announced] = await eventually(
-        lambda: _events(bootstrap, customer), what="the points.earned event"
+    # coffee 10 * 1.25 * 2 = 25, bread 20 * 1.25 = 25: 50 in all, 37 of them without the
+    # campaign (37.5 rounded down). The campaign's 60 days are for its own 13 points only.
+    campaign_lot, purchase_lot = await eventually(entries, what="the purchase's two lots")
+    assert (purchase_lot["points"], purchase_lot["rule_ids"]) == (37, ["base", "tier:silver"])
+    assert purchase_lot["expires_at"] == _instant(add_months(NOW, 12))
+    assert (campaign_lot["points"], campaign_lot["rule_ids"]) == (13, [f"campaign:{campaign_id}"])
+    assert campaign_lot["expires_at"] == _instant(NOW + timedelta(days=60))
+
+    async def two_events() -> list[CloudEvent] | None:
+        found = await _events(bootstrap, customer)
+        return found if found and len(found) >= 2 else None
+
+    announced = await eventually(two_events, what="the two points.earned events")
+    earned = sorted(
+        (data.points, data.rule_ids)
+        for data in (event.data_as(events.PointsEarned) for event in announced)
     )
-    data = announced.data_as(events.PointsEarned)
-    assert (data.points, data.rule_ids) == (50, rules)
+    assert earned == [(13, [f"campaign:{campaign_id}"]), (37, ["base", "tier:silver"])]
 
 
 async def _events(bootstrap: str, customer: str) -> list[CloudEvent] | None:

@@ -121,7 +121,63 @@ async def test_the_total_adds_up_the_partners_and_readers_may_not_see_it(
     points: httpx.AsyncClient,
 ) -> None:
     body = await report(points, datetime.now(UTC))
-    for field in ("issued", "spent", "expired", "reversed", "outstanding"):
+    for field in ("issued", "spent", "expired", "reversed", "in_lots", "debt", "outstanding"):
         assert body["total"][field] == sum(p[field] for p in body["partners"])
     refused = await points.get("/v1/reports/liability", headers=READER)
     assert refused.status_code == 403
+
+
+async def test_the_debt_a_refund_leaves_lowers_what_the_partner_owes(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """The points of a purchase were spent, then the purchase was refunded whole: the lots
+    hold nothing of it, and the customer owes the partner 100 points back."""
+    partner, customer = f"partner-{uuid.uuid4()}", f"c-{uuid.uuid4()}"
+    await apply(
+        engine,
+        [
+            event(
+                events.CustomerEnrolled(
+                    customer_id=customer, partner_id=partner, enrolled_at=ENROLLED
+                ),
+                customer,
+            ),
+            event(
+                events.PurchaseCompleted(
+                    purchase_id="p1",
+                    partner_id=partner,
+                    customer_id=customer,
+                    occurred_at=BOUGHT,
+                    currency="EUR",
+                    total=Decimal("100.00"),
+                ),
+                customer,
+            ),
+        ],
+    )
+    spent = await points.post(
+        f"/v1/customers/{customer}/redemptions",
+        json={"points": 200, "reward": "everything"},
+        headers=ADMIN,
+    )
+    assert spent.status_code == 201
+    refunded = events.PurchaseRefunded(
+        refund_id="r1",
+        purchase_id="p1",
+        partner_id=partner,
+        customer_id=customer,
+        occurred_at=NOW - timedelta(minutes=1),
+        amount=Decimal("100.00"),
+    )
+    await apply(engine, [event(refunded, customer)])
+
+    now = of_partner(await report(points, datetime.now(UTC) + timedelta(seconds=1)), partner)
+    fields = ("issued", "spent", "reversed", "in_lots", "debt", "outstanding")
+    assert {k: now[k] for k in fields} == {
+        "issued": 200,
+        "spent": 200,
+        "reversed": 0,
+        "in_lots": 0,
+        "debt": 100,
+        "outstanding": -100,
+    }

@@ -90,6 +90,13 @@ async def test_a_redemption_draws_the_soonest_expiring_lots_and_is_announced(
         )
         drawn = {row.lot_id: row.points for row in rows}
     assert drawn == {f"{customer}/lot1": 50, f"{customer}/lot0": 70}
+    ledger = (await points.get(f"/v1/customers/{customer}/ledger", headers=READER)).json()
+    (redeemed_entry,) = [e for e in ledger["entries"] if e["kind"] == "redeem"]
+    assert redeemed_entry["lots"] == [
+        {"lot_id": f"{customer}/lot0", "points": 70},
+        {"lot_id": f"{customer}/lot1", "points": 50},
+    ]
+    assert all(e["lots"] == [] for e in ledger["entries"] if e["kind"] == "earn")
 
     balance = (await points.get(f"/v1/customers/{customer}/balance", headers=READER)).json()
     assert balance["available"] == 30

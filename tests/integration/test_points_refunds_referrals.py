@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.api.app import create_app
+from services.points.domain.lots import balance_of
 from services.points.domain.model import Program
 from services.points.handlers import Context, apply_batch
 from services.points.settings import PointsSettings
@@ -143,3 +144,48 @@ async def test_the_referrer_gets_the_bonus_once_and_an_unknown_one_nothing(
     await apply(engine, [purchase(referred, "p2", "10.00")])
     assert await balance(points, referrer) == (300, 0)
     assert await balance(points, stray) == (110, 0)
+
+
+async def test_the_balance_read_from_open_lots_equals_the_one_derived_from_the_whole_ledger(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """The balance endpoint loads only the lots with points left and lets the database sum
+    the rest: it must answer exactly what `balance_of` derives from every entry."""
+    customer = f"c-{uuid.uuid4()}"
+    admin = {**ADMIN, "Idempotency-Key": str(uuid.uuid4())}
+    await apply(engine, [enrolled(customer), purchase(customer, "p1", "50.00")])
+    await apply(engine, [purchase(customer, "p2", "30.00")])
+    redeemed = await points.post(
+        f"/v1/customers/{customer}/redemptions", json={"points": 170, "reward": "x"}, headers=admin
+    )
+    assert redeemed.status_code == 201
+    await apply(engine, [refund(customer, "p1", "r1", "50.00")])  # 40 of it debt, then
+    held = await points.post(
+        f"/v1/customers/{customer}/holds",
+        json={"points": 1, "reward": "y"},
+        headers={**ADMIN, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert held.status_code == 409  # nothing available while in debt
+    await apply(engine, [purchase(customer, "p3", "70.00")])  # repays the 40 first
+
+    response = await points.get(f"/v1/customers/{customer}/balance", headers=READER)
+    assert response.status_code == 200
+    async with engine.connect() as conn:
+        repository = SqlLedgerRepository(conn)
+        derived = balance_of(
+            customer,
+            await repository.entries(customer),
+            datetime.now(UTC),
+            await repository.allocations_of(customer),
+        )
+    body = response.json()
+    assert (body["available"], body["pending"], body["debt"], body["lifetime_earned"]) == (
+        derived.available,
+        derived.pending,
+        derived.debt,
+        derived.lifetime_earned,
+    )
+    assert (body["available"], body["debt"], body["lifetime_earned"]) == (30, 0, 250)
+    assert [(e["points"], e["expires_at"]) for e in body["next_expiries"]] == [
+        (e.points, e.expires_at.isoformat().replace("+00:00", "Z")) for e in derived.next_expiries
+    ]

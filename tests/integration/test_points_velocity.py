@@ -16,7 +16,7 @@ from services.points.settings import PointsSettings
 from shared.db import create_engine
 from shared.events import CloudEvent
 from shared.outbox import CollectingSink
-from tests.integration.test_points_refunds_referrals import NOW, enrolled, purchase
+from tests.integration.test_points_refunds_referrals import NOW, enrolled, purchase, refund
 from tests.support.services import ADMIN, READER, running, settings_for
 from tests.support.stack import Stack
 
@@ -100,3 +100,16 @@ async def test_an_unknown_held_earning_is_a_404_and_readers_may_not_decide(
     unknown = await points.post(f"/v1/held/held:nothing-{uuid.uuid4()}/release", headers=ADMIN)
     reader = await points.post(f"/v1/held/{held_id}/release", headers=READER)
     assert (unknown.status_code, reader.status_code) == (404, 403)
+
+
+async def test_a_refund_takes_the_held_part_first_and_a_release_then_gives_only_the_rest(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """p2 earned 50: 10 granted, 40 held. Refunding 30.00 of it takes back 30 points, all of
+    them from the held part: the release then grants the 10 left, not the 40."""
+    customer, held_id = await held_customer(engine)
+    await apply(engine, [refund(customer, "p2", "r1", "30.00")])
+    assert await available(points, customer) == 200
+    released = await points.post(f"/v1/held/{held_id}/release", headers=ADMIN)
+    assert released.status_code == 200
+    assert await available(points, customer) == 210

@@ -6,9 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from services.points.domain.model import Program
 from shared.bounds import MAX_TIER_MULTIPLIER
@@ -18,6 +19,17 @@ DEFAULT_PROGRAM_FILE = Path(__file__).resolve().parent.parent / "program.yaml"
 TierName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 # Within what the ledger's 32-bit points were sized for (see shared/bounds.py).
 TierMultiplier = Annotated[Decimal, Field(ge=1, le=MAX_TIER_MULTIPLIER)]
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not a known IANA time zone") from None
+    return name
+
+
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_zone)]
 
 
 class ProgramError(ValueError):
@@ -33,6 +45,7 @@ class _ProgramFile(BaseModel):
     welcome_bonus: int = Field(ge=0, le=1_000_000)
     referral_bonus: int = Field(default=200, ge=0, le=1_000_000)
     max_points_per_day: int = Field(default=0, ge=0, le=100_000_000)
+    time_zone: TimeZoneName = "UTC"
     pending_days: int = Field(ge=0, le=365)
     validity_months: int = Field(ge=1, le=120)
     hold_timeout_minutes: int = Field(default=15, ge=1, le=1440)

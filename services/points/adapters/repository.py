@@ -43,8 +43,11 @@ class LedgerRepository(Protocol):
         already (or earlier in `entries`); the entry ids that were new."""
         ...
 
-    async def tiers_of(self, customer_ids: Collection[str]) -> dict[str, TierAssignment]:
-        """The tier of each of these customers that has one."""
+    async def buyers_of(
+        self, customer_ids: Collection[str]
+    ) -> tuple[dict[str, TierAssignment], dict[str, str]]:
+        """In one query, the tier of each of these customers that has one, and who referred
+        each, where the referrer is a known customer and not the customer themselves."""
         ...
 
     async def set_tiers(self, assignments: Sequence[TierAssignment]) -> None:
@@ -56,20 +59,17 @@ class LedgerRepository(Protocol):
         """Every campaign running at some instant in [earliest, latest], in one query."""
         ...
 
-    async def referrers_of(self, customer_ids: Collection[str]) -> dict[str, str]:
-        """Who referred each of these customers, where the referrer is a known customer and
-        not the customer themselves."""
-        ...
-
     async def earned_on(
-        self, days: Collection[tuple[str, datetime]]
+        self, days: Collection[tuple[str, datetime, datetime]]
     ) -> dict[tuple[str, datetime], int]:
-        """The purchase points (granted and held) each customer earned on each UTC day
-        starting at the given instant; only pairs with some points."""
+        """The purchase points (granted and held) each customer earned on each day, given
+        as (customer, start, end), keyed by customer and start; only days with some
+        points."""
         ...
 
-    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> None:
-        """Keeps what refunds need of each purchase, unless kept already."""
+    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> set[str]:
+        """Keeps what refunds need of each purchase, unless kept already; the keys of those
+        purchases that have refunds kept (which came before them), in the same statement."""
         ...
 
     async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]: ...
@@ -145,14 +145,20 @@ class SqlLedgerRepository:
         )
         return set(result.scalars())
 
-    async def tiers_of(self, customer_ids: Collection[str]) -> dict[str, TierAssignment]:
+    async def buyers_of(
+        self, customer_ids: Collection[str]
+    ) -> tuple[dict[str, TierAssignment], dict[str, str]]:
         if not customer_ids:
-            return {}
-        rows = await self._conn.execute(_TIERS_OF, {"ids": list(customer_ids)})
-        return {
-            row.customer_id: TierAssignment(row.customer_id, row.tier, row.effective_at)
-            for row in rows
-        }
+            return {}, {}
+        rows = await self._conn.execute(_BUYERS_OF, {"ids": list(customer_ids)})
+        tiers: dict[str, TierAssignment] = {}
+        referrers: dict[str, str] = {}
+        for row in rows:
+            if row.tier is not None:
+                tiers[row.customer_id] = TierAssignment(row.customer_id, row.tier, row.effective_at)
+            if row.referrer is not None:
+                referrers[row.customer_id] = row.referrer
+        return tiers, referrers
 
     async def set_tiers(self, assignments: Sequence[TierAssignment]) -> None:
         if not assignments:
@@ -175,28 +181,26 @@ class SqlLedgerRepository:
         )
         return [campaign_of(row) for row in rows]
 
-    async def referrers_of(self, customer_ids: Collection[str]) -> dict[str, str]:
-        if not customer_ids:
-            return {}
-        rows = await self._conn.execute(_REFERRERS_OF, {"ids": list(customer_ids)})
-        return {row.customer_id: row.referred_by for row in rows}
-
     async def earned_on(
-        self, days: Collection[tuple[str, datetime]]
+        self, days: Collection[tuple[str, datetime, datetime]]
     ) -> dict[tuple[str, datetime], int]:
         if not days:
             return {}
-        pairs = list(days)
+        triples = list(days)
         rows = await self._conn.execute(
             _EARNED_ON,
-            {"customers": [c for c, _ in pairs], "days": [d for _, d in pairs]},
+            {
+                "customers": [c for c, _, _ in triples],
+                "days": [start for _, start, _ in triples],
+                "ends": [end for _, _, end in triples],
+            },
         )
         return {(row.customer_id, row.day): int(row.points) for row in rows}
 
-    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> None:
+    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> set[str]:
         if not records:
-            return
-        await self._conn.execute(
+            return set()
+        found = await self._conn.execute(
             _RECORD_PURCHASES,
             {
                 "keys": [r.purchase_key for r in records],
@@ -207,6 +211,7 @@ class SqlLedgerRepository:
                 "partners": [r.partner_id for r in records],
             },
         )
+        return set(found.scalars())
 
     async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]:
         if not keys:
@@ -289,6 +294,24 @@ class SqlLedgerRepository:
             )
         )
         return [Allocation(row.entry_id, row.lot_id, row.points) for row in rows]
+
+    async def open_lots(
+        self, customer_id: str, now: datetime
+    ) -> tuple[list[LedgerEntry], list[Allocation]]:
+        """What a spend needs, and no more than that: the customer's lots unexpired at `now`
+        with points left, and for each one allocation standing for everything drawn from it
+        so far (under the id `DRAWN_BEFORE`). A customer's whole history is not loaded."""
+        rows = (await self._conn.execute(_OPEN_LOTS, {"customer": customer_id, "now": now})).all()
+        return [_entry(row) for row in rows], [
+            Allocation(DRAWN_BEFORE, row.entry_id, int(row.drawn)) for row in rows if row.drawn
+        ]
+
+    async def lifetime_and_debt(self, customer_id: str) -> tuple[int, int]:
+        """Summed by the database: every point the customer's lots were ever given, and what
+        their reversals took beyond what covered them (before repayments are netted out,
+        never below 0)."""
+        row = (await self._conn.execute(_LIFETIME_AND_DEBT, {"customer": customer_id})).one()
+        return int(row.lifetime), max(int(row.debt), 0)
 
     async def allocations_by(self, entry_ids: Collection[str]) -> list[Allocation]:
         """The allocations these movements made, in one query."""
@@ -407,6 +430,7 @@ class SqlLedgerRepository:
                 spent=int(row.spent),
                 expired=int(row.expired),
                 reversed=int(row.reversed),
+                debt=int(row.debt),
             )
             for row in rows
         ]
@@ -436,8 +460,42 @@ class SqlLedgerRepository:
         rows = await self._conn.execute(query.order_by(ledger_entries.c.seq.desc()).limit(limit))
         return [(row.seq, _entry(row)) for row in rows]
 
+    async def lots_drawn_by(self, entry_ids: Collection[str]) -> dict[str, list[Allocation]]:
+        """Which lots each of these entries drew from (negative: given back), in one query."""
+        drawn: dict[str, list[Allocation]] = {entry_id: [] for entry_id in entry_ids}
+        if not drawn:
+            return drawn
+        rows = await self._conn.execute(
+            sa.select(allocations.c.entry_id, allocations.c.lot_id, allocations.c.points)
+            .where(allocations.c.entry_id == sa.any_(sa.cast(list(drawn), ARRAY(sa.Text))))
+            .order_by(allocations.c.entry_id, allocations.c.lot_id)
+        )
+        for row in rows:
+            drawn[row.entry_id].append(Allocation(row.entry_id, row.lot_id, row.points))
+        return drawn
+
 
 RULE_SEPARATOR = chr(31)
+# The stand-in movement of `open_lots`: whatever was drawn from a lot before.
+DRAWN_BEFORE = "drawn-before"
+
+_LIFETIME_AND_DEBT = sa.text(
+    "SELECT (SELECT coalesce(sum(points), 0) FROM ledger_entries "
+    "WHERE customer_id = :customer AND kind IN ('earn', 'bonus', 'adjust') AND points > 0) "
+    "AS lifetime, "
+    "(SELECT coalesce(sum(-l.points - coalesce((SELECT sum(a.points) FROM allocations a "
+    "WHERE a.entry_id = l.entry_id), 0)), 0) FROM ledger_entries l "
+    "WHERE l.customer_id = :customer AND l.kind = 'reverse') AS debt"
+)
+
+_OPEN_LOTS = sa.text(
+    "SELECT l.*, d.drawn FROM ledger_entries l "
+    "CROSS JOIN LATERAL (SELECT coalesce(sum(a.points), 0) AS drawn FROM allocations a "
+    "WHERE a.lot_id = l.entry_id) d "
+    "WHERE l.customer_id = :customer AND l.kind IN ('earn', 'bonus', 'adjust') "
+    "AND l.points > 0 AND (l.expires_at IS NULL OR l.expires_at > :now) "
+    "AND l.points > d.drawn ORDER BY l.seq"
+)
 
 # Lots with points left: their points less what was drawn from them (and given back).
 _CUSTOMERS_WITH_LOTS_EXPIRING = sa.text(
@@ -450,12 +508,17 @@ _CUSTOMERS_WITH_LOTS_EXPIRING = sa.text(
     "ORDER BY l.customer_id LIMIT :limit"
 )
 
+# The refunds table is read as it was before the insert (one snapshot): it only answers
+# which purchases have refunds waiting, which the insert does not change.
 _RECORD_PURCHASES = sa.text(
+    "WITH kept AS ("
     "INSERT INTO purchases (purchase_key, customer_id, purchase_id, total, points, partner_id) "
     "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:customers AS text[]), "
     "CAST(:ids AS text[]), CAST(:totals AS numeric[]), CAST(:points AS integer[]), "
     "CAST(:partners AS text[])) "
-    "ON CONFLICT (purchase_key) DO NOTHING"
+    "ON CONFLICT (purchase_key) DO NOTHING) "
+    "SELECT DISTINCT r.purchase_key FROM refunds r "
+    "WHERE r.purchase_key = ANY(CAST(:keys AS text[]))"
 )
 
 # WITH ORDINALITY and ORDER BY: `seq` keeps the order the refunds came in.
@@ -482,45 +545,63 @@ _DEBTORS = sa.text(
 # A released earning keeps its held twin in the ledger: the day counts the twin only.
 _EARNED_ON = sa.text(
     "SELECT k.customer_id, k.day, sum(l.points) AS points "
-    "FROM unnest(CAST(:customers AS text[]), CAST(:days AS timestamptz[])) AS k(customer_id, day) "
+    "FROM unnest(CAST(:customers AS text[]), CAST(:days AS timestamptz[]), "
+    "CAST(:ends AS timestamptz[])) AS k(customer_id, day, day_end) "
     "JOIN ledger_entries l ON l.customer_id = k.customer_id "
-    "AND l.occurred_at >= k.day AND l.occurred_at < k.day + interval '1 day' "
+    "AND l.occurred_at >= k.day AND l.occurred_at < k.day_end "
     "AND l.kind IN ('earn', 'held') AND l.entry_id NOT LIKE 'released:%' "
     "GROUP BY k.customer_id, k.day"
 )
 
-# A lot belongs to the partner that reported its purchase, else (bonuses, adjustments) to
-# the partner the customer enrolled at. Movements count by when they happened, so a date in
-# the past gives the liability as it stood then.
+# A lot belongs to the partner that reported its purchase (the purchase's lot, its campaign
+# lot, and what staff released of their held parts), else (bonuses, adjustments) to the
+# partner the customer enrolled at. A refund's debt belongs to the partner of the purchase
+# refunded. Movements count by when they happened, so a date in the past gives the
+# liability as it stood then.
 _LIABILITY = sa.text(
     "WITH lots AS ("
     " SELECT l.entry_id, l.points,"
     " coalesce(p.partner_id, c.partner_id, 'unknown') AS partner_id"
     " FROM ledger_entries l"
-    " LEFT JOIN purchases p ON l.entry_id = 'purchase:' || p.purchase_key"
+    " LEFT JOIN purchases p ON l.kind = 'earn' AND 'purchase:' || p.purchase_key ="
+    " regexp_replace(regexp_replace(l.entry_id, '^released:held:', ''), '\\:campaign$', '')"
     " LEFT JOIN customers c ON c.customer_id = l.customer_id"
     " WHERE l.kind IN ('earn', 'bonus', 'adjust') AND l.points > 0"
     " AND l.occurred_at <= :as_of"
     "), moves AS ("
-    " SELECT lots.partner_id, lots.points AS issued, 0 AS spent, 0 AS expired, 0 AS reversed"
+    " SELECT lots.partner_id, lots.points AS issued, 0 AS spent, 0 AS expired, 0 AS reversed,"
+    " 0 AS debt"
     " FROM lots"
     " UNION ALL"
     " SELECT lots.partner_id, 0,"
     " CASE WHEN m.kind IN ('redeem', 'hold', 'release', 'adjust') THEN a.points ELSE 0 END,"
     " CASE WHEN m.kind = 'expire' THEN a.points ELSE 0 END,"
-    " CASE WHEN m.kind = 'reverse' THEN a.points ELSE 0 END"
+    " CASE WHEN m.kind = 'reverse' THEN a.points ELSE 0 END, 0"
     " FROM allocations a JOIN ledger_entries m ON m.entry_id = a.entry_id"
     " JOIN lots ON lots.entry_id = a.lot_id"
     " WHERE m.occurred_at <= :as_of"
+    " UNION ALL"
+    " SELECT p.partner_id, 0, 0, 0, 0,"
+    " greatest(-l.points - coalesce((SELECT sum(a.points) FROM allocations a"
+    " WHERE a.entry_id = l.entry_id), 0), 0)"
+    " FROM ledger_entries l JOIN refunds r ON l.entry_id = 'refund:' || r.refund_key"
+    " JOIN purchases p ON p.purchase_key = r.purchase_key"
+    " WHERE l.kind = 'reverse' AND l.occurred_at <= :as_of"
     ") SELECT partner_id, sum(issued) AS issued, sum(spent) AS spent,"
-    " sum(expired) AS expired, sum(reversed) AS reversed"
+    " sum(expired) AS expired, sum(reversed) AS reversed, sum(debt) AS debt"
     " FROM moves GROUP BY partner_id ORDER BY partner_id"
 )
 
-_REFERRERS_OF = sa.text(
-    "SELECT c.customer_id, c.referred_by FROM customers c "
-    "JOIN customers referrer ON referrer.customer_id = c.referred_by "
-    "WHERE c.customer_id = ANY(CAST(:ids AS text[])) AND c.referred_by <> c.customer_id"
+# A referrer counts when known and not the customer themselves.
+_BUYERS_OF = sa.text(
+    "SELECT k.id AS customer_id, t.tier, t.effective_at, "
+    "CASE WHEN r.customer_id IS NOT NULL AND c.referred_by <> k.id "
+    "THEN c.referred_by END AS referrer "
+    "FROM unnest(CAST(:ids AS text[])) AS k(id) "
+    "LEFT JOIN customer_tiers t ON t.customer_id = k.id "
+    "LEFT JOIN customers c ON c.customer_id = k.id "
+    "LEFT JOIN customers r ON r.customer_id = c.referred_by "
+    "WHERE t.customer_id IS NOT NULL OR r.customer_id IS NOT NULL"
 )
 
 _ADD_CUSTOMERS = sa.text(
@@ -544,11 +625,6 @@ _RECORD = sa.text(
     "available_at, expires_at, purchase_id, rules, n) "
     "ORDER BY n "
     "ON CONFLICT (entry_id) DO NOTHING RETURNING entry_id"
-)
-
-_TIERS_OF = sa.text(
-    "SELECT customer_id, tier, effective_at FROM customer_tiers "
-    "WHERE customer_id = ANY(CAST(:ids AS text[]))"
 )
 
 # Tier events may arrive out of order across partitions: the latest change wins.

@@ -1,6 +1,7 @@
 """Answers the points routers share: their documented problems, and the locked ledger a
 spend, hold or adjustment starts from."""
 
+from datetime import datetime
 from typing import Any
 
 from services.points.adapters.repository import SqlLedgerRepository
@@ -38,6 +39,17 @@ async def locked_ledger(
     if not await ledger.is_known(customer_id):
         raise unknown_customer(customer_id)
     return await ledger.entries(customer_id), await ledger.allocations_of(customer_id)
+
+
+async def locked_open_lots(
+    ledger: SqlLedgerRepository, customer_id: str, now: datetime
+) -> tuple[list[LedgerEntry], list[Allocation]]:
+    """`locked_ledger` for a spend (a redemption, a hold): only the lots it may draw on and
+    what is left of them, however long the customer's history."""
+    await ledger.lock_customer(customer_id)
+    if not await ledger.is_known(customer_id):
+        raise unknown_customer(customer_id)
+    return await ledger.open_lots(customer_id, now)
 
 
 def unknown_customer(customer_id: str) -> Problem:

@@ -47,6 +47,11 @@ class BalanceOut(BaseModel):
     next_expiries: list[ExpiryOut]
 
 
+class LotDrawnOut(BaseModel):
+    lot_id: str
+    points: int  # drawn from the lot; negative when given back (a void, a lapse, a release)
+
+
 class LedgerEntryOut(BaseModel):
     id: str
     kind: str
@@ -57,6 +62,7 @@ class LedgerEntryOut(BaseModel):
     expires_at: datetime | None
     purchase_id: str | None
     rule_ids: list[str]
+    lots: list[LotDrawnOut]  # the lots a spend, hold, expiry or reversal drew from
 
 
 class LedgerPageOut(BaseModel):
@@ -218,7 +224,9 @@ class HeldDecisionOut(BaseModel):
 
 class LiabilityOut(BaseModel):
     partner_id: str
-    outstanding: int  # available and pending: what the partner still owes in points
+    outstanding: int  # in_lots - debt: what the partner still owes in points
+    in_lots: int  # available and pending: issued - spent - expired - reversed
+    debt: int  # what refunds took beyond the lots: customers owe it back
     issued: int
     spent: int
     expired: int

@@ -9,7 +9,7 @@ no framework, no I/O, time passed in.
 
 from __future__ import annotations
 
-import math
+import decimal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,9 +89,20 @@ class Part:
 
 @dataclass(frozen=True)
 class Earning:
+    """What a purchase earns: `points` in all, of which `campaign_points` (the share of the
+    campaigns that set a validity of their own) go to a lot of their own expiring at
+    `campaign_expires_at`, and the rest to the purchase's lot expiring at `expires_at`."""
+
     points: int
     rule_ids: tuple[str, ...]
     expires_at: datetime
+    campaign_points: int = 0
+    campaign_expires_at: datetime | None = None
+    campaign_rule_ids: tuple[str, ...] = ()
+
+    @property
+    def base_points(self) -> int:
+        return self.points - self.campaign_points
 
 
 def parts_of(total: Decimal, items: Sequence[Item]) -> list[Part]:
@@ -125,45 +136,107 @@ def purchase_points(
 ) -> Earning:
     """The formula of the contract, with the rule ids of everything that counted: `base`,
     `tier:<name>` when the customer has a tier, and `campaign:<id>` for each campaign that
-    changed the points. The lot expires after the longest validity of those campaigns, or
-    the program's when none sets one."""
-    scoped = sorted(
-        (c for c in campaigns if c.scopes(purchase)), key=lambda c: (c.starts_at, c.campaign_id)
-    )
-    parts = parts_of(purchase.total, purchase.items)
-    tier_factor = Fraction(tier_multiplier(program, tier)) * Fraction(program.points_per_unit)
-    applied: list[Campaign] = []
-    exact = Fraction(0)
-    boosted_by: set[str] = set()
-    for part in parts:
-        boost = Fraction(1)
-        for campaign in scoped:
-            if campaign.multiplier is not None and _covers(campaign, part):
-                boost *= Fraction(campaign.multiplier)
-                boosted_by.add(campaign.campaign_id)
-        # A product of many campaigns is capped where the ledger's 32-bit points stay safe.
-        exact += part.amount * tier_factor * min(boost, Fraction(MAX_CAMPAIGN_MULTIPLIER))
+    changed the points. The points of campaigns with a `validity_days` of their own are
+    told apart (`campaign_points`): they make a lot of their own."""
+    tier_factor = _EXACT.multiply(tier_multiplier(program, tier), program.points_per_unit)
+    base_rules = (BASE_RULE,) if tier is None else (BASE_RULE, f"tier:{tier}")
+    scoped = [c for c in campaigns if c.scopes(purchase)]
+    if not scoped:  # the common case, kept cheap: one product, one floor
+        points = min(_floor_of_parts(purchase, tier_factor, ()), MAX_POINTS)
+        return Earning(points, base_rules, program.expiry_for(purchase.occurred_at))
+    scoped.sort(key=lambda c: (c.starts_at, c.campaign_id))
+    categories = _categories_of(purchase)
+    boosting = [c for c in scoped if c.multiplier is not None and _covers_any(c, categories)]
+    boosting_ids = {c.campaign_id for c in boosting}
     bonuses = 0
+    applied: list[Campaign] = []
     for campaign in scoped:
-        gives_bonus = campaign.bonus is not None and any(_covers(campaign, p) for p in parts)
+        gives_bonus = campaign.bonus is not None and _covers_any(campaign, categories)
         if gives_bonus:
             assert campaign.bonus is not None
             bonuses += campaign.bonus
-        if gives_bonus or campaign.campaign_id in boosted_by:
+        if gives_bonus or campaign.campaign_id in boosting_ids:
             applied.append(campaign)
-    points = min(math.floor(exact) + bonuses, MAX_POINTS)
-    rule_ids = [BASE_RULE]
-    if tier is not None:
-        rule_ids.append(f"tier:{tier}")
-    rule_ids.extend(c.rule_id for c in applied)
+    points = min(_floor_of_parts(purchase, tier_factor, boosting) + bonuses, MAX_POINTS)
+    rule_ids = (*base_rules, *(c.rule_id for c in applied))
+    expires_at = program.expiry_for(purchase.occurred_at)
     validities = [c.validity_days for c in applied if c.validity_days is not None]
-    expires_at = (
-        purchase.occurred_at + timedelta(days=max(validities))
-        if validities
-        else program.expiry_for(purchase.occurred_at)
+    if not validities:
+        return Earning(points=points, rule_ids=rule_ids, expires_at=expires_at)
+    # A campaign's validity is for its own share only: what the purchase would earn without
+    # those campaigns keeps the program's validity; the difference is a lot of its own,
+    # expiring after the longest of their validities.
+    own_validity = [c for c in applied if c.validity_days is not None]
+    lasting = [c for c in applied if c.validity_days is None]
+    lasting_boost = [c for c in boosting if c.validity_days is None]
+    lasting_bonuses = sum(
+        c.bonus for c in lasting if c.bonus is not None and _covers_any(c, categories)
     )
-    return Earning(points=points, rule_ids=tuple(rule_ids), expires_at=expires_at)
+    base = min(_floor_of_parts(purchase, tier_factor, lasting_boost) + lasting_bonuses, points)
+    return Earning(
+        points=points,
+        rule_ids=(*base_rules, *(c.rule_id for c in lasting)),
+        expires_at=expires_at,
+        campaign_points=points - base,
+        campaign_expires_at=purchase.occurred_at + timedelta(days=max(validities)),
+        campaign_rule_ids=tuple(c.rule_id for c in own_validity),
+    )
 
 
-def _covers(campaign: Campaign, part: Part) -> bool:
-    return campaign.category is None or campaign.category == part.category
+# Decimal arithmetic that is exact or raises: every input is a finite decimal, products and
+# sums of them are exact at this precision, and the one division is an integer division.
+# The same numbers as the formula in fractions (`parts_of`), without a Fraction per step.
+_EXACT = decimal.Context(
+    prec=decimal.MAX_PREC,
+    traps=[decimal.Inexact, decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
+_ONE = Decimal(1)
+
+
+def _categories_of(purchase: PurchaseFacts) -> frozenset[str | None]:
+    """The categories of the purchase's parts: {None} when it is one part."""
+    whole = Decimal(0)
+    for item in purchase.items:
+        whole = _EXACT.add(whole, _EXACT.multiply(item.quantity, item.unit_price))
+    if whole == 0:
+        return frozenset({None})
+    return frozenset(item.category for item in purchase.items)
+
+
+def _floor_of_parts(
+    purchase: PurchaseFacts, tier_factor: Decimal, boosting: Sequence[Campaign]
+) -> int:
+    """floor(Σ parts: share of the total * tier factor * capped product of multipliers).
+
+    With weights w_i (quantity * unit price) and W their sum, the parts are total * w_i / W,
+    so the sum is total * tier factor * Σ(w_i * boost_i) / W: one exact integer division."""
+    boosts: dict[str | None, Decimal] = {}
+
+    def boost_of(category: str | None) -> Decimal:
+        boost = boosts.get(category)
+        if boost is None:
+            boost = _ONE
+            for campaign in boosting:
+                if campaign.category is None or campaign.category == category:
+                    assert campaign.multiplier is not None
+                    boost = _EXACT.multiply(boost, campaign.multiplier)
+            # A product of many campaigns is capped where the ledger's 32-bit points stay safe.
+            boost = boosts[category] = min(boost, MAX_CAMPAIGN_MULTIPLIER)
+        return boost
+
+    if purchase.total < 0:
+        raise ValueError("a purchase total cannot be negative")
+    scaled_total = _EXACT.multiply(purchase.total, tier_factor)
+    whole = weighted = Decimal(0)
+    for item in purchase.items:
+        weight = _EXACT.multiply(item.quantity, item.unit_price)
+        whole = _EXACT.add(whole, weight)
+        if weight:
+            weighted = _EXACT.add(weighted, _EXACT.multiply(weight, boost_of(item.category)))
+    if whole == 0:
+        return int(_EXACT.multiply(scaled_total, boost_of(None)))
+    return int(_EXACT.divide_int(_EXACT.multiply(scaled_total, weighted), whole))
+
+
+def _covers_any(campaign: Campaign, categories: frozenset[str | None]) -> bool:
+    return campaign.category is None or campaign.category in categories

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 RefundPolicy = Literal["unlimited", "within_balance"]
 
@@ -36,7 +37,9 @@ class Program:
     points_per_unit: Decimal = Decimal(1)
     welcome_bonus: int = 100
     referral_bonus: int = 200
-    max_points_per_day: int = 0  # per customer, by purchases' UTC day; 0: no ceiling
+    max_points_per_day: int = 0  # per customer and day of `time_zone`; 0: no ceiling
+    # The program's time zone (an IANA name): where its days start, for the velocity guard.
+    time_zone: str = "UTC"
     pending_days: int = 0
     validity_months: int = 12
     hold_timeout_minutes: int = 15
@@ -49,6 +52,10 @@ class Program:
             "platinum": Decimal("2.0"),
         }
     )
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     def expiry_for(self, earned_at: datetime) -> datetime:
         return add_months(earned_at, self.validity_months)
@@ -184,5 +191,7 @@ def add_months(instant: datetime, months: int) -> datetime:
     """Same day and time `months` later; the month's last day when that day does not exist."""
     month_index = instant.month - 1 + months
     year, month = instant.year + month_index // 12, month_index % 12 + 1
+    if instant.day <= 28:  # every month has the day: no calendar to consult (once a purchase)
+        return instant.replace(year=year, month=month)
     day = min(instant.day, calendar.monthrange(year, month)[1])
     return instant.replace(year=year, month=month, day=day)

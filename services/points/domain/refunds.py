@@ -4,10 +4,13 @@ Python: no framework, no I/O, time passed in.
 The points reversed for a purchase in total are `floor(points * refunded so far / total)`,
 and each refund reverses the difference to what the refunds before it reversed, so partial
 refunds that add up to the whole reverse every point the purchase earned, and never more.
-A reversal draws first on what is left of the purchase's own lot (pending or not), then on
-the customer's other lots, soonest-expiring first. Under the `unlimited` policy what no lot
-covers is debt, which later earnings repay before anything else ("buy, refund, keep the
-points" is impossible); under `within_balance` the reversal stops at what the lots hold.
+A reversal takes, in this order: what the velocity guard still holds back of the purchase
+(so a later release cannot give refunded points back); the purchase's own points that have
+expired (they are gone already: they count as taken back, never deducted a second time);
+what is left of the purchase's own lots (pending or not); then the customer's other lots,
+soonest-expiring first. Under the `unlimited` policy what none of that covers is debt, which
+later earnings repay before anything else ("buy, refund, keep the points" is impossible);
+under `within_balance` the reversal stops at what they cover.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from decimal import Decimal
 
 from services.points.domain.lots import Allocation, is_lot, remaining_of_lots
 from services.points.domain.model import EntryKind, LedgerEntry, RefundPolicy
+from services.points.domain.velocity import held_id, released_id
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,34 @@ def lot_of(purchase: PurchaseRecord) -> str:
     return f"purchase:{purchase.purchase_key}"
 
 
+def campaign_lot_of(purchase: PurchaseRecord) -> str:
+    """The id of the lot of a purchase's points from campaigns with a validity of their own."""
+    return campaign_lot_id(lot_of(purchase))
+
+
+def campaign_lot_id(lot_id: str) -> str:
+    return f"{lot_id}:campaign"
+
+
+def earnings_of(purchase: PurchaseRecord) -> tuple[str, str]:
+    """The ids of the (at most two) earnings a purchase made."""
+    return lot_of(purchase), campaign_lot_of(purchase)
+
+
+def own_lots(purchase: PurchaseRecord) -> frozenset[str]:
+    """Every lot holding the purchase's points: its earnings, and what staff released of
+    their held parts."""
+    return frozenset(
+        lot for earning in earnings_of(purchase) for lot in (earning, released_id(held_id(earning)))
+    )
+
+
+def expired_credit_id(purchase: PurchaseRecord) -> str:
+    """The allocation key under which reversals record the purchase's expired points they
+    counted as taken back (no lot: those points are gone)."""
+    return f"expired:{lot_of(purchase)}"
+
+
 def reversal_id(refund: RefundRecord) -> str:
     return f"refund:{refund.refund_key}"
 
@@ -81,10 +113,10 @@ def _cover(
     *,
     entry_id: str,
     points: int,
-    first_lot: str | None,
+    first_lots: frozenset[str],
     now: datetime,
 ) -> list[Allocation]:
-    """Up to `points` from what is left of the lots: `first_lot` first, then every lot not
+    """Up to `points` from what is left of the lots: `first_lots` first, then every lot not
     expired at `now` (pending ones too), soonest-expiring first."""
     remaining = remaining_of_lots(entries, allocations)
     lots = [
@@ -96,7 +128,7 @@ def _cover(
     ]
     lots.sort(
         key=lambda lot: (
-            lot.entry_id != first_lot,
+            lot.entry_id not in first_lots,
             lot.expires_at or datetime.max.replace(tzinfo=now.tzinfo),
             lot.available_at,
             lot.entry_id,
@@ -113,6 +145,54 @@ def _cover(
     return drawn
 
 
+def _held_back(
+    entries: Sequence[LedgerEntry], allocations: Sequence[Allocation], purchase: PurchaseRecord
+) -> list[tuple[str, int]]:
+    """The purchase's held parts staff have not released, with the points left in each (a
+    rejected one too: those points were never the customer's, so taking them is free)."""
+    ids = {entry.entry_id for entry in entries}
+    held = {
+        entry.entry_id: entry.points
+        for entry in entries
+        if entry.kind is EntryKind.HELD
+        and entry.entry_id in {held_id(e) for e in earnings_of(purchase)}
+        and released_id(entry.entry_id) not in ids
+    }
+    for allocation in allocations:
+        if allocation.lot_id in held:
+            held[allocation.lot_id] -= allocation.points
+    return [(entry_id, left) for entry_id, left in held.items() if left > 0]
+
+
+def _expired_credit(
+    entries: Sequence[LedgerEntry],
+    allocations: Sequence[Allocation],
+    purchase: PurchaseRecord,
+    now: datetime,
+) -> int:
+    """The purchase's own points that expired (recorded by the expiry job or not yet), less
+    what earlier reversals of it already counted as taken back."""
+    own = own_lots(purchase)
+    expired_lots = {
+        entry.entry_id: entry.points
+        for entry in entries
+        if entry.entry_id in own
+        and is_lot(entry)
+        and entry.expires_at is not None
+        and entry.expires_at <= now
+    }
+    expiries = {entry.entry_id for entry in entries if entry.kind is EntryKind.EXPIRE}
+    gone = sum(expired_lots.values())
+    credit_id = expired_credit_id(purchase)
+    for allocation in allocations:
+        # What an expired lot lost otherwise (spent, reversed) did not expire; what earlier
+        # reversals counted as expired is not counted again.
+        spent_before = allocation.lot_id in expired_lots and allocation.entry_id not in expiries
+        if spent_before or allocation.lot_id == credit_id:
+            gone -= allocation.points
+    return max(gone, 0)
+
+
 def reverse(
     entries: Sequence[LedgerEntry],
     allocations: Sequence[Allocation],
@@ -123,15 +203,28 @@ def reverse(
     policy: RefundPolicy,
     now: datetime,
 ) -> tuple[LedgerEntry, list[Allocation]]:
-    """The reversal of a refund's points and the lots it drew from."""
+    """The reversal of a refund's points and what it drew them from."""
     entry_id = reversal_id(refund)
-    drawn = _cover(
-        entries,
-        allocations,
-        entry_id=entry_id,
-        points=points,
-        first_lot=lot_of(purchase),
-        now=now,
+    drawn: list[Allocation] = []
+    wanted = points
+    for held, left in _held_back(entries, allocations, purchase):
+        if wanted > 0:
+            take = min(left, wanted)
+            drawn.append(Allocation(entry_id, held, take))
+            wanted -= take
+    credit = min(wanted, _expired_credit(entries, allocations, purchase, now))
+    if credit > 0:
+        drawn.append(Allocation(entry_id, expired_credit_id(purchase), credit))
+        wanted -= credit
+    drawn.extend(
+        _cover(
+            entries,
+            allocations,
+            entry_id=entry_id,
+            points=wanted,
+            first_lots=own_lots(purchase),
+            now=now,
+        )
     )
     taken = points if policy == "unlimited" else sum(a.points for a in drawn)
     entry = LedgerEntry(
@@ -172,7 +265,7 @@ def repay_debt(
             [*allocations, *repaid],
             entry_id=entry_id,
             points=owed,
-            first_lot=None,
+            first_lots=frozenset(),
             now=now,
         )
         if not drawn:

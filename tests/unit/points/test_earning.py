@@ -241,10 +241,26 @@ def test_a_category_bonus_needs_an_item_of_that_category() -> None:
     assert purchase_points(PROGRAM, with_coffee, tier=None, campaigns=[bonus]).points == 55
 
 
-def test_a_campaign_validity_sets_the_lot_expiry_the_longest_winning() -> None:
+def test_a_campaign_validity_is_for_the_campaigns_share_only_the_longest_winning() -> None:
     campaigns = [campaign("a", validity_days=30), campaign("b", validity_days=90)]
     earning = purchase_points(PROGRAM, bought("10.00"), tier=None, campaigns=campaigns)
-    assert earning.expires_at == NOW + timedelta(days=90)
+    # 10 base points keep the program's 12 months; the campaigns' 30 extra their own 90 days.
+    assert (earning.points, earning.base_points, earning.campaign_points) == (40, 10, 30)
+    assert earning.expires_at == datetime(2027, 11, 22, 10, 15, tzinfo=UTC)
+    assert earning.campaign_expires_at == NOW + timedelta(days=90)
+    assert earning.rule_ids == ("base",)
+    assert earning.campaign_rule_ids == ("campaign:a", "campaign:b")
+
+
+def test_a_short_campaign_validity_never_shortens_the_base_points_life() -> None:
+    short = campaign("a", validity_days=7, multiplier=None, bonus=25)
+    lasting = campaign("b", multiplier=Decimal("1.5"))
+    earning = purchase_points(PROGRAM, bought("20.00"), tier="gold", campaigns=[short, lasting])
+    # 20 * 1.5 (gold) * 1.5 = 45 for the purchase's lot; the bonus of 25 alone expires in 7 days.
+    assert (earning.base_points, earning.campaign_points) == (45, 25)
+    assert earning.expires_at == datetime(2027, 11, 22, 10, 15, tzinfo=UTC)
+    assert earning.campaign_expires_at == NOW + timedelta(days=7)
+    assert earning.rule_ids == ("base", "tier:gold", "campaign:b")
 
 
 def test_a_campaign_that_does_not_apply_leaves_the_expiry_alone() -> None:

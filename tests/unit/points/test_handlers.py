@@ -19,7 +19,6 @@ from services.points.domain.model import (
     TierAssignment,
 )
 from services.points.domain.refunds import PurchaseRecord, RefundRecord, debts
-from services.points.domain.velocity import day_of
 from services.points.handlers import HANDLED_TYPES, Context, apply_batch
 from shared import events, topics
 from shared.clock import FixedClock
@@ -61,9 +60,20 @@ class FakeLedger:
                 new.add(entry.entry_id)
         return new
 
-    async def tiers_of(self, customer_ids: Collection[str]) -> dict[str, TierAssignment]:
-        self.calls.append("tiers_of")
-        return {c: self.tiers[c] for c in customer_ids if c in self.tiers}
+    async def buyers_of(
+        self, customer_ids: Collection[str]
+    ) -> tuple[dict[str, TierAssignment], dict[str, str]]:
+        self.calls.append("buyers_of")
+        tiers = {c: self.tiers[c] for c in customer_ids if c in self.tiers}
+        referrers = {
+            c: referrer
+            for c in customer_ids
+            if c in self.customers
+            and (referrer := self.customers[c].referred_by) is not None
+            and referrer != c
+            and referrer in self.customers
+        }
+        return tiers, referrers
 
     async def set_tiers(self, assignments: Sequence[TierAssignment]) -> None:
         self.calls.append("set_tiers")
@@ -78,33 +88,26 @@ class FakeLedger:
         self.calls.append("campaigns_during")
         return [c for c in self.campaigns if c.starts_at <= latest and c.ends_at > earliest]
 
-    async def referrers_of(self, customer_ids: Collection[str]) -> dict[str, str]:
-        self.calls.append("referrers_of")
-        return {
-            c: referrer
-            for c in customer_ids
-            if c in self.customers
-            and (referrer := self.customers[c].referred_by) is not None
-            and referrer != c
-            and referrer in self.customers
-        }
-
     async def earned_on(
-        self, days: Collection[tuple[str, datetime]]
+        self, days: Collection[tuple[str, datetime, datetime]]
     ) -> dict[tuple[str, datetime], int]:
         self.calls.append("earned_on")
         earned: dict[tuple[str, datetime], int] = {}
         for entry in self.ledger.values():
-            day = (entry.customer_id, day_of(entry.occurred_at))
             counted = entry.kind in (EntryKind.EARN, EntryKind.HELD)
-            if day in days and counted and not entry.entry_id.startswith("released:"):
-                earned[day] = earned.get(day, 0) + entry.points
+            if not counted or entry.entry_id.startswith("released:"):
+                continue
+            for customer_id, start, end in days:
+                if customer_id == entry.customer_id and start <= entry.occurred_at < end:
+                    earned[customer_id, start] = earned.get((customer_id, start), 0) + entry.points
         return earned
 
-    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> None:
+    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> set[str]:
         self.calls.append("record_purchases")
+        keys = {record.purchase_key for record in records}
         for record in records:
             self.purchases.setdefault(record.purchase_key, record)
+        return {r.purchase_key for r in self.refunds if r.purchase_key in keys}
 
     async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]:
         self.calls.append("purchases_of")
@@ -365,20 +368,41 @@ async def test_a_batch_costs_the_same_few_calls_whatever_its_size(sink: Collecti
         small.calls
         == large.calls
         == [
-            "purchases_of",
-            "refunds_of",
             "add_customers",
-            "tiers_of",
-            "referrers_of",
+            "buyers_of",
             "campaigns_during",
-            "set_tiers",
             "record",
             "record_purchases",
-            "add_refunds",
             "debtors",
         ]
     )
     assert len(large.ledger) == 1000
+
+
+async def test_a_batch_asks_about_refunds_only_when_it_holds_some(sink: CollectingSink) -> None:
+    """A purchase finds the refunds that came before it through `record_purchases`; only a
+    batch with refunds in it looks up purchases and refunds."""
+    ledger = FakeLedger()
+    await apply_all([purchase("p1", "10.00"), purchase("p2", "20.00")], ledger, sink)
+    assert "purchases_of" not in ledger.calls
+    assert "refunds_of" not in ledger.calls
+    ledger.calls.clear()
+    refunded = new_event(
+        events.PurchaseRefunded(
+            refund_id="r1",
+            purchase_id="p1",
+            partner_id="demo",
+            customer_id="c1",
+            occurred_at=NOW,
+            amount=Decimal("10.00"),
+        ),
+        source="ingest/demo",
+        subject="c1",
+        time=NOW,
+    )
+    await apply_all([refunded], ledger, sink)
+    assert ledger.calls[:2] == ["purchases_of", "refunds_of"]
+    assert ledger.balance("c1").available == 20
 
 
 async def test_only_the_latest_tier_change_of_a_customer_is_written(
@@ -539,14 +563,21 @@ async def test_a_silver_customer_in_a_coffee_campaign_earns_by_the_formula(
     ledger.campaigns.append(double_coffee(validity_days=60))
     await apply_all([tier_change("silver", 1), basket("p1")], ledger, sink)
 
-    [entry] = ledger.entries("c1")
-    assert entry.points == 50  # coffee 10 * 1.25 * 2 + bread 20 * 1.25
-    assert entry.rule_ids == ("base", "tier:silver", "campaign:coffee2x")
-    assert entry.expires_at == NOW + timedelta(days=60)
-    [(_, _, earned)] = sink.events
-    data = earned.data_as(events.PointsEarned)
-    assert (data.points, data.rule_ids) == (50, ["base", "tier:silver", "campaign:coffee2x"])
-    assert data.expires_at == NOW + timedelta(days=60)
+    # coffee 10 * 1.25 * 2 + bread 20 * 1.25 = 50 in all; without the campaign, 37.5 -> 37.
+    # The campaign's validity is for its own 13 points: they are a lot of their own.
+    purchase_lot, campaign_lot = ledger.entries("c1")
+    assert (purchase_lot.points, campaign_lot.points) == (37, 13)
+    assert purchase_lot.rule_ids == ("base", "tier:silver")
+    assert campaign_lot.rule_ids == ("campaign:coffee2x",)
+    assert purchase_lot.expires_at == datetime(2027, 11, 22, 10, 15, tzinfo=UTC)
+    assert campaign_lot.expires_at == NOW + timedelta(days=60)
+    assert campaign_lot.entry_id == "purchase:demo:p1:campaign"
+    earned = [event.data_as(events.PointsEarned) for _, _, event in sink.events]
+    assert [(e.points, e.rule_ids, e.expires_at) for e in earned] == [
+        (37, ["base", "tier:silver"], purchase_lot.expires_at),
+        (13, ["campaign:coffee2x"], NOW + timedelta(days=60)),
+    ]
+    assert len({event.id for _, _, event in sink.events}) == 2
 
 
 async def test_a_tier_change_later_in_the_batch_does_not_reach_back(

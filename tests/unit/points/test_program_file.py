@@ -27,6 +27,7 @@ def test_the_shipped_file_is_the_default_program() -> None:
         ("referral_bonus: 200", "referral_bonus: -1", "referral_bonus"),
         ("max_points_per_day: 0", "max_points_per_day: -1", "max_points_per_day"),
         ("refund_policy: unlimited", "refund_policy: never", "refund_policy"),
+        ("time_zone: UTC", "time_zone: Mars/Olympus", "time_zone"),
     ],
 )
 def test_a_bad_number_is_named_in_the_error(

@@ -2,20 +2,28 @@
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.points.domain.lots import spend
-from services.points.domain.model import EntryKind, Program
+from services.points.domain.lots import expire, spend
+from services.points.domain.model import EntryKind, LedgerEntry, Program
 from services.points.domain.refunds import PurchaseRecord, RefundRecord, points_to_reverse
+from services.points.domain.velocity import released
 from services.points.handlers import Context, apply_batch
 from shared import events
 from shared.events import CloudEvent, new_event
 from shared.outbox import CollectingSink
-from tests.unit.points.test_handlers import NOW, FakeLedger, enrolled, purchase
+from tests.unit.points.test_handlers import (
+    NOW,
+    FakeLedger,
+    basket,
+    double_coffee,
+    enrolled,
+    purchase,
+)
 
 
 def refund(refund_id: str, purchase_id: str, amount: str, customer_id: str = "c1") -> CloudEvent:
@@ -196,3 +204,109 @@ def test_buy_refund_keep_the_points_is_impossible(
             assert balance.available - balance.debt == 100 - to_spend
 
     asyncio.run(scenario())
+
+
+# -- refunds meet expiry and the velocity guard ----------------------------------------------
+
+
+def expire_all(ledger: FakeLedger, at: datetime) -> None:
+    """What the expire-points job records as of `at`."""
+    for entry, drawn in expire(ledger.entries("c1"), [a for _, a in ledger.allocations], at):
+        ledger.ledger[entry.entry_id] = entry
+        ledger.allocations.extend(("c1", a) for a in drawn)
+
+
+async def test_a_refund_never_deducts_the_purchase_points_that_expired_again() -> None:
+    ledger = FakeLedger()
+    await apply_all([enrolled(), purchase("p1", "100.00", at=NOW - timedelta(days=400))], ledger)
+    expire_all(ledger, NOW)  # the welcome bonus is fresh, the purchase's 100 points are gone
+    assert ledger.balance("c1").available == 100
+    sink = await apply_all([refund("r1", "p1", "100.00")], ledger)
+    balance = ledger.balance("c1")
+    assert (balance.available, balance.debt) == (100, 0)
+    # The reversal is recorded whole, and says what it counted the expired points as.
+    assert reversed_points(sink) == [("r1", 100)]
+    drawn = [(a.lot_id, a.points) for _, a in ledger.allocations if a.entry_id == "refund:demo:r1"]
+    assert drawn == [("expired:purchase:demo:p1", 100)]
+
+
+async def test_expired_points_count_once_across_partial_refunds_even_before_the_job() -> None:
+    """Half the purchase was spent, the other half expired (the job has not run yet): the
+    refunds take back the spent half, and the expired half only once."""
+    ledger = FakeLedger()
+    await apply_all([purchase("p1", "100.00", at=NOW - timedelta(days=400))], ledger)
+    ledger.ledger["bonus"] = LedgerEntry(
+        "bonus", "c1", EntryKind.BONUS, 500, "welcome", NOW, NOW, NOW + timedelta(days=300)
+    )
+    spent = spend(
+        ledger.entries("c1"),
+        [a for _, a in ledger.allocations],
+        kind=EntryKind.REDEEM,
+        entry_id="r0",
+        customer_id="c1",
+        points=50,
+        reason="reward",
+        now=NOW - timedelta(days=100),
+    )
+    ledger.ledger["r0"] = spent[0]
+    ledger.allocations.extend(("c1", a) for a in spent[1])
+    assert [a.lot_id for a in spent[1]] == ["purchase:demo:p1"]
+    first = await apply_all([refund("r1", "p1", "40.00")], ledger)
+    second = await apply_all([refund("r2", "p1", "60.00")], ledger)
+    assert reversed_points(first) + reversed_points(second) == [("r1", 40), ("r2", 60)]
+    # 50 counted as expired, 50 taken from the bonus: the spent half, no more.
+    balance = ledger.balance("c1")
+    assert (balance.available, balance.debt) == (450, 0)
+
+
+async def test_a_refund_takes_the_held_part_first_so_a_release_cannot_bring_it_back() -> None:
+    guarded = Program(max_points_per_day=100)
+    ledger = FakeLedger()
+    await apply_all([purchase("p1", "150.00")], ledger, program=guarded)
+    assert ledger.balance("c1").available == 100
+    await apply_all([refund("r1", "p1", "50.00")], ledger, program=guarded)
+    # The 50 refunded points are the 50 held back: the granted 100 stay, the held part is spent.
+    assert ledger.balance("c1").available == 100
+    held = ledger.ledger["held:purchase:demo:p1"]
+    taken_back = sum(a.points for _, a in ledger.allocations if a.lot_id == held.entry_id)
+    assert taken_back == 50
+    assert released(held, now=NOW, taken_back=taken_back) is None
+
+
+async def test_a_refund_beyond_the_held_part_takes_the_rest_from_the_granted_lot() -> None:
+    guarded = Program(max_points_per_day=100)
+    ledger = FakeLedger()
+    await apply_all([purchase("p1", "150.00")], ledger, program=guarded)
+    await apply_all([refund("r1", "p1", "90.00")], ledger, program=guarded)
+    assert ledger.balance("c1").available == 60  # 90 = 50 held + 40 of the lot
+
+
+async def test_a_full_refund_takes_back_both_lots_of_a_purchase_and_nothing_else() -> None:
+    """A campaign with its own validity splits the purchase's points in two lots; a refund
+    takes from both before any other lot."""
+    ledger = FakeLedger()
+    ledger.campaigns.append(double_coffee(validity_days=60))
+    await apply_all([enrolled(), basket("p1")], ledger)
+    assert [e.points for e in ledger.entries("c1")] == [100, 30, 10]  # welcome, lot, campaign
+    sink = await apply_all([refund("r1", "p1", "30.00")], ledger)
+    assert reversed_points(sink) == [("r1", 40)]
+    balance = ledger.balance("c1")
+    assert (balance.available, balance.debt) == (100, 0)
+
+
+async def test_a_referral_bonus_stays_when_the_first_purchase_is_refunded_in_full() -> None:
+    """The contract grants it on a first purchase and says nothing of refunds."""
+    ledger = FakeLedger()
+    referred = new_event(
+        events.CustomerEnrolled(
+            customer_id="c2", partner_id="demo", enrolled_at=NOW, referred_by="c1"
+        ),
+        source="ingest/demo",
+        subject="c2",
+        time=NOW,
+    )
+    await apply_all([enrolled("c1"), referred, purchase("p1", "10.00", customer_id="c2")], ledger)
+    assert ledger.balance("c1").available == 300
+    await apply_all([refund("r1", "p1", "10.00", customer_id="c2")], ledger)
+    assert ledger.balance("c1").available == 300
+    assert (ledger.balance("c2").available, ledger.balance("c2").debt) == (100, 0)

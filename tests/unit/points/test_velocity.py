@@ -1,10 +1,11 @@
 """The velocity guard: purchase points a day above the ceiling are held, not granted."""
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from services.points.domain.model import EntryKind, LedgerEntry, Program, purchase_earning
-from services.points.domain.velocity import cap, released
+from services.points.domain.velocity import cap, day_of, next_day, released
 from services.points.handlers import Context, apply_batch
 from shared.events import CloudEvent
 from shared.outbox import CollectingSink
@@ -13,9 +14,11 @@ from tests.unit.points.test_handlers import NOW, FakeLedger, enrolled, purchase
 GUARDED = Program(max_points_per_day=100)
 
 
-async def apply_all(batch: Sequence[CloudEvent], ledger: FakeLedger) -> CollectingSink:
+async def apply_all(
+    batch: Sequence[CloudEvent], ledger: FakeLedger, program: Program = GUARDED
+) -> CollectingSink:
     sink = CollectingSink()
-    await apply_batch(batch, Context(ledger=ledger, sink=sink, program=GUARDED, now=NOW))
+    await apply_batch(batch, Context(ledger=ledger, sink=sink, program=program, now=NOW))
     return sink
 
 
@@ -58,11 +61,20 @@ def test_a_released_earning_is_a_lot_available_from_its_release() -> None:
     _, held = cap(_earning(150), 0, 100)
     assert held is not None
     lot = released(held, now=NOW + timedelta(days=2))
+    assert lot is not None
     assert (lot.kind, lot.points, lot.available_at) == (
         EntryKind.EARN,
         50,
         NOW + timedelta(days=2),
     )
+
+
+def test_a_release_gives_only_what_refunds_did_not_take_back() -> None:
+    _, held = cap(_earning(150), 0, 100)
+    assert held is not None
+    lot = released(held, now=NOW, taken_back=20)
+    assert lot is not None and lot.points == 30
+    assert released(held, now=NOW, taken_back=50) is None
 
 
 def _earning(points: int) -> LedgerEntry:
@@ -77,3 +89,29 @@ def _earning(points: int) -> LedgerEntry:
         rule_ids=("base",),
         expires_at=NOW + timedelta(days=365),
     )
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def test_a_day_starts_at_midnight_in_the_program_time_zone() -> None:
+    late = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)  # 00:30 on the 23rd in Berlin
+    assert day_of(late) == datetime(2026, 11, 22, tzinfo=UTC)
+    assert day_of(late, BERLIN) == datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
+    # The day daylight saving ends lasts 25 hours.
+    autumn = day_of(datetime(2026, 10, 25, 12, 0, tzinfo=UTC), BERLIN)
+    assert next_day(autumn, BERLIN) - autumn == timedelta(hours=25)
+
+
+async def test_the_ceiling_counts_the_days_of_the_program_time_zone() -> None:
+    """Two purchases an hour apart around UTC midnight: one Berlin day, two UTC days."""
+    before_midnight = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)
+    batch = [
+        purchase("p1", "80.00", at=before_midnight),
+        purchase("p2", "80.00", at=before_midnight + timedelta(hours=1)),
+    ]
+    in_utc, in_berlin = FakeLedger(), FakeLedger()
+    await apply_all(batch, in_utc)
+    await apply_all(batch, in_berlin, Program(max_points_per_day=100, time_zone="Europe/Berlin"))
+    assert held_points(in_utc) == []
+    assert held_points(in_berlin) == [60]

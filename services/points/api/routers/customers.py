@@ -1,5 +1,6 @@
 """A customer's points: balance and ledger."""
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -11,6 +12,7 @@ from services.points.api.schemas import (
     LedgerCursor,
     LedgerEntryOut,
     LedgerPageOut,
+    LotDrawnOut,
 )
 from services.points.domain.lots import balance_of
 from shared.bounds import Identifier
@@ -25,11 +27,12 @@ async def get_balance(
 ) -> BalanceOut:
     if not await ledger.is_known(customer_id):
         raise _unknown(customer_id)
-    balance = balance_of(
-        customer_id,
-        await ledger.entries(customer_id),
-        clock.now(),
-        await ledger.allocations_of(customer_id),
+    # Only the open lots travel; the totals over the whole history are summed by the database.
+    now = clock.now()
+    lots, drawn = await ledger.open_lots(customer_id, now)
+    lifetime, debt = await ledger.lifetime_and_debt(customer_id)
+    balance = replace(
+        balance_of(customer_id, lots, now, drawn), lifetime_earned=lifetime, debt=debt
     )
     return BalanceOut(
         customer_id=balance.customer_id,
@@ -58,6 +61,7 @@ async def get_ledger(
     )
     has_more = len(page) > limit
     page = page[:limit]
+    drawn = await ledger.lots_drawn_by([entry.entry_id for _, entry in page])
     return LedgerPageOut(
         entries=[
             LedgerEntryOut(
@@ -70,6 +74,7 @@ async def get_ledger(
                 expires_at=entry.expires_at,
                 purchase_id=entry.purchase_id,
                 rule_ids=list(entry.rule_ids),
+                lots=[LotDrawnOut(lot_id=a.lot_id, points=a.points) for a in drawn[entry.entry_id]],
             )
             for _, entry in page
         ],

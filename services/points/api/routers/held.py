@@ -8,17 +8,20 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points.adapters import tables
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.api.deps import AdminScope, ClockDep, RuntimeDep
 from services.points.api.replies import problems
 from services.points.api.schemas import HeldDecisionOut
-from services.points.domain.model import EntryKind
+from services.points.domain.lots import Allocation
+from services.points.domain.model import EntryKind, LedgerEntry
 from services.points.domain.refunds import repay_debt
 from services.points.domain.velocity import released
 from shared import events
 from shared.bounds import Identifier
+from shared.clock import Clock
 from shared.idempotency import IdempotencyDep
 from shared.outbox import Outbox, emit
 from shared.problems import Problem
@@ -103,29 +106,12 @@ async def _decide(
             if decision == "released":
                 entries = await ledger.entries(row.customer_id)
                 held = next(e for e in entries if e.entry_id == held_id)
-                lot = released(held, now=now)
                 allocations = await ledger.allocations_of(row.customer_id)
-                repaid = repay_debt([*entries, lot], allocations, now)
-                await ledger.record([lot])
-                await ledger.record_allocations([(row.customer_id, a) for a in repaid])
-                assert lot.expires_at is not None
-                await emit(
-                    Outbox(conn, tables.outbox, clock),
-                    events.PointsEarned(
-                        customer_id=lot.customer_id,
-                        points=lot.points,
-                        purchase_id=lot.purchase_id,
-                        reason=lot.reason,
-                        rule_ids=list(lot.rule_ids),
-                        available_at=lot.available_at,
-                        expires_at=lot.expires_at,
-                    ),
-                    source=SOURCE,
-                    customer_id=lot.customer_id,
-                    time=now,
-                    cause_id=lot.entry_id,
-                    purpose="points-earned",
-                )
+                # Refunds of the purchase take its held part first: only the rest is released.
+                taken_back = sum(a.points for a in allocations if a.lot_id == held_id)
+                lot = released(held, now=now, taken_back=taken_back)
+                if lot is not None:
+                    await _grant(ledger, conn, clock, entries, allocations, lot, now)
         answer = HeldDecisionOut(
             held_id=held_id,
             customer_id=row.customer_id,
@@ -135,3 +121,36 @@ async def _decide(
         )
         await call.remember(conn, tables.idempotency_keys, 200, answer, now)
     return answer
+
+
+async def _grant(
+    ledger: SqlLedgerRepository,
+    conn: AsyncConnection,
+    clock: Clock,
+    entries: list[LedgerEntry],
+    allocations: list[Allocation],
+    lot: LedgerEntry,
+    now: datetime,
+) -> None:
+    """The released lot, the debt it repays first, and its points.earned."""
+    repaid = repay_debt([*entries, lot], allocations, now)
+    await ledger.record([lot])
+    await ledger.record_allocations([(lot.customer_id, a) for a in repaid])
+    assert lot.expires_at is not None
+    await emit(
+        Outbox(conn, tables.outbox, clock),
+        events.PointsEarned(
+            customer_id=lot.customer_id,
+            points=lot.points,
+            purchase_id=lot.purchase_id,
+            reason=lot.reason,
+            rule_ids=list(lot.rule_ids),
+            available_at=lot.available_at,
+            expires_at=lot.expires_at,
+        ),
+        source=SOURCE,
+        customer_id=lot.customer_id,
+        time=now,
+        cause_id=lot.entry_id,
+        purpose="points-earned",
+    )

@@ -12,7 +12,7 @@ from services.points.adapters import tables
 from services.points.adapters.holds import SqlHoldRepository
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.api.deps import AdminScope, ClockDep, ProgramDep, RuntimeDep
-from services.points.api.replies import locked_ledger, not_enough, problems
+from services.points.api.replies import locked_open_lots, not_enough, problems
 from services.points.api.routers.redemptions import announce_redemption
 from services.points.api.schemas import HoldIn, HoldOut, HoldStateOut
 from services.points.domain.holds import Hold, HoldAction, HoldSettled, settle
@@ -47,8 +47,8 @@ async def place_hold(
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
         ledger = SqlLedgerRepository(conn)
-        entries, allocations = await locked_ledger(ledger, customer_id)
         now = clock.now()
+        entries, allocations = await locked_open_lots(ledger, customer_id, now)
         hold_id = str(uuid.uuid4())
         try:
             entry, drawn = spend(

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.points.adapters import tables
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.api.deps import AdminScope, ClockDep, RuntimeDep
-from services.points.api.replies import locked_ledger, not_enough, problems
+from services.points.api.replies import locked_open_lots, not_enough, problems
 from services.points.api.schemas import RedemptionIn, RedemptionOut
 from services.points.domain.lots import NotEnoughPoints, balance_of, spend
 from services.points.domain.model import EntryKind
@@ -44,8 +44,8 @@ async def redeem(
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
         ledger = SqlLedgerRepository(conn)
-        entries, allocations = await locked_ledger(ledger, customer_id)
         now = clock.now()
+        entries, allocations = await locked_open_lots(ledger, customer_id, now)
         redemption_id = str(uuid.uuid4())
         try:
             entry, drawn = spend(

@@ -38,6 +38,8 @@ def _out(liability: Liability) -> LiabilityOut:
     return LiabilityOut(
         partner_id=liability.partner_id,
         outstanding=liability.outstanding,
+        in_lots=liability.in_lots,
+        debt=liability.debt,
         issued=liability.issued,
         spent=liability.spent,
         expired=liability.expired,
