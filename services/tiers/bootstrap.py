@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -9,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tiers.adapters import tables
 from services.tiers.adapters.program_file import load_program
+from services.tiers.adapters.programs import ProgramSource
 from services.tiers.adapters.repository import SqlTierRepository
-from services.tiers.domain.model import Program
 from services.tiers.handlers import HANDLED_TYPES, Context, apply_batch
 from services.tiers.jobs import tier_jobs
 from services.tiers.settings import TiersSettings
@@ -23,12 +25,16 @@ from shared.retention import purge_idempotency_keys
 from shared.runtime import Runtime, service_runtime
 from shared.settings import ServiceSettings
 
+log = logging.getLogger(__name__)
+
 SERVICE = "tiers"
 CONSUMES = (topics.CUSTOMERS, topics.PURCHASES)
 
 
-def make_subscription(program: Program, clock: Clock) -> Subscription:
+def make_subscription(programs: ProgramSource, clock: Clock) -> Subscription:
     async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
+        # Read in the batch's transaction, after any replay switch under way has committed.
+        program = await programs.for_writing(conn)
         context = Context(
             tiers=SqlTierRepository(conn), sink=sink, program=program, now=clock.now()
         )
@@ -39,23 +45,38 @@ def make_subscription(program: Program, clock: Clock) -> Subscription:
     )
 
 
+def configured_programs(settings: TiersSettings) -> ProgramSource:
+    """The service's program file (a malformed one stops the service here), in force until a
+    replay switches to another program."""
+    return ProgramSource(load_program(settings.program_file), str(settings.program_file))
+
+
 async def bootstrap(
-    settings: ServiceSettings, clock: Clock | None = None, program: Program | None = None
+    settings: ServiceSettings, clock: Clock | None = None, programs: ProgramSource | None = None
 ) -> Runtime:
     assert isinstance(settings, TiersSettings)
     clock = clock or SystemClock()
-    program = program or load_program(settings.program_file)
-    return service_runtime(
+    programs = programs or configured_programs(settings)
+    runtime = service_runtime(
         SERVICE,
         settings,
         clock,
         outbox=tables.outbox,
         inbox=tables.inbox,
-        subscription=make_subscription(program, clock),
+        subscription=make_subscription(programs, clock),
         jobs=[
-            *tier_jobs(program, clock),
+            *tier_jobs(programs, clock),
             purge_idempotency_keys(
                 tables.idempotency_keys, timedelta(days=settings.retention_days)
             ),
         ],
     )
+    try:
+        await asyncio.wait_for(programs.announce(runtime.engine), timeout=5.0)
+    except Exception as error:
+        # Only a log line is lost (the service starts with its database away): every
+        # batch, job and request looks again.
+        log.warning(
+            "tiers program: could not look for a switched replay (%s)", type(error).__name__
+        )
+    return runtime

@@ -333,6 +333,13 @@ async def announce_override(change: TierChange, sink: EventSink, now: datetime) 
     await _emit_change(change, cause, sink, now)
 
 
+async def announce_replay_change(
+    change: TierChange, replay_id: str, sink: EventSink, now: datetime
+) -> None:
+    """The tier.changed of a replay switch: one per replay and customer at most."""
+    await _emit_change(change, f"tier-replay/{replay_id}/{change.customer_id}", sink, now)
+
+
 async def _announce(change: TierChange, cause: CloudEvent, ctx: Context) -> None:
     await _emit_change(change, cause.id, ctx.sink, ctx.now)
 

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.tiers.adapters import tables
+from services.tiers.adapters.programs import ProgramSource
 from services.tiers.adapters.repository import SqlTierRepository
-from services.tiers.domain.model import Program
 from services.tiers.handlers import ChunkDone, JobContext, review_tiers, warn_downgrades
 from shared.clock import Clock
 from shared.outbox import CollectingSink, Outbox
@@ -30,7 +30,7 @@ class ChunkedTierJob:
     name: str
     chunk: Chunk
     events_name: str  # what the summary calls the events the chunks caused
-    program: Program
+    programs: ProgramSource
     clock: Clock
     chunk_size: int = 500
 
@@ -38,11 +38,13 @@ class ChunkedTierJob:
         after, customers, caused = "", 0, 0
         while True:
             async with engine.begin() as conn:
+                # Per chunk: a replay switched meanwhile applies from the next chunk on.
+                program = await self.programs.for_writing(conn)
                 sink = CollectingSink()
                 context = JobContext(
                     tiers=SqlTierRepository(conn),
                     sink=sink,
-                    program=self.program,
+                    program=program,
                     now=self.clock.now(),
                 )
                 done = await self.chunk(as_of, after, self.chunk_size, context)
@@ -55,10 +57,10 @@ class ChunkedTierJob:
         return {"as_of": as_of.isoformat(), "customers": customers, self.events_name: caused}
 
 
-def tier_jobs(program: Program, clock: Clock) -> list[ChunkedTierJob]:
+def tier_jobs(programs: ProgramSource, clock: Clock) -> list[ChunkedTierJob]:
     """In the order `all` runs them: the warnings for reviews still ahead are given before
     the reviews now due move those customers' review dates."""
     return [
-        ChunkedTierJob(WARN_DOWNGRADES, warn_downgrades, "warnings", program, clock),
-        ChunkedTierJob(REVIEW_TIERS, review_tiers, "downgrades", program, clock),
+        ChunkedTierJob(WARN_DOWNGRADES, warn_downgrades, "warnings", programs, clock),
+        ChunkedTierJob(REVIEW_TIERS, review_tiers, "downgrades", programs, clock),
     ]

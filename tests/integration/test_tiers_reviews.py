@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from services.tiers.adapters import tables
 from services.tiers.api.app import create_app
 from services.tiers.settings import TiersSettings
 from shared import events, topics
+from shared.db import create_engine
 from shared.events import CloudEvent, new_event
 from tests.support.kafka import events_for, publish
 from tests.support.polling import eventually
@@ -28,9 +30,24 @@ WITHIN = 60.0
 
 
 @pytest.fixture(scope="module")
-def settings(stack: Stack) -> TiersSettings:
+async def settings(stack: Stack) -> TiersSettings:
     stack.migrate("tiers")
-    return settings_for(TiersSettings, stack, "tiers")
+    settings = settings_for(TiersSettings, stack, "tiers")
+    await forget_switched_programs(settings)
+    return settings
+
+
+async def forget_switched_programs(settings: TiersSettings) -> None:
+    """These tests are written for the configured program: a replay switched earlier on this
+    stack (the e2e story's, a run before) would otherwise stay in force."""
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                tables.tier_replays.delete().where(tables.tier_replays.c.status != "running")
+            )
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,10 @@
-"""Reads the tier program (tiers, thresholds, windows) from YAML, refusing anything malformed."""
+"""Reads the tier program (tiers, thresholds, windows) from YAML, refusing anything malformed;
+and writes and reads it as the canonical JSON a replay's switch stores."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,7 +48,20 @@ class _ProgramFile(BaseModel):
 
 
 def load_program(path: Path = DEFAULT_PROGRAM_FILE) -> Program:
-    parsed = _ProgramFile.model_validate(yaml.safe_load(path.read_text()))
+    return _program(_ProgramFile.model_validate(yaml.safe_load(path.read_text())))
+
+
+def program_json(program: Program) -> str:
+    """The program as canonical JSON: equal programs give equal texts."""
+    return json.dumps(dataclasses.asdict(program), default=str, sort_keys=True)
+
+
+def program_from_json(text: str) -> Program:
+    """The program `program_json` wrote, validated like a program file (ValueError if not)."""
+    return _program(_ProgramFile.model_validate_json(text))
+
+
+def _program(parsed: _ProgramFile) -> Program:
     return Program(
         currency=parsed.currency,
         tiers=tuple(TierDefinition(tier.name, tier.threshold) for tier in parsed.tiers),

@@ -59,3 +59,55 @@ downgrade_warnings = sa.Table(
     sa.Column("review_at", sa.DateTime(timezone=True), primary_key=True),
     sa.Column("warned_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# A replay after a rule change (see services/tiers/replay.py): built apart from the live
+# tables above, made live by one switch transaction.
+tier_replays = sa.Table(
+    "tier_replays",
+    metadata,
+    sa.Column("replay_id", sa.Text, primary_key=True),
+    sa.Column("program", sa.Text, nullable=False),  # the program replayed, as canonical JSON
+    sa.Column("status", sa.Text, nullable=False),  # running | switched | abandoned
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("events", sa.BigInteger, nullable=False),  # loaded
+    sa.Column("skipped", sa.BigInteger, nullable=False),  # unreadable or refused
+    sa.Column("switched_at", sa.DateTime(timezone=True)),
+    sa.Column("changed", sa.Integer),  # customers whose tier the switch changed
+    # Set by the switch from the sequence tier_program_generation: the program of the
+    # highest generation is in force (services/tiers/adapters/programs.py).
+    sa.Column("generation", sa.BigInteger),  # unique where set
+)
+
+# Where the replay's reading of each topic partition stands: committed with what it loaded.
+tier_replay_offsets = sa.Table(
+    "tier_replay_offsets",
+    metadata,
+    sa.Column("replay_id", sa.Text, primary_key=True),
+    sa.Column("topic", sa.Text, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+)
+
+tier_replay_activity = sa.Table(
+    "tier_replay_activity",
+    metadata,
+    sa.Column("replay_id", sa.Text, primary_key=True),
+    sa.Column("activity_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("refunded_activity_id", sa.Text),  # a refund's purchase; None for a purchase
+)
+
+# Each customer the replay knows (enrolled or bought), and their rebuilt tier once computed.
+tier_replay_customers = sa.Table(
+    "tier_replay_customers",
+    metadata,
+    sa.Column("replay_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("enrolled_at", sa.DateTime(timezone=True)),
+    sa.Column("stale", sa.Boolean, nullable=False),  # loaded activity not yet in the tier
+    sa.Column("tier", sa.Text),
+    sa.Column("since", sa.DateTime(timezone=True)),
+    sa.Column("review_at", sa.DateTime(timezone=True)),
+)

@@ -1,8 +1,7 @@
 from fastapi import FastAPI
 
-from services.tiers.adapters.program_file import load_program
 from services.tiers.api.routers import customers, tiers
-from services.tiers.bootstrap import SERVICE, bootstrap
+from services.tiers.bootstrap import SERVICE, bootstrap, configured_programs
 from services.tiers.settings import TiersSettings
 from shared.http import create_service_app
 from shared.runtime import Runtime
@@ -11,15 +10,15 @@ from shared.settings import ServiceSettings
 
 def create_app(settings: ServiceSettings) -> FastAPI:
     assert isinstance(settings, TiersSettings)
-    # Loaded once, here, so a malformed program stops the service before it serves anything,
-    # and the API and the consumer apply the very same program.
-    program = load_program(settings.program_file)
+    # Built once, here, so a malformed program file stops the service before it serves
+    # anything, and the API, the consumer and the jobs follow the very same program in force.
+    programs = configured_programs(settings)
 
     async def start(settings: ServiceSettings) -> Runtime:
-        return await bootstrap(settings, program=program)
+        return await bootstrap(settings, programs=programs)
 
     app = create_service_app(
         name=SERVICE, settings=settings, bootstrap=start, routers=[customers.router, tiers.router]
     )
-    app.state.program = program
+    app.state.programs = programs
     return app

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.tiers.adapters.programs import ProgramSource
 from services.tiers.adapters.repository import SqlTierRepository
 from services.tiers.domain.model import Program
 from shared.http import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep
@@ -14,6 +15,7 @@ __all__ = [
     "ClockDep",
     "IdempotencyDep",
     "ProgramDep",
+    "ProgramsDep",
     "ReadScope",
     "RuntimeDep",
     "TiersDep",
@@ -24,9 +26,18 @@ def get_tiers(conn: ConnectionDep) -> SqlTierRepository:
     return SqlTierRepository(conn)
 
 
-def get_program(request: Request) -> Program:
-    program: Program = request.app.state.program
-    return program
+def get_programs(request: Request) -> ProgramSource:
+    programs: ProgramSource = request.app.state.programs
+    return programs
+
+
+ProgramsDep = Annotated[ProgramSource, Depends(get_programs)]
+
+
+async def get_program(programs: ProgramsDep, conn: ConnectionDep) -> Program:
+    """The program in force for a read (a call that writes asks `ProgramsDep` inside its
+    own transaction)."""
+    return await programs.current(conn)
 
 
 TiersDep = Annotated[SqlTierRepository, Depends(get_tiers)]

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from services.tiers.adapters.programs import ProgramSource
 from services.tiers.adapters.repository import TierRepository
 from services.tiers.bootstrap import CONSUMES, make_subscription
 from services.tiers.domain.model import CustomerTier, Program, QualifyingActivity, TierChange
@@ -184,7 +185,12 @@ async def test_purchases_of_300_then_250_move_bronze_to_silver_once(
     await apply(second, tiers, sink)
 
     [(topic, key, event)] = sink.events
-    assert (topic, key, event.source, event.subject) == (topics.TIERS, "c1", "tiers", "c1")
+    assert (topic, key, event.source, event.subject) == (
+        topics.TIERS,
+        "c1",
+        "urn:fedelta:tiers",
+        "c1",
+    )
     assert event.id == derived_event_id(second.id, "tier-changed")
     change = events.TierChanged.model_validate(event.data)
     assert (change.from_tier, change.to_tier, change.direction) == ("bronze", "silver", "up")
@@ -254,7 +260,7 @@ async def test_a_purchase_in_another_currency_is_refused(
 
 
 def test_tiers_subscribes_to_customers_and_purchases_and_acts_on_four_types() -> None:
-    subscription = make_subscription(Program(), FixedClock(NOW))
+    subscription = make_subscription(ProgramSource(Program()), FixedClock(NOW))
     assert subscription.topics == CONSUMES == (topics.CUSTOMERS, topics.PURCHASES)
     assert subscription.event_types == HANDLED_TYPES
     assert set(HANDLED_TYPES) == {

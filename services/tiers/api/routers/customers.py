@@ -7,12 +7,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tiers.adapters import tables
+from services.tiers.adapters.programs import ProgramSource
 from services.tiers.adapters.repository import SqlTierRepository
 from services.tiers.api.deps import (
     AdminScope,
     ClockDep,
     IdempotencyDep,
     ProgramDep,
+    ProgramsDep,
     ReadScope,
     RuntimeDep,
     TiersDep,
@@ -128,7 +130,7 @@ async def override_tier(
     customer_id: Annotated[Identifier, Path()],
     body: TierOverrideIn,
     runtime: RuntimeDep,
-    program: ProgramDep,
+    programs: ProgramsDep,
     clock: ClockDep,
     call: IdempotencyDep,
     _: AdminScope,
@@ -136,7 +138,7 @@ async def override_tier(
     """Staff assign a tier: it holds as a floor (spend may still raise it) until `until`,
     when it is reviewed, or by default a year after the change."""
     async with runtime.engine.begin() as conn:
-        answer = await _override(conn, customer_id, body, program, clock, call)
+        answer = await _override(conn, customer_id, body, programs, clock, call)
     runtime.relay.notify()
     return answer
 
@@ -145,12 +147,13 @@ async def _override(
     conn: AsyncConnection,
     customer_id: str,
     body: TierOverrideIn,
-    program: Program,
+    programs: ProgramSource,
     clock: Clock,
     call: IdempotencyDep,
 ) -> CustomerTierOut | JSONResponse:
     if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
         return replayed
+    program = await programs.for_writing(conn)
     tiers = SqlTierRepository(conn)
     locked = await tiers.lock_customers([customer_id])
     customer = locked.get(customer_id)

@@ -1,0 +1,110 @@
+"""A customer's tier rebuilt from their whole qualifying history under a program: what the
+live service would hold had every purchase, refund and review happened on time under that
+program. The replay after a rule change is made of this. Pure: no I/O, time passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from services.tiers.domain.model import (
+    CustomerTier,
+    Direction,
+    Program,
+    QualifyingActivity,
+    SpendHistory,
+    TierChange,
+    after_change,
+    new_customer,
+    review_due,
+)
+
+# The reason of a tier change a replay switch announces: the program changed, not the spend.
+PROGRAM_CHANGE = "program_change"
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    customer: CustomerTier
+    changes: tuple[TierChange, ...]  # every upgrade and review downgrade, in order
+
+
+def attribute_refunds(
+    activities: Iterable[QualifyingActivity], refunded: Mapping[str, str]
+) -> list[QualifyingActivity]:
+    """Each refund (its activity id a key of `refunded`, mapped to its purchase's) dated to
+    its purchase's instant when the purchase is among the activities, like the live handler
+    does; the others as they are."""
+    listed = list(activities)
+    bought_at = {a.activity_id: a.occurred_at for a in listed if a.activity_id not in refunded}
+    return [
+        replace(a, attributed_at=bought_at.get(refunded[a.activity_id]))
+        if a.activity_id in refunded
+        else a
+        for a in listed
+    ]
+
+
+def rebuild_customer(
+    program: Program,
+    customer_id: str,
+    *,
+    enrolled_at: datetime | None,
+    activities: Iterable[QualifyingActivity],
+    refunds: Iterable[str],
+    as_of: datetime,
+) -> Rebuilt | None:
+    """The customer's tier as of `as_of`: activity applied in the order it occurred, each
+    review judged when it falls due (before activity at or after its date), and every review
+    due by `as_of` made. `refunds` names the activities that are refunds: they lower the
+    spend but never the tier by themselves. None for a customer who neither enrolled nor
+    bought: the live service does not know them either.
+
+    Arrival order plays no part: the result depends only on the history and the program."""
+    refund_ids = set(refunds)
+    ordered = sorted(activities, key=lambda a: (a.occurred_at, a.activity_id))
+    purchases = [a for a in ordered if a.activity_id not in refund_ids]
+    starts = [moment for moment in (enrolled_at,) if moment is not None]
+    starts.extend(a.occurred_at for a in purchases[:1])
+    if not starts:
+        return None
+    customer = new_customer(program, customer_id, since=min(starts), enrolled_at=enrolled_at)
+    history = SpendHistory(program)
+    changes: list[TierChange] = []
+    for activity in ordered:
+        if customer.review_at <= activity.occurred_at:
+            reviewed = review_due(program, customer, ordered, activity.occurred_at)
+            customer = reviewed.customer
+            changes.extend(reviewed.changes)
+        history.record(activity)
+        if activity.activity_id in refund_ids:
+            continue
+        change = history.upgrade_for(customer, arrived_at=activity.occurred_at)
+        if change is not None:
+            customer = after_change(customer, change)
+            changes.append(change)
+    reviewed = review_due(program, customer, ordered, as_of)
+    return Rebuilt(reviewed.customer, (*changes, *reviewed.changes))
+
+
+def switch_change(
+    program: Program, old_tier: str, rebuilt: CustomerTier, at: datetime
+) -> TierChange | None:
+    """What a replay switch announces for a customer: a change only when the rebuilt tier
+    differs from the one they hold (a new date alone is not a tier change)."""
+    if old_tier == rebuilt.tier:
+        return None
+    known = [tier.name for tier in program.tiers]
+    # A tier the new program dropped ranks above all its tiers: the way off it is down.
+    old_rank = known.index(old_tier) if old_tier in known else len(known)
+    up = program.rank(rebuilt.tier) > old_rank
+    return TierChange(
+        customer_id=rebuilt.customer_id,
+        from_tier=old_tier,
+        to_tier=rebuilt.tier,
+        direction=Direction.UP if up else Direction.DOWN,
+        reason=PROGRAM_CHANGE,
+        effective_at=at,
+        review_at=rebuilt.review_at,
+    )
