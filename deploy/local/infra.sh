@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The whole local infrastructure: PostgreSQL + Kafka + the SMTP sink, as local processes.
+# The whole local infrastructure: PostgreSQL + Kafka + the SMTP sink + the fake SMS provider,
+# as local processes.
 #
-#   deploy/local/infra.sh up       start all three (already running ones are left as they are)
-#   deploy/local/infra.sh down     stop all three; leaves no process of this stack behind
-#   deploy/local/infra.sh status   exit 0 when all three run, 3 otherwise
+#   deploy/local/infra.sh up       start them all (already running ones are left as they are)
+#   deploy/local/infra.sh down     stop them all; leaves no process of this stack behind
+#   deploy/local/infra.sh status   exit 0 when all run, 3 otherwise
 #
 # Env (see lib.sh): FEDELTA_STATE_DIR, FEDELTA_CACHE_DIR, FEDELTA_PG_PORT, FEDELTA_KAFKA_PORT,
-# FEDELTA_KAFKA_CONTROLLER_PORT, FEDELTA_SMTP_PORT, FEDELTA_MAIL_DIR, FEDELTA_PYTHON.
+# FEDELTA_KAFKA_CONTROLLER_PORT, FEDELTA_SMTP_PORT, FEDELTA_MAIL_DIR, FEDELTA_SMS_PORT,
+# FEDELTA_SMS_DIR, FEDELTA_PYTHON.
 # Set other values than the defaults to run a second, independent stack.
 
 set -euo pipefail
@@ -14,7 +16,7 @@ FEDELTA_COMPONENT=infra
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-COMPONENTS=(postgres kafka mailcatcher)
+COMPONENTS=(postgres kafka mailcatcher smscatcher)
 
 # run_all ACTION: run "<component>.sh ACTION" for all components concurrently; returns the number
 # of failures.
@@ -40,7 +42,7 @@ cmd_up() {
     ensure_state_dirs
     require_python
     # Installs first, one after the other (apt-get holds a global lock; the Kafka jars may take a
-    # while on a fresh machine), then start all three concurrently.
+    # while on a fresh machine), then start them all concurrently.
     "$FEDELTA_LOCAL_DIR/postgres.sh" install >/dev/null
     "$FEDELTA_LOCAL_DIR/kafka.sh" install >/dev/null
     run_all start || failed=$?

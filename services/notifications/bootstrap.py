@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import time, timedelta
@@ -9,6 +10,7 @@ from datetime import time, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifications.adapters import tables
+from services.notifications.adapters.http_channels import HttpSmsSender, HttpWebhookSender
 from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.adapters.smtp import SmtpEmailSender
 from services.notifications.dispatcher import DeliveryDispatcher, DispatchUnit, UnitFactory
@@ -36,7 +38,7 @@ CONSUMES = (topics.CUSTOMERS, topics.TIERS, topics.POINTS, topics.PURCHASES)
 
 
 def make_subscription(
-    clock: Clock, digest_window: timedelta = DEFAULT_DIGEST_WINDOW
+    clock: Clock, digest_window: timedelta = DEFAULT_DIGEST_WINDOW, currency: str = "EUR"
 ) -> Subscription:
     async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
         notifications = SqlNotificationRepository(conn)
@@ -47,6 +49,7 @@ def make_subscription(
                 sink=sink,
                 now=clock.now(),
                 digest_window=digest_window,
+                currency=currency,
             ),
         )
 
@@ -88,6 +91,16 @@ def harassment_policy(settings: NotificationsSettings) -> HarassmentPolicy:
     )
 
 
+def sms_sender(settings: NotificationsSettings) -> HttpSmsSender | None:
+    if settings.sms_url is None or settings.sms_token is None:
+        return None
+    return HttpSmsSender(
+        url=settings.sms_url,
+        token=settings.sms_token.get_secret_value(),
+        timeout_seconds=settings.sms_timeout_seconds,
+    )
+
+
 def unsubscribe_links(settings: NotificationsSettings) -> Callable[[str], str]:
     key = unsubscribe_key(settings)
     base = settings.public_url.rstrip("/")
@@ -101,6 +114,9 @@ def unsubscribe_links(settings: NotificationsSettings) -> Callable[[str], str]:
 async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Runtime:
     assert isinstance(settings, NotificationsSettings)
     clock = clock or SystemClock()
+    # httpx logs every request line at INFO: a partner's webhook URL may carry its own
+    # credentials in the query, and logs carry ids and error classes only.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     runtime = service_runtime(
         SERVICE,
         settings,
@@ -108,7 +124,9 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
         outbox=tables.outbox,
         inbox=tables.inbox,
         subscription=make_subscription(
-            clock, timedelta(minutes=settings.points_digest_window_minutes)
+            clock,
+            timedelta(minutes=settings.points_digest_window_minutes),
+            settings.currency,
         ),
         jobs=[
             ReleaseHeld(),
@@ -139,6 +157,8 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
             batch_size=settings.dispatch_batch_size,
             after_commit=runtime.relay.notify,
             unsubscribe_url=unsubscribe_links(settings),
+            sms=sms_sender(settings),
+            webhooks=HttpWebhookSender(clock, settings.webhook_timeout_seconds),
         )
     )
     return runtime

@@ -19,14 +19,24 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
+from services.notifications.adapters.http_channels import (
+    HttpDeliveryError,
+    OutgoingSms,
+    OutgoingWebhook,
+    SmsSender,
+    WebhookSender,
+)
 from services.notifications.adapters.repository import DispatchRepository
 from services.notifications.adapters.smtp import EmailDeliveryError, EmailSender, OutgoingEmail
 from services.notifications.domain import templates
 from services.notifications.domain.model import (
+    Channel,
+    Decision,
     Delivery,
     DeliveryPolicy,
     DeliveryStatus,
     HarassmentPolicy,
+    PartnerWebhook,
     Send,
     Suppress,
     Wait,
@@ -77,6 +87,9 @@ class DeliveryDispatcher:
     after_commit: Callable[[], None] | None = None
     # The customer's one-click unsubscribe URL, put in every email when given.
     unsubscribe_url: Callable[[str], str] | None = None
+    # None while no SMS provider is configured: SMS messages are then suppressed, saying so.
+    sms: SmsSender | None = None
+    webhooks: WebhookSender | None = None
     name: str = "notifications-dispatcher"
 
     def __post_init__(self) -> None:
@@ -118,9 +131,14 @@ class DeliveryDispatcher:
         judged_at = max(now, delivery.released_as_of or now)
         contact = await unit.notifications.contact(delivery.customer_id)
         preferences = await unit.notifications.preferences(delivery.customer_id)
+        webhook = None
+        if delivery.channel is Channel.WEBHOOK and contact is not None and contact.partner_id:
+            webhook = await unit.notifications.webhook(contact.partner_id)
         day_start, day_end = local_day(judged_at, time_zone_of(contact, preferences))
-        sent_today = await unit.notifications.sent_between(delivery.customer_id, day_start, day_end)
-        decision = decide(
+        sent_today = await unit.notifications.sent_between(
+            delivery.customer_id, day_start, day_end, other_than=delivery.cause_event_id
+        )
+        decision: Decision = decide(
             delivery,
             contact,
             judged_at,
@@ -128,7 +146,10 @@ class DeliveryDispatcher:
             preferences=preferences,
             harassment=self.harassment,
             sent_today=sent_today,
+            webhook=webhook,
         )
+        if isinstance(decision, Send) and self._sender_of(delivery.channel) is None:
+            decision = Suppress(f"no {delivery.channel.value} provider configured")
         if isinstance(decision, Wait):
             await unit.notifications.save(mark_waiting(delivery, decision.until, decision.hold))
             if decision.hold is not None:
@@ -140,7 +161,7 @@ class DeliveryDispatcher:
             return False
         assert isinstance(decision, Send)
         try:
-            await self.sender.send(self._email(delivery, decision, now))
+            await self._send(delivery, decision, webhook, now)
         except Exception as error:
             reason, permanent = _failure(error)
             outcome = mark_attempt_failed(delivery, reason, now, self.policy, permanent=permanent)
@@ -156,6 +177,37 @@ class DeliveryDispatcher:
         self._record(sent, "sent")
         await self._emit_delivered(sent, unit.sink, now)
         return True
+
+    def _sender_of(self, channel: Channel) -> object | None:
+        if channel is Channel.SMS:
+            return self.sms
+        if channel is Channel.WEBHOOK:
+            return self.webhooks
+        return self.sender
+
+    async def _send(
+        self, delivery: Delivery, send: Send, webhook: PartnerWebhook | None, now: datetime
+    ) -> None:
+        if delivery.channel is Channel.SMS:
+            assert self.sms is not None
+            text = templates.render_sms(delivery.template, send.locale, delivery.params)
+            await self.sms.send(
+                OutgoingSms(
+                    notification_id=delivery.notification_id, to=send.address, text=text.body
+                )
+            )
+        elif delivery.channel is Channel.WEBHOOK:
+            assert self.webhooks is not None and webhook is not None
+            await self.webhooks.send(
+                OutgoingWebhook(
+                    notification_id=delivery.notification_id,
+                    url=webhook.url,
+                    secret=webhook.secret,
+                    payload=webhook_payload(delivery, webhook.partner_id, now),
+                )
+            )
+        else:
+            await self.sender.send(self._email(delivery, send, now))
 
     def _email(self, delivery: Delivery, send: Send, now: datetime) -> OutgoingEmail:
         unsubscribe = self.unsubscribe_url(delivery.customer_id) if self.unsubscribe_url else None
@@ -228,10 +280,26 @@ class DeliveryDispatcher:
 def _failure(error: Exception) -> tuple[str, bool]:
     """What is recorded about a failed send: its kind, never its text, which could quote
     an address or part of the message."""
-    if isinstance(error, EmailDeliveryError):
+    if isinstance(error, EmailDeliveryError | HttpDeliveryError):
         return error.reason, error.permanent
     if isinstance(error, templates.UnknownTemplate):
         return "unknown template", True
     if isinstance(error, templates.MissingParam):
         return "template param missing", True
     return type(error).__name__, False
+
+
+def webhook_payload(delivery: Delivery, partner_id: str, now: datetime) -> dict[str, object]:
+    """What a partner is told: ids, the kind of message and its params (points, tiers,
+    dates, amounts), never a contact detail. `id` is the same on every attempt, so the
+    partner recognises a retried call."""
+    return {
+        "id": delivery.notification_id,
+        "type": delivery.template,
+        "partner_id": partner_id,
+        "customer_id": delivery.customer_id,
+        "cause_event_id": delivery.cause_event_id,
+        "created_at": delivery.created_at.isoformat(),
+        "sent_at": now.isoformat(),
+        "data": {k: v for k, v in delivery.params.items() if k != "earning_ids"},
+    }

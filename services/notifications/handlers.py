@@ -21,6 +21,8 @@ from services.notifications.domain.model import (
     Contact,
     Delivery,
     DeliveryStatus,
+    Hold,
+    channels_for,
     merge_earning,
     schedule,
 )
@@ -44,6 +46,8 @@ class Context:
     now: datetime
     # Earnings that arrive within this window of the first one go out as one digest.
     digest_window: timedelta = DEFAULT_DIGEST_WINDOW
+    # The program's currency (ISO 4217): what the amounts in the events are in.
+    currency: str = "EUR"
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Changes:
 
     now: datetime
     digest_window: timedelta = DEFAULT_DIGEST_WINDOW
+    currency: str = "EUR"
     # The points digest still gathering earnings, per customer: loaded for the batch, or
     # started by it. Those loaded and changed are rewritten in `write`.
     digests: dict[str, Delivery] = field(default_factory=dict)
@@ -67,6 +72,26 @@ class Changes:
     # The latest purchase time seen per customer since their last erasure: the win-back
     # job's measure of a lapse.
     last_purchases: dict[str, datetime] = field(default_factory=dict)
+    # The contacts stored before the batch, and the partners with a webhook: which channels
+    # a message goes out on besides email (SMS with consent and a phone; the partner's
+    # webhook when it has one). Consent is checked again at send time.
+    stored_contacts: dict[str, Contact] = field(default_factory=dict)
+    partners_with_webhooks: set[str] = field(default_factory=set)
+
+    def channels(self, customer_id: str) -> list[Channel]:
+        contact = self.contacts.get(customer_id) or self.stored_contacts.get(customer_id)
+        return channels_for(contact, self.partners_with_webhooks)
+
+    def notify(
+        self,
+        cause: CloudEvent,
+        customer_id: str,
+        template: str,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """One message per channel the customer is reachable on for this event."""
+        for channel in self.channels(customer_id):
+            self.schedule(cause, customer_id, template, params, channel)
 
     def bought(self, customer_id: str, occurred_at: datetime) -> None:
         current = self.last_purchases.get(customer_id)
@@ -86,6 +111,7 @@ class Changes:
         params: dict[str, Any] | None = None,
         channel: Channel = Channel.EMAIL,
         send_at: datetime | None = None,
+        hold: Hold | None = None,
     ) -> Delivery:
         delivery = schedule(
             notification_id=derived_event_id(cause.id, f"{template}/{channel.value}"),
@@ -96,6 +122,7 @@ class Changes:
             now=self.now,
             params=params,
             send_at=send_at,
+            hold=hold,
         )
         self.deliveries.setdefault(customer_id, []).append(delivery)
         return delivery
@@ -115,6 +142,7 @@ class Changes:
             POINTS_EARNED_DIGEST,
             {"points": points, "earnings": 1, "earning_ids": [cause.id]},
             send_at=self.now + self.digest_window,
+            hold=Hold.DIGEST_WINDOW,
         )
 
     def _replace(self, digest: Delivery) -> None:
@@ -127,6 +155,7 @@ class Changes:
 
     def erase(self, customer_id: str) -> None:
         self.contacts.pop(customer_id, None)
+        self.stored_contacts.pop(customer_id, None)
         self.last_purchases.pop(customer_id, None)
         self.erased.add(customer_id)
         waiting = self.deliveries.get(customer_id)
@@ -163,7 +192,7 @@ def customer_enrolled(cause: CloudEvent, changes: Changes) -> None:
     changes.keep_profile(_contact(profile, cause))
     # Scheduled whatever the consent: the decision is taken at send time, on the contact as it
     # is then, and a suppressed message stays visible in the delivery log.
-    changes.schedule(cause, profile.customer_id, "welcome")
+    changes.notify(cause, profile.customer_id, "welcome")
 
 
 def customer_updated(cause: CloudEvent, changes: Changes) -> None:
@@ -177,14 +206,14 @@ def customer_erased(cause: CloudEvent, changes: Changes) -> None:
 def tier_changed(cause: CloudEvent, changes: Changes) -> None:
     change = cause.data_as(events.TierChanged)
     template = "tier_up" if change.direction == "up" else "tier_down"
-    changes.schedule(
+    changes.notify(
         cause, change.customer_id, template, {"tier": change.to_tier, "from_tier": change.from_tier}
     )
 
 
 def tier_downgrade_warning(cause: CloudEvent, changes: Changes) -> None:
     warning = cause.data_as(events.TierDowngradeWarning)
-    changes.schedule(
+    changes.notify(
         cause,
         warning.customer_id,
         "tier_downgrade_warning",
@@ -193,6 +222,7 @@ def tier_downgrade_warning(cause: CloudEvent, changes: Changes) -> None:
             "would_become": warning.would_become,
             "review_at": warning.review_at.isoformat(),
             "amount_to_keep_tier": str(warning.amount_to_keep_tier),
+            "currency": changes.currency,
         },
     )
 
@@ -204,7 +234,7 @@ def points_earned(cause: CloudEvent, changes: Changes) -> None:
 
 def points_redeemed(cause: CloudEvent, changes: Changes) -> None:
     redemption = cause.data_as(events.PointsRedeemed)
-    changes.schedule(
+    changes.notify(
         cause,
         redemption.customer_id,
         "redemption_confirmed",
@@ -214,7 +244,7 @@ def points_redeemed(cause: CloudEvent, changes: Changes) -> None:
 
 def points_expiring(cause: CloudEvent, changes: Changes) -> None:
     expiring = cause.data_as(events.PointsExpiring)
-    changes.schedule(
+    changes.notify(
         cause,
         expiring.customer_id,
         "points_expiring",
@@ -249,7 +279,8 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     points digests still open for the batch's earners; the newer profile wins in SQL), the
     events are walked in order in memory, and the result is written set-based. Nothing is
     emitted: sending is the dispatcher's."""
-    changes = Changes(ctx.now, ctx.digest_window)
+    changes = Changes(ctx.now, ctx.digest_window, ctx.currency)
+    await _load_channels(batch, changes, ctx.notifications)
     earners = {
         event.data_as(events.PointsEarned).customer_id
         for event in batch
@@ -279,6 +310,42 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
         )
 
 
+# The events that notify a customer over every channel they are reachable on. Points earned
+# go out as an email digest only: an SMS per purchase would harass, and the partner reported
+# the purchase itself.
+_NOTIFYING = frozenset(
+    {
+        events.CUSTOMER_ENROLLED,
+        events.TIER_CHANGED,
+        events.TIER_DOWNGRADE_WARNING,
+        events.POINTS_REDEEMED,
+        events.POINTS_EXPIRING,
+    }
+)
+
+
+async def _load_channels(
+    batch: Sequence[CloudEvent], changes: Changes, notifications: NotificationRepository
+) -> None:
+    """Two set-based loads for the whole batch: the stored contacts of the customers it
+    notifies, then which of their partners have a webhook."""
+    notified = {
+        str(getattr(event.payload(), "customer_id", ""))
+        for event in batch
+        if event.type in _NOTIFYING
+    } - {""}
+    if not notified:
+        return
+    changes.stored_contacts = await notifications.contacts_of(notified)
+    partners = {c.partner_id for c in changes.stored_contacts.values() if c.partner_id}
+    partners |= {
+        event.data_as(events.CustomerEnrolled).partner_id
+        for event in batch
+        if event.type == events.CUSTOMER_ENROLLED
+    }
+    changes.partners_with_webhooks = await notifications.partners_with_webhooks(partners)
+
+
 def _contact(profile: events.CustomerProfile, cause: CloudEvent) -> Contact:
     return Contact(
         customer_id=profile.customer_id,
@@ -290,4 +357,5 @@ def _contact(profile: events.CustomerProfile, cause: CloudEvent) -> Contact:
         consent_sms=profile.consent.sms,
         updated_at=cause.time,
         profile_version=profile.version,
+        partner_id=profile.partner_id,
     )

@@ -20,6 +20,7 @@ from services.notifications.domain.model import (
     Channel,
     Delivery,
     PurchaseActivity,
+    channels_for,
     is_lapsed,
     schedule,
     win_back_cause,
@@ -75,19 +76,29 @@ class WinBack:
                 for a in await notifications.lapsed(as_of, self.after)
                 if is_lapsed(a, as_of, self.after)
             ]
+            reachable = await notifications.contacts_of([a.customer_id for a in lapsed])
+            partners = await notifications.partners_with_webhooks(
+                {c.partner_id for c in reachable.values() if c.partner_id}
+            )
             scheduled = await notifications.schedule(
-                [win_back_message(activity, now) for activity in lapsed]
+                [
+                    win_back_message(activity, now, channel)
+                    for activity in lapsed
+                    for channel in channels_for(reachable.get(activity.customer_id), partners)
+                ]
             )
             await notifications.mark_won_back(lapsed)
         return {"as_of": as_of.isoformat(), "lapsed": len(lapsed), "scheduled": len(scheduled)}
 
 
-def win_back_message(activity: PurchaseActivity, now: datetime) -> Delivery:
+def win_back_message(
+    activity: PurchaseActivity, now: datetime, channel: Channel = Channel.EMAIL
+) -> Delivery:
     cause = win_back_cause(activity)
     return schedule(
-        notification_id=derived_event_id(cause, f"{WIN_BACK}/{Channel.EMAIL.value}"),
+        notification_id=derived_event_id(cause, f"{WIN_BACK}/{channel.value}"),
         customer_id=activity.customer_id,
-        channel=Channel.EMAIL,
+        channel=channel,
         template=WIN_BACK,
         cause_event_id=derived_event_id(cause, "cause"),
         now=now,

@@ -40,6 +40,14 @@ class NotificationsSettings(ServiceSettings):
     points_digest_window_minutes: float = Field(default=10.0, ge=0, le=1440)
     # A customer without a purchase for this many days gets one win-back message per lapse.
     win_back_days: int = Field(default=90, ge=1, le=3650)
+    # The program's currency (ISO 4217), which the amounts in the events are in.
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    # The SMS provider: messages are POSTed as JSON to this URL with the token as a bearer
+    # token. Unset, SMS messages are suppressed ("no sms provider configured").
+    sms_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://[^\s/]+\S*$")
+    sms_token: SecretStr | None = Field(default=None, min_length=1)
+    sms_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
 
 def unsubscribe_key(settings: NotificationsSettings) -> bytes:

@@ -99,7 +99,13 @@ async def test_an_erased_customer_leaves_no_personal_data_behind(
     enrolling, other = await partner(ingest), await partner(ingest)
     customer_id = f"cust-{uuid.uuid4().hex}"
     enrolled = await enrolling.enrol(
-        customer_id, email=EMAIL, phone=PHONE, consent={"email": True, "sms": True}
+        customer_id,
+        email=EMAIL,
+        phone=PHONE,
+        consent={"email": True, "sms": True},
+        locale="fi",
+        time_zone="Europe/Helsinki",
+        referred_by=f"cust-{uuid.uuid4().hex}",
     )
     assert enrolled.status_code == 202, enrolled.text
 
@@ -154,6 +160,8 @@ async def test_an_erased_customer_leaves_no_personal_data_behind(
             await conn.execute(sa.select(customers).where(customers.c.customer_id == customer_id))
         ).one()
     assert (row.email, row.phone, row.consent_email, row.consent_sms) == (None, None, False, False)
+    # Where the customer lives and who brought them are personal too: neutral values instead.
+    assert (row.locale, row.time_zone, row.referred_by) == ("en", "UTC", None)
     assert row.erased_at is not None
     assert row.request_hash == "erased"  # the enrolment's fingerprint hashed the email too
     retried = await enrolling.enrol(

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.adapters.tables import deliveries, preferences
 from services.notifications.api.app import create_app
-from services.notifications.domain.model import Channel, schedule
+from services.notifications.domain.model import OPTED_OUT, Channel, schedule
 from services.notifications.settings import NotificationsSettings
 from shared import events, topics
 from shared.events import CloudEvent, new_event
@@ -296,13 +296,35 @@ async def test_bad_preferences_are_refused_and_change_nothing(
 
 async def test_preferences_of_an_unknown_customer_are_a_404(client: httpx.AsyncClient) -> None:
     path = "/v1/customers/nobody-here/preferences"
-    for response in (
-        await client.get(path, headers=READER),
-        await client.put(path, json=PREFERENCES, headers=ADMIN),
-    ):
-        assert response.status_code == 404
-        assert response.headers["content-type"].startswith("application/problem+json")
+    response = await client.get(path, headers=READER)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
     assert (await client.get(path)).status_code == 401
+
+
+async def test_preferences_may_come_before_the_profile_and_the_welcome_follows_them(
+    stack: Stack, client: httpx.AsyncClient, database: AsyncEngine
+) -> None:
+    customer_id = f"cust-{uuid.uuid4().hex}"
+    path = f"/v1/customers/{customer_id}/preferences"
+    set_ahead = await client.put(
+        path, json=PREFERENCES | {"channels": {"email": False, "sms": False}}, headers=ADMIN
+    )
+    assert set_ahead.status_code == 200, set_ahead.text
+    assert (await client.get(path, headers=READER)).json()["channels"]["email"] is False
+
+    await send(
+        stack,
+        topics.CUSTOMERS,
+        enrolment(customer_id, f"{customer_id}@example.com", ZoneInfo("UTC")),
+    )
+
+    async def decided() -> list[Any] | None:
+        found = await rows(database, customer_id)
+        return found if found and found[0].status != "scheduled" else None
+
+    (welcome,) = await eventually(decided, within=60, what="the welcome to be decided")
+    assert (welcome.status, welcome.last_error) == ("suppressed", OPTED_OUT)
 
 
 async def test_retry_deliveries_makes_a_backed_off_retry_due_once(
@@ -343,3 +365,95 @@ async def test_retry_deliveries_makes_a_backed_off_retry_due_once(
     assert (sent.attempts, sent.released_as_of) == (2, as_of)
     assert (await run_job(client, "retry-deliveries", as_of))["retried"] == 0
     assert len(mails_to(stack, email)) == 2
+
+
+def points_event(payload: events.Payload, customer_id: str) -> CloudEvent:
+    return new_event(payload, source="points", subject=customer_id, time=datetime.now(UTC))
+
+
+async def welcomed_at_noon(stack: Stack, database: AsyncEngine) -> tuple[str, str, ZoneInfo]:
+    customer_id, email = new_customer()
+    zone = zone_at(12)  # noon for them: far from quiet hours and from midnight
+    await send(stack, topics.CUSTOMERS, enrolment(customer_id, email, zone))
+
+    async def welcomed() -> bool:
+        return any(row.status == "sent" for row in await rows(database, customer_id))
+
+    await eventually(welcomed, within=60, what="the welcome")
+    return customer_id, email, zone
+
+
+async def test_a_points_digest_goes_out_when_a_job_runs_as_of_after_its_window(
+    stack: Stack, client: httpx.AsyncClient, database: AsyncEngine
+) -> None:
+    customer_id, email, _ = await welcomed_at_noon(stack, database)
+    now = datetime.now(UTC)
+    await send(
+        stack,
+        topics.POINTS,
+        points_event(
+            events.PointsEarned(
+                customer_id=customer_id,
+                points=42,
+                reason="purchase",
+                available_at=now,
+                expires_at=now + timedelta(days=365),
+            ),
+            customer_id,
+        ),
+    )
+
+    async def gathering() -> sa.Row[Any] | None:
+        found = [r for r in await rows(database, customer_id) if r.template == "points_earned"]
+        return found[0] if found and found[0].hold == "digest window" else None
+
+    digest = await eventually(gathering, within=60, what="the digest gathering earnings")
+    window_end = digest.next_attempt_at
+    assert window_end >= now + timedelta(minutes=9)  # the default window: 10 minutes
+
+    await run_job(client, "release-quiet-hours", window_end - timedelta(minutes=1))
+    assert [r.hold for r in await rows(database, customer_id) if r.template == "points_earned"] == [
+        "digest window"
+    ]
+
+    await run_job(client, "release-quiet-hours", window_end + timedelta(minutes=1))
+
+    async def digest_mail() -> list[EmailMessage] | None:
+        found = [m for m in mails_to(stack, email) if "42" in str(m["Subject"])]
+        return found or None
+
+    (mail,) = await eventually(digest_mail, within=60, what="the digest after its window")
+    assert mail["Subject"] == "You have earned 42 points"
+
+
+async def test_over_the_cap_an_expiry_warning_stale_by_the_next_day_is_dropped_with_the_reason(
+    stack: Stack, client: httpx.AsyncClient, database: AsyncEngine
+) -> None:
+    customer_id, email, _ = await welcomed_at_noon(stack, database)
+    for tier in ("silver", "gold"):
+        await send(stack, topics.TIERS, tier_up(customer_id, tier))
+
+    async def three_sent() -> bool:
+        return len([r for r in await rows(database, customer_id) if r.status == "sent"]) == 3
+
+    await eventually(three_sent, within=60, what="the welcome and two tier-up messages")
+    expires_at = datetime.now(UTC) + timedelta(hours=2)  # before the customer's midnight
+    await send(
+        stack,
+        topics.POINTS,
+        points_event(
+            events.PointsExpiring(customer_id=customer_id, points=30, expires_at=expires_at),
+            customer_id,
+        ),
+    )
+
+    async def decided() -> dict[str, Any] | None:
+        log = await client.get(f"/v1/customers/{customer_id}/notifications", headers=READER)
+        items: list[dict[str, Any]] = log.json()["items"]
+        found = [i for i in items if i["template"] == "points_expiring"]
+        return found[0] if found and found[0]["status"] != "scheduled" else None
+
+    warning = await eventually(decided, within=60, what="the stale warning to be dropped")
+    assert warning["status"] == "suppressed"
+    assert warning["reason"].startswith("over the daily cap and stale by the next day")
+    assert len(mails_to(stack, email)) == 3

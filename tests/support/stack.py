@@ -1,5 +1,6 @@
-"""The test stack: real PostgreSQL, Kafka and mail catcher, started by the project's own
-deploy/local scripts on ports of its own, so it never collides with a `make up` stack."""
+"""The test stack: real PostgreSQL, Kafka, mail catcher and fake SMS provider, started by the
+project's own deploy/local scripts on ports of its own, so it never collides with a `make up`
+stack."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class Stack:
     kafka_port: int
     kafka_controller_port: int
     smtp_port: int
+    sms_port: int
 
     @classmethod
     def from_env(cls) -> Stack:
@@ -33,6 +35,12 @@ class Stack:
             kafka_port=int(env.get("FEDELTA_TEST_KAFKA_PORT", "19192")),
             kafka_controller_port=int(env.get("FEDELTA_TEST_KAFKA_CONTROLLER_PORT", "19193")),
             smtp_port=int(env.get("FEDELTA_TEST_SMTP_PORT", "10026")),
+            # Next to the SMTP port unless given: runs that set their own SMTP port get an SMS
+            # port of their own too (10027 for `make test`).
+            sms_port=int(
+                env.get("FEDELTA_TEST_SMS_PORT")
+                or int(env.get("FEDELTA_TEST_SMTP_PORT", "10026")) + 1
+            ),
         )
 
     @property
@@ -42,6 +50,14 @@ class Stack:
     @property
     def mail_dir(self) -> Path:
         return self.state_dir / "mail"
+
+    @property
+    def sms_dir(self) -> Path:
+        return self.state_dir / "sms"
+
+    @property
+    def sms_url(self) -> str:
+        return f"http://127.0.0.1:{self.sms_port}/v1/messages"
 
     def database_url(self, service: str) -> str:
         return (
@@ -57,6 +73,8 @@ class Stack:
             "FEDELTA_KAFKA_CONTROLLER_PORT": str(self.kafka_controller_port),
             "FEDELTA_SMTP_PORT": str(self.smtp_port),
             "FEDELTA_MAIL_DIR": str(self.mail_dir),
+            "FEDELTA_SMS_PORT": str(self.sms_port),
+            "FEDELTA_SMS_DIR": str(self.sms_dir),
         }
 
     def run(self, script: str, *args: str) -> None:
@@ -88,4 +106,6 @@ class Stack:
         if service == "notifications":
             env[f"{prefix}SMTP_HOST"] = "127.0.0.1"
             env[f"{prefix}SMTP_PORT"] = str(self.smtp_port)
+            env[f"{prefix}SMS_URL"] = self.sms_url
+            env[f"{prefix}SMS_TOKEN"] = "test-sms-token"
         return env

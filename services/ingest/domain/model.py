@@ -81,11 +81,26 @@ class CustomerProfile:
     erased_at: datetime | None = None
 
 
+# What an erased profile keeps for its locale and time zone (both required): the defaults
+# of an enrolment, which say nothing about the customer.
+ERASED_LOCALE = "en"
+ERASED_TIME_ZONE = "UTC"
+
+
 def erased(profile: CustomerProfile, now: datetime) -> CustomerProfile:
-    """The profile without its contact data (right to be forgotten): the id, the enrolling
-    partner and the program's settings stay, pseudonymous, so the ledger still resolves."""
+    """The profile without its personal data (right to be forgotten): contact details, the
+    language and time zone (which tell where the customer lives) and who referred them go;
+    the id and the enrolling partner stay, pseudonymous, so the ledger still resolves."""
     return replace(
-        profile, email=None, phone=None, consent_email=False, consent_sms=False, erased_at=now
+        profile,
+        email=None,
+        phone=None,
+        consent_email=False,
+        consent_sms=False,
+        locale=ERASED_LOCALE,
+        time_zone=ERASED_TIME_ZONE,
+        referred_by=None,
+        erased_at=now,
     )
 
 

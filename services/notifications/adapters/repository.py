@@ -14,16 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.notifications.adapters.tables import (
     contacts,
     deliveries,
+    partner_webhooks,
     preferences,
     purchase_activity,
 )
 from services.notifications.domain.model import (
+    PERSONAL_CHANNELS,
     POINTS_EARNED_DIGEST,
     Channel,
     Contact,
     Delivery,
     DeliveryStatus,
     Hold,
+    PartnerWebhook,
     Preferences,
     PurchaseActivity,
     QuietHours,
@@ -68,6 +71,14 @@ class NotificationRepository(Protocol):
         """Rewrites the params of digests that earnings joined, if they are still waiting."""
         ...
 
+    async def contacts_of(self, customer_ids: Collection[str]) -> dict[str, Contact]:
+        """The stored contacts of these customers (those that have one)."""
+        ...
+
+    async def partners_with_webhooks(self, partner_ids: Collection[str]) -> set[str]:
+        """Those of these partners that have registered a webhook."""
+        ...
+
 
 class DispatchRepository(Protocol):
     """The dispatcher's path: one message at a time, each in its own transaction."""
@@ -76,9 +87,15 @@ class DispatchRepository(Protocol):
 
     async def preferences(self, customer_id: str) -> Preferences | None: ...
 
-    async def sent_between(self, customer_id: str, start: datetime, end: datetime) -> int:
-        """How many messages the customer was sent in [start, end)."""
+    async def sent_between(
+        self, customer_id: str, start: datetime, end: datetime, *, other_than: str | None = None
+    ) -> int:
+        """How many messages the customer was sent in [start, end) over the channels they
+        read: one per triggering event whatever the number of channels it went out on, and
+        not counting the event `other_than` (the one the message being decided is for)."""
         ...
+
+    async def webhook(self, partner_id: str) -> PartnerWebhook | None: ...
 
     async def claim_due(self, now: datetime, limit: int) -> list[Delivery]:
         """Scheduled messages due by `now`, oldest first, locked for the current transaction;
@@ -94,15 +111,17 @@ class DispatchRepository(Protocol):
 # whatever the batch size, and nothing for SQLAlchemy to render per row.
 _UPSERT_CONTACTS = sa.text(
     "INSERT INTO contacts (customer_id, email, phone, locale, time_zone, consent_email, "
-    "consent_sms, updated_at, profile_version) "
+    "consent_sms, updated_at, profile_version, partner_id) "
     "SELECT * FROM unnest(CAST(:customer_ids AS text[]), CAST(:emails AS text[]), "
     "CAST(:phones AS text[]), CAST(:locales AS text[]), CAST(:time_zones AS text[]), "
     "CAST(:consent_emails AS boolean[]), CAST(:consent_sms AS boolean[]), "
-    "CAST(:updated_ats AS timestamptz[]), CAST(:profile_versions AS bigint[])) "
+    "CAST(:updated_ats AS timestamptz[]), CAST(:profile_versions AS bigint[]), "
+    "CAST(:partner_ids AS text[])) "
     "ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, phone = excluded.phone, "
     "locale = excluded.locale, time_zone = excluded.time_zone, "
     "consent_email = excluded.consent_email, consent_sms = excluded.consent_sms, "
-    "updated_at = excluded.updated_at, profile_version = excluded.profile_version "
+    "updated_at = excluded.updated_at, profile_version = excluded.profile_version, "
+    "partner_id = COALESCE(excluded.partner_id, contacts.partner_id) "
     # Contact.supersedes, in SQL: a late or replayed older profile must not overwrite a newer
     # one. Versions decide; times only between two unversioned profiles.
     "WHERE CASE WHEN contacts.profile_version IS NULL "
@@ -112,17 +131,18 @@ _UPSERT_CONTACTS = sa.text(
 
 _SCHEDULE = sa.text(
     "INSERT INTO deliveries (notification_id, customer_id, channel, template, status, attempts, "
-    "created_at, next_attempt_at, sent_at, last_error, cause_event_id, params) "
+    "created_at, next_attempt_at, sent_at, last_error, cause_event_id, params, hold) "
     "SELECT d.notification_id, d.customer_id, d.channel, d.template, d.status, d.attempts, "
     "d.created_at, d.next_attempt_at, d.sent_at, d.last_error, d.cause_event_id, "
-    "CAST(d.params AS jsonb) "
+    "CAST(d.params AS jsonb), d.hold "
     "FROM unnest(CAST(:notification_ids AS text[]), CAST(:customer_ids AS text[]), "
     "CAST(:channels AS text[]), CAST(:templates AS text[]), CAST(:statuses AS text[]), "
     "CAST(:attempts AS integer[]), CAST(:created_ats AS timestamptz[]), "
     "CAST(:next_attempt_ats AS timestamptz[]), CAST(:sent_ats AS timestamptz[]), "
-    "CAST(:last_errors AS text[]), CAST(:cause_event_ids AS text[]), CAST(:params AS text[])) "
+    "CAST(:last_errors AS text[]), CAST(:cause_event_ids AS text[]), CAST(:params AS text[]), "
+    "CAST(:holds AS text[])) "
     "AS d(notification_id, customer_id, channel, template, status, attempts, created_at, "
-    "next_attempt_at, sent_at, last_error, cause_event_id, params) "
+    "next_attempt_at, sent_at, last_error, cause_event_id, params, hold) "
     # On the id and on (cause, channel, template): one cause never yields a message twice.
     "ON CONFLICT DO NOTHING RETURNING notification_id"
 )
@@ -173,6 +193,7 @@ class SqlNotificationRepository:
                 "consent_sms": [c.consent_sms for c in contacts],
                 "updated_ats": [c.updated_at for c in contacts],
                 "profile_versions": [c.profile_version for c in contacts],
+                "partner_ids": [c.partner_id for c in contacts],
             },
         )
 
@@ -271,18 +292,82 @@ class SqlNotificationRepository:
             .on_conflict_do_update(index_elements=[preferences.c.customer_id], set_=values)
         )
 
-    async def sent_between(self, customer_id: str, start: datetime, end: datetime) -> int:
+    async def sent_between(
+        self, customer_id: str, start: datetime, end: datetime, *, other_than: str | None = None
+    ) -> int:
         count = await self._conn.scalar(
-            sa.select(sa.func.count())
+            sa.select(sa.func.count(sa.distinct(deliveries.c.cause_event_id)))
             .select_from(deliveries)
             .where(
                 deliveries.c.customer_id == customer_id,
                 deliveries.c.status == DeliveryStatus.SENT.value,
                 deliveries.c.sent_at >= start,
                 deliveries.c.sent_at < end,
+                deliveries.c.channel.in_([c.value for c in PERSONAL_CHANNELS]),
+                *([deliveries.c.cause_event_id != other_than] if other_than else []),
             )
         )
         return int(count or 0)
+
+    async def webhook(self, partner_id: str) -> PartnerWebhook | None:
+        row = (
+            await self._conn.execute(
+                sa.select(partner_webhooks).where(partner_webhooks.c.partner_id == partner_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return PartnerWebhook(
+            partner_id=row.partner_id, url=row.url, secret=row.secret, created_at=row.created_at
+        )
+
+    async def register_webhook(self, webhook: PartnerWebhook, now: datetime) -> bool:
+        """Stores a partner's webhook; an existing one keeps its secret and takes the new URL.
+        True when it was new."""
+        inserted = await self._conn.scalar(
+            insert(partner_webhooks)
+            .values(
+                partner_id=webhook.partner_id,
+                url=webhook.url,
+                secret=webhook.secret,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_update(
+                index_elements=[partner_webhooks.c.partner_id],
+                set_={"url": webhook.url, "updated_at": now},
+            )
+            # xmax is 0 only on a row this statement inserted.
+            .returning(sa.literal_column("xmax") == 0)
+        )
+        return bool(inserted)
+
+    async def remove_webhook(self, partner_id: str) -> bool:
+        result = await self._conn.execute(
+            partner_webhooks.delete().where(partner_webhooks.c.partner_id == partner_id)
+        )
+        return result.rowcount > 0
+
+    async def contacts_of(self, customer_ids: Collection[str]) -> dict[str, Contact]:
+        if not customer_ids:
+            return {}
+        rows = await self._conn.execute(
+            sa.select(contacts).where(contacts.c.customer_id == _ANY_CUSTOMER),
+            {"customer_ids": list(customer_ids)},
+        )
+        return {row.customer_id: _contact(row) for row in rows}
+
+    async def partners_with_webhooks(self, partner_ids: Collection[str]) -> set[str]:
+        if not partner_ids:
+            return set()
+        rows = await self._conn.execute(
+            sa.select(partner_webhooks.c.partner_id).where(
+                partner_webhooks.c.partner_id
+                == sa.func.any(sa.bindparam("partner_ids", type_=ARRAY(sa.Text)))
+            ),
+            {"partner_ids": list(partner_ids)},
+        )
+        return set(rows.scalars())
 
     async def release(self, as_of: datetime, *, held: bool) -> int:
         """Makes due now the waiting messages whose wait ended by `as_of`, remembering that
@@ -316,19 +401,7 @@ class SqlNotificationRepository:
                 sa.select(contacts).where(contacts.c.customer_id == customer_id)
             )
         ).first()
-        if row is None:
-            return None
-        return Contact(
-            customer_id=row.customer_id,
-            email=row.email,
-            phone=row.phone,
-            locale=row.locale,
-            time_zone=row.time_zone,
-            consent_email=row.consent_email,
-            consent_sms=row.consent_sms,
-            updated_at=row.updated_at,
-            profile_version=row.profile_version,
-        )
+        return None if row is None else _contact(row)
 
     async def schedule(self, deliveries: Collection[Delivery]) -> set[str]:
         if not deliveries:
@@ -348,6 +421,7 @@ class SqlNotificationRepository:
                 "last_errors": [d.last_error for d in deliveries],
                 "cause_event_ids": [d.cause_event_id for d in deliveries],
                 "params": [json.dumps(d.params) for d in deliveries],
+                "holds": [d.hold.value if d.hold else None for d in deliveries],
             },
         )
         return set(result.scalars())
@@ -404,7 +478,7 @@ class SqlNotificationRepository:
                 deliveries.c.template == POINTS_EARNED_DIGEST,
                 deliveries.c.status == DeliveryStatus.SCHEDULED.value,
                 deliveries.c.attempts == 0,
-                deliveries.c.hold.is_(None),
+                deliveries.c.hold == Hold.DIGEST_WINDOW.value,
                 deliveries.c.released_as_of.is_(None),
                 deliveries.c.next_attempt_at > now,
             )
@@ -441,6 +515,21 @@ class SqlNotificationRepository:
         has_contact = sa.exists().where(contacts.c.customer_id == customer_id)
         has_deliveries = sa.exists().where(deliveries.c.customer_id == customer_id)
         return bool(await self._conn.scalar(sa.select(sa.or_(has_contact, has_deliveries))))
+
+
+def _contact(row: sa.Row[tuple[object, ...]]) -> Contact:
+    return Contact(
+        customer_id=row.customer_id,
+        email=row.email,
+        phone=row.phone,
+        locale=row.locale,
+        time_zone=row.time_zone,
+        consent_email=row.consent_email,
+        consent_sms=row.consent_sms,
+        updated_at=row.updated_at,
+        profile_version=row.profile_version,
+        partner_id=row.partner_id,
+    )
 
 
 def _delivery(row: sa.Row[tuple[object, ...]]) -> Delivery:

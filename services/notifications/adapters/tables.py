@@ -25,6 +25,20 @@ contacts = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     # Ingest's per-customer sequence; NULL for profiles from before it existed.
     sa.Column("profile_version", sa.BigInteger),
+    # The partner that enrolled the customer, whose webhook is told; NULL for older profiles.
+    sa.Column("partner_id", sa.Text),
+)
+
+# Where each partner is told about its customers. The secret signs the calls, so it is kept
+# as it is (an HMAC key cannot be hashed away); it is shown once, when made, and never logged.
+partner_webhooks = sa.Table(
+    "partner_webhooks",
+    metadata,
+    sa.Column("partner_id", sa.Text, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 # What the customer chose; deleted with the contact when the customer is erased.

@@ -1,6 +1,12 @@
 from fastapi import FastAPI
 
-from services.notifications.api.routers import customers, preferences, templates, unsubscribe
+from services.notifications.api.routers import (
+    customers,
+    partners,
+    preferences,
+    templates,
+    unsubscribe,
+)
 from services.notifications.bootstrap import SERVICE, bootstrap
 from shared.http import create_service_app
 from shared.settings import ServiceSettings
@@ -11,5 +17,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         name=SERVICE,
         settings=settings,
         bootstrap=bootstrap,
-        routers=[customers.router, preferences.router, templates.router, unsubscribe.router],
+        routers=[
+            customers.router,
+            partners.router,
+            preferences.router,
+            templates.router,
+            unsubscribe.router,
+        ],
     )

@@ -42,6 +42,10 @@ class NotificationOut(BaseModel):
     attempts: int
     created_at: datetime
     sent_at: datetime | None
+    # When it is tried next while scheduled; why it was not sent when suppressed or failed
+    # (a reason or an error class, never an address).
+    next_attempt_at: datetime | None = None
+    reason: str | None = None
 
 
 class NotificationLogOut(BaseModel):
@@ -108,3 +112,26 @@ class TemplatePreviewOut(BaseModel):
 class UnsubscribedOut(BaseModel):
     channel: str  # the channel turned off: email
     subscribed: bool
+
+
+# http or https, a host, and nothing a request line could not carry as it is.
+WebhookUrl = Annotated[
+    str,
+    Field(
+        max_length=2000,
+        pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(/[!-~]*)?$",
+        examples=["https://partner.example.com/fedelta/events"],
+    ),
+]
+
+
+class WebhookIn(_Request):
+    url: WebhookUrl
+
+
+class WebhookOut(BaseModel):
+    partner_id: Identifier
+    url: str
+    created_at: datetime
+    # Only in the answer that registers the webhook: kept to sign the calls, never shown again.
+    secret: str | None = None

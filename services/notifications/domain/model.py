@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -11,6 +12,14 @@ from zoneinfo import ZoneInfo
 
 class Channel(StrEnum):
     EMAIL = "email"
+    SMS = "sms"
+    # The partner that enrolled the customer, told by a signed HTTP call: a machine channel,
+    # so neither quiet hours nor the daily cap apply, and it carries no contact data.
+    WEBHOOK = "webhook"
+
+
+# The channels a person reads: their consent, quiet hours and daily cap apply.
+PERSONAL_CHANNELS = frozenset({Channel.EMAIL, Channel.SMS})
 
 
 class Hold(StrEnum):
@@ -18,6 +27,9 @@ class Hold(StrEnum):
 
     QUIET_HOURS = "quiet hours"
     FREQUENCY_CAP = "frequency cap"
+    # A points digest gathering the earnings of its window: a job run as of a later instant
+    # releases it like the other holds.
+    DIGEST_WINDOW = "digest window"
 
 
 class DeliveryStatus(StrEnum):
@@ -41,6 +53,9 @@ class Contact:
     consent_sms: bool = False
     # Ingest's per-customer sequence number; None only for profiles from before it existed.
     profile_version: int | None = None
+    # The partner that enrolled the customer: the one its webhook tells. None only for
+    # profiles stored before it was kept.
+    partner_id: str | None = None
 
     def supersedes(self, stored: Contact) -> bool:
         """Whether this profile replaces the stored one. Versions decide, since ingest assigns
@@ -168,6 +183,7 @@ def schedule(
     now: datetime,
     params: dict[str, Any] | None = None,
     send_at: datetime | None = None,
+    hold: Hold | None = None,
 ) -> Delivery:
     return Delivery(
         notification_id=notification_id,
@@ -178,6 +194,7 @@ def schedule(
         created_at=now,
         next_attempt_at=send_at or now,
         params=params or {},
+        hold=hold,
     )
 
 
@@ -200,8 +217,19 @@ def merge_earning(digest: Delivery, earning_id: str, points: int) -> Delivery:
 
 
 @dataclass(frozen=True)
+class PartnerWebhook:
+    """Where a partner is told about the customers it enrolled, and the secret its calls are
+    signed with (HMAC-SHA256, as the partner signs its calls to ingest)."""
+
+    partner_id: str
+    url: str
+    secret: str = field(repr=False)
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Send:
-    address: str
+    address: str  # the email address, the phone number or the webhook's URL
     locale: str
 
 
@@ -222,6 +250,43 @@ NO_CONTACT = "no contact"
 NO_ADDRESS = "no email address"
 NO_CONSENT = "no email consent"
 OPTED_OUT = "email turned off in the preferences"
+NO_PHONE = "no phone number"
+NO_SMS_CONSENT = "no sms consent"
+SMS_OPTED_OUT = "sms turned off in the preferences"
+NO_PARTNER = "no partner known for the customer"
+NO_WEBHOOK = "no webhook registered by the partner"
+
+# A points digest not sent within this long of its first earning says nothing useful any more.
+DIGEST_STALE_AFTER = timedelta(days=2)
+
+
+def stale_reason(delivery: Delivery, at: datetime) -> str | None:
+    """Why a message would be pointless if it went out at `at`, or None while it is not:
+    an expiry warning after the expiry, a downgrade warning after the review, a points
+    digest more than DIGEST_STALE_AFTER old. The other messages stay true, so never stale."""
+    if delivery.template == "points_expiring":
+        expires_at = _instant(delivery.params.get("expires_at"))
+        if expires_at is not None and expires_at <= at:
+            return "the points it warns about have expired"
+    elif delivery.template == "tier_downgrade_warning":
+        review_at = _instant(delivery.params.get("review_at"))
+        if review_at is not None and review_at <= at:
+            return "the tier review it warns about is past"
+    elif (
+        delivery.template == POINTS_EARNED_DIGEST and delivery.created_at + DIGEST_STALE_AFTER <= at
+    ):
+        return f"a points digest older than {DIGEST_STALE_AFTER.days} days"
+    return None
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def decide(
@@ -233,30 +298,63 @@ def decide(
     preferences: Preferences | None = None,
     harassment: HarassmentPolicy | None = None,
     sent_today: int = 0,
+    webhook: PartnerWebhook | None = None,
 ) -> Decision:
     """Whether a due message may go out now, looking at the contact and the preferences as
     they are at send time; `sent_today` counts what went out on the customer's day of `now`.
-    Never harass: in quiet hours it waits for their end, over the daily cap for the next day."""
+    Never harass: in quiet hours it waits for their end, over the daily cap for the next day,
+    unless it would be stale by then (`stale_reason`): then it is dropped."""
     if contact is None:
         # The contact comes on another topic than e.g. tier changes, so it may still be on its way.
         deadline = delivery.created_at + policy.contact_wait
         if now < deadline:
             return Wait(until=min(deadline, now + policy.contact_recheck))
         return Suppress(NO_CONTACT)
-    if delivery.channel is Channel.EMAIL:
+    if delivery.channel is Channel.WEBHOOK:
+        if contact.partner_id is None:
+            return Suppress(NO_PARTNER)
+        if webhook is None or webhook.partner_id != contact.partner_id:
+            return Suppress(NO_WEBHOOK)
+        return Send(address=webhook.url, locale=contact.locale)
+    refusal = _refusal(delivery.channel, contact, preferences)
+    if refusal is not None:
+        return Suppress(refusal)
+    stale = stale_reason(delivery, now)
+    if stale is not None:
+        return Suppress(f"stale: {stale}")
+    if harassment is not None:
+        held = never_harass(contact, preferences, now, harassment, sent_today)
+        if held is not None:
+            if held.hold is Hold.FREQUENCY_CAP:
+                stale = stale_reason(delivery, held.until)
+                if stale is not None:
+                    return Suppress(f"over the daily cap and stale by the next day: {stale}")
+            return held
+    address = contact.email if delivery.channel is Channel.EMAIL else contact.phone
+    assert address is not None  # _refusal checked it
+    locale = (preferences.locale if preferences else None) or contact.locale
+    return Send(address=address, locale=locale)
+
+
+def _refusal(channel: Channel, contact: Contact, preferences: Preferences | None) -> str | None:
+    """Why a personal channel may not be used for this customer, or None when it may."""
+    if channel is Channel.EMAIL:
         if not contact.email:
-            return Suppress(NO_ADDRESS)
+            return NO_ADDRESS
         if not contact.consent_email:
-            return Suppress(NO_CONSENT)
+            return NO_CONSENT
         if preferences is not None and not preferences.email:
-            return Suppress(OPTED_OUT)
-        if harassment is not None:
-            held = never_harass(contact, preferences, now, harassment, sent_today)
-            if held is not None:
-                return held
-        locale = (preferences.locale if preferences else None) or contact.locale
-        return Send(address=contact.email, locale=locale)
-    return Suppress(f"channel {delivery.channel} is not supported")
+            return OPTED_OUT
+        return None
+    if channel is Channel.SMS:
+        if not contact.phone:
+            return NO_PHONE
+        if not contact.consent_sms:
+            return NO_SMS_CONSENT
+        if preferences is not None and not preferences.sms:
+            return SMS_OPTED_OUT
+        return None
+    return f"channel {channel} is not supported"
 
 
 def never_harass(
@@ -348,3 +446,16 @@ def win_back_cause(activity: PurchaseActivity) -> str:
     """The cause a win-back message is derived from: the lapse, i.e. the customer and their
     last purchase, so that each lapse yields one message whatever runs the job again."""
     return f"win-back/{activity.customer_id}/{activity.last_purchase_at.isoformat()}"
+
+
+def channels_for(contact: Contact | None, partners_with_webhooks: Collection[str]) -> list[Channel]:
+    """The channels a message for this customer is scheduled on: email always (its fate,
+    sent or suppressed with the reason, is in the delivery log); SMS when the customer gave
+    a phone and SMS consent; the enrolling partner's webhook when it registered one. Each is
+    decided again at send time, on the contact and preferences as they are then."""
+    channels = [Channel.EMAIL]
+    if contact is not None and contact.phone and contact.consent_sms:
+        channels.append(Channel.SMS)
+    if contact is not None and contact.partner_id in partners_with_webhooks:
+        channels.append(Channel.WEBHOOK)
+    return channels

@@ -378,7 +378,7 @@ def render(
     link when one is given."""
     used = resolve_locale(template, locale)
     text = TEMPLATES[template][used]
-    values = {**params, **_helpers(used)}
+    values = {**params, **_helpers(used, _currency(params))}
     try:
         subject = _compiled(_TEXT, text.subject).render(values)
         plain = [_compiled(_TEXT, p).render(values) for p in text.paragraphs]
@@ -398,12 +398,37 @@ def render(
     return RenderedMessage(subject=subject, body="\n\n".join(plain) + "\n", html=html, locale=used)
 
 
+# An SMS is the message's subject, which every template writes per locale as one short line,
+# after the programme's name: 160 GSM-7 characters at most in practice, and no link, since
+# SMS consent is withdrawn through the customer's preferences or their partner.
+SMS_PREFIX = "Fedelta: "
+SMS_MAX_LENGTH = 320
+
+
+def render_sms(template: str, locale: str | None, params: Mapping[str, Any]) -> RenderedMessage:
+    """The short text of a message for SMS, in the customer's language (or English)."""
+    used = resolve_locale(template, locale)
+    values = {**params, **_helpers(used, _currency(params))}
+    try:
+        subject = _compiled(_TEXT, TEMPLATES[template][used].subject).render(values)
+    except jinja2.UndefinedError as error:
+        raise MissingParam(f"template {template!r} misses a param: {error.message}") from None
+    text = (SMS_PREFIX + subject.strip())[:SMS_MAX_LENGTH]
+    return RenderedMessage(subject=subject, body=text, html="", locale=used)
+
+
 @cache
 def _compiled(environment: jinja2.Environment, source: str) -> jinja2.Template:
     return environment.from_string(source)
 
 
-def _helpers(locale: str) -> dict[str, Callable[..., str]]:
+def _currency(params: Mapping[str, Any]) -> str:
+    """The currency amounts are in: the program's, carried by the message (`currency`)."""
+    currency = params.get("currency")
+    return currency if isinstance(currency, str) and currency else DEFAULT_CURRENCY
+
+
+def _helpers(locale: str, currency: str = DEFAULT_CURRENCY) -> dict[str, Callable[..., str]]:
     babel_locale = Locale.parse(locale)
 
     def plural(count: int | Decimal, **forms: str) -> str:
@@ -417,7 +442,7 @@ def _helpers(locale: str) -> dict[str, Callable[..., str]]:
         return f"{number(count)} {plural(count, **POINT_WORDS.get(locale, POINT_WORDS['en']))}"
 
     def money(amount: Decimal | str) -> str:
-        return format_currency(_decimal(amount), DEFAULT_CURRENCY, locale=babel_locale)
+        return format_currency(_decimal(amount), currency, locale=babel_locale)
 
     def day(value: str | date) -> str:
         when = datetime.fromisoformat(value).date() if isinstance(value, str) else value

@@ -22,6 +22,7 @@ from services.ingest.domain.model import (
     ensure_not_self_referral,
     ensure_program_currency,
     ensure_refund_after_purchase,
+    erased,
     hash_api_key,
     is_retry,
     money,
@@ -212,3 +213,34 @@ class TestCredentials:
         assert first.api_key != second.api_key
         assert first.signing_secret != second.signing_secret
         assert first.api_key != first.signing_secret
+
+
+def test_an_erased_profile_keeps_only_the_id_the_partner_and_neutral_settings() -> None:
+    profile = CustomerProfile(
+        customer_id="c1",
+        partner_id="p1",
+        enrolled_at=NOW,
+        locale="fi",
+        time_zone="Europe/Helsinki",
+        email="ada@example.com",
+        phone="+358401234567",
+        consent_email=True,
+        consent_sms=True,
+        referred_by="c0",
+        version=3,
+    )
+    gone = erased(profile, NOW + SKEW)
+    assert (gone.customer_id, gone.partner_id, gone.enrolled_at, gone.version) == (
+        "c1",
+        "p1",
+        NOW,
+        3,
+    )
+    assert (gone.email, gone.phone, gone.consent_email, gone.consent_sms) == (
+        None,
+        None,
+        False,
+        False,
+    )
+    assert (gone.locale, gone.time_zone, gone.referred_by) == ("en", "UTC", None)
+    assert gone.erased_at == NOW + SKEW

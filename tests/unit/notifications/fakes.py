@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from services.notifications.adapters.smtp import EmailDeliveryError, OutgoingEmail
 from services.notifications.dispatcher import DispatchUnit
 from services.notifications.domain.model import (
+    PERSONAL_CHANNELS,
     POINTS_EARNED_DIGEST,
     Contact,
     Delivery,
     DeliveryStatus,
+    Hold,
+    PartnerWebhook,
     Preferences,
 )
 from shared import events
@@ -29,6 +32,7 @@ class FakeNotifications:
         self.chosen: dict[str, Preferences] = {}
         self.deliveries: dict[str, Delivery] = {}
         self.last_purchases: dict[str, datetime] = {}
+        self.webhooks: dict[str, PartnerWebhook] = {}
         self.statements = 0  # set-based writes, as the SQL repository would issue them
 
     async def upsert_contacts(self, contacts: Collection[Contact]) -> None:
@@ -63,15 +67,32 @@ class FakeNotifications:
     async def preferences(self, customer_id: str) -> Preferences | None:
         return self.chosen.get(customer_id)
 
-    async def sent_between(self, customer_id: str, start: datetime, end: datetime) -> int:
-        return sum(
-            1
-            for d in self.deliveries.values()
-            if d.customer_id == customer_id
-            and d.status is DeliveryStatus.SENT
-            and d.sent_at is not None
-            and start <= d.sent_at < end
+    async def sent_between(
+        self, customer_id: str, start: datetime, end: datetime, *, other_than: str | None = None
+    ) -> int:
+        return len(
+            {
+                d.cause_event_id
+                for d in self.deliveries.values()
+                if d.customer_id == customer_id
+                and d.status is DeliveryStatus.SENT
+                and d.sent_at is not None
+                and start <= d.sent_at < end
+                and d.channel in PERSONAL_CHANNELS
+                and d.cause_event_id != other_than
+            }
         )
+
+    async def webhook(self, partner_id: str) -> PartnerWebhook | None:
+        return self.webhooks.get(partner_id)
+
+    async def contacts_of(self, customer_ids: Collection[str]) -> dict[str, Contact]:
+        self.statements += 1
+        return {c: self.contacts[c] for c in customer_ids if c in self.contacts}
+
+    async def partners_with_webhooks(self, partner_ids: Collection[str]) -> set[str]:
+        self.statements += 1
+        return {p for p in partner_ids if p in self.webhooks}
 
     async def schedule(self, deliveries: Collection[Delivery]) -> set[str]:
         self.statements += 1
@@ -120,7 +141,7 @@ class FakeNotifications:
                 and d.template == POINTS_EARNED_DIGEST
                 and d.status is DeliveryStatus.SCHEDULED
                 and d.attempts == 0
-                and d.hold is None
+                and d.hold is Hold.DIGEST_WINDOW
                 and d.released_as_of is None
                 and d.next_attempt_at > now
             ):

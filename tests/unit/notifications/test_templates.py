@@ -158,3 +158,9 @@ def test_params_are_escaped_in_html_and_not_in_text() -> None:
     assert "Fish & <Chips>" in message.body
     assert "Fish &amp; &lt;Chips&gt;" in message.html
     assert "<Chips>" not in message.html
+
+
+def test_amounts_are_in_the_programs_currency_when_the_message_names_it() -> None:
+    body = render("tier_downgrade_warning", "it", PARAMS | {"currency": "PLN"}).body
+    assert "125,50\u00a0PLN" in body
+    assert "€" not in body

@@ -125,6 +125,7 @@ async def test_a_downgrade_warning_schedules_one_with_the_amount_to_keep_the_tie
         "would_become": "silver",
         "review_at": (NOW + timedelta(days=30)).isoformat(),
         "amount_to_keep_tier": "125.50",
+        "currency": "EUR",  # the program's
     }
 
 

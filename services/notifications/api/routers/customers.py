@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query
 
 from services.notifications.api.deps import NotificationsDep, ReadScope
 from services.notifications.api.schemas import NotificationLogOut, NotificationOut
+from services.notifications.domain.model import DeliveryStatus
 from shared.bounds import Identifier
 from shared.problems import Problem
 
@@ -37,6 +38,12 @@ async def get_notifications(
                 attempts=delivery.attempts,
                 created_at=delivery.created_at,
                 sent_at=delivery.sent_at,
+                next_attempt_at=(
+                    delivery.next_attempt_at
+                    if delivery.status is DeliveryStatus.SCHEDULED
+                    else None
+                ),
+                reason=delivery.last_error,
             )
             for delivery in await notifications.deliveries_for(customer_id, limit)
         ]

@@ -33,7 +33,7 @@ _MEANINGS = {
     400: "A malformed Idempotency-Key",
     401: "A missing or unknown service token",
     403: "The call needs the admin scope",
-    404: "No contact is known for the customer",
+    404: "Neither a contact nor preferences are known for the customer",
     409: "The Idempotency-Key was used for another call",
     422: "Invalid request",
 }
@@ -46,9 +46,12 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-async def _ensure_known(notifications: SqlNotificationRepository, customer_id: str) -> None:
-    # Preferences sit beside the contact: none for a customer never seen or erased.
-    if await notifications.contact(customer_id) is None:
+async def _ensure_known(
+    notifications: SqlNotificationRepository, customer_id: str, chosen: Preferences | None
+) -> None:
+    # Preferences sit beside the contact: none for a customer never seen or erased, unless
+    # they were given ahead of the profile.
+    if chosen is None and await notifications.contact(customer_id) is None:
         raise Problem(
             404,
             "Not found",
@@ -69,15 +72,15 @@ async def get_preferences(
     _: ReadScope,
 ) -> PreferencesOut:
     """The customer's preferences, or the defaults while they have chosen none."""
-    await _ensure_known(notifications, customer_id)
     chosen = await notifications.preferences(customer_id)
+    await _ensure_known(notifications, customer_id, chosen)
     return _answer(customer_id, chosen, harassment)
 
 
 @router.put(
     "/{customer_id}/preferences",
     response_model=PreferencesOut,
-    responses=_problems(400, 401, 403, 404, 409, 422),
+    responses=_problems(400, 401, 403, 409, 422),
 )
 async def put_preferences(
     customer_id: Annotated[Identifier, Path()],
@@ -88,12 +91,14 @@ async def put_preferences(
     call: IdempotencyDep,
     _: AdminScope,
 ) -> PreferencesOut | JSONResponse:
-    """Replaces the customer's preferences; they apply from the next message sent."""
+    """Replaces the customer's preferences; they apply from the next message sent. They may
+    come before the customer's profile (a POS that signs a customer up and sets their quiet
+    hours at once: the profile reaches this service through Kafka a little later), so that
+    the welcome already follows them; erasing the customer deletes them with the profile."""
     async with runtime.engine.begin() as conn:
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
         notifications = SqlNotificationRepository(conn)
-        await _ensure_known(notifications, customer_id)
         now = clock.now()
         chosen = Preferences(
             customer_id=customer_id,

@@ -1,0 +1,128 @@
+"""SMS through an HTTP provider and partner webhooks: the two channels that are HTTP calls.
+
+Both say why a call failed by its kind only (an HTTP status, an exception class), never by
+the answer's text, which could quote a phone number or the message."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from shared.auth import SIGNATURE_HEADER, sign
+from shared.clock import Clock
+
+# The header a receiver recognises a retried call by: the notification's id, the same on
+# every attempt.
+DELIVERY_ID_HEADER = "Fedelta-Delivery-Id"
+
+
+class HttpDeliveryError(Exception):
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class OutgoingSms:
+    notification_id: str
+    to: str = field(repr=False)
+    text: str = field(repr=False)
+
+
+class SmsSender(Protocol):
+    async def send(self, sms: OutgoingSms) -> None:
+        """Raises HttpDeliveryError when the provider did not accept the message."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutgoingWebhook:
+    notification_id: str
+    url: str
+    secret: str = field(repr=False)
+    payload: dict[str, Any]
+
+
+class WebhookSender(Protocol):
+    async def send(self, call: OutgoingWebhook) -> None:
+        """Raises HttpDeliveryError when the partner did not accept the call."""
+        ...
+
+
+def _outcome(response: httpx.Response) -> None:
+    """2xx is accepted; 408, 429 and 5xx may pass on a retry; any other answer (a 3xx, which
+    is not followed, or a 4xx) would be the same again, so it is a permanent failure."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    retryable = status in (408, 429) or status >= 500
+    raise HttpDeliveryError(f"HTTP {status}", permanent=not retryable)
+
+
+async def _post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout_seconds: float,
+    transport: httpx.AsyncBaseTransport | None,
+) -> httpx.Response:
+    try:
+        async with httpx.AsyncClient(
+            timeout=timeout_seconds, follow_redirects=False, transport=transport
+        ) as client:
+            return await client.post(url, content=body, headers=headers)
+    except httpx.HTTPError as error:
+        raise HttpDeliveryError(type(error).__name__) from None
+
+
+@dataclass(frozen=True)
+class HttpSmsSender:
+    """POSTs `{"to", "text", "reference"}` as JSON with the provider's bearer token; the
+    notification id goes as the Idempotency-Key, so a provider that honours it sends a
+    retried message once."""
+
+    url: str
+    token: str = field(repr=False)
+    timeout_seconds: float = 10.0
+    transport: httpx.AsyncBaseTransport | None = None  # a stand-in server in unit tests
+
+    async def send(self, sms: OutgoingSms) -> None:
+        body = json.dumps(
+            {"to": sms.to, "text": sms.text, "reference": sms.notification_id}
+        ).encode()
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": sms.notification_id,
+        }
+        _outcome(await _post(self.url, body, headers, self.timeout_seconds, self.transport))
+
+
+def request_target(url: str) -> bytes:
+    """The path and query of a URL exactly as httpx puts them on the request line (after its
+    percent-encoding): what is signed."""
+    return httpx.URL(url).raw_path
+
+
+@dataclass(frozen=True)
+class HttpWebhookSender:
+    """POSTs the payload as JSON, signed like the partner's own calls to ingest:
+    `Fedelta-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.POST.<path?query>.<body>")>`."""
+
+    clock: Clock
+    timeout_seconds: float = 10.0
+    transport: httpx.AsyncBaseTransport | None = None  # a stand-in server in unit tests
+
+    async def send(self, call: OutgoingWebhook) -> None:
+        body = json.dumps(call.payload, separators=(",", ":"), sort_keys=True).encode()
+        timestamp = int(self.clock.now().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(call.secret, timestamp, "POST", request_target(call.url), body),
+            DELIVERY_ID_HEADER: call.notification_id,
+        }
+        _outcome(await _post(call.url, body, headers, self.timeout_seconds, self.transport))
