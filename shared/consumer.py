@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,31 +27,33 @@ from typing import Any
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared import inbox
+from shared import inbox, tracing
 from shared.clock import Clock
 from shared.events import EVENT_KINDS, CloudEvent
 from shared.failures import is_outage
-from shared.outbox import EVENT_TYPE_HEADER, Producer
+from shared.metrics import (
+    CONSUMER_BATCH_EVENTS,
+    CONSUMER_BATCH_SECONDS,
+    CONSUMER_DATABASE_WAITS,
+    CONSUMER_HANDLER_SECONDS,
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    EVENTS_CONSUMED,
+)
+from shared.outbox import CONTENT_TYPE_HEADER, EVENT_TYPE_HEADER, Producer
 from shared.topics import dead_letter_topic
 
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[AsyncConnection, Sequence[CloudEvent]], Awaitable[None]]
 
-CONSUMED = Counter(
-    "fedelta_events_consumed_total",
-    "Messages the consumer finished with, by outcome",
-    ["topic", "outcome"],
-)
-BATCH_SECONDS = Histogram(
-    "fedelta_consumer_batch_seconds",
-    "Time to apply one poll's events and commit their offsets",
-    ["service"],
-)
+# (topic, event type, outcome) -> messages: counted per batch, added up once.
+Tally = collections.Counter[tuple[str, str, str]]
+# How often an idle consumer refreshes its lag gauges (a busy one does at every poll).
+LAG_REFRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class EventConsumer:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _uncommitted: dict[Any, int] = field(default_factory=dict, init=False)
+    _lag_refreshed_at: float = field(default=0.0, init=False)
 
     @property
     def name(self) -> str:
@@ -134,6 +138,7 @@ class EventConsumer:
                     timeout_ms=self.poll_timeout_ms, max_records=self.batch_max_records
                 )
                 if not polled:
+                    await self._refresh_idle_lag(consumer)
                     continue
                 self._idle.clear()
                 started = time.perf_counter()
@@ -144,12 +149,49 @@ class EventConsumer:
                     await self._commit(consumer)
                 finally:
                     self._idle.set()
-                BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+                CONSUMER_BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+                CONSUMER_BATCH_EVENTS.labels(self.service).observe(
+                    sum(len(records) for records in polled.values())
+                )
+                self._note_lag(consumer, polled)
         finally:
             await consumer.stop()
 
     async def stop(self) -> None:
         self._stopping.set()
+
+    def _note_lag(self, consumer: Any, polled: dict[Any, list[Any]]) -> None:
+        """Per partition of the poll: the highwater the fetch reported minus the next offset."""
+        for partition, records in polled.items():
+            highwater = consumer.highwater(partition)
+            if highwater is not None:
+                self._set_lag(partition, highwater - (records[-1].offset + 1))
+
+    async def _refresh_idle_lag(self, consumer: Any) -> None:
+        now = time.monotonic()
+        if now < self._lag_refreshed_at + LAG_REFRESH_SECONDS:
+            return
+        self._lag_refreshed_at = now
+        for partition in consumer.assignment():
+            highwater = consumer.highwater(partition)
+            if highwater is None:
+                continue
+            try:
+                position = await consumer.position(partition)
+            except IllegalStateError:  # revoked meanwhile
+                continue
+            self._set_lag(partition, highwater - position)
+
+    def _set_lag(self, partition: Any, lag: int) -> None:
+        CONSUMER_LAG.labels(self.service, partition.topic, str(partition.partition)).set(
+            max(0, lag)
+        )
+
+    def forget_lag(self, partitions: Any) -> None:
+        """A partition gone to another member is no longer this consumer's lag to report."""
+        for partition in partitions:
+            with contextlib.suppress(KeyError, AttributeError):
+                CONSUMER_LAG.remove(self.service, partition.topic, str(partition.partition))
 
     async def _commit(self, consumer: Any, only: set[Any] | None = None) -> None:
         """Commits the applied offsets (of `only` these partitions). A partition this consumer
@@ -206,25 +248,23 @@ class EventConsumer:
             pending = sorted(retry + outcome.deferred, key=lambda r: r.position)
 
     async def _parse(self, messages: Sequence[Any]) -> list[Received]:
-        tally: collections.Counter[tuple[str, str]] = collections.Counter()
+        tally: Tally = collections.Counter()
         try:
             return await self._parse_counting(messages, tally)
         finally:
-            _add_up(tally)
+            self._add_up(tally)
 
-    async def _parse_counting(
-        self, messages: Sequence[Any], tally: collections.Counter[tuple[str, str]]
-    ) -> list[Received]:
+    async def _parse_counting(self, messages: Sequence[Any], tally: Tally) -> list[Received]:
         parsed: list[Received] = []
         seen: set[str] = set()
         for position, message in enumerate(messages):
             if message.value is None:
-                tally[message.topic, "tombstone"] += 1
+                tally[message.topic, "tombstone", "skipped"] += 1
                 continue
             announced = _header(message, EVENT_TYPE_HEADER)
             if announced is not None and announced not in self.subscription.event_types:
                 # Passed over unparsed: most of what a service reads is of no use to it.
-                tally[message.topic, "ignored" if announced in EVENT_KINDS else "unknown_type"] += 1
+                tally[message.topic, _known(announced), "skipped"] += 1
                 continue
             try:
                 event = CloudEvent.from_bytes(message.value)
@@ -234,10 +274,10 @@ class EventConsumer:
             if event.type not in EVENT_KINDS:
                 # Written by a newer producer: passed over and counted, not dead-lettered, so
                 # a rolling upgrade loses nothing this version could have used.
-                tally[message.topic, "unknown_type"] += 1
+                tally[message.topic, "unknown", "skipped"] += 1
                 continue
             if event.type not in self.subscription.event_types:
-                tally[message.topic, "ignored"] += 1
+                tally[message.topic, event.type, "skipped"] += 1
                 continue
             try:
                 event.payload()
@@ -245,7 +285,7 @@ class EventConsumer:
                 await self._dead_letter(message, error, attempts=1)
                 continue
             if event.id in seen:  # the same event twice in one poll: the first one counts
-                tally[message.topic, "duplicate"] += 1
+                tally[message.topic, event.type, "duplicate"] += 1
                 continue
             seen.add(event.id)
             parsed.append(Received(position, message, event))
@@ -265,7 +305,7 @@ class EventConsumer:
                     delay,
                     type(error).__name__,
                 )
-                CONSUMED.labels(batch[0].message.topic, "waited_for_database").inc()
+                CONSUMER_DATABASE_WAITS.labels(self.service, batch[0].message.topic).inc()
                 await asyncio.sleep(delay)
                 delay = min(self.outage_backoff_max, delay * 2)
 
@@ -361,7 +401,11 @@ class EventConsumer:
         new = [r for r in batch if r.event.id in claimed]
         outcome.duplicates.extend(r for r in batch if r.event.id not in claimed)
         if new:
-            await self.subscription.handle(conn, [r.event for r in new])
+            started = time.perf_counter()
+            events = [r.event for r in new]
+            with tracing.applying(self.service, {r.event.id: r.message.topic for r in new}, events):
+                await self.subscription.handle(conn, events)
+            CONSUMER_HANDLER_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         outcome.applied.extend(new)
 
     async def _claim(self, conn: AsyncConnection, batch: Sequence[Received]) -> set[str]:
@@ -370,12 +414,17 @@ class EventConsumer:
         )
 
     def _count(self, outcome: Outcome) -> None:
-        tally: collections.Counter[tuple[str, str]] = collections.Counter()
+        tally: Tally = collections.Counter()
         for received in outcome.applied:
-            tally[received.message.topic, "applied"] += 1
+            tally[received.message.topic, received.event.type, "applied"] += 1
         for received in outcome.duplicates:
-            tally[received.message.topic, "duplicate"] += 1
-        _add_up(tally)
+            tally[received.message.topic, received.event.type, "duplicate"] += 1
+        self._add_up(tally)
+
+    def _add_up(self, tally: Tally) -> None:
+        """One counter update per (topic, type, outcome) and batch, not one per message."""
+        for (topic, event_type, outcome), count in tally.items():
+            EVENTS_CONSUMED.labels(self.service, topic, event_type, outcome).inc(count)
 
     async def _dead_letter(self, message: Any, error: BaseException, *, attempts: int) -> None:
         # The error class only: an exception's text may quote SQL parameters or the body.
@@ -386,6 +435,12 @@ class EventConsumer:
             ("fedelta-original-partition", str(message.partition).encode()),
             ("fedelta-original-offset", str(message.offset).encode()),
             ("fedelta-attempts", str(attempts).encode()),
+        ]
+        # The copy is the original record: it keeps the headers that say how to read it.
+        headers += [
+            (name, bytes(value))
+            for name, value in getattr(message, "headers", None) or ()
+            if name in (CONTENT_TYPE_HEADER, EVENT_TYPE_HEADER)
         ]
         delay = 0.5
         while True:
@@ -415,13 +470,15 @@ class EventConsumer:
             attempts,
             type(error).__name__,
         )
-        CONSUMED.labels(message.topic, "dead_lettered").inc()
+        event_type = _known(_header(message, EVENT_TYPE_HEADER))
+        EVENTS_CONSUMED.labels(self.service, message.topic, event_type, "dead_lettered").inc()
+        DEAD_LETTERS.labels(self.service, message.topic, type(error).__name__).inc()
 
 
-def _add_up(tally: collections.Counter[tuple[str, str]]) -> None:
-    """One counter update per (topic, outcome) and batch, not one per message."""
-    for (topic, outcome), count in tally.items():
-        CONSUMED.labels(topic, outcome).inc(count)
+def _known(event_type: str | None) -> str:
+    """An event type as a metric label: one the contract knows, else `unknown` (a header is
+    an outside value; it must not make new series)."""
+    return event_type if event_type in EVENT_KINDS else "unknown"
 
 
 def _header(message: Any, name: str) -> str | None:
@@ -446,6 +503,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         except TimeoutError:
             log.warning("%s: batch still in flight at rebalance", self._owner.name)
         await self._owner._commit(self._consumer, only=set(revoked))
+        self._owner.forget_lag(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None

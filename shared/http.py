@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,18 +22,14 @@ from shared.auth import bearer_token, token_scope
 from shared.body_limit import BodyLimit
 from shared.clock import Clock
 from shared.logs import configure_logging
+from shared.metrics import HTTP_REQUEST_SECONDS as REQUEST_SECONDS
 from shared.openapi import install_openapi
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.runtime import RunningWorkers, Runtime
 from shared.settings import ServiceSettings
+from shared.tracing import configure_tracing, serving, shutdown_tracing
 
 log = logging.getLogger(__name__)
-
-REQUEST_SECONDS = Histogram(
-    "fedelta_http_request_seconds",
-    "HTTP requests by route and status",
-    ["method", "route", "status"],
-)
 
 # How long a client is asked to wait before retrying while the database is away.
 DATABASE_RETRY_AFTER_SECONDS = 1
@@ -54,6 +50,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(name, settings.log_level)
+        configure_tracing(name)
         runtime = await bootstrap(settings)
         app.state.runtime = runtime
         if on_start is not None:
@@ -64,6 +61,7 @@ def create_service_app(
         finally:
             await workers.stop()
             await runtime.aclose()
+            shutdown_tracing()
 
     app = FastAPI(title=f"Fedelta {name}", version=version, lifespan=lifespan)
     app.state.settings = settings
@@ -72,7 +70,7 @@ def create_service_app(
     app.add_exception_handler(OSError, _on_database_error)
     # Inside the timer, so that a refused body is counted too; before any route reads it.
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestTimer)
+    app.add_middleware(RequestTimer, service=name)
     install_openapi(app)
     app.include_router(probes)
     from shared.jobs_api import jobs_router  # imported here: it depends on this module
@@ -84,12 +82,14 @@ def create_service_app(
 
 
 class RequestTimer:
-    """Feeds `fedelta_http_request_seconds`. Plain ASGI: Starlette's BaseHTTPMiddleware
-    runs every request in a task group with memory streams, which cost more than the
-    request itself on a busy ingest."""
+    """Feeds `fedelta_http_request_seconds` and carries the call's trace context (the
+    caller's `traceparent` header continued, or a new trace: `shared.tracing.serving`). Plain
+    ASGI: Starlette's BaseHTTPMiddleware runs every request in a task group with memory
+    streams, which cost more than the request itself on a busy ingest."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, service: str = "") -> None:
         self.app = app
+        self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,14 +104,33 @@ class RequestTimer:
                 status = message["status"]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_noting_status)
-        finally:
-            # The router records the matched route in this same scope.
-            route = scope.get("route")
-            REQUEST_SECONDS.labels(
-                scope["method"], getattr(route, "path", "unmatched"), str(status)
-            ).observe(time.perf_counter() - started)
+        with serving(
+            self.service,
+            scope["method"],
+            _traceparent(scope),
+            record=scope["path"] not in _UNTRACED_PATHS,
+        ) as span:
+            try:
+                await self.app(scope, receive, send_noting_status)
+            finally:
+                # The router records the matched route in this same scope.
+                span.route = getattr(scope.get("route"), "path", "unmatched")
+                span.status = status
+                REQUEST_SECONDS.labels(scope["method"], span.route, str(status)).observe(
+                    time.perf_counter() - started
+                )
+
+
+# Probes and scrapes, every few seconds: spans of them would drown the calls that matter.
+_UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _traceparent(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            value_bytes: bytes = value
+            return value_bytes
+    return None
 
 
 def database_unavailable(error: BaseException) -> bool:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -17,14 +18,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import Clock
+from shared.metrics import JOB_LAST_SUCCESS, JOB_RUNS, JOB_SECONDS
 
 log = logging.getLogger(__name__)
-
-JOB_RUNS = Counter("fedelta_job_runs_total", "Job runs by job and outcome", ["job", "outcome"])
 
 
 class Job(Protocol):
@@ -78,12 +77,16 @@ async def run_exclusively(
         if not locked:
             JOB_RUNS.labels(job.name, "busy").inc()
             raise JobBusy(job.name)
+        started = time.perf_counter()
         try:
             summary = await job.run(engine, as_of)
         except Exception:
             JOB_RUNS.labels(job.name, "failed").inc()
             raise
+        finally:
+            JOB_SECONDS.labels(job.name).observe(time.perf_counter() - started)
         JOB_RUNS.labels(job.name, "done").inc()
+        JOB_LAST_SUCCESS.labels(job.name).set_to_current_time()
         return {"job": job.name, **summary}
 
 

@@ -4,13 +4,22 @@ Exception texts are where personal data slips in unnoticed: a database error quo
 statement's values, a validation error the input, a Kafka error the record. So an exception
 is logged as where it happened (the traceback's frames: files, lines, source code) and what it
 is (its class), never its message, whoever logs it: our code, uvicorn or a library.
+
+Each line is one JSON object (`FEDELTA_LOG_FORMAT=text` gives plain lines for a terminal): time,
+level, service, logger, message, the W3C trace id of the HTTP call being served (to find the
+call's spans), and the exception by class and frames.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import traceback
+from datetime import UTC, datetime
 from types import TracebackType
+
+from shared.events import CURRENT_TRACEPARENT
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
@@ -76,11 +85,40 @@ def _chain_without_messages(error: BaseException) -> list[str]:
     return lines
 
 
+class JsonLines(WithoutExceptionMessages):
+    """One JSON object per record, exceptions by class and frames only."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        super().format(record)  # sets record.message, with exceptions as their class names
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "service": self.service,
+            "logger": record.name,
+            "message": record.message,
+        }
+        traceparent = CURRENT_TRACEPARENT.get()
+        if traceparent is not None:
+            line["trace_id"] = traceparent[3:35]
+        if record.exc_info and record.exc_info[1] is not None:
+            line["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
 def configure_logging(service: str, level: str) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        WithoutExceptionMessages(f"%(asctime)s %(levelname)s [{service}] %(name)s: %(message)s")
-    )
+    if os.environ.get("FEDELTA_LOG_FORMAT", "json") == "text":
+        handler.setFormatter(
+            WithoutExceptionMessages(f"%(asctime)s %(levelname)s [{service}] %(name)s: %(message)s")
+        )
+    else:
+        handler.setFormatter(JsonLines(service))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for name in _ROUTED_TO_ROOT:
         routed = logging.getLogger(name)

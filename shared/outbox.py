@@ -8,28 +8,25 @@ import contextlib
 import logging
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 import sqlalchemy as sa
-from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.clock import Clock
-from shared.events import CloudEvent, Payload, derived_event_id, new_event
+from shared import tracing
+from shared.clock import Clock, SystemClock
+from shared.events import CLOUDEVENTS_JSON, CloudEvent, Payload, derived_event_id, new_event
+from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE_SECONDS, OUTBOX_PUBLISHED
 from shared.migrations import OUTBOX_CHANNEL
 
 if TYPE_CHECKING:
     from shared.consumer import BatchHandler
 
 log = logging.getLogger(__name__)
-
-PUBLISHED = Counter(
-    "fedelta_outbox_published_total", "Events the outbox relay published", ["topic"]
-)
 
 
 class EventSink(Protocol):
@@ -84,7 +81,8 @@ class Outbox:
                 "ids": [event.id for _, _, event in events],
                 "topics": [topic for topic, _, _ in events],
                 "keys": [key for _, key, _ in events],
-                "payloads": [event.model_dump_json() for _, _, event in events],
+                # An event a consumer's handler derived carries its cause's trace (tracing).
+                "payloads": [tracing.stamp(event).model_dump_json() for _, _, event in events],
                 "now": self._clock.now(),
             },
         )
@@ -144,6 +142,11 @@ def with_outbox(outbox: sa.Table, clock: Clock, apply: BatchApplier) -> BatchHan
 # The event's type beside the document, so a consumer passes over the types it does not use
 # without parsing them (the document in the value stays the complete CloudEvent).
 EVENT_TYPE_HEADER = "fedelta-event-type"
+# The CloudEvents Kafka binding's mode switch: with it a CloudEvents SDK reads the value as a
+# structured-mode event; without it the SDK must assume binary mode and finds no event.
+CONTENT_TYPE_HEADER = "content-type"
+STRUCTURED_CONTENT_TYPE = CLOUDEVENTS_JSON.encode()
+TRACEPARENT_HEADER = "traceparent"
 Headers = list[tuple[str, bytes]]
 # (topic, value, key[, headers]); a None value is a tombstone.
 Record = tuple[str, bytes | None, bytes] | tuple[str, bytes | None, bytes, Headers]
@@ -238,6 +241,7 @@ class OutboxRelay:
     batch_size: int = 1000
     name: str = "outbox-relay"
     wake_source: WakeSource | None = None
+    clock: Clock = field(default_factory=SystemClock)
 
     def __post_init__(self) -> None:
         self._stopping = asyncio.Event()
@@ -254,9 +258,20 @@ class OutboxRelay:
                 self.table.c.key,
                 sa.cast(self.table.c.payload, sa.Text).label("payload"),
                 self.table.c.payload["type"].astext.label("event_type"),
+                self.table.c.payload["traceparent"].astext.label("traceparent"),
             )
             .order_by(self.table.c.id)
             .limit(sa.bindparam("limit"))
+        )
+        # Index lookups only, whatever the backlog: the oldest row by id and the newest id.
+        self._backlog = (
+            sa.select(
+                self.table.c.id,
+                self.table.c.created_at,
+                sa.select(sa.func.max(self.table.c.id)).scalar_subquery().label("newest"),
+            )
+            .order_by(self.table.c.id)
+            .limit(1)
         )
         self._delete = self.table.delete().where(
             self.table.c.id == sa.func.any(sa.bindparam("ids", type_=ARRAY(sa.BigInteger)))
@@ -274,6 +289,7 @@ class OutboxRelay:
                 return 0
             rows = (await conn.execute(self._take, {"limit": self.batch_size})).all()
             if not rows:
+                await self._measure_backlog(None)
                 return 0
             await self.producer.send_batch(
                 [
@@ -281,7 +297,11 @@ class OutboxRelay:
                         row.topic,
                         row.payload.encode(),
                         row.key.encode(),
-                        [(EVENT_TYPE_HEADER, row.event_type.encode())],
+                        [
+                            (CONTENT_TYPE_HEADER, STRUCTURED_CONTENT_TYPE),
+                            (EVENT_TYPE_HEADER, row.event_type.encode()),
+                            *_trace_headers(row.traceparent),
+                        ],
                     )
                     if row.payload is not None
                     else (row.topic, None, row.key.encode(), [])  # a tombstone
@@ -290,9 +310,22 @@ class OutboxRelay:
             )
             # By id, not `id <= last`: a row with a smaller id may commit after this read.
             await conn.execute(self._delete, {"ids": [row.id for row in rows]})
+            await self._measure_backlog(conn)
         for topic, count in collections.Counter(row.topic for row in rows).items():
-            PUBLISHED.labels(topic).inc(count)
+            OUTBOX_PUBLISHED.labels(topic).inc(count)
         return len(rows)
+
+    async def _measure_backlog(self, conn: AsyncConnection | None) -> None:
+        """Sets the backlog gauges after a cycle: one cheap query (none when the cycle found
+        the outbox empty), not one per row."""
+        oldest = None if conn is None else (await conn.execute(self._backlog)).first()
+        if oldest is None:
+            backlog, age = 0, 0.0
+        else:
+            backlog = oldest.newest - oldest.id + 1
+            age = max(0.0, (self.clock.now() - oldest.created_at).total_seconds())
+        OUTBOX_BACKLOG.labels(self.table.name).set(backlog)
+        OUTBOX_OLDEST_AGE_SECONDS.labels(self.table.name).set(age)
 
     async def run(self) -> None:
         try:
@@ -343,6 +376,12 @@ class OutboxRelay:
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+
+
+def _trace_headers(traceparent: str | None) -> Headers:
+    """The event's W3C trace context in the record's headers too, where Kafka tooling and
+    OpenTelemetry instrumentations look for it (the envelope's attribute stays the source)."""
+    return [] if traceparent is None else [(TRACEPARENT_HEADER, traceparent.encode())]
 
 
 async def count_pending(conn: AsyncConnection, table: sa.Table) -> int:

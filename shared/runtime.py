@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
-from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import Clock
@@ -19,15 +18,12 @@ from shared.consumer import EventConsumer, Subscription
 from shared.db import create_engine
 from shared.jobs import Job, JobScheduler
 from shared.kafka import ResilientProducer
+from shared.metrics import WORKER_RESTARTS
 from shared.outbox import OutboxRelay, PostgresWakeups
 from shared.retention import purge_inbox
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
-
-WORKER_RESTARTS = Counter(
-    "fedelta_worker_restarts_total", "Background workers restarted after a failure", ["worker"]
-)
 
 
 class Worker(Protocol):
@@ -79,6 +75,7 @@ def service_runtime(
         poll_interval=settings.outbox_poll_interval_seconds,
         batch_size=settings.outbox_batch_size,
         wake_source=PostgresWakeups.for_engine(engine),
+        clock=clock,
     )
     workers: list[Worker] = [relay]
     retention = timedelta(days=settings.retention_days)

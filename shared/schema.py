@@ -1,6 +1,7 @@
 """Generates the published event contract from the payload models:
-`python -m shared.schema` writes docs/events/ (a JSON Schema per event type, and AsyncAPI).
-A unit test fails when the committed files no longer match the models."""
+`python -m shared.schema` writes docs/events/ (a JSON Schema per event type, and an AsyncAPI 3
+document). A unit test fails when the committed files no longer match the models, and the
+AsyncAPI CLI validates them (`deploy/local/node-tools.sh validate`)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,122 @@ from typing import Any
 
 import yaml
 
-from shared import topics
-from shared.events import EVENT_KINDS, CloudEvent
+from shared import events, topics
+from shared.events import CLOUDEVENTS_JSON, EVENT_KINDS, CloudEvent, schema_uri
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "events"
+
+# Draft-07, not the 2020-12 pydantic has in mind: it is the JSON Schema dialect the AsyncAPI
+# parser and most code generators understand, and pydantic's output uses nothing newer
+# (`$defs` is only a place that `$ref`s point into).
+JSON_SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
+ASYNCAPI_SCHEMA_FORMAT = "application/schema+json;version=draft-07"
+KAFKA_BINDING_VERSION = "0.5.0"
+
+# Who writes and who reads each event type: the services' outbox writers and subscriptions.
+# shared/ may not import the services, so it is written out here; a unit test holds it
+# against each service's HANDLED_TYPES.
+PRODUCES: dict[str, tuple[str, ...]] = {
+    "ingest": (
+        events.CUSTOMER_ENROLLED,
+        events.CUSTOMER_UPDATED,
+        events.CUSTOMER_ERASED,
+        events.PURCHASE_COMPLETED,
+        events.PURCHASE_REFUNDED,
+    ),
+    "points": (
+        events.POINTS_EARNED,
+        events.POINTS_REDEEMED,
+        events.POINTS_REVERSED,
+        events.POINTS_EXPIRING,
+        events.POINTS_EXPIRED,
+        events.POINTS_ADJUSTED,
+    ),
+    "tiers": (events.TIER_CHANGED, events.TIER_DOWNGRADE_WARNING),
+    "notifications": (events.NOTIFICATION_DELIVERED, events.NOTIFICATION_FAILED),
+}
+CONSUMES: dict[str, tuple[str, ...]] = {
+    "points": (
+        events.CUSTOMER_ENROLLED,
+        events.CUSTOMER_UPDATED,
+        events.PURCHASE_COMPLETED,
+        events.PURCHASE_REFUNDED,
+        events.TIER_CHANGED,
+    ),
+    "tiers": (
+        events.CUSTOMER_ENROLLED,
+        events.CUSTOMER_UPDATED,
+        events.PURCHASE_COMPLETED,
+        events.PURCHASE_REFUNDED,
+    ),
+    "notifications": (
+        events.CUSTOMER_ENROLLED,
+        events.CUSTOMER_UPDATED,
+        events.CUSTOMER_ERASED,
+        events.PURCHASE_COMPLETED,
+        events.POINTS_EARNED,
+        events.POINTS_REDEEMED,
+        events.POINTS_EXPIRING,
+        events.TIER_CHANGED,
+        events.TIER_DOWNGRADE_WARNING,
+    ),
+}
+# Envelope attributes that are left out of the JSON when unset: never null on the wire.
+_OMITTED_WHEN_UNSET: dict[str, dict[str, Any]] = {
+    "dataschema": {"type": "string", "format": "uri", "minLength": 1},
+    "traceparent": {
+        "type": "string",
+        "description": "W3C Trace Context traceparent (CloudEvents distributed tracing).",
+        "minLength": 1,
+    },
+    "tracestate": {
+        "type": "string",
+        "description": "W3C Trace Context tracestate (CloudEvents distributed tracing).",
+    },
+}
 
 
 def event_schema(event_type: str) -> dict[str, Any]:
     kind = EVENT_KINDS[event_type]
     envelope = CloudEvent.model_json_schema()
-    envelope["title"] = event_type
-    envelope["properties"]["type"] = {"const": event_type}
-    envelope["properties"]["data"] = kind.payload.model_json_schema()
-    return envelope
+    payload = kind.payload.model_json_schema()
+    # The payload's nested models are defined at the root, where its `#/$defs/...` refs
+    # resolve once the payload sits under properties.data.
+    definitions = payload.pop("$defs", {})
+    properties = envelope["properties"]
+    properties["type"] = {"const": event_type, "title": "Type", "type": "string"}
+    properties["source"]["format"] = "uri"
+    properties.update({name: dict(schema) for name, schema in _OMITTED_WHEN_UNSET.items()})
+    properties["data"] = payload
+    schema: dict[str, Any] = {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": schema_uri(event_type),
+        **envelope,
+        "title": event_type,
+        "required": ["specversion", *envelope["required"]],
+    }
+    if definitions:
+        schema["$defs"] = definitions
+    return schema
+
+
+def _key_of_customer() -> dict[str, Any]:
+    return {
+        "bindings": {
+            "kafka": {
+                "key": {
+                    "type": "string",
+                    "description": "The customer's id, the same as the event's `subject`: "
+                    "a customer's events share a partition and stay in order.",
+                },
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        }
+    }
+
+
+def _channel_id(topic: str) -> str:
+    return topic
 
 
 def asyncapi() -> dict[str, Any]:
@@ -30,26 +134,118 @@ def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     for spec in topics.MAIN_TOPICS:
         kinds = [k for k in EVENT_KINDS.values() if k.topic == spec.name]
-        channels[spec.name] = {
+        channels[_channel_id(spec.name)] = {
             "address": spec.name,
-            "description": f"{spec.partitions} partitions, key customer_id"
-            + (", compacted" if spec.compacted else ""),
+            "description": f"{spec.partitions} partitions (configurable), keyed by customer id"
+            + (
+                "; compacted, and an erasure leaves a tombstone (a record without value) "
+                "for the customer's key"
+                if spec.compacted
+                else ""
+            )
+            + f". Poison records are copied to `{topics.dead_letter_topic(spec.name)}` with "
+            "the headers `fedelta-error`, `fedelta-consumer` and `fedelta-original-*`.",
             "messages": {
                 k.event_type: {"$ref": f"#/components/messages/{k.event_type}"} for k in kinds
+            },
+            "bindings": {
+                "kafka": {
+                    "topic": spec.name,
+                    "partitions": spec.partitions,
+                    "topicConfiguration": {
+                        "cleanup.policy": ["compact" if spec.compacted else "delete"]
+                    },
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
             },
         }
         for kind in kinds:
             messages[kind.event_type] = {
                 "name": kind.event_type,
+                "title": kind.payload.__name__,
                 "contentType": "application/cloudevents+json",
-                "payload": {"$ref": f"./{kind.event_type}.schema.json"},
+                "headers": {
+                    "type": "object",
+                    "properties": {
+                        "content-type": {
+                            "type": "string",
+                            "const": CLOUDEVENTS_JSON,
+                            "description": "CloudEvents Kafka binding: structured mode.",
+                        },
+                        "fedelta-event-type": {
+                            "type": "string",
+                            "const": kind.event_type,
+                            "description": "The event's type, readable without parsing.",
+                        },
+                    },
+                },
+                "payload": {
+                    "schemaFormat": ASYNCAPI_SCHEMA_FORMAT,
+                    "schema": {"$ref": f"./{kind.event_type}.schema.json"},
+                },
+                **_key_of_customer(),
             }
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "Fedelta events", "version": "1.0.0"},
+        "id": "urn:fedelta:events",
+        "info": {
+            "title": "Fedelta events",
+            "version": "1.0.0",
+            "description": "Every event is a CloudEvents 1.0 document in structured mode "
+            f"(Kafka header `content-type: {CLOUDEVENTS_JSON}`), with an absolute `source` "
+            "(`urn:fedelta:<service>`, ingest's `urn:fedelta:ingest:partner:<partner id>`) "
+            "and a `dataschema` naming its type's JSON Schema.",
+            "license": {
+                "name": "Apache-2.0",
+                "url": "https://www.apache.org/licenses/LICENSE-2.0",
+            },
+        },
+        "defaultContentType": "application/cloudevents+json",
+        "servers": {
+            "local": {
+                "host": "localhost:19092",
+                "protocol": "kafka",
+                "description": "The broker `make up` starts (FEDELTA_KAFKA_PORT).",
+            },
+            "cluster": {
+                "host": "{bootstrap}",
+                "protocol": "kafka",
+                "description": "A production cluster; topics created with "
+                "`python -m shared.topics` (replication factor 3, min.insync.replicas 2).",
+                "variables": {
+                    "bootstrap": {
+                        "default": "kafka.example.internal:9092",
+                        "description": "One of the cluster's bootstrap brokers.",
+                    }
+                },
+            },
+        },
         "channels": channels,
+        "operations": _operations(),
         "components": {"messages": messages},
     }
+
+
+def _operations() -> dict[str, Any]:
+    operations: dict[str, Any] = {}
+    for action, table in (("send", PRODUCES), ("receive", CONSUMES)):
+        for service, event_types in table.items():
+            for spec in topics.MAIN_TOPICS:
+                on_topic = [t for t in event_types if EVENT_KINDS[t].topic == spec.name]
+                if not on_topic:
+                    continue
+                channel = _channel_id(spec.name)
+                operations[f"{service}.{action}.{spec.name}"] = {
+                    "action": action,
+                    "channel": {"$ref": f"#/channels/{channel}"},
+                    "summary": f"{service} {'publishes' if action == 'send' else 'consumes'} "
+                    + ", ".join(on_topic),
+                    "messages": [
+                        {"$ref": f"#/channels/{channel}/messages/{event_type}"}
+                        for event_type in on_topic
+                    ],
+                }
+    return operations
 
 
 def rendered() -> dict[str, str]:
@@ -57,7 +253,7 @@ def rendered() -> dict[str, str]:
         f"{event_type}.schema.json": json.dumps(event_schema(event_type), indent=2) + "\n"
         for event_type in sorted(EVENT_KINDS)
     }
-    files["asyncapi.yaml"] = yaml.safe_dump(asyncapi(), sort_keys=False)
+    files["asyncapi.yaml"] = yaml.safe_dump(asyncapi(), sort_keys=False, width=100)
     return files
 
 

@@ -1,11 +1,28 @@
-"""Topic names and their layout; `python -m shared.topics` creates any that are missing."""
+"""Topic names and their layout; `python -m shared.topics` creates any that are missing and
+reports the existing ones that are weaker than asked for.
+
+The defaults are for a cluster: replication factor 3 and `min.insync.replicas` 2, so that a
+write acknowledged with acks=all (what every producer of ours asks for) is on two brokers.
+A single local broker needs `--replication-factor 1 --min-insync-replicas 1` (the local stack
+passes them). Each setting also comes from the environment (FEDELTA_TOPIC_PARTITIONS,
+FEDELTA_TOPIC_REPLICATION_FACTOR, FEDELTA_TOPIC_MIN_ISR, FEDELTA_TOPIC_RETENTION_MS); a flag wins.
+
+An existing topic is never changed: fewer partitions would move keys to other partitions, and
+replication is the operator's to reassign. When one is weaker than asked (fewer partitions, a
+lower replication factor or min ISR, a shorter retention, another cleanup policy) the command
+names each difference and exits with status 3 after creating what was missing.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-from dataclasses import dataclass
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 CUSTOMERS = "fedelta.customers.v1"
 PURCHASES = "fedelta.purchases.v1"
@@ -15,9 +32,61 @@ NOTIFICATIONS = "fedelta.notifications.v1"
 
 log = logging.getLogger(__name__)
 
+WEAKER_EXIT_STATUS = 3
+
 
 def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
+
+
+PARTITIONS = 3
+# Kafka's own default, written down: the consumers' inbox retention (`retention_days`, 30)
+# must stay longer than this so that a redelivered event is still recognised.
+RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    """What every topic is created with; the defaults are for a cluster of three or more."""
+
+    partitions: int = PARTITIONS
+    replication_factor: int = 3
+    min_insync_replicas: int = 2
+    retention_ms: int = RETENTION_MS
+
+    def __post_init__(self) -> None:
+        for name in ("partitions", "replication_factor", "min_insync_replicas", "retention_ms"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.min_insync_replicas > self.replication_factor:
+            # No write could ever be acknowledged by acks=all.
+            raise ValueError("min_insync_replicas cannot exceed replication_factor")
+
+    @classmethod
+    def local(cls) -> TopicSettings:
+        """One broker: the local and test stacks."""
+        return cls(replication_factor=1, min_insync_replicas=1)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> TopicSettings:
+        values: dict[str, int] = {}
+        for name, variable in ENV_VARIABLES.items():
+            raw = environ.get(variable)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = int(raw)
+            except ValueError:
+                raise ValueError(f"{variable}={raw!r} is not a whole number") from None
+        return cls(**values)
+
+
+ENV_VARIABLES = {
+    "partitions": "FEDELTA_TOPIC_PARTITIONS",
+    "replication_factor": "FEDELTA_TOPIC_REPLICATION_FACTOR",
+    "min_insync_replicas": "FEDELTA_TOPIC_MIN_ISR",
+    "retention_ms": "FEDELTA_TOPIC_RETENTION_MS",
+}
 
 
 @dataclass(frozen=True)
@@ -26,14 +95,20 @@ class TopicSpec:
     partitions: int
     compacted: bool = False
 
-    def config(self) -> dict[str, str]:
+    def config(self, settings: TopicSettings | None = None) -> dict[str, str]:
+        """The topic-level configs to create it with (the cleanup policy alone without settings)."""
         if self.compacted:
             # Personal data lives only here: compaction plus erasure tombstones remove it.
-            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
-        return {"cleanup.policy": "delete"}
+            config = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+        else:
+            config = {"cleanup.policy": "delete"}
+        if settings is not None:
+            config["min.insync.replicas"] = str(settings.min_insync_replicas)
+            if not self.compacted:
+                config["retention.ms"] = str(settings.retention_ms)
+        return config
 
 
-PARTITIONS = 3
 MAIN_TOPICS = (
     TopicSpec(CUSTOMERS, PARTITIONS, compacted=True),
     TopicSpec(PURCHASES, PARTITIONS),
@@ -49,10 +124,134 @@ ALL_TOPICS = MAIN_TOPICS + tuple(
 )
 
 
-async def ensure_topics(bootstrap_servers: str, replication_factor: int = 1) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created."""
+@dataclass(frozen=True)
+class TopicState:
+    """A topic as the cluster has it."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def weaknesses(spec: TopicSpec, settings: TopicSettings, actual: TopicState) -> list[str]:
+    """How an existing topic falls short of what it would be created with (empty: it does not)."""
+    found = []
+    if actual.partitions < settings.partitions:
+        found.append(f"{actual.partitions} partitions, {settings.partitions} wanted")
+    if actual.replication_factor < settings.replication_factor:
+        found.append(
+            f"replication factor {actual.replication_factor}, {settings.replication_factor} wanted"
+        )
+    wanted = spec.config(settings)
+    policy = actual.config.get("cleanup.policy")
+    if policy != wanted["cleanup.policy"]:
+        found.append(f"cleanup.policy {policy}, {wanted['cleanup.policy']} wanted")
+    min_isr = _as_int(actual.config.get("min.insync.replicas"))
+    if min_isr is None or min_isr < settings.min_insync_replicas:
+        found.append(
+            f"min.insync.replicas {actual.config.get('min.insync.replicas')}, "
+            f"{settings.min_insync_replicas} wanted"
+        )
+    if "retention.ms" in wanted:
+        retention = _as_int(actual.config.get("retention.ms"))
+        # -1 keeps records for ever: not weaker.
+        if retention is None or 0 <= retention < settings.retention_ms:
+            found.append(
+                f"retention.ms {actual.config.get('retention.ms')}, "
+                f"at least {settings.retention_ms} wanted"
+            )
+    return found
+
+
+def _as_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class EnsureResult:
+    created: list[str]
+    # Topic name -> how it is weaker than asked; left as it is.
+    weaker: dict[str, list[str]]
+
+
+REPORTED_CONFIGS = ("cleanup.policy", "min.insync.replicas", "retention.ms")
+
+
+async def describe_topics(
+    bootstrap_servers: str, names: Sequence[str] | None = None
+) -> list[TopicState]:
+    """The actual layout and main configs of Fedelta's topics (by default) that exist."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        return await _describe(admin, list(names or [spec.name for spec in ALL_TOPICS]))
+    finally:
+        await admin.close()
+
+
+async def _describe(admin: Any, names: list[str]) -> list[TopicState]:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    existing = set(await admin.list_topics())
+    names = [name for name in names if name in existing]
+    if not names:
+        return []
+    layouts = {
+        topic["topic"]: topic
+        for topic in await admin.describe_topics(names)
+        if topic.get("error_code", 0) == 0
+    }
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    )
+    configs: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.resources:
+            # (error_code, error_message, resource_type, resource_name, config_entries)
+            entries = resource[4]
+            configs[resource[3]] = {
+                entry[0]: entry[1] for entry in entries if entry[0] in REPORTED_CONFIGS
+            }
+    states = []
+    for name in names:
+        layout = layouts.get(name)
+        if layout is None:
+            continue
+        partitions = layout["partitions"]
+        states.append(
+            TopicState(
+                name=name,
+                partitions=len(partitions),
+                replication_factor=min((len(p["replicas"]) for p in partitions), default=0),
+                config=configs.get(name, {}),
+            )
+        )
+    return states
+
+
+async def ensure_topics(bootstrap_servers: str, settings: TopicSettings | None = None) -> list[str]:
+    """Create the topics that do not exist yet (with TopicSettings.from_env() unless given);
+    returns the names created, and logs a warning for each existing topic that is weaker."""
+    result = await ensure_topic_layout(bootstrap_servers, settings)
+    for name, found in sorted(result.weaker.items()):
+        log.warning("topic %s is weaker than asked: %s", name, "; ".join(found))
+    return result.created
+
+
+async def ensure_topic_layout(
+    bootstrap_servers: str, settings: TopicSettings | None = None
+) -> EnsureResult:
+    """Create the topics that do not exist yet, and compare the others with `settings`
+    (TopicSettings.from_env() when not given)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+    settings = settings or TopicSettings.from_env()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
@@ -63,25 +262,62 @@ async def ensure_topics(bootstrap_servers: str, replication_factor: int = 1) -> 
                 [
                     NewTopic(
                         name=spec.name,
-                        num_partitions=spec.partitions,
-                        replication_factor=replication_factor,
-                        topic_configs=spec.config(),
+                        num_partitions=settings.partitions,
+                        replication_factor=settings.replication_factor,
+                        topic_configs=spec.config(settings),
                     )
                     for spec in missing
                 ]
             )
-        return [spec.name for spec in missing]
+        present = [spec for spec in ALL_TOPICS if spec.name in existing]
+        states = {state.name: state for state in await _describe(admin, [s.name for s in present])}
+        weaker = {
+            spec.name: found
+            for spec in present
+            if spec.name in states and (found := weaknesses(spec, settings, states[spec.name]))
+        }
+        return EnsureResult(created=[spec.name for spec in missing], weaker=weaker)
     finally:
         await admin.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Create Fedelta's Kafka topics.")
+def parse_settings(argv: Sequence[str] | None = None) -> tuple[str, TopicSettings]:
+    parser = argparse.ArgumentParser(
+        description="Create Fedelta's Kafka topics; report existing ones weaker than asked "
+        f"(exit status {WEAKER_EXIT_STATUS})."
+    )
     parser.add_argument("--bootstrap-servers", required=True)
-    args = parser.parse_args()
-    created = asyncio.run(ensure_topics(args.bootstrap_servers))
-    print(f"topics: {len(created)} created, {len(ALL_TOPICS) - len(created)} already there")
+    flags = {
+        "partitions": "--partitions",
+        "replication_factor": "--replication-factor",
+        "min_insync_replicas": "--min-insync-replicas",
+        "retention_ms": "--retention-ms",
+    }
+    for name, flag in flags.items():
+        parser.add_argument(flag, dest=name, type=int, help=f"default: ${ENV_VARIABLES[name]}")
+    args = parser.parse_args(argv)
+    try:
+        from_env = TopicSettings.from_env()
+        chosen = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+        settings = TopicSettings(**{name: getattr(from_env, name) for name in flags} | chosen)
+    except ValueError as error:
+        parser.error(str(error))
+    return args.bootstrap_servers, settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    bootstrap_servers, settings = parse_settings(argv)
+    result = asyncio.run(ensure_topic_layout(bootstrap_servers, settings))
+    print(
+        f"topics: {len(result.created)} created, "
+        f"{len(ALL_TOPICS) - len(result.created)} already there "
+        f"(replication factor {settings.replication_factor}, "
+        f"min.insync.replicas {settings.min_insync_replicas})"
+    )
+    for name, found in sorted(result.weaker.items()):
+        print(f"topics: {name} is weaker than asked: {'; '.join(found)}", file=sys.stderr)
+    return WEAKER_EXIT_STATUS if result.weaker else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

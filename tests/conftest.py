@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.topics import ensure_topics
+from shared.topics import TopicSettings, ensure_topics
 from tests.support.stack import Stack
 
 
@@ -19,7 +19,7 @@ def stack() -> Iterator[Stack]:
     stack = Stack.from_env()
     stack.run("infra.sh", "up")
     try:
-        asyncio.run(ensure_topics(stack.kafka_bootstrap_servers))
+        asyncio.run(ensure_topics(stack.kafka_bootstrap_servers, TopicSettings.local()))
         yield stack
     finally:
         if os.environ.get("FEDELTA_TEST_KEEP_STACK") != "1":

@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import events
 from shared.clock import SystemClock
-from shared.consumer import CONSUMED, EventConsumer, Subscription
+from shared.consumer import EventConsumer, Subscription
 from shared.db import create_engine, define_inbox, insert_many
 from shared.events import CloudEvent, new_event
 from shared.kafka import ResilientProducer
+from shared.metrics import CONSUMER_DATABASE_WAITS
 from shared.topics import dead_letter_topic
 from tests.support.kafka import read_all
 from tests.support.polling import eventually
@@ -280,7 +281,12 @@ async def _create_topics(stack: Stack, *names: str) -> None:
 
 
 def _waits(topic: str) -> float:
-    return float(CONSUMED.labels(topic, "waited_for_database")._value.get())
+    return sum(
+        sample.value
+        for metric in CONSUMER_DATABASE_WAITS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["topic"] == topic
+    )
 
 
 async def _async(value: bool) -> bool:

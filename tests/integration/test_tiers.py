@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.tiers.adapters import tables
+from services.tiers.adapters.programs import ProgramSource
 from services.tiers.adapters.tables import customers, outbox, qualifying_activity, tier_history
 from services.tiers.api.app import create_app
 from services.tiers.bootstrap import make_subscription
@@ -38,9 +40,24 @@ WITHIN = 60.0
 
 
 @pytest.fixture(scope="module")
-def settings(stack: Stack) -> TiersSettings:
+async def settings(stack: Stack) -> TiersSettings:
     stack.migrate("tiers")
-    return settings_for(TiersSettings, stack, "tiers")
+    settings = settings_for(TiersSettings, stack, "tiers")
+    await forget_switched_programs(settings)
+    return settings
+
+
+async def forget_switched_programs(settings: TiersSettings) -> None:
+    """These tests are written for the configured program: a replay switched earlier on this
+    stack (the e2e story's, a run before) would otherwise stay in force."""
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                tables.tier_replays.delete().where(tables.tier_replays.c.status != "running")
+            )
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +186,7 @@ async def test_purchases_of_300_and_250_make_an_enrolled_customer_silver_once(
     [changed] = published
     assert changed.type == events.TIER_CHANGED
     assert changed.id == derived_event_id(crossing.id, "tier-changed")
-    assert changed.source == "tiers"
+    assert changed.source == "urn:fedelta:tiers"
     payload = events.TierChanged.model_validate(changed.data)
     assert (payload.from_tier, payload.to_tier, payload.direction) == ("bronze", "silver", "up")
     assert payload.reason == "qualifying_spend"
@@ -364,7 +381,7 @@ async def applied(
 ) -> dict[str, Any]:
     """The state the batch handler leaves after these batches, in one transaction that is
     rolled back: the test leaves nothing behind for the running relay to publish."""
-    handle = make_subscription(Program(), FixedClock(now)).handle
+    handle = make_subscription(ProgramSource(Program()), FixedClock(now)).handle
     async with engine.connect() as conn, conn.begin() as transaction:
         for batch in batches:
             await handle(conn, batch)
@@ -520,7 +537,9 @@ async def test_a_refund_is_stored_with_its_purchase_instant_within_and_across_ba
     purchase_id = events.PurchaseCompleted.model_validate(bought.data).purchase_id
     same_batch = refund(customer, purchase_id, "100", bought_at + timedelta(days=3))
     later_batch = refund(customer, purchase_id, "100", bought_at + timedelta(days=5))
-    handle = make_subscription(program, FixedClock(bought_at + timedelta(days=9))).handle
+    handle = make_subscription(
+        ProgramSource(program), FixedClock(bought_at + timedelta(days=9))
+    ).handle
     async with engine.connect() as conn, conn.begin() as transaction:
         await handle(conn, [enrolled(customer, bought_at - timedelta(days=1)), bought, same_batch])
         await handle(conn, [later_batch])

@@ -89,7 +89,7 @@ class TestCustomers:
         [event] = await published(stack, topics.CUSTOMERS, customer_id, 1)
         assert event.id == event_id
         assert event.type == events.CUSTOMER_ENROLLED
-        assert event.source == f"ingest/{pos.partner_id}"
+        assert event.source == f"urn:fedelta:ingest:partner:{pos.partner_id}"
         enrolled = events.CustomerEnrolled.model_validate(event.data)
         assert enrolled.partner_id == pos.partner_id
         assert enrolled.email == "ada@example.com"

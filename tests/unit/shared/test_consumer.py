@@ -411,3 +411,23 @@ async def test_revoking_partitions_commits_what_was_applied_for_them() -> None:
     await _CommitBeforeRevoke(owner, kafka).on_partitions_revoked({"p0"})
     assert kafka.committed == [{"p0": 11}]
     assert owner._uncommitted == {"p1": 7}
+
+
+async def test_a_dead_lettered_copy_keeps_the_headers_that_say_how_to_read_it() -> None:
+    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    broken = CloudEvent(
+        id="x", source="s", type=events.CUSTOMER_ENROLLED, subject="c1", time=NOW, data={}
+    )
+    binding = [
+        ("content-type", events.CLOUDEVENTS_JSON.encode()),
+        (EVENT_TYPE_HEADER, events.CUSTOMER_ENROLLED.encode()),
+        ("x-unrelated", b"dropped"),
+    ]
+    await consumer(database, handler, producer).process_batch(
+        [Message(TOPIC, 0, 1, b"c1", broken.to_bytes(), binding)]
+    )
+    [(_, _, _, headers)] = producer.sent
+    assert headers["content-type"] == b"application/cloudevents+json; charset=UTF-8"
+    assert headers[EVENT_TYPE_HEADER] == events.CUSTOMER_ENROLLED.encode()
+    assert headers["fedelta-error"] == b"ValidationError"
+    assert "x-unrelated" not in headers

@@ -1,4 +1,5 @@
 import json
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -88,3 +89,60 @@ def test_derived_ids_are_stable_and_distinct() -> None:
     assert derived_event_id("e1", "welcome") == derived_event_id("e1", "welcome")
     assert derived_event_id("e1", "welcome") != derived_event_id("e1", "earned")
     assert derived_event_id("e1", "welcome") != derived_event_id("e2", "welcome")
+
+
+def test_source_is_an_absolute_uri_and_an_absolute_one_is_kept() -> None:
+    assert events.source_uri("points") == "urn:fedelta:points"
+    assert events.source_uri("ingest/partner/p-1.a") == "urn:fedelta:ingest:partner:p-1.a"
+    assert events.source_uri("https://pos.example/stores/9") == "https://pos.example/stores/9"
+    event = new_event(
+        purchase(Decimal("1.00")), source="ingest/partner/demo", subject="c1", time=NOW
+    )
+    assert event.source == "urn:fedelta:ingest:partner:demo"
+
+
+def test_every_event_names_the_published_schema_of_its_type() -> None:
+    event = new_event(purchase(Decimal("1.00")), source="ingest/demo", subject="c1", time=NOW)
+    document = json.loads(event.to_bytes())
+    assert document["dataschema"] == (
+        "https://fedelta.dev/schemas/events/fedelta.purchase.completed.v1.schema.json"
+    )
+
+
+def test_trace_context_is_carried_when_given_and_absent_otherwise() -> None:
+    untraced = json.loads(
+        new_event(
+            purchase(Decimal("1.00")), source="ingest/demo", subject="c1", time=NOW
+        ).to_bytes()
+    )
+    assert "traceparent" not in untraced
+    assert "tracestate" not in untraced
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced = new_event(
+        purchase(Decimal("1.00")), source="ingest/demo", subject="c1", time=NOW, traceparent=parent
+    )
+    assert json.loads(traced.to_bytes())["traceparent"] == parent
+    assert CloudEvent.from_bytes(traced.to_bytes()).traceparent == parent
+
+
+def test_an_event_from_before_dataschema_existed_still_parses() -> None:
+    old = (
+        b'{"specversion":"1.0","id":"1","source":"ingest/demo","type":"fedelta.customer.erased.v1",'
+        b'"subject":"c1","time":"2026-11-22T10:15:00Z","datacontenttype":"application/json",'
+        b'"data":{"customer_id":"c1"}}'
+    )
+    event = CloudEvent.from_bytes(old)
+    assert event.dataschema is None
+    assert "dataschema" not in json.loads(event.to_bytes())
+    assert event.data_as(events.CustomerErased).customer_id == "c1"
+
+
+_TEXT = st.characters(exclude_categories=["Cs"])  # encodable as UTF-8
+
+
+@given(cause=st.text(_TEXT, max_size=80), purpose=st.text(_TEXT, max_size=20))
+def test_a_derived_id_is_the_rfc_4122_name_based_uuid_of_its_cause_and_purpose(
+    cause: str, purpose: str
+) -> None:
+    expected = uuid.uuid5(uuid.UUID("6f1c1a53-2d4e-4f0e-9a43-5b0f7c0de1a1"), f"{cause}/{purpose}")
+    assert derived_event_id(cause, purpose) == str(expected)

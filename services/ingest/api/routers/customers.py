@@ -65,7 +65,7 @@ async def enrol_customer(
     )
     event = new_event(
         _payload(events.CustomerEnrolled, profile),
-        source=f"ingest/{partner.partner_id}",
+        source=f"ingest/partner/{partner.partner_id}",
         subject=profile.customer_id,
         time=now,
     )
@@ -134,7 +134,7 @@ async def update_customer(
             # partner_id stays the enrolling one (the only one who may change it); the source
             # says who made this change.
             _payload(events.CustomerUpdated, profile),
-            source=f"ingest/{partner.partner_id}",
+            source=f"ingest/partner/{partner.partner_id}",
             subject=customer_id,
             time=now,
         )
@@ -191,7 +191,7 @@ async def erase_customer(
         await customers.erase_profile(erased(current, now))
         event = new_event(
             events.CustomerErased(customer_id=customer_id),
-            source=f"ingest/{partner.partner_id}",
+            source=f"ingest/partner/{partner.partner_id}",
             subject=customer_id,
             time=now,
             event_id=event_id,

@@ -68,7 +68,7 @@ async def report_purchase(purchase: PurchaseIn, pos: PosCallDep) -> AcceptedOut 
                 for item in purchase.items
             ],
         ),
-        source=f"ingest/{partner.partner_id}",
+        source=f"ingest/partner/{partner.partner_id}",
         subject=purchase.customer_id,
         time=now,
     )
@@ -168,7 +168,7 @@ async def report_refund(
                 occurred_at=refund.occurred_at,
                 amount=refund.amount,
             ),
-            source=f"ingest/{partner.partner_id}",
+            source=f"ingest/partner/{partner.partner_id}",
             subject=purchase.customer_id,
             time=now,
         )

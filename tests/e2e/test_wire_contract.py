@@ -1,0 +1,154 @@
+"""The contract as an integrator meets it: real records read from every topic after an
+end-to-end flow, each validated against its published JSON Schema and parsed in structured mode
+by the official CloudEvents SDKs for Python and for JavaScript (not by Fedelta's own code)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import uuid
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import pytest
+from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka
+from cloudevents.core.formats.json import JSONFormat
+from jsonschema import Draft7Validator
+
+from fedelta_cli.pos import PosClient
+from shared import events, topics
+from shared.schema import OUTPUT
+from tests.e2e.conftest import Pipeline
+from tests.support.kafka import read_all
+from tests.support.polling import eventually
+from tests.support.stack import REPO
+
+pytestmark = pytest.mark.e2e
+
+STRUCTURED = b"application/cloudevents+json; charset=UTF-8"
+EVENT_TYPE_HEADER = "fedelta-event-type"
+JS_PARSER = REPO / "deploy" / "contracts" / "parse-kafka-records.mjs"
+# What the flow below makes the four services publish about one customer: every topic.
+EXPECTED_TYPES = {
+    events.CUSTOMER_ENROLLED,
+    events.PURCHASE_COMPLETED,
+    events.PURCHASE_REFUNDED,
+    events.POINTS_EARNED,
+    events.POINTS_REVERSED,
+    events.TIER_CHANGED,
+    events.NOTIFICATION_DELIVERED,
+}
+
+
+@cache
+def validator(event_type: str) -> Draft7Validator:
+    """The schema as published in docs/events/, not as the models would render it now."""
+    schema = json.loads((OUTPUT / f"{event_type}.schema.json").read_text())
+    return Draft7Validator(schema)
+
+
+def headers_of(record: Any) -> dict[str, bytes]:
+    return {name: bytes(value) for name, value in record.headers or ()}
+
+
+async def records_of_every_topic(bootstrap: str) -> list[Any]:
+    found: list[Any] = []
+    for spec in topics.MAIN_TOPICS:
+        found.extend(record for record in await read_all(bootstrap, spec.name) if record.value)
+    return found
+
+
+async def report_the_flow(pos: PosClient, customer: str) -> None:
+    await pos.enrol(customer, f"{customer}@example.com", consent=True)
+    first = f"p-{uuid.uuid4()}"
+    await pos.purchase(customer, "300.00", first)
+    await pos.purchase(customer, "250.00")
+    refund = await pos.post(
+        f"/v1/purchases/{first}/refunds",
+        {
+            "refund_id": f"r-{uuid.uuid4()}",
+            "amount": "50.00",
+            "occurred_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    assert refund.status_code == 202, refund.text
+
+
+def parse_with_javascript(records: list[Any]) -> list[dict[str, Any]]:
+    lines = "".join(
+        json.dumps(
+            {
+                "key": record.key.decode() if record.key is not None else None,
+                "headers": {k: v.decode() for k, v in headers_of(record).items()},
+                "value": base64.b64encode(record.value).decode(),
+            }
+        )
+        + "\n"
+        for record in records
+    )
+    result = subprocess.run(
+        ["node", str(JS_PARSER)],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    parsed = [json.loads(line) for line in result.stdout.splitlines()]
+    errors = [outcome["error"] for outcome in parsed if "error" in outcome]
+    assert result.returncode == 0 and not errors, (errors[:5], result.stderr[-2000:])
+    return parsed
+
+
+async def test_every_event_on_the_wire_passes_its_schema_and_both_official_sdks(
+    pipeline: Pipeline, pos: PosClient
+) -> None:
+    customer = f"contract-{uuid.uuid4().hex[:12]}"
+    await report_the_flow(pos, customer)
+    bootstrap = pipeline.stack.kafka_bootstrap_servers
+
+    async def all_published() -> list[Any] | None:
+        records = await records_of_every_topic(bootstrap)
+        ours = [r for r in records if r.key == customer.encode()]
+        published = {headers_of(r).get(EVENT_TYPE_HEADER, b"").decode() for r in ours}
+        return records if published >= EXPECTED_TYPES else None
+
+    records = await eventually(
+        all_published, within=120, interval=1.0, what="the flow's events on every topic"
+    )
+    ours = [r for r in records if r.key == customer.encode()]
+    assert {r.topic for r in ours} == {spec.name for spec in topics.MAIN_TOPICS}
+    # Every record the services wrote carries the binding's header; a record without it can
+    # only be one a test published directly, as a poison message or a redelivery.
+    assert all(headers_of(r).get("content-type") == STRUCTURED for r in ours)
+    wired = [r for r in records if headers_of(r).get("content-type") == STRUCTURED]
+
+    documents = [json.loads(r.value) for r in wired]
+    for record, document in zip(wired, documents, strict=True):
+        # (a) the published JSON Schema of its type
+        errors = sorted(validator(document["type"]).iter_errors(document), key=str)
+        assert errors == [], (record.topic, document["type"], [e.message for e in errors[:3]])
+        assert document["source"].startswith("urn:fedelta:")
+        assert document["dataschema"] == events.schema_uri(document["type"])
+        assert headers_of(record)[EVENT_TYPE_HEADER].decode() == document["type"]
+        assert document["subject"] == record.key.decode()
+
+    # (b) the CloudEvents SDK for Python, Kafka binding, structured mode
+    for record, document in zip(wired, documents, strict=True):
+        message = KafkaMessage(headers=headers_of(record), key=record.key, value=record.value)
+        event = from_kafka(message, JSONFormat())
+        assert (event.get_id(), event.get_type(), event.get_source()) == (
+            document["id"],
+            document["type"],
+            document["source"],
+        )
+        assert event.get_dataschema() == document["dataschema"]
+
+    # (c) the CloudEvents SDK for JavaScript, Kafka binding, structured mode
+    parsed = parse_with_javascript(wired)
+    assert [(p["id"], p["type"], p["source"], p["subject"]) for p in parsed] == [
+        (d["id"], d["type"], d["source"], d["subject"]) for d in documents
+    ]
+    assert {p["type"] for p in parsed if p["subject"] == customer} >= EXPECTED_TYPES
