@@ -25,7 +25,7 @@ and each service's rate as a fraction of both.
 Exits 1 when a consumer did not finish within `--deadline`, dead-lettered a purchase, or an
 effect is missing.
 
-Reads URLs from .fedelta/dev.env (or FEDELTA_DEV_ENV) through `deploy.local.pos.DevEnv`, and the
+Reads URLs from .fedelta/dev.env (or FEDELTA_DEV_ENV) through `fedelta_cli.devenv.DevEnv`, and the
 Kafka bootstrap servers and the points database URL from the services.env beside it.
 """
 
@@ -50,7 +50,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.metrics import consumed, finished, wait_quiet
-from deploy.local.pos import REPO, DevEnv, PosClient
+from fedelta_cli.devenv import REPO, DevEnv
+from fedelta_cli.pos import PosClient
 from shared import events
 from shared.topics import CUSTOMERS, PARTITIONS, PURCHASES
 
@@ -406,7 +407,7 @@ async def run(args: argparse.Namespace) -> int:
                 failed = True
                 print(f"{name:<14} DEAD-LETTERED {dead} (since the service started)")
         if "notifications" in progress and progress["notifications"].done_s is not None:
-            ignored = progress["notifications"].outcomes.get("ignored", 0)
+            ignored = progress["notifications"].outcomes.get("skipped", 0)
             print(f"{'notifications':<14} passes over purchases (ignored so far: {ignored})")
 
         sample = random.Random(run_id).sample(customers, min(args.sample, len(customers)))

@@ -14,7 +14,7 @@ Then it waits (bounded by `--drain-timeout`) until the points and tiers consumer
 finished with every accepted purchase, read from their `/metrics`, and reports how long that
 took after the last 202. Exits 1 when any call was not answered 202 or the drain timed out.
 
-Reads URLs and credentials from .fedelta/dev.env through `deploy.local.pos.DevEnv`.
+Reads URLs and credentials from .fedelta/dev.env through `fedelta_cli.devenv.DevEnv`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ import uvloop
 
 from bench.metrics import consumed, finished
 from bench.report import latency_line
-from deploy.local.pos import DevEnv, PosClient
+from fedelta_cli.devenv import DevEnv
+from fedelta_cli.pos import PosClient
 from shared.auth import SIGNATURE_HEADER, sign
 from shared.topics import PURCHASES
 

@@ -24,7 +24,7 @@ sequential: the earlier benchmark, one purchase per customer, one at a time
 until each shows it; figures are upper bounds by one interval plus one poll.
 
 Reads URLs and credentials from .fedelta/dev.env (or FEDELTA_DEV_ENV) through
-`deploy.local.pos.DevEnv`, and the Kafka bootstrap servers from the services.env beside it.
+`fedelta_cli.devenv.DevEnv`, and the Kafka bootstrap servers from the services.env beside it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench.consume_throughput import LEDGER_PAGE, stack_settings
 from bench.metrics import wait_quiet
 from bench.report import latency_line
-from deploy.local.pos import DevEnv, PosClient
+from fedelta_cli.devenv import DevEnv
+from fedelta_cli.pos import PosClient
 from shared import events
 from shared.auth import SIGNATURE_HEADER, sign
 from shared.topics import CUSTOMERS, PARTITIONS, POINTS, PURCHASES

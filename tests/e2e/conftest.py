@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from deploy.local.pos import DevEnv, PosClient
+from fedelta_cli.devenv import DevEnv
+from fedelta_cli.pos import PosClient
 from tests.support.stack import Stack
 
 SERVICE_PORT_NAMES = ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS")

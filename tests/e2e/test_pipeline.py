@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from deploy.local.pos import PosClient
+from fedelta_cli.pos import PosClient
 from shared import topics
 from shared.auth import SIGNATURE_HEADER, sign
 from tests.e2e.conftest import Pipeline

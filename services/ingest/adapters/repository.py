@@ -54,6 +54,21 @@ class IngestRepository(Protocol):
         """Creates the partner or replaces its name and credentials."""
         ...
 
+    async def partners(self) -> list[Partner]:
+        """Every partner, active or not, by id."""
+        ...
+
+    async def replace_credentials(
+        self, partner_id: str, api_key_hash: str, signing_secret: str
+    ) -> Partner | None:
+        """The partner with its new credentials (the old ones stop working); None when there
+        is no such partner."""
+        ...
+
+    async def deactivate_partner(self, partner_id: str) -> Partner | None:
+        """The partner, revoked: its key is refused from now on; None when there is none."""
+        ...
+
     async def add_customer(self, profile: CustomerProfile, accepted: Accepted) -> bool:
         """False when the customer id is already enrolled."""
         ...
@@ -128,16 +143,7 @@ class SqlIngestRepository:
                 sa.select(partners).where(partners.c.api_key_hash == api_key_hash)
             )
         ).first()
-        if row is None:
-            return None
-        return Partner(
-            partner_id=row.partner_id,
-            name=row.name,
-            api_key_hash=row.api_key_hash,
-            signing_secret=row.signing_secret,
-            created_at=row.created_at,
-            active=row.active,
-        )
+        return None if row is None else _partner(row)
 
     async def add_partner(self, partner: Partner) -> bool:
         return await insert_if_absent(self._conn, partners, _partner_values(partner))
@@ -155,6 +161,34 @@ class SqlIngestRepository:
                 },
             )
         )
+
+    async def partners(self) -> list[Partner]:
+        rows = await self._conn.execute(sa.select(partners).order_by(partners.c.partner_id))
+        return [_partner(row) for row in rows]
+
+    async def replace_credentials(
+        self, partner_id: str, api_key_hash: str, signing_secret: str
+    ) -> Partner | None:
+        row = (
+            await self._conn.execute(
+                sa.update(partners)
+                .where(partners.c.partner_id == partner_id)
+                .values(api_key_hash=api_key_hash, signing_secret=signing_secret)
+                .returning(*partners.c)
+            )
+        ).first()
+        return None if row is None else _partner(row)
+
+    async def deactivate_partner(self, partner_id: str) -> Partner | None:
+        row = (
+            await self._conn.execute(
+                sa.update(partners)
+                .where(partners.c.partner_id == partner_id)
+                .values(active=False)
+                .returning(*partners.c)
+            )
+        ).first()
+        return None if row is None else _partner(row)
 
     async def add_customer(self, profile: CustomerProfile, accepted: Accepted) -> bool:
         return await insert_if_absent(
@@ -230,6 +264,7 @@ class SqlIngestRepository:
             .where(customers.c.customer_id == profile.customer_id)
             .values(
                 **values,
+                referred_by=profile.referred_by,  # domain.erased drops it with the contact
                 erased_at=profile.erased_at,
                 updated_at=profile.erased_at,
                 # The enrolment's fingerprint hashes its body, email and phone included: it
@@ -439,6 +474,17 @@ class SqlIngestRepository:
                     for event, customer_id in events
                 ],
             )
+
+
+def _partner(row: sa.Row[Any]) -> Partner:
+    return Partner(
+        partner_id=row.partner_id,
+        name=row.name,
+        api_key_hash=row.api_key_hash,
+        signing_secret=row.signing_secret,
+        created_at=row.created_at,
+        active=row.active,
+    )
 
 
 def _partner_values(partner: Partner) -> dict[str, object]:

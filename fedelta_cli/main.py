@@ -1,0 +1,371 @@
+"""The `fedelta` command. Every command reads the stack's addresses and credentials from
+.fedelta/dev.env (written by `make up`), the file in FEDELTA_DEV_ENV, or the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fedelta_cli import dlq as dead_letters
+from fedelta_cli import operations
+from fedelta_cli.devenv import SERVICES, DevEnv, kafka_bootstrap_servers, load_values
+from fedelta_cli.pos import PosClient, demo
+from fedelta_cli.simulate import simulate as run_simulation
+
+app = typer.Typer(
+    name="fedelta",
+    help="Operate a Fedelta stack: simulate traffic, inspect customers, partners, topics, "
+    "dead letters; run migrations and jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+partners_app = typer.Typer(
+    help="Partners: create, list, rotate keys, revoke.", no_args_is_help=True
+)
+topics_app = typer.Typer(
+    help="Kafka topics: create the missing ones, describe them.", no_args_is_help=True
+)
+dlq_app = typer.Typer(help="Dead letters: list, show, replay.", no_args_is_help=True)
+customer_app = typer.Typer(help="One customer across the services.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Time-driven jobs, on demand.", no_args_is_help=True)
+app.add_typer(partners_app, name="partners")
+app.add_typer(topics_app, name="topics")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(customer_app, name="customer")
+app.add_typer(jobs_app, name="jobs")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command("simulate")
+def simulate_command(
+    customers: Annotated[int, typer.Option(min=1, max=1_000_000, help="customers to enrol")] = 50,
+    purchases: Annotated[int, typer.Option(min=0, max=10_000_000, help="purchases")] = 500,
+    rate: Annotated[float, typer.Option(min=0.1, max=100_000, help="calls per second")] = 50.0,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same traffic")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, max=1000, help="calls in flight")] = 64,
+    wait: Annotated[
+        float | None,
+        typer.Option(help="seconds to wait for processing (default: 60 + calls / 20)"),
+    ] = None,
+    summary_json: Annotated[
+        Path | None, typer.Option(help="also write the summary to this file, as JSON")
+    ] = None,
+) -> None:
+    """Realistic signed POS traffic through ingest, then a check that every accepted call had
+    its effect (exit 1 when one did not, or a refused call had one)."""
+    env = DevEnv.load()
+    summary = asyncio.run(
+        run_simulation(
+            env,
+            customers=customers,
+            purchases=purchases,
+            rate=rate,
+            seed=seed,
+            concurrency=concurrency,
+            within=wait,
+            console=console,
+        )
+    )
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(summary.as_json(), indent=2))
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo_command() -> None:
+    """Enrol a customer, two purchases, then balance, tier and mail."""
+
+    async def run() -> None:
+        async with httpx.AsyncClient(timeout=10) as http:
+            await demo(PosClient(DevEnv.load(), http))
+
+    asyncio.run(run())
+
+
+# --- customer -------------------------------------------------------------------------------
+
+
+@customer_app.command("show")
+def customer_show(
+    customer_id: str,
+    ledger: Annotated[int, typer.Option(min=1, max=200, help="ledger entries to show")] = 10,
+) -> None:
+    """Balance, ledger tail, tier and progress, notifications."""
+    view = asyncio.run(operations.customer_view(DevEnv.load(), customer_id, ledger))
+    operations.render_customer(customer_id, view, console)
+
+
+# --- partners -------------------------------------------------------------------------------
+
+
+@partners_app.command("create")
+def partners_create(
+    name: Annotated[str, typer.Option(help="the partner's display name")],
+    partner_id: Annotated[str | None, typer.Option("--id", help="default: generated")] = None,
+) -> None:
+    """A new partner; its API key and signing secret are shown once."""
+    body = {"name": name} | ({"partner_id": partner_id} if partner_id else {})
+    try:
+        answer = asyncio.run(operations.partner_call(DevEnv.load(), "POST", "", body))
+    except operations.CommandFailed as failure:
+        raise _fail(str(failure)) from None
+    operations.render_credentials(answer, console)
+
+
+@partners_app.command("list")
+def partners_list(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """Every partner (never its credentials)."""
+    try:
+        answer = asyncio.run(operations.partner_call(DevEnv.load(), "GET", ""))
+    except operations.CommandFailed as failure:
+        raise _fail(str(failure)) from None
+    if as_json:
+        print(json.dumps(answer["items"], indent=2))
+    else:
+        operations.render_partners(answer["items"], console)
+
+
+@partners_app.command("rotate-key")
+def partners_rotate_key(partner_id: str) -> None:
+    """New API key and signing secret; the old ones stop working."""
+    env = DevEnv.load()
+    try:
+        answer = asyncio.run(operations.partner_call(env, "POST", f"/{partner_id}/rotate-key"))
+    except operations.CommandFailed as failure:
+        raise _fail(str(failure)) from None
+    operations.render_credentials(answer, console)
+    if partner_id == env.partner_id:
+        errors.print(
+            "[yellow]this is the partner in dev.env: put the new key and secret there "
+            "(FEDELTA_PARTNER_KEY, FEDELTA_PARTNER_SECRET) for `fedelta simulate` and demo[/]"
+        )
+
+
+@partners_app.command("revoke")
+def partners_revoke(partner_id: str) -> None:
+    """Refuse the partner's calls from now on; what it reported stays."""
+    try:
+        answer = asyncio.run(
+            operations.partner_call(DevEnv.load(), "POST", f"/{partner_id}/revoke")
+        )
+    except operations.CommandFailed as failure:
+        raise _fail(str(failure)) from None
+    operations.render_partners([answer], console)
+
+
+# --- topics ---------------------------------------------------------------------------------
+
+
+@topics_app.command("create")
+def topics_create(
+    partitions: Annotated[
+        int | None, typer.Option(min=1, help="default: $FEDELTA_TOPIC_PARTITIONS")
+    ] = None,
+    replication_factor: Annotated[
+        int | None, typer.Option(min=1, help="default: $FEDELTA_TOPIC_REPLICATION_FACTOR")
+    ] = None,
+    min_insync_replicas: Annotated[
+        int | None, typer.Option(min=1, help="default: $FEDELTA_TOPIC_MIN_ISR")
+    ] = None,
+) -> None:
+    """Create the topics that do not exist yet (with their dead-letter topics); report the
+    existing ones that are weaker than asked (exit 3)."""
+    _, values = load_values()
+    try:
+        settings = operations.topic_settings(
+            values,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            min_insync_replicas=min_insync_replicas,
+        )
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
+    result = asyncio.run(operations.create_topics(kafka_bootstrap_servers(), settings))
+    created = result.created
+    console.print(
+        f"topics: {len(created)} created"
+        + (f": {', '.join(created)}" if created else "")
+        + f" (replication factor {settings.replication_factor}, "
+        f"min.insync.replicas {settings.min_insync_replicas})"
+    )
+    for name, found in sorted(result.weaker.items()):
+        errors.print(f"[yellow]{name} is weaker than asked:[/] {'; '.join(found)}")
+    if result.weaker:
+        raise typer.Exit(3)
+
+
+@topics_app.command("describe")
+def topics_describe(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """Partitions, replication, in-sync replicas and non-default configuration."""
+    topics = asyncio.run(operations.describe_topics(kafka_bootstrap_servers()))
+    if as_json:
+        print(json.dumps(topics, indent=2))
+    else:
+        operations.render_topics(topics, console)
+
+
+# --- migrate --------------------------------------------------------------------------------
+
+
+@app.command("migrate")
+def migrate_command(
+    service: Annotated[
+        list[str] | None, typer.Option("--service", help="only these (default: every service)")
+    ] = None,
+) -> None:
+    """Bring every service's database to its newest migration."""
+    chosen = service or list(SERVICES)
+    unknown = [s for s in chosen if s not in SERVICES]
+    if unknown:
+        raise _fail(f"unknown service(s) {', '.join(unknown)}: {', '.join(SERVICES)}", 2)
+    path, values = load_values()
+    operations.migrate(operations.database_urls(path, values), chosen, console)
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+@jobs_app.command("run")
+def jobs_run(
+    service: str,
+    name: Annotated[str, typer.Argument(help="a job of that service, or `all`")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="RFC 3339 instant (default: now)")
+    ] = None,
+) -> None:
+    """Run a time-driven job now, as of an instant."""
+    if service not in SERVICES:
+        raise _fail(f"unknown service {service!r}: {', '.join(SERVICES)}", 2)
+    try:
+        answer = asyncio.run(operations.run_job(DevEnv.load(), service, name, as_of))
+    except operations.CommandFailed as failure:
+        raise _fail(str(failure)) from None
+    console.print_json(json.dumps(answer))
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+TopicOption = Annotated[
+    str | None,
+    typer.Option(help="purchases, fedelta.purchases.v1 or fedelta.purchases.v1.dlq (default: all)"),
+]
+SinceOption = Annotated[
+    str | None, typer.Option(help="dead-lettered since: 30m, 2h, 7d or an ISO 8601 time")
+]
+
+
+def _since(value: str | None) -> datetime | None:
+    try:
+        return dead_letters.parse_since(value, datetime.now(UTC))
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
+
+
+@dlq_app.command("list")
+def dlq_list(topic: TopicOption = None, since: SinceOption = None) -> None:
+    """What was dead-lettered and why (headers only)."""
+    letters = asyncio.run(
+        dead_letters.list_dead_letters(
+            kafka_bootstrap_servers(), dead_letters.dead_letter_topics(topic), _since(since)
+        )
+    )
+    table = Table(
+        "dead letter", "when", "error", "consumer", "original", "attempts", "key", "replayed"
+    )
+    for letter in letters:
+        h = letter.headers
+        table.add_row(
+            letter.ref,
+            letter.dead_lettered_at.isoformat(timespec="seconds"),
+            letter.error,
+            h.get("fedelta-consumer", "?"),
+            f"{letter.original_topic}[{h.get('fedelta-original-partition', '?')}]"
+            f"@{h.get('fedelta-original-offset', '?')}",
+            h.get("fedelta-attempts", "?"),
+            letter.key or "",
+            "yes" if letter.replayed else "no",
+        )
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s)")
+
+
+@dlq_app.command("show")
+def dlq_show(
+    ref: Annotated[str, typer.Argument(help="<dlq topic>:<partition>:<offset>, as listed")],
+    show_body: Annotated[
+        bool, typer.Option("--show-body", help="print the body (it may hold personal data)")
+    ] = False,
+) -> None:
+    """One dead letter: its headers and event id and type; the body only with --show-body."""
+    try:
+        letter = asyncio.run(dead_letters.find_dead_letter(kafka_bootstrap_servers(), ref))
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
+    if letter is None:
+        raise _fail(f"no dead letter at {ref}")
+    table = Table("field", "value", show_header=False)
+    table.add_row("dead letter", letter.ref)
+    table.add_row("dead-lettered at", letter.dead_lettered_at.isoformat())
+    table.add_row("key", letter.key or "")
+    table.add_row("replayed", "yes" if letter.replayed else "no")
+    for name, value in sorted(letter.headers.items()):
+        table.add_row(f"header {name}", value)
+    for name, value in letter.event_summary().items():
+        table.add_row(f"event {name}", value)
+    console.print(table)
+    if show_body:
+        console.print(letter.value.decode(errors="replace") if letter.value else "")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: TopicOption = None,
+    since: SinceOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list, send nothing")] = False,
+) -> None:
+    """Re-publish what was dead-lettered (and not replayed before) to its topic; the
+    consumers' inboxes apply each event at most once."""
+    report = asyncio.run(
+        dead_letters.replay(
+            kafka_bootstrap_servers(),
+            dead_letters.dead_letter_topics(topic),
+            _since(since),
+            dry_run=dry_run,
+        )
+    )
+    verb = "would replay" if dry_run else "replayed"
+    for letter in report.replayed:
+        console.print(f"{verb} {letter.ref} ({letter.error}) to {letter.original_topic}")
+    console.print(
+        f"{verb} {len(report.replayed)} dead letter(s)"
+        + (f"; {report.passed_over} older than --since passed over" if report.passed_over else "")
+    )
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,302 @@
+"""The operator's smaller commands: partners, topics, migrations, jobs, one customer's view."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+
+from fedelta_cli.devenv import REPO, SERVICES, DevEnv, DevEnvError, read_env_file
+from fedelta_cli.pos import PosClient
+from shared.topics import EnsureResult, TopicSettings, ensure_topic_layout
+
+
+class CommandFailed(Exception):
+    """A service refused or failed: the message is for the operator."""
+
+
+def _problem(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(body, dict) and "detail" in body:
+        return f"HTTP {response.status_code}: {body['detail']}"
+    return f"HTTP {response.status_code}"
+
+
+def _admin(env: DevEnv) -> dict[str, str]:
+    return {"Authorization": f"Bearer {env.admin_token}"}
+
+
+# --- partners -----------------------------------------------------------------------------
+
+
+async def partner_call(
+    env: DevEnv, method: str, path: str, body: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=20) as http:
+        response = await http.request(
+            method,
+            f"{env.ingest_url}/v1/admin/partners{path}",
+            json=body,
+            headers=_admin(env),
+        )
+    if response.status_code >= 400:
+        raise CommandFailed(_problem(response))
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def render_credentials(answer: Mapping[str, Any], console: Console) -> None:
+    """Shown once: the key is stored hashed, the secret only where ingest needs it."""
+    console.print(
+        Panel(
+            f"partner id      {answer['partner_id']}\n"
+            f"name            {answer['name']}\n"
+            f"API key         {answer['api_key']}\n"
+            f"signing secret  {answer['signing_secret']}",
+            title="credentials: shown this once, store them now",
+            border_style="yellow",
+        )
+    )
+
+
+def render_partners(items: list[Mapping[str, Any]], console: Console) -> None:
+    table = Table("partner id", "name", "created", "active")
+    for item in items:
+        table.add_row(
+            item["partner_id"],
+            item["name"],
+            str(item["created_at"]),
+            "yes" if item["active"] else "[red]revoked[/]",
+        )
+    console.print(table)
+
+
+# --- topics -------------------------------------------------------------------------------
+
+
+def topic_settings(values: Mapping[str, str], **chosen: int | None) -> TopicSettings:
+    """FEDELTA_TOPIC_* from dev.env or the environment (a local stack writes one broker's),
+    with the command's options over them."""
+    from_env = TopicSettings.from_env(values)
+    return dataclasses.replace(
+        from_env, **{name: value for name, value in chosen.items() if value is not None}
+    )
+
+
+async def create_topics(bootstrap_servers: str, settings: TopicSettings) -> EnsureResult:
+    return await ensure_topic_layout(bootstrap_servers, settings)
+
+
+async def describe_topics(bootstrap_servers: str, prefix: str = "fedelta.") -> list[dict[str, Any]]:
+    """Every topic of the platform: partitions with leader, replicas and in-sync replicas,
+    and the topic's configuration that differs from the broker's defaults."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        if not names:
+            return []
+        described = {t["topic"]: t for t in await admin.describe_topics(names)}
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+        configs: dict[str, dict[str, str]] = {}
+        for response in responses:
+            for resource in response.resources:
+                _, _, _, name, entries = resource[:5]
+                configs[name] = {
+                    entry[0]: str(entry[1])
+                    for entry in entries
+                    # (name, value, read_only, config_source or is_default, is_sensitive, ...)
+                    if not _is_default(entry)
+                }
+        return [
+            {
+                "topic": name,
+                "partitions": [
+                    {
+                        "partition": p["partition"],
+                        "leader": p["leader"],
+                        "replicas": list(p["replicas"]),
+                        "isr": list(p["isr"]),
+                    }
+                    for p in sorted(described[name]["partitions"], key=lambda p: p["partition"])
+                ],
+                "config": configs.get(name, {}),
+            }
+            for name in names
+            if name in described
+        ]
+    finally:
+        await admin.close()
+
+
+def _is_default(entry: Any) -> bool:
+    # v0 answers carry is_default (bool) at index 3; v1+ carry config_source (5: default).
+    marker = entry[3]
+    if isinstance(marker, bool):
+        return marker
+    return bool(marker == 5)
+
+
+def render_topics(topics: list[dict[str, Any]], console: Console) -> None:
+    table = Table("topic", "partitions", "replication", "min ISR", "in sync", "configuration")
+    for topic in topics:
+        partitions = topic["partitions"]
+        replication = {len(p["replicas"]) for p in partitions}
+        under = sum(1 for p in partitions if len(p["isr"]) < len(p["replicas"]))
+        config = dict(topic["config"])
+        min_isr = config.pop("min.insync.replicas", "default")
+        table.add_row(
+            topic["topic"],
+            str(len(partitions)),
+            "/".join(str(r) for r in sorted(replication)),
+            min_isr,
+            "all" if not under else f"[red]{under} under-replicated[/]",
+            ", ".join(f"{k}={v}" for k, v in sorted(config.items())),
+        )
+    console.print(table)
+
+
+# --- migrations ---------------------------------------------------------------------------
+
+
+def database_urls(env_file: Path, values: Mapping[str, str]) -> dict[str, str]:
+    """FEDELTA_<SERVICE>_DATABASE_URL from the environment or dev.env, else from the
+    services.env that `make up` keeps beside dev.env."""
+    urls = {
+        s: values[f"FEDELTA_{s.upper()}_DATABASE_URL"]
+        for s in SERVICES
+        if values.get(f"FEDELTA_{s.upper()}_DATABASE_URL")
+    }
+    services_env = env_file.parent / "services.env"
+    if len(urls) < len(SERVICES) and services_env.exists():
+        beside = read_env_file(services_env)
+        for service in SERVICES:
+            name = f"FEDELTA_{service.upper()}_DATABASE_URL"
+            if service not in urls and beside.get(name):
+                urls[service] = beside[name]
+    return urls
+
+
+def migrate(urls: Mapping[str, str], services: list[str], console: Console) -> None:
+    from shared.migrations import upgrade_to_head
+
+    missing = [s for s in services if s not in urls]
+    if missing:
+        names = ", ".join(f"FEDELTA_{s.upper()}_DATABASE_URL" for s in missing)
+        raise DevEnvError(f"set {names} (dev.env, services.env beside it, or the environment)")
+    for service in services:
+        with console.status(f"migrating {service}"):
+            upgrade_to_head(REPO / "services" / service / "migrations", urls[service])
+        console.print(f"{service}: at the newest migration")
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+async def run_job(env: DevEnv, service: str, name: str, as_of: str | None) -> dict[str, Any]:
+    params = {"as_of": as_of} if as_of else {}
+    async with httpx.AsyncClient(timeout=300) as http:
+        response = await http.post(
+            f"{env.service_url(service)}/v1/admin/jobs/{name}", params=params, headers=_admin(env)
+        )
+    if response.status_code >= 400:
+        raise CommandFailed(_problem(response))
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+# --- one customer -------------------------------------------------------------------------
+
+
+async def customer_view(env: DevEnv, customer_id: str, ledger_tail: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=20) as http:
+        pos = PosClient(env, http)
+        balance, ledger, tier, notifications = await asyncio.gather(
+            pos.balance(customer_id),
+            pos.ledger(customer_id, limit=ledger_tail),
+            pos.tier(customer_id),
+            pos.notifications(customer_id),
+        )
+
+    def body(response: httpx.Response) -> Any:
+        return response.json() if response.status_code == 200 else None
+
+    return {
+        "balance": body(balance),
+        "ledger": (body(ledger) or {}).get("entries", []),
+        "tier": body(tier),
+        "notifications": (body(notifications) or {}).get("items", []),
+    }
+
+
+def render_customer(customer_id: str, view: Mapping[str, Any], console: Console) -> None:
+    balance = view["balance"]
+    if balance is None:
+        points: Any = "[dim]points does not know this customer (yet)[/]"
+    else:
+        expiries = ", ".join(
+            f"{e['points']} on {str(e['expires_at'])[:10]}" for e in balance["next_expiries"][:3]
+        )
+        points = (
+            f"available [bold]{balance['available']}[/]  pending {balance['pending']}  "
+            f"debt {balance['debt']}  lifetime earned {balance['lifetime_earned']}\n"
+            f"next expiries: {expiries or 'none'}"
+        )
+    tier = view["tier"]
+    if tier is None:
+        tier_text: Any = "[dim]tiers does not know this customer (yet)[/]"
+    else:
+        progress = (
+            f"{tier['amount_to_next_tier']} more to {tier['next_tier']}"
+            if tier.get("next_tier")
+            else "top tier"
+        )
+        tier_text = (
+            f"[bold]{tier['tier']}[/] since {str(tier['since'])[:10]}  "
+            f"qualifying spend {tier['qualifying_spend']}  ({progress})\n"
+            f"review {str(tier['review_at'])[:10]}, "
+            f"{tier.get('amount_to_keep_tier', '0')} more keeps the tier"
+        )
+    ledger = Table("when", "kind", "points", "reason", "purchase", box=None)
+    for entry in view["ledger"]:
+        ledger.add_row(
+            str(entry["occurred_at"])[:19],
+            entry["kind"],
+            str(entry["points"]),
+            entry.get("reason", ""),
+            entry.get("purchase_id") or "",
+        )
+    notes = Table("created", "template", "channel", "status", "attempts", box=None)
+    for item in view["notifications"][:10]:
+        notes.add_row(
+            str(item["created_at"])[:19],
+            item["template"],
+            item["channel"],
+            item["status"],
+            str(item["attempts"]),
+        )
+    console.print(
+        Panel(
+            Group(
+                Panel(points, title="points", title_align="left"),
+                Panel(tier_text, title="tier", title_align="left"),
+                Panel(ledger, title="ledger (newest first)", title_align="left"),
+                Panel(notes, title="notifications", title_align="left"),
+            ),
+            title=f"customer {customer_id}",
+        )
+    )
