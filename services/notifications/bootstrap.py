@@ -18,6 +18,7 @@ from services.notifications.domain.model import DeliveryPolicy, HarassmentPolicy
 from services.notifications.domain.unsubscribe import unsubscribe_token
 from services.notifications.handlers import (
     DEFAULT_DIGEST_WINDOW,
+    DEFAULT_WELCOME_WINDOW,
     HANDLED_TYPES,
     Context,
     apply_batch,
@@ -38,7 +39,10 @@ CONSUMES = (topics.CUSTOMERS, topics.TIERS, topics.POINTS, topics.PURCHASES)
 
 
 def make_subscription(
-    clock: Clock, digest_window: timedelta = DEFAULT_DIGEST_WINDOW, currency: str = "EUR"
+    clock: Clock,
+    digest_window: timedelta = DEFAULT_DIGEST_WINDOW,
+    currency: str = "EUR",
+    welcome_window: timedelta = DEFAULT_WELCOME_WINDOW,
 ) -> Subscription:
     async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
         notifications = SqlNotificationRepository(conn)
@@ -50,6 +54,7 @@ def make_subscription(
                 now=clock.now(),
                 digest_window=digest_window,
                 currency=currency,
+                welcome_window=welcome_window,
             ),
         )
 
@@ -127,6 +132,7 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
             clock,
             timedelta(minutes=settings.points_digest_window_minutes),
             settings.currency,
+            timedelta(days=settings.welcome_window_days),
         ),
         jobs=[
             ReleaseHeld(),

@@ -37,6 +37,20 @@ ERASED = "customer erased"
 
 
 DEFAULT_DIGEST_WINDOW = timedelta(minutes=10)
+DEFAULT_WELCOME_WINDOW = timedelta(days=7)
+WELCOME = "welcome"
+
+
+def welcome_id(customer_id: str, channel: Channel) -> str:
+    """The welcome's id comes from the customer, not from the event that caused it: whichever
+    profile event notifications sees first (the enrolment, or an update when the enrolment
+    was compacted away), and whatever it sees after, a customer is welcomed once per channel.
+
+    Welcomes stored before this rule carry ids derived from their enrolment event. That is
+    safe: an event already applied is never applied again (the inbox, in the same
+    transaction, deduplicates it), and an update or a late enrolment for a customer with a
+    stored contact is not their first profile, so it welcomes no one."""
+    return derived_event_id(f"customer/{customer_id}", f"{WELCOME}/{channel.value}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,8 @@ class Context:
     digest_window: timedelta = DEFAULT_DIGEST_WINDOW
     # The program's currency (ISO 4217): what the amounts in the events are in.
     currency: str = "EUR"
+    # A customer first seen through an update is welcomed when enrolled this recently.
+    welcome_window: timedelta = DEFAULT_WELCOME_WINDOW
 
 
 @dataclass
@@ -58,6 +74,7 @@ class Changes:
     now: datetime
     digest_window: timedelta = DEFAULT_DIGEST_WINDOW
     currency: str = "EUR"
+    welcome_window: timedelta = DEFAULT_WELCOME_WINDOW
     # The points digest still gathering earnings, per customer: loaded for the batch, or
     # started by it. Those loaded and changed are rewritten in `write`.
     digests: dict[str, Delivery] = field(default_factory=dict)
@@ -77,6 +94,30 @@ class Changes:
     # webhook when it has one). Consent is checked again at send time.
     stored_contacts: dict[str, Contact] = field(default_factory=dict)
     partners_with_webhooks: set[str] = field(default_factory=set)
+
+    def is_known(self, customer_id: str) -> bool:
+        """Whether notifications holds a profile of the customer: stored before the batch or
+        kept earlier in it. An erasure forgets it, in a batch as across batches, so that a
+        batch ends as its events applied one by one would."""
+        return customer_id in self.stored_contacts or customer_id in self.contacts
+
+    def welcome(self, cause: CloudEvent, customer_id: str) -> None:
+        """The welcome, on every channel the customer is reachable on; its ids come from the
+        customer, so a second attempt (in a later batch too) is the same message: an erased
+        customer welcomed before is never welcomed again (and by contract nothing but a
+        tombstone follows an erasure: ingest refuses an erased id)."""
+        waiting = {d.notification_id for d in self.deliveries.get(customer_id, [])}
+        for channel in self.channels(customer_id):
+            notification_id = welcome_id(customer_id, channel)
+            if notification_id in waiting:
+                continue  # already in this batch: one row per id in the set-based write
+            self.schedule(
+                cause,
+                customer_id,
+                WELCOME,
+                channel=channel,
+                notification_id=notification_id,
+            )
 
     def channels(self, customer_id: str) -> list[Channel]:
         contact = self.contacts.get(customer_id) or self.stored_contacts.get(customer_id)
@@ -112,9 +153,11 @@ class Changes:
         channel: Channel = Channel.EMAIL,
         send_at: datetime | None = None,
         hold: Hold | None = None,
+        notification_id: str | None = None,
     ) -> Delivery:
         delivery = schedule(
-            notification_id=derived_event_id(cause.id, f"{template}/{channel.value}"),
+            notification_id=notification_id
+            or derived_event_id(cause.id, f"{template}/{channel.value}"),
             customer_id=customer_id,
             channel=channel,
             template=template,
@@ -189,14 +232,26 @@ class Changes:
 
 def customer_enrolled(cause: CloudEvent, changes: Changes) -> None:
     profile = cause.data_as(events.CustomerEnrolled)
+    # A customer is welcomed at the first profile notifications sees of them: an enrolment
+    # arriving after an update (a replay, or a late copy) is not their first.
+    first_seen = not changes.is_known(profile.customer_id)
     changes.keep_profile(_contact(profile, cause))
-    # Scheduled whatever the consent: the decision is taken at send time, on the contact as it
-    # is then, and a suppressed message stays visible in the delivery log.
-    changes.notify(cause, profile.customer_id, "welcome")
+    if first_seen:
+        # Scheduled whatever the consent: the decision is taken at send time, on the contact
+        # as it is then, and a suppressed message stays visible in the delivery log.
+        changes.welcome(cause, profile.customer_id)
 
 
 def customer_updated(cause: CloudEvent, changes: Changes) -> None:
-    changes.keep_profile(_contact(cause.data_as(events.CustomerUpdated), cause))
+    profile = cause.data_as(events.CustomerUpdated)
+    # The customers topic is compacted: a consumer starting afresh or lagging past a segment
+    # roll may find only a customer's latest profile, never their enrolment. A customer first
+    # seen that way is welcomed if they enrolled recently, measured against the event's own
+    # time (not the clock), so a replay of old history welcomes no long-standing customer.
+    first_seen = not changes.is_known(profile.customer_id)
+    changes.keep_profile(_contact(profile, cause))
+    if first_seen and profile.enrolled_at >= cause.time - changes.welcome_window:
+        changes.welcome(cause, profile.customer_id)
 
 
 def customer_erased(cause: CloudEvent, changes: Changes) -> None:
@@ -279,7 +334,7 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     points digests still open for the batch's earners; the newer profile wins in SQL), the
     events are walked in order in memory, and the result is written set-based. Nothing is
     emitted: sending is the dispatcher's."""
-    changes = Changes(ctx.now, ctx.digest_window, ctx.currency)
+    changes = Changes(ctx.now, ctx.digest_window, ctx.currency, ctx.welcome_window)
     await _load_channels(batch, changes, ctx.notifications)
     earners = {
         event.data_as(events.PointsEarned).customer_id
@@ -312,10 +367,12 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
 
 # The events that notify a customer over every channel they are reachable on. Points earned
 # go out as an email digest only: an SMS per purchase would harass, and the partner reported
-# the purchase itself.
+# the purchase itself. A profile update may welcome a customer first seen through it, and
+# needs the stored contact anyway to tell whether they are.
 _NOTIFYING = frozenset(
     {
         events.CUSTOMER_ENROLLED,
+        events.CUSTOMER_UPDATED,
         events.TIER_CHANGED,
         events.TIER_DOWNGRADE_WARNING,
         events.POINTS_REDEEMED,
@@ -339,9 +396,9 @@ async def _load_channels(
     changes.stored_contacts = await notifications.contacts_of(notified)
     partners = {c.partner_id for c in changes.stored_contacts.values() if c.partner_id}
     partners |= {
-        event.data_as(events.CustomerEnrolled).partner_id
+        event.data_as(events.CustomerProfile).partner_id
         for event in batch
-        if event.type == events.CUSTOMER_ENROLLED
+        if event.type in (events.CUSTOMER_ENROLLED, events.CUSTOMER_UPDATED)
     }
     changes.partners_with_webhooks = await notifications.partners_with_webhooks(partners)
 

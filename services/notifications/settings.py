@@ -40,6 +40,10 @@ class NotificationsSettings(ServiceSettings):
     points_digest_window_minutes: float = Field(default=10.0, ge=0, le=1440)
     # A customer without a purchase for this many days gets one win-back message per lapse.
     win_back_days: int = Field(default=90, ge=1, le=3650)
+    # A customer first seen through a profile change (their enrolment compacted away) is
+    # welcomed only when enrolled within this many days of the change: a replay of old
+    # history must not welcome long-standing customers.
+    welcome_window_days: int = Field(default=7, ge=0, le=3650)
     # The program's currency (ISO 4217), which the amounts in the events are in.
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     # The SMS provider: messages are POSTed as JSON to this URL with the token as a bearer

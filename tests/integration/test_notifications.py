@@ -23,11 +23,12 @@ from services.notifications.adapters.tables import contacts, deliveries, purchas
 from services.notifications.api.app import create_app
 from services.notifications.bootstrap import make_subscription
 from services.notifications.domain.model import Channel, Contact, schedule
+from services.notifications.handlers import welcome_id
 from services.notifications.settings import NotificationsSettings
 from shared import events, topics
 from shared.clock import FixedClock
 from shared.consumer import EventConsumer
-from shared.events import CloudEvent, derived_event_id, new_event
+from shared.events import CloudEvent, new_event
 from tests.integration.notifications_support import mails_to, send, tier_up
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
@@ -122,7 +123,7 @@ async def test_enrolment_with_consent_sends_one_welcome(
     await send(stack, topics.CUSTOMERS, cause)
 
     (item,) = await settled_log(client, customer_id, 1, "the welcome to be sent")
-    notification_id = derived_event_id(cause.id, "welcome/email")
+    notification_id = welcome_id(customer_id, Channel.EMAIL)
     assert item["notification_id"] == notification_id
     assert (item["channel"], item["template"], item["status"], item["attempts"]) == (
         "email",
@@ -228,7 +229,7 @@ async def test_a_sent_message_is_announced_on_the_notifications_topic(
     (event,) = await eventually(delivered, within=60, what="notification.delivered on Kafka")
     assert event.type == events.NOTIFICATION_DELIVERED
     assert events.NotificationDelivered.model_validate(event.data) == events.NotificationDelivered(
-        notification_id=derived_event_id(cause.id, "welcome/email"),
+        notification_id=welcome_id(customer_id, Channel.EMAIL),
         customer_id=customer_id,
         channel="email",
         template="welcome",

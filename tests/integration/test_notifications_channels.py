@@ -20,10 +20,12 @@ import pytest
 import pytest_asyncio
 
 from services.notifications.api.app import create_app
+from services.notifications.domain.model import Channel
+from services.notifications.handlers import welcome_id
 from services.notifications.settings import NotificationsSettings
 from shared import events, topics
 from shared.auth import SIGNATURE_HEADER, SignatureError, verify_signature
-from shared.events import CloudEvent, derived_event_id, new_event
+from shared.events import CloudEvent, new_event
 from tests.integration.notifications_support import send
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running, settings_for
@@ -194,7 +196,7 @@ async def test_an_sms_goes_to_the_provider_once_in_the_customers_language(
     await send(stack, topics.CUSTOMERS, cause)
 
     item = await settled(client, customer_id, "sms", "the welcome SMS to be sent")
-    notification_id = derived_event_id(cause.id, "welcome/sms")
+    notification_id = welcome_id(customer_id, Channel.SMS)
     assert (item["notification_id"], item["status"], item["attempts"]) == (
         notification_id,
         "sent",

@@ -132,10 +132,12 @@ async def test_a_customer_enrolled_in_their_quiet_hours_gets_the_welcome_after_t
 
     (mail,) = await eventually(mailed, within=60, what="the welcome after the quiet hours")
     assert mail["Subject"] == "Welcome to Fedelta"
-    again = await run_job(client, "release-quiet-hours", after)
-    assert again["released"] == 0
+    # Run again for the same instant: this customer's welcome is not sent a second time
+    # (the count may include other tests' customers, whose events are still arriving).
+    await run_job(client, "release-quiet-hours", after)
     (sent,) = await rows(database, customer_id)
     assert (sent.status, sent.attempts, sent.hold) == ("sent", 1, None)
+    assert len(mails_to(stack, email)) == 1
 
 
 async def test_the_cap_holds_the_fourth_message_of_a_day_until_the_next_day(

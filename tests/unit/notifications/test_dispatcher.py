@@ -16,10 +16,10 @@ from services.notifications.domain.model import (
     DeliveryStatus,
     schedule,
 )
-from services.notifications.handlers import Context, apply_batch
+from services.notifications.handlers import Context, apply_batch, welcome_id
 from shared import events, topics
 from shared.clock import FixedClock
-from shared.events import CloudEvent, derived_event_id
+from shared.events import CloudEvent
 from shared.outbox import CollectingSink
 from tests.unit.notifications.fakes import (
     NOW,
@@ -79,7 +79,7 @@ async def test_a_consenting_customer_gets_the_welcome(harness: Harness) -> None:
     assert await harness.dispatcher.dispatch_due() == 1
 
     (email,) = harness.sender.sent
-    notification_id = derived_event_id(cause.id, "welcome/email")
+    notification_id = welcome_id("c1", Channel.EMAIL)
     assert (email.to, email.notification_id, email.locale) == (
         "ada@example.com",
         notification_id,
