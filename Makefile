@@ -10,13 +10,14 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # The test stack runs beside a `make up` stack without touching it: its own state and ports.
 TEST_STACK := FEDELTA_STATE_DIR=$(CURDIR)/.fedelta/test FEDELTA_PG_PORT=15442 \
 	FEDELTA_KAFKA_PORT=19192 FEDELTA_KAFKA_CONTROLLER_PORT=19193 FEDELTA_SMTP_PORT=10026 \
-	FEDELTA_INGEST_PORT=18080 FEDELTA_POINTS_PORT=18081 FEDELTA_TIERS_PORT=18082 \
+	FEDELTA_SMS_PORT=10027 FEDELTA_INGEST_PORT=18080 FEDELTA_POINTS_PORT=18081 FEDELTA_TIERS_PORT=18082 \
 	FEDELTA_NOTIFICATIONS_PORT=18083
 TEST_ENV := FEDELTA_TEST_STATE_DIR=$(CURDIR)/.fedelta/test FEDELTA_TEST_PG_PORT=15442 \
 	FEDELTA_TEST_KAFKA_PORT=19192 FEDELTA_TEST_KAFKA_CONTROLLER_PORT=19193 \
-	FEDELTA_TEST_SMTP_PORT=10026 FEDELTA_TEST_SERVICE_PORTS=18080,18081,18082,18083
+	FEDELTA_TEST_SMTP_PORT=10026 FEDELTA_TEST_SMS_PORT=10027 \
+	FEDELTA_TEST_SERVICE_PORTS=18080,18081,18082,18083
 
-.PHONY: help setup up down status demo lint typecheck unit integration e2e test test-down bench clean
+.PHONY: help setup test-tools up down status demo lint typecheck unit integration e2e test test-down bench chaos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +32,12 @@ setup: $(STAMP) ## virtualenv with the pinned dependencies, Kafka jars, PostgreS
 	@deploy/local/kafka.sh install
 	@deploy/local/postgres.sh install
 
+# What only the tests need, kept out of `make up`'s way: the first install takes minutes.
+test-tools: setup ## the checkers the tests run: AsyncAPI CLI and CloudEvents SDK (npm), promtool, kustomize
+	@deploy/local/node-tools.sh install
+	@deploy/local/k8s-tools.sh install
+	@deploy/local/tools.sh install
+
 up: setup ## start Kafka, PostgreSQL, a mail catcher and the four services; print what to do next
 	@deploy/local/stack.sh up
 
@@ -41,25 +48,25 @@ status: ## what runs
 	@deploy/local/stack.sh status
 
 demo: setup ## enrol a customer, report two purchases, show points, tier and mail (after make up)
-	@$(PY) -m deploy.local.pos demo
+	@$(VENV)/bin/fedelta demo
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup ## mypy --strict
-	$(VENV)/bin/mypy shared services deploy tests bench
+	$(VENV)/bin/mypy fedelta_cli shared services deploy tests bench chaos
 
-unit: setup ## fast tests, no infrastructure
+unit: test-tools ## fast tests, no infrastructure
 	$(VENV)/bin/pytest tests/unit
 
-integration: setup ## each service on the real Kafka and PostgreSQL of the test stack
+integration: test-tools ## each service on the real Kafka and PostgreSQL of the test stack
 	@$(TEST_ENV) $(VENV)/bin/pytest tests/integration; rc=$$?; $(MAKE) --no-print-directory test-down; exit $$rc
 
-e2e: setup ## the four services as processes, over HTTP, through the whole pipeline
+e2e: test-tools ## the four services as processes, over HTTP, through the whole pipeline
 	@$(TEST_ENV) $(VENV)/bin/pytest tests/e2e; rc=$$?; $(MAKE) --no-print-directory test-down; exit $$rc
 
-test: setup lint typecheck ## everything CI runs: lint, types, unit, integration, end-to-end; leaves nothing running
+test: test-tools lint typecheck ## everything CI runs: lint, types, unit, integration, end-to-end; leaves nothing running
 	@$(TEST_ENV) $(VENV)/bin/pytest tests; rc=$$?; $(MAKE) --no-print-directory test-down; exit $$rc
 
 test-down: ## stop the test stack (make test does this itself)
@@ -70,6 +77,12 @@ bench: setup ## run the benchmarks against a running stack (make up first)
 	$(PY) -m bench.ingest_throughput
 	$(PY) -m bench.consume_throughput
 	$(PY) -m bench.pipeline_latency
+
+# Its own stack (.fedelta/chaos; ports 15462, 19212-3, 10036-7, 18090-18100): beside any other.
+CHAOS_SEED ?= 1
+CHAOS_CALLS ?= 10000
+chaos: setup ## SIGKILL every part under 10,000 calls, then prove nothing lost or doubled (own stack)
+	$(PY) -m chaos --seed $(CHAOS_SEED) --calls $(CHAOS_CALLS)
 
 clean: down ## stop everything and delete local state (.fedelta) and the virtualenv
 	rm -rf .fedelta $(VENV)

@@ -26,7 +26,7 @@ def stack() -> Iterator[Stack]:
             stack.run("infra.sh", "down")
 
 
-LAYERS = ("tests/unit/", "tests/integration/", "tests/e2e/")
+LAYERS = ("tests/unit/", "tests/contract/", "tests/integration/", "tests/e2e/", "tests/chaos/")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
