@@ -341,3 +341,28 @@ async def test_an_enrolment_then_an_update_welcomes_once(stack: Stack, services:
         lambda: _json(services.tiers, f"/v1/customers/{customer}/tier"), within=60, what="tier"
     )
     assert datetime.fromisoformat(tier["since"]) == enrolled_at
+
+
+async def test_compaction_leaves_no_personal_data_of_an_erased_customer(stack: Stack) -> None:
+    """What ingest writes for an erased customer (profiles, then `customer.erased`, whose
+    tombstone test_erasure.py checks) keeps, once compacted, nothing but the erasure: no
+    email, phone or profile of theirs stays on the customers topic."""
+    customer = f"c-{uuid.uuid4()}"
+    enrolled_at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    emails = [f"{name}-{uuid.uuid4().hex}@example.com" for name in ("first", "second")]
+    erasure = new_event(
+        events.CustomerErased(customer_id=customer),
+        source=f"ingest/{PARTNER}",
+        subject=customer,
+        time=datetime.now(UTC),
+    )
+    records = [
+        profile_event(events.CustomerEnrolled, customer, enrolled_at, emails[0], 1),
+        profile_event(events.CustomerUpdated, customer, enrolled_at, emails[1], 2),
+        erasure,
+    ]
+
+    left = await compacted_by_the_broker(stack.kafka_bootstrap_servers, records)
+
+    assert [(e.type, e.id) for e in left] == [(events.CUSTOMER_ERASED, erasure.id)]
+    assert not any(email in e.model_dump_json() for e in left for email in emails)
