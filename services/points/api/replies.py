@@ -1,12 +1,14 @@
 """Answers the points routers share: their documented problems, and the locked ledger a
 spend, hold or adjustment starts from."""
 
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from services.points.adapters.repository import SqlLedgerRepository
-from services.points.domain.lots import Allocation, NotEnoughPoints
-from services.points.domain.model import LedgerEntry
+from services.points.domain.lots import Allocation, NotEnoughPoints, balance_of, spend
+from services.points.domain.model import EntryKind, LedgerEntry
 from shared.problems import PROBLEM_JSON, Problem
 
 _MEANINGS = {
@@ -50,6 +52,44 @@ async def locked_open_lots(
     if not await ledger.is_known(customer_id):
         raise unknown_customer(customer_id)
     return await ledger.open_lots(customer_id, now)
+
+
+@dataclass(frozen=True)
+class Spent:
+    entry_id: str
+    available_after: int
+
+
+async def spend_available(
+    ledger: SqlLedgerRepository,
+    *,
+    kind: EntryKind,
+    customer_id: str,
+    points: int,
+    reason: str,
+    now: datetime,
+) -> Spent:
+    """A redemption's or a hold's spend, recorded with the lots it drew from: the customer
+    locked, soonest-expiring lots first, 404 for an unknown customer, 409 when not enough."""
+    entries, allocations = await locked_open_lots(ledger, customer_id, now)
+    entry_id = str(uuid.uuid4())
+    try:
+        entry, drawn = spend(
+            entries,
+            allocations,
+            kind=kind,
+            entry_id=entry_id,
+            customer_id=customer_id,
+            points=points,
+            reason=reason,
+            now=now,
+        )
+    except NotEnoughPoints as refused:
+        raise not_enough(refused) from None
+    await ledger.record([entry])
+    await ledger.record_allocations([(customer_id, a) for a in drawn])
+    after = balance_of(customer_id, [*entries, entry], now, [*allocations, *drawn])
+    return Spent(entry_id=entry_id, available_after=after.available)
 
 
 def unknown_customer(customer_id: str) -> Problem:

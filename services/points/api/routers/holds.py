@@ -1,7 +1,6 @@
 """Holds for POS terminals: points reserved before the payment completes, then captured,
 voided, or lapsed by the `lapse-holds` job after the program's timeout."""
 
-import uuid
 from datetime import timedelta
 from typing import Annotated
 
@@ -12,11 +11,11 @@ from services.points.adapters import tables
 from services.points.adapters.holds import SqlHoldRepository
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.api.deps import AdminScope, ClockDep, ProgramDep, RuntimeDep
-from services.points.api.replies import locked_open_lots, not_enough, problems
+from services.points.api.replies import problems, spend_available
 from services.points.api.routers.redemptions import announce_redemption
 from services.points.api.schemas import HoldIn, HoldOut, HoldStateOut
 from services.points.domain.holds import Hold, HoldAction, HoldSettled, settle
-from services.points.domain.lots import NotEnoughPoints, release, spend
+from services.points.domain.lots import release
 from services.points.domain.model import EntryKind
 from shared.bounds import Identifier
 from shared.idempotency import IdempotencyDep
@@ -46,23 +45,16 @@ async def place_hold(
     async with runtime.engine.begin() as conn:
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
-        ledger = SqlLedgerRepository(conn)
         now = clock.now()
-        entries, allocations = await locked_open_lots(ledger, customer_id, now)
-        hold_id = str(uuid.uuid4())
-        try:
-            entry, drawn = spend(
-                entries,
-                allocations,
-                kind=EntryKind.HOLD,
-                entry_id=hold_id,
-                customer_id=customer_id,
-                points=body.points,
-                reason=body.reward,
-                now=now,
-            )
-        except NotEnoughPoints as refused:
-            raise not_enough(refused) from None
+        spent = await spend_available(
+            SqlLedgerRepository(conn),
+            kind=EntryKind.HOLD,
+            customer_id=customer_id,
+            points=body.points,
+            reason=body.reward,
+            now=now,
+        )
+        hold_id = spent.entry_id
         hold = Hold(
             hold_id=hold_id,
             customer_id=customer_id,
@@ -71,8 +63,6 @@ async def place_hold(
             created_at=now,
             expires_at=now + timedelta(minutes=program.hold_timeout_minutes),
         )
-        await ledger.record([entry])
-        await ledger.record_allocations([(customer_id, a) for a in drawn])
         await SqlHoldRepository(conn).add(hold)
         answer = HoldOut(hold_id=hold_id, points=hold.points, expires_at=hold.expires_at)
         await call.remember(conn, tables.idempotency_keys, 201, answer, now)

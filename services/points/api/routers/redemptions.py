@@ -1,6 +1,5 @@
 """Redemptions: a customer's available points spent on a reward, soonest-expiring first."""
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path
@@ -10,9 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.points.adapters import tables
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.api.deps import AdminScope, ClockDep, RuntimeDep
-from services.points.api.replies import locked_open_lots, not_enough, problems
+from services.points.api.replies import problems, spend_available
 from services.points.api.schemas import RedemptionIn, RedemptionOut
-from services.points.domain.lots import NotEnoughPoints, balance_of, spend
 from services.points.domain.model import EntryKind
 from shared import events
 from shared.bounds import Identifier
@@ -43,29 +41,20 @@ async def redeem(
     async with runtime.engine.begin() as conn:
         if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
             return replayed
-        ledger = SqlLedgerRepository(conn)
         now = clock.now()
-        entries, allocations = await locked_open_lots(ledger, customer_id, now)
-        redemption_id = str(uuid.uuid4())
-        try:
-            entry, drawn = spend(
-                entries,
-                allocations,
-                kind=EntryKind.REDEEM,
-                entry_id=redemption_id,
-                customer_id=customer_id,
-                points=body.points,
-                reason=body.reward,
-                now=now,
-            )
-        except NotEnoughPoints as refused:
-            raise not_enough(refused) from None
-        await ledger.record([entry])
-        await ledger.record_allocations([(customer_id, a) for a in drawn])
-        await announce_redemption(conn, clock, customer_id, redemption_id, body.points, body.reward)
-        after = balance_of(customer_id, [*entries, entry], now, [*allocations, *drawn])
+        spent = await spend_available(
+            SqlLedgerRepository(conn),
+            kind=EntryKind.REDEEM,
+            customer_id=customer_id,
+            points=body.points,
+            reason=body.reward,
+            now=now,
+        )
+        await announce_redemption(
+            conn, clock, customer_id, spent.entry_id, body.points, body.reward
+        )
         answer = RedemptionOut(
-            redemption_id=redemption_id, points=body.points, available_after=after.available
+            redemption_id=spent.entry_id, points=body.points, available_after=spent.available_after
         )
         await call.remember(conn, tables.idempotency_keys, 201, answer, now)
     return answer
