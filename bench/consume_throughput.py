@@ -52,8 +52,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.metrics import consumed, finished, wait_quiet
 from fedelta_cli.devenv import REPO, DevEnv
 from fedelta_cli.pos import PosClient
-from shared import events
-from shared.topics import CUSTOMERS, PARTITIONS, PURCHASES
+from shared.messaging import events
+from shared.messaging.topics import CUSTOMERS, PARTITIONS, PURCHASES
 
 REQUEST_TIMEOUT_S = 30.0
 SOURCE = "bench.consume_throughput"

@@ -39,8 +39,8 @@ from bench.metrics import consumed, finished
 from bench.report import latency_line
 from fedelta_cli.devenv import DevEnv
 from fedelta_cli.pos import PosClient
-from shared.auth import SIGNATURE_HEADER, sign
-from shared.topics import PURCHASES
+from shared.messaging.topics import PURCHASES
+from shared.web.auth import SIGNATURE_HEADER, sign
 
 REQUEST_TIMEOUT_S = 30.0
 DRAIN_POLL_S = 0.25

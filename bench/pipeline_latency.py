@@ -50,9 +50,9 @@ from bench.metrics import wait_quiet
 from bench.report import latency_line
 from fedelta_cli.devenv import DevEnv
 from fedelta_cli.pos import PosClient
-from shared import events
-from shared.auth import SIGNATURE_HEADER, sign
-from shared.topics import CUSTOMERS, PARTITIONS, POINTS, PURCHASES
+from shared.messaging import events
+from shared.messaging.topics import CUSTOMERS, PARTITIONS, POINTS, PURCHASES
+from shared.web.auth import SIGNATURE_HEADER, sign
 
 REQUEST_TIMEOUT_S = 10.0
 ENROL_DEADLINE_S = 120.0

@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from chaos.traffic import CustomerModel
-from shared import topics
-from shared.events import CloudEvent
+from shared.messaging import topics
+from shared.messaging.events import CloudEvent
 
 # What each consuming service subscribes to (its bootstrap's CONSUMES).
 CONSUMED: Mapping[str, tuple[str, ...]] = {

@@ -1,5 +1,5 @@
-"""Dead letters: what the consumers gave up on (`<topic>.dlq`, see shared/consumer.py), why,
-and replaying them to their topic once the cause is fixed.
+"""Dead letters: what the consumers gave up on (`<topic>.dlq`, see
+shared/messaging/consumer.py), why, and replaying them to their topic once the cause is fixed.
 
 A dead letter is the original record (same key and value) with headers saying why:
 `fedelta-error` (the exception class, never its text), `fedelta-consumer` (the service),
@@ -29,7 +29,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.topics import CUSTOMERS, NOTIFICATIONS, POINTS, PURCHASES, TIERS, dead_letter_topic
+from shared.messaging.topics import (
+    CUSTOMERS,
+    NOTIFICATIONS,
+    POINTS,
+    PURCHASES,
+    TIERS,
+    dead_letter_topic,
+)
 
 REPLAY_GROUP = "fedelta-dlq-replay"
 REPLAYED_FROM_HEADER = "fedelta-replayed-from"

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from fedelta_cli.devenv import REPO, SERVICES, DevEnv, DevEnvError, read_env_file
 from fedelta_cli.pos import PosClient
-from shared.topics import EnsureResult, TopicSettings, ensure_topic_layout
+from shared.messaging.topics import EnsureResult, TopicSettings, ensure_topic_layout
 
 
 class CommandFailed(Exception):
@@ -192,7 +192,7 @@ def database_urls(env_file: Path, values: Mapping[str, str]) -> dict[str, str]:
 
 
 def migrate(urls: Mapping[str, str], services: list[str], console: Console) -> None:
-    from shared.migrations import upgrade_to_head
+    from shared.storage.migrations import upgrade_to_head
 
     missing = [s for s in services if s not in urls]
     if missing:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from fedelta_cli.devenv import DevEnv
-from shared.auth import SIGNATURE_HEADER, sign
+from shared.web.auth import SIGNATURE_HEADER, sign
 
 
 class PosClient:

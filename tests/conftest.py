@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.topics import TopicSettings, ensure_topics
+from shared.messaging.topics import TopicSettings, ensure_topics
 from tests.support.stack import Stack
 
 

@@ -134,7 +134,7 @@ cmd_up() {
     "$FEDELTA_LOCAL_DIR/infra.sh" up
     # Status 3: an existing topic is weaker than asked (say one made by an older version with
     # the broker's 24 h retention). It was printed; a development stack goes on with it.
-    (cd "$FEDELTA_REPO_ROOT" && "$FEDELTA_PYTHON" -m shared.topics --bootstrap-servers "$KAFKA" \
+    (cd "$FEDELTA_REPO_ROOT" && "$FEDELTA_PYTHON" -m shared.messaging.topics --bootstrap-servers "$KAFKA" \
         --replication-factor 1 --min-insync-replicas 1) || {
         local status=$?
         ((status == 3)) || exit "$status"

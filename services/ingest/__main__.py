@@ -4,7 +4,7 @@ from pathlib import Path
 from services.ingest.api.app import create_app
 from services.ingest.provisioning import run_provision_partner
 from services.ingest.settings import load_settings
-from shared.cli import run_service_cli
+from shared.runtime.cli import run_service_cli
 
 
 def main(argv: list[str]) -> None:

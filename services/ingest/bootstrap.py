@@ -7,9 +7,9 @@ from datetime import timedelta
 from services.ingest.adapters import tables
 from services.ingest.settings import IngestSettings
 from shared.clock import Clock, SystemClock
-from shared.retention import purge_idempotency_keys
-from shared.runtime import Runtime, service_runtime
+from shared.runtime.process import Runtime, service_runtime
 from shared.settings import ServiceSettings
+from shared.storage.retention import purge_idempotency_keys
 
 SERVICE = "ingest"
 

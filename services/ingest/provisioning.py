@@ -17,7 +17,7 @@ from services.ingest.adapters.repository import SqlIngestRepository
 from services.ingest.domain.model import Partner, hash_api_key
 from services.ingest.settings import IngestSettings
 from shared.clock import Clock, SystemClock
-from shared.db import create_engine
+from shared.storage.db import create_engine
 
 API_KEY_VARIABLE = "FEDELTA_PARTNER_KEY"
 SIGNING_SECRET_VARIABLE = "FEDELTA_PARTNER_SECRET"  # noqa: S105 (a variable name)

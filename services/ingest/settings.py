@@ -1,8 +1,8 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.auth import SIGNATURE_TOLERANCE_SECONDS
 from shared.settings import ServiceSettings
+from shared.web.auth import SIGNATURE_TOLERANCE_SECONDS
 
 
 class IngestSettings(ServiceSettings):

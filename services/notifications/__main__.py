@@ -2,7 +2,7 @@ from pathlib import Path
 
 from services.notifications.api.app import create_app
 from services.notifications.settings import load_settings
-from shared.cli import run_service_cli
+from shared.runtime.cli import run_service_cli
 
 if __name__ == "__main__":
     run_service_cli(

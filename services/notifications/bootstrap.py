@@ -25,14 +25,14 @@ from services.notifications.handlers import (
 )
 from services.notifications.jobs import ReleaseHeld, RetryDeliveries, WinBack
 from services.notifications.settings import NotificationsSettings, unsubscribe_key
-from shared import topics
 from shared.clock import Clock, SystemClock
-from shared.consumer import Subscription
-from shared.events import CloudEvent
-from shared.outbox import EventSink, Outbox, with_outbox
-from shared.retention import purge_idempotency_keys
-from shared.runtime import Runtime, service_runtime
+from shared.messaging import topics
+from shared.messaging.consumer import Subscription
+from shared.messaging.events import CloudEvent
+from shared.messaging.outbox import EventSink, Outbox, with_outbox
+from shared.runtime.process import Runtime, service_runtime
 from shared.settings import ServiceSettings
+from shared.storage.retention import purge_idempotency_keys
 
 SERVICE = "notifications"
 CONSUMES = (topics.CUSTOMERS, topics.TIERS, topics.POINTS, topics.PURCHASES)

@@ -48,9 +48,9 @@ from services.notifications.domain.model import (
     mark_waiting,
     time_zone_of,
 )
-from shared import events
 from shared.clock import Clock
-from shared.outbox import EventSink, emit
+from shared.messaging import events
+from shared.messaging.outbox import EventSink, emit
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from services.notifications.domain.model import (
     merge_earning,
     schedule,
 )
-from shared import events
-from shared.events import CloudEvent, derived_event_id
-from shared.outbox import EventSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, derived_event_id
+from shared.messaging.outbox import EventSink
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from services.notifications.domain.model import (
     win_back_cause,
 )
 from shared.clock import Clock
-from shared.events import derived_event_id
+from shared.messaging.events import derived_event_id
 
 RELEASE_QUIET_HOURS = "release-quiet-hours"
 RETRY_DELIVERIES = "retry-deliveries"

@@ -14,14 +14,14 @@ from services.points.domain.model import Program
 from services.points.handlers import HANDLED_TYPES, Context, apply_batch
 from services.points.jobs import points_jobs
 from services.points.settings import PointsSettings
-from shared import topics
 from shared.clock import Clock, SystemClock
-from shared.consumer import Subscription
-from shared.events import CloudEvent
-from shared.outbox import EventSink, with_outbox
-from shared.retention import purge_idempotency_keys
-from shared.runtime import Runtime, service_runtime
+from shared.messaging import topics
+from shared.messaging.consumer import Subscription
+from shared.messaging.events import CloudEvent
+from shared.messaging.outbox import EventSink, with_outbox
+from shared.runtime.process import Runtime, service_runtime
 from shared.settings import ServiceSettings
+from shared.storage.retention import purge_idempotency_keys
 
 SERVICE = "points"
 CONSUMES = (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS)

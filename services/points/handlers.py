@@ -40,9 +40,9 @@ from services.points.domain.refunds import (
     reverse,
 )
 from services.points.domain.velocity import cap, day_of, next_day
-from shared import events, topics
-from shared.events import CloudEvent, derived_event_id
-from shared.outbox import EventSink, emit
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, derived_event_id
+from shared.messaging.outbox import EventSink, emit
 
 SOURCE = "points"
 
@@ -430,7 +430,7 @@ def _points_earned(
 
     Built from JSON-ready values, without validating a PointsEarned and dumping it again:
     this runs once per purchase, and everything in it comes from an already validated event.
-    The unit tests hold it equal to what `shared.outbox.emit` of the PointsEarned builds.
+    The unit tests hold it equal to what `shared.messaging.outbox.emit` of the PointsEarned builds.
     """
     assert entry.expires_at is not None
     data: dict[str, Any] = {

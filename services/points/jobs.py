@@ -18,10 +18,10 @@ from services.points.adapters.repository import SqlLedgerRepository
 from services.points.domain.holds import lapse_all
 from services.points.domain.lots import Allocation, expire, lots_to_warn
 from services.points.domain.model import LedgerEntry, Program
-from shared import events
 from shared.clock import Clock
-from shared.jobs import Job
-from shared.outbox import CollectingSink, Outbox, emit
+from shared.messaging import events
+from shared.messaging.outbox import CollectingSink, Outbox, emit
+from shared.runtime.jobs import Job
 
 SOURCE = "points"
 ACTIVATE_PENDING = "activate-pending"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from services.tiers.api.app import create_app
 from services.tiers.settings import load_settings
-from shared.cli import run_service_cli
+from shared.runtime.cli import run_service_cli
 
 
 def replay_command(argv: list[str]) -> int:
@@ -16,7 +16,7 @@ def replay_command(argv: list[str]) -> int:
     from services.tiers.adapters.program_file import load_program
     from services.tiers.replay import Replay, ReplayRefused
     from shared.clock import SystemClock
-    from shared.db import create_engine
+    from shared.storage.db import create_engine
 
     parser = argparse.ArgumentParser(
         prog="python -m services.tiers replay",

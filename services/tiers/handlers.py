@@ -30,9 +30,9 @@ from services.tiers.domain.model import (
     refund_activity_id,
     review_due,
 )
-from shared import events
-from shared.events import CloudEvent
-from shared.outbox import EventSink, emit
+from shared.messaging import events
+from shared.messaging.events import CloudEvent
+from shared.messaging.outbox import EventSink, emit
 
 SOURCE = "tiers"
 

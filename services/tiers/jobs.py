@@ -17,7 +17,7 @@ from services.tiers.adapters.programs import ProgramSource
 from services.tiers.adapters.repository import SqlTierRepository
 from services.tiers.handlers import ChunkDone, JobContext, review_tiers, warn_downgrades
 from shared.clock import Clock
-from shared.outbox import CollectingSink, Outbox
+from shared.messaging.outbox import CollectingSink, Outbox
 
 REVIEW_TIERS = "review-tiers"
 WARN_DOWNGRADES = "warn-downgrades"

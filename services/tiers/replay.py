@@ -46,10 +46,11 @@ from services.tiers.domain.model import (
 )
 from services.tiers.domain.rebuild import attribute_refunds, rebuild_customer, switch_change
 from services.tiers.handlers import HANDLED_TYPES, announce_replay_change
-from shared import events, topics
 from shared.clock import Clock
-from shared.events import CloudEvent
-from shared.outbox import EVENT_TYPE_HEADER, CollectingSink, Outbox
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent
+from shared.messaging.kafka import EVENT_TYPE_HEADER
+from shared.messaging.outbox import CollectingSink, Outbox
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from shared import schema
+from shared.messaging import schema
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_TOOLS = REPO / "deploy" / "local" / "node-tools.sh"

@@ -35,8 +35,8 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.schemas import BaseSchema
 
 from fedelta_cli.devenv import DevEnv
-from shared.auth import SIGNATURE_HEADER, sign
-from shared.problems import PROBLEM_JSON
+from shared.web.auth import SIGNATURE_HEADER, sign
+from shared.web.problems import PROBLEM_JSON
 from tests.e2e.conftest import Pipeline
 
 pytestmark = pytest.mark.e2e

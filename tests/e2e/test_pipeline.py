@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from fedelta_cli.pos import PosClient
-from shared import topics
-from shared.auth import SIGNATURE_HEADER, sign
+from shared.messaging import topics
+from shared.web.auth import SIGNATURE_HEADER, sign
 from tests.e2e.conftest import Pipeline
 from tests.support.kafka import events_for, publish
 from tests.support.polling import eventually

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from fedelta_cli.pos import PosClient
-from shared import events, topics
+from shared.messaging import events, topics
 from tests.e2e.conftest import Pipeline
 from tests.support.kafka import events_for
 from tests.support.polling import eventually

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from fedelta_cli.pos import PosClient
-from shared import events, topics
-from shared.events import CloudEvent
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent
 from tests.e2e.conftest import Pipeline
 from tests.support.kafka import events_for
 from tests.support.polling import eventually

@@ -18,8 +18,8 @@ from cloudevents.core.formats.json import JSONFormat
 from jsonschema import Draft7Validator
 
 from fedelta_cli.pos import PosClient
-from shared import events, topics
-from shared.schema import OUTPUT
+from shared.messaging import events, topics
+from shared.messaging.schema import OUTPUT
 from tests.e2e.conftest import Pipeline
 from tests.support.kafka import read_all
 from tests.support.polling import eventually

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from fedelta_cli.pos import PosClient
-from shared import topics
+from shared.messaging import topics
 from tests.e2e.conftest import Pipeline
 from tests.support.kafka import read_all
 from tests.support.polling import eventually

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from shared import events
-from shared.events import CloudEvent, new_event
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
 from tests.support.kafka import publish
 from tests.support.stack import Stack
 

@@ -36,8 +36,8 @@ from services.points.api.app import create_app as create_points
 from services.points.settings import PointsSettings
 from services.tiers.api.app import create_app as create_tiers
 from services.tiers.settings import TiersSettings
-from shared import events, topics
-from shared.events import CloudEvent, new_event
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, new_event
 from tests.integration.notifications_support import mails_to, send, tier_up
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for

@@ -3,8 +3,8 @@ apply (its partner is not configured yet) is dead-lettered; `dlq list` and `dlq 
 without the body; once the cause is fixed, `dlq replay` sends it back and it is applied once;
 a second replay sends nothing, and a copy replayed again anyway changes nothing.
 
-The consumer is the project's own (shared/consumer.py) with a minimal batch handler, so what
-is proven is the dead-letter path and the replay, whatever the services' rules."""
+The consumer is the project's own (shared/messaging/consumer.py) with a minimal batch
+handler, so what is proven is the dead-letter path and the replay, whatever the services' rules."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared import events
 from shared.clock import SystemClock
-from shared.consumer import EventConsumer, Subscription
-from shared.db import create_engine, define_inbox, insert_many
-from shared.events import CloudEvent, new_event
-from shared.kafka import ResilientProducer
-from shared.topics import dead_letter_topic
+from shared.messaging import events
+from shared.messaging.consumer import EventConsumer, Subscription
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.kafka import ResilientProducer
+from shared.messaging.topics import dead_letter_topic
+from shared.storage.db import create_engine, define_inbox, insert_many
 from tests.support.kafka import read_all
 from tests.support.polling import eventually
 from tests.support.stack import REPO, Stack

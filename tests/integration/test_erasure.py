@@ -28,8 +28,8 @@ from services.notifications.adapters.tables import (
 from services.notifications.api.app import create_app as create_notifications
 from services.notifications.domain.model import Preferences, QuietHours
 from services.notifications.settings import NotificationsSettings
-from shared import events, topics
-from shared.events import CloudEvent
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent
 from tests.integration.ingest.support import Pos, assert_problem, count_rows, unique
 from tests.support.kafka import read_all
 from tests.support.polling import eventually

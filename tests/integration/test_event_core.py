@@ -18,14 +18,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared import events
 from shared.clock import SystemClock
-from shared.consumer import EventConsumer, Subscription
-from shared.db import create_engine, define_inbox, insert_many
-from shared.events import CloudEvent, new_event
-from shared.kafka import ResilientProducer
-from shared.metrics import CONSUMER_DATABASE_WAITS
-from shared.topics import dead_letter_topic
+from shared.messaging import events
+from shared.messaging.consumer import EventConsumer, Subscription
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.kafka import ResilientProducer
+from shared.messaging.topics import dead_letter_topic
+from shared.observability.metrics import CONSUMER_DATABASE_WAITS
+from shared.storage.db import create_engine, define_inbox, insert_many
 from tests.support.kafka import read_all
 from tests.support.polling import eventually
 from tests.support.stack import Stack

@@ -25,10 +25,10 @@ from services.notifications.bootstrap import make_subscription
 from services.notifications.domain.model import Channel, Contact, schedule
 from services.notifications.handlers import welcome_id
 from services.notifications.settings import NotificationsSettings
-from shared import events, topics
 from shared.clock import FixedClock
-from shared.consumer import EventConsumer
-from shared.events import CloudEvent, new_event
+from shared.messaging import events, topics
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.events import CloudEvent, new_event
 from tests.integration.notifications_support import mails_to, send, tier_up
 from tests.support.kafka import events_for
 from tests.support.polling import eventually

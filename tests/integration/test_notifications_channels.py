@@ -23,9 +23,9 @@ from services.notifications.api.app import create_app
 from services.notifications.domain.model import Channel
 from services.notifications.handlers import welcome_id
 from services.notifications.settings import NotificationsSettings
-from shared import events, topics
-from shared.auth import SIGNATURE_HEADER, SignatureError, verify_signature
-from shared.events import CloudEvent, new_event
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, new_event
+from shared.web.auth import SIGNATURE_HEADER, SignatureError, verify_signature
 from tests.integration.notifications_support import send
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running, settings_for

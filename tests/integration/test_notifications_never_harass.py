@@ -22,8 +22,8 @@ from services.notifications.adapters.tables import deliveries, preferences
 from services.notifications.api.app import create_app
 from services.notifications.domain.model import OPTED_OUT, Channel, schedule
 from services.notifications.settings import NotificationsSettings
-from shared import events, topics
-from shared.events import CloudEvent, new_event
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, new_event
 from tests.integration.notifications_support import mails_to, send, tier_up
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running, settings_for

@@ -23,8 +23,8 @@ from services.notifications.adapters.tables import deliveries
 from services.notifications.api.app import create_app
 from services.notifications.domain.unsubscribe import unsubscribe_token
 from services.notifications.settings import NotificationsSettings, unsubscribe_key
-from shared import events, topics
-from shared.events import CloudEvent, new_event
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, new_event
 from tests.integration.notifications_support import send
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.notifications.adapters.tables import deliveries, purchase_activity
 from services.notifications.api.app import create_app
 from services.notifications.settings import NotificationsSettings
-from shared import events, topics
-from shared.events import CloudEvent, new_event
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, new_event
 from tests.integration.notifications_support import mails_to, send
 from tests.integration.test_notifications_never_harass import (
     enrolment,

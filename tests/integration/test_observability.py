@@ -23,9 +23,10 @@ from services.points.api.app import create_app as create_points
 from services.points.settings import PointsSettings
 from services.tiers.api.app import create_app as create_tiers
 from services.tiers.settings import TiersSettings
-from shared import events, topics, tracing
-from shared.events import CloudEvent
-from shared.outbox import TRACEPARENT_HEADER
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent
+from shared.messaging.kafka import TRACEPARENT_HEADER
+from shared.observability import tracing
 from tests.integration.ingest.support import Pos, unique
 from tests.support.kafka import read_all
 from tests.support.polling import eventually

@@ -18,10 +18,10 @@ from services.points.api.app import create_app
 from services.points.bootstrap import make_subscription
 from services.points.domain.model import Program
 from services.points.settings import PointsSettings
-from shared import events, topics
 from shared.clock import FixedClock
-from shared.db import create_engine
-from shared.events import CloudEvent, derived_event_id, new_event
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, derived_event_id, new_event
+from shared.storage.db import create_engine
 from tests.support.kafka import dead_letters, events_for, publish
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for

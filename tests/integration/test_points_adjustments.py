@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.points.api.app import create_app
 from services.points.settings import PointsSettings
-from shared import events, topics
-from shared.db import create_engine
+from shared.messaging import events, topics
+from shared.storage.db import create_engine
 from tests.integration.test_points_redemptions import customer_with_lots
 from tests.support.kafka import events_for
 from tests.support.polling import eventually

@@ -14,9 +14,9 @@ from services.points.adapters.tables import customer_tiers
 from services.points.api.app import create_app
 from services.points.domain.model import add_months
 from services.points.settings import PointsSettings
-from shared import events, topics
-from shared.db import create_engine
-from shared.events import CloudEvent, new_event
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, new_event
+from shared.storage.db import create_engine
 from tests.support.kafka import events_for, publish
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running, settings_for

@@ -17,8 +17,8 @@ from services.points.adapters.tables import allocations
 from services.points.api.app import create_app
 from services.points.domain.model import EntryKind, LedgerEntry
 from services.points.settings import PointsSettings
-from shared import events, topics
-from shared.db import create_engine
+from shared.messaging import events, topics
+from shared.storage.db import create_engine
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running, settings_for

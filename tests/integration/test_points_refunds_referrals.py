@@ -17,10 +17,10 @@ from services.points.domain.lots import balance_of
 from services.points.domain.model import Program
 from services.points.handlers import Context, apply_batch
 from services.points.settings import PointsSettings
-from shared import events
-from shared.db import create_engine
-from shared.events import CloudEvent, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.outbox import CollectingSink
+from shared.storage.db import create_engine
 from tests.support.services import ADMIN, READER, running, settings_for
 from tests.support.stack import Stack
 

@@ -13,9 +13,9 @@ from services.points.api.app import create_app
 from services.points.domain.model import Program
 from services.points.handlers import Context, apply_batch
 from services.points.settings import PointsSettings
-from shared.db import create_engine
-from shared.events import CloudEvent
-from shared.outbox import CollectingSink
+from shared.messaging.events import CloudEvent
+from shared.messaging.outbox import CollectingSink
+from shared.storage.db import create_engine
 from tests.integration.test_points_refunds_referrals import NOW, enrolled, purchase, refund
 from tests.support.services import ADMIN, READER, running, settings_for
 from tests.support.stack import Stack

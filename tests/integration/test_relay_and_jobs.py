@@ -15,18 +15,18 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import events, topics
 from shared.clock import FixedClock
-from shared.db import create_engine, define_inbox, define_outbox
-from shared.events import CloudEvent, new_event
-from shared.http import create_service_app
-from shared.idempotency import define_idempotency_keys
-from shared.jobs import lock_key
-from shared.kafka import ResilientProducer
-from shared.outbox import OutboxRelay, PostgresWakeups
-from shared.retention import PURGE_INBOX, PurgeOlderThan, purge_idempotency_keys
-from shared.runtime import Runtime, service_runtime
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.kafka import ResilientProducer
+from shared.messaging.relay import OutboxRelay, PostgresWakeups
+from shared.runtime.process import Runtime, service_runtime
 from shared.settings import ServiceSettings
+from shared.storage.db import create_engine, define_inbox, define_outbox
+from shared.storage.locks import lock_name, try_lock_for_session, unlock
+from shared.storage.retention import PURGE_INBOX, PurgeOlderThan, purge_idempotency_keys
+from shared.web.http import create_service_app
+from shared.web.idempotency import define_idempotency_keys
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running
@@ -349,12 +349,12 @@ async def test_a_job_running_on_another_instance_is_a_409(
     admin_api: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
     async with engine.connect() as other_instance:
-        key = lock_key(PURGE_INBOX)
-        assert await other_instance.scalar(sa.select(sa.func.pg_try_advisory_lock(key)))
+        name = lock_name("job", PURGE_INBOX)
+        assert await try_lock_for_session(other_instance, name)
         try:
             response = await admin_api.post("/v1/admin/jobs/purge-inbox", headers=ADMIN)
         finally:
-            await other_instance.scalar(sa.select(sa.func.pg_advisory_unlock(key)))
+            await unlock(other_instance, name)
 
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"

@@ -26,10 +26,10 @@ from services.tiers.domain.model import Program, TierDefinition
 from services.tiers.domain.rebuild import PROGRAM_CHANGE
 from services.tiers.replay import Replay, ReplayRefused
 from services.tiers.settings import TiersSettings
-from shared import events, topics
 from shared.clock import SystemClock
-from shared.db import create_engine
-from shared.events import CloudEvent, new_event
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, new_event
+from shared.storage.db import create_engine
 from tests.support.kafka import events_for, publish
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for

@@ -15,9 +15,9 @@ import pytest
 from services.tiers.adapters import tables
 from services.tiers.api.app import create_app
 from services.tiers.settings import TiersSettings
-from shared import events, topics
-from shared.db import create_engine
-from shared.events import CloudEvent, new_event
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, new_event
+from shared.storage.db import create_engine
 from tests.support.kafka import events_for, publish
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running, settings_for

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from shared import topics
-from shared.topics import (
+from shared.messaging import topics
+from shared.messaging.topics import (
     ALL_TOPICS,
     WEAKER_EXIT_STATUS,
     TopicSettings,

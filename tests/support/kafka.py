@@ -8,7 +8,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from shared.events import CloudEvent
+from shared.messaging.events import CloudEvent
 
 
 async def publish(bootstrap: str, topic: str, key: str, value: bytes | CloudEvent) -> None:
@@ -73,7 +73,7 @@ async def _at_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
 async def dead_letters(bootstrap: str, topic: str, *, key: str, consumer: str) -> list[Any]:
     """What one consuming service dead-lettered from `topic` for one key: every consuming
     service dead-letters a poison message on its own, so each test looks at its own."""
-    from shared.topics import dead_letter_topic
+    from shared.messaging.topics import dead_letter_topic
 
     return [
         record

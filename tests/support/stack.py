@@ -86,7 +86,7 @@ class Stack:
         """Brings one service's database to its newest migration, as `make up` does.
 
         On a thread of its own: alembic runs its own event loop, and a test's may be running."""
-        from shared.migrations import upgrade_to_head
+        from shared.storage.migrations import upgrade_to_head
 
         migrations = REPO / "services" / service / "migrations"
         with ThreadPoolExecutor(max_workers=1) as pool:

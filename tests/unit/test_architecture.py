@@ -53,3 +53,80 @@ def test_shared_imports_no_service() -> None:
         if module.startswith("services")
     ]
     assert offending == []
+
+
+# shared/'s packages, lowest first: a module imports only from its own layer or a lower one.
+SHARED_LAYERS = ["", "observability", "storage", "messaging", "runtime", "web"]
+
+
+def shared_module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def shared_imports(path: Path, modules: set[str]) -> set[str]:
+    """The shared modules `path` imports: `from shared.x import y` names module shared.x.y
+    when there is one, else shared.x."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                if candidate in modules:
+                    found.add(candidate)
+                elif node.module in modules:
+                    found.add(node.module)
+    return found
+
+
+def shared_graph() -> dict[str, set[str]]:
+    paths = {shared_module_name(p): p for p in (REPO / "shared").rglob("*.py")}
+    modules = set(paths)
+    return {name: shared_imports(path, modules) - {name} for name, path in paths.items()}
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    package = parts[1] if len(parts) > 2 else ""
+    return SHARED_LAYERS.index(package)
+
+
+def test_shared_has_no_import_cycle() -> None:
+    graph = shared_graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        path.append(module)
+        for imported in sorted(graph[module]):
+            if state.get(imported) == 1:
+                cycles.append([*path[path.index(imported) :], imported])
+            elif imported not in state:
+                visit(imported)
+        path.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    assert cycles == []
+
+
+def test_shared_packages_import_only_their_own_layer_or_lower() -> None:
+    offending = [
+        f"{module} imports {imported}"
+        for module, imports in shared_graph().items()
+        for imported in imports
+        if layer_of(imported) > layer_of(module)
+    ]
+    assert offending == []
+
+
+def test_every_shared_package_is_in_a_layer() -> None:
+    packages = {p.name for p in (REPO / "shared").iterdir() if (p / "__init__.py").exists()}
+    assert packages == set(SHARED_LAYERS) - {""}

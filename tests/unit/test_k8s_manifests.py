@@ -228,7 +228,7 @@ def test_the_topics_job_asks_for_the_replication_each_kustomization_needs(
     name, manifests = rendered
     job = of_kind(manifests, "Job")["fedelta-topics"]
     (container,) = containers(job)
-    assert container["args"][:3] == ["python", "-m", "shared.topics"]
+    assert container["args"][:3] == ["python", "-m", "shared.messaging.topics"]
     env = container_env(container, config_maps(manifests))
     for variable, value in TOPIC_LAYOUT[name].items():
         assert env[variable]["value"] == value, (name, variable)

@@ -1,6 +1,7 @@
 """The observability files of deploy/observability/: the alert rules pass `promtool check rules`
 and their unit tests (`promtool test rules`), the scrape configuration passes `promtool check
-config`, and the dashboard and the rules query only metrics that shared/metrics.py defines.
+config`, and the dashboard and the rules query only metrics that
+shared/observability/metrics.py defines.
 
 promtool comes from `make setup` (deploy/local/tools.sh install); without it these tests fail:
 a check that cannot run is not a check that passed."""
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared import metrics
+from shared.observability import metrics
 
 REPO = Path(__file__).resolve().parents[2]
 OBSERVABILITY = REPO / "deploy" / "observability"
@@ -109,7 +110,9 @@ def test_queries_name_only_metrics_that_exist(source: str) -> None:
     assert queries
     for where, expr in queries:
         unknown = set(METRIC.findall(expr)) - defined
-        assert not unknown, f"{where} queries {sorted(unknown)}, not in shared/metrics.py"
+        assert not unknown, (
+            f"{where} queries {sorted(unknown)}, not in shared/observability/metrics.py"
+        )
 
 
 def test_the_dashboard_shows_every_metric() -> None:

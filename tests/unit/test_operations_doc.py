@@ -70,14 +70,16 @@ def test_the_readme_points_to_the_guide() -> None:
 
 
 def test_the_metrics_and_alerts_the_guide_names_exist(guide: str) -> None:
-    from shared.metrics import series_names
+    from shared.observability.metrics import series_names
 
     series = series_names()
     databases = {f"fedelta_{service}" for service in SETTINGS_CLASSES}
     named = set(re.findall(r"`(fedelta_[a-z_]+)`", guide)) - databases
     assert named, "the guide names no metric"
     unknown = {n for n in named if not any(s == n or s.startswith(f"{n}_") for s in series)}
-    assert not unknown, f"docs/operations.md names metrics shared/metrics.py lacks: {unknown}"
+    assert not unknown, (
+        f"docs/operations.md names metrics that shared.observability.metrics lacks: {unknown}"
+    )
     rules = (REPO / "deploy/observability/alerts.yml").read_text()
     alerts = set(re.findall(r"^\s*- alert: (\w+)$", rules, re.MULTILINE))
     assert alerts, "no alert found in deploy/observability/alerts.yml"

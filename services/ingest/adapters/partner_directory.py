@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.adapters.repository import SqlIngestRepository
-from services.ingest.adapters.transactions import in_transaction
 from services.ingest.domain.model import Partner
 from shared.clock import Clock
+from shared.storage.transactions import in_transaction
 
 
 class PartnerDirectory:

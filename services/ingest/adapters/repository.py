@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.adapters.tables import customers, outbox, partners, purchases, refunds
 from services.ingest.domain.model import Accepted, CustomerProfile, Partner
-from shared.db import insert_if_absent
-from shared.events import CloudEvent
+from shared.messaging.events import CloudEvent
+from shared.storage.db import insert_if_absent
 
 PurchaseKey = tuple[str, str]  # (partner_id, purchase_id): purchase ids are the partner's own
 

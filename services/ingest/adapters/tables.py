@@ -2,8 +2,8 @@
 
 import sqlalchemy as sa
 
-from shared.db import define_outbox
-from shared.idempotency import define_idempotency_keys
+from shared.storage.db import define_outbox
+from shared.web.idempotency import define_idempotency_keys
 
 metadata = sa.MetaData()
 outbox = define_outbox(metadata)

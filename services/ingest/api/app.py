@@ -8,9 +8,9 @@ from services.ingest.api.replies import install_rule_violation_handler
 from services.ingest.api.routers import customers, partners, purchases
 from services.ingest.bootstrap import SERVICE, bootstrap
 from services.ingest.settings import IngestSettings, load_settings
-from shared.http import create_service_app
-from shared.runtime import Runtime
+from shared.runtime.process import Runtime
 from shared.settings import ServiceSettings
+from shared.web.http import create_service_app
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:

@@ -11,12 +11,12 @@ from services.ingest.adapters.partner_directory import PartnerDirectory
 from services.ingest.api.purchase_groups import PurchaseGroups
 from services.ingest.domain.model import Partner, hash_api_key
 from services.ingest.settings import IngestSettings
-from shared.auth import SIGNATURE_HEADER, SignatureError, bearer_token, verify_signature
-from shared.http import AdminScope, ClockDep, RuntimeDep, SettingsDep
-from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
-from shared.idempotency import MAX_KEY_LENGTH, IdempotentCall, idempotent_call
-from shared.problems import Problem
-from shared.runtime import Runtime
+from shared.runtime.process import Runtime
+from shared.web.auth import SIGNATURE_HEADER, SignatureError, bearer_token, verify_signature
+from shared.web.deps import AdminScope, ClockDep, RuntimeDep, SettingsDep
+from shared.web.idempotency import HEADER as IDEMPOTENCY_HEADER
+from shared.web.idempotency import MAX_KEY_LENGTH, IdempotentCall, idempotent_call
+from shared.web.problems import Problem
 
 __all__ = [
     "AdminScope",

@@ -21,14 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest.adapters import tables
 from services.ingest.adapters.repository import PurchaseKey, SqlIngestRepository, StoredPurchase
-from services.ingest.adapters.transactions import in_transaction
 from services.ingest.api.replies import replay_or_conflict
 from services.ingest.api.schemas import AcceptedOut
 from services.ingest.domain.model import Accepted, RuleViolation, UnknownCustomer
 from shared.clock import Clock
-from shared.events import CloudEvent
-from shared.idempotency import IdempotentCall, KeptAnswer, KeyId, kept_answers, remember_all
-from shared.problems import Problem
+from shared.messaging.events import CloudEvent
+from shared.storage.transactions import in_transaction
+from shared.web.idempotency import IdempotentCall, KeptAnswer, KeyId, kept_answers, remember_all
+from shared.web.problems import Problem
 
 log = logging.getLogger(__name__)
 

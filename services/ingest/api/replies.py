@@ -10,10 +10,10 @@ from services.ingest.adapters import tables
 from services.ingest.api.schemas import AcceptedOut
 from services.ingest.domain.model import Accepted, RefundTooLarge, RuleViolation, is_retry
 from shared.clock import Clock
-from shared.events import CloudEvent
-from shared.idempotency import IdempotentCall
-from shared.outbox import Outbox
-from shared.problems import PROBLEM_JSON, Problem, problem_response
+from shared.messaging.events import CloudEvent
+from shared.messaging.outbox import Outbox
+from shared.web.idempotency import IdempotentCall
+from shared.web.problems import PROBLEM_JSON, Problem, problem_response
 
 _MEANINGS = {
     401: "Unknown or inactive API key, or a missing, stale or wrong signature",

@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from shared.auth import SIGNATURE_HEADER, sign
 from shared.clock import Clock
+from shared.web.auth import SIGNATURE_HEADER, sign
 
 # The header a receiver recognises a retried call by: the notification's id, the same on
 # every attempt.

@@ -8,8 +8,8 @@ from services.notifications.api.routers import (
     unsubscribe,
 )
 from services.notifications.bootstrap import SERVICE, bootstrap
-from shared.http import create_service_app
 from shared.settings import ServiceSettings
+from shared.web.http import create_service_app
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:

@@ -8,8 +8,8 @@ from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.bootstrap import harassment_policy
 from services.notifications.domain.model import HarassmentPolicy
 from services.notifications.settings import NotificationsSettings, unsubscribe_key
-from shared.http import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep, SettingsDep
-from shared.idempotency import IdempotencyDep
+from shared.web.deps import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep, SettingsDep
+from shared.web.idempotency import IdempotencyDep
 
 __all__ = [
     "AdminScope",

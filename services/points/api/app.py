@@ -12,9 +12,9 @@ from services.points.api.routers import (
 )
 from services.points.bootstrap import SERVICE, bootstrap
 from services.points.settings import PointsSettings
-from shared.http import create_service_app
-from shared.runtime import Runtime
+from shared.runtime.process import Runtime
 from shared.settings import ServiceSettings
+from shared.web.http import create_service_app
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:

@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from services.points.adapters.campaigns import SqlCampaignRepository
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.domain.model import Program
-from shared.http import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep
+from shared.web.deps import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep
 
 __all__ = [
     "AdminScope",

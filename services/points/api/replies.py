@@ -9,7 +9,7 @@ from typing import Any
 from services.points.adapters.repository import SqlLedgerRepository
 from services.points.domain.lots import Allocation, NotEnoughPoints, balance_of, spend
 from services.points.domain.model import EntryKind, LedgerEntry
-from shared.problems import PROBLEM_JSON, Problem
+from shared.web.problems import PROBLEM_JSON, Problem
 
 _MEANINGS = {
     400: "A malformed Idempotency-Key",

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.tiers.domain.model import DowngradePolicy, Program, SpendBasis, TierDefinition
-from shared.events import Money, TierName
+from shared.messaging.events import Money, TierName
 
 DEFAULT_PROGRAM_FILE = Path(__file__).resolve().parent.parent / "program.yaml"
 

@@ -3,9 +3,9 @@ from fastapi import FastAPI
 from services.tiers.api.routers import customers, tiers
 from services.tiers.bootstrap import SERVICE, bootstrap, configured_programs
 from services.tiers.settings import TiersSettings
-from shared.http import create_service_app
-from shared.runtime import Runtime
+from shared.runtime.process import Runtime
 from shared.settings import ServiceSettings
+from shared.web.http import create_service_app
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:

@@ -7,8 +7,8 @@ from fastapi import Depends, Request
 from services.tiers.adapters.programs import ProgramSource
 from services.tiers.adapters.repository import SqlTierRepository
 from services.tiers.domain.model import Program
-from shared.http import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep
-from shared.idempotency import IdempotencyDep
+from shared.web.deps import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep
+from shared.web.idempotency import IdempotencyDep
 
 __all__ = [
     "AdminScope",

@@ -5,7 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from shared.bounds import Identifier, InstantIn, Label, MoneyOut
-from shared.events import TierName
+from shared.messaging.events import TierName
 
 
 class CustomerTierOut(BaseModel):

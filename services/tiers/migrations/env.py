@@ -1,4 +1,4 @@
 from services.tiers.adapters.tables import metadata
-from shared.migrations import run_env
+from shared.storage.migrations import run_env
 
 run_env(metadata)

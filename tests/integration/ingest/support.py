@@ -14,8 +14,8 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.auth import SIGNATURE_HEADER, sign
-from shared.events import CloudEvent
+from shared.messaging.events import CloudEvent
+from shared.web.auth import SIGNATURE_HEADER, sign
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.stack import Stack

@@ -27,12 +27,12 @@ from services.ingest.api.purchase_groups import PurchaseCall, PurchaseGroups
 from services.ingest.api.schemas import AcceptedOut
 from services.ingest.domain.model import Accepted, UnknownCustomer, hash_api_key, request_hash
 from services.ingest.settings import IngestSettings
-from shared import events, topics
 from shared.clock import FixedClock, SystemClock
-from shared.db import create_engine
-from shared.events import new_event
-from shared.idempotency import IdempotentCall
-from shared.problems import Problem
+from shared.messaging import events, topics
+from shared.messaging.events import new_event
+from shared.storage.db import create_engine
+from shared.web.idempotency import IdempotentCall
+from shared.web.problems import Problem
 from tests.integration.ingest.support import (
     PROBLEM_JSON,
     Pos,

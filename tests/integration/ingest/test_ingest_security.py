@@ -29,10 +29,10 @@ from deploy.local.mailcatcher import MailDirHandler
 from services.ingest.adapters import tables
 from services.ingest.api.app import create_app
 from services.ingest.settings import IngestSettings
-from shared import events, topics
-from shared.auth import SIGNATURE_HEADER, sign
-from shared.events import CloudEvent
-from shared.logs import WithoutExceptionMessages
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent
+from shared.observability.logs import WithoutExceptionMessages
+from shared.web.auth import SIGNATURE_HEADER, sign
 from tests.integration.ingest.support import assert_problem, iso, unique
 from tests.support.kafka import events_for
 from tests.support.polling import eventually

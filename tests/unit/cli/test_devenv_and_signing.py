@@ -12,7 +12,7 @@ import pytest
 from fedelta_cli.devenv import DevEnv, DevEnvError, kafka_bootstrap_servers
 from fedelta_cli.operations import database_urls
 from fedelta_cli.pos import PosClient
-from shared.auth import SIGNATURE_HEADER, SignatureError, verify_signature
+from shared.web.auth import SIGNATURE_HEADER, SignatureError, verify_signature
 
 DEV_ENV = """\
 FEDELTA_INGEST_URL=http://127.0.0.1:8080

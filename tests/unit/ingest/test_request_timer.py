@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from shared.http import RequestTimer
-from shared.metrics import HTTP_REQUEST_SECONDS as REQUEST_SECONDS
+from shared.observability.metrics import HTTP_REQUEST_SECONDS as REQUEST_SECONDS
+from shared.web.http import RequestTimer
 
 
 def observed(method: str, route: str, status: str) -> float:

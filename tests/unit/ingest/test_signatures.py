@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from services.ingest.api.deps import request_target
-from shared.auth import SignatureError, sign, verify_signature
+from shared.web.auth import SignatureError, sign, verify_signature
 
 SECRET = "partner-signing-secret"
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)

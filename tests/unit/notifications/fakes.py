@@ -19,9 +19,9 @@ from services.notifications.domain.model import (
     PartnerWebhook,
     Preferences,
 )
-from shared import events
-from shared.events import CloudEvent, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.outbox import CollectingSink
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 

@@ -44,11 +44,11 @@ from services.notifications.domain.model import (
     stale_reason,
 )
 from services.notifications.handlers import Context, apply_batch
-from shared import events
-from shared.auth import SIGNATURE_HEADER, verify_signature
 from shared.clock import FixedClock
-from shared.events import CloudEvent, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.outbox import CollectingSink
+from shared.web.auth import SIGNATURE_HEADER, verify_signature
 from tests.unit.notifications.fakes import NOW, FakeNotifications, FakeSender, FakeUnits
 
 POLICY = DeliveryPolicy()

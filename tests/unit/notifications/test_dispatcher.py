@@ -17,10 +17,10 @@ from services.notifications.domain.model import (
     schedule,
 )
 from services.notifications.handlers import Context, apply_batch, welcome_id
-from shared import events, topics
 from shared.clock import FixedClock
-from shared.events import CloudEvent
-from shared.outbox import CollectingSink
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent
+from shared.messaging.outbox import CollectingSink
 from tests.unit.notifications.fakes import (
     NOW,
     FakeNotifications,

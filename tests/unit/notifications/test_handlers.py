@@ -16,10 +16,10 @@ from services.notifications.handlers import (
     apply_batch,
     welcome_id,
 )
-from shared import events, topics
 from shared.clock import FixedClock
-from shared.events import CloudEvent, derived_event_id, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, derived_event_id, new_event
+from shared.messaging.outbox import CollectingSink
 from tests.unit.notifications.fakes import NOW, FakeNotifications, enrolled, tier_changed
 
 

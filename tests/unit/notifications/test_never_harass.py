@@ -29,7 +29,7 @@ from services.notifications.domain.model import (
     schedule,
 )
 from shared.clock import FixedClock
-from shared.outbox import CollectingSink
+from shared.messaging.outbox import CollectingSink
 from tests.unit.notifications.fakes import FakeNotifications, FakeSender, FakeUnits
 
 ROME = ZoneInfo("Europe/Rome")

@@ -10,9 +10,9 @@ import pytest
 
 from services.notifications.domain.model import DeliveryStatus
 from services.notifications.handlers import Context, apply_batch
-from shared import events
-from shared.events import CloudEvent, derived_event_id, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, derived_event_id, new_event
+from shared.messaging.outbox import CollectingSink
 from tests.unit.notifications.fakes import NOW, FakeNotifications, erased_event
 
 WINDOW = timedelta(minutes=10)

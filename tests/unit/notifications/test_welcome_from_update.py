@@ -16,9 +16,9 @@ from services.notifications.handlers import (
     welcome_id,
 )
 from services.notifications.settings import NotificationsSettings
-from shared import events
-from shared.events import CloudEvent, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.outbox import CollectingSink
 from tests.unit.notifications.fakes import NOW, FakeNotifications, enrolled
 
 

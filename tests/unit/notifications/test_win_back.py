@@ -8,9 +8,9 @@ from decimal import Decimal
 from services.notifications.domain.model import WIN_BACK, PurchaseActivity, is_lapsed
 from services.notifications.handlers import Context, apply_batch
 from services.notifications.jobs import win_back_message
-from shared import events
-from shared.events import CloudEvent, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.outbox import CollectingSink
 from tests.unit.notifications.fakes import NOW, FakeNotifications, erased_event
 
 AFTER = timedelta(days=90)

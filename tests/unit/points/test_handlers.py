@@ -20,10 +20,10 @@ from services.points.domain.model import (
 )
 from services.points.domain.refunds import PurchaseRecord, RefundRecord, debts
 from services.points.handlers import HANDLED_TYPES, Context, apply_batch
-from shared import events, topics
 from shared.clock import FixedClock
-from shared.events import CloudEvent, derived_event_id, new_event
-from shared.outbox import CollectingSink, emit
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, derived_event_id, new_event
+from shared.messaging.outbox import CollectingSink, emit
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 

@@ -4,9 +4,9 @@ from collections.abc import Sequence
 
 from services.points.domain.model import Program
 from services.points.handlers import Context, apply_batch
-from shared import events
-from shared.events import CloudEvent, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.outbox import CollectingSink
 from tests.unit.points.test_handlers import NOW, FakeLedger, enrolled, purchase
 
 

@@ -13,9 +13,9 @@ from services.points.domain.model import EntryKind, LedgerEntry, Program
 from services.points.domain.refunds import PurchaseRecord, RefundRecord, points_to_reverse
 from services.points.domain.velocity import released
 from services.points.handlers import Context, apply_batch
-from shared import events
-from shared.events import CloudEvent, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.outbox import CollectingSink
 from tests.unit.points.test_handlers import (
     NOW,
     FakeLedger,

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 from services.points.domain.model import EntryKind, LedgerEntry, Program, purchase_earning
 from services.points.domain.velocity import cap, day_of, next_day, released
 from services.points.handlers import Context, apply_batch
-from shared.events import CloudEvent
-from shared.outbox import CollectingSink
+from shared.messaging.events import CloudEvent
+from shared.messaging.outbox import CollectingSink
 from tests.unit.points.test_handlers import NOW, FakeLedger, enrolled, purchase
 
 GUARDED = Program(max_points_per_day=100)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from shared.auth import SignatureError, bearer_token, sign, token_scope, verify_signature
+from shared.web.auth import SignatureError, bearer_token, sign, token_scope, verify_signature
 
 SECRET = "whsec_test"
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)

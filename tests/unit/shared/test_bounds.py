@@ -12,10 +12,11 @@ from fastapi import FastAPI, Header
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
-from shared import bounds, events
-from shared.body_limit import BodyLimit
-from shared.openapi import completed
-from shared.strict_json import loads_strictly
+from shared import bounds
+from shared.messaging import events
+from shared.web.body_limit import BodyLimit
+from shared.web.openapi import completed
+from shared.web.strict_json import loads_strictly
 
 
 class TestNumbers:

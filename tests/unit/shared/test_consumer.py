@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from sqlalchemy import exc as sa_exc
 
-from shared import events
 from shared.clock import FixedClock
-from shared.consumer import EventConsumer, Received, Subscription
-from shared.events import CloudEvent, new_event
-from shared.outbox import EVENT_TYPE_HEADER
+from shared.messaging import events
+from shared.messaging.consumer import EventConsumer, Received, Subscription
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.kafka import EVENT_TYPE_HEADER
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 TOPIC = "fedelta.customers.v1"
@@ -402,7 +402,7 @@ async def test_only_partitions_still_owned_are_committed() -> None:
 
 
 async def test_revoking_partitions_commits_what_was_applied_for_them() -> None:
-    from shared.consumer import _CommitBeforeRevoke
+    from shared.messaging.consumer import _CommitBeforeRevoke
 
     owner = consumer(FakeDatabase(), Handler(), FakeProducer())
     owner._idle.set()

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared import events, topics
-from shared.events import CloudEvent, UnknownEventType, derived_event_id, new_event
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, UnknownEventType, derived_event_id, new_event
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 

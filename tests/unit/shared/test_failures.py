@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
-from shared.failures import is_outage, sqlstate_of
+from shared.storage.failures import is_outage, sqlstate_of
 
 
 def wrapped(orig: Exception, cls: type[sa_exc.DBAPIError] = sa_exc.DBAPIError) -> Exception:

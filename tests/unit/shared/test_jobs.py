@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.clock import FixedClock
-from shared.jobs import JobBusy, JobScheduler, parse_rfc3339, run_exclusively
+from shared.runtime.jobs import JobBusy, JobScheduler, parse_rfc3339, run_exclusively
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 ENGINE = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared.kafka import ResilientProducer
+from shared.messaging.kafka import ResilientProducer
 
 PARTITIONS = {0, 1, 2}
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.logs import WithoutExceptionMessages, configure_logging
+from shared.observability.logs import WithoutExceptionMessages, configure_logging
 
 SECRET = "alice@example.com"
 

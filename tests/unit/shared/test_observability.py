@@ -21,13 +21,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared import events, tracing
 from shared.clock import FixedClock
-from shared.consumer import BatchHandler, EventConsumer, Received, Subscription
-from shared.events import CloudEvent, derived_event_id, new_event
-from shared.http import RequestTimer
-from shared.jobs import run_exclusively
-from shared.outbox import EVENT_TYPE_HEADER, OutboxRelay
+from shared.messaging import events
+from shared.messaging import tracing as event_tracing
+from shared.messaging.consumer import BatchHandler, EventConsumer, Received, Subscription
+from shared.messaging.events import CloudEvent, derived_event_id, new_event
+from shared.messaging.kafka import EVENT_TYPE_HEADER
+from shared.messaging.relay import OutboxRelay
+from shared.observability import tracing
+from shared.observability.context import CURRENT_TRACEPARENT
+from shared.runtime.jobs import run_exclusively
+from shared.web.http import RequestTimer
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 TOPIC = "fedelta.customers.v1"
@@ -373,7 +377,7 @@ async def test_an_http_call_continues_the_callers_trace_in_the_events_it_makes(
     assert carried.trace_id == server.context.trace_id == int(POS_TRACE[3:35], 16)
     assert carried.span_id == server.context.span_id
     assert server.parent.span_id == int(POS_TRACE[36:52], 16)
-    assert events.CURRENT_TRACEPARENT.get() is None  # not left behind
+    assert CURRENT_TRACEPARENT.get() is None  # not left behind
 
 
 async def test_without_an_exporter_a_call_still_starts_or_continues_a_trace() -> None:
@@ -391,9 +395,9 @@ async def test_without_an_exporter_a_call_still_starts_or_continues_a_trace() ->
 
 def apply_and_derive(batch: Sequence[CloudEvent], derive: Any) -> list[CloudEvent]:
     stamped: list[CloudEvent] = []
-    with tracing.applying("points", {e.id: TOPIC for e in batch}, batch):
+    with event_tracing.applying("points", {e.id: TOPIC for e in batch}, batch):
         for made in derive(batch):
-            stamped.append(tracing.stamp(made))
+            stamped.append(event_tracing.stamp(made))
     return stamped
 
 
@@ -443,7 +447,9 @@ async def test_an_event_not_derived_from_an_id_follows_its_customers_last_event(
     )
     assert made.traceparent == POS_TRACE  # not recording: the cause's own context, passed on
     assert stranger.traceparent is None
-    assert tracing.stamp(earned(cause, "c9")).traceparent is None  # outside a batch: untouched
+    assert (
+        event_tracing.stamp(earned(cause, "c9")).traceparent is None
+    )  # outside a batch: untouched
 
 
 # -- logs -------------------------------------------------------------------------------------
@@ -453,7 +459,7 @@ def test_a_log_line_is_one_json_object_with_the_calls_trace_id_and_no_exception_
     import json
     import logging
 
-    from shared.logs import JsonLines
+    from shared.observability.logs import JsonLines
 
     secret = "alice@example.com"
     record = logging.LogRecord("points", logging.ERROR, __file__, 1, "failed: %s", None, None)
@@ -462,11 +468,11 @@ def test_a_log_line_is_one_json_object_with_the_calls_trace_id_and_no_exception_
     except ValueError as error:
         record.args = (error,)
         record.exc_info = (ValueError, error, error.__traceback__)
-    token = events.CURRENT_TRACEPARENT.set(POS_TRACE)
+    token = CURRENT_TRACEPARENT.set(POS_TRACE)
     try:
         line = JsonLines("points").format(record)
     finally:
-        events.CURRENT_TRACEPARENT.reset(token)
+        CURRENT_TRACEPARENT.reset(token)
 
     assert "\n" not in line and secret not in line
     logged = json.loads(line)

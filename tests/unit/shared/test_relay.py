@@ -11,8 +11,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.db import define_outbox
-from shared.outbox import OutboxRelay
+from shared.messaging.relay import OutboxRelay
+from shared.storage.db import define_outbox
 
 # Long enough that a test finishing in time proves the relay was woken, not polled.
 NEVER = 3600.0

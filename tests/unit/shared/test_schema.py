@@ -15,9 +15,9 @@ from jsonschema.exceptions import ValidationError
 from services.notifications.handlers import HANDLED_TYPES as NOTIFICATIONS_HANDLES
 from services.points.handlers import HANDLED_TYPES as POINTS_HANDLES
 from services.tiers.handlers import HANDLED_TYPES as TIERS_HANDLES
-from shared import events, topics
-from shared.events import EVENT_KINDS, new_event, schema_uri
-from shared.schema import CONSUMES, OUTPUT, PRODUCES, asyncapi, event_schema, rendered
+from shared.messaging import events, topics
+from shared.messaging.events import EVENT_KINDS, new_event, schema_uri
+from shared.messaging.schema import CONSUMES, OUTPUT, PRODUCES, asyncapi, event_schema, rendered
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 
@@ -28,7 +28,7 @@ def test_the_committed_event_contract_matches_the_models() -> None:
         for name, text in rendered().items()
         if not (OUTPUT / name).exists() or (OUTPUT / name).read_text() != text
     ]
-    assert stale == [], "run `python -m shared.schema` and commit docs/events/"
+    assert stale == [], "run `python -m shared.messaging.schema` and commit docs/events/"
 
 
 @pytest.mark.parametrize("event_type", sorted(EVENT_KINDS))

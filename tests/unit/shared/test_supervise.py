@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from shared import runtime
-from shared.runtime import supervise
+from shared.runtime import process as runtime
+from shared.runtime.process import supervise
 
 
 class _AsyncioWithoutWaiting:

@@ -3,7 +3,7 @@ settings fit for a cluster whose shortfalls are reported, never accepted in sile
 
 import pytest
 
-from shared.topics import (
+from shared.messaging.topics import (
     ALL_TOPICS,
     CUSTOMERS,
     PURCHASES,

@@ -18,7 +18,7 @@ from services.tiers.domain.model import (
     review_due,
 )
 from services.tiers.handlers import Context, apply_batch
-from shared.outbox import CollectingSink
+from shared.messaging.outbox import CollectingSink
 from tests.unit.tiers.test_handlers import FakeTiers, _conforms, enrolled, purchase, refund
 
 HELSINKI = ZoneInfo("Europe/Helsinki")

@@ -11,10 +11,10 @@ from services.tiers.adapters.repository import TierRepository
 from services.tiers.bootstrap import CONSUMES, make_subscription
 from services.tiers.domain.model import CustomerTier, Program, QualifyingActivity, TierChange
 from services.tiers.handlers import HANDLED_TYPES, Context, apply_batch
-from shared import events, topics
 from shared.clock import FixedClock
-from shared.events import CloudEvent, derived_event_id, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events, topics
+from shared.messaging.events import CloudEvent, derived_event_id, new_event
+from shared.messaging.outbox import CollectingSink
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 ENROLLED_AT = NOW - timedelta(days=40)

@@ -15,9 +15,9 @@ from services.tiers.domain.model import (
     TierChange,
 )
 from services.tiers.handlers import JobContext, review_tiers, warn_downgrades
-from shared import events, topics
-from shared.events import derived_event_id
-from shared.outbox import CollectingSink
+from shared.messaging import events, topics
+from shared.messaging.events import derived_event_id
+from shared.messaging.outbox import CollectingSink
 
 PROGRAM = Program()
 SINCE = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

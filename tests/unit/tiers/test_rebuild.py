@@ -28,9 +28,9 @@ from services.tiers.domain.rebuild import (
     switch_change,
 )
 from services.tiers.handlers import Context, apply_batch
-from shared import events
-from shared.events import CloudEvent, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.outbox import CollectingSink
 from tests.unit.tiers.test_handlers import FakeTiers, _conforms
 
 PROGRAM = Program()

@@ -17,9 +17,9 @@ from services.tiers.domain.model import (
     review_due,
 )
 from services.tiers.handlers import Context, apply_batch
-from shared import events
-from shared.events import CloudEvent, new_event
-from shared.outbox import CollectingSink
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.outbox import CollectingSink
 from tests.unit.tiers.test_handlers import FakeTiers, _conforms
 
 ENROLLED_AT = datetime(2025, 1, 10, 9, tzinfo=UTC)

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from services.tiers.domain.model import Program, TierDefinition
 from services.tiers.replay import program_text, read_records
-from shared import events
-from shared.events import new_event
-from shared.outbox import EVENT_TYPE_HEADER
+from shared.messaging import events
+from shared.messaging.events import new_event
+from shared.messaging.kafka import EVENT_TYPE_HEADER
 
 AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
 

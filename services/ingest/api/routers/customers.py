@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.adapters import tables
 from services.ingest.adapters.repository import SqlIngestRepository
-from services.ingest.adapters.transactions import in_transaction
 from services.ingest.api.deps import ClockDep, PartnerDep, RuntimeDep
 from services.ingest.api.replies import accept, problem_responses
 from services.ingest.api.schemas import AcceptedOut, CustomerPatchIn, EnrolmentIn, Identifier
@@ -23,12 +22,13 @@ from services.ingest.domain.model import (
     patched,
     request_hash,
 )
-from shared import events
-from shared.events import derived_event_id, new_event
-from shared.idempotency import IdempotencyDep
-from shared.outbox import Outbox
-from shared.problems import PROBLEM_JSON, Problem
-from shared.strict_json import StrictJsonRoute
+from shared.messaging import events
+from shared.messaging.events import derived_event_id, new_event
+from shared.messaging.outbox import Outbox
+from shared.storage.transactions import in_transaction
+from shared.web.idempotency import IdempotencyDep
+from shared.web.problems import PROBLEM_JSON, Problem
+from shared.web.strict_json import StrictJsonRoute
 
 ProfileEvent = TypeVar("ProfileEvent", bound=events.CustomerProfile)
 

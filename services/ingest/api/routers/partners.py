@@ -11,8 +11,8 @@ from services.ingest.adapters.repository import SqlIngestRepository
 from services.ingest.api.deps import AdminScope, ClockDep, RuntimeDep
 from services.ingest.api.schemas import Identifier, PartnerCreatedOut, PartnerIn
 from services.ingest.domain.model import Partner, hash_api_key, new_credentials, new_partner_id
-from shared.problems import Problem
-from shared.strict_json import StrictJsonRoute
+from shared.web.problems import Problem
+from shared.web.strict_json import StrictJsonRoute
 
 router = APIRouter(prefix="/v1/admin/partners", tags=["admin"], route_class=StrictJsonRoute)
 

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.adapters import tables
 from services.ingest.adapters.repository import SqlIngestRepository, StoredPurchase, StoredRefund
-from services.ingest.adapters.transactions import in_transaction
 from services.ingest.api.deps import PosCallDep
 from services.ingest.api.purchase_groups import PurchaseCall
 from services.ingest.api.replies import accept, problem_responses, replay_or_conflict
@@ -29,9 +28,10 @@ from services.ingest.domain.model import (
     request_hash,
 )
 from services.ingest.settings import IngestSettings
-from shared import events
-from shared.events import new_event
-from shared.strict_json import StrictJsonRoute
+from shared.messaging import events
+from shared.messaging.events import new_event
+from shared.storage.transactions import in_transaction
+from shared.web.strict_json import StrictJsonRoute
 
 router = APIRouter(prefix="/v1/purchases", tags=["purchases"], route_class=StrictJsonRoute)
 

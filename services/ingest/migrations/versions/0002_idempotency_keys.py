@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from shared.migrations import create_idempotency_keys_v1
+from shared.storage.migrations import create_idempotency_keys_v1
 
 revision: str = "0002"
 down_revision: str | None = "0001"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from shared.migrations import drop_event_core_v2, event_core_v2
+from shared.storage.migrations import drop_event_core_v2, event_core_v2
 
 revision: str = "0003"
 down_revision: str | None = "0002"

@@ -8,7 +8,7 @@ from services.notifications.api.deps import NotificationsDep, ReadScope
 from services.notifications.api.schemas import NotificationLogOut, NotificationOut
 from services.notifications.domain.model import DeliveryStatus
 from shared.bounds import Identifier
-from shared.problems import Problem
+from shared.web.problems import Problem
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 

@@ -14,7 +14,7 @@ from services.notifications.api.deps import AdminScope, ClockDep, RuntimeDep
 from services.notifications.api.schemas import WebhookIn, WebhookOut
 from services.notifications.domain.model import PartnerWebhook
 from shared.bounds import Identifier
-from shared.problems import PROBLEM_JSON, Problem
+from shared.web.problems import PROBLEM_JSON, Problem
 
 router = APIRouter(prefix="/v1/partners", tags=["partner webhooks"])
 

@@ -25,7 +25,7 @@ from services.notifications.api.schemas import (
 )
 from services.notifications.domain.model import HarassmentPolicy, Preferences, QuietHours
 from shared.bounds import Identifier
-from shared.problems import PROBLEM_JSON, Problem
+from shared.web.problems import PROBLEM_JSON, Problem
 
 router = APIRouter(prefix="/v1/customers", tags=["preferences"])
 

@@ -8,7 +8,7 @@ from services.notifications.api.deps import ReadScope
 from services.notifications.api.schemas import Locale, TemplatePreviewOut
 from services.notifications.domain import templates
 from shared.bounds import Label
-from shared.problems import PROBLEM_JSON, Problem
+from shared.web.problems import PROBLEM_JSON, Problem
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
 

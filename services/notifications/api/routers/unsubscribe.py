@@ -15,7 +15,7 @@ from services.notifications.api.deps import ClockDep, HarassmentDep, RuntimeDep,
 from services.notifications.api.schemas import UnsubscribedOut
 from services.notifications.domain.model import Preferences
 from services.notifications.domain.unsubscribe import customer_of
-from shared.problems import PROBLEM_JSON, Problem
+from shared.web.problems import PROBLEM_JSON, Problem
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["unsubscribe"])
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.migrations import create_inbox_v1, create_outbox_v1
+from shared.storage.migrations import create_inbox_v1, create_outbox_v1
 
 revision: str = "0001"
 down_revision: str | None = None

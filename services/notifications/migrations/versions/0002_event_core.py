@@ -6,7 +6,7 @@ Revises: 0001
 
 from collections.abc import Sequence
 
-from shared.migrations import drop_event_core_v2, event_core_v2
+from shared.storage.migrations import drop_event_core_v2, event_core_v2
 
 revision: str = "0002"
 down_revision: str | None = "0001"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from shared.migrations import create_idempotency_keys_v1
+from shared.storage.migrations import create_idempotency_keys_v1
 
 revision: str = "0004"
 down_revision: str | None = "0003"

@@ -13,11 +13,11 @@ from services.points.api.replies import locked_ledger, not_enough, problems
 from services.points.api.schemas import AdjustmentIn, AdjustmentOut
 from services.points.domain.adjustments import adjust
 from services.points.domain.lots import NotEnoughPoints, balance_of
-from shared import events
 from shared.bounds import Identifier
-from shared.idempotency import IdempotencyDep
-from shared.outbox import Outbox, emit
-from shared.strict_json import StrictJsonRoute
+from shared.messaging import events
+from shared.messaging.outbox import Outbox, emit
+from shared.web.idempotency import IdempotencyDep
+from shared.web.strict_json import StrictJsonRoute
 
 SOURCE = "points"
 

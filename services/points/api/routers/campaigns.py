@@ -18,9 +18,9 @@ from services.points.api.schemas import (
 )
 from services.points.domain.earning import Campaign, campaign_flaw
 from shared.bounds import Identifier
-from shared.idempotency import IdempotencyDep
-from shared.problems import Problem
-from shared.strict_json import StrictJsonRoute
+from shared.web.idempotency import IdempotencyDep
+from shared.web.problems import Problem
+from shared.web.strict_json import StrictJsonRoute
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], route_class=StrictJsonRoute)
 

@@ -16,7 +16,7 @@ from services.points.api.schemas import (
 )
 from services.points.domain.lots import balance_of
 from shared.bounds import Identifier
-from shared.problems import Problem
+from shared.web.problems import Problem
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 

@@ -19,13 +19,13 @@ from services.points.domain.lots import Allocation
 from services.points.domain.model import EntryKind, LedgerEntry
 from services.points.domain.refunds import repay_debt
 from services.points.domain.velocity import released
-from shared import events
 from shared.bounds import Identifier
 from shared.clock import Clock
-from shared.idempotency import IdempotencyDep
-from shared.outbox import Outbox, emit
-from shared.problems import Problem
-from shared.strict_json import StrictJsonRoute
+from shared.messaging import events
+from shared.messaging.outbox import Outbox, emit
+from shared.web.idempotency import IdempotencyDep
+from shared.web.problems import Problem
+from shared.web.strict_json import StrictJsonRoute
 
 SOURCE = "points"
 

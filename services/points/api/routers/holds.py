@@ -18,9 +18,9 @@ from services.points.domain.holds import Hold, HoldAction, HoldSettled, settle
 from services.points.domain.lots import release
 from services.points.domain.model import EntryKind
 from shared.bounds import Identifier
-from shared.idempotency import IdempotencyDep
-from shared.problems import Problem
-from shared.strict_json import StrictJsonRoute
+from shared.web.idempotency import IdempotencyDep
+from shared.web.problems import Problem
+from shared.web.strict_json import StrictJsonRoute
 
 router = APIRouter(prefix="/v1", tags=["holds"], route_class=StrictJsonRoute)
 

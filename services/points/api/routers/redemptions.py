@@ -12,12 +12,12 @@ from services.points.api.deps import AdminScope, ClockDep, RuntimeDep
 from services.points.api.replies import problems, spend_available
 from services.points.api.schemas import RedemptionIn, RedemptionOut
 from services.points.domain.model import EntryKind
-from shared import events
 from shared.bounds import Identifier
 from shared.clock import Clock
-from shared.idempotency import IdempotencyDep
-from shared.outbox import Outbox, emit
-from shared.strict_json import StrictJsonRoute
+from shared.messaging import events
+from shared.messaging.outbox import Outbox, emit
+from shared.web.idempotency import IdempotencyDep
+from shared.web.strict_json import StrictJsonRoute
 
 SOURCE = "points"
 

@@ -9,7 +9,7 @@ from services.points.api.replies import problems
 from services.points.api.schemas import LiabilityOut, LiabilityReportOut
 from services.points.domain.liability import Liability, total_of
 from shared.bounds import InstantIn
-from shared.strict_json import StrictJsonRoute
+from shared.web.strict_json import StrictJsonRoute
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=StrictJsonRoute)
 

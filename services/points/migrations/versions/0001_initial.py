@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from shared.migrations import create_inbox_v1, create_outbox_v1
+from shared.storage.migrations import create_inbox_v1, create_outbox_v1
 
 revision: str = "0001"
 down_revision: str | None = None

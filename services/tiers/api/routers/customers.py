@@ -37,8 +37,8 @@ from services.tiers.domain.model import (
 from services.tiers.handlers import announce_override
 from shared.bounds import Identifier
 from shared.clock import Clock
-from shared.outbox import CollectingSink, Outbox
-from shared.problems import PROBLEM_JSON, Problem
+from shared.messaging.outbox import CollectingSink, Outbox
+from shared.web.problems import PROBLEM_JSON, Problem
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 

@@ -4,11 +4,11 @@ can be followed across the services.
 The trace travels in the events themselves: the CloudEvents distributed-tracing extension
 attribute `traceparent` of the envelope. Three places keep it going, none in a service's code:
 
-- an HTTP call (`shared.http.RequestTimer`) continues the caller's `traceparent` header or
+- an HTTP call (`shared.web.http.RequestTimer`) continues the caller's `traceparent` header or
   starts a trace, and makes it current: `new_event` stamps the events created meanwhile;
 - the consumer (`applying`) starts a span per applied event, a child of the event's
   `traceparent`, and notes which event each new event was derived from
-  (`shared.events.derived_event_id`);
+  (`shared.messaging.events.derived_event_id`);
 - the outbox (`Outbox.add_all`) stamps an event a handler produced without a `traceparent`
   with its cause's: the event it was derived from, or else the batch's last event about the
   same customer.
@@ -26,10 +26,8 @@ import importlib
 import os
 import random
 import re
-import time
-from collections.abc import Iterator, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 from opentelemetry import trace
@@ -39,7 +37,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace import Span as OtelSpan
 
-from shared.events import CURRENT_TRACEPARENT, DERIVED_FROM, CloudEvent
+from shared.observability.context import CURRENT_TRACEPARENT
 
 EXPORTER_VARIABLE = "FEDELTA_OTEL_EXPORTER"
 SERVICE_ATTRIBUTE = "fedelta.service"
@@ -82,7 +80,7 @@ def parse_traceparent(value: str | bytes | None) -> TraceParent | None:
     return TraceParent(trace_id, span_id, flags)
 
 
-def _span_traceparent(span: OtelSpan) -> str:
+def span_traceparent(span: OtelSpan) -> str:
     context = span.get_span_context()
     return TraceParent(context.trace_id, context.span_id, int(context.trace_flags)).header()
 
@@ -106,6 +104,11 @@ def use_provider(provider: TracerProvider | None) -> None:
     """Records spans with `provider` (a test's, with an in-memory exporter), or stops
     recording (None)."""
     _state.provider, _state.owned = provider, False
+
+
+def tracer() -> trace.Tracer | None:
+    """The tracer spans are recorded with, or None when tracing is off."""
+    return _state.tracer()
 
 
 def recording() -> bool:
@@ -180,7 +183,7 @@ def serving(
             kind=SpanKind.SERVER,
             attributes={SERVICE_ATTRIBUTE: service, "http.request.method": method},
         )
-        current = _span_traceparent(span)
+        current = span_traceparent(span)
     elif parent is not None:
         current = parent.header()
     else:  # a trace of our own, so that the events of this call can be told apart downstream
@@ -207,90 +210,3 @@ class HttpSpan:
     span: OtelSpan | None
     route: str = "unmatched"
     status: int = 500
-
-
-# -- a consumer's batch -----------------------------------------------------------------------
-
-
-@dataclass
-class Lineage:
-    """The trace context of a batch's events, for the events the batch produces."""
-
-    by_event: dict[str, str] = field(default_factory=dict)
-    by_subject: dict[str, str] = field(default_factory=dict)
-    derived_from: dict[str, str] = field(default_factory=dict)
-
-    def traceparent_for(self, event: CloudEvent) -> str | None:
-        cause = event.id
-        for _ in range(8):  # a chain of derivations within one batch is short
-            found = self.by_event.get(cause)
-            if found is not None:
-                return found
-            earlier = self.derived_from.get(cause)
-            if earlier is None:
-                break
-            cause = earlier
-        return self.by_subject.get(event.subject)
-
-
-_LINEAGE: ContextVar[Lineage | None] = ContextVar("fedelta_lineage", default=None)
-
-
-@contextlib.contextmanager
-def applying(service: str, topic_of: dict[str, str], batch: Sequence[CloudEvent]) -> Iterator[None]:
-    """Around a batch handler: a span per event (when recording), children of the events'
-    traceparents, and the lineage that lets the outbox stamp what the batch produces."""
-    lineage = Lineage()
-    tracer = _state.tracer()
-    spans: list[OtelSpan] = []
-    started = time.time_ns()
-    for event in batch:
-        parent = parse_traceparent(event.traceparent)
-        if tracer is not None:
-            span = tracer.start_span(
-                f"{service} apply {event.type}",
-                context=None if parent is None else parent.context(),
-                kind=SpanKind.CONSUMER,
-                start_time=started,
-                attributes={
-                    SERVICE_ATTRIBUTE: service,
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": topic_of.get(event.id, ""),
-                    "cloudevents.event_id": event.id,
-                    "cloudevents.event_type": event.type,
-                },
-            )
-            spans.append(span)
-            current: str | None = _span_traceparent(span)
-        else:
-            current = None if parent is None else parent.header()
-        if current is not None:
-            lineage.by_event[event.id] = current
-            lineage.by_subject[event.subject] = current
-    lineage_token = _LINEAGE.set(lineage)
-    derived_token = DERIVED_FROM.set(lineage.derived_from)
-    try:
-        yield
-    except BaseException as error:
-        for span in spans:
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        raise
-    finally:
-        DERIVED_FROM.reset(derived_token)
-        _LINEAGE.reset(lineage_token)
-        ended = time.time_ns()
-        for span in spans:
-            span.end(end_time=ended)
-
-
-def stamp(event: CloudEvent) -> CloudEvent:
-    """`event` with its cause's traceparent when it has none and a batch is being applied."""
-    if event.traceparent is not None:
-        return event
-    lineage = _LINEAGE.get()
-    if lineage is None:
-        return event
-    traceparent = lineage.traceparent_for(event)
-    if traceparent is None:
-        return event
-    return event.model_copy(update={"traceparent": traceparent})

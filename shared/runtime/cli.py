@@ -9,8 +9,8 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from shared.migrations import upgrade_to_head
 from shared.settings import ServiceSettings
+from shared.storage.migrations import upgrade_to_head
 
 
 def run_service_cli(

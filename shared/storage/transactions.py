@@ -1,4 +1,4 @@
-"""Transactions that survive a connection PostgreSQL dropped since the pool opened it."""
+"""The one way to open a transaction that changes state: `in_transaction(engine, work)`."""
 
 from __future__ import annotations
 
@@ -13,17 +13,19 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+Work = Callable[[AsyncConnection], Awaitable[T]]
 
-async def in_transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+
+async def in_transaction(engine: AsyncEngine, work: Work[T]) -> T:
     """Runs `work` in a transaction and commits it, or rolls it back when `work` raises.
 
     The pool does not ping a connection before lending it (a round trip per call), so after
     PostgreSQL restarted the first statement on an old connection fails with
     `connection_invalidated`, and the pool drops its other old connections too: `work` runs
     once more, on a fresh connection. Should that fail as well, the error goes up (the API
-    answers 503). A lost COMMIT is retried too: every call that comes here is keyed (natural
-    id or Idempotency-Key), so its retry finds the first attempt and gives the same answer.
-    """
+    answers 503, a consumer or job waits and tries again). `work` must therefore be safe to run
+    twice: it is, because what changes state is keyed (a natural id, an Idempotency-Key, an
+    event id in the inbox), so a retry after a lost COMMIT finds the first attempt."""
     try:
         async with engine.begin() as conn:
             return await work(conn)

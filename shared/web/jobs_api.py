@@ -1,7 +1,6 @@
 """`POST /v1/admin/jobs/{name}?as_of=<RFC 3339>`: an admin runs a job of this service now.
 
-A module of its own, apart from shared.jobs: it needs shared.http's scopes, and shared.http
-needs the runtime, which holds the jobs."""
+Apart from shared.runtime.jobs, which knows nothing of HTTP."""
 
 from __future__ import annotations
 
@@ -9,9 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from shared.http import AdminScope, RuntimeDep
-from shared.jobs import AdvisoryJobLock, JobBusy, parse_rfc3339, run_exclusively
-from shared.problems import Problem
+from shared.runtime.jobs import AdvisoryJobLock, JobBusy, parse_rfc3339, run_exclusively
+from shared.web.deps import AdminScope, RuntimeDep
+from shared.web.problems import Problem
 
 ALL = "all"
 

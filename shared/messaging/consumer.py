@@ -9,7 +9,7 @@ An event that fails on a healthy database is isolated: the batch is split (savep
 the failing events stand alone, the rest is applied, and only the failing ones are retried,
 then dead-lettered to `<topic>.dlq` with their error. Later events of the same key (customer)
 wait behind a failing one, so one customer's events are applied in order, within and across
-batches. While the database is away (see `shared.failures`) nothing counts as an attempt:
+batches. While the database is away (see `shared.storage.failures`) nothing counts as an attempt:
 the consumer waits and applies the batch when it is back.
 """
 
@@ -30,11 +30,12 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared import inbox, tracing
 from shared.clock import Clock
-from shared.events import EVENT_KINDS, CloudEvent
-from shared.failures import is_outage
-from shared.metrics import (
+from shared.messaging import inbox, tracing
+from shared.messaging.events import EVENT_KINDS, CloudEvent
+from shared.messaging.kafka import CONTENT_TYPE_HEADER, EVENT_TYPE_HEADER, Producer
+from shared.messaging.topics import dead_letter_topic
+from shared.observability.metrics import (
     CONSUMER_BATCH_EVENTS,
     CONSUMER_BATCH_SECONDS,
     CONSUMER_DATABASE_WAITS,
@@ -43,8 +44,7 @@ from shared.metrics import (
     DEAD_LETTERS,
     EVENTS_CONSUMED,
 )
-from shared.outbox import CONTENT_TYPE_HEADER, EVENT_TYPE_HEADER, Producer
-from shared.topics import dead_letter_topic
+from shared.storage.failures import is_outage
 
 log = logging.getLogger(__name__)
 

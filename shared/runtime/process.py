@@ -14,14 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import Clock
-from shared.consumer import EventConsumer, Subscription
-from shared.db import create_engine
-from shared.jobs import Job, JobScheduler
-from shared.kafka import ResilientProducer
-from shared.metrics import WORKER_RESTARTS
-from shared.outbox import OutboxRelay, PostgresWakeups
-from shared.retention import purge_inbox
+from shared.messaging.consumer import EventConsumer, Subscription
+from shared.messaging.kafka import ResilientProducer
+from shared.messaging.relay import OutboxRelay, PostgresWakeups
+from shared.observability.metrics import WORKER_RESTARTS
+from shared.runtime.jobs import Job, JobScheduler
 from shared.settings import ServiceSettings
+from shared.storage.db import create_engine
+from shared.storage.retention import purge_inbox
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Runtime:
     producer: ResilientProducer
     relay: OutboxRelay
     workers: list[Worker] = field(default_factory=list)
-    # Time-driven jobs: run by the scheduler worker and by an admin (shared.jobs_api).
+    # Time-driven jobs: run by the scheduler worker and by an admin (shared.web.jobs_api).
     jobs: list[Job] = field(default_factory=list)
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.db import insert_if_absent
+from shared.storage.db import insert_if_absent
 
 
 async def claim(

@@ -1,5 +1,6 @@
 """Generates the published event contract from the payload models:
-`python -m shared.schema` writes docs/events/ (a JSON Schema per event type, and an AsyncAPI 3
+`python -m shared.messaging.schema`
+writes docs/events/ (a JSON Schema per event type, and an AsyncAPI 3
 document). A unit test fails when the committed files no longer match the models, and the
 AsyncAPI CLI validates them (`deploy/local/node-tools.sh validate`)."""
 
@@ -11,10 +12,10 @@ from typing import Any
 
 import yaml
 
-from shared import events, topics
-from shared.events import CLOUDEVENTS_JSON, EVENT_KINDS, CloudEvent, schema_uri
+from shared.messaging import events, topics
+from shared.messaging.events import CLOUDEVENTS_JSON, EVENT_KINDS, CloudEvent, schema_uri
 
-OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "events"
+OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "events"
 
 # Draft-07, not the 2020-12 pydantic has in mind: it is the JSON Schema dialect the AsyncAPI
 # parser and most code generators understand, and pydantic's output uses nothing newer
@@ -211,7 +212,8 @@ def asyncapi() -> dict[str, Any]:
                 "host": "{bootstrap}",
                 "protocol": "kafka",
                 "description": "A production cluster; topics created with "
-                "`python -m shared.topics` (replication factor 3, min.insync.replicas 2).",
+                "`python -m shared.messaging.topics` "
+                "(replication factor 3, min.insync.replicas 2).",
                 "variables": {
                     "bootstrap": {
                         "default": "kafka.example.internal:9092",

@@ -5,26 +5,30 @@ A retry with the same key and the same request gets the first answer again, mark
 caller's credentials, so two partners cannot collide. Only successful answers are kept: a call
 that failed changed nothing and may be retried under the same key. Same-key calls are
 serialized by a transaction-scoped advisory lock, so two concurrent retries cannot both apply.
-A call is either handled alone (`IdempotentCall.replay` first in its transaction, `remember`
-last) or in a group sharing one transaction (`kept_answers` first, `remember_all` last).
+A call is either handled alone, through `run_keyed` (the one way a use case takes its key), or
+in a group sharing one transaction (`kept_answers` first, `remember_all` last: ingest's
+group commit of purchases).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.problems import Problem
+from shared.clock import Clock
+from shared.storage.locks import lock_for_transaction, lock_name
+from shared.storage.transactions import in_transaction
+from shared.web.problems import Problem
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -114,15 +118,7 @@ async def kept_answers(
     key_ids = sorted({key_id for call in calls if (key_id := call.key_id) is not None})
     if not key_ids:
         return {}
-    names = [f"{table.name}/{scope}/{key}" for scope, key in key_ids]
-    await conn.execute(
-        sa.text(
-            "SELECT pg_advisory_xact_lock(lock_id) FROM ("
-            " SELECT DISTINCT hashtextextended(name, 0) AS lock_id"
-            " FROM unnest(CAST(:names AS text[])) AS name ORDER BY lock_id) AS locks"
-        ),
-        {"names": names},
-    )
+    await lock_for_transaction(conn, [lock_name(table.name, scope, key) for scope, key in key_ids])
     wanted = (
         sa.func.unnest(
             sa.cast(sa.bindparam("scopes"), ARRAY(sa.Text)),
@@ -189,6 +185,32 @@ async def idempotent_call(
             request.method.encode(), request.url.path.encode(), await request.body()
         ),
     )
+
+
+A = TypeVar("A", bound=BaseModel)
+
+
+async def run_keyed(
+    engine: AsyncEngine,
+    call: IdempotentCall,
+    table: sa.Table,
+    *,
+    status_code: int,
+    clock: Clock,
+    work: Callable[[AsyncConnection], Awaitable[A]],
+) -> A | JSONResponse:
+    """A state-changing call in one transaction (`in_transaction`: retried once on a stale
+    connection): the first answer again when its key was kept, else `work`'s answer, kept
+    under the key in the same transaction. A `work` that raises keeps nothing."""
+
+    async def keyed(conn: AsyncConnection) -> A | JSONResponse:
+        if (replayed := await call.replay(conn, table)) is not None:
+            return replayed
+        answer = await work(conn)
+        await call.remember(conn, table, status_code, answer, clock.now())
+        return answer
+
+    return await in_transaction(engine, keyed)
 
 
 def _digest(*parts: bytes) -> str:

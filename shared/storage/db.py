@@ -47,7 +47,7 @@ def define_inbox(metadata: sa.MetaData) -> sa.Table:
         sa.Column("event_id", sa.Text, primary_key=True),
         sa.Column("event_type", sa.Text, nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        # Claims older than the retention period are purged (shared.retention).
+        # Claims older than the retention period are purged (shared.storage.retention).
         sa.Index("ix_inbox_received_at", "received_at"),
     )
 

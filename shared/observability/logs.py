@@ -19,7 +19,7 @@ import traceback
 from datetime import UTC, datetime
 from types import TracebackType
 
-from shared.events import CURRENT_TRACEPARENT
+from shared.observability.context import CURRENT_TRACEPARENT
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 

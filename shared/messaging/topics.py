@@ -1,4 +1,5 @@
-"""Topic names and their layout; `python -m shared.topics` creates any that are missing and
+"""Topic names and their layout; `python -m shared.messaging.topics` creates any that are
+missing and
 reports the existing ones that are weaker than asked for.
 
 The defaults are for a cluster: replication factor 3 and `min.insync.replicas` 2, so that a

@@ -1,4 +1,4 @@
-"""The transactional outbox: write the event with the state change, publish it afterwards."""
+"""The outbox relay: publishes what services wrote to their outbox, in order, then deletes it."""
 
 from __future__ import annotations
 
@@ -6,164 +6,29 @@ import asyncio
 import collections
 import contextlib
 import logging
-import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared import tracing
 from shared.clock import Clock, SystemClock
-from shared.events import CLOUDEVENTS_JSON, CloudEvent, Payload, derived_event_id, new_event
-from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE_SECONDS, OUTBOX_PUBLISHED
-from shared.migrations import OUTBOX_CHANNEL
-
-if TYPE_CHECKING:
-    from shared.consumer import BatchHandler
+from shared.messaging.kafka import (
+    CONTENT_TYPE_HEADER,
+    EVENT_TYPE_HEADER,
+    STRUCTURED_CONTENT_TYPE,
+    TRACEPARENT_HEADER,
+    BatchProducer,
+    Headers,
+)
+from shared.observability.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE_SECONDS, OUTBOX_PUBLISHED
+from shared.storage.locks import lock_name, try_lock_for_transaction
+from shared.storage.migrations import OUTBOX_CHANNEL
 
 log = logging.getLogger(__name__)
-
-
-class EventSink(Protocol):
-    """Where handlers put the events they cause (the outbox; a list in unit tests)."""
-
-    async def add(self, event: CloudEvent, *, key: str, topic: str | None = None) -> None: ...
-
-
-class Outbox:
-    """Writes events into the outbox table on the caller's connection and transaction."""
-
-    def __init__(self, conn: AsyncConnection, table: sa.Table, clock: Clock) -> None:
-        self._conn = conn
-        self._table = table
-        self._clock = clock
-
-    async def add(self, event: CloudEvent, *, key: str, topic: str | None = None) -> None:
-        await self.add_all([(topic or event.topic, key, event)])
-
-    async def add_tombstone(self, *, row_id: str, key: str, topic: str) -> None:
-        """A record without a value for `key`, after the rows added before it: on a compacted
-        topic, compaction then removes every record of the key. The table's payload column
-        must be nullable (a migration of the service that sends tombstones); `row_id` fills
-        the unique event_id column, derived from the cause like an event's id."""
-        await self._conn.execute(
-            self._table.insert().values(
-                event_id=row_id,
-                topic=topic,
-                key=key,
-                # SQL NULL, not the JSON null a None would be stored as.
-                payload=sa.null(),
-                created_at=self._clock.now(),
-            )
-        )
-
-    async def add_all(self, events: Sequence[tuple[str, str, CloudEvent]]) -> None:
-        """(topic, key, event) triples, in order, in one statement: one round trip, and one
-        wake-up of the relay (its trigger fires per statement), whatever the count. Ids are
-        assigned in the order given, which is the order the relay publishes in."""
-        if not events:
-            return
-        table = self._table.name
-        await self._conn.execute(
-            sa.text(
-                f"INSERT INTO {table} (event_id, topic, key, payload, created_at) "  # noqa: S608  # our table
-                "SELECT added.event_id, added.topic, added.key, CAST(added.payload AS jsonb), :now "
-                "FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[]), "
-                "CAST(:keys AS text[]), CAST(:payloads AS text[])) WITH ORDINALITY "
-                "AS added(event_id, topic, key, payload, position) ORDER BY added.position"
-            ),
-            {
-                "ids": [event.id for _, _, event in events],
-                "topics": [topic for topic, _, _ in events],
-                "keys": [key for _, key, _ in events],
-                # An event a consumer's handler derived carries its cause's trace (tracing).
-                "payloads": [tracing.stamp(event).model_dump_json() for _, _, event in events],
-                "now": self._clock.now(),
-            },
-        )
-
-
-async def emit(
-    sink: EventSink,
-    payload: Payload,
-    *,
-    source: str,
-    customer_id: str,
-    time: datetime,
-    cause_id: str,
-    purpose: str,
-) -> CloudEvent:
-    """Adds an event about a customer that `cause_id` led to: keyed by the customer, so it
-    stays in order with their other events, and with an id derived from its cause, so a
-    replay of the cause emits the same event again rather than a second one."""
-    event = new_event(
-        payload,
-        source=source,
-        subject=customer_id,
-        time=time,
-        event_id=derived_event_id(cause_id, purpose),
-    )
-    await sink.add(event, key=customer_id)
-    return event
-
-
-class CollectingSink:
-    """An EventSink that keeps what was added, in order: what a batch handler emits while it
-    applies a batch (written to the outbox in one statement at the end), and unit tests."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, CloudEvent]] = []
-
-    async def add(self, event: CloudEvent, *, key: str, topic: str | None = None) -> None:
-        self.events.append((topic or event.topic, key, event))
-
-
-BatchApplier = Callable[[AsyncConnection, Sequence[CloudEvent], EventSink], Awaitable[None]]
-
-
-def with_outbox(outbox: sa.Table, clock: Clock, apply: BatchApplier) -> BatchHandler:
-    """A consumer's batch handler from a service's `apply(conn, batch, sink)`: the events the
-    batch causes are collected while it is applied, then written to the outbox in one
-    statement, in the consumer's transaction."""
-
-    async def handle(conn: AsyncConnection, batch: Sequence[CloudEvent]) -> None:
-        caused = CollectingSink()
-        await apply(conn, batch, caused)
-        await Outbox(conn, outbox, clock).add_all(caused.events)
-
-    return handle
-
-
-# The event's type beside the document, so a consumer passes over the types it does not use
-# without parsing them (the document in the value stays the complete CloudEvent).
-EVENT_TYPE_HEADER = "fedelta-event-type"
-# The CloudEvents Kafka binding's mode switch: with it a CloudEvents SDK reads the value as a
-# structured-mode event; without it the SDK must assume binary mode and finds no event.
-CONTENT_TYPE_HEADER = "content-type"
-STRUCTURED_CONTENT_TYPE = CLOUDEVENTS_JSON.encode()
-TRACEPARENT_HEADER = "traceparent"
-Headers = list[tuple[str, bytes]]
-# (topic, value, key[, headers]); a None value is a tombstone.
-Record = tuple[str, bytes | None, bytes] | tuple[str, bytes | None, bytes, Headers]
-
-
-class BatchProducer(Protocol):
-    async def send_batch(self, records: Sequence[Record]) -> None: ...
-
-
-class Producer(Protocol):
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Any: ...
 
 
 class WakeSource(Protocol):
@@ -248,7 +113,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._listening = False
         self._listen_again_at = 0.0
-        self._lock_id = zlib.crc32(f"fedelta-outbox:{self.table.name}".encode())
+        self._lock_name = lock_name("outbox-relay", self.table.name)
         # The payload as PostgreSQL stores it: the consumers validate what they read, so the
         # relay sends the text as it is instead of parsing and re-serialising every event.
         self._take = (
@@ -284,7 +149,7 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """One batch; returns how many events were published."""
         async with self.engine.begin() as conn:
-            locked = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_id)))
+            locked = await try_lock_for_transaction(conn, self._lock_name)
             if not locked:
                 return 0
             rows = (await conn.execute(self._take, {"limit": self.batch_size})).all()

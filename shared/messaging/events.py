@@ -1,7 +1,7 @@
 """The event contract: the CloudEvents 1.0 envelope and every payload model of the product.
 
 Money is Decimal (a JSON string on the wire), every instant aware UTC. A JSON Schema and an
-AsyncAPI document are generated from these models (`python -m shared.schema`).
+AsyncAPI document are generated from these models (`python -m shared.messaging.schema`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from pydantic import (
     PlainSerializer,
 )
 
-from shared import bounds, topics
+from shared import bounds
+from shared.messaging import topics
+from shared.observability.context import CURRENT_TRACEPARENT
 
 
 def _to_utc(instant: datetime) -> datetime:
@@ -374,11 +376,8 @@ def _uuid5(name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-# Trace context (set by shared.tracing; plain context variables, so that the contract imports
-# no tracing library): the traceparent of the HTTP call under way, which `new_event` stamps on
-# the events it makes, and, while a consumer applies a batch, which id was derived from which
+# While a consumer applies a batch (shared.messaging.tracing), which id was derived from which
 # cause, so that an event a handler derives carries its cause's trace.
-CURRENT_TRACEPARENT: ContextVar[str | None] = ContextVar("fedelta_traceparent", default=None)
 DERIVED_FROM: ContextVar[dict[str, str] | None] = ContextVar("fedelta_derived_from", default=None)
 
 

@@ -5,15 +5,40 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-if TYPE_CHECKING:
-    from shared.outbox import Record
+from shared.messaging.events import CLOUDEVENTS_JSON
 
 log = logging.getLogger(__name__)
+
+# The event's type beside the document, so a consumer passes over the types it does not use
+# without parsing them (the document in the value stays the complete CloudEvent).
+EVENT_TYPE_HEADER = "fedelta-event-type"
+# The CloudEvents Kafka binding's mode switch: with it a CloudEvents SDK reads the value as a
+# structured-mode event; without it the SDK must assume binary mode and finds no event.
+CONTENT_TYPE_HEADER = "content-type"
+STRUCTURED_CONTENT_TYPE = CLOUDEVENTS_JSON.encode()
+TRACEPARENT_HEADER = "traceparent"
+Headers = list[tuple[str, bytes]]
+# (topic, value, key[, headers]); a None value is a tombstone.
+Record = tuple[str, bytes | None, bytes] | tuple[str, bytes | None, bytes, Headers]
+
+
+class BatchProducer(Protocol):
+    async def send_batch(self, records: Sequence[Record]) -> None: ...
+
+
+class Producer(Protocol):
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any: ...
 
 
 class ResilientProducer:

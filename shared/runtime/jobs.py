@@ -1,5 +1,5 @@
 """Time-driven jobs: run on a schedule by one instance at a time across replicas, and by an
-admin on demand (`POST /v1/admin/jobs/{name}`, shared.jobs_api).
+admin on demand (`POST /v1/admin/jobs/{name}`, shared.web.jobs_api).
 
 A job is given the instant it runs as of, so running it again for the same instant changes
 nothing, and a test or an operator can run it as of any time."""
@@ -11,17 +11,16 @@ import contextlib
 import logging
 import re
 import time
-import zlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import Clock
-from shared.metrics import JOB_LAST_SUCCESS, JOB_RUNS, JOB_SECONDS
+from shared.observability.metrics import JOB_LAST_SUCCESS, JOB_RUNS, JOB_SECONDS
+from shared.storage.locks import lock_name, try_lock_for_session, unlock
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +48,16 @@ class AdvisoryJobLock:
 
     @contextlib.asynccontextmanager
     async def hold(self, job_name: str) -> AsyncIterator[bool]:
-        key = lock_key(job_name)
+        name = lock_name("job", job_name)
         async with self._engine.connect() as conn:
-            locked = bool(await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(key))))
+            locked = await try_lock_for_session(conn, name)
             await conn.commit()
             try:
                 yield locked
             finally:
                 if locked:
-                    await conn.scalar(sa.select(sa.func.pg_advisory_unlock(key)))
+                    await unlock(conn, name)
                     await conn.commit()
-
-
-def lock_key(job_name: str) -> int:
-    return zlib.crc32(f"fedelta-job:{job_name}".encode())
 
 
 class JobBusy(Exception):

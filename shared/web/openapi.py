@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from shared.auth import SIGNATURE_HEADER
-from shared.problems import PROBLEM_JSON
+from shared.web.auth import SIGNATURE_HEADER
+from shared.web.problems import PROBLEM_JSON
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
