@@ -1,0 +1,94 @@
+"""Events as the services receive them, built one way for every test: each factory takes what
+a test usually varies and defaults the rest. A test that needs another shape wraps these."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.messaging import events
+from shared.messaging.events import CloudEvent, new_event
+
+PARTNER = "demo"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def ingest_event(
+    payload: events.Payload, customer_id: str, at: datetime, partner_id: str
+) -> CloudEvent:
+    return new_event(payload, source=f"ingest/{partner_id}", subject=customer_id, time=at)
+
+
+def purchase(
+    customer_id: str,
+    total: str | Decimal = "10.00",
+    *,
+    at: datetime | None = None,
+    occurred_at: datetime | None = None,
+    purchase_id: str | None = None,
+    partner_id: str = PARTNER,
+    currency: str = "EUR",
+    items: Sequence[events.PurchaseItem] | None = None,
+    **fields: Any,
+) -> CloudEvent:
+    """A purchase.completed event; `at` is the event's time (default now), `occurred_at` the
+    purchase's (default `at`)."""
+    at = at or _now()
+    payload = events.PurchaseCompleted(
+        purchase_id=purchase_id or f"p-{uuid.uuid4()}",
+        partner_id=partner_id,
+        customer_id=customer_id,
+        occurred_at=occurred_at or at,
+        currency=currency,
+        total=Decimal(total),
+        items=None if items is None else list(items),
+        **fields,
+    )
+    return ingest_event(payload, customer_id, at, partner_id)
+
+
+def refund(
+    customer_id: str,
+    purchase_id: str,
+    amount: str | Decimal,
+    *,
+    refund_id: str | None = None,
+    at: datetime | None = None,
+    occurred_at: datetime | None = None,
+    partner_id: str = PARTNER,
+) -> CloudEvent:
+    at = at or _now()
+    payload = events.PurchaseRefunded(
+        refund_id=refund_id or f"r-{uuid.uuid4()}",
+        purchase_id=purchase_id,
+        partner_id=partner_id,
+        customer_id=customer_id,
+        occurred_at=occurred_at or at,
+        amount=Decimal(amount),
+    )
+    return ingest_event(payload, customer_id, at, partner_id)
+
+
+def enrolment(
+    customer_id: str,
+    *,
+    at: datetime | None = None,
+    enrolled_at: datetime | None = None,
+    partner_id: str = PARTNER,
+    **profile: Any,
+) -> CloudEvent:
+    """A customer.enrolled event; `profile` sets any other field (email, locale, consent...)."""
+    at = at or _now()
+    payload = events.CustomerEnrolled(
+        customer_id=customer_id,
+        partner_id=partner_id,
+        enrolled_at=enrolled_at or at,
+        **profile,
+    )
+    return ingest_event(payload, customer_id, at, partner_id)
