@@ -25,7 +25,7 @@ and each service's rate as a fraction of both.
 Exits 1 when a consumer did not finish within `--deadline`, dead-lettered a purchase, or an
 effect is missing.
 
-Reads URLs from .fedelta/dev.env (or FEDELTA_DEV_ENV) through `fedelta_cli.devenv.DevEnv`, and the
+Reads URLs from .fedelta/dev.env (or FEDELTA_DEV_ENV) through `fedelta_client.DevEnv`, and the
 Kafka bootstrap servers and the points database URL from the services.env beside it.
 """
 
@@ -50,8 +50,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.metrics import consumed, finished, wait_quiet
-from fedelta_cli.devenv import REPO, DevEnv
-from fedelta_cli.pos import PosClient
+from fedelta_client import StackClient
+from fedelta_client.devenv import REPO, DevEnv
 from shared.messaging import events
 from shared.messaging.topics import CUSTOMERS, PARTITIONS, PURCHASES
 
@@ -215,7 +215,7 @@ async def wait_enrolled(
 
 
 async def verify(
-    pos: PosClient, backlog: Backlog, sample: list[str], services: dict[str, str]
+    pos: StackClient, backlog: Backlog, sample: list[str], services: dict[str, str]
 ) -> list[str]:
     """What is wrong with the sampled customers' points ledgers and qualifying spends."""
     problems: list[str] = []
@@ -346,12 +346,87 @@ async def reachable(http: httpx.AsyncClient, services: dict[str, str]) -> dict[s
     return found
 
 
+def report_consumers(
+    progress: dict[str, Progress], purchases: int, deadline: float
+) -> tuple[dict[str, float], bool]:
+    """Prints each consumer's figures; its purchases/s, and whether one failed (not finished
+    by the deadline, or something dead-lettered)."""
+    failed = False
+    rates: dict[str, float] = {}
+    for name, state in progress.items():
+        outcomes = ", ".join(
+            f"{k} {v}" for k, v in sorted(state.outcomes.items()) if k not in ("tombstone",)
+        )
+        if state.done_s is None:
+            failed = True
+            print(f"{name:<14} NOT finished within {deadline:g} s (counters: {outcomes})")
+            continue
+        rates[name] = purchases / state.done_s
+        first_s = state.first_s or 0.0
+        # From its first count the figure leaves out the time to the first poll's answer.
+        steady = purchases / (state.done_s - first_s) if state.done_s > first_s else 0
+        print(
+            f"{name:<14} all consumed {state.done_s:7.2f} s after the first send: "
+            f"{rates[name]:8.0f} purchases/s (first counted at {first_s:.2f} s: "
+            f"{steady:.0f}/s from there; counters since the service started: {outcomes})"
+        )
+        dead = state.outcomes.get("dead_lettered", 0)
+        if dead:
+            failed = True
+            print(f"{name:<14} DEAD-LETTERED {dead} (since the service started)")
+    if "notifications" in progress and progress["notifications"].done_s is not None:
+        ignored = progress["notifications"].outcomes.get("skipped", 0)
+        print(f"{'notifications':<14} passes over purchases (ignored so far: {ignored})")
+    return rates, failed
+
+
+def report_effects(problems: list[str], sample: list[str], services: dict[str, str]) -> bool:
+    """Prints what the sampled customers' effects showed; True when one was wrong."""
+    checked = [n for n in ("points", "tiers") if n in services]
+    if problems:
+        print(f"EFFECTS WRONG for {len(problems)} of {len(sample)} sampled customers:")
+        for problem in problems[:20]:
+            print(f"  {problem}")
+        return True
+    if checked:
+        print(
+            f"{'effects':<14} {len(sample)} sampled customers: "
+            + " and ".join(
+                {"points": "one ledger entry per purchase", "tiers": "spend = Σ totals"}[n]
+                for n in checked
+            )
+            + ": all correct"
+        )
+    return False
+
+
+async def report_raw_limits(
+    stack: StackSettings,
+    start_offsets: dict[TopicPartition, int],
+    end: dict[TopicPartition, int],
+    purchases: int,
+    rates: dict[str, float],
+) -> None:
+    """The raw Kafka and PostgreSQL limits of this run, and each consumer's share of them."""
+    kafka_rate = await raw_kafka(stack.kafka_bootstrap, start_offsets, end)
+    postgres_rate = await raw_postgres(stack.points_database_dsn, purchases)
+    print(f"{'raw kafka':<14} fresh group reading + json.loads: {kafka_rate:8.0f} messages/s")
+    print(
+        f"{'raw postgres':<14} asyncpg, 8-column rows, {RAW_BATCH} per INSERT: "
+        f"{postgres_rate:8.0f} rows/s"
+    )
+    for name, rate in rates.items():
+        print(
+            f"{name:<14} {rate:8.0f}/s = {rate / kafka_rate:6.1%} of raw kafka, "
+            f"{rate / postgres_rate:6.1%} of raw postgres"
+        )
+
+
 async def run(args: argparse.Namespace) -> int:
     env = DevEnv.load()
     stack = stack_settings()
     run_id = uuid.uuid4().hex[:8]
     customers = [f"bench-ct-{run_id}-{i}" for i in range(args.customers)]
-    failed = False
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
         services = await reachable(http, consumer_urls(env))
         if services:
@@ -384,62 +459,13 @@ async def run(args: argparse.Namespace) -> int:
         print(
             f"{'written and acked in':<24} {produce_s:8.2f} s ({args.purchases / produce_s:.0f}/s)"
         )
-        rates: dict[str, float] = {}
-        for name, state in progress.items():
-            outcomes = ", ".join(
-                f"{k} {v}" for k, v in sorted(state.outcomes.items()) if k not in ("tombstone",)
-            )
-            if state.done_s is None:
-                failed = True
-                print(f"{name:<14} NOT finished within {args.deadline:g} s (counters: {outcomes})")
-                continue
-            rates[name] = args.purchases / state.done_s
-            first_s = state.first_s or 0.0
-            # From its first count the figure leaves out the time to the first poll's answer.
-            steady = args.purchases / (state.done_s - first_s) if state.done_s > first_s else 0
-            print(
-                f"{name:<14} all consumed {state.done_s:7.2f} s after the first send: "
-                f"{rates[name]:8.0f} purchases/s (first counted at {first_s:.2f} s: "
-                f"{steady:.0f}/s from there; counters since the service started: {outcomes})"
-            )
-            dead = state.outcomes.get("dead_lettered", 0)
-            if dead:
-                failed = True
-                print(f"{name:<14} DEAD-LETTERED {dead} (since the service started)")
-        if "notifications" in progress and progress["notifications"].done_s is not None:
-            ignored = progress["notifications"].outcomes.get("skipped", 0)
-            print(f"{'notifications':<14} passes over purchases (ignored so far: {ignored})")
+        rates, failed = report_consumers(progress, args.purchases, args.deadline)
 
         sample = random.Random(run_id).sample(customers, min(args.sample, len(customers)))
-        problems = await verify(PosClient(env, http), backlog, sample, services)
-        checked = [n for n in ("points", "tiers") if n in services]
-        if problems:
-            failed = True
-            print(f"EFFECTS WRONG for {len(problems)} of {len(sample)} sampled customers:")
-            for problem in problems[:20]:
-                print(f"  {problem}")
-        elif checked:
-            print(
-                f"{'effects':<14} {len(sample)} sampled customers: "
-                + " and ".join(
-                    {"points": "one ledger entry per purchase", "tiers": "spend = Σ totals"}[n]
-                    for n in checked
-                )
-                + ": all correct"
-            )
+        problems = await verify(StackClient(env, http), backlog, sample, services)
+        failed = report_effects(problems, sample, services) or failed
 
-    kafka_rate = await raw_kafka(stack.kafka_bootstrap, start_offsets, end)
-    postgres_rate = await raw_postgres(stack.points_database_dsn, args.purchases)
-    print(f"{'raw kafka':<14} fresh group reading + json.loads: {kafka_rate:8.0f} messages/s")
-    print(
-        f"{'raw postgres':<14} asyncpg, 8-column rows, {RAW_BATCH} per INSERT: "
-        f"{postgres_rate:8.0f} rows/s"
-    )
-    for name, rate in rates.items():
-        print(
-            f"{name:<14} {rate:8.0f}/s = {rate / kafka_rate:6.1%} of raw kafka, "
-            f"{rate / postgres_rate:6.1%} of raw postgres"
-        )
+    await report_raw_limits(stack, start_offsets, end, args.purchases, rates)
     if not services:
         print("no consumer service was reachable: nothing measured but the raw limits")
         failed = True

@@ -14,7 +14,7 @@ Then it waits (bounded by `--drain-timeout`) until the points and tiers consumer
 finished with every accepted purchase, read from their `/metrics`, and reports how long that
 took after the last 202. Exits 1 when any call was not answered 202 or the drain timed out.
 
-Reads URLs and credentials from .fedelta/dev.env through `fedelta_cli.devenv.DevEnv`.
+Reads URLs and credentials from .fedelta/dev.env through `fedelta_client.DevEnv`.
 """
 
 from __future__ import annotations
@@ -37,10 +37,9 @@ import uvloop
 
 from bench.metrics import consumed, finished
 from bench.report import latency_line
-from fedelta_cli.devenv import DevEnv
-from fedelta_cli.pos import PosClient
+from fedelta_client import DevEnv, StackClient
+from fedelta_client.signing import SIGNATURE_HEADER, sign
 from shared.messaging.topics import PURCHASES
-from shared.web.auth import SIGNATURE_HEADER, sign
 
 REQUEST_TIMEOUT_S = 30.0
 DRAIN_POLL_S = 0.25
@@ -195,7 +194,7 @@ async def drain(
 async def prepare(env: DevEnv, args: argparse.Namespace) -> tuple[list[str], dict[str, int]]:
     """Enrols the customers; returns them and how many purchases each consumer had finished."""
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
-        pos = PosClient(env, http)
+        pos = StackClient(env, http)
         customers = [f"bench-{args.run_id}-{i}" for i in range(args.customers)]
         for customer in customers:
             await pos.enrol(customer, email=None, consent=False)

@@ -24,7 +24,7 @@ sequential: the earlier benchmark, one purchase per customer, one at a time
 until each shows it; figures are upper bounds by one interval plus one poll.
 
 Reads URLs and credentials from .fedelta/dev.env (or FEDELTA_DEV_ENV) through
-`fedelta_cli.devenv.DevEnv`, and the Kafka bootstrap servers from the services.env beside it.
+`fedelta_client.DevEnv`, and the Kafka bootstrap servers from the services.env beside it.
 """
 
 from __future__ import annotations
@@ -48,11 +48,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench.consume_throughput import LEDGER_PAGE, stack_settings
 from bench.metrics import wait_quiet
 from bench.report import latency_line
-from fedelta_cli.devenv import DevEnv
-from fedelta_cli.pos import PosClient
+from fedelta_client import DevEnv, StackClient
+from fedelta_client.signing import SIGNATURE_HEADER, sign
 from shared.messaging import events
 from shared.messaging.topics import CUSTOMERS, PARTITIONS, POINTS, PURCHASES
-from shared.web.auth import SIGNATURE_HEADER, sign
 
 REQUEST_TIMEOUT_S = 10.0
 ENROL_DEADLINE_S = 120.0
@@ -281,7 +280,7 @@ class EarningWatcher:
         await self.consumer.stop()
 
 
-async def enrol_all(pos: PosClient, customers: list[str], interval: float) -> None:
+async def enrol_all(pos: StackClient, customers: list[str], interval: float) -> None:
     """Enrols through ingest, then waits until points and tiers know every customer."""
     limit = asyncio.Semaphore(ENROL_CONCURRENCY)
     deadline = time.perf_counter() + ENROL_DEADLINE_S
@@ -298,7 +297,7 @@ async def enrol_all(pos: PosClient, customers: list[str], interval: float) -> No
     await asyncio.gather(*(known(c) for c in customers))
 
 
-async def verify_sample(pos: PosClient, sample: list[Purchase]) -> list[str]:
+async def verify_sample(pos: StackClient, sample: list[Purchase]) -> list[str]:
     """The sampled purchases that the points ledger does not show over HTTP."""
     missing = []
     for purchase in sample:
@@ -319,7 +318,7 @@ async def run_open(args: argparse.Namespace, env: DevEnv) -> int:
     run_id = uuid.uuid4().hex[:8]
     customers = [f"bench-lat-{run_id}-{i}" for i in range(args.customers)]
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
-        pos = PosClient(env, http)
+        pos = StackClient(env, http)
         await enrol_all(pos, customers, args.interval)
         await wait_quiet(
             http,
@@ -395,21 +394,21 @@ class Sample:
     tiers_s: float | None  # 202 -> visible in tiers
 
 
-async def qualifying_spend(pos: PosClient, customer_id: str) -> Decimal | None:
+async def qualifying_spend(pos: StackClient, customer_id: str) -> Decimal | None:
     response = await pos.tier(customer_id)
     if response.status_code != 200:
         return None
     return Decimal(response.json()["qualifying_spend"])
 
 
-async def ledger_has(pos: PosClient, customer_id: str, purchase_id: str) -> bool:
+async def ledger_has(pos: StackClient, customer_id: str, purchase_id: str) -> bool:
     response = await pos.read(f"{pos.env.points_url}/v1/customers/{customer_id}/ledger?limit=20")
     if response.status_code != 200:
         return False
     return any(entry["purchase_id"] == purchase_id for entry in response.json()["entries"])
 
 
-async def wait_known(pos: PosClient, customer_id: str, deadline: float, interval: float) -> None:
+async def wait_known(pos: StackClient, customer_id: str, deadline: float, interval: float) -> None:
     """Until points and tiers both answer 200 for the customer; SystemExit past the deadline."""
     while time.perf_counter() < deadline:
         balance, tier = await asyncio.gather(pos.balance(customer_id), pos.tier(customer_id))
@@ -419,15 +418,30 @@ async def wait_known(pos: PosClient, customer_id: str, deadline: float, interval
     raise SystemExit(f"points and tiers did not learn of {customer_id} within the deadline")
 
 
+async def purchase_once(pos: StackClient, customer_id: str, total: str, purchase_id: str) -> None:
+    """One signed attempt without an Idempotency-Key (the purchase id keys it), as the figures
+    in bench/README.md were measured; SystemExit unless 202."""
+    body = {
+        "purchase_id": purchase_id,
+        "customer_id": customer_id,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "currency": "EUR",
+        "total": total,
+    }
+    response = await pos.post(PATH, body)
+    if response.status_code != 202:
+        raise SystemExit(f"ingest answered {response.status_code}: {response.text}")
+
+
 async def measure(
-    pos: PosClient, customer_id: str, total: str, interval: float, deadline_s: float
+    pos: StackClient, customer_id: str, total: str, interval: float, deadline_s: float
 ) -> Sample:
     before = await qualifying_spend(pos, customer_id)
     if before is None:
         raise SystemExit(f"tiers does not know {customer_id}")
     purchase_id = f"bench-{uuid.uuid4()}"
     sent = time.perf_counter()
-    await pos.purchase(customer_id, total, purchase_id)  # SystemExit unless 202
+    await purchase_once(pos, customer_id, total, purchase_id)
     accepted = time.perf_counter()
     deadline = accepted + deadline_s
     target = before + Decimal(total)
@@ -457,7 +471,7 @@ async def measure(
 
 async def run_sequential(args: argparse.Namespace, env: DevEnv) -> int:
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
-        pos = PosClient(env, http)
+        pos = StackClient(env, http)
         run_id = uuid.uuid4().hex[:8]
         customers = [f"bench-lat-{run_id}-{i}" for i in range(args.customers)]
         await enrol_all(pos, customers, args.interval)

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from fedelta_cli.pos import signed
+from fedelta_client.signing import SIGNATURE_HEADER, sign_request
 
 # Per customer, qualifying spend stays below silver (500): the tier multiplier never changes
 # what a purchase earns, so the points each purchase owes are known exactly.
@@ -140,7 +140,7 @@ class Driver:
             headers = {"Content-Type": "application/json", "Idempotency-Key": key}
             if service == "ingest":
                 headers["Authorization"] = f"Bearer {self.endpoints.partner_key}"
-                headers["Fedelta-Signature"] = signed(
+                headers[SIGNATURE_HEADER] = sign_request(
                     self.endpoints.partner_secret, int(time.time()), method, url, raw
                 )
             else:

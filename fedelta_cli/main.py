@@ -16,9 +16,10 @@ from rich.table import Table
 
 from fedelta_cli import dlq as dead_letters
 from fedelta_cli import operations
-from fedelta_cli.devenv import SERVICES, DevEnv, kafka_bootstrap_servers, load_values
-from fedelta_cli.pos import PosClient, demo
+from fedelta_cli.demo import demo
 from fedelta_cli.simulate import simulate as run_simulation
+from fedelta_client import FedeltaError, StackClient
+from fedelta_client.devenv import SERVICES, DevEnv, kafka_bootstrap_servers, load_values
 
 app = typer.Typer(
     name="fedelta",
@@ -96,9 +97,12 @@ def demo_command() -> None:
 
     async def run() -> None:
         async with httpx.AsyncClient(timeout=10) as http:
-            await demo(PosClient(DevEnv.load(), http))
+            await demo(StackClient(DevEnv.load(), http))
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except FedeltaError as failure:
+        raise _fail(f"ingest answered {failure}") from None
 
 
 # --- customer -------------------------------------------------------------------------------
@@ -123,9 +127,11 @@ def partners_create(
     partner_id: Annotated[str | None, typer.Option("--id", help="default: generated")] = None,
 ) -> None:
     """A new partner; its API key and signing secret are shown once."""
-    body = {"name": name} | ({"partner_id": partner_id} if partner_id else {})
+    env = DevEnv.load()
     try:
-        answer = asyncio.run(operations.partner_call(DevEnv.load(), "POST", "", body))
+        answer = asyncio.run(
+            operations.admin_call(env, lambda admin: admin.create_partner(name, partner_id))
+        )
     except operations.CommandFailed as failure:
         raise _fail(str(failure)) from None
     operations.render_credentials(answer, console)
@@ -137,13 +143,13 @@ def partners_list(
 ) -> None:
     """Every partner (never its credentials)."""
     try:
-        answer = asyncio.run(operations.partner_call(DevEnv.load(), "GET", ""))
+        items = asyncio.run(operations.admin_call(DevEnv.load(), lambda admin: admin.partners()))
     except operations.CommandFailed as failure:
         raise _fail(str(failure)) from None
     if as_json:
-        print(json.dumps(answer["items"], indent=2))
+        print(json.dumps(items, indent=2))
     else:
-        operations.render_partners(answer["items"], console)
+        operations.render_partners(items, console)
 
 
 @partners_app.command("rotate-key")
@@ -151,7 +157,9 @@ def partners_rotate_key(partner_id: str) -> None:
     """New API key and signing secret; the old ones stop working."""
     env = DevEnv.load()
     try:
-        answer = asyncio.run(operations.partner_call(env, "POST", f"/{partner_id}/rotate-key"))
+        answer = asyncio.run(
+            operations.admin_call(env, lambda admin: admin.rotate_partner_key(partner_id))
+        )
     except operations.CommandFailed as failure:
         raise _fail(str(failure)) from None
     operations.render_credentials(answer, console)
@@ -167,7 +175,7 @@ def partners_revoke(partner_id: str) -> None:
     """Refuse the partner's calls from now on; what it reported stays."""
     try:
         answer = asyncio.run(
-            operations.partner_call(DevEnv.load(), "POST", f"/{partner_id}/revoke")
+            operations.admin_call(DevEnv.load(), lambda admin: admin.revoke_partner(partner_id))
         )
     except operations.CommandFailed as failure:
         raise _fail(str(failure)) from None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
@@ -15,8 +15,8 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-from fedelta_cli.devenv import REPO, SERVICES, DevEnv, DevEnvError, read_env_file
-from fedelta_cli.pos import PosClient
+from fedelta_client import FedeltaError, InternalClient
+from fedelta_client.devenv import REPO, SERVICES, DevEnv, DevEnvError, read_env_file
 from shared.messaging.topics import EnsureResult, TopicSettings, ensure_topic_layout
 
 
@@ -24,37 +24,19 @@ class CommandFailed(Exception):
     """A service refused or failed: the message is for the operator."""
 
 
-def _problem(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}"
-    if isinstance(body, dict) and "detail" in body:
-        return f"HTTP {response.status_code}: {body['detail']}"
-    return f"HTTP {response.status_code}"
+T = TypeVar("T")
 
 
-def _admin(env: DevEnv) -> dict[str, str]:
-    return {"Authorization": f"Bearer {env.admin_token}"}
-
-
-# --- partners -----------------------------------------------------------------------------
-
-
-async def partner_call(
-    env: DevEnv, method: str, path: str, body: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=20) as http:
-        response = await http.request(
-            method,
-            f"{env.ingest_url}/v1/admin/partners{path}",
-            json=body,
-            headers=_admin(env),
-        )
-    if response.status_code >= 400:
-        raise CommandFailed(_problem(response))
-    answer: dict[str, Any] = response.json()
-    return answer
+async def admin_call(
+    env: DevEnv, work: Callable[[InternalClient], Awaitable[T]], *, http_timeout_s: float = 20
+) -> T:
+    """`work` done with the admin token; a refusal or failure becomes CommandFailed, whose
+    message (`HTTP <status>: <detail>`) is for the operator."""
+    async with httpx.AsyncClient(timeout=http_timeout_s) as http:
+        try:
+            return await work(InternalClient.from_dev_env(http, env, admin=True))
+        except FedeltaError as failure:
+            raise CommandFailed(str(failure)) from None
 
 
 def render_credentials(answer: Mapping[str, Any], console: Console) -> None:
@@ -71,7 +53,7 @@ def render_credentials(answer: Mapping[str, Any], console: Console) -> None:
     )
 
 
-def render_partners(items: list[Mapping[str, Any]], console: Console) -> None:
+def render_partners(items: Sequence[Mapping[str, Any]], console: Console) -> None:
     table = Table("partner id", "name", "created", "active")
     for item in items:
         table.add_row(
@@ -208,15 +190,9 @@ def migrate(urls: Mapping[str, str], services: list[str], console: Console) -> N
 
 
 async def run_job(env: DevEnv, service: str, name: str, as_of: str | None) -> dict[str, Any]:
-    params = {"as_of": as_of} if as_of else {}
-    async with httpx.AsyncClient(timeout=300) as http:
-        response = await http.post(
-            f"{env.service_url(service)}/v1/admin/jobs/{name}", params=params, headers=_admin(env)
-        )
-    if response.status_code >= 400:
-        raise CommandFailed(_problem(response))
-    answer: dict[str, Any] = response.json()
-    return answer
+    return await admin_call(
+        env, lambda admin: admin.run_job(service, name, as_of), http_timeout_s=300
+    )
 
 
 # --- one customer -------------------------------------------------------------------------
@@ -224,12 +200,12 @@ async def run_job(env: DevEnv, service: str, name: str, as_of: str | None) -> di
 
 async def customer_view(env: DevEnv, customer_id: str, ledger_tail: int) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=20) as http:
-        pos = PosClient(env, http)
+        reader = InternalClient.from_dev_env(http, env)
         balance, ledger, tier, notifications = await asyncio.gather(
-            pos.balance(customer_id),
-            pos.ledger(customer_id, limit=ledger_tail),
-            pos.tier(customer_id),
-            pos.notifications(customer_id),
+            reader.balance(customer_id),
+            reader.ledger(customer_id, limit=ledger_tail),
+            reader.tier(customer_id),
+            reader.notifications(customer_id),
         )
 
     def body(response: httpx.Response) -> Any:

@@ -30,9 +30,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from fedelta_cli.devenv import DevEnv
 from fedelta_cli.kafka_admin import consumer_lag, total_lag
-from fedelta_cli.pos import PosClient
 from fedelta_cli.traffic import (
     Call,
     CustomerModel,
@@ -46,6 +44,7 @@ from fedelta_cli.traffic import (
     plan_traffic,
     unexpected,
 )
+from fedelta_client import DevEnv, StackClient
 
 WRONG_SECRET = "not-the-partner-secret"  # noqa: S105 (deliberately wrong, for refused calls)
 
@@ -68,7 +67,7 @@ class Results:
 
 
 async def send_plan(
-    pos: PosClient,
+    pos: StackClient,
     plan: Plan,
     *,
     rate: float,
@@ -115,7 +114,7 @@ async def send_plan(
 SEND_ATTEMPTS = 3
 
 
-async def _send_retrying(pos: PosClient, plan: Plan, call: Call) -> httpx.Response | str:
+async def _send_retrying(pos: StackClient, plan: Plan, call: Call) -> httpx.Response | str:
     """As a till does: a call whose answer was lost is sent again, the same call with the same
     ids (and Idempotency-Key), so it takes effect at most once. The error's class when every
     attempt failed."""
@@ -128,7 +127,7 @@ async def _send_retrying(pos: PosClient, plan: Plan, call: Call) -> httpx.Respon
     return error
 
 
-async def _send(pos: PosClient, plan: Plan, call: Call) -> httpx.Response:
+async def _send(pos: StackClient, plan: Plan, call: Call) -> httpx.Response:
     if call.service == "points":
         return await pos.admin_post(
             f"{pos.env.points_url}{call.path}",
@@ -143,7 +142,7 @@ async def _send(pos: PosClient, plan: Plan, call: Call) -> httpx.Response:
     )
 
 
-async def observe(pos: PosClient, customer_id: str) -> Observed:
+async def observe(pos: StackClient, customer_id: str) -> Observed:
     balance = await pos.balance(customer_id)
     tier = await pos.tier(customer_id)
     notifications = await pos.notifications(customer_id)
@@ -169,7 +168,7 @@ async def observe(pos: PosClient, customer_id: str) -> Observed:
 
 
 async def observe_all(
-    pos: PosClient, customer_ids: list[str], concurrency: int
+    pos: StackClient, customer_ids: list[str], concurrency: int
 ) -> dict[str, Observed]:
     slots = asyncio.Semaphore(concurrency)
 
@@ -188,7 +187,7 @@ class Verdict:
 
 
 async def wait_until_processed(
-    pos: PosClient,
+    pos: StackClient,
     model: Mapping[str, CustomerModel],
     *,
     within: float,
@@ -381,7 +380,7 @@ async def simulate(
     async with httpx.AsyncClient(
         timeout=30, limits=httpx.Limits(max_connections=concurrency)
     ) as http:
-        pos = PosClient(env, http)
+        pos = StackClient(env, http)
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),

@@ -87,6 +87,10 @@ class Plan:
         return [c.customer_id for c in self.calls if c.kind == "enrol"]
 
 
+Spec = dict[str, Any]  # a call before it is numbered: Call's fields, and what it waits for
+Keyed = list[tuple[float, Spec]]  # (where the call goes in the plan, the call)
+
+
 def plan_traffic(*, customers: int, purchases: int, seed: int, run_tag: str, now: datetime) -> Plan:
     """The same arguments give the same plan, call for call."""
     if customers < 1:
@@ -94,127 +98,164 @@ def plan_traffic(*, customers: int, purchases: int, seed: int, run_tag: str, now
     if purchases < 0:
         raise ValueError("purchases must not be negative")
     rng = random.Random(seed)
-    keyed: list[tuple[float, dict[str, Any]]] = []
-    enrol_keys: dict[str, float] = {}
+    keyed: Keyed = []
+    customer_ids = _enrolments(rng, customers, run_tag, keyed)
+    for n in range(purchases):
+        _purchase_and_refunds(rng, n, customer_ids, run_tag, now, keyed)
+    _redemptions(rng, customer_ids, keyed)
+    purchase_calls = [spec for _, spec in keyed if spec["kind"] == "purchase"]
+    for n in range(max(len(BAD_KINDS), purchases // 50)):
+        keyed.append(_bad_call(rng, n, customer_ids, purchase_calls, run_tag, now))
+    keyed.sort(key=lambda pair: pair[0])
+    return Plan(run_tag=run_tag, calls=_numbered(spec for _, spec in keyed))
 
+
+def _enrolments(rng: random.Random, customers: int, run_tag: str, keyed: Keyed) -> list[str]:
+    """Every customer's enrolment (before any purchase); the customer ids."""
+    customer_ids: list[str] = []
     for n in range(customers):
         customer_id = f"sim-{run_tag}-c{n:05d}"
-        has_email = rng.random() < 0.9
-        has_phone = rng.random() < 0.3
-        body: dict[str, Any] = {
-            "customer_id": customer_id,
-            "locale": rng.choice(LOCALES),
-            "time_zone": rng.choice(TIME_ZONES),
-            "consent": {
-                "email": has_email and rng.random() < 0.8,
-                "sms": has_phone and rng.random() < 0.5,
-            },
-        }
-        if has_email:
-            body["email"] = f"{customer_id}@example.com"
-        if has_phone:
-            body["phone"] = f"+3584{rng.randrange(10**7, 10**8)}"
-        key = n / customers  # every enrolment before any purchase
-        enrol_keys[customer_id] = key
         keyed.append(
             (
-                key,
+                n / customers,  # every enrolment before any purchase
                 {
                     "kind": "enrol",
                     "customer_id": customer_id,
                     "service": "ingest",
                     "method": "POST",
                     "path": "/v1/customers",
-                    "body": body,
+                    "body": _enrolment_body(rng, customer_id),
                     "expect": "accept",
                 },
             )
         )
-    customer_ids = list(enrol_keys)
+        customer_ids.append(customer_id)
+    return customer_ids
 
-    for n in range(purchases):
-        customer_id = rng.choice(customer_ids)
-        purchase_id = f"sim-{run_tag}-p{n:06d}"
-        items: list[dict[str, Any]] = []
-        for sku, category, price in rng.sample(CATALOGUE, rng.randint(1, 4)):
-            items.append(
-                {
-                    "sku": sku,
-                    "category": category,
-                    "quantity": rng.randint(1, 3),
-                    "unit_price": price,
-                }
-            )
-        basket = sum((Decimal(i["unit_price"]) * i["quantity"] for i in items), Decimal(0))
-        # Now and then a basket discount: the total is below the items' sum.
-        total = basket * Decimal("0.9") if rng.random() < 0.1 else basket
-        total = max(total.quantize(CENT, ROUND_DOWN), Decimal("1.00"))
-        # In the past, and far enough for its refunds (minutes after it) to be in the past too.
-        occurred_at = now - timedelta(minutes=rng.randint(15, 360))
-        key = 1 + rng.random()
+
+def _enrolment_body(rng: random.Random, customer_id: str) -> dict[str, Any]:
+    has_email = rng.random() < 0.9
+    has_phone = rng.random() < 0.3
+    body: dict[str, Any] = {
+        "customer_id": customer_id,
+        "locale": rng.choice(LOCALES),
+        "time_zone": rng.choice(TIME_ZONES),
+        "consent": {
+            "email": has_email and rng.random() < 0.8,
+            "sms": has_phone and rng.random() < 0.5,
+        },
+    }
+    if has_email:
+        body["email"] = f"{customer_id}@example.com"
+    if has_phone:
+        body["phone"] = f"+3584{rng.randrange(10**7, 10**8)}"
+    return body
+
+
+def _purchase_and_refunds(
+    rng: random.Random,
+    n: int,
+    customer_ids: list[str],
+    run_tag: str,
+    now: datetime,
+    keyed: Keyed,
+) -> None:
+    """Purchase number `n`, with items, and now and then one or two partial refunds of it."""
+    customer_id = rng.choice(customer_ids)
+    purchase_id = f"sim-{run_tag}-p{n:06d}"
+    items = _basket(rng)
+    basket = sum((Decimal(i["unit_price"]) * i["quantity"] for i in items), Decimal(0))
+    # Now and then a basket discount: the total is below the items' sum.
+    total = basket * Decimal("0.9") if rng.random() < 0.1 else basket
+    total = max(total.quantize(CENT, ROUND_DOWN), Decimal("1.00"))
+    # In the past, and far enough for its refunds (minutes after it) to be in the past too.
+    occurred_at = now - timedelta(minutes=rng.randint(15, 360))
+    key = 1 + rng.random()
+    keyed.append(
+        (
+            key,
+            {
+                "kind": "purchase",
+                "customer_id": customer_id,
+                "service": "ingest",
+                "method": "POST",
+                "path": "/v1/purchases",
+                "expect": "accept",
+                "purchase_id": purchase_id,
+                "amount": total,
+                "body": {
+                    "purchase_id": purchase_id,
+                    "customer_id": customer_id,
+                    "store_id": rng.choice(STORES),
+                    "occurred_at": occurred_at.isoformat(),
+                    "currency": "EUR",
+                    "total": str(total),
+                    "items": items,
+                },
+                "after_customer": customer_id,
+            },
+        )
+    )
+    if rng.random() < 0.08:
+        _refunds(rng, n, customer_id, purchase_id, total, occurred_at, key, run_tag, keyed)
+
+
+def _basket(rng: random.Random) -> list[dict[str, Any]]:
+    return [
+        {"sku": sku, "category": category, "quantity": rng.randint(1, 3), "unit_price": price}
+        for sku, category, price in rng.sample(CATALOGUE, rng.randint(1, 4))
+    ]
+
+
+def _refunds(
+    rng: random.Random,
+    n: int,
+    customer_id: str,
+    purchase_id: str,
+    total: Decimal,
+    occurred_at: datetime,
+    key: float,
+    run_tag: str,
+    keyed: Keyed,
+) -> None:
+    """One or two partial refunds of a purchase, each after it and after the one before."""
+    remaining = total
+    for r in range(rng.choice((1, 1, 2))):
+        amount = (total * Decimal(rng.choice(("0.1", "0.25", "0.4")))).quantize(CENT, ROUND_DOWN)
+        amount = min(max(amount, CENT), remaining)
+        if amount <= 0:
+            break
+        remaining -= amount
+        key = key + rng.random() * 0.5
         keyed.append(
             (
                 key,
                 {
-                    "kind": "purchase",
+                    "kind": "refund",
                     "customer_id": customer_id,
                     "service": "ingest",
                     "method": "POST",
-                    "path": "/v1/purchases",
+                    "path": f"/v1/purchases/{purchase_id}/refunds",
                     "expect": "accept",
                     "purchase_id": purchase_id,
-                    "amount": total,
+                    "amount": amount,
                     "body": {
-                        "purchase_id": purchase_id,
-                        "customer_id": customer_id,
-                        "store_id": rng.choice(STORES),
-                        "occurred_at": occurred_at.isoformat(),
-                        "currency": "EUR",
-                        "total": str(total),
-                        "items": items,
+                        "refund_id": f"sim-{run_tag}-r{n:06d}-{r}",
+                        "amount": str(amount),
+                        "occurred_at": (
+                            occurred_at + timedelta(minutes=rng.randint(1, 9) + r)
+                        ).isoformat(),
                     },
-                    "after_customer": customer_id,
+                    "after_purchase": purchase_id,
                 },
             )
         )
-        if rng.random() < 0.08:
-            remaining = total
-            for r in range(rng.choice((1, 1, 2))):
-                amount = (total * Decimal(rng.choice(("0.1", "0.25", "0.4")))).quantize(
-                    CENT, ROUND_DOWN
-                )
-                amount = min(max(amount, CENT), remaining)
-                if amount <= 0:
-                    break
-                remaining -= amount
-                key = key + rng.random() * 0.5
-                keyed.append(
-                    (
-                        key,
-                        {
-                            "kind": "refund",
-                            "customer_id": customer_id,
-                            "service": "ingest",
-                            "method": "POST",
-                            "path": f"/v1/purchases/{purchase_id}/refunds",
-                            "expect": "accept",
-                            "purchase_id": purchase_id,
-                            "amount": amount,
-                            "body": {
-                                "refund_id": f"sim-{run_tag}-r{n:06d}-{r}",
-                                "amount": str(amount),
-                                "occurred_at": (
-                                    occurred_at + timedelta(minutes=rng.randint(1, 9) + r)
-                                ).isoformat(),
-                            },
-                            "after_purchase": purchase_id,
-                        },
-                    )
-                )
 
-    # Redemptions of part of the welcome bonus: refused when points has not yet seen the
-    # enrolment, so either answer is right, but an accepted one must show in the ledger.
-    for customer_id in rng.sample(customer_ids, max(1, customers // 4)):
+
+def _redemptions(rng: random.Random, customer_ids: list[str], keyed: Keyed) -> None:
+    """Redemptions of part of the welcome bonus: refused when points has not yet seen the
+    enrolment, so either answer is right, but an accepted one must show in the ledger."""
+    for customer_id in rng.sample(customer_ids, max(1, len(customer_ids) // 4)):
         points = rng.randint(10, 60)
         keyed.append(
             (
@@ -233,74 +274,87 @@ def plan_traffic(*, customers: int, purchases: int, seed: int, run_tag: str, now
             )
         )
 
-    purchase_calls = [spec for _, spec in keyed if spec["kind"] == "purchase"]
-    for n in range(max(len(BAD_KINDS), purchases // 50)):
-        kind = BAD_KINDS[n % len(BAD_KINDS)]
-        customer_id = rng.choice(customer_ids)
-        key = 1 + rng.random()
-        purchase_id = f"sim-{run_tag}-bad{n:05d}"
-        base: dict[str, Any] = {
-            "kind": kind,
-            "customer_id": customer_id,
-            "service": "ingest",
-            "method": "POST",
-            "path": "/v1/purchases",
-            "expect": "refuse",
-            "purchase_id": purchase_id,
-            "amount": Decimal("10.00"),
-            "after_customer": customer_id,
-        }
-        purchase_body: dict[str, Any] = {
-            "purchase_id": purchase_id,
-            "customer_id": customer_id,
-            "occurred_at": now.isoformat(),
-            "currency": "EUR",
-            "total": "10.00",
-        }
-        if kind == "bad-currency":
-            spec = base | {"body": purchase_body | {"currency": "USD"}}
-        elif kind == "bad-signature":
-            spec = base | {"body": purchase_body, "wrong_secret": True}
-        elif kind == "unknown-customer":
-            stranger = f"sim-{run_tag}-stranger{n:05d}"
-            spec = base | {
-                "customer_id": stranger,
-                "after_customer": None,
-                "body": purchase_body | {"customer_id": stranger},
-            }
-        elif kind == "over-refund" and purchase_calls:
-            target = rng.choice(purchase_calls)
-            spec = base | {
-                "customer_id": target["customer_id"],
-                "after_customer": None,
-                "path": f"/v1/purchases/{target['purchase_id']}/refunds",
-                "purchase_id": target["purchase_id"],
-                "amount": target["amount"] + 1,
-                "body": {
-                    "refund_id": f"sim-{run_tag}-badr{n:05d}",
-                    "amount": str(target["amount"] + 1),
-                    "occurred_at": now.isoformat(),
-                },
-                "after_purchase": target["purchase_id"],
-            }
-            key = 2.5 + rng.random()  # after every genuine refund of that purchase
-        else:  # over-redemption (or over-refund with no purchase to refund)
-            spec = base | {
-                "kind": "over-redemption",
-                "service": "points",
-                "path": f"/v1/customers/{customer_id}/redemptions",
-                "purchase_id": None,
-                "amount": Decimal(0),
-                "points": 900_000,
-                "body": {"points": 900_000, "reward": "a yacht"},
-            }
-        keyed.append((key, spec))
 
-    keyed.sort(key=lambda pair: pair[0])
+def _bad_call(
+    rng: random.Random,
+    n: int,
+    customer_ids: list[str],
+    purchase_calls: list[Spec],
+    run_tag: str,
+    now: datetime,
+) -> tuple[float, Spec]:
+    """Call number `n` of those that must be refused, of the kind its turn in BAD_KINDS says."""
+    kind = BAD_KINDS[n % len(BAD_KINDS)]
+    customer_id = rng.choice(customer_ids)
+    key = 1 + rng.random()
+    purchase_id = f"sim-{run_tag}-bad{n:05d}"
+    base: Spec = {
+        "kind": kind,
+        "customer_id": customer_id,
+        "service": "ingest",
+        "method": "POST",
+        "path": "/v1/purchases",
+        "expect": "refuse",
+        "purchase_id": purchase_id,
+        "amount": Decimal("10.00"),
+        "after_customer": customer_id,
+    }
+    purchase_body: dict[str, Any] = {
+        "purchase_id": purchase_id,
+        "customer_id": customer_id,
+        "occurred_at": now.isoformat(),
+        "currency": "EUR",
+        "total": "10.00",
+    }
+    if kind == "bad-currency":
+        return key, base | {"body": purchase_body | {"currency": "USD"}}
+    if kind == "bad-signature":
+        return key, base | {"body": purchase_body, "wrong_secret": True}
+    if kind == "unknown-customer":
+        stranger = f"sim-{run_tag}-stranger{n:05d}"
+        return key, base | {
+            "customer_id": stranger,
+            "after_customer": None,
+            "body": purchase_body | {"customer_id": stranger},
+        }
+    if kind == "over-refund" and purchase_calls:
+        target = rng.choice(purchase_calls)
+        # After every genuine refund of that purchase.
+        return 2.5 + rng.random(), _over_refund(base, target, n, run_tag, now)
+    # over-redemption (or over-refund with no purchase to refund)
+    return key, base | {
+        "kind": "over-redemption",
+        "service": "points",
+        "path": f"/v1/customers/{customer_id}/redemptions",
+        "purchase_id": None,
+        "amount": Decimal(0),
+        "points": 900_000,
+        "body": {"points": 900_000, "reward": "a yacht"},
+    }
+
+
+def _over_refund(base: Spec, target: Spec, n: int, run_tag: str, now: datetime) -> Spec:
+    return base | {
+        "customer_id": target["customer_id"],
+        "after_customer": None,
+        "path": f"/v1/purchases/{target['purchase_id']}/refunds",
+        "purchase_id": target["purchase_id"],
+        "amount": target["amount"] + 1,
+        "body": {
+            "refund_id": f"sim-{run_tag}-badr{n:05d}",
+            "amount": str(target["amount"] + 1),
+            "occurred_at": now.isoformat(),
+        },
+        "after_purchase": target["purchase_id"],
+    }
+
+
+def _numbered(specs: Iterable[Spec]) -> tuple[Call, ...]:
+    """The calls in plan order, each numbered and pointing at the call it waits for."""
     seq_of_customer: dict[str, int] = {}
     seq_of_purchase: dict[str, int] = {}
     calls: list[Call] = []
-    for seq, (_, spec) in enumerate(keyed):
+    for seq, spec in enumerate(specs):
         after: int | None = None
         if spec.get("after_customer"):
             after = seq_of_customer[spec["after_customer"]]
@@ -326,7 +380,7 @@ def plan_traffic(*, customers: int, purchases: int, seed: int, run_tag: str, now
         elif call.kind == "purchase" and call.purchase_id:
             seq_of_purchase[call.purchase_id] = seq
         calls.append(call)
-    return Plan(run_tag=run_tag, calls=tuple(calls))
+    return tuple(calls)
 
 
 # --- what the accepted calls must have done ----------------------------------------------

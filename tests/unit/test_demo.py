@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fedelta_cli.pos import time_zone_in_daytime
+from fedelta_cli.demo import time_zone_in_daytime
 
 
 @pytest.mark.parametrize(

@@ -44,3 +44,28 @@ def test_without_a_stack_a_command_says_what_to_do(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "make up" in str(result.exception) + result.output
+
+
+def test_bench_and_chaos_use_the_client_package_never_the_cli() -> None:
+    repo = CLI.parent
+    offending = [
+        f"{path.relative_to(repo)} imports {module}"
+        for folder in ("bench", "chaos")
+        for path in (repo / folder).rglob("*.py")
+        for module in imported_modules(path)
+        if module == "fedelta_cli" or module.startswith("fedelta_cli.")
+    ]
+    assert offending == []
+
+
+def test_the_client_package_needs_nothing_of_the_platform() -> None:
+    """A partner installs it for httpx and the standard library alone."""
+    client = CLI.parent / "fedelta_client"
+    platform = ("fedelta_cli", "shared", "services", "deploy", "bench", "chaos", "tests")
+    offending = [
+        f"{path.name} imports {module}"
+        for path in client.rglob("*.py")
+        for module in imported_modules(path)
+        if module.split(".")[0] in platform
+    ]
+    assert offending == []

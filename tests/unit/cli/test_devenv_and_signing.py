@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fedelta_cli.devenv import DevEnv, DevEnvError, kafka_bootstrap_servers
 from fedelta_cli.operations import database_urls
-from fedelta_cli.pos import PosClient
+from fedelta_client import StackClient
+from fedelta_client.devenv import DevEnv, DevEnvError, kafka_bootstrap_servers
 from shared.web.auth import SIGNATURE_HEADER, SignatureError, verify_signature
 
 DEV_ENV = """\
@@ -79,7 +79,7 @@ async def test_the_pos_client_signs_method_path_query_and_body_as_ingest_checks(
 
     env = DevEnv.load(dev_env, environ={})
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        pos = PosClient(env, http)
+        pos = StackClient(env, http)
         await pos.send("POST", "/v1/purchases/p 1/refunds?x=é", {"amount": "1.00"})
         await pos.send("POST", "/v1/customers", {"customer_id": "c"}, secret="wrong")
     good, bad = seen

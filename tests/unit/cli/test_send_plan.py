@@ -9,10 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from fedelta_cli.devenv import DevEnv
-from fedelta_cli.pos import PosClient
 from fedelta_cli.simulate import send_plan
 from fedelta_cli.traffic import build_model, plan_traffic
+from fedelta_client import DevEnv, StackClient
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ENV = DevEnv(
@@ -47,7 +46,7 @@ async def test_refused_dependencies_skip_their_dependants_and_lost_answers_are_r
         return httpx.Response(201 if request.url.host == "points" else 202, json={})
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(stand_in)) as http:
-        results = await send_plan(PosClient(ENV, http), plan, rate=10_000, concurrency=4)
+        results = await send_plan(StackClient(ENV, http), plan, rate=10_000, concurrency=4)
 
     for call in plan.calls:
         outcome = results.outcomes[call.seq]

@@ -1,5 +1,6 @@
-"""Where the stack is and how to talk to it: `.fedelta/dev.env` (written by `make up`), the
-file in FEDELTA_DEV_ENV, or the same variables in the environment (which win)."""
+"""Where a local stack is and how to talk to it: `.fedelta/dev.env` (written by `make up`), the
+file in FEDELTA_DEV_ENV, or the same variables in the environment (which win). A partner
+integrator's own code passes URLs and credentials to the clients instead."""
 
 from __future__ import annotations
 

@@ -1,0 +1,68 @@
+"""`fedelta demo`: the demo partner's till (`fedelta_client.StackClient`) enrols a customer and
+reports two purchases, then shows balance, tier and notifications, and the mail sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fedelta_client import StackClient
+
+
+async def show(pos: StackClient, customer_id: str) -> None:
+    for name, response in (
+        ("balance", await pos.balance(customer_id)),
+        ("tier", await pos.tier(customer_id)),
+        ("notifications", await pos.notifications(customer_id)),
+    ):
+        print(f"{name}: {response.status_code} {json.dumps(response.json(), indent=2)}")
+
+
+# Spread round the world, so that in one of them it is day whenever the demo runs.
+DEMO_TIME_ZONES = ("Europe/Rome", "America/New_York", "America/Los_Angeles", "Asia/Tokyo")
+
+
+def time_zone_in_daytime(now: datetime) -> str:
+    """A time zone where it is between 09:00 and 19:00 now: notifications never writes to a
+    customer in their quiet hours (21:00-08:00 by default), and the demo wants its emails now."""
+    for name in DEMO_TIME_ZONES:
+        if 9 <= now.astimezone(ZoneInfo(name)).hour < 19:
+            return name
+    return DEMO_TIME_ZONES[0]
+
+
+async def demo(pos: StackClient) -> None:
+    """Enrol a customer where it is daytime, two purchases, then balance, tier and mail."""
+    customer = f"demo-{uuid.uuid4().hex[:8]}"
+    email = f"{customer}@example.com"
+    zone = time_zone_in_daytime(datetime.now(UTC))
+    print(
+        f"enrol {customer} <{email}> in {zone}, where it is daytime (quiet hours are respected), "
+        "with email consent:",
+        (await pos.enrol(customer, email, time_zone=zone)).event_id,
+    )
+    print("purchase 300.00 EUR:", (await pos.purchase(customer, "300.00")).event_id)
+    print("purchase 250.00 EUR:", (await pos.purchase(customer, "250.00")).event_id)
+    deadline = time.monotonic() + 60
+    mails: list[Path] = []
+    while time.monotonic() < deadline:
+        balance, tier = await pos.balance(customer), await pos.tier(customer)
+        mails = [p for p in sorted(pos.env.mail_dir.glob("*.eml")) if email in p.read_text()]
+        if (
+            balance.status_code == 200
+            and balance.json()["available"] == 650
+            and tier.status_code == 200
+            and tier.json()["tier"] == "silver"
+            and len(mails) >= 2
+        ):
+            break
+        await asyncio.sleep(0.3)
+    await show(pos, customer)
+    print(f"mail to {email}: {len(mails)} message(s)")
+    for path in mails:
+        print(f"  {path}")

@@ -1,0 +1,139 @@
+"""The services' internal HTTP APIs (points, tiers, notifications, and ingest's
+`/v1/admin/*`), with a bearer token: the read token reads, the admin token does everything.
+
+Reads answer the HTTP response as it is: a 404 is normal while a service has not yet
+processed a new customer's events. Admin calls answer the JSON body and raise `Refused` or
+`Unavailable` (`fedelta_client.answers`) for anything but a success."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from fedelta_client.answers import json_object
+from fedelta_client.devenv import DevEnv
+
+SERVICES = ("ingest", "points", "tiers", "notifications")
+
+
+@dataclass(frozen=True)
+class ServiceUrls:
+    ingest: str
+    points: str
+    tiers: str
+    notifications: str
+
+    def of(self, service: str) -> str:
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
+        url: str = getattr(self, service)
+        return url.rstrip("/")
+
+
+class InternalClient:
+    def __init__(self, http: httpx.AsyncClient, *, urls: ServiceUrls, token: str) -> None:
+        self.http = http
+        self.urls = urls
+        self.token = token
+
+    @staticmethod
+    def from_dev_env(
+        http: httpx.AsyncClient, env: DevEnv | None = None, *, admin: bool = False
+    ) -> InternalClient:
+        """A local stack's services with its read token (its admin token if `admin`)."""
+        env = env or DevEnv.load()
+        urls = ServiceUrls(env.ingest_url, env.points_url, env.tiers_url, env.notifications_url)
+        return InternalClient(http, urls=urls, token=env.admin_token if admin else env.read_token)
+
+    @property
+    def authorization(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    # --- by URL -------------------------------------------------------------------------
+
+    async def get(self, url: str, params: Mapping[str, str] | None = None) -> httpx.Response:
+        return await self.http.get(url, params=params, headers=self.authorization)
+
+    async def post(
+        self,
+        url: str,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        return await self.http.post(
+            url, json=body, params=params, headers={**self.authorization, **(headers or {})}
+        )
+
+    async def request(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        return await self.http.request(
+            method,
+            f"{self.urls.of(service)}{path}",
+            json=body,
+            params=params,
+            headers=self.authorization,
+        )
+
+    # --- reads (read token) -------------------------------------------------------------
+
+    async def balance(self, customer_id: str) -> httpx.Response:
+        return await self.get(f"{self.urls.points}/v1/customers/{customer_id}/balance")
+
+    async def ledger(
+        self, customer_id: str, limit: int = 200, cursor: str | None = None
+    ) -> httpx.Response:
+        """Newest first; follow `next_cursor` for the next page."""
+        params = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+        return await self.get(
+            f"{self.urls.points}/v1/customers/{customer_id}/ledger", params=params
+        )
+
+    async def tier(self, customer_id: str) -> httpx.Response:
+        return await self.get(f"{self.urls.tiers}/v1/customers/{customer_id}/tier")
+
+    async def tier_history(self, customer_id: str) -> httpx.Response:
+        return await self.get(f"{self.urls.tiers}/v1/customers/{customer_id}/tier/history")
+
+    async def notifications(self, customer_id: str) -> httpx.Response:
+        return await self.get(f"{self.urls.notifications}/v1/customers/{customer_id}/notifications")
+
+    # --- admin (admin token) ------------------------------------------------------------
+
+    async def run_job(self, service: str, name: str, as_of: str | None = None) -> dict[str, Any]:
+        """A time-driven job (`all`: every job of the service), now or as of an RFC 3339
+        instant; its summary. A 409 (Refused) means another instance is running it."""
+        params = {"as_of": as_of} if as_of else {}
+        return json_object(
+            await self.request("POST", service, f"/v1/admin/jobs/{name}", params=params)
+        )
+
+    async def partners(self) -> list[dict[str, Any]]:
+        """Every partner (never its credentials)."""
+        items: list[dict[str, Any]] = json_object(
+            await self.request("GET", "ingest", "/v1/admin/partners")
+        )["items"]
+        return items
+
+    async def create_partner(self, name: str, partner_id: str | None = None) -> dict[str, Any]:
+        """`partner_id`, `name`, `api_key`, `signing_secret`: the credentials, shown once."""
+        body = {"name": name} | ({"partner_id": partner_id} if partner_id else {})
+        return json_object(await self.request("POST", "ingest", "/v1/admin/partners", body))
+
+    async def rotate_partner_key(self, partner_id: str) -> dict[str, Any]:
+        """New credentials (shown once); the old ones stop working."""
+        path = f"/v1/admin/partners/{partner_id}/rotate-key"
+        return json_object(await self.request("POST", "ingest", path))
+
+    async def revoke_partner(self, partner_id: str) -> dict[str, Any]:
+        path = f"/v1/admin/partners/{partner_id}/revoke"
+        return json_object(await self.request("POST", "ingest", path))

@@ -1,0 +1,69 @@
+"""A client of a whole stack described by a `DevEnv` (`.fedelta/dev.env`, written by `make
+up`): its partner's till and the read and admin tokens over one httpx client. What the
+`fedelta` command, the benchmarks and the end-to-end tests talk to a local stack with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from fedelta_client.devenv import DevEnv
+from fedelta_client.internal import InternalClient, ServiceUrls
+from fedelta_client.pos import PosClient
+from fedelta_client.retry import RetryPolicy
+
+
+class StackClient(PosClient):
+    """The POS calls of `PosClient` for the dev.env's partner, plus `reader` (read token) and
+    `admin` (admin token), with the reads a test or a check makes most at hand."""
+
+    def __init__(
+        self, env: DevEnv, http: httpx.AsyncClient, *, retry: RetryPolicy | None = None
+    ) -> None:
+        super().__init__(
+            http,
+            ingest_url=env.ingest_url,
+            partner_key=env.partner_key,
+            partner_secret=env.partner_secret,
+            retry=retry,
+        )
+        self.env = env
+        self.reader = InternalClient(http, urls=service_urls(env), token=env.read_token)
+        self.admin = InternalClient(http, urls=service_urls(env), token=env.admin_token)
+
+    async def read(self, url: str, params: Mapping[str, str] | None = None) -> httpx.Response:
+        return await self.reader.get(url, params)
+
+    async def admin_post(
+        self,
+        url: str,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        return await self.admin.post(url, body, params, headers)
+
+    async def balance(self, customer_id: str) -> httpx.Response:
+        return await self.reader.balance(customer_id)
+
+    async def ledger(
+        self, customer_id: str, limit: int = 200, cursor: str | None = None
+    ) -> httpx.Response:
+        return await self.reader.ledger(customer_id, limit, cursor)
+
+    async def tier(self, customer_id: str) -> httpx.Response:
+        return await self.reader.tier(customer_id)
+
+    async def notifications(self, customer_id: str) -> httpx.Response:
+        return await self.reader.notifications(customer_id)
+
+
+def service_urls(env: DevEnv) -> ServiceUrls:
+    return ServiceUrls(
+        ingest=env.ingest_url,
+        points=env.points_url,
+        tiers=env.tiers_url,
+        notifications=env.notifications_url,
+    )
