@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points.adapters import tables
 from services.points.adapters.program_file import load_program
-from services.points.adapters.repository import SqlLedgerRepository
+from services.points.adapters.repositories.consumer import consumer_repository
 from services.points.domain.model import Program
 from services.points.handlers import HANDLED_TYPES, Context, apply_batch
 from services.points.jobs import points_jobs
@@ -30,7 +30,7 @@ CONSUMES = (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS)
 def make_subscription(program: Program, clock: Clock) -> Subscription:
     async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
         context = Context(
-            ledger=SqlLedgerRepository(conn), sink=sink, program=program, now=clock.now()
+            ledger=consumer_repository(conn), sink=sink, program=program, now=clock.now()
         )
         await apply_batch(batch, context)
 

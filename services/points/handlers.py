@@ -12,12 +12,10 @@ applied again changes nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from services.points.adapters.repository import LedgerRepository
-from services.points.domain.earning import Earning, Item, PurchaseFacts, purchase_points
+from services.points.domain.earning import Campaign, Earning, Item, PurchaseFacts, purchase_points
 from services.points.domain.lots import Allocation
 from services.points.domain.model import (
     LedgerEntry,
@@ -40,7 +38,8 @@ from services.points.domain.refunds import (
     reverse,
 )
 from services.points.domain.velocity import cap, day_of, next_day
-from shared.messaging import events, topics
+from services.points.ports import ConsumerRepository
+from shared.messaging import events
 from shared.messaging.events import CloudEvent, derived_event_id
 from shared.messaging.outbox import EventSink, emit
 
@@ -61,7 +60,7 @@ HANDLED_TYPES = frozenset(
 
 @dataclass(frozen=True)
 class Context:
-    ledger: LedgerRepository
+    ledger: ConsumerRepository
     sink: EventSink
     program: Program
     now: datetime
@@ -99,12 +98,35 @@ _Step = _Enrolment | _Purchase | _TierChange | _Refund
 
 
 async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
+    """Load what the batch needs, walk it in order, write what it caused, then apply the
+    refunds whose purchase is there and the debt new earnings repay."""
     steps = _read(batch, ctx.program)
     if not steps:
         return
-    # 1. Load, asking only what the batch's kinds of event need: a batch of purchases alone
-    # (the common case) asks nothing about refunds. The first enrolment of a customer the
-    # ledger did not know grants the bonus.
+    loaded = await _load(steps, ctx)
+    walk = _walk(steps, loaded, ctx.program)
+    waited = await _write(walk, ctx)
+    await _refund_and_repay(walk, loaded, waited, ctx)
+
+
+@dataclass
+class _Loaded:
+    """What a batch needs of the ledger, loaded for all its customers at once."""
+
+    refunded_keys: set[str]  # the purchases the batch refunds
+    known_purchases: dict[str, PurchaseRecord]
+    refunds_of: dict[str, list[RefundRecord]]  # kept before the batch; the walk adds to it
+    new_customers: set[str]  # enrolled by this batch: their first enrolment grants the bonus
+    tiers: dict[str, TierAssignment]
+    referrers: dict[str, str]
+    earned_today: dict[tuple[str, datetime], int]  # for the velocity guard
+    campaigns: list[Campaign]
+
+
+async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
+    """Asks only what the batch's kinds of event need: a batch of purchases alone (the common
+    case) asks nothing about refunds. The first enrolment of a customer the ledger did not
+    know grants the bonus."""
     first_enrolments: dict[str, Member] = {}
     buyers: set[str] = set()
     purchase_keys: set[str] = set()
@@ -117,11 +139,11 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
             purchase_keys.add(step.facts_key)
         elif isinstance(step, _Refund):
             refunded_keys.add(step.refund.purchase_key)
-    ceiling = ctx.program.max_points_per_day
+    guarded = ctx.program.max_points_per_day > 0
     # The purchases refunded, and, for the velocity guard, whether a purchase is applied
     # again; the refunds kept of the refunded ones (a refund may have come before its
     # purchase: `record_purchases` says which purchases find refunds waiting).
-    looked_up = refunded_keys | purchase_keys if ceiling > 0 else refunded_keys
+    looked_up = refunded_keys | purchase_keys if guarded else refunded_keys
     known_purchases = await ctx.ledger.purchases_of(looked_up) if looked_up else {}
     refunds_of = await ctx.ledger.refunds_of(refunded_keys) if refunded_keys else {}
     new_customers = (
@@ -130,138 +152,218 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
         else set()
     )
     tiers, referrers = await ctx.ledger.buyers_of(buyers) if buyers else ({}, {})
-    zone = ctx.program.zone
-    earned_today = (
-        await ctx.ledger.earned_on(
-            {
-                (s.customer_id, start, next_day(start, zone))
-                for s in steps
-                if isinstance(s, _Purchase)
-                for start in (day_of(s.facts.occurred_at, zone),)
-            }
-        )
-        if ceiling > 0
-        else {}
-    )
-    # Every campaign that may apply to one of the batch's purchases, by when they were made.
-    purchase_times = [s.facts.occurred_at for s in steps if isinstance(s, _Purchase)]
-    campaigns = (
-        await ctx.ledger.campaigns_during(min(purchase_times), max(purchase_times))
-        if purchase_times
-        else []
+    purchases = [s for s in steps if isinstance(s, _Purchase)]
+    earned_today = await _earned_today(purchases, ctx) if guarded else {}
+    return _Loaded(
+        refunded_keys=refunded_keys,
+        known_purchases=known_purchases,
+        refunds_of=refunds_of,
+        new_customers=new_customers,
+        tiers=tiers,
+        referrers=referrers,
+        earned_today=earned_today,
+        campaigns=await _campaigns_for(purchases, ctx),
     )
 
-    # 2. Walk the batch in order.
-    grants: list[tuple[LedgerEntry, CloudEvent, str]] = []
-    tier_changes: dict[str, TierAssignment] = {}
-    new_purchases: dict[str, PurchaseRecord] = {}
-    new_refunds: list[RefundRecord] = []
-    held: list[LedgerEntry] = []
+
+async def _earned_today(
+    purchases: Sequence[_Purchase], ctx: Context
+) -> dict[tuple[str, datetime], int]:
+    """What each buyer earned already on the day of each of their purchases."""
+    zone = ctx.program.zone
+    return await ctx.ledger.earned_on(
+        {
+            (p.customer_id, start, next_day(start, zone))
+            for p in purchases
+            for start in (day_of(p.facts.occurred_at, zone),)
+        }
+    )
+
+
+async def _campaigns_for(purchases: Sequence[_Purchase], ctx: Context) -> list[Campaign]:
+    """Every campaign that may apply to one of the purchases, by when they were made."""
+    if not purchases:
+        return []
+    times = [p.facts.occurred_at for p in purchases]
+    return await ctx.ledger.campaigns_during(min(times), max(times))
+
+
+@dataclass
+class _Walk:
+    """The batch walked in order, its rules applied in memory: what it grants, holds back and
+    records, and the purchases whose refunds to apply."""
+
+    program: Program
+    loaded: _Loaded
+    grants: list[tuple[LedgerEntry, CloudEvent, str]] = field(default_factory=list)
+    tier_changes: dict[str, TierAssignment] = field(default_factory=dict)
+    new_purchases: dict[str, PurchaseRecord] = field(default_factory=dict)
+    new_refunds: list[RefundRecord] = field(default_factory=list)
+    held: list[LedgerEntry] = field(default_factory=list)
     # The purchases whose refunds to apply, in order: a refund's always; a purchase's when
     # refunds were kept before this batch (`record_purchases` tells which, after the walk).
-    refund_moments: list[tuple[str, bool]] = []  # (purchase key, by a refund)
+    refund_moments: list[tuple[str, bool]] = field(default_factory=list)  # (key, by a refund)
+
+    def enrol(self, step: _Enrolment) -> None:
+        customer_id = step.member.customer_id
+        if customer_id not in self.loaded.new_customers:
+            return
+        self.loaded.new_customers.discard(customer_id)  # a second enrolment grants nothing
+        bonus = welcome_bonus(
+            self.program,
+            entry_id=derived_event_id(step.cause.id, "welcome-bonus"),
+            customer_id=customer_id,
+            enrolled_at=step.member.enrolled_at,
+        )
+        if bonus.points > 0:
+            self.grants.append((bonus, step.cause, "points-earned"))
+
+    def refund(self, step: _Refund) -> None:
+        refund = step.refund
+        kept = self.loaded.refunds_of.setdefault(refund.purchase_key, [])
+        if all(r.refund_key != refund.refund_key for r in kept):
+            kept.append(refund)
+            self.new_refunds.append(refund)
+        self.refund_moments.append((refund.purchase_key, True))
+
+    def purchase(self, step: _Purchase) -> None:
+        # The tier as of this purchase: a tier change earlier in the batch counts.
+        assignment = self.loaded.tiers.get(step.customer_id)
+        earning = purchase_points(
+            self.program,
+            step.facts,
+            tier=assignment.tier if assignment is not None else None,
+            campaigns=self.loaded.campaigns,
+        )
+        applied_before = (
+            step.facts_key in self.loaded.known_purchases or step.facts_key in self.new_purchases
+        )
+        for entry, purpose in _lots_of(self.program, step, earning):
+            if self.program.max_points_per_day > 0 and not applied_before:
+                self._guarded(step, entry, purpose)
+            else:
+                self.grants.append((entry, step.cause, purpose))
+        self._refer(step)
+        if not applied_before:
+            self.new_purchases[step.facts_key] = PurchaseRecord(
+                step.facts_key,
+                step.customer_id,
+                step.purchase_id,
+                step.facts.total,
+                earning.points,
+                step.facts.partner_id,
+            )
+        self.refund_moments.append((step.facts_key, False))
+
+    def _guarded(self, step: _Purchase, entry: LedgerEntry, purpose: str) -> None:
+        """The velocity guard: what passes the day's ceiling is held back for review."""
+        day = (step.customer_id, day_of(step.facts.occurred_at, self.program.zone))
+        before = self.loaded.earned_today.get(day, 0)
+        self.loaded.earned_today[day] = before + entry.points
+        granted, kept_back = cap(entry, before, self.program.max_points_per_day)
+        if granted is not None:
+            self.grants.append((granted, step.cause, purpose))
+        if kept_back is not None:
+            self.held.append(kept_back)
+
+    def _refer(self, step: _Purchase) -> None:
+        referrer = self.loaded.referrers.pop(step.customer_id, None)  # the first purchase only
+        if referrer is None:
+            return
+        referral = referral_bonus(
+            self.program,
+            referred=step.customer_id,
+            referrer=referrer,
+            purchased_at=step.facts.occurred_at,
+        )
+        if referral is not None:
+            self.grants.append((referral, step.cause, "referral-bonus"))
+
+    def change_tier(self, step: _TierChange) -> None:
+        assignment = step.assignment
+        customer_id = assignment.customer_id
+        self.loaded.tiers[customer_id] = latest_tier(self.loaded.tiers.get(customer_id), assignment)
+        self.tier_changes[customer_id] = latest_tier(self.tier_changes.get(customer_id), assignment)
+
+
+def _walk(steps: Sequence[_Step], loaded: _Loaded, program: Program) -> _Walk:
+    walk = _Walk(program, loaded)
     for step in steps:
         if isinstance(step, _Enrolment):
-            customer_id = step.member.customer_id
-            if customer_id not in new_customers:
-                continue
-            new_customers.discard(customer_id)  # a second enrolment in the batch grants nothing
-            bonus = welcome_bonus(
-                ctx.program,
-                entry_id=derived_event_id(step.cause.id, "welcome-bonus"),
-                customer_id=customer_id,
-                enrolled_at=step.member.enrolled_at,
-            )
-            if bonus.points > 0:
-                grants.append((bonus, step.cause, "points-earned"))
+            walk.enrol(step)
         elif isinstance(step, _Refund):
-            refund = step.refund
-            kept = refunds_of.setdefault(refund.purchase_key, [])
-            if all(r.refund_key != refund.refund_key for r in kept):
-                kept.append(refund)
-                new_refunds.append(refund)
-            refund_moments.append((refund.purchase_key, True))
+            walk.refund(step)
         elif isinstance(step, _Purchase):
-            # The tier as of this purchase: a tier change earlier in the batch counts.
-            assignment = tiers.get(step.customer_id)
-            earning = purchase_points(
-                ctx.program,
-                step.facts,
-                tier=assignment.tier if assignment is not None else None,
-                campaigns=campaigns,
-            )
-            applied_before = step.facts_key in known_purchases or step.facts_key in new_purchases
-            for entry, purpose in _lots_of(ctx.program, step, earning):
-                if ceiling > 0 and not applied_before:
-                    day = (step.customer_id, day_of(step.facts.occurred_at, zone))
-                    before = earned_today.get(day, 0)
-                    earned_today[day] = before + entry.points
-                    granted, kept_back = cap(entry, before, ceiling)
-                    if granted is not None:
-                        grants.append((granted, step.cause, purpose))
-                    if kept_back is not None:
-                        held.append(kept_back)
-                else:
-                    grants.append((entry, step.cause, purpose))
-            referrer = referrers.pop(step.customer_id, None)  # the first purchase only
-            if referrer is not None:
-                referral = referral_bonus(
-                    ctx.program,
-                    referred=step.customer_id,
-                    referrer=referrer,
-                    purchased_at=step.facts.occurred_at,
-                )
-                if referral is not None:
-                    grants.append((referral, step.cause, "referral-bonus"))
-            if not applied_before:
-                record = PurchaseRecord(
-                    step.facts_key,
-                    step.customer_id,
-                    step.purchase_id,
-                    step.facts.total,
-                    earning.points,
-                    step.facts.partner_id,
-                )
-                new_purchases[step.facts_key] = record
-            refund_moments.append((step.facts_key, False))
+            walk.purchase(step)
         else:
-            assignment = step.assignment
-            customer_id = assignment.customer_id
-            tiers[customer_id] = latest_tier(tiers.get(customer_id), assignment)
-            tier_changes[customer_id] = latest_tier(tier_changes.get(customer_id), assignment)
+            walk.change_tier(step)
+    return walk
 
-    # 3. Write, and announce only what the ledger did not have: a purchase earns once
-    # whichever event carried it, in this batch or before it.
-    if tier_changes:
-        await ctx.ledger.set_tiers(list(tier_changes.values()))
-    new_entries = [*(entry for entry, _, _ in grants), *held]
+
+async def _write(walk: _Walk, ctx: Context) -> set[str]:
+    """Writes what the walk caused, and announces only what the ledger did not have: a
+    purchase earns once whichever event carried it, in this batch or before it. The keys of
+    the new purchases that found refunds waiting."""
+    if walk.tier_changes:
+        await ctx.ledger.set_tiers(list(walk.tier_changes.values()))
+    new_entries = [*(entry for entry, _, _ in walk.grants), *walk.held]
     recorded = await ctx.ledger.record(new_entries) if new_entries else set()
-    for entry, cause, purpose in grants:
+    for entry, cause, purpose in walk.grants:
         if entry.entry_id in recorded:
             recorded.discard(entry.entry_id)
-            earned = _points_earned(entry, cause, ctx.now, purpose)
-            await ctx.sink.add(earned, key=entry.customer_id, topic=topics.POINTS)
+            await _announce_earned(ctx, entry, cause, purpose)
     waited = (
-        await ctx.ledger.record_purchases(list(new_purchases.values())) if new_purchases else set()
+        await ctx.ledger.record_purchases(list(walk.new_purchases.values()))
+        if walk.new_purchases
+        else set()
     )
-    if new_refunds:
-        await ctx.ledger.add_refunds(new_refunds)
+    if walk.new_refunds:
+        await ctx.ledger.add_refunds(walk.new_refunds)
+    return waited
 
-    # 4. Refunds, once their purchase is there, and the debt later earnings repay.
-    to_reverse = list(
-        dict.fromkeys(key for key, by_refund in refund_moments if by_refund or key in waited)
+
+async def _announce_earned(
+    ctx: Context, entry: LedgerEntry, cause: CloudEvent, purpose: str
+) -> None:
+    """The points.earned event of a new entry, with an id derived from its cause (a replay
+    re-emits it rather than a second one)."""
+    assert entry.expires_at is not None
+    await emit(
+        ctx.sink,
+        events.PointsEarned(
+            customer_id=entry.customer_id,
+            points=entry.points,
+            purchase_id=entry.purchase_id,
+            reason=entry.reason,
+            rule_ids=list(entry.rule_ids),
+            available_at=entry.available_at,
+            expires_at=entry.expires_at,
+        ),
+        source=SOURCE,
+        customer_id=entry.customer_id,
+        time=ctx.now,
+        cause_id=cause.id,
+        purpose=purpose,
     )
+
+
+async def _refund_and_repay(walk: _Walk, loaded: _Loaded, waited: set[str], ctx: Context) -> None:
+    """Refunds, once their purchase is there, and the debt later earnings repay."""
+    to_reverse = list(
+        dict.fromkeys(key for key, by_refund in walk.refund_moments if by_refund or key in waited)
+    )
+    known_purchases, refunds_of = loaded.known_purchases, loaded.refunds_of
     # Purchases that found refunds kept before this batch and were not refunded in it: the
     # purchase as first recorded (an earlier delivery may have earned otherwise), and those
     # refunds.
-    found_waiting = [key for key in waited if key not in refunded_keys]
+    found_waiting = [key for key in waited if key not in loaded.refunded_keys]
     if found_waiting:
         known_purchases.update(await ctx.ledger.purchases_of(found_waiting))
         refunds_of.update(await ctx.ledger.refunds_of(found_waiting))
-    for key, record in new_purchases.items():
+    for key, record in walk.new_purchases.items():
         known_purchases.setdefault(key, record)
     reversible = [key for key in to_reverse if key in known_purchases]
-    grantees = {entry.customer_id for entry, _, _ in grants}
+    grantees = {entry.customer_id for entry, _, _ in walk.grants}
     await _reverse_and_repay(
         ctx,
         [(known_purchases[key], refunds_of[key]) for key in reversible],
@@ -365,56 +467,11 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
     steps: list[_Step] = []
     for event in batch:
         if event.type == events.PURCHASE_COMPLETED:
-            purchase = event.data_as(events.PurchaseCompleted)
-            if purchase.currency != program.currency:
-                raise ValueError(
-                    f"purchase {purchase.purchase_id} is in {purchase.currency}, "
-                    f"the program in {program.currency}"
-                )
-            facts = PurchaseFacts(
-                partner_id=purchase.partner_id,
-                store_id=purchase.store_id,
-                occurred_at=purchase.occurred_at,
-                total=purchase.total,
-                items=[
-                    Item(item.category, item.quantity, item.unit_price)
-                    for item in purchase.items or ()
-                ],
-            )
-            steps.append(
-                _Purchase(
-                    event,
-                    # Keyed by the purchase, not the event: one purchase earns once whatever
-                    # carried it.
-                    entry_id=f"purchase:{purchase.partner_id}:{purchase.purchase_id}",
-                    customer_id=purchase.customer_id,
-                    purchase_id=purchase.purchase_id,
-                    facts_key=purchase_key(purchase.partner_id, purchase.purchase_id),
-                    facts=facts,
-                )
-            )
+            steps.append(_purchase_step(event, program))
         elif event.type in (events.CUSTOMER_ENROLLED, events.CUSTOMER_UPDATED):
-            # A profile for a customer the ledger does not know yet enrols them (welcome bonus
-            # included); for a known one it changes nothing here.
-            profile = event.data_as(events.CustomerProfile)
-            member = Member(
-                profile.customer_id,
-                profile.partner_id,
-                profile.enrolled_at,
-                referred_by=profile.referred_by,
-            )
-            steps.append(_Enrolment(event, member))
+            steps.append(_enrolment_step(event))
         elif event.type == events.PURCHASE_REFUNDED:
-            refunded = event.data_as(events.PurchaseRefunded)
-            record = RefundRecord(
-                refund_key=f"{refunded.partner_id}:{refunded.refund_id}",
-                purchase_key=purchase_key(refunded.partner_id, refunded.purchase_id),
-                customer_id=refunded.customer_id,
-                refund_id=refunded.refund_id,
-                amount=refunded.amount,
-                occurred_at=refunded.occurred_at,
-            )
-            steps.append(_Refund(event, record))
+            steps.append(_refund_step(event))
         elif event.type == events.TIER_CHANGED:
             change = event.data_as(events.TierChanged)
             assignment = TierAssignment(change.customer_id, change.to_tier, change.effective_at)
@@ -422,45 +479,54 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
     return steps
 
 
-def _points_earned(
-    entry: LedgerEntry, cause: CloudEvent, now: datetime, purpose: str
-) -> CloudEvent:
-    """The points.earned event of a new entry, with an id derived from its cause (a replay
-    re-emits it rather than a second one).
-
-    Built from JSON-ready values, without validating a PointsEarned and dumping it again:
-    this runs once per purchase, and everything in it comes from an already validated event.
-    The unit tests hold it equal to what `shared.messaging.outbox.emit` of the PointsEarned builds.
-    """
-    assert entry.expires_at is not None
-    data: dict[str, Any] = {
-        "customer_id": entry.customer_id,
-        "points": entry.points,
-        "purchase_id": entry.purchase_id,
-        "reason": entry.reason,
-        "rule_ids": list(entry.rule_ids),
-        "available_at": _json_instant(entry.available_at),
-        "expires_at": _json_instant(entry.expires_at),
-    }
-    # Every field given, defaults too: resolving them costs model_construct half its time.
-    return CloudEvent.model_construct(
-        specversion="1.0",
-        id=derived_event_id(cause.id, purpose),
-        source=events.source_uri(SOURCE),
-        type=events.POINTS_EARNED,
-        subject=entry.customer_id,
-        time=now,
-        datacontenttype="application/json",
-        dataschema=_POINTS_EARNED_SCHEMA,
-        traceparent=None,
-        tracestate=None,
-        data=data,
+def _purchase_step(event: CloudEvent, program: Program) -> _Purchase:
+    purchase = event.data_as(events.PurchaseCompleted)
+    if purchase.currency != program.currency:
+        raise ValueError(
+            f"purchase {purchase.purchase_id} is in {purchase.currency}, "
+            f"the program in {program.currency}"
+        )
+    facts = PurchaseFacts(
+        partner_id=purchase.partner_id,
+        store_id=purchase.store_id,
+        occurred_at=purchase.occurred_at,
+        total=purchase.total,
+        items=[
+            Item(item.category, item.quantity, item.unit_price) for item in purchase.items or ()
+        ],
+    )
+    return _Purchase(
+        event,
+        # Keyed by the purchase, not the event: one purchase earns once whatever carried it.
+        entry_id=f"purchase:{purchase.partner_id}:{purchase.purchase_id}",
+        customer_id=purchase.customer_id,
+        purchase_id=purchase.purchase_id,
+        facts_key=purchase_key(purchase.partner_id, purchase.purchase_id),
+        facts=facts,
     )
 
 
-_POINTS_EARNED_SCHEMA = events.schema_uri(events.POINTS_EARNED)
+def _enrolment_step(event: CloudEvent) -> _Enrolment:
+    """A profile for a customer the ledger does not know yet enrols them (welcome bonus
+    included); for a known one it changes nothing here."""
+    profile = event.data_as(events.CustomerProfile)
+    member = Member(
+        profile.customer_id,
+        profile.partner_id,
+        profile.enrolled_at,
+        referred_by=profile.referred_by,
+    )
+    return _Enrolment(event, member)
 
 
-def _json_instant(instant: datetime) -> str:
-    """An aware UTC instant as pydantic writes it in JSON."""
-    return instant.isoformat().replace("+00:00", "Z")
+def _refund_step(event: CloudEvent) -> _Refund:
+    refunded = event.data_as(events.PurchaseRefunded)
+    record = RefundRecord(
+        refund_key=f"{refunded.partner_id}:{refunded.refund_id}",
+        purchase_key=purchase_key(refunded.partner_id, refunded.purchase_id),
+        customer_id=refunded.customer_id,
+        refund_id=refunded.refund_id,
+        amount=refunded.amount,
+        occurred_at=refunded.occurred_at,
+    )
+    return _Refund(event, record)

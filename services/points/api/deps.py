@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.points.adapters.campaigns import SqlCampaignRepository
-from services.points.adapters.repository import SqlLedgerRepository
+from services.points import ports
+from services.points.adapters.repositories.api import campaign_repository, ledger_repository
 from services.points.domain.model import Program
 from shared.web.deps import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep
 
@@ -20,16 +20,16 @@ __all__ = [
 ]
 
 
-def get_ledger(conn: ConnectionDep) -> SqlLedgerRepository:
-    return SqlLedgerRepository(conn)
+def get_ledger(conn: ConnectionDep) -> ports.LedgerRepository:
+    return ledger_repository(conn)
 
 
-def get_campaigns(conn: ConnectionDep) -> SqlCampaignRepository:
-    return SqlCampaignRepository(conn)
+def get_campaigns(conn: ConnectionDep) -> ports.CampaignRepository:
+    return campaign_repository(conn)
 
 
-LedgerDep = Annotated[SqlLedgerRepository, Depends(get_ledger)]
-CampaignsDep = Annotated[SqlCampaignRepository, Depends(get_campaigns)]
+LedgerDep = Annotated[ports.LedgerRepository, Depends(get_ledger)]
+CampaignsDep = Annotated[ports.CampaignRepository, Depends(get_campaigns)]
 
 
 def get_program(request: Request) -> Program:

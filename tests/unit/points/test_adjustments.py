@@ -8,7 +8,7 @@ import pytest
 from services.points.domain.adjustments import adjust
 from services.points.domain.lots import Allocation, NotEnoughPoints, balance_of
 from services.points.domain.model import EntryKind, LedgerEntry, Program
-from tests.unit.points.test_handlers import NOW
+from tests.support.points import NOW
 
 PROGRAM = Program()
 

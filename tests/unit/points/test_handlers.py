@@ -1,215 +1,29 @@
 """The points handlers on a fake ledger: no database, no Kafka."""
 
-from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 
-from services.points.adapters.repository import LedgerRepository
 from services.points.bootstrap import CONSUMES, make_subscription
-from services.points.domain.earning import Campaign
-from services.points.domain.lots import Allocation, balance_of
-from services.points.domain.model import (
-    Balance,
-    EntryKind,
-    LedgerEntry,
-    Member,
-    Program,
-    TierAssignment,
-)
-from services.points.domain.refunds import PurchaseRecord, RefundRecord, debts
-from services.points.handlers import HANDLED_TYPES, Context, apply_batch
+from services.points.domain.model import Program, TierAssignment
+from services.points.handlers import HANDLED_TYPES
 from shared.clock import FixedClock
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
 from shared.messaging.outbox import CollectingSink, emit
-
-NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
-
-
-class FakeLedger:
-    """The set-based repository in memory; `calls` names each method called, in order, so a
-    test can tell a batch costs one call per step, not one per event."""
-
-    def __init__(self) -> None:
-        self.customers: dict[str, Member] = {}
-        self.ledger: dict[str, LedgerEntry] = {}
-        self.tiers: dict[str, TierAssignment] = {}
-        self.campaigns: list[Campaign] = []
-        self.purchases: dict[str, PurchaseRecord] = {}
-        self.refunds: list[RefundRecord] = []
-        self.allocations: list[tuple[str, Allocation]] = []
-        self.calls: list[str] = []
-
-    async def add_customers(self, members: Sequence[Member]) -> set[str]:
-        self.calls.append("add_customers")
-        new: set[str] = set()
-        for member in members:
-            if member.customer_id not in self.customers:
-                self.customers[member.customer_id] = member
-                new.add(member.customer_id)
-        return new
-
-    async def record(self, entries: Sequence[LedgerEntry]) -> set[str]:
-        self.calls.append("record")
-        new: set[str] = set()
-        for entry in entries:
-            if entry.entry_id not in self.ledger:
-                self.ledger[entry.entry_id] = entry
-                new.add(entry.entry_id)
-        return new
-
-    async def buyers_of(
-        self, customer_ids: Collection[str]
-    ) -> tuple[dict[str, TierAssignment], dict[str, str]]:
-        self.calls.append("buyers_of")
-        tiers = {c: self.tiers[c] for c in customer_ids if c in self.tiers}
-        referrers = {
-            c: referrer
-            for c in customer_ids
-            if c in self.customers
-            and (referrer := self.customers[c].referred_by) is not None
-            and referrer != c
-            and referrer in self.customers
-        }
-        return tiers, referrers
-
-    async def set_tiers(self, assignments: Sequence[TierAssignment]) -> None:
-        self.calls.append("set_tiers")
-        customers = [a.customer_id for a in assignments]
-        assert len(customers) == len(set(customers)), "at most one assignment per customer"
-        for assignment in assignments:
-            current = self.tiers.get(assignment.customer_id)
-            if current is None or current.effective_at <= assignment.effective_at:
-                self.tiers[assignment.customer_id] = assignment
-
-    async def campaigns_during(self, earliest: datetime, latest: datetime) -> list[Campaign]:
-        self.calls.append("campaigns_during")
-        return [c for c in self.campaigns if c.starts_at <= latest and c.ends_at > earliest]
-
-    async def earned_on(
-        self, days: Collection[tuple[str, datetime, datetime]]
-    ) -> dict[tuple[str, datetime], int]:
-        self.calls.append("earned_on")
-        earned: dict[tuple[str, datetime], int] = {}
-        for entry in self.ledger.values():
-            counted = entry.kind in (EntryKind.EARN, EntryKind.HELD)
-            if not counted or entry.entry_id.startswith("released:"):
-                continue
-            for customer_id, start, end in days:
-                if customer_id == entry.customer_id and start <= entry.occurred_at < end:
-                    earned[customer_id, start] = earned.get((customer_id, start), 0) + entry.points
-        return earned
-
-    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> set[str]:
-        self.calls.append("record_purchases")
-        keys = {record.purchase_key for record in records}
-        for record in records:
-            self.purchases.setdefault(record.purchase_key, record)
-        return {r.purchase_key for r in self.refunds if r.purchase_key in keys}
-
-    async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]:
-        self.calls.append("purchases_of")
-        return {k: self.purchases[k] for k in keys if k in self.purchases}
-
-    async def add_refunds(self, records: Sequence[RefundRecord]) -> None:
-        self.calls.append("add_refunds")
-        for record in records:
-            if all(r.refund_key != record.refund_key for r in self.refunds):
-                self.refunds.append(record)
-
-    async def refunds_of(self, keys: Collection[str]) -> dict[str, list[RefundRecord]]:
-        self.calls.append("refunds_of")
-        found: dict[str, list[RefundRecord]] = {}
-        for refund in self.refunds:
-            if refund.purchase_key in keys:
-                found.setdefault(refund.purchase_key, []).append(refund)
-        return found
-
-    async def debtors(self, customer_ids: Collection[str]) -> set[str]:
-        self.calls.append("debtors")
-        return {c for c in customer_ids if debts(self.entries(c), [a for _, a in self.allocations])}
-
-    async def lock_customers(self, customer_ids: Collection[str]) -> None:
-        self.calls.append("lock_customers")
-
-    async def ledgers_of(
-        self, customer_ids: Collection[str]
-    ) -> tuple[dict[str, list[LedgerEntry]], list[Allocation]]:
-        self.calls.append("ledgers_of")
-        return {c: self.entries(c) for c in customer_ids}, [
-            a for c, a in self.allocations if c in customer_ids
-        ]
-
-    async def record_allocations(self, drawn: Sequence[tuple[str, Allocation]]) -> None:
-        self.calls.append("record_allocations")
-        self.allocations.extend(drawn)
-
-    def entries(self, customer_id: str) -> list[LedgerEntry]:
-        return [e for e in self.ledger.values() if e.customer_id == customer_id]
-
-    def balance(self, customer_id: str) -> Balance:
-        return balance_of(
-            customer_id, self.entries(customer_id), NOW, [a for _, a in self.allocations]
-        )
-
-
-def _conforms(fake: FakeLedger) -> LedgerRepository:
-    return fake  # mypy checks the fake against the Protocol here
-
-
-def enrolled(customer_id: str = "c1") -> CloudEvent:
-    return new_event(
-        events.CustomerEnrolled(customer_id=customer_id, partner_id="demo", enrolled_at=NOW),
-        source="ingest/demo",
-        subject=customer_id,
-        time=NOW,
-    )
-
-
-def purchase(
-    purchase_id: str,
-    total: str,
-    currency: str = "EUR",
-    customer_id: str = "c1",
-    at: datetime = NOW,
-) -> CloudEvent:
-    return new_event(
-        events.PurchaseCompleted(
-            purchase_id=purchase_id,
-            partner_id="demo",
-            customer_id=customer_id,
-            occurred_at=at,
-            currency=currency,
-            total=Decimal(total),
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=at,
-    )
-
-
-def tier_change(to_tier: str, day: int, customer_id: str = "c1") -> CloudEvent:
-    at = NOW.replace(day=day)
-    return new_event(
-        events.TierChanged(
-            customer_id=customer_id,
-            from_tier="bronze",
-            to_tier=to_tier,
-            direction="up",
-            reason="qualifying_spend",
-            effective_at=at,
-            review_at=at,
-        ),
-        source="tiers",
-        subject=customer_id,
-        time=at,
-    )
-
-
-def replace_id(event: CloudEvent, event_id: str) -> CloudEvent:
-    return event.model_copy(update={"id": event_id})
+from tests.support.fakes.points import FakeLedger
+from tests.support.points import (
+    NOW,
+    apply_all,
+    basket,
+    double_coffee,
+    enrolled,
+    purchase,
+    refund,
+    replace_id,
+    tier_change,
+    updated,
+)
 
 
 @pytest.fixture
@@ -220,10 +34,6 @@ def ledger() -> FakeLedger:
 @pytest.fixture
 def sink() -> CollectingSink:
     return CollectingSink()
-
-
-async def apply_all(batch: Sequence[CloudEvent], ledger: FakeLedger, sink: CollectingSink) -> None:
-    await apply_batch(batch, Context(ledger=ledger, sink=sink, program=Program(), now=NOW))
 
 
 async def apply(event: CloudEvent, ledger: FakeLedger, sink: CollectingSink) -> None:
@@ -387,19 +197,7 @@ async def test_a_batch_asks_about_refunds_only_when_it_holds_some(sink: Collecti
     assert "purchases_of" not in ledger.calls
     assert "refunds_of" not in ledger.calls
     ledger.calls.clear()
-    refunded = new_event(
-        events.PurchaseRefunded(
-            refund_id="r1",
-            purchase_id="p1",
-            partner_id="demo",
-            customer_id="c1",
-            occurred_at=NOW,
-            amount=Decimal("10.00"),
-        ),
-        source="ingest/demo",
-        subject="c1",
-        time=NOW,
-    )
+    refunded = refund("r1", "p1", "10.00")
     await apply_all([refunded], ledger, sink)
     assert ledger.calls[:2] == ["purchases_of", "refunds_of"]
     assert ledger.balance("c1").available == 20
@@ -426,15 +224,6 @@ async def test_a_batch_with_a_foreign_currency_purchase_raises_before_writing(
         await apply_all(batch, ledger, sink)
     assert ledger.calls == []
     assert sink.events == []
-
-
-def updated(customer_id: str = "c1") -> CloudEvent:
-    return new_event(
-        events.CustomerUpdated(customer_id=customer_id, partner_id="demo", enrolled_at=NOW),
-        source="ingest/demo",
-        subject=customer_id,
-        time=NOW,
-    )
 
 
 async def test_events_of_other_types_are_passed_over_without_touching_the_ledger(
@@ -469,8 +258,8 @@ async def test_a_profile_update_of_a_known_customer_grants_nothing_more(
 async def test_points_earned_is_the_event_emit_would_build(
     ledger: FakeLedger, sink: CollectingSink
 ) -> None:
-    """The handler builds the event without pydantic's validation: it must not differ by a
-    byte from the one `emit` builds from a validated PointsEarned."""
+    """The handler's points.earned must not differ by a byte from the one `emit` builds from
+    a validated PointsEarned."""
     at = datetime(2026, 1, 31, 23, 59, 58, 123456, tzinfo=UTC)
     cause = purchase("p1", "12.34", at=at)
     await apply(cause, ledger, sink)
@@ -516,45 +305,6 @@ def test_points_subscribes_to_three_topics_and_acts_on_five_types() -> None:
 
 
 # -- earning by the formula ---------------------------------------------------------------
-
-
-def basket(purchase_id: str, at: datetime = NOW, customer_id: str = "c1") -> CloudEvent:
-    """Two coffees at 5.00 and a bread at 20.00, sold for 30.00."""
-    return new_event(
-        events.PurchaseCompleted(
-            purchase_id=purchase_id,
-            partner_id="demo",
-            store_id="s1",
-            customer_id=customer_id,
-            occurred_at=at,
-            currency="EUR",
-            total=Decimal("30.00"),
-            items=[
-                events.PurchaseItem(
-                    sku="esp", category="coffee", quantity=Decimal(2), unit_price=Decimal(5)
-                ),
-                events.PurchaseItem(
-                    sku="rye", category="bread", quantity=Decimal(1), unit_price=Decimal(20)
-                ),
-            ],
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=at,
-    )
-
-
-def double_coffee(**fields: object) -> Campaign:
-    values: dict[str, object] = {
-        "campaign_id": "coffee2x",
-        "name": "double coffee",
-        "starts_at": NOW - timedelta(days=1),
-        "ends_at": NOW + timedelta(days=1),
-        "multiplier": Decimal(2),
-        "category": "coffee",
-    }
-    values.update(fields)
-    return Campaign(**values)  # type: ignore[arg-type]
 
 
 async def test_a_silver_customer_in_a_coffee_campaign_earns_by_the_formula(

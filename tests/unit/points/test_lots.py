@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -25,6 +24,7 @@ from services.points.domain.lots import (
 from services.points.domain.model import EntryKind, LedgerEntry, Program
 from services.points.jobs import points_jobs
 from shared.clock import FixedClock
+from tests.support.fakes.points import Ledger
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 
@@ -47,21 +47,6 @@ def lot(
         available_at=earned + timedelta(days=pending_days),
         expires_at=earned + timedelta(days=validity_days),
     )
-
-
-@dataclass
-class Ledger:
-    """An append-only ledger as the database keeps it: an entry id is recorded once."""
-
-    entries: list[LedgerEntry] = field(default_factory=list)
-    allocations: list[Allocation] = field(default_factory=list)
-    held: list[LedgerEntry] = field(default_factory=list)
-
-    def record(self, entry: LedgerEntry, allocations: list[Allocation] = []) -> None:  # noqa: B006
-        if any(e.entry_id == entry.entry_id for e in self.entries):
-            return
-        self.entries.append(entry)
-        self.allocations.extend(allocations)
 
 
 def test_spending_draws_the_soonest_expiring_lots_first() -> None:

@@ -1,30 +1,8 @@
 """Referrals: the referrer's bonus on the referred customer's first purchase, once."""
 
-from collections.abc import Sequence
-
-from services.points.domain.model import Program
-from services.points.handlers import Context, apply_batch
-from shared.messaging import events
-from shared.messaging.events import CloudEvent, new_event
 from shared.messaging.outbox import CollectingSink
-from tests.unit.points.test_handlers import NOW, FakeLedger, enrolled, purchase
-
-
-def enrolled_by(customer_id: str, referred_by: str | None) -> CloudEvent:
-    return new_event(
-        events.CustomerEnrolled(
-            customer_id=customer_id, partner_id="demo", enrolled_at=NOW, referred_by=referred_by
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=NOW,
-    )
-
-
-async def apply_all(batch: Sequence[CloudEvent], ledger: FakeLedger) -> CollectingSink:
-    sink = CollectingSink()
-    await apply_batch(batch, Context(ledger=ledger, sink=sink, program=Program(), now=NOW))
-    return sink
+from tests.support.fakes.points import FakeLedger
+from tests.support.points import apply_all, enrolled, purchase
 
 
 def referral_bonuses(sink: CollectingSink) -> list[tuple[str, int]]:
@@ -37,7 +15,7 @@ def referral_bonuses(sink: CollectingSink) -> list[tuple[str, int]]:
 
 async def test_the_referrer_gets_the_bonus_on_the_first_purchase_only() -> None:
     ledger = FakeLedger()
-    await apply_all([enrolled("alice"), enrolled_by("bob", "alice")], ledger)
+    await apply_all([enrolled("alice"), enrolled("bob", "alice")], ledger)
     first = await apply_all([purchase("p1", "10.00", customer_id="bob")], ledger)
     second = await apply_all([purchase("p2", "10.00", customer_id="bob")], ledger)
     assert referral_bonuses(first) == [("alice", 200)]
@@ -48,7 +26,7 @@ async def test_the_referrer_gets_the_bonus_on_the_first_purchase_only() -> None:
 
 async def test_enrolment_without_a_purchase_grants_the_referrer_nothing() -> None:
     ledger = FakeLedger()
-    sink = await apply_all([enrolled("alice"), enrolled_by("bob", "alice")], ledger)
+    sink = await apply_all([enrolled("alice"), enrolled("bob", "alice")], ledger)
     assert referral_bonuses(sink) == []
 
 
@@ -57,7 +35,7 @@ async def test_two_purchases_in_one_batch_grant_one_bonus() -> None:
     sink = await apply_all(
         [
             enrolled("alice"),
-            enrolled_by("bob", "alice"),
+            enrolled("bob", "alice"),
             purchase("p1", "10.00", customer_id="bob"),
             purchase("p2", "10.00", customer_id="bob"),
         ],
@@ -68,7 +46,7 @@ async def test_two_purchases_in_one_batch_grant_one_bonus() -> None:
 
 async def test_referring_oneself_grants_nothing() -> None:
     ledger = FakeLedger()
-    await apply_all([enrolled_by("bob", "bob")], ledger)
+    await apply_all([enrolled("bob", "bob")], ledger)
     sink = await apply_all([purchase("p1", "10.00", customer_id="bob")], ledger)
     assert referral_bonuses(sink) == []
     assert ledger.balance("bob").available == 110
@@ -76,7 +54,7 @@ async def test_referring_oneself_grants_nothing() -> None:
 
 async def test_an_unknown_referrer_gets_nothing() -> None:
     ledger = FakeLedger()
-    await apply_all([enrolled_by("bob", "nobody")], ledger)
+    await apply_all([enrolled("bob", "nobody")], ledger)
     sink = await apply_all([purchase("p1", "10.00", customer_id="bob")], ledger)
     assert referral_bonuses(sink) == []
     assert ledger.entries("nobody") == []

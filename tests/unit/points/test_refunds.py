@@ -1,7 +1,6 @@
 """Refunds: proportional, cumulative reversal; debt and its repayment; the return policy."""
 
 import asyncio
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
@@ -12,46 +11,11 @@ from services.points.domain.lots import expire, spend
 from services.points.domain.model import EntryKind, LedgerEntry, Program
 from services.points.domain.refunds import PurchaseRecord, RefundRecord, points_to_reverse
 from services.points.domain.velocity import released
-from services.points.handlers import Context, apply_batch
 from shared.messaging import events
-from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.events import new_event
 from shared.messaging.outbox import CollectingSink
-from tests.unit.points.test_handlers import (
-    NOW,
-    FakeLedger,
-    basket,
-    double_coffee,
-    enrolled,
-    purchase,
-)
-
-
-def refund(refund_id: str, purchase_id: str, amount: str, customer_id: str = "c1") -> CloudEvent:
-    return new_event(
-        events.PurchaseRefunded(
-            refund_id=refund_id,
-            purchase_id=purchase_id,
-            partner_id="demo",
-            customer_id=customer_id,
-            occurred_at=NOW,
-            amount=Decimal(amount),
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=NOW,
-    )
-
-
-async def apply_all(
-    batch: Sequence[CloudEvent],
-    ledger: FakeLedger,
-    sink: CollectingSink | None = None,
-    program: Program | None = None,
-) -> CollectingSink:
-    sink = sink or CollectingSink()
-    context = Context(ledger=ledger, sink=sink, program=program or Program(), now=NOW)
-    await apply_batch(batch, context)
-    return sink
+from tests.support.fakes.points import FakeLedger
+from tests.support.points import NOW, apply_all, basket, double_coffee, enrolled, purchase, refund
 
 
 def reversed_points(sink: CollectingSink) -> list[tuple[str, int]]:

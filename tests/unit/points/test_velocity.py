@@ -9,7 +9,8 @@ from services.points.domain.velocity import cap, day_of, next_day, released
 from services.points.handlers import Context, apply_batch
 from shared.messaging.events import CloudEvent
 from shared.messaging.outbox import CollectingSink
-from tests.unit.points.test_handlers import NOW, FakeLedger, enrolled, purchase
+from tests.support.fakes.points import FakeLedger
+from tests.support.points import NOW, enrolled, purchase
 
 GUARDED = Program(max_points_per_day=100)
 

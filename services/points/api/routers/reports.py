@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.points.api.deps import AdminScope, ClockDep, LedgerDep
-from services.points.api.replies import problems
-from services.points.api.schemas import LiabilityOut, LiabilityReportOut
-from services.points.domain.liability import Liability, total_of
+from services.points.api.problems import problems
+from services.points.api.schemas import LiabilityReportOut
+from services.points.usecases import reports
 from shared.bounds import InstantIn
 from shared.web.strict_json import StrictJsonRoute
 
@@ -25,23 +25,4 @@ async def liability(
     _: AdminScope,
     as_of: Annotated[InstantIn | None, Query()] = None,
 ) -> LiabilityReportOut:
-    instant = as_of or clock.now()
-    partners = await ledger.liability(instant)
-    return LiabilityReportOut(
-        as_of=instant,
-        partners=[_out(p) for p in partners],
-        total=_out(total_of(partners)),
-    )
-
-
-def _out(liability: Liability) -> LiabilityOut:
-    return LiabilityOut(
-        partner_id=liability.partner_id,
-        outstanding=liability.outstanding,
-        in_lots=liability.in_lots,
-        debt=liability.debt,
-        issued=liability.issued,
-        spent=liability.spent,
-        expired=liability.expired,
-        reversed=liability.reversed,
-    )
+    return await reports.liability_report(ledger, as_of or clock.now())

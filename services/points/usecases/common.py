@@ -1,38 +1,32 @@
-"""Answers the points routers share: their documented problems, and the locked ledger a
-spend, hold or adjustment starts from."""
+"""What the points use cases share: the locked ledger a spend, hold or adjustment starts from,
+the spend itself, the refusals they answer with, and the events they announce."""
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from services.points.adapters.repository import SqlLedgerRepository
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.points import ports
+from services.points.adapters import tables
 from services.points.domain.lots import Allocation, NotEnoughPoints, balance_of, spend
 from services.points.domain.model import EntryKind, LedgerEntry
-from shared.web.problems import PROBLEM_JSON, Problem
+from shared.clock import Clock
+from shared.messaging import events
+from shared.messaging.outbox import EventSink, Outbox, emit
+from shared.web.problems import Problem
 
-_MEANINGS = {
-    400: "A malformed Idempotency-Key",
-    401: "No or an unknown service token",
-    403: "The call needs the admin scope",
-    404: "Unknown customer or hold",
-    409: (
-        "Not enough available points, a hold settled otherwise already, "
-        "or the Idempotency-Key was used for another request"
-    ),
-    422: "Invalid request",
-}
+SOURCE = "points"
+KEYS = tables.idempotency_keys
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {}}}
-        for status in statuses
-    }
+def outbox(conn: AsyncConnection, clock: Clock) -> EventSink:
+    """The service's outbox, in the use case's transaction."""
+    return Outbox(conn, tables.outbox, clock)
 
 
 async def locked_ledger(
-    ledger: SqlLedgerRepository, customer_id: str
+    ledger: ports.LedgerRepository, customer_id: str
 ) -> tuple[list[LedgerEntry], list[Allocation]]:
     """The customer's entries and lot draws, with the customer locked until the transaction
     ends, so that two spends at the same moment are decided one after the other; 404 for a
@@ -44,7 +38,7 @@ async def locked_ledger(
 
 
 async def locked_open_lots(
-    ledger: SqlLedgerRepository, customer_id: str, now: datetime
+    ledger: ports.LedgerRepository, customer_id: str, now: datetime
 ) -> tuple[list[LedgerEntry], list[Allocation]]:
     """`locked_ledger` for a spend (a redemption, a hold): only the lots it may draw on and
     what is left of them, however long the customer's history."""
@@ -61,7 +55,7 @@ class Spent:
 
 
 async def spend_available(
-    ledger: SqlLedgerRepository,
+    ledger: ports.LedgerRepository,
     *,
     kind: EntryKind,
     customer_id: str,
@@ -90,6 +84,31 @@ async def spend_available(
     await ledger.record_allocations([(customer_id, a) for a in drawn])
     after = balance_of(customer_id, [*entries, entry], now, [*allocations, *drawn])
     return Spent(entry_id=entry_id, available_after=after.available)
+
+
+async def announce_redemption(
+    sink: EventSink,
+    clock: Clock,
+    customer_id: str,
+    redemption_id: str,
+    points: int,
+    reward: str,
+) -> None:
+    """`points.redeemed` of a redemption, or of a hold captured."""
+    await emit(
+        sink,
+        events.PointsRedeemed(
+            customer_id=customer_id,
+            points=points,
+            redemption_id=redemption_id,
+            reward=reward,
+        ),
+        source=SOURCE,
+        customer_id=customer_id,
+        time=clock.now(),
+        cause_id=redemption_id,
+        purpose="points-redeemed",
+    )
 
 
 def unknown_customer(customer_id: str) -> Problem:

@@ -1,0 +1,248 @@
+"""What the points consumer (`handlers.apply_batch`) reads and writes: set-based, each
+method takes or returns the rows of a whole batch and costs one statement, whatever the
+batch's size."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.points import ports
+from services.points.adapters.repositories.common import SqlLedger, campaign_of
+from services.points.adapters.tables import campaigns, purchases, refunds
+from services.points.domain.earning import Campaign
+from services.points.domain.model import Member, TierAssignment
+from services.points.domain.refunds import PurchaseRecord, RefundRecord
+
+
+def consumer_repository(conn: AsyncConnection) -> ports.ConsumerRepository:
+    return SqlConsumerRepository(conn)
+
+
+class SqlConsumerRepository(SqlLedger):
+    async def add_customers(self, members: Sequence[Member]) -> set[str]:
+        if not members:
+            return set()
+        # In customer_id order: two instances adding the same new customers (during a
+        # rebalance) then wait on each other in one order, never in a cycle.
+        ordered = sorted(members, key=lambda m: m.customer_id)
+        result = await self._conn.execute(
+            _ADD_CUSTOMERS,
+            {
+                "ids": [m.customer_id for m in ordered],
+                "partners": [m.partner_id for m in ordered],
+                "enrolled": [m.enrolled_at for m in ordered],
+                "referrers": [m.referred_by for m in ordered],
+            },
+        )
+        return set(result.scalars())
+
+    async def buyers_of(
+        self, customer_ids: Collection[str]
+    ) -> tuple[dict[str, TierAssignment], dict[str, str]]:
+        if not customer_ids:
+            return {}, {}
+        rows = await self._conn.execute(_BUYERS_OF, {"ids": list(customer_ids)})
+        tiers: dict[str, TierAssignment] = {}
+        referrers: dict[str, str] = {}
+        for row in rows:
+            if row.tier is not None:
+                tiers[row.customer_id] = TierAssignment(row.customer_id, row.tier, row.effective_at)
+            if row.referrer is not None:
+                referrers[row.customer_id] = row.referrer
+        return tiers, referrers
+
+    async def set_tiers(self, assignments: Sequence[TierAssignment]) -> None:
+        if not assignments:
+            return
+        ordered = sorted(assignments, key=lambda a: a.customer_id)
+        await self._conn.execute(
+            _SET_TIERS,
+            {
+                "ids": [a.customer_id for a in ordered],
+                "tiers": [a.tier for a in ordered],
+                "effective": [a.effective_at for a in ordered],
+            },
+        )
+
+    async def campaigns_during(self, earliest: datetime, latest: datetime) -> list[Campaign]:
+        rows = await self._conn.execute(
+            sa.select(campaigns).where(
+                campaigns.c.starts_at <= latest, campaigns.c.ends_at > earliest
+            )
+        )
+        return [campaign_of(row) for row in rows]
+
+    async def earned_on(
+        self, days: Collection[tuple[str, datetime, datetime]]
+    ) -> dict[tuple[str, datetime], int]:
+        if not days:
+            return {}
+        triples = list(days)
+        rows = await self._conn.execute(
+            _EARNED_ON,
+            {
+                "customers": [c for c, _, _ in triples],
+                "days": [start for _, start, _ in triples],
+                "ends": [end for _, _, end in triples],
+            },
+        )
+        return {(row.customer_id, row.day): int(row.points) for row in rows}
+
+    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> set[str]:
+        if not records:
+            return set()
+        found = await self._conn.execute(
+            _RECORD_PURCHASES,
+            {
+                "keys": [r.purchase_key for r in records],
+                "customers": [r.customer_id for r in records],
+                "ids": [r.purchase_id for r in records],
+                "totals": [r.total for r in records],
+                "points": [r.points for r in records],
+                "partners": [r.partner_id for r in records],
+            },
+        )
+        return set(found.scalars())
+
+    async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]:
+        if not keys:
+            return {}
+        rows = await self._conn.execute(
+            sa.select(purchases).where(
+                purchases.c.purchase_key == sa.any_(sa.cast(list(keys), ARRAY(sa.Text)))
+            )
+        )
+        return {
+            row.purchase_key: PurchaseRecord(
+                row.purchase_key,
+                row.customer_id,
+                row.purchase_id,
+                row.total,
+                row.points,
+                row.partner_id,
+            )
+            for row in rows
+        }
+
+    async def add_refunds(self, records: Sequence[RefundRecord]) -> None:
+        if not records:
+            return
+        await self._conn.execute(
+            _ADD_REFUNDS,
+            {
+                "keys": [r.refund_key for r in records],
+                "purchases": [r.purchase_key for r in records],
+                "customers": [r.customer_id for r in records],
+                "ids": [r.refund_id for r in records],
+                "amounts": [r.amount for r in records],
+                "occurred": [r.occurred_at for r in records],
+            },
+        )
+
+    async def refunds_of(self, keys: Collection[str]) -> dict[str, list[RefundRecord]]:
+        if not keys:
+            return {}
+        rows = await self._conn.execute(
+            sa.select(refunds)
+            .where(refunds.c.purchase_key == sa.any_(sa.cast(list(keys), ARRAY(sa.Text))))
+            .order_by(refunds.c.seq)
+        )
+        found: dict[str, list[RefundRecord]] = {}
+        for row in rows:
+            found.setdefault(row.purchase_key, []).append(
+                RefundRecord(
+                    row.refund_key,
+                    row.purchase_key,
+                    row.customer_id,
+                    row.refund_id,
+                    row.amount,
+                    row.occurred_at,
+                )
+            )
+        return found
+
+    async def debtors(self, customer_ids: Collection[str]) -> set[str]:
+        if not customer_ids:
+            return set()
+        rows = await self._conn.execute(_DEBTORS, {"ids": list(customer_ids)})
+        return set(rows.scalars())
+
+
+# The refunds table is read as it was before the insert (one snapshot): it only answers
+# which purchases have refunds waiting, which the insert does not change.
+_RECORD_PURCHASES = sa.text(
+    "WITH kept AS ("
+    "INSERT INTO purchases (purchase_key, customer_id, purchase_id, total, points, partner_id) "
+    "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:customers AS text[]), "
+    "CAST(:ids AS text[]), CAST(:totals AS numeric[]), CAST(:points AS integer[]), "
+    "CAST(:partners AS text[])) "
+    "ON CONFLICT (purchase_key) DO NOTHING) "
+    "SELECT DISTINCT r.purchase_key FROM refunds r "
+    "WHERE r.purchase_key = ANY(CAST(:keys AS text[]))"
+)
+
+# WITH ORDINALITY and ORDER BY: `seq` keeps the order the refunds came in.
+_ADD_REFUNDS = sa.text(
+    "INSERT INTO refunds (refund_key, purchase_key, customer_id, refund_id, amount, "
+    "occurred_at) "
+    "SELECT refund_key, purchase_key, customer_id, refund_id, amount, occurred_at "
+    "FROM unnest(CAST(:keys AS text[]), CAST(:purchases AS text[]), "
+    "CAST(:customers AS text[]), CAST(:ids AS text[]), CAST(:amounts AS numeric[]), "
+    "CAST(:occurred AS timestamptz[])) "
+    "WITH ORDINALITY AS r(refund_key, purchase_key, customer_id, refund_id, amount, "
+    "occurred_at, n) "
+    "ORDER BY n "
+    "ON CONFLICT (refund_key) DO NOTHING"
+)
+
+_DEBTORS = sa.text(
+    "SELECT DISTINCT l.customer_id FROM ledger_entries l "
+    "WHERE l.customer_id = ANY(CAST(:ids AS text[])) AND l.kind = 'reverse' "
+    "AND -l.points > (SELECT coalesce(sum(a.points), 0) FROM allocations a "
+    "WHERE a.entry_id = l.entry_id)"
+)
+
+# A released earning keeps its held twin in the ledger: the day counts the twin only.
+_EARNED_ON = sa.text(
+    "SELECT k.customer_id, k.day, sum(l.points) AS points "
+    "FROM unnest(CAST(:customers AS text[]), CAST(:days AS timestamptz[]), "
+    "CAST(:ends AS timestamptz[])) AS k(customer_id, day, day_end) "
+    "JOIN ledger_entries l ON l.customer_id = k.customer_id "
+    "AND l.occurred_at >= k.day AND l.occurred_at < k.day_end "
+    "AND l.kind IN ('earn', 'held') AND l.entry_id NOT LIKE 'released:%' "
+    "GROUP BY k.customer_id, k.day"
+)
+
+# A referrer counts when known and not the customer themselves.
+_BUYERS_OF = sa.text(
+    "SELECT k.id AS customer_id, t.tier, t.effective_at, "
+    "CASE WHEN r.customer_id IS NOT NULL AND c.referred_by <> k.id "
+    "THEN c.referred_by END AS referrer "
+    "FROM unnest(CAST(:ids AS text[])) AS k(id) "
+    "LEFT JOIN customer_tiers t ON t.customer_id = k.id "
+    "LEFT JOIN customers c ON c.customer_id = k.id "
+    "LEFT JOIN customers r ON r.customer_id = c.referred_by "
+    "WHERE t.customer_id IS NOT NULL OR r.customer_id IS NOT NULL"
+)
+
+_ADD_CUSTOMERS = sa.text(
+    "INSERT INTO customers (customer_id, partner_id, enrolled_at, referred_by) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:partners AS text[]), "
+    "CAST(:enrolled AS timestamptz[]), CAST(:referrers AS text[])) "
+    "ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id"
+)
+
+# Tier events may arrive out of order across partitions: the latest change wins.
+_SET_TIERS = sa.text(
+    "INSERT INTO customer_tiers (customer_id, tier, effective_at) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:tiers AS text[]), "
+    "CAST(:effective AS timestamptz[])) "
+    "ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, "
+    "effective_at = excluded.effective_at "
+    "WHERE customer_tiers.effective_at <= excluded.effective_at"
+)

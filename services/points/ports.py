@@ -1,0 +1,233 @@
+"""The ports of the points service: what its handlers, use cases and jobs need of storage.
+
+Each is a Protocol; `adapters/repositories/` implements them on PostgreSQL (its factories are
+annotated with these, so mypy checks the classes), and the unit tests' fakes implement the
+same ones (`tests/support/fakes/points.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from services.points.domain.earning import Campaign
+from services.points.domain.holds import Hold
+from services.points.domain.liability import Liability
+from services.points.domain.lots import Allocation
+from services.points.domain.model import LedgerEntry, Member, TierAssignment
+from services.points.domain.refunds import PurchaseRecord, RefundRecord
+
+
+class ConsumerRepository(Protocol):
+    """What `handlers.apply_batch` reads and writes: each method takes or returns the rows of
+    a whole batch and costs one statement, whatever the batch's size."""
+
+    async def add_customers(self, members: Sequence[Member]) -> set[str]:
+        """Adds each customer unless already known; the customer ids that were new."""
+        ...
+
+    async def record(self, entries: Sequence[LedgerEntry]) -> set[str]:
+        """Appends the entries, in order, unless an entry with the same id is in the ledger
+        already (or earlier in `entries`); the entry ids that were new."""
+        ...
+
+    async def buyers_of(
+        self, customer_ids: Collection[str]
+    ) -> tuple[dict[str, TierAssignment], dict[str, str]]:
+        """In one query, the tier of each of these customers that has one, and who referred
+        each, where the referrer is a known customer and not the customer themselves."""
+        ...
+
+    async def set_tiers(self, assignments: Sequence[TierAssignment]) -> None:
+        """Stores each customer's tier unless the stored one took effect later; at most one
+        assignment per customer."""
+        ...
+
+    async def campaigns_during(self, earliest: datetime, latest: datetime) -> list[Campaign]:
+        """Every campaign running at some instant in [earliest, latest], in one query."""
+        ...
+
+    async def earned_on(
+        self, days: Collection[tuple[str, datetime, datetime]]
+    ) -> dict[tuple[str, datetime], int]:
+        """The purchase points (granted and held) each customer earned on each day, given
+        as (customer, start, end), keyed by customer and start; only days with some
+        points."""
+        ...
+
+    async def record_purchases(self, records: Sequence[PurchaseRecord]) -> set[str]:
+        """Keeps what refunds need of each purchase, unless kept already; the keys of those
+        purchases that have refunds kept (which came before them), in the same statement."""
+        ...
+
+    async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]: ...
+
+    async def add_refunds(self, records: Sequence[RefundRecord]) -> None:
+        """Keeps each refund, in the order given, unless kept already."""
+        ...
+
+    async def refunds_of(self, keys: Collection[str]) -> dict[str, list[RefundRecord]]:
+        """The refunds kept of each of these purchases, in the order they came."""
+        ...
+
+    async def debtors(self, customer_ids: Collection[str]) -> set[str]:
+        """Those of these customers whose reversals took more than their lots covered."""
+        ...
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> None:
+        """Locks every customer's lots until the transaction ends (the API's spends wait)."""
+        ...
+
+    async def ledgers_of(
+        self, customer_ids: Collection[str]
+    ) -> tuple[dict[str, list[LedgerEntry]], list[Allocation]]:
+        """These customers' entries (each in ledger order) and allocations."""
+        ...
+
+    async def record_allocations(self, drawn: Sequence[tuple[str, Allocation]]) -> None:
+        """(customer id, allocation) pairs, in one statement."""
+        ...
+
+
+@dataclass(frozen=True)
+class HeldEarning:
+    held_id: str
+    customer_id: str
+    points: int
+
+
+@dataclass(frozen=True)
+class HeldDecision:
+    decision: str
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    adjustment_id: str
+    customer_id: str
+    points: int
+    reason: str
+    actor: str
+    created_at: datetime
+
+
+class LedgerRepository(Protocol):
+    """What the HTTP use cases read and write of the ledger."""
+
+    async def lock_customer(self, customer_id: str) -> None:
+        """Serializes, until the transaction ends, everything that draws on this customer's
+        lots: two spends can then never both see the same points left."""
+        ...
+
+    async def is_known(self, customer_id: str) -> bool: ...
+
+    async def entries(self, customer_id: str) -> list[LedgerEntry]: ...
+
+    async def allocations_of(self, customer_id: str) -> list[Allocation]: ...
+
+    async def open_lots(
+        self, customer_id: str, now: datetime
+    ) -> tuple[list[LedgerEntry], list[Allocation]]:
+        """The customer's lots unexpired at `now` with points left, and for each one an
+        allocation standing for everything drawn from it so far."""
+        ...
+
+    async def lifetime_and_debt(self, customer_id: str) -> tuple[int, int]: ...
+
+    async def allocations_by(self, entry_ids: Collection[str]) -> list[Allocation]: ...
+
+    async def record(self, entries: Sequence[LedgerEntry]) -> set[str]: ...
+
+    async def record_allocations(self, drawn: Sequence[tuple[str, Allocation]]) -> None: ...
+
+    async def page(
+        self, customer_id: str, *, limit: int, before_seq: int | None
+    ) -> list[tuple[int, LedgerEntry]]:
+        """Newest first; `before_seq` is the cursor of the previous page."""
+        ...
+
+    async def lots_drawn_by(self, entry_ids: Collection[str]) -> dict[str, list[Allocation]]: ...
+
+    async def liability(self, as_of: datetime) -> list[Liability]: ...
+
+    async def held_earning(self, held_id: str) -> HeldEarning | None:
+        """The earning the velocity guard held under this id, if any."""
+        ...
+
+    async def decide_held(
+        self, held: HeldEarning, decision: str, decided_at: datetime
+    ) -> datetime | None:
+        """Records the decision unless one was recorded before; its instant, or None when
+        there was one already (`held_decision` tells which)."""
+        ...
+
+    async def held_decision(self, held_id: str) -> HeldDecision: ...
+
+    async def add_adjustment(self, adjustment: Adjustment) -> None: ...
+
+
+class CampaignRepository(Protocol):
+    async def add(self, campaign: Campaign, created_at: datetime) -> None: ...
+
+    async def get(self, campaign_id: str, *, for_update: bool = False) -> Campaign | None: ...
+
+    async def list_all(self) -> list[Campaign]:
+        """Every campaign, the soonest-starting first."""
+        ...
+
+    async def replace(self, campaign: Campaign) -> None: ...
+
+    async def delete(self, campaign_id: str) -> bool:
+        """True when there was such a campaign."""
+        ...
+
+
+class HoldRepository(Protocol):
+    """Holds as the HTTP use cases place and settle them."""
+
+    async def add(self, hold: Hold) -> None: ...
+
+    async def get_for_update(self, hold_id: str) -> Hold | None:
+        """The hold, locked until the transaction ends."""
+        ...
+
+    async def save_settled(self, settled: Sequence[Hold]) -> None: ...
+
+
+class JobsRepository(Protocol):
+    """What the time-driven jobs read and write: the lots expiring, their warnings, and the
+    holds that timed out."""
+
+    async def record(self, entries: Sequence[LedgerEntry]) -> set[str]: ...
+
+    async def record_allocations(self, drawn: Sequence[tuple[str, Allocation]]) -> None: ...
+
+    async def allocations_by(self, entry_ids: Collection[str]) -> list[Allocation]: ...
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> None: ...
+
+    async def ledgers_of(
+        self, customer_ids: Collection[str]
+    ) -> tuple[dict[str, list[LedgerEntry]], list[Allocation]]: ...
+
+    async def customers_with_lots_expiring(
+        self, *, after: datetime | None, until: datetime, after_customer: str, limit: int
+    ) -> list[str]:
+        """The next `limit` customers (by id, after `after_customer`) holding a lot with
+        points left that expires in (after, until]."""
+        ...
+
+    async def warned_lots(self, lot_ids: Collection[str]) -> set[str]: ...
+
+    async def record_warnings(self, lot_ids: Sequence[str], warned_at: datetime) -> set[str]:
+        """Marks the lots warned; the ids that were not marked before."""
+        ...
+
+    async def timed_out_holds(self, as_of: datetime, limit: int) -> list[Hold]:
+        """Holds still held at their timeout by `as_of`, locked; those another transaction
+        is settling are passed over."""
+        ...
+
+    async def save_settled(self, settled: Sequence[Hold]) -> None: ...
