@@ -32,8 +32,9 @@ setup: $(STAMP) ## virtualenv with the pinned dependencies, Kafka jars, PostgreS
 	@deploy/local/kafka.sh install
 	@deploy/local/postgres.sh install
 
-# What only the tests need, kept out of `make up`'s way: the first install takes minutes.
-test-tools: setup ## the checkers the tests run: AsyncAPI CLI and CloudEvents SDK (npm), promtool, kustomize
+# What only the contract and end-to-end tests need, kept out of `make up`'s way (tests/unit needs
+# none of it): under a minute the first time, nothing after.
+test-tools: setup ## the checkers the tests run: AsyncAPI parser, CloudEvents SDK, promtool, kubectl, compose-check
 	@deploy/local/node-tools.sh install
 	@deploy/local/k8s-tools.sh install
 	@deploy/local/tools.sh install
@@ -57,7 +58,7 @@ lint: setup ## ruff
 typecheck: setup ## mypy --strict
 	$(VENV)/bin/mypy fedelta_cli shared services deploy tests bench chaos
 
-unit: test-tools ## fast tests, no infrastructure
+unit: setup ## fast tests, no infrastructure
 	$(VENV)/bin/pytest tests/unit
 
 integration: test-tools ## each service on the real Kafka and PostgreSQL of the test stack

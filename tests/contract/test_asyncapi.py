@@ -1,5 +1,6 @@
-"""The published AsyncAPI document, checked by the official AsyncAPI CLI (installed by
-`make setup` from deploy/contracts/package-lock.json), not by our own code."""
+"""The published AsyncAPI document, checked by the official AsyncAPI parser (@asyncapi/parser,
+the library the AsyncAPI CLI validates with; installed by `make test-tools` from
+deploy/contracts/package-lock.json), not by our own code."""
 
 from __future__ import annotations
 
@@ -24,17 +25,17 @@ def asyncapi_validate(document: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_published_document_passes_the_asyncapi_cli() -> None:
+def test_the_published_document_passes_the_asyncapi_parser() -> None:
     result = asyncapi_validate(schema.OUTPUT / "asyncapi.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is valid" in result.stdout
 
 
-def test_the_cli_refuses_a_payload_whose_definitions_are_not_where_its_refs_point(
+def test_the_parser_refuses_a_payload_whose_definitions_are_not_where_its_refs_point(
     tmp_path: Path,
 ) -> None:
     # The shape the contract had before: a payload's $defs nested under properties.data while
-    # its refs point at the root. The CLI must say so, or the test above proves nothing.
+    # its refs point at the root. The parser must say so, or the test above proves nothing.
     for path in schema.OUTPUT.iterdir():
         shutil.copy(path, tmp_path / path.name)
     broken = tmp_path / "fedelta.customer.enrolled.v1.schema.json"

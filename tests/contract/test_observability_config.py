@@ -3,7 +3,7 @@ and their unit tests (`promtool test rules`), the scrape configuration passes `p
 config`, and the dashboard and the rules query only metrics that
 shared/observability/metrics.py defines.
 
-promtool comes from `make setup` (deploy/local/tools.sh install); without it these tests fail:
+promtool comes from `make test-tools` (deploy/local/tools.sh install); without it these tests fail:
 a check that cannot run is not a check that passed."""
 
 from __future__ import annotations

@@ -23,7 +23,14 @@ from tests.support.service_settings import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-COMPOSE_CHECK = REPO / ".fedelta/tools/bin/compose-check"
+COMPOSE_CHECK = Path(
+    subprocess.run(
+        [str(REPO / "deploy" / "local" / "k8s-tools.sh"), "path", "compose-check"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+)
 SERVICES = list(SETTINGS_CLASSES)
 JOBS = ("topics", "migrate")
 # ${NAME:?message}: compose refuses to start while NAME is unset or empty.

@@ -3,8 +3,9 @@ validated against the Kubernetes JSON schemas; then what the schemas cannot say:
 resources, non-root pods, a PodDisruptionBudget per Deployment, every setting a service needs
 given, and secrets only by reference.
 
-The tools come from `make setup` (deploy/local/k8s-tools.sh install, the dev extra's
-kubernetes-validate); a missing one fails this module, it is never skipped."""
+The tools come from `make test-tools` (deploy/local/k8s-tools.sh install: kubectl, whose built-in
+kustomize renders) and the dev extra (kubernetes-validate); a missing one fails this module, it is
+never skipped."""
 
 from __future__ import annotations
 
@@ -27,7 +28,14 @@ from tests.support.service_settings import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-KUSTOMIZE = REPO / ".fedelta/tools/bin/kustomize"
+KUBECTL = Path(
+    subprocess.run(
+        [str(REPO / "deploy" / "local" / "k8s-tools.sh"), "path", "kubectl"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+)
 KUSTOMIZATIONS = {"base": "deploy/k8s/base", "production": "deploy/k8s/overlays/production"}
 # The oldest Kubernetes minor still commonly run, and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
@@ -41,9 +49,10 @@ Manifest = dict[str, Any]
 
 
 def render(kustomization: str) -> list[Manifest]:
-    assert KUSTOMIZE.exists(), f"{KUSTOMIZE} is missing: run deploy/local/k8s-tools.sh install"
+    assert KUBECTL.exists(), f"{KUBECTL} is missing: run deploy/local/k8s-tools.sh install"
+    # `kubectl kustomize DIR` is kubectl's built-in `kustomize build DIR`.
     built = subprocess.run(
-        [str(KUSTOMIZE), "build", str(REPO / kustomization)],
+        [str(KUBECTL), "kustomize", str(REPO / kustomization)],
         capture_output=True,
         text=True,
         check=False,
