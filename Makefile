@@ -61,7 +61,7 @@ typecheck: setup ## mypy --strict
 unit: setup ## fast tests, no infrastructure
 	$(VENV)/bin/pytest tests/unit
 
-integration: test-tools ## each service on the real Kafka and PostgreSQL of the test stack
+integration: setup ## each service on the real Kafka and PostgreSQL of the test stack
 	@$(TEST_ENV) $(VENV)/bin/pytest tests/integration; rc=$$?; $(MAKE) --no-print-directory test-down; exit $$rc
 
 e2e: test-tools ## the four services as processes, over HTTP, through the whole pipeline

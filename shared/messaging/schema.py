@@ -1,8 +1,7 @@
 """Generates the published event contract from the payload models:
-`python -m shared.messaging.schema`
-writes docs/events/ (a JSON Schema per event type, and an AsyncAPI 3
-document). A unit test fails when the committed files no longer match the models, and the
-AsyncAPI CLI validates them (`deploy/local/node-tools.sh validate`)."""
+`python -m shared.messaging.schema` writes docs/events/ (a JSON Schema per event type, and an
+AsyncAPI 3 document). A unit test fails when the committed files no longer match the models,
+and the official AsyncAPI parser validates them (`deploy/local/node-tools.sh validate`)."""
 
 from __future__ import annotations
 

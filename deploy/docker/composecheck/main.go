@@ -1,7 +1,7 @@
 // compose-check loads a compose file with compose-go, the loader `docker compose` itself uses:
 // the Compose Specification's schema, interpolation (a required ${VAR:?} left unset is an
 // error), merges and profiles. It prints the normalised project as YAML, for
-// tests/unit/test_compose.py, where CI has no Docker engine.
+// tests/contract/test_compose.py, where CI has no Docker engine.
 //
 //	compose-check FILE [ENV_FILE...]
 package main
