@@ -2,7 +2,7 @@ import sys
 from pathlib import Path
 
 from services.ingest.api.app import create_app
-from services.ingest.provisioning import run_provision_partner
+from services.ingest.cli import run_provision_partner
 from services.ingest.settings import load_settings
 from shared.runtime.cli import run_service_cli
 

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from starlette.types import Scope
 
-from services.ingest.adapters.partner_directory import PartnerDirectory
-from services.ingest.api.purchase_groups import PurchaseGroups
 from services.ingest.domain.model import Partner, hash_api_key
+from services.ingest.ports import PartnerDirectory
 from services.ingest.settings import IngestSettings
+from services.ingest.usecases.purchase_groups import PurchaseGroups
 from shared.runtime.process import Runtime
 from shared.web.auth import SIGNATURE_HEADER, SignatureError, bearer_token, verify_signature
 from shared.web.deps import AdminScope, ClockDep, RuntimeDep, SettingsDep

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -145,6 +146,19 @@ class AcceptedOut(BaseModel):
 class PartnerIn(Request):
     name: Label
     partner_id: Identifier | None = None
+
+
+class PartnerOut(BaseModel):
+    """A partner without its credentials: those are never shown again."""
+
+    partner_id: str
+    name: str
+    created_at: datetime
+    active: bool
+
+
+class PartnerListOut(BaseModel):
+    items: list[PartnerOut]
 
 
 class PartnerCreatedOut(BaseModel):

@@ -20,18 +20,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.adapters import tables
-from services.ingest.adapters.partner_directory import PartnerDirectory
-from services.ingest.adapters.repository import StoredPurchase
+from services.ingest.adapters.repositories.partner_directory import PartnerDirectory
 from services.ingest.api.app import create_app
-from services.ingest.api.purchase_groups import PurchaseCall, PurchaseGroups
 from services.ingest.api.schemas import AcceptedOut
-from services.ingest.domain.model import Accepted, UnknownCustomer, hash_api_key, request_hash
+from services.ingest.domain.model import UnknownCustomer, hash_api_key
 from services.ingest.settings import IngestSettings
+from services.ingest.usecases.purchase_groups import PurchaseGroups
 from shared.clock import FixedClock, SystemClock
 from shared.messaging import events, topics
-from shared.messaging.events import new_event
 from shared.storage.db import create_engine
-from shared.web.idempotency import IdempotentCall
 from shared.web.problems import Problem
 from tests.integration.ingest.support import (
     PROBLEM_JSON,
@@ -43,6 +40,7 @@ from tests.integration.ingest.support import (
     published_until,
     unique,
 )
+from tests.support.fakes.ingest import purchase_call
 from tests.support.services import ADMIN, running, settings_for
 from tests.support.stack import REPO, Stack
 
@@ -556,47 +554,6 @@ class TestIdempotencyKey:
         assert response.json()["type"] == "urn:fedelta:problem:invalid-idempotency-key"
 
 
-def _purchase_call(
-    partner_id: str,
-    customer_id: str,
-    purchase_id: str,
-    *,
-    total: str = "12.50",
-    key: str | None = None,
-) -> PurchaseCall:
-    """What the purchases route hands to its group, built without HTTP."""
-    now = datetime.now(UTC)
-    body = {"purchase_id": purchase_id, "customer_id": customer_id, "total": total}
-    event = new_event(
-        events.PurchaseCompleted(
-            purchase_id=purchase_id,
-            partner_id=partner_id,
-            customer_id=customer_id,
-            occurred_at=now,
-            currency="EUR",
-            total=Decimal(total),
-        ),
-        source=f"ingest/{partner_id}",
-        subject=customer_id,
-        time=now,
-    )
-    fingerprint = request_hash(body)
-    return PurchaseCall(
-        StoredPurchase(
-            partner_id=partner_id,
-            purchase_id=purchase_id,
-            customer_id=customer_id,
-            currency="EUR",
-            total=Decimal(total),
-            refunded=Decimal(0),
-            occurred_at=now,
-            accepted=Accepted(fingerprint, event.id),
-        ),
-        event,
-        IdempotentCall(key=key, scope=f"scope-{partner_id}", request_hash=fingerprint),
-    )
-
-
 class TestGroupCommit:
     """Concurrent purchases share a transaction, and each caller gets its own answer."""
 
@@ -619,7 +576,7 @@ class TestGroupCommit:
         db: AsyncEngine,
     ) -> None:
         groups, counted = commits
-        calls = [_purchase_call(pos.partner_id, customer_id, unique("buy")) for _ in range(20)]
+        calls = [purchase_call(pos.partner_id, customer_id, unique("buy")) for _ in range(20)]
         answers = await asyncio.gather(*(groups.submit(call) for call in calls))
 
         assert [a.event_id for a in answers if isinstance(a, AcceptedOut)] == [
@@ -644,9 +601,9 @@ class TestGroupCommit:
     ) -> None:
         groups, counted = commits
         purchase_id = unique("buy")
-        first = _purchase_call(pos.partner_id, customer_id, purchase_id)
-        retry = _purchase_call(pos.partner_id, customer_id, purchase_id)
-        other = _purchase_call(pos.partner_id, customer_id, purchase_id, total="99.00")
+        first = purchase_call(pos.partner_id, customer_id, purchase_id)
+        retry = purchase_call(pos.partner_id, customer_id, purchase_id)
+        other = purchase_call(pos.partner_id, customer_id, purchase_id, total="99.00")
         outcomes = await asyncio.gather(
             *(groups.submit(call) for call in (first, retry, other)), return_exceptions=True
         )
@@ -665,11 +622,11 @@ class TestGroupCommit:
     ) -> None:
         groups, counted = commits
         key = unique("key")
-        first = _purchase_call(pos.partner_id, customer_id, unique("buy"), key=key)
-        again = _purchase_call(
+        first = purchase_call(pos.partner_id, customer_id, unique("buy"), key=key)
+        again = purchase_call(
             pos.partner_id, first.purchase.customer_id, first.purchase.purchase_id, key=key
         )
-        reused = _purchase_call(pos.partner_id, customer_id, unique("buy"), key=key)
+        reused = purchase_call(pos.partner_id, customer_id, unique("buy"), key=key)
         outcomes = await asyncio.gather(
             *(groups.submit(call) for call in (first, again, reused)), return_exceptions=True
         )
@@ -686,8 +643,8 @@ class TestGroupCommit:
         self, commits: tuple[PurchaseGroups, list[int]], pos: Pos, customer_id: str
     ) -> None:
         groups, _ = commits
-        good = _purchase_call(pos.partner_id, customer_id, unique("buy"))
-        stranger = _purchase_call(pos.partner_id, unique("nobody"), unique("buy"))
+        good = purchase_call(pos.partner_id, customer_id, unique("buy"))
+        stranger = purchase_call(pos.partner_id, unique("nobody"), unique("buy"))
         outcomes = await asyncio.gather(
             groups.submit(good), groups.submit(stranger), return_exceptions=True
         )

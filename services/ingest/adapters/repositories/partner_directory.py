@@ -1,5 +1,6 @@
 """Partners by API key, kept in memory for a few seconds: a POS call needs its partner, and
-asking the database for it on every call would cost a round trip each."""
+asking the database for it on every call would cost a round trip each. The API reaches it
+through `ports.PartnerDirectory`; bootstrap builds it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest.adapters.repository import SqlIngestRepository
+from services.ingest.adapters.repositories.api import partner_repository
 from services.ingest.domain.model import Partner
 from shared.clock import Clock
 from shared.storage.transactions import in_transaction
@@ -41,7 +42,7 @@ class PartnerDirectory:
 
     async def _load(self, api_key_hash: str) -> Partner | None:
         partner = await in_transaction(
-            self._engine, lambda conn: SqlIngestRepository(conn).partner_by_key_hash(api_key_hash)
+            self._engine, lambda conn: partner_repository(conn).partner_by_key_hash(api_key_hash)
         )
         if partner is None or self._ttl <= timedelta(0):
             self._found.pop(api_key_hash, None)

@@ -1,4 +1,6 @@
-"""Creates or resets a partner with given credentials, for scripted set-ups (`make up`).
+"""`python -m services.ingest provision-partner`: creates or resets a partner with given
+credentials, for scripted set-ups (`make up`). This module parses the command line and calls
+one use case (`usecases.partners.provision`, the command side of partner administration).
 
 The credentials come from the environment (FEDELTA_PARTNER_KEY, FEDELTA_PARTNER_SECRET), never
 from the command line: any local user can read another process's arguments (`ps`), while its
@@ -13,9 +15,8 @@ import os
 import re
 from collections.abc import Mapping
 
-from services.ingest.adapters.repository import SqlIngestRepository
-from services.ingest.domain.model import Partner, hash_api_key
 from services.ingest.settings import IngestSettings
+from services.ingest.usecases import partners
 from shared.clock import Clock, SystemClock
 from shared.storage.db import create_engine
 
@@ -34,18 +35,17 @@ async def provision_partner(
     signing_secret: str,
     clock: Clock | None = None,
 ) -> None:
-    """Idempotent: running it again with the same arguments changes nothing."""
-    partner = Partner(
-        partner_id=partner_id,
-        name=name,
-        api_key_hash=hash_api_key(api_key),
-        signing_secret=signing_secret,
-        created_at=(clock or SystemClock()).now(),
-    )
+    """`usecases.partners.provision` on an engine of its own, for this one command."""
     engine = create_engine(settings.database_url, pool_size=1)
     try:
-        async with engine.begin() as conn:
-            await SqlIngestRepository(conn).put_partner(partner)
+        await partners.provision(
+            engine,
+            clock or SystemClock(),
+            partner_id=partner_id,
+            name=name,
+            api_key=api_key,
+            signing_secret=signing_secret,
+        )
     finally:
         await engine.dispose()
 

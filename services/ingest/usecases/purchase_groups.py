@@ -7,6 +7,10 @@ their kept answers go in with one statement each, and the group commits once. On
 each caller answered, with its own answer: a 202 is still "stored with its event in the
 outbox". Within a group the calls are decided in arrival order, as if one after the other,
 so the second of two calls with one purchase_id is a retry (the same answer) or a 409.
+
+The use case's machinery (`purchases.report_purchase` submits to it): the group takes its
+Idempotency-Keys in the group form (`kept_answers` first, `remember_all` last), writes the
+outbox with one `Outbox.add_all`, and opens its transaction with `in_transaction`.
 """
 
 from __future__ import annotations
@@ -16,23 +20,23 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest.adapters import tables
-from services.ingest.adapters.repository import PurchaseKey, SqlIngestRepository, StoredPurchase
-from services.ingest.api.replies import replay_or_conflict
+from services.ingest.adapters.repositories.api import customer_repository, purchase_repository
 from services.ingest.api.schemas import AcceptedOut
 from services.ingest.domain.model import Accepted, RuleViolation, UnknownCustomer
+from services.ingest.ports import PurchaseKey, StoredPurchase
+from services.ingest.usecases.answers import ACCEPTED, Answer, replay_or_conflict
 from shared.clock import Clock
 from shared.messaging.events import CloudEvent
+from shared.messaging.outbox import Outbox
 from shared.storage.transactions import in_transaction
 from shared.web.idempotency import IdempotentCall, KeptAnswer, KeyId, kept_answers, remember_all
 from shared.web.problems import Problem
 
 log = logging.getLogger(__name__)
 
-Answer = AcceptedOut | JSONResponse
 Outcome = Answer | Exception  # an exception is raised to the caller, as if it were alone
 
 
@@ -139,29 +143,30 @@ class PurchaseGroups:
     async def _decide_and_store(
         self, conn: AsyncConnection, group: list[PurchaseCall]
     ) -> _Decisions:
-        repository = SqlIngestRepository(conn)
+        purchases = purchase_repository(conn)
         decisions = _Decisions(
             kept=await kept_answers(
                 conn, tables.idempotency_keys, (call.idempotency for call in group)
             ),
-            accepted=await repository.accepted_purchases({call.key for call in group}),
-            enrolled=await repository.known_customers(
+            accepted=await purchases.accepted_purchases({call.key for call in group}),
+            enrolled=await customer_repository(conn).known_customers(
                 {call.purchase.customer_id for call in group if call.refusal is None}
             ),
         )
         for call in group:
             decisions.outcomes.append(_decide(call, decisions))
         new = decisions.new
-        stored = await repository.add_purchases([call.purchase for call in new])
+        stored = await purchases.add_purchases([call.purchase for call in new])
         if len(stored) < len(new):
             raise _LostRace
-        now = self._clock.now()
-        await repository.add_events([(c.event, c.purchase.customer_id) for c in new], now)
+        await Outbox(conn, tables.outbox, self._clock).add_all(
+            [(c.event.topic, c.purchase.customer_id, c.event) for c in new]
+        )
         await remember_all(
             conn,
             tables.idempotency_keys,
             [(c.idempotency, decisions.kept[key]) for c in new if (key := c.idempotency.key_id)],
-            now,
+            self._clock.now(),
         )
         return decisions
 
@@ -192,6 +197,6 @@ def _decide(call: PurchaseCall, decisions: _Decisions) -> Outcome:
     answer = AcceptedOut(event_id=call.event.id)
     decisions.accepted[call.key] = purchase.accepted
     if key_id is not None:
-        decisions.kept[key_id] = call.idempotency.kept(202, answer)
+        decisions.kept[key_id] = call.idempotency.kept(ACCEPTED, answer)
     decisions.new.append(call)
     return answer

@@ -1,0 +1,128 @@
+"""The ports of the ingest service: what its use cases need of storage.
+
+Each is a Protocol; `adapters/repositories/` implements them on PostgreSQL (its factories are
+annotated with these, so mypy checks the classes). Ingest consumes no events and its only job
+is shared (`purge-idempotency-keys`), so every port here serves the use cases."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from services.ingest.domain.model import Accepted, CustomerProfile, Partner
+
+PurchaseKey = tuple[str, str]  # (partner_id, purchase_id): purchase ids are the partner's own
+
+
+@dataclass(frozen=True)
+class StoredPurchase:
+    partner_id: str
+    purchase_id: str
+    customer_id: str
+    currency: str
+    total: Decimal
+    refunded: Decimal
+    occurred_at: datetime
+    accepted: Accepted
+
+
+@dataclass(frozen=True)
+class StoredRefund:
+    partner_id: str
+    refund_id: str
+    purchase_id: str
+    customer_id: str
+    amount: Decimal
+    occurred_at: datetime
+    accepted: Accepted
+
+
+class PartnerRepository(Protocol):
+    """The partners: who may call, with which credentials (the admin's use cases)."""
+
+    async def partner_by_key_hash(self, api_key_hash: str) -> Partner | None: ...
+
+    async def add_partner(self, partner: Partner) -> bool:
+        """False when a partner with this id already exists."""
+        ...
+
+    async def put_partner(self, partner: Partner) -> None:
+        """Creates the partner or replaces its name and credentials."""
+        ...
+
+    async def partners(self) -> list[Partner]:
+        """Every partner, active or not, by id."""
+        ...
+
+    async def replace_credentials(
+        self, partner_id: str, api_key_hash: str, signing_secret: str
+    ) -> Partner | None:
+        """The partner with its new credentials (the old ones stop working); None when there
+        is no such partner."""
+        ...
+
+    async def deactivate_partner(self, partner_id: str) -> Partner | None:
+        """The partner, revoked: its key is refused from now on; None when there is none."""
+        ...
+
+
+class PartnerDirectory(Protocol):
+    """How a POS call finds its partner: by the hash of the API key it carries."""
+
+    async def by_key_hash(self, api_key_hash: str) -> Partner | None: ...
+
+
+class CustomerRepository(Protocol):
+    """The customers' current profiles (enrolment, changes, erasure)."""
+
+    async def add_customer(self, profile: CustomerProfile, accepted: Accepted) -> bool:
+        """False when the customer id is already enrolled."""
+        ...
+
+    async def enrolment(self, customer_id: str) -> Accepted | None: ...
+
+    async def profile_for_update(self, customer_id: str) -> CustomerProfile | None:
+        """The profile, its row locked until the transaction ends."""
+        ...
+
+    async def save_profile(self, profile: CustomerProfile, updated_at: datetime) -> None:
+        """Stores the profile with its version: call with the row locked."""
+        ...
+
+    async def erase_profile(self, profile: CustomerProfile) -> None:
+        """Stores an erased profile (domain.erased) and when it was erased: call with the row
+        locked."""
+        ...
+
+    async def known_customers(self, customer_ids: Collection[str]) -> set[str]:
+        """Those of the ids that are enrolled."""
+        ...
+
+
+class PurchaseRepository(Protocol):
+    """Purchases and refunds, by the partner's own ids."""
+
+    async def purchase(
+        self, partner_id: str, purchase_id: str, *, for_update: bool = False
+    ) -> StoredPurchase | None: ...
+
+    async def add_refund(self, refund: StoredRefund, refunded: Decimal) -> bool:
+        """Records the refund and the purchase's new refunded amount; False when the partner
+        already reported a refund with this id."""
+        ...
+
+    async def refund(self, partner_id: str, refund_id: str) -> StoredRefund | None: ...
+
+    async def accepted_purchases(
+        self, keys: Collection[PurchaseKey]
+    ) -> dict[PurchaseKey, Accepted]:
+        """What was accepted under those of the purchase ids that were already reported."""
+        ...
+
+    async def add_purchases(self, new: Sequence[StoredPurchase]) -> set[PurchaseKey]:
+        """Inserts the purchases in one statement; returns those that were new (the others
+        were committed concurrently under the same id)."""
+        ...

@@ -1,0 +1,216 @@
+"""Enrolment, profile changes and erasure, reported by a partner's POS.
+
+Each call is one transaction through `answers.keyed` (run_keyed: its Idempotency-Key
+replayed or kept), which wakes the relay once it committed."""
+
+from dataclasses import replace
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.ingest.adapters import tables
+from services.ingest.adapters.repositories.api import customer_repository
+from services.ingest.api.schemas import AcceptedOut, CustomerPatchIn, EnrolmentIn
+from services.ingest.domain.model import (
+    Accepted,
+    CustomerProfile,
+    Partner,
+    RuleViolation,
+    ensure_not_self_referral,
+    erased,
+    is_retry,
+    patched,
+    request_hash,
+)
+from services.ingest.usecases.answers import Answer, accept, keyed, source_of
+from shared.messaging import events
+from shared.messaging.events import derived_event_id, new_event
+from shared.messaging.outbox import Outbox
+from shared.runtime.process import Runtime
+from shared.web.idempotency import IdempotentCall
+from shared.web.problems import Problem
+
+ProfileEvent = TypeVar("ProfileEvent", bound=events.CustomerProfile)
+
+
+async def enrol(
+    runtime: Runtime, partner: Partner, enrolment: EnrolmentIn, call: IdempotentCall
+) -> Answer:
+    ensure_not_self_referral(enrolment.customer_id, enrolment.referred_by)
+    # The partner is part of the call: the same body from another partner is another call.
+    fingerprint = request_hash(
+        {"partner_id": partner.partner_id, **enrolment.model_dump(mode="json")}
+    )
+    now = runtime.clock.now()
+    profile = _enrolled_profile(enrolment, partner.partner_id, now)
+    event = new_event(
+        _payload(events.CustomerEnrolled, profile),
+        source=source_of(partner.partner_id),
+        subject=profile.customer_id,
+        time=now,
+    )
+
+    async def work(conn: AsyncConnection) -> AcceptedOut:
+        customers = customer_repository(conn)
+        # A concurrent enrolment of the same id makes the insert do nothing: read what won.
+        if not await customers.add_customer(profile, Accepted(fingerprint, event.id)):
+            previous = await customers.enrolment(profile.customer_id)
+            assert previous is not None
+            if is_retry(previous, fingerprint):  # same body, same partner: the first answer
+                return AcceptedOut(event_id=previous.event_id)
+            raise already_enrolled(profile.customer_id)
+        return await accept(conn, event, customer_id=profile.customer_id, clock=runtime.clock)
+
+    return await keyed(runtime, call, work)
+
+
+async def change_profile(
+    runtime: Runtime,
+    partner: Partner,
+    customer_id: str,
+    patch: CustomerPatchIn,
+    call: IdempotentCall,
+) -> Answer:
+    changes = patch.changes()
+    if not changes:
+        raise RuleViolation(
+            "the patch changes nothing: send at least one of email, phone, locale, "
+            "time_zone, consent"
+        )
+
+    async def work(conn: AsyncConnection) -> AcceptedOut:
+        customers = customer_repository(conn)
+        # Locked so that concurrent patches apply one after the other: each gets the next
+        # version, and its time is read once the lock is held, so versions and times of one
+        # customer's changes rise together.
+        current = await customers.profile_for_update(customer_id)
+        if current is None:
+            raise unknown_customer(
+                f"customer {customer_id!r} is not enrolled: enrol with POST /v1/customers"
+            )
+        ensure_enrolling_partner(current, partner.partner_id)
+        if current.erased_at is not None:
+            raise erased_customer(customer_id)
+        now = runtime.clock.now()
+        profile = replace(patched(current, changes), version=current.version + 1)
+        await customers.save_profile(profile, updated_at=now)
+        event = new_event(
+            # partner_id stays the enrolling one (the only one who may change it); the source
+            # says who made this change.
+            _payload(events.CustomerUpdated, profile),
+            source=source_of(partner.partner_id),
+            subject=customer_id,
+            time=now,
+        )
+        return await accept(conn, event, customer_id=customer_id, clock=runtime.clock)
+
+    return await keyed(runtime, call, work)
+
+
+async def erase(
+    runtime: Runtime, partner: Partner, customer_id: str, call: IdempotentCall
+) -> Answer:
+    """The right to be forgotten (contract §2): the contact data leave ingest's table at once
+    (the id row stays, pseudonymous, so that purchases still resolve), then every service
+    learns it from `customer.erased`, and a tombstone lets compaction remove the profiles from
+    the customers topic. Erasing an erased customer answers with the same event id."""
+
+    async def work(conn: AsyncConnection) -> AcceptedOut:
+        customers = customer_repository(conn)
+        current = await customers.profile_for_update(customer_id)
+        if current is None:
+            raise unknown_customer(f"customer {customer_id!r} is not enrolled")
+        ensure_enrolling_partner(current, partner.partner_id)
+        enrolment = await customers.enrolment(customer_id)
+        assert enrolment is not None  # the row is locked
+        # Derived from the enrolment: one erasure per customer, whoever asks again.
+        event_id = derived_event_id(enrolment.event_id, "erased")
+        if current.erased_at is not None:
+            return AcceptedOut(event_id=event_id)
+        now = runtime.clock.now()
+        await customers.erase_profile(erased(current, now))
+        event = new_event(
+            events.CustomerErased(customer_id=customer_id),
+            source=source_of(partner.partner_id),
+            subject=customer_id,
+            time=now,
+            event_id=event_id,
+        )
+        answer = await accept(conn, event, customer_id=customer_id, clock=runtime.clock)
+        await Outbox(conn, tables.outbox, runtime.clock).add_tombstone(
+            row_id=derived_event_id(event_id, "tombstone"), key=customer_id, topic=event.topic
+        )
+        return answer
+
+    return await keyed(runtime, call, work)
+
+
+def unknown_customer(detail: str) -> Problem:
+    return Problem(404, "Not found", detail, slug="unknown-customer")
+
+
+def erased_customer(customer_id: str) -> Problem:
+    return Problem(
+        404,
+        "Not found",
+        f"customer {customer_id!r} was erased: their profile is gone for good",
+        slug="erased-customer",
+    )
+
+
+def already_enrolled(customer_id: str) -> Problem:
+    """The same answer whoever enrolled the id and whatever they sent: a partner learns that
+    the id is taken (which it must, to pick another), never by whom nor with what profile."""
+    return Problem(
+        409,
+        "Conflict",
+        f"customer id {customer_id!r} is already enrolled in the program; a retry of an "
+        "enrolment must send the same body from the same partner, and only the enrolling "
+        "partner changes a profile (PATCH /v1/customers/{id})",
+        slug="customer-already-enrolled",
+    )
+
+
+def ensure_enrolling_partner(profile: CustomerProfile, partner_id: str) -> None:
+    """The coalition's rule (contract §4): any partner reports purchases for any member, only
+    the enrolling partner changes or erases the profile. The 403 names neither the enrolling
+    partner nor anything of the profile."""
+    if profile.partner_id != partner_id:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"customer {profile.customer_id!r} was enrolled by another partner of the "
+            "program: only the enrolling partner may change or erase the profile",
+            slug="not-enrolling-partner",
+        )
+
+
+def _enrolled_profile(enrolment: EnrolmentIn, partner_id: str, now: datetime) -> CustomerProfile:
+    return CustomerProfile(
+        customer_id=enrolment.customer_id,
+        partner_id=partner_id,
+        enrolled_at=now,
+        locale=enrolment.locale,
+        time_zone=enrolment.time_zone,
+        email=enrolment.email,
+        phone=enrolment.phone,
+        consent_email=enrolment.consent.email,
+        consent_sms=enrolment.consent.sms,
+        referred_by=enrolment.referred_by,
+    )
+
+
+def _payload(kind: type[ProfileEvent], profile: CustomerProfile) -> ProfileEvent:
+    return kind(
+        customer_id=profile.customer_id,
+        partner_id=profile.partner_id,
+        enrolled_at=profile.enrolled_at,
+        locale=profile.locale,
+        time_zone=profile.time_zone,
+        email=profile.email,
+        phone=profile.phone,
+        consent=events.Consent(email=profile.consent_email, sms=profile.consent_sms),
+        referred_by=profile.referred_by,
+        version=profile.version,
+    )

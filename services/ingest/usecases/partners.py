@@ -1,0 +1,114 @@
+"""Partner administration: onboarding, the list, key rotation and revocation (an operator with
+the admin token, over HTTP), and provisioning with given credentials (the command line's
+`provision-partner`, for scripted set-ups). Credentials are shown once, in the answer that
+makes them, and never logged."""
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest.adapters.repositories.api import partner_repository
+from services.ingest.api.schemas import PartnerCreatedOut, PartnerIn, PartnerListOut, PartnerOut
+from services.ingest.domain.model import (
+    Partner,
+    PartnerCredentials,
+    hash_api_key,
+    new_credentials,
+    new_partner_id,
+)
+from shared.clock import Clock
+from shared.runtime.process import Runtime
+from shared.storage.transactions import in_transaction
+from shared.web.problems import Problem
+
+
+async def create(runtime: Runtime, body: PartnerIn) -> PartnerCreatedOut:
+    partner_id = body.partner_id or new_partner_id()
+    credentials = new_credentials()
+    partner = Partner(
+        partner_id=partner_id,
+        name=body.name,
+        api_key_hash=hash_api_key(credentials.api_key),
+        signing_secret=credentials.signing_secret,
+        created_at=runtime.clock.now(),
+    )
+    if not await in_transaction(
+        runtime.engine, lambda conn: partner_repository(conn).add_partner(partner)
+    ):
+        raise Problem(
+            409, "Conflict", f"partner {partner_id!r} already exists", slug="partner-exists"
+        )
+    return _with_credentials(partner, credentials)
+
+
+async def list_all(runtime: Runtime) -> PartnerListOut:
+    async with runtime.engine.connect() as conn:
+        found = await partner_repository(conn).partners()
+    return PartnerListOut(items=[_out(p) for p in found])
+
+
+async def rotate_key(runtime: Runtime, partner_id: str) -> PartnerCreatedOut:
+    """New API key and signing secret; the old ones stop working (within the partner cache's
+    few seconds in each ingest process). A revoked partner stays revoked."""
+    credentials = new_credentials()
+    partner = await in_transaction(
+        runtime.engine,
+        lambda conn: partner_repository(conn).replace_credentials(
+            partner_id, hash_api_key(credentials.api_key), credentials.signing_secret
+        ),
+    )
+    if partner is None:
+        raise _unknown(partner_id)
+    return _with_credentials(partner, credentials)
+
+
+async def revoke(runtime: Runtime, partner_id: str) -> PartnerOut:
+    """The partner's calls are refused (401) from now on; what it reported stays. Revoking
+    twice is harmless."""
+    partner = await in_transaction(
+        runtime.engine, lambda conn: partner_repository(conn).deactivate_partner(partner_id)
+    )
+    if partner is None:
+        raise _unknown(partner_id)
+    return _out(partner)
+
+
+async def provision(
+    engine: AsyncEngine,
+    clock: Clock,
+    *,
+    partner_id: str,
+    name: str,
+    api_key: str,
+    signing_secret: str,
+) -> None:
+    """Creates the partner, or resets its name and credentials to these. Idempotent: running
+    it again with the same arguments changes nothing."""
+    partner = Partner(
+        partner_id=partner_id,
+        name=name,
+        api_key_hash=hash_api_key(api_key),
+        signing_secret=signing_secret,
+        created_at=clock.now(),
+    )
+    await in_transaction(engine, lambda conn: partner_repository(conn).put_partner(partner))
+
+
+def _with_credentials(partner: Partner, credentials: PartnerCredentials) -> PartnerCreatedOut:
+    return PartnerCreatedOut(
+        partner_id=partner.partner_id,
+        name=partner.name,
+        api_key=credentials.api_key,
+        signing_secret=credentials.signing_secret,
+    )
+
+
+def _out(partner: Partner) -> PartnerOut:
+    return PartnerOut(
+        partner_id=partner.partner_id,
+        name=partner.name,
+        created_at=partner.created_at,
+        active=partner.active,
+    )
+
+
+def _unknown(partner_id: str) -> Problem:
+    return Problem(404, "Not found", f"no partner {partner_id!r}", slug="unknown-partner")
