@@ -31,7 +31,10 @@ LAYERS = ("tests/unit/", "tests/contract/", "tests/integration/", "tests/e2e/", 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Fast layers first, and the end-to-end service processes only after the in-process
-    integration services have stopped: both consume in the same consumer groups."""
+    integration services have stopped: both consume in the same consumer groups.
+
+    This orders layers, never files: within a layer no test depends on the order of the
+    files (the e2e check of the logs makes its own traffic rather than running last)."""
 
     def layer(item: pytest.Item) -> int:
         path = item.nodeid

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from fedelta_cli.devenv import DevEnv
-from fedelta_cli.pos import PosClient
+from fedelta_client import DevEnv, StackClient
 from tests.support.stack import Stack
 
 SERVICE_PORT_NAMES = ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS")
@@ -24,13 +23,8 @@ class Pipeline:
     script_env: dict[str, str]
 
     def run(self, script: str, *args: str) -> None:
-        import subprocess
-
-        from tests.support.stack import REPO
-
-        subprocess.run(
-            [str(REPO / "deploy" / "local" / script), *args], env=self.script_env, check=True
-        )
+        """One of deploy/local's scripts, with the pipeline's service ports."""
+        self.stack.run(script, *args, env=self.script_env)
 
 
 @pytest.fixture(scope="session")
@@ -44,15 +38,14 @@ def pipeline(stack: Stack) -> Iterator[Pipeline]:
         "FEDELTA_NOTIFICATIONS_QUIET_HOURS_START": "00:00",
         "FEDELTA_NOTIFICATIONS_QUIET_HOURS_END": "00:00",
     }
-    pipeline = Pipeline(stack=stack, env=None, script_env=script_env)  # type: ignore[arg-type]
-    pipeline.run("stack.sh", "up")
+    stack.run("stack.sh", "up", env=script_env)
     try:
         yield Pipeline(stack, DevEnv.load(stack.state_dir / "dev.env"), script_env)
     finally:
-        pipeline.run("services.sh", "stop")
+        stack.run("services.sh", "stop", env=script_env)
 
 
 @pytest.fixture
-async def pos(pipeline: Pipeline) -> AsyncIterator[PosClient]:
+async def pos(pipeline: Pipeline) -> AsyncIterator[StackClient]:
     async with httpx.AsyncClient(timeout=20) as http:
-        yield PosClient(pipeline.env, http)
+        yield StackClient(pipeline.env, http)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fedelta_cli.pos import PosClient
+from fedelta_client import StackClient
 from tests.e2e.conftest import Pipeline
 from tests.support.polling import eventually
 from tests.support.stack import REPO
@@ -48,7 +48,7 @@ async def fedelta(pipeline: Pipeline, *args: str) -> tuple[int, str]:
 
 
 async def test_a_small_simulation_agrees_with_the_services(
-    pipeline: Pipeline, pos: PosClient, tmp_path: Path
+    pipeline: Pipeline, pos: StackClient, tmp_path: Path
 ) -> None:
     summary_file = tmp_path / "summary.json"
     code, output = await fedelta(
@@ -93,7 +93,7 @@ async def test_a_small_simulation_agrees_with_the_services(
     assert summary["customers"] == CUSTOMERS
 
 
-async def test_customer_show_partners_topics_and_jobs(pipeline: Pipeline, pos: PosClient) -> None:
+async def test_customer_show_partners_topics_and_jobs(pipeline: Pipeline, pos: StackClient) -> None:
     customer = f"cli-{os.urandom(4).hex()}"
     await pos.enrol(customer, f"{customer}@example.com")
     await pos.purchase(customer, "120.00")

@@ -34,7 +34,7 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 from schemathesis.schemas import BaseSchema
 
-from fedelta_cli.devenv import DevEnv
+from fedelta_client import DevEnv
 from shared.web.auth import SIGNATURE_HEADER, sign
 from shared.web.problems import PROBLEM_JSON
 from tests.e2e.conftest import Pipeline

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from fedelta_cli.pos import PosClient
+from fedelta_client import StackClient
 from tests.e2e.conftest import Pipeline
 from tests.support.polling import eventually
 
@@ -45,7 +45,7 @@ def subjects(mail_dir: Path, address: str) -> list[str]:
 
 
 async def enrol(
-    pos: PosClient, customer_id: str, address: str, *, consent: bool, locale: str = "en"
+    pos: StackClient, customer_id: str, address: str, *, consent: bool, locale: str = "en"
 ) -> None:
     response = await pos.post(
         "/v1/customers",
@@ -60,7 +60,7 @@ async def enrol(
     assert response.status_code == 202, response.text
 
 
-async def log_of(pos: PosClient, customer_id: str) -> list[dict[str, Any]]:
+async def log_of(pos: StackClient, customer_id: str) -> list[dict[str, Any]]:
     response = await pos.notifications(customer_id)
     if response.status_code == 404:
         return []
@@ -69,7 +69,7 @@ async def log_of(pos: PosClient, customer_id: str) -> list[dict[str, Any]]:
     return items
 
 
-async def run_job(pos: PosClient, name: str, as_of: datetime) -> dict[str, Any]:
+async def run_job(pos: StackClient, name: str, as_of: datetime) -> dict[str, Any]:
     response = await pos.admin_post(
         f"{pos.env.notifications_url}/v1/admin/jobs/{name}", params={"as_of": as_of.isoformat()}
     )
@@ -80,7 +80,7 @@ async def run_job(pos: PosClient, name: str, as_of: datetime) -> dict[str, Any]:
 
 
 async def test_an_italian_customer_with_consent_gets_welcome_and_tier_up_in_italian(
-    pipeline: Pipeline, pos: PosClient
+    pipeline: Pipeline, pos: StackClient
 ) -> None:
     customer_id, address = new_customer()
     await enrol(pos, customer_id, address, consent=True, locale="it")
@@ -99,7 +99,9 @@ async def test_an_italian_customer_with_consent_gets_welcome_and_tier_up_in_ital
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
-async def test_a_customer_without_consent_gets_nothing(pipeline: Pipeline, pos: PosClient) -> None:
+async def test_a_customer_without_consent_gets_nothing(
+    pipeline: Pipeline, pos: StackClient
+) -> None:
     customer_id, address = new_customer()
     await enrol(pos, customer_id, address, consent=False, locale="it")
     await pos.purchase(customer_id, "600.00")
@@ -116,7 +118,7 @@ async def test_a_customer_without_consent_gets_nothing(pipeline: Pipeline, pos: 
 
 
 async def test_a_customer_enrolled_in_their_quiet_hours_gets_the_welcome_after_them(
-    pipeline: Pipeline, pos: PosClient
+    pipeline: Pipeline, pos: StackClient
 ) -> None:
     customer_id, address = new_customer()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -164,7 +166,7 @@ async def test_a_customer_enrolled_in_their_quiet_hours_gets_the_welcome_after_t
 
 
 async def test_a_customer_silent_for_90_days_gets_one_win_back_email(
-    pipeline: Pipeline, pos: PosClient
+    pipeline: Pipeline, pos: StackClient
 ) -> None:
     customer_id, address = new_customer()
     await enrol(pos, customer_id, address, consent=True)

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fedelta_cli.pos import PosClient
+from fedelta_client import StackClient
 from shared.messaging import events, topics
 from tests.e2e.conftest import Pipeline
 from tests.support.kafka import events_for
@@ -41,7 +41,7 @@ async def json_when(call: Any, predicate: Any) -> Any:
     return body if predicate(body) else None
 
 
-async def balance_when(pos: PosClient, customer: str, available: int, what: str) -> Any:
+async def balance_when(pos: StackClient, customer: str, available: int, what: str) -> Any:
     return await eventually(
         lambda: json_when(pos.balance(customer), lambda b: b["available"] == available),
         within=WITHIN,
@@ -49,14 +49,14 @@ async def balance_when(pos: PosClient, customer: str, available: int, what: str)
     )
 
 
-async def ledger_of(pos: PosClient, customer: str) -> list[dict[str, Any]]:
+async def ledger_of(pos: StackClient, customer: str) -> list[dict[str, Any]]:
     response = await pos.ledger(customer)
     assert response.status_code == 200
     entries: list[dict[str, Any]] = response.json()["entries"]
     return entries
 
 
-async def tier_changes_points_consumed(pos: PosClient) -> int:
+async def tier_changes_points_consumed(pos: StackClient) -> int:
     """How many tier events the points consumer has finished with (its /metrics)."""
     response = await pos.http.get(f"{pos.env.points_url}/metrics")
     assert response.status_code == 200
@@ -68,7 +68,7 @@ async def tier_changes_points_consumed(pos: PosClient) -> int:
 
 
 async def admin(
-    pos: PosClient, path: str, body: dict[str, Any] | None = None, **params: str
+    pos: StackClient, path: str, body: dict[str, Any] | None = None, **params: str
 ) -> httpx.Response:
     return await pos.admin_post(
         f"{pos.env.points_url}{path}",
@@ -79,7 +79,7 @@ async def admin(
 
 
 async def test_a_customers_points_story_from_enrolment_to_expiry(
-    pipeline: Pipeline, pos: PosClient
+    pipeline: Pipeline, pos: StackClient
 ) -> None:
     run = uuid.uuid4().hex[:10]
     referrer, customer, store = f"e2e-r-{run}", f"e2e-a-{run}", f"e2e-store-{run}"

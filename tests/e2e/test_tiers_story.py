@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fedelta_cli.pos import PosClient
+from fedelta_client import StackClient
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent
 from tests.e2e.conftest import Pipeline
@@ -33,7 +33,7 @@ def new_customer() -> tuple[str, str]:
     return customer, f"{customer}@example.com"
 
 
-async def tier_when(pos: PosClient, customer_id: str, spend: str) -> dict[str, Any]:
+async def tier_when(pos: StackClient, customer_id: str, spend: str) -> dict[str, Any]:
     """The customer's tier once the tiers service has counted a qualifying spend of `spend`."""
 
     async def counted() -> dict[str, Any] | None:
@@ -46,7 +46,7 @@ async def tier_when(pos: PosClient, customer_id: str, spend: str) -> dict[str, A
     return await eventually(counted, within=WITHIN, what=f"a qualifying spend of {spend}")
 
 
-async def run_job(pos: PosClient, name: str, as_of: datetime) -> dict[str, Any]:
+async def run_job(pos: StackClient, name: str, as_of: datetime) -> dict[str, Any]:
     response = await pos.admin_post(
         f"{pos.env.tiers_url}/v1/admin/jobs/{name}", params={"as_of": as_of.isoformat()}
     )
@@ -69,7 +69,7 @@ async def published(
     return await eventually(found, within=WITHIN, what=f"{count} {event_type} on Kafka")
 
 
-async def history(pos: PosClient, customer_id: str) -> list[tuple[str, str, str, str | None]]:
+async def history(pos: StackClient, customer_id: str) -> list[tuple[str, str, str, str | None]]:
     response = await pos.read(f"{pos.env.tiers_url}/v1/customers/{customer_id}/tier/history")
     assert response.status_code == 200, response.text
     return [
@@ -78,7 +78,7 @@ async def history(pos: PosClient, customer_id: str) -> list[tuple[str, str, str,
 
 
 async def test_upgrade_then_a_refund_keeps_the_tier_until_a_warned_review_lowers_it(
-    pipeline: Pipeline, pos: PosClient
+    pipeline: Pipeline, pos: StackClient
 ) -> None:
     customer, address = new_customer()
     await pos.enrol(customer, address)
@@ -127,7 +127,7 @@ async def test_upgrade_then_a_refund_keeps_the_tier_until_a_warned_review_lowers
 
 
 async def test_a_staff_override_sets_a_floor_until_its_date_and_is_announced(
-    pipeline: Pipeline, pos: PosClient
+    pipeline: Pipeline, pos: StackClient
 ) -> None:
     customer, address = new_customer()
     await pos.enrol(customer, address)
@@ -159,7 +159,7 @@ async def test_a_staff_override_sets_a_floor_until_its_date_and_is_announced(
 
 
 async def test_the_replay_command_applies_a_threshold_change_to_existing_customers(
-    pipeline: Pipeline, pos: PosClient, tmp_path: Path
+    pipeline: Pipeline, pos: StackClient, tmp_path: Path
 ) -> None:
     lowered, unchanged = new_customer()[0], new_customer()[0]
     await pos.enrol(lowered, None)
@@ -203,7 +203,7 @@ async def replay(pipeline: Pipeline, program: Path, *options: str) -> str:
 
 
 async def the_lowered_threshold_is_applied(
-    pipeline: Pipeline, pos: PosClient, lowered: str, unchanged: str
+    pipeline: Pipeline, pos: StackClient, lowered: str, unchanged: str
 ) -> None:
     assert (await pos.tier(lowered)).json()["tier"] == "bronze"
     changes = await published(pipeline, lowered, events.TIER_CHANGED, 2)

@@ -17,7 +17,7 @@ from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka
 from cloudevents.core.formats.json import JSONFormat
 from jsonschema import Draft7Validator
 
-from fedelta_cli.pos import PosClient
+from fedelta_client import StackClient
 from shared.messaging import events, topics
 from shared.messaging.schema import OUTPUT
 from tests.e2e.conftest import Pipeline
@@ -60,7 +60,7 @@ async def records_of_every_topic(bootstrap: str) -> list[Any]:
     return found
 
 
-async def report_the_flow(pos: PosClient, customer: str) -> None:
+async def report_the_flow(pos: StackClient, customer: str) -> None:
     await pos.enrol(customer, f"{customer}@example.com", consent=True)
     first = f"p-{uuid.uuid4()}"
     await pos.purchase(customer, "300.00", first)
@@ -103,7 +103,7 @@ def parse_with_javascript(records: list[Any]) -> list[dict[str, Any]]:
 
 
 async def test_every_event_on_the_wire_passes_its_schema_and_both_official_sdks(
-    pipeline: Pipeline, pos: PosClient
+    pipeline: Pipeline, pos: StackClient
 ) -> None:
     customer = f"contract-{uuid.uuid4().hex[:12]}"
     await report_the_flow(pos, customer)

@@ -20,9 +20,24 @@ def _now() -> datetime:
 
 
 def ingest_event(
-    payload: events.Payload, customer_id: str, at: datetime, partner_id: str
+    payload: events.Payload,
+    customer_id: str,
+    at: datetime,
+    partner_id: str,
+    *,
+    subject: str | None = None,
+    traceparent: str | None = None,
 ) -> CloudEvent:
-    return new_event(payload, source=f"ingest/{partner_id}", subject=customer_id, time=at)
+    """The envelope ingest puts round a payload: keyed by the customer unless `subject` says
+    otherwise (a test that puts an event under another key), in the current trace unless
+    `traceparent` is given."""
+    return new_event(
+        payload,
+        source=f"ingest/{partner_id}",
+        subject=subject or customer_id,
+        time=at,
+        traceparent=traceparent,
+    )
 
 
 def purchase(
@@ -81,14 +96,71 @@ def enrolment(
     at: datetime | None = None,
     enrolled_at: datetime | None = None,
     partner_id: str = PARTNER,
+    subject: str | None = None,
+    traceparent: str | None = None,
     **profile: Any,
 ) -> CloudEvent:
     """A customer.enrolled event; `profile` sets any other field (email, locale, consent...)."""
+    return _profile(
+        events.CustomerEnrolled,
+        customer_id,
+        at,
+        enrolled_at,
+        partner_id,
+        subject,
+        traceparent,
+        profile,
+    )
+
+
+def profile_update(
+    customer_id: str,
+    *,
+    at: datetime | None = None,
+    enrolled_at: datetime | None = None,
+    partner_id: str = PARTNER,
+    subject: str | None = None,
+    traceparent: str | None = None,
+    **profile: Any,
+) -> CloudEvent:
+    """A customer.updated event (the whole latest profile, as ingest publishes it)."""
+    return _profile(
+        events.CustomerUpdated,
+        customer_id,
+        at,
+        enrolled_at,
+        partner_id,
+        subject,
+        traceparent,
+        profile,
+    )
+
+
+def _profile(
+    kind: type[events.CustomerProfile],
+    customer_id: str,
+    at: datetime | None,
+    enrolled_at: datetime | None,
+    partner_id: str,
+    subject: str | None,
+    traceparent: str | None,
+    profile: dict[str, Any],
+) -> CloudEvent:
     at = at or _now()
-    payload = events.CustomerEnrolled(
+    payload = kind(
         customer_id=customer_id,
         partner_id=partner_id,
         enrolled_at=enrolled_at or at,
         **profile,
     )
-    return ingest_event(payload, customer_id, at, partner_id)
+    return ingest_event(
+        payload, customer_id, at, partner_id, subject=subject, traceparent=traceparent
+    )
+
+
+def erasure(
+    customer_id: str, *, at: datetime | None = None, partner_id: str = PARTNER
+) -> CloudEvent:
+    """A customer.erased event."""
+    payload = events.CustomerErased(customer_id=customer_id)
+    return ingest_event(payload, customer_id, at or _now(), partner_id)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import ValidationError
 
+from shared.messaging import topics
 from shared.messaging.events import CloudEvent
+from shared.messaging.schema import CONSUMES
 
 
 async def publish(bootstrap: str, topic: str, key: str, value: bytes | CloudEvent) -> None:
@@ -48,6 +52,22 @@ async def read_all(bootstrap: str, topic: str, *, settle: float = 1.0) -> list[A
         await consumer.stop()
 
 
+async def records_if_any(bootstrap: str, topic: str) -> list[Any] | None:
+    """Every record on the topic, or None while it has none: a probe for `eventually`."""
+    records = await read_all(bootstrap, topic, settle=0.2)
+    return records or None
+
+
+async def create_topics(bootstrap: str, *names: str, partitions: int = 1) -> None:
+    """Scratch topics of a test's own (one partition, one replica unless told)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    finally:
+        await admin.close()
+
+
 async def events_for(bootstrap: str, topic: str, subject: str) -> list[CloudEvent]:
     """The CloudEvents on a topic about one customer, in the order of their partition."""
     found = []
@@ -68,6 +88,43 @@ async def _at_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
         if await consumer.position(partition) < end:
             return False
     return True
+
+
+async def consumed_everywhere(bootstrap: str, key: str, *, marker_event_id: str) -> bool:
+    """Whether every service that acts on an event about `key` (a customer id) has applied it:
+    its consumer group committed past the record, which it does only after the transaction
+    that applied the record's batch. Looks at every record with that key on the main topics,
+    once the one carrying `marker_event_id` (the newest the test made) is there; false while it
+    is not. Who acts on which type is `shared.messaging.schema.CONSUMES`."""
+    needed: dict[str, dict[TopicPartition, int]] = {}  # group -> partition -> offset past
+    marked = False
+    for spec in topics.MAIN_TOPICS:
+        for record in await read_all(bootstrap, spec.name, settle=0.2):
+            if record.key != key.encode() or record.value is None:
+                continue  # another key, or a tombstone: nobody acts on it
+            event = json.loads(record.value)
+            marked = marked or event.get("id") == marker_event_id
+            partition = TopicPartition(record.topic, record.partition)
+            for service, types in CONSUMES.items():
+                if event.get("type") in types:
+                    group = needed.setdefault(f"fedelta-{service}", {})
+                    group[partition] = max(group.get(partition, 0), record.offset + 1)
+    return marked and await _committed_past(bootstrap, needed)
+
+
+async def _committed_past(bootstrap: str, needed: dict[str, dict[TopicPartition, int]]) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        for group, offsets in needed.items():
+            committed = await admin.list_consumer_group_offsets(group)
+            for partition, offset in offsets.items():
+                done = committed.get(partition)
+                if done is None or done.offset < offset:
+                    return False
+        return True
+    finally:
+        await admin.close()
 
 
 async def dead_letters(bootstrap: str, topic: str, *, key: str, consumer: str) -> list[Any]:

@@ -77,9 +77,13 @@ class Stack:
             "FEDELTA_SMS_DIR": str(self.sms_dir),
         }
 
-    def run(self, script: str, *args: str) -> None:
+    def run(self, script: str, *args: str, env: dict[str, str] | None = None) -> None:
+        """One of deploy/local's scripts on this stack (with `env`, if given, instead of
+        `script_env()`: the e2e pipeline adds its service ports to it)."""
         subprocess.run(
-            [str(REPO / "deploy" / "local" / script), *args], env=self.script_env(), check=True
+            [str(REPO / "deploy" / "local" / script), *args],
+            env=self.script_env() if env is None else env,
+            check=True,
         )
 
     def migrate(self, service: str) -> None:

@@ -1,158 +1,54 @@
 """The batched consumer on fakes: isolation of poison, order per key, outages, what is skipped.
-
-The fake database keeps an inbox and the applied events, commits a transaction's changes
-only when it ends without an error, and undoes a savepoint's changes when it fails, as
-PostgreSQL does; the real database is the integration tests' business.
+The fakes (tests/support/fakes/messaging.py) commit a transaction's changes only when it ends
+without an error and undo a failed savepoint's, as PostgreSQL does; the real database is the
+integration tests' business.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
 
 import asyncpg
 import pytest
-import sqlalchemy as sa
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from sqlalchemy import exc as sa_exc
 
-from shared.clock import FixedClock
 from shared.messaging import events
-from shared.messaging.consumer import EventConsumer, Received, Subscription
-from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.events import CloudEvent
 from shared.messaging.kafka import EVENT_TYPE_HEADER
-
-NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
-TOPIC = "fedelta.customers.v1"
-
-
-@dataclass
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None, dict[str, bytes]]] = []
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Any:
-        self.sent.append((topic, value, key, dict(headers or [])))
-
-    def dead_lettered_offsets(self) -> list[int]:
-        return [int(headers["fedelta-original-offset"]) for _, _, _, headers in self.sent]
-
-
-@dataclass
-class FakeConnection:
-    inbox: set[str]
-    applied: list[str]
-
-    @asynccontextmanager
-    async def begin_nested(self) -> AsyncIterator[None]:
-        saved = (set(self.inbox), list(self.applied))
-        try:
-            yield
-        except BaseException:
-            self.inbox, self.applied = saved
-            raise
-
-
-@dataclass
-class FakeDatabase:
-    """Committed state, and failures scripted for whole transactions (outages at connect)."""
-
-    inbox: set[str] = field(default_factory=set)
-    applied: list[str] = field(default_factory=list)
-    connect_failures: list[Exception] = field(default_factory=list)
-
-    @asynccontextmanager
-    async def begin(self) -> AsyncIterator[FakeConnection]:
-        if self.connect_failures:
-            raise self.connect_failures.pop(0)
-        conn = FakeConnection(set(self.inbox), list(self.applied))
-        yield conn
-        self.inbox, self.applied = conn.inbox, conn.applied
-
-
-class Handler:
-    """Applies each event by recording its id; fails as scripted per customer id."""
-
-    def __init__(self, failures: dict[str, list[Exception]] | None = None) -> None:
-        self.failures = failures or {}
-        self.calls: list[list[str]] = []
-
-    async def __call__(self, conn: Any, batch: Sequence[CloudEvent]) -> None:
-        self.calls.append([event.id for event in batch])
-        for event in batch:
-            scripted = self.failures.get(event.subject)
-            if scripted:
-                raise scripted.pop(0)
-            conn.applied.append(event.id)
-
-
-class FakeInboxConsumer(EventConsumer):
-    async def _claim(self, conn: Any, batch: Sequence[Received]) -> set[str]:
-        new: set[str] = {r.event.id for r in batch} - conn.inbox
-        conn.inbox |= new
-        return new
+from tests.support.factories import enrolment, erasure
+from tests.support.fakes.messaging import (
+    NOW,
+    TOPIC,
+    FakeDatabase,
+    FakeInboxConsumer,
+    FakeKafkaConsumer,
+    FakeProducer,
+    Message,
+    RecordingHandler,
+    fake_consumer,
+)
 
 
 def consumer(
     database: FakeDatabase,
-    handler: Handler,
+    handler: RecordingHandler,
     producer: FakeProducer,
     *,
     event_types: frozenset[str] = frozenset({events.CUSTOMER_ENROLLED}),
 ) -> FakeInboxConsumer:
-    return FakeInboxConsumer(
-        service="points",
-        subscription=Subscription(topics=(TOPIC,), event_types=event_types, handle=handler),
-        bootstrap_servers="127.0.0.1:1",
-        engine=database,  # type: ignore[arg-type]  # the fake has what the consumer uses
-        inbox_table=sa.Table("inbox", sa.MetaData()),
-        dead_letters=producer,
-        clock=FixedClock(NOW),
-        max_attempts=3,
-        retry_backoff=0.0001,
-        outage_backoff_max=0.001,
-    )
-
-
-def enrolment(customer_id: str) -> CloudEvent:
-    return new_event(
-        events.CustomerEnrolled(customer_id=customer_id, partner_id="demo", enrolled_at=NOW),
-        source="ingest/demo",
-        subject=customer_id,
-        time=NOW,
-    )
+    return fake_consumer(handler, database=database, dead_letters=producer, event_types=event_types)
 
 
 def messages(*customer_ids: str) -> tuple[list[Message], list[str]]:
     """One record per customer id, in order, keyed by the customer; and the events' ids."""
-    built = [enrolment(customer_id) for customer_id in customer_ids]
-    records = [
-        Message(TOPIC, 0, offset, event.subject.encode(), event.to_bytes())
-        for offset, event in enumerate(built)
-    ]
+    built = [enrolment(customer_id, at=NOW) for customer_id in customer_ids]
+    records = [Message.of(event, offset) for offset, event in enumerate(built)]
     return records, [event.id for event in built]
 
 
 async def test_a_batch_is_applied_in_one_call_and_in_order() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     records, ids = messages("a", "b", "c", "d")
     await consumer(database, handler, producer).process_batch(records)
     assert database.applied == ids
@@ -161,7 +57,7 @@ async def test_a_batch_is_applied_in_one_call_and_in_order() -> None:
 
 
 async def test_a_redelivered_batch_changes_nothing() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     records, ids = messages("a", "b", "c")
     await consumer(database, handler, producer).process_batch(records)
     await consumer(database, handler, producer).process_batch(records)
@@ -170,7 +66,7 @@ async def test_a_redelivered_batch_changes_nothing() -> None:
 
 
 async def test_an_event_twice_in_one_poll_is_applied_once() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     records, ids = messages("a", "b")
     await consumer(database, handler, producer).process_batch([*records, records[0]])
     assert database.applied == ids
@@ -178,7 +74,7 @@ async def test_an_event_twice_in_one_poll_is_applied_once() -> None:
 
 async def test_a_poison_event_in_the_middle_goes_to_the_dlq_alone_and_the_rest_is_applied() -> None:
     database, producer = FakeDatabase(), FakeProducer()
-    handler = Handler({"poison": [ValueError("bad")] * 10})
+    handler = RecordingHandler({"poison": [ValueError("bad")] * 10})
     records, ids = messages("a", "b", "c", "poison", "d", "e", "f")
     await consumer(database, handler, producer).process_batch(records)
     assert database.applied == [i for i in ids if i != ids[3]]
@@ -192,9 +88,9 @@ async def test_a_poison_event_in_the_middle_goes_to_the_dlq_alone_and_the_rest_i
 async def test_events_behind_a_failing_one_of_the_same_key_wait_for_it() -> None:
     database, producer = FakeDatabase(), FakeProducer()
     # Fails in the whole batch, in the half, and alone; then passes on the retry.
-    handler = Handler({"x": [ValueError("not yet")] * 3})
+    handler = RecordingHandler({"x": [ValueError("not yet")] * 3})
     records, ids = messages("a", "x", "b")
-    same_key_later = Message(TOPIC, 0, 3, b"x", enrolment("x-second").to_bytes())
+    same_key_later = Message(TOPIC, 0, 3, b"x", enrolment("x-second", at=NOW).to_bytes())
     later_id = CloudEvent.from_bytes(same_key_later.value or b"").id
     await consumer(database, handler, producer).process_batch([*records, same_key_later])
     assert producer.sent == []
@@ -204,9 +100,9 @@ async def test_events_behind_a_failing_one_of_the_same_key_wait_for_it() -> None
 
 async def test_a_dead_lettered_event_releases_the_events_waiting_behind_it() -> None:
     database, producer = FakeDatabase(), FakeProducer()
-    handler = Handler({"x": [ValueError("never")] * 10})
+    handler = RecordingHandler({"x": [ValueError("never")] * 10})
     records, ids = messages("x", "a")
-    behind = Message(TOPIC, 0, 2, b"x", enrolment("x-second").to_bytes())
+    behind = Message(TOPIC, 0, 2, b"x", enrolment("x-second", at=NOW).to_bytes())
     behind_id = CloudEvent.from_bytes(behind.value or b"").id
     await consumer(database, handler, producer).process_batch([*records, behind])
     assert producer.dead_lettered_offsets() == [0]
@@ -215,7 +111,7 @@ async def test_a_dead_lettered_event_releases_the_events_waiting_behind_it() -> 
 
 async def test_a_handler_that_recovers_within_the_attempts_dead_letters_nothing() -> None:
     database, producer = FakeDatabase(), FakeProducer()
-    handler = Handler({"a": [ValueError("once"), ValueError("twice")]})
+    handler = RecordingHandler({"a": [ValueError("once"), ValueError("twice")]})
     records, ids = messages("a")
     await consumer(database, handler, producer).process_batch(records)
     assert producer.sent == []
@@ -258,7 +154,7 @@ OUTAGES: dict[str, Callable[[], Exception]] = {
 
 @pytest.mark.parametrize("outage", OUTAGES, ids=list(OUTAGES))
 async def test_an_outage_at_connect_waits_and_then_applies_everything_once(outage: str) -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     database.connect_failures = [OUTAGES[outage]() for _ in range(8)]  # more than max_attempts
     records, ids = messages("a", "b")
     await consumer(database, handler, producer).process_batch(records)
@@ -270,7 +166,7 @@ async def test_an_outage_at_connect_waits_and_then_applies_everything_once(outag
 @pytest.mark.parametrize("outage", OUTAGES, ids=list(OUTAGES))
 async def test_an_outage_inside_the_handler_waits_and_is_never_an_attempt(outage: str) -> None:
     database, producer = FakeDatabase(), FakeProducer()
-    handler = Handler({"b": [OUTAGES[outage]() for _ in range(8)]})
+    handler = RecordingHandler({"b": [OUTAGES[outage]() for _ in range(8)]})
     records, ids = messages("a", "b", "c")
     await consumer(database, handler, producer).process_batch(records)
     assert producer.sent == []
@@ -278,7 +174,7 @@ async def test_an_outage_inside_the_handler_waits_and_is_never_an_attempt(outage
 
 
 async def test_an_unparseable_message_is_dead_lettered_at_once() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     good, ids = messages("a")
     await consumer(database, handler, producer).process_batch(
         [Message(TOPIC, 1, 42, b"c1", b"{not json"), *good]
@@ -292,7 +188,7 @@ async def test_an_unparseable_message_is_dead_lettered_at_once() -> None:
 
 
 async def test_an_envelope_whose_data_breaks_the_contract_is_dead_lettered() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     broken = CloudEvent(
         id="x", source="s", type=events.CUSTOMER_ENROLLED, subject="c1", time=NOW, data={}
     )
@@ -304,7 +200,7 @@ async def test_an_envelope_whose_data_breaks_the_contract_is_dead_lettered() -> 
 
 
 async def test_an_unknown_event_type_is_passed_over_not_dead_lettered() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     newer = CloudEvent(
         id="n1", source="s", type="fedelta.customer.renamed.v9", subject="c1", time=NOW, data={}
     )
@@ -317,10 +213,8 @@ async def test_an_unknown_event_type_is_passed_over_not_dead_lettered() -> None:
 
 
 async def test_types_the_service_does_not_act_on_are_passed_over_without_an_inbox_row() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
-    erased = new_event(
-        events.CustomerErased(customer_id="c1"), source="ingest/demo", subject="c1", time=NOW
-    )
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
+    erased = erasure("c1", at=NOW)
     await consumer(database, handler, producer).process_batch(
         [Message(TOPIC, 0, 1, b"c1", erased.to_bytes())]
     )
@@ -329,7 +223,7 @@ async def test_types_the_service_does_not_act_on_are_passed_over_without_an_inbo
 
 
 async def test_a_type_announced_in_the_header_is_passed_over_without_parsing_the_value() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     unused = Message(
         TOPIC, 0, 1, b"c1", b"not even json", [(EVENT_TYPE_HEADER, events.POINTS_EARNED.encode())]
     )
@@ -340,7 +234,7 @@ async def test_a_type_announced_in_the_header_is_passed_over_without_parsing_the
 
 
 async def test_a_type_the_service_uses_is_parsed_and_applied_whatever_the_header() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     [record], ids = messages("a")
     record.headers = [(EVENT_TYPE_HEADER, events.CUSTOMER_ENROLLED.encode())]
     await consumer(database, handler, producer).process_batch([record])
@@ -348,8 +242,8 @@ async def test_a_type_the_service_uses_is_parsed_and_applied_whatever_the_header
 
 
 async def test_fields_a_newer_producer_added_are_tolerated() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
-    event = enrolment("a")
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
+    event = enrolment("a", at=NOW)
     newer = event.model_copy(update={"data": {**event.data, "loyalty_card": "1234"}})
     await consumer(database, handler, producer).process_batch(
         [Message(TOPIC, 0, 0, b"a", newer.to_bytes())]
@@ -359,25 +253,10 @@ async def test_fields_a_newer_producer_added_are_tolerated() -> None:
 
 
 async def test_tombstones_are_passed_over() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     await consumer(database, handler, producer).process_batch([Message(TOPIC, 0, 3, b"c1", None)])
     assert producer.sent == []
     assert handler.calls == []
-
-
-class FakeKafkaConsumer:
-    def __init__(self, assigned: set[str], failure: Exception | None = None) -> None:
-        self.assigned = assigned
-        self.failure = failure
-        self.committed: list[dict[str, int]] = []
-
-    def assignment(self) -> set[str]:
-        return self.assigned
-
-    async def commit(self, offsets: dict[str, int]) -> None:
-        if self.failure is not None:
-            raise self.failure
-        self.committed.append(offsets)
 
 
 @pytest.mark.parametrize(
@@ -386,15 +265,15 @@ class FakeKafkaConsumer:
 async def test_a_commit_refused_after_a_rebalance_does_not_tear_the_consumer_down(
     failure: Exception,
 ) -> None:
-    owner = consumer(FakeDatabase(), Handler(), FakeProducer())
+    owner = consumer(FakeDatabase(), RecordingHandler(), FakeProducer())
     owner._uncommitted = {"p0": 11}
-    kafka = FakeKafkaConsumer({"p0"}, failure)
+    kafka = FakeKafkaConsumer({"p0"}, failure=failure)
     await owner._commit(kafka)  # raises nothing
     assert owner._uncommitted == {}
 
 
 async def test_only_partitions_still_owned_are_committed() -> None:
-    owner = consumer(FakeDatabase(), Handler(), FakeProducer())
+    owner = consumer(FakeDatabase(), RecordingHandler(), FakeProducer())
     owner._uncommitted = {"p0": 11, "p1": 7}
     kafka = FakeKafkaConsumer({"p1"})
     await owner._commit(kafka)
@@ -404,7 +283,7 @@ async def test_only_partitions_still_owned_are_committed() -> None:
 async def test_revoking_partitions_commits_what_was_applied_for_them() -> None:
     from shared.messaging.consumer import _CommitBeforeRevoke
 
-    owner = consumer(FakeDatabase(), Handler(), FakeProducer())
+    owner = consumer(FakeDatabase(), RecordingHandler(), FakeProducer())
     owner._idle.set()
     owner._uncommitted = {"p0": 11, "p1": 7}
     kafka = FakeKafkaConsumer({"p0", "p1"})
@@ -414,7 +293,7 @@ async def test_revoking_partitions_commits_what_was_applied_for_them() -> None:
 
 
 async def test_a_dead_lettered_copy_keeps_the_headers_that_say_how_to_read_it() -> None:
-    database, handler, producer = FakeDatabase(), Handler(), FakeProducer()
+    database, handler, producer = FakeDatabase(), RecordingHandler(), FakeProducer()
     broken = CloudEvent(
         id="x", source="s", type=events.CUSTOMER_ENROLLED, subject="c1", time=NOW, data={}
     )

@@ -1,57 +1,21 @@
 """The jobs mechanism on fakes: the schedule, the lock that lets one instance run a job, and
 the `as_of` the admin endpoint accepts. The advisory lock and the purges themselves run on
-the real PostgreSQL in tests/integration/test_relay_and_jobs.py."""
+the real PostgreSQL in tests/integration/core/test_relay_and_jobs.py."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.clock import FixedClock
 from shared.runtime.jobs import JobBusy, JobScheduler, parse_rfc3339, run_exclusively
+from tests.support.fakes.runtime import FakeLock, RecordingJob
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 ENGINE = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
-
-
-class RecordingJob:
-    def __init__(self, name: str, runs: list[tuple[str, datetime]], *, fails: bool = False):
-        self.name = name
-        self._runs = runs
-        self._fails = fails
-        self.ran = asyncio.Event()
-
-    async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
-        self._runs.append((self.name, as_of))
-        self.ran.set()
-        if self._fails:
-            raise RuntimeError("the job broke")
-        return {"deleted": 7}
-
-
-class FakeLock:
-    """Held elsewhere for the job names in `busy`."""
-
-    def __init__(self, busy: set[str] | None = None) -> None:
-        self.busy = busy or set()
-        self.held: list[str] = []
-
-    @contextlib.asynccontextmanager
-    async def hold(self, job_name: str) -> AsyncIterator[bool]:
-        if job_name in self.busy:
-            yield False
-            return
-        self.held.append(job_name)
-        try:
-            yield True
-        finally:
-            self.held.remove(job_name)
 
 
 async def test_a_round_runs_every_job_in_order_as_of_now() -> None:

@@ -3,11 +3,10 @@ the events it makes, and from an applied event into the events derived from it."
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from shared.clock import FixedClock
 from shared.messaging import events
 from shared.messaging import tracing as event_tracing
-from shared.messaging.consumer import BatchHandler, EventConsumer, Received, Subscription
+from shared.messaging.consumer import BatchHandler
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
 from shared.messaging.kafka import EVENT_TYPE_HEADER
 from shared.messaging.relay import OutboxRelay
@@ -32,83 +31,23 @@ from shared.observability import tracing
 from shared.observability.context import CURRENT_TRACEPARENT
 from shared.runtime.jobs import run_exclusively
 from shared.web.http import RequestTimer
+from tests.support.factories import enrolment
+from tests.support.fakes.messaging import (
+    NOW,
+    TOPIC,
+    FakeInboxConsumer,
+    FakeKafkaConsumer,
+    Message,
+    Partition,
+    fake_consumer,
+)
+from tests.support.fakes.runtime import FakeLock, RecordingJob
 
-NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
-TOPIC = "fedelta.customers.v1"
 POS_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-# -- fakes of the consumer's surroundings ----------------------------------------------------
-
-
-@dataclass
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Any:
-        self.sent.append(topic)
-
-
-@dataclass
-class FakeConnection:
-    inbox: set[str]
-
-    @contextlib.asynccontextmanager
-    async def begin_nested(self) -> AsyncIterator[None]:
-        saved = set(self.inbox)
-        try:
-            yield
-        except BaseException:
-            self.inbox = saved  # a savepoint undone, as PostgreSQL does
-            raise
-
-
-@dataclass
-class FakeDatabase:
-    inbox: set[str] = field(default_factory=set)
-
-    @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[FakeConnection]:
-        conn = FakeConnection(set(self.inbox))
-        yield conn
-        self.inbox = conn.inbox
-
-
-class FakeInboxConsumer(EventConsumer):
-    async def _claim(self, conn: Any, batch: Sequence[Received]) -> set[str]:
-        new: set[str] = {r.event.id for r in batch} - conn.inbox
-        conn.inbox |= new
-        return new
-
-
-def enrolment(customer_id: str, traceparent: str | None = None) -> CloudEvent:
-    return new_event(
-        events.CustomerEnrolled(customer_id=customer_id, partner_id="demo", enrolled_at=NOW),
-        source="ingest/demo",
-        subject=customer_id,
-        time=NOW,
-        traceparent=traceparent,
-    )
 
 
 def message(offset: int, event: CloudEvent | None, event_type: str | None = None) -> Message:
@@ -118,19 +57,7 @@ def message(offset: int, event: CloudEvent | None, event_type: str | None = None
 
 
 def consumer_with(handler: BatchHandler, service: str) -> FakeInboxConsumer:
-    return FakeInboxConsumer(
-        service=service,
-        subscription=Subscription(
-            topics=(TOPIC,), event_types=frozenset({events.CUSTOMER_ENROLLED}), handle=handler
-        ),
-        bootstrap_servers="unused:9092",
-        engine=FakeDatabase(),  # type: ignore[arg-type]
-        inbox_table=sa.Table("inbox", sa.MetaData()),
-        dead_letters=FakeProducer(),
-        clock=FixedClock(NOW),
-        max_attempts=1,
-        retry_backoff=0.0,
-    )
+    return fake_consumer(handler, service=service, max_attempts=1, retry_backoff=0.0)
 
 
 @pytest.fixture
@@ -155,13 +82,13 @@ async def test_a_batch_counts_each_outcome_by_type_once() -> None:
         if any(event.subject == "bad" for event in batch):
             raise ValueError("refused")
 
-    applied, poison = enrolment("a"), enrolment("bad")
+    applied, poison = enrolment("a", at=NOW), enrolment("bad", at=NOW)
     worker = consumer_with(refuse_bad, service)
     await worker.process_batch(
         [
             message(0, applied),
             message(1, applied),  # the same event twice in one poll
-            message(2, enrolment("c"), events.POINTS_EARNED),  # a type it does not use
+            message(2, enrolment("c", at=NOW), events.POINTS_EARNED),  # a type it does not use
             message(3, None),  # a tombstone
             message(4, poison, events.CUSTOMER_ENROLLED),
         ]
@@ -195,7 +122,7 @@ async def ignore(conn: Any, batch: Sequence[CloudEvent]) -> None:
 async def test_an_unknown_announced_type_makes_no_new_series() -> None:
     service = f"metrics-{uuid.uuid4().hex[:8]}"
     worker = consumer_with(ignore, service)
-    await worker.process_batch([message(0, enrolment("x"), "fedelta.made.up.v9")])
+    await worker.process_batch([message(0, enrolment("x", at=NOW), "fedelta.made.up.v9")])
     assert (
         sample(
             "fedelta_events_consumed_total",
@@ -208,32 +135,11 @@ async def test_an_unknown_announced_type_makes_no_new_series() -> None:
     )
 
 
-@dataclass(frozen=True)
-class Partition:
-    topic: str
-    partition: int
-
-
-class FakeKafkaConsumer:
-    def __init__(self, highwaters: dict[Partition, int], positions: dict[Partition, int]) -> None:
-        self.highwaters = highwaters
-        self.positions = positions
-
-    def highwater(self, partition: Partition) -> int | None:
-        return self.highwaters.get(partition)
-
-    def assignment(self) -> set[Partition]:
-        return set(self.positions)
-
-    async def position(self, partition: Partition) -> int:
-        return self.positions[partition]
-
-
 async def test_the_lag_is_the_highwater_less_the_next_offset_per_partition() -> None:
     service = f"lag-{uuid.uuid4().hex[:8]}"
     worker = consumer_with(ignore, service)
     p0, p1 = Partition(TOPIC, 0), Partition(TOPIC, 1)
-    kafka = FakeKafkaConsumer({p0: 120, p1: 7}, {p0: 20, p1: 7})
+    kafka = FakeKafkaConsumer(highwaters={p0: 120, p1: 7}, positions={p0: 20, p1: 7})
 
     worker._note_lag(kafka, {p0: [Message(TOPIC, 0, 19, None, b"")]})
     assert sample("fedelta_consumer_lag", consumer=service, topic=TOPIC, partition="0") == 100
@@ -251,28 +157,11 @@ async def test_the_lag_is_the_highwater_less_the_next_offset_per_partition() -> 
     )
 
 
-class Scripted:
-    def __init__(self, name: str, fails: bool) -> None:
-        self.name = name
-        self.fails = fails
-
-    async def run(self, engine: Any, as_of: datetime) -> dict[str, Any]:
-        if self.fails:
-            raise RuntimeError("scripted")
-        return {"done": 1}
-
-
-class FreeLock:
-    @contextlib.asynccontextmanager
-    async def hold(self, job_name: str) -> AsyncIterator[bool]:
-        yield True
-
-
 async def test_job_runs_are_counted_timed_and_stamped() -> None:
     name = f"job-{uuid.uuid4().hex[:8]}"
-    await run_exclusively(Scripted(name, fails=False), None, NOW, FreeLock())  # type: ignore[arg-type]
+    await run_exclusively(RecordingJob(name), None, NOW, FakeLock())  # type: ignore[arg-type]
     with pytest.raises(RuntimeError):
-        await run_exclusively(Scripted(name, fails=True), None, NOW, FreeLock())  # type: ignore[arg-type]
+        await run_exclusively(RecordingJob(name, fails=True), None, NOW, FakeLock())  # type: ignore[arg-type]
 
     assert sample("fedelta_job_runs_total", job_name=name, outcome="done") == 1
     assert sample("fedelta_job_runs_total", job_name=name, outcome="failed") == 1
@@ -348,7 +237,7 @@ def http_app() -> tuple[FastAPI, list[CloudEvent]]:
 
     @app.post("/v1/customers/{customer_id}", status_code=202)
     async def enrol(customer_id: str) -> dict[str, str]:
-        made.append(enrolment(customer_id))
+        made.append(enrolment(customer_id, at=NOW))
         return {}
 
     app.add_middleware(RequestTimer, service="ingest")
@@ -414,9 +303,9 @@ def earned(cause: CloudEvent, customer_id: str, *, derived: bool = True) -> Clou
 async def test_an_applied_event_gets_a_child_span_and_its_derived_events_carry_it(
     spans: InMemorySpanExporter,
 ) -> None:
-    first = enrolment("same-customer", POS_TRACE)
+    first = enrolment("same-customer", at=NOW, traceparent=POS_TRACE)
     other_trace = "00-11111111111111111111111111111111-2222222222222222-01"
-    second = enrolment("same-customer", other_trace)
+    second = enrolment("same-customer", at=NOW, traceparent=other_trace)
 
     made = apply_and_derive([first, second], lambda batch: [earned(e, e.subject) for e in batch])
 
@@ -437,7 +326,7 @@ async def test_an_applied_event_gets_a_child_span_and_its_derived_events_carry_i
 
 
 async def test_an_event_not_derived_from_an_id_follows_its_customers_last_event() -> None:
-    cause = enrolment("c9", POS_TRACE)
+    cause = enrolment("c9", at=NOW, traceparent=POS_TRACE)
     [made, stranger] = apply_and_derive(
         [cause],
         lambda batch: [

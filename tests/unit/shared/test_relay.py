@@ -13,42 +13,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.messaging.relay import OutboxRelay
 from shared.storage.db import define_outbox
+from tests.support.fakes.messaging import FakeWakeSource
 
 # Long enough that a test finishing in time proves the relay was woken, not polled.
 NEVER = 3600.0
 DEADLINE = 5.0
-
-
-class FakeWakeSource:
-    """Records when it listened; the test fires notifications and losses through it."""
-
-    def __init__(self, log: list[str], *, failures: int = 0) -> None:
-        self.log = log
-        self.failures = failures
-        self.on_wake: Callable[[], None] = lambda: None
-        self.on_lost: Callable[[], None] = lambda: None
-        self.listening = False
-        self.closed = False
-
-    async def start(self, on_wake: Callable[[], None], on_lost: Callable[[], None]) -> None:
-        if self.failures:
-            self.failures -= 1
-            self.log.append("listen failed")
-            raise ConnectionRefusedError("the database refused a connection")
-        self.on_wake, self.on_lost = on_wake, on_lost
-        self.listening = True
-        self.log.append("listen")
-
-    def alive(self) -> bool:
-        return self.listening
-
-    async def close(self) -> None:
-        self.listening = False
-        self.closed = True
-
-    def lose_connection(self) -> None:
-        self.listening = False
-        self.on_lost()
 
 
 class ScriptedRelay(OutboxRelay):

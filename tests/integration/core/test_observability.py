@@ -27,10 +27,11 @@ from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent
 from shared.messaging.kafka import TRACEPARENT_HEADER
 from shared.observability import tracing
+from tests.integration.core.support import new_pos
 from tests.integration.ingest.support import Pos, unique
 from tests.support.kafka import read_all
 from tests.support.polling import eventually
-from tests.support.services import ADMIN, running, settings_for
+from tests.support.services import running, settings_for
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -75,13 +76,8 @@ async def clients(
         yield clients
 
 
-async def new_pos(ingest: httpx.AsyncClient) -> Pos:
-    partner_id = unique("obs-partner")
-    body = {"name": "Observability", "partner_id": partner_id}
-    response = await ingest.post("/v1/admin/partners", json=body, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    created = response.json()
-    return Pos(ingest, partner_id, created["api_key"], created["signing_secret"])
+async def observed_pos(ingest: httpx.AsyncClient) -> Pos:
+    return await new_pos(ingest, "Observability", "obs-partner")
 
 
 def in_trace(spans: InMemorySpanExporter, trace_id: int) -> list[ReadableSpan]:
@@ -104,7 +100,7 @@ def applied(found: list[ReadableSpan]) -> set[tuple[str, str]]:
 async def test_one_purchase_is_one_trace_across_every_service(
     stack: Stack, clients: dict[str, httpx.AsyncClient], spans: InMemorySpanExporter
 ) -> None:
-    pos = await new_pos(clients["ingest"])
+    pos = await observed_pos(clients["ingest"])
     customer_id = unique("obs-customer")
     enrolled = await pos.enrol(
         customer_id, email=f"{customer_id}@example.com", consent={"email": True}
@@ -172,7 +168,7 @@ async def test_one_purchase_is_one_trace_across_every_service(
 async def test_every_service_serves_its_metrics(
     clients: dict[str, httpx.AsyncClient], spans: InMemorySpanExporter
 ) -> None:
-    pos = await new_pos(clients["ingest"])
+    pos = await observed_pos(clients["ingest"])
     customer_id = unique("obs-metrics")
     assert (await pos.enrol(customer_id)).status_code == 202
     assert (await pos.purchase(customer_id, unique("obs-p"))).status_code == 202

@@ -37,15 +37,15 @@ from services.points.settings import PointsSettings
 from services.tiers.api.app import create_app as create_tiers
 from services.tiers.settings import TiersSettings
 from shared.messaging import events, topics
-from shared.messaging.events import CloudEvent, new_event
-from tests.integration.notifications_support import mails_to, send, tier_up
+from shared.messaging.events import CloudEvent
+from tests.support.factories import enrolment, erasure, profile_update, purchase
+from tests.support.notifications import mails_to, send, tier_up
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
-PARTNER = "demo"
 # The log cleaner wakes every log.cleaner.backoff.ms (15 s by default) when it found nothing to
 # do; a loaded CI machine needs a few of its rounds.
 COMPACTION_DEADLINE_S = 180.0
@@ -89,33 +89,14 @@ def profile_event(
     email: str,
     version: int,
 ) -> CloudEvent:
-    profile = kind(
-        customer_id=customer_id,
-        partner_id=PARTNER,
+    """The enrolment or a profile update, now, with email consent."""
+    build = enrolment if kind is events.CustomerEnrolled else profile_update
+    return build(
+        customer_id,
         enrolled_at=enrolled_at,
         email=email,
         consent=events.Consent(email=True),
         version=version,
-    )
-    return new_event(
-        profile, source=f"ingest/{PARTNER}", subject=customer_id, time=datetime.now(UTC)
-    )
-
-
-def purchase(customer_id: str, total: str) -> CloudEvent:
-    now = datetime.now(UTC)
-    return new_event(
-        events.PurchaseCompleted(
-            purchase_id=f"p-{uuid.uuid4()}",
-            partner_id=PARTNER,
-            customer_id=customer_id,
-            occurred_at=now,
-            currency="EUR",
-            total=Decimal(total),
-        ),
-        source=f"ingest/{PARTNER}",
-        subject=customer_id,
-        time=now,
     )
 
 
@@ -226,10 +207,10 @@ async def test_the_latest_profile_alone_enrols_in_every_service(
     enrolled_at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     old_email = f"old-{uuid.uuid4().hex}@example.com"
     new_email = f"new-{uuid.uuid4().hex}@example.com"
-    enrolment = profile_event(events.CustomerEnrolled, customer, enrolled_at, old_email, 1)
+    enrolled = profile_event(events.CustomerEnrolled, customer, enrolled_at, old_email, 1)
     update = profile_event(events.CustomerUpdated, customer, enrolled_at, new_email, 2)
 
-    left = await compacted_by_the_broker(stack.kafka_bootstrap_servers, [enrolment, update])
+    left = await compacted_by_the_broker(stack.kafka_bootstrap_servers, [enrolled, update])
     assert [(e.type, e.id) for e in left] == [(events.CUSTOMER_UPDATED, update.id)]
 
     for event in left:
@@ -350,19 +331,14 @@ async def test_compaction_leaves_no_personal_data_of_an_erased_customer(stack: S
     customer = f"c-{uuid.uuid4()}"
     enrolled_at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     emails = [f"{name}-{uuid.uuid4().hex}@example.com" for name in ("first", "second")]
-    erasure = new_event(
-        events.CustomerErased(customer_id=customer),
-        source=f"ingest/{PARTNER}",
-        subject=customer,
-        time=datetime.now(UTC),
-    )
+    erased = erasure(customer)
     records = [
         profile_event(events.CustomerEnrolled, customer, enrolled_at, emails[0], 1),
         profile_event(events.CustomerUpdated, customer, enrolled_at, emails[1], 2),
-        erasure,
+        erased,
     ]
 
     left = await compacted_by_the_broker(stack.kafka_bootstrap_servers, records)
 
-    assert [(e.type, e.id) for e in left] == [(events.CUSTOMER_ERASED, erasure.id)]
+    assert [(e.type, e.id) for e in left] == [(events.CUSTOMER_ERASED, erased.id)]
     assert not any(email in e.model_dump_json() for e in left for email in emails)

@@ -13,12 +13,13 @@ import httpx
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.adapters.tables import customers
 from services.ingest.api.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
-from services.notifications.adapters.repository import SqlNotificationRepository
+from services.notifications.adapters.repositories.api import SqlApiRepository
+from services.notifications.adapters.repositories.jobs import SqlJobsRepository
 from services.notifications.adapters.tables import (
     contacts,
     deliveries,
@@ -30,10 +31,12 @@ from services.notifications.domain.model import Preferences, QuietHours
 from services.notifications.settings import NotificationsSettings
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent
+from tests.integration.core.support import new_pos
 from tests.integration.ingest.support import Pos, assert_problem, count_rows, unique
+from tests.support.database import engine_for
 from tests.support.kafka import read_all
 from tests.support.polling import eventually
-from tests.support.services import ADMIN, running, settings_for
+from tests.support.services import running, settings_for
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -59,26 +62,18 @@ async def notifications(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest_asyncio.fixture(scope="module")
 async def ingest_db(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(stack.database_url("ingest"))
-    yield engine
-    await engine.dispose()
+    async with engine_for(stack, "ingest") as engine:
+        yield engine
 
 
 @pytest_asyncio.fixture(scope="module")
 async def notifications_db(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(stack.database_url("notifications"))
-    yield engine
-    await engine.dispose()
+    async with engine_for(stack, "notifications") as engine:
+        yield engine
 
 
 async def partner(ingest: httpx.AsyncClient) -> Pos:
-    partner_id = unique("partner")
-    response = await ingest.post(
-        "/v1/admin/partners", json={"name": "Erasure Test", "partner_id": partner_id}, headers=ADMIN
-    )
-    assert response.status_code == 201, response.text
-    created = response.json()
-    return Pos(ingest, partner_id, created["api_key"], created["signing_secret"])
+    return await new_pos(ingest, "Erasure Test", "partner")
 
 
 async def customer_records(stack: Stack, customer_id: str) -> list[Any]:
@@ -116,7 +111,7 @@ async def test_an_erased_customer_leaves_no_personal_data_behind(
 
     await eventually(contact_stored, within=60, what="the contact in notifications")
     async with notifications_db.begin() as conn:
-        await SqlNotificationRepository(conn).save_preferences(
+        await SqlApiRepository(conn).save_preferences(
             Preferences(
                 customer_id=customer_id,
                 updated_at=datetime.now(UTC),
@@ -197,7 +192,7 @@ async def test_an_erased_customer_leaves_no_personal_data_behind(
     assert later.status_code == 202, later.text
     await eventually(purchase_recorded, within=60, what="the later purchase in notifications")
     async with notifications_db.connect() as conn:  # read only: rolled back on exit
-        lapsed = await SqlNotificationRepository(conn).lapsed(
+        lapsed = await SqlJobsRepository(conn).lapsed(
             datetime.now(UTC) + timedelta(days=3650), timedelta(days=90)
         )
     assert customer_id not in {activity.customer_id for activity in lapsed}

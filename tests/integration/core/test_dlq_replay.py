@@ -12,9 +12,8 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -23,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.clock import SystemClock
 from shared.messaging import events
 from shared.messaging.consumer import EventConsumer, Subscription
-from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.events import CloudEvent
 from shared.messaging.kafka import ResilientProducer
 from shared.messaging.topics import dead_letter_topic
-from shared.storage.db import create_engine, define_inbox, insert_many
-from tests.support.kafka import read_all
+from tests.integration.core.support import INBOX, enrolled, insert_enrolments, row_count
+from tests.support.factories import enrolment
+from tests.support.kafka import create_topics, read_all, records_if_any
 from tests.support.polling import eventually
 from tests.support.stack import REPO, Stack
 
@@ -35,15 +35,6 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC)
 SECRET_EMAIL = "replayed.person@example.com"
-metadata = sa.MetaData()
-inbox = define_inbox(metadata)
-customers = sa.Table(  # as the points migrations made it
-    "customers",
-    metadata,
-    sa.Column("customer_id", sa.Text, primary_key=True),
-    sa.Column("partner_id", sa.Text, nullable=False),
-    sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 class PartnerNotConfigured(LookupError):
@@ -57,39 +48,20 @@ class Handler:
         self.partners = {"demo"}
 
     async def __call__(self, conn: AsyncConnection, batch: Sequence[CloudEvent]) -> None:
-        enrolled = [event.data_as(events.CustomerEnrolled) for event in batch]
-        if any(e.partner_id not in self.partners for e in enrolled):
+        enrolments = enrolled(batch)
+        if any(e.partner_id not in self.partners for e in enrolments):
             raise PartnerNotConfigured("partner not configured")
-        await insert_many(
-            conn,
-            customers,
-            [
-                dict(customer_id=e.customer_id, partner_id=e.partner_id, enrolled_at=e.enrolled_at)
-                for e in enrolled
-            ],
-        )
+        await insert_enrolments(conn, enrolments)
 
 
-@pytest.fixture(scope="module")
-async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    stack.migrate("points")
-    engine = create_engine(stack.database_url("points"), pool_size=4)
-    yield engine
-    await engine.dispose()
-
-
-def enrolment(customer_id: str, partner_id: str) -> CloudEvent:
-    return new_event(
-        events.CustomerEnrolled(
-            customer_id=customer_id,
-            partner_id=partner_id,
-            enrolled_at=NOW,
-            email=SECRET_EMAIL,
-            consent=events.Consent(email=True, sms=False),
-        ),
-        source=f"ingest/{partner_id}",
-        subject=customer_id,
-        time=NOW,
+def with_contact(customer_id: str, partner_id: str) -> CloudEvent:
+    """An enrolment with personal data in its body, which `dlq list` and `show` keep out."""
+    return enrolment(
+        customer_id,
+        at=NOW,
+        partner_id=partner_id,
+        email=SECRET_EMAIL,
+        consent=events.Consent(email=True, sms=False),
     )
 
 
@@ -116,31 +88,12 @@ async def fedelta(stack: Stack, *args: str) -> str:
     return text
 
 
-async def rows_for(engine: AsyncEngine, customer_id: str) -> int:
-    async with engine.connect() as conn:
-        count = await conn.scalar(
-            sa.select(sa.func.count()).where(customers.c.customer_id == customer_id)
-        )
-        return int(count or 0)
-
-
 async def inbox_rows(engine: AsyncEngine, event_id: str) -> int:
     async with engine.connect() as conn:
         count = await conn.scalar(
-            sa.select(sa.func.count()).select_from(inbox).where(inbox.c.event_id == event_id)
+            sa.select(sa.func.count()).select_from(INBOX).where(INBOX.c.event_id == event_id)
         )
         return int(count or 0)
-
-
-async def _create_topics(stack: Stack, *names: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 1, 1) for name in names])
-    finally:
-        await admin.close()
 
 
 async def committed(stack: Stack, group: str, topic: str) -> int:
@@ -161,9 +114,9 @@ async def test_a_dead_letter_fixed_and_replayed_is_applied_once(
 ) -> None:
     topic = f"fedelta.test-replay-{uuid.uuid4().hex[:8]}.v1"
     dlq = dead_letter_topic(topic)
-    await _create_topics(stack, topic, dlq)
-    good = enrolment(f"replay-{uuid.uuid4().hex[:8]}", "demo")
-    poison = enrolment(f"replay-{uuid.uuid4().hex[:8]}", "late-partner")
+    await create_topics(stack.kafka_bootstrap_servers, topic, dlq)
+    good = with_contact(f"replay-{uuid.uuid4().hex[:8]}", "demo")
+    poison = with_contact(f"replay-{uuid.uuid4().hex[:8]}", "late-partner")
     publisher = ResilientProducer(stack.kafka_bootstrap_servers, client_id="replay-test")
     try:
         await publisher.send_batch(
@@ -181,7 +134,7 @@ async def test_a_dead_letter_fixed_and_replayed_is_applied_once(
         ),
         bootstrap_servers=stack.kafka_bootstrap_servers,
         engine=engine,
-        inbox_table=inbox,
+        inbox_table=INBOX,
         dead_letters=dead_letters,
         clock=SystemClock(),
         max_attempts=2,
@@ -190,13 +143,15 @@ async def test_a_dead_letter_fixed_and_replayed_is_applied_once(
     running = asyncio.create_task(consumer.run())
     try:
         await eventually(
-            lambda: rows_for(engine, good.subject), within=60, what="the good enrolment applied"
+            lambda: row_count(engine, good.subject), within=60, what="the good enrolment applied"
         )
         [dead] = await eventually(
-            lambda: _records(stack, dlq), within=60, what="the poison dead-lettered"
+            lambda: records_if_any(stack.kafka_bootstrap_servers, dlq),
+            within=60,
+            what="the poison dead-lettered",
         )
         assert dict(dead.headers)["fedelta-error"] == b"PartnerNotConfigured"
-        assert await rows_for(engine, poison.subject) == 0
+        assert await row_count(engine, poison.subject) == 0
 
         listed = await fedelta(stack, "dlq", "list", "--topic", topic)
         assert f"{dlq}:0:0" in listed
@@ -213,7 +168,7 @@ async def test_a_dead_letter_fixed_and_replayed_is_applied_once(
         replayed = await fedelta(stack, "dlq", "replay", "--topic", topic)
         assert "replayed 1 dead letter(s)" in replayed
         await eventually(
-            lambda: rows_for(engine, poison.subject), within=60, what="the replayed event applied"
+            lambda: row_count(engine, poison.subject), within=60, what="the replayed event applied"
         )
 
         again = await fedelta(stack, "dlq", "replay", "--topic", topic)
@@ -240,15 +195,10 @@ async def test_a_dead_letter_fixed_and_replayed_is_applied_once(
         await asyncio.wait_for(running, timeout=30)
         await dead_letters.close()
 
-    assert await rows_for(engine, poison.subject) == 1
+    assert await row_count(engine, poison.subject) == 1
     assert await inbox_rows(engine, poison.id) == 1
     assert len(await read_all(stack.kafka_bootstrap_servers, dlq, settle=0.2)) == 1
 
 
 async def _async_at_least(offset: Awaitable[int], least: int) -> bool:
     return await offset >= least
-
-
-async def _records(stack: Stack, topic: str) -> list[Any] | None:
-    records = await read_all(stack.kafka_bootstrap_servers, topic, settle=0.2)
-    return records or None

@@ -17,16 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import FixedClock
 from shared.messaging import events, topics
-from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.events import CloudEvent
 from shared.messaging.kafka import ResilientProducer
 from shared.messaging.relay import OutboxRelay, PostgresWakeups
 from shared.runtime.process import Runtime, service_runtime
 from shared.settings import ServiceSettings
-from shared.storage.db import create_engine, define_inbox, define_outbox
+from shared.storage.db import define_outbox
 from shared.storage.locks import lock_name, try_lock_for_session, unlock
 from shared.storage.retention import PURGE_INBOX, PurgeOlderThan, purge_idempotency_keys
 from shared.web.http import create_service_app
 from shared.web.idempotency import define_idempotency_keys
+from tests.integration.core.support import INBOX
+from tests.support.database import engine_for
+from tests.support.factories import purchase
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running
@@ -34,9 +37,7 @@ from tests.support.stack import ADMIN_TOKEN, READ_TOKEN, Stack
 
 pytestmark = pytest.mark.integration
 
-metadata = sa.MetaData()
-OUTBOX = define_outbox(metadata)
-INBOX = define_inbox(metadata)
+OUTBOX = define_outbox(sa.MetaData())
 IDEMPOTENCY_KEYS = define_idempotency_keys(sa.MetaData())
 
 # The fallback poll, set so long that only a wake-up can explain a prompt publication.
@@ -45,14 +46,6 @@ PROMPTLY = 10.0
 # Far before anything else in these databases, so the purges below touch only these rows.
 AS_OF = datetime(2001, 6, 1, tzinfo=UTC)
 RETENTION = timedelta(days=30)
-
-
-@pytest.fixture(scope="module")
-async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    stack.migrate("points")
-    engine = create_engine(stack.database_url("points"), pool_size=5)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
@@ -76,19 +69,9 @@ async def relay(stack: Stack, engine: AsyncEngine) -> AsyncIterator[OutboxRelay]
 
 
 def purchase_event(customer_id: str, n: int) -> CloudEvent:
-    return new_event(
-        events.PurchaseCompleted(
-            purchase_id=f"p-{n}-{uuid.uuid4()}",
-            partner_id="demo",
-            customer_id=customer_id,
-            occurred_at=AS_OF,
-            currency="EUR",
-            total=Decimal("10.00") + n,
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=AS_OF,
-    )
+    """The n-th purchase of a test, its total 10.00 + n."""
+    purchase_id = f"p-{n}-{uuid.uuid4()}"
+    return purchase(customer_id, Decimal("10.00") + n, at=AS_OF, purchase_id=purchase_id)
 
 
 async def write_to_outbox(engine: AsyncEngine, batch: list[CloudEvent]) -> list[int]:
@@ -224,10 +207,8 @@ async def test_purge_inbox_deletes_only_claims_older_than_the_retention(
 async def test_purge_idempotency_keys_deletes_only_keys_older_than_the_retention(
     stack: Stack,
 ) -> None:
-    stack.migrate("ingest")
-    ingest = create_engine(stack.database_url("ingest"), pool_size=2)
     scope = f"purge-{uuid.uuid4()}"
-    try:
+    async with engine_for(stack, "ingest") as ingest:
         async with ingest.begin() as conn:
             await conn.execute(
                 IDEMPOTENCY_KEYS.insert(),
@@ -254,9 +235,7 @@ async def test_purge_idempotency_keys_deletes_only_keys_older_than_the_retention
                     sa.select(IDEMPOTENCY_KEYS.c.key).where(IDEMPOTENCY_KEYS.c.scope == scope)
                 )
             )
-        assert (first["deleted"], second["deleted"], left) == (1, 0, {"kept"})
-    finally:
-        await ingest.dispose()
+    assert (first["deleted"], second["deleted"], left) == (1, 0, {"kept"})
 
 
 @pytest.fixture(scope="module")
