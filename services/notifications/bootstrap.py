@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import time, timedelta
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifications.adapters import tables
 from services.notifications.adapters.http_channels import HttpSmsSender, HttpWebhookSender
-from services.notifications.adapters.repository import SqlNotificationRepository
+from services.notifications.adapters.repositories.consumer import consumer_repository
+from services.notifications.adapters.repositories.dispatcher import dispatch_repository
 from services.notifications.adapters.smtp import SmtpEmailSender
-from services.notifications.dispatcher import DeliveryDispatcher, DispatchUnit, UnitFactory
+from services.notifications.dispatcher import (
+    DeliveryDispatcher,
+    DispatchTransactions,
+    DispatchUnit,
+)
 from services.notifications.domain.model import DeliveryPolicy, HarassmentPolicy, QuietHours
 from services.notifications.domain.unsubscribe import unsubscribe_token
 from services.notifications.handlers import (
@@ -33,6 +38,7 @@ from shared.messaging.outbox import EventSink, Outbox, with_outbox
 from shared.runtime.process import Runtime, service_runtime
 from shared.settings import ServiceSettings
 from shared.storage.retention import purge_idempotency_keys
+from shared.storage.transactions import in_transaction
 
 SERVICE = "notifications"
 CONSUMES = (topics.CUSTOMERS, topics.TIERS, topics.POINTS, topics.PURCHASES)
@@ -45,11 +51,10 @@ def make_subscription(
     welcome_window: timedelta = DEFAULT_WELCOME_WINDOW,
 ) -> Subscription:
     async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
-        notifications = SqlNotificationRepository(conn)
         await apply_batch(
             batch,
             Context(
-                notifications=notifications,
+                notifications=consumer_repository(conn),
                 sink=sink,
                 now=clock.now(),
                 digest_window=digest_window,
@@ -65,16 +70,20 @@ def make_subscription(
     )
 
 
-def make_dispatch_units(engine: AsyncEngine, clock: Clock) -> UnitFactory:
-    @asynccontextmanager
-    async def unit() -> AsyncIterator[DispatchUnit]:
-        async with engine.begin() as conn:
-            yield DispatchUnit(
-                notifications=SqlNotificationRepository(conn),
-                sink=Outbox(conn, tables.outbox, clock),
-            )
+T = TypeVar("T")
 
-    return unit
+
+def make_dispatch_transactions(engine: AsyncEngine, clock: Clock) -> DispatchTransactions:
+    async def transaction(work: Callable[[DispatchUnit], Awaitable[T]]) -> T:
+        async def on(conn: AsyncConnection) -> T:
+            unit = DispatchUnit(
+                notifications=dispatch_repository(conn), sink=Outbox(conn, tables.outbox, clock)
+            )
+            return await work(unit)
+
+        return await in_transaction(engine, on)
+
+    return transaction
 
 
 def delivery_policy(settings: NotificationsSettings) -> DeliveryPolicy:
@@ -145,7 +154,7 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
     )
     runtime.workers.append(
         DeliveryDispatcher(
-            transactions=make_dispatch_units(runtime.engine, clock),
+            transactions=make_dispatch_transactions(runtime.engine, clock),
             sender=SmtpEmailSender(
                 host=settings.smtp_host,
                 port=settings.smtp_port,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from prometheus_client import Counter
 
@@ -26,7 +26,6 @@ from services.notifications.adapters.http_channels import (
     SmsSender,
     WebhookSender,
 )
-from services.notifications.adapters.repository import DispatchRepository
 from services.notifications.adapters.smtp import EmailDeliveryError, EmailSender, OutgoingEmail
 from services.notifications.domain import templates
 from services.notifications.domain.model import (
@@ -48,6 +47,7 @@ from services.notifications.domain.model import (
     mark_waiting,
     time_zone_of,
 )
+from services.notifications.ports import DispatchRepository
 from shared.clock import Clock
 from shared.messaging import events
 from shared.messaging.outbox import EventSink, emit
@@ -71,13 +71,19 @@ class DispatchUnit:
     sink: EventSink
 
 
-# Opens a transaction; committed when the block ends normally, rolled back on an exception.
-UnitFactory = Callable[[], AbstractAsyncContextManager[DispatchUnit]]
+T = TypeVar("T")
+
+
+class DispatchTransactions(Protocol):
+    """Runs `work` on a unit in one transaction (shared.storage.transactions.in_transaction):
+    committed when `work` returns, rolled back when it raises."""
+
+    async def __call__(self, work: Callable[[DispatchUnit], Awaitable[T]]) -> T: ...
 
 
 @dataclass
 class DeliveryDispatcher:
-    transactions: UnitFactory
+    transactions: DispatchTransactions
     sender: EmailSender
     clock: Clock
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
@@ -102,15 +108,22 @@ class DeliveryDispatcher:
         commit can then send again only the message that was in flight, not a whole batch."""
         taken = 0
         while taken < self.batch_size:
-            async with self.transactions() as unit:
-                due = await unit.notifications.claim_due(self.clock.now(), 1)
-                if not due:
-                    break
-                wrote_event = await self._dispatch(due[0], unit)
+            wrote_event = await self.transactions(self._dispatch_next)
+            if wrote_event is None:
+                break
             taken += 1
             if wrote_event and self.after_commit is not None:
                 self.after_commit()
         return taken
+
+    async def _dispatch_next(self, unit: DispatchUnit) -> bool | None:
+        """Claims the oldest due message and decides its fate: None when none is due, else
+        whether an event was written. Safe to run again after a lost connection: the claim
+        was rolled back with the rest, and email is at-least-once anyway."""
+        due = await unit.notifications.claim_due(self.clock.now(), 1)
+        if not due:
+            return None
+        return await self._dispatch(due[0], unit)
 
     async def run(self) -> None:
         while not self._stopping.is_set():

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.notifications.adapters.repository import NotificationRepository
 from services.notifications.domain.model import (
     POINTS_EARNED_DIGEST,
     Channel,
@@ -26,6 +25,7 @@ from services.notifications.domain.model import (
     merge_earning,
     schedule,
 )
+from services.notifications.ports import ConsumerRepository
 from shared.messaging import events
 from shared.messaging.events import CloudEvent, derived_event_id
 from shared.messaging.outbox import EventSink
@@ -55,7 +55,7 @@ def welcome_id(customer_id: str, channel: Channel) -> str:
 
 @dataclass(frozen=True)
 class Context:
-    notifications: NotificationRepository
+    notifications: ConsumerRepository
     sink: EventSink
     now: datetime
     # Earnings that arrive within this window of the first one go out as one digest.
@@ -213,7 +213,7 @@ class Changes:
                 for d in waiting
             ]
 
-    async def write(self, notifications: NotificationRepository) -> set[str]:
+    async def write(self, notifications: ConsumerRepository) -> set[str]:
         """Erasures first, so that they reach only what existed before them; returns the ids
         of the messages that were new."""
         if self.erased:
@@ -382,7 +382,7 @@ _NOTIFYING = frozenset(
 
 
 async def _load_channels(
-    batch: Sequence[CloudEvent], changes: Changes, notifications: NotificationRepository
+    batch: Sequence[CloudEvent], changes: Changes, notifications: ConsumerRepository
 ) -> None:
     """Two set-based loads for the whole batch: the stored contacts of the customers it
     notifies, then which of their partners have a webhook."""

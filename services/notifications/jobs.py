@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.notifications.adapters.repository import SqlNotificationRepository
+from services.notifications.adapters.repositories.jobs import jobs_repository
 from services.notifications.domain.model import (
     DEFAULT_WIN_BACK_AFTER,
     WIN_BACK,
@@ -25,8 +25,10 @@ from services.notifications.domain.model import (
     schedule,
     win_back_cause,
 )
+from services.notifications.ports import JobsRepository
 from shared.clock import Clock
 from shared.messaging.events import derived_event_id
+from shared.storage.transactions import in_transaction
 
 RELEASE_QUIET_HOURS = "release-quiet-hours"
 RETRY_DELIVERIES = "retry-deliveries"
@@ -40,8 +42,9 @@ class ReleaseHeld:
     name: str = RELEASE_QUIET_HOURS
 
     async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
-        async with engine.begin() as conn:
-            released = await SqlNotificationRepository(conn).release(as_of, held=True)
+        released = await in_transaction(
+            engine, lambda conn: jobs_repository(conn).release(as_of, held=True)
+        )
         return {"as_of": as_of.isoformat(), "released": released}
 
 
@@ -52,8 +55,9 @@ class RetryDeliveries:
     name: str = RETRY_DELIVERIES
 
     async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
-        async with engine.begin() as conn:
-            retried = await SqlNotificationRepository(conn).release(as_of, held=False)
+        retried = await in_transaction(
+            engine, lambda conn: jobs_repository(conn).release(as_of, held=False)
+        )
         return {"as_of": as_of.isoformat(), "retried": retried}
 
 
@@ -69,26 +73,35 @@ class WinBack:
 
     async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
         now = self.clock.now()
-        async with engine.begin() as conn:
-            notifications = SqlNotificationRepository(conn)
-            lapsed = [
-                a
-                for a in await notifications.lapsed(as_of, self.after)
-                if is_lapsed(a, as_of, self.after)
+
+        async def win_back(conn: AsyncConnection) -> tuple[int, int]:
+            return await self._win_back(jobs_repository(conn), as_of, now)
+
+        lapsed, scheduled = await in_transaction(engine, win_back)
+        return {"as_of": as_of.isoformat(), "lapsed": lapsed, "scheduled": scheduled}
+
+    async def _win_back(
+        self, notifications: JobsRepository, as_of: datetime, now: datetime
+    ) -> tuple[int, int]:
+        """How many customers lapsed, and how many messages were new."""
+        lapsed = [
+            a
+            for a in await notifications.lapsed(as_of, self.after)
+            if is_lapsed(a, as_of, self.after)
+        ]
+        reachable = await notifications.contacts_of([a.customer_id for a in lapsed])
+        partners = await notifications.partners_with_webhooks(
+            {c.partner_id for c in reachable.values() if c.partner_id}
+        )
+        scheduled = await notifications.schedule(
+            [
+                win_back_message(activity, now, channel)
+                for activity in lapsed
+                for channel in channels_for(reachable.get(activity.customer_id), partners)
             ]
-            reachable = await notifications.contacts_of([a.customer_id for a in lapsed])
-            partners = await notifications.partners_with_webhooks(
-                {c.partner_id for c in reachable.values() if c.partner_id}
-            )
-            scheduled = await notifications.schedule(
-                [
-                    win_back_message(activity, now, channel)
-                    for activity in lapsed
-                    for channel in channels_for(reachable.get(activity.customer_id), partners)
-                ]
-            )
-            await notifications.mark_won_back(lapsed)
-        return {"as_of": as_of.isoformat(), "lapsed": len(lapsed), "scheduled": len(scheduled)}
+        )
+        await notifications.mark_won_back(lapsed)
+        return len(lapsed), len(scheduled)
 
 
 def win_back_message(

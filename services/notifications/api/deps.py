@@ -4,11 +4,10 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.bootstrap import harassment_policy
 from services.notifications.domain.model import HarassmentPolicy
 from services.notifications.settings import NotificationsSettings, unsubscribe_key
-from shared.web.deps import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep, SettingsDep
+from shared.web.deps import AdminScope, ClockDep, ReadScope, RuntimeDep, SettingsDep
 from shared.web.idempotency import IdempotencyDep
 
 __all__ = [
@@ -16,15 +15,10 @@ __all__ = [
     "ClockDep",
     "HarassmentDep",
     "IdempotencyDep",
-    "NotificationsDep",
     "ReadScope",
     "RuntimeDep",
     "UnsubscribeKeyDep",
 ]
-
-
-def get_notifications(conn: ConnectionDep) -> SqlNotificationRepository:
-    return SqlNotificationRepository(conn)
 
 
 def get_harassment_policy(settings: SettingsDep) -> HarassmentPolicy:
@@ -32,7 +26,6 @@ def get_harassment_policy(settings: SettingsDep) -> HarassmentPolicy:
     return harassment_policy(settings)
 
 
-NotificationsDep = Annotated[SqlNotificationRepository, Depends(get_notifications)]
 HarassmentDep = Annotated[HarassmentPolicy, Depends(get_harassment_policy)]
 
 

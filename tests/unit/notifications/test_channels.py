@@ -49,7 +49,8 @@ from shared.messaging import events
 from shared.messaging.events import CloudEvent, new_event
 from shared.messaging.outbox import CollectingSink
 from shared.web.auth import SIGNATURE_HEADER, verify_signature
-from tests.unit.notifications.fakes import NOW, FakeNotifications, FakeSender, FakeUnits
+from tests.support import factories
+from tests.support.fakes.notifications import NOW, FakeNotifications, FakeSender, FakeUnits
 
 POLICY = DeliveryPolicy()
 HARASSMENT = HarassmentPolicy(quiet_hours=QuietHours(time(21, 0), time(8, 0)), daily_cap=3)
@@ -470,18 +471,13 @@ async def test_a_stale_message_over_the_cap_is_dropped_and_logged_with_its_reaso
 
 
 def enrolment(*, phone: str | None, consent_sms: bool, partner_id: str = "demo") -> CloudEvent:
-    return new_event(
-        events.CustomerEnrolled(
-            customer_id="c1",
-            partner_id=partner_id,
-            enrolled_at=NOW,
-            email="ada@example.com",
-            phone=phone,
-            consent=events.Consent(email=True, sms=consent_sms),
-        ),
-        source="ingest/demo",
-        subject="c1",
-        time=NOW,
+    return factories.enrolment(
+        "c1",
+        at=NOW,
+        partner_id=partner_id,
+        email="ada@example.com",
+        phone=phone,
+        consent=events.Consent(email=True, sms=consent_sms),
     )
 
 

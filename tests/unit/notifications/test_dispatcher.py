@@ -21,7 +21,7 @@ from shared.clock import FixedClock
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent
 from shared.messaging.outbox import CollectingSink
-from tests.unit.notifications.fakes import (
+from tests.support.fakes.notifications import (
     NOW,
     FakeNotifications,
     FakeSender,

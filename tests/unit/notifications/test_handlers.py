@@ -20,7 +20,7 @@ from shared.clock import FixedClock
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
 from shared.messaging.outbox import CollectingSink
-from tests.unit.notifications.fakes import NOW, FakeNotifications, enrolled, tier_changed
+from tests.support.fakes.notifications import NOW, FakeNotifications, enrolled, tier_changed
 
 
 @pytest.fixture

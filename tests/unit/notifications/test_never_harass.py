@@ -30,7 +30,7 @@ from services.notifications.domain.model import (
 )
 from shared.clock import FixedClock
 from shared.messaging.outbox import CollectingSink
-from tests.unit.notifications.fakes import FakeNotifications, FakeSender, FakeUnits
+from tests.support.fakes.notifications import FakeNotifications, FakeSender, FakeUnits
 
 ROME = ZoneInfo("Europe/Rome")
 NIGHT = QuietHours(start=time(21, 0), end=time(8, 0))

@@ -23,7 +23,7 @@ from services.notifications.domain.model import (
     retry_delay,
     schedule,
 )
-from tests.unit.notifications.fakes import NOW
+from tests.support.fakes.notifications import NOW
 
 POLICY = DeliveryPolicy(
     max_attempts=5,

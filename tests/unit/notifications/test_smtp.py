@@ -12,7 +12,7 @@ from services.notifications.adapters.smtp import (
     build_message,
     message_id,
 )
-from tests.unit.notifications.fakes import NOW
+from tests.support.fakes.notifications import NOW
 
 SENDER = "Fedelta <no-reply@fedelta.localhost>"
 

@@ -13,7 +13,7 @@ from services.notifications.handlers import Context, apply_batch
 from shared.messaging import events
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
 from shared.messaging.outbox import CollectingSink
-from tests.unit.notifications.fakes import NOW, FakeNotifications, erased_event
+from tests.support.fakes.notifications import NOW, FakeNotifications, erased_event
 
 WINDOW = timedelta(minutes=10)
 

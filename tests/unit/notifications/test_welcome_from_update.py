@@ -19,7 +19,7 @@ from services.notifications.settings import NotificationsSettings
 from shared.messaging import events
 from shared.messaging.events import CloudEvent, new_event
 from shared.messaging.outbox import CollectingSink
-from tests.unit.notifications.fakes import NOW, FakeNotifications, enrolled
+from tests.support.fakes.notifications import NOW, FakeNotifications, enrolled
 
 
 @pytest.fixture

@@ -3,32 +3,25 @@ length yields one message, the next only after a new purchase and a new lapse.""
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from services.notifications.domain.model import WIN_BACK, PurchaseActivity, is_lapsed
 from services.notifications.handlers import Context, apply_batch
 from services.notifications.jobs import win_back_message
-from shared.messaging import events
-from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.events import CloudEvent
 from shared.messaging.outbox import CollectingSink
-from tests.unit.notifications.fakes import NOW, FakeNotifications, erased_event
+from tests.support import factories
+from tests.support.fakes.notifications import NOW, FakeNotifications, erased_event
 
 AFTER = timedelta(days=90)
 
 
 def purchase(customer_id: str, occurred_at: datetime) -> CloudEvent:
-    return new_event(
-        events.PurchaseCompleted(
-            purchase_id=f"p-{customer_id}-{occurred_at.timestamp():.0f}",
-            partner_id="partner-1",
-            customer_id=customer_id,
-            occurred_at=occurred_at,
-            currency="EUR",
-            total=Decimal("12.50"),
-        ),
-        source="ingest",
-        subject=customer_id,
-        time=occurred_at,
+    return factories.purchase(
+        customer_id,
+        "12.50",
+        at=occurred_at,
+        purchase_id=f"p-{customer_id}-{occurred_at.timestamp():.0f}",
+        partner_id="partner-1",
     )
 
 

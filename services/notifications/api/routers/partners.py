@@ -3,18 +3,16 @@
 Admin only: registering a URL makes this service call it, so the operator does it for the
 partner. The signing secret is made here and shown once, in the answer that creates it."""
 
-import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
-from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.api.deps import AdminScope, ClockDep, RuntimeDep
 from services.notifications.api.schemas import WebhookIn, WebhookOut
-from services.notifications.domain.model import PartnerWebhook
+from services.notifications.usecases import partners
 from shared.bounds import Identifier
-from shared.web.problems import PROBLEM_JSON, Problem
+from shared.web.problems import PROBLEM_JSON
 
 router = APIRouter(prefix="/v1/partners", tags=["partner webhooks"])
 
@@ -31,12 +29,6 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {}}}
         for status in statuses
     }
-
-
-def _not_found(partner_id: str) -> Problem:
-    return Problem(
-        404, "Not found", f"partner {partner_id!r} has no webhook", slug="unknown-webhook"
-    )
 
 
 @router.put(
@@ -59,31 +51,14 @@ async def put_webhook(
     """Registers the partner's webhook (201, with its signing secret: the only time it is
     shown), or points an existing one to a new URL (200, the secret unchanged). To change
     the secret, delete the webhook and register it again."""
-    now = clock.now()
-    async with runtime.engine.begin() as conn:
-        notifications = SqlNotificationRepository(conn)
-        candidate = PartnerWebhook(
-            partner_id=partner_id,
-            url=body.url,
-            secret=secrets.token_urlsafe(32),
-            created_at=now,
-        )
-        created = await notifications.register_webhook(candidate, now)
-        stored = await notifications.webhook(partner_id)
-    assert stored is not None
-    answer = WebhookOut(
-        partner_id=partner_id,
-        url=stored.url,
-        created_at=stored.created_at,
-        secret=stored.secret if created else None,
-    )
-    if created:
+    registered = await partners.register_webhook(runtime.engine, partner_id, body, clock)
+    if registered.created:
         return JSONResponse(
             status_code=201,
-            content=answer.model_dump(mode="json", exclude_none=True),
+            content=registered.answer.model_dump(mode="json", exclude_none=True),
             headers={"Cache-Control": "no-store"},
         )
-    return answer
+    return registered.answer
 
 
 @router.get(
@@ -98,11 +73,7 @@ async def get_webhook(
     _: AdminScope,
 ) -> WebhookOut:
     """The partner's webhook, without its secret."""
-    async with runtime.engine.connect() as conn:
-        stored = await SqlNotificationRepository(conn).webhook(partner_id)
-    if stored is None:
-        raise _not_found(partner_id)
-    return WebhookOut(partner_id=partner_id, url=stored.url, created_at=stored.created_at)
+    return await partners.get_webhook(runtime.engine, partner_id)
 
 
 @router.delete("/{partner_id}/webhook", status_code=204, responses=_problems(401, 403, 404, 422))
@@ -112,8 +83,5 @@ async def delete_webhook(
     _: AdminScope,
 ) -> Response:
     """Removes the webhook: the calls still waiting for it are suppressed when they fall due."""
-    async with runtime.engine.begin() as conn:
-        removed = await SqlNotificationRepository(conn).remove_webhook(partner_id)
-    if not removed:
-        raise _not_found(partner_id)
+    await partners.remove_webhook(runtime.engine, partner_id)
     return Response(status_code=204)

@@ -1,31 +1,22 @@
 """A customer's preferences: channels, quiet hours, time zone and locale."""
 
-from datetime import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from services.notifications.adapters import tables
-from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.api.deps import (
     AdminScope,
     ClockDep,
     HarassmentDep,
     IdempotencyDep,
-    NotificationsDep,
     ReadScope,
     RuntimeDep,
 )
-from services.notifications.api.schemas import (
-    ChannelsOut,
-    PreferencesIn,
-    PreferencesOut,
-    QuietHoursOut,
-)
-from services.notifications.domain.model import HarassmentPolicy, Preferences, QuietHours
+from services.notifications.api.schemas import PreferencesIn, PreferencesOut
+from services.notifications.usecases import preferences
 from shared.bounds import Identifier
-from shared.web.problems import PROBLEM_JSON, Problem
+from shared.web.problems import PROBLEM_JSON
 
 router = APIRouter(prefix="/v1/customers", tags=["preferences"])
 
@@ -46,20 +37,6 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-async def _ensure_known(
-    notifications: SqlNotificationRepository, customer_id: str, chosen: Preferences | None
-) -> None:
-    # Preferences sit beside the contact: none for a customer never seen or erased, unless
-    # they were given ahead of the profile.
-    if chosen is None and await notifications.contact(customer_id) is None:
-        raise Problem(
-            404,
-            "Not found",
-            f"no contact is known for customer {customer_id!r}",
-            slug="unknown-customer",
-        )
-
-
 @router.get(
     "/{customer_id}/preferences",
     response_model=PreferencesOut,
@@ -67,14 +44,12 @@ async def _ensure_known(
 )
 async def get_preferences(
     customer_id: Annotated[Identifier, Path()],
-    notifications: NotificationsDep,
+    runtime: RuntimeDep,
     harassment: HarassmentDep,
     _: ReadScope,
 ) -> PreferencesOut:
     """The customer's preferences, or the defaults while they have chosen none."""
-    chosen = await notifications.preferences(customer_id)
-    await _ensure_known(notifications, customer_id, chosen)
-    return _answer(customer_id, chosen, harassment)
+    return await preferences.get_preferences(runtime.engine, customer_id, harassment)
 
 
 @router.put(
@@ -95,42 +70,6 @@ async def put_preferences(
     come before the customer's profile (a POS that signs a customer up and sets their quiet
     hours at once: the profile reaches this service through Kafka a little later), so that
     the welcome already follows them; erasing the customer deletes them with the profile."""
-    async with runtime.engine.begin() as conn:
-        if (replayed := await call.replay(conn, tables.idempotency_keys)) is not None:
-            return replayed
-        notifications = SqlNotificationRepository(conn)
-        now = clock.now()
-        chosen = Preferences(
-            customer_id=customer_id,
-            updated_at=now,
-            email=body.channels.email,
-            sms=body.channels.sms,
-            quiet_hours=QuietHours(
-                start=time.fromisoformat(body.quiet_hours.start),
-                end=time.fromisoformat(body.quiet_hours.end),
-            ),
-            time_zone=body.time_zone,
-            locale=body.locale,
-        )
-        await notifications.save_preferences(chosen)
-        answer = _answer(customer_id, chosen, harassment)
-        await call.remember(conn, tables.idempotency_keys, 200, answer, now)
-    return answer
-
-
-def _answer(
-    customer_id: str, chosen: Preferences | None, harassment: HarassmentPolicy
-) -> PreferencesOut:
-    quiet = chosen.quiet_hours if chosen else harassment.quiet_hours
-    return PreferencesOut(
-        customer_id=customer_id,
-        channels=ChannelsOut(
-            email=chosen.email if chosen else True, sms=chosen.sms if chosen else True
-        ),
-        quiet_hours=QuietHoursOut(
-            start=quiet.start.strftime("%H:%M"), end=quiet.end.strftime("%H:%M")
-        ),
-        time_zone=chosen.time_zone if chosen else None,
-        locale=chosen.locale if chosen else None,
-        updated_at=chosen.updated_at if chosen else None,
+    return await preferences.put_preferences(
+        runtime.engine, customer_id, body, harassment, clock, call
     )

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Path, Query
 
 from services.notifications.api.deps import ReadScope
 from services.notifications.api.schemas import Locale, TemplatePreviewOut
-from services.notifications.domain import templates
+from services.notifications.usecases import templates
 from shared.bounds import Label
-from shared.web.problems import PROBLEM_JSON, Problem
+from shared.web.problems import PROBLEM_JSON
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
 
@@ -38,16 +38,4 @@ async def preview_template(
 ) -> TemplatePreviewOut:
     """The template rendered with sample data in the locale asked for (English when the
     template has no text in that language); `locale` says which one was used."""
-    try:
-        message = templates.render(name, locale, templates.SAMPLE_PARAMS)
-    except templates.UnknownTemplate:
-        raise Problem(
-            404, "Not found", f"no template named {name!r}", slug="unknown-template"
-        ) from None
-    return TemplatePreviewOut(
-        template=name,
-        locale=message.locale,
-        subject=message.subject,
-        text=message.body,
-        html=message.html,
-    )
+    return templates.preview(name, locale)

@@ -10,12 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse
 
-from services.notifications.adapters.repository import SqlNotificationRepository
 from services.notifications.api.deps import ClockDep, HarassmentDep, RuntimeDep, UnsubscribeKeyDep
 from services.notifications.api.schemas import UnsubscribedOut
-from services.notifications.domain.model import Preferences
-from services.notifications.domain.unsubscribe import customer_of
-from shared.web.problems import PROBLEM_JSON, Problem
+from services.notifications.usecases import unsubscribe as usecase
+from shared.web.problems import PROBLEM_JSON
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["unsubscribe"])
 
@@ -37,11 +35,6 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _not_found() -> Problem:
-    # One answer for a forged token and an erased customer: nothing to learn by probing.
-    return Problem(404, "Not found", "this unsubscribe link is not valid", slug="unknown-token")
-
-
 @router.post("/{token}", response_model=UnsubscribedOut, responses=_problems(404, 422, 503))
 async def unsubscribe(
     token: Token,
@@ -51,31 +44,7 @@ async def unsubscribe(
     clock: ClockDep,
 ) -> UnsubscribedOut:
     """Turns the customer's email preference off; other preferences stay as they are."""
-    customer_id = customer_of(token, key)
-    if customer_id is None:
-        raise _not_found()
-    async with runtime.engine.begin() as conn:
-        notifications = SqlNotificationRepository(conn)
-        if await notifications.contact(customer_id) is None:
-            raise _not_found()
-        current = await notifications.preferences(customer_id) or Preferences(
-            customer_id=customer_id,
-            updated_at=clock.now(),
-            quiet_hours=harassment.quiet_hours,
-        )
-        if current.email:
-            await notifications.save_preferences(
-                Preferences(
-                    customer_id=customer_id,
-                    updated_at=clock.now(),
-                    email=False,
-                    sms=current.sms,
-                    quiet_hours=current.quiet_hours,
-                    time_zone=current.time_zone,
-                    locale=current.locale,
-                )
-            )
-    return UnsubscribedOut(channel="email", subscribed=False)
+    return await usecase.unsubscribe(runtime.engine, token, key, harassment, clock)
 
 
 @router.get(
@@ -86,8 +55,7 @@ async def unsubscribe(
 async def unsubscribe_page(token: Token, key: UnsubscribeKeyDep) -> HTMLResponse:
     """The page the link opens: a button that confirms. Opening a link changes nothing, since
     mail scanners open links too; the POST does."""
-    if customer_of(token, key) is None:
-        raise _not_found()
+    usecase.check_link(token, key)
     action = escape(f"/v1/unsubscribe/{token}")
     return HTMLResponse(
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Unsubscribe</title></head>'

@@ -4,7 +4,6 @@ the dispatcher on the system clock and the jobs replaying a later instant with `
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
@@ -13,20 +12,27 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.notifications.adapters.repository import SqlNotificationRepository
-from services.notifications.adapters.tables import deliveries, preferences
-from services.notifications.api.app import create_app
+from services.notifications.adapters.repositories.consumer import SqlConsumerRepository
+from services.notifications.adapters.tables import preferences
 from services.notifications.domain.model import OPTED_OUT, Channel, schedule
 from services.notifications.settings import NotificationsSettings
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, new_event
-from tests.integration.notifications_support import mails_to, send, tier_up
+from tests.support import factories
+from tests.support.notifications import (
+    mails_to,
+    new_customer,
+    rows,
+    run_job,
+    send,
+    tier_up,
+    zone_at,
+)
 from tests.support.polling import eventually
-from tests.support.services import ADMIN, READER, running, settings_for
+from tests.support.services import ADMIN, READER, settings_for
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -41,67 +47,10 @@ def settings(stack: Stack) -> NotificationsSettings:
     )
 
 
-@pytest_asyncio.fixture(scope="module")
-async def client(settings: NotificationsSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
-
-
-@pytest_asyncio.fixture(scope="module")
-async def database(stack: Stack, settings: NotificationsSettings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(stack.database_url("notifications"))
-    yield engine
-    await engine.dispose()
-
-
-def zone_at(local_hour: int) -> ZoneInfo:
-    """A fixed-offset zone whose wall clock shows `local_hour` now, whatever the real time:
-    the service runs on the system clock, so the customer's zone puts them where the test
-    needs them (Etc/GMT-N is UTC+N)."""
-    offset = (local_hour - datetime.now(UTC).hour) % 24
-    if offset > 14:
-        offset -= 24
-    return ZoneInfo("Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}")
-
-
 def enrolment(customer_id: str, email: str, zone: ZoneInfo) -> CloudEvent:
-    now = datetime.now(UTC)
-    return new_event(
-        events.CustomerEnrolled(
-            customer_id=customer_id,
-            partner_id="demo",
-            enrolled_at=now,
-            email=email,
-            time_zone=zone.key,
-            consent=events.Consent(email=True),
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=now,
+    return factories.enrolment(
+        customer_id, email=email, time_zone=zone.key, consent=events.Consent(email=True)
     )
-
-
-async def rows(database: AsyncEngine, customer_id: str) -> list[sa.Row[Any]]:
-    async with database.connect() as conn:
-        result = await conn.execute(
-            sa.select(deliveries).where(deliveries.c.customer_id == customer_id)
-        )
-        return list(result)
-
-
-async def run_job(client: httpx.AsyncClient, name: str, as_of: datetime) -> dict[str, Any]:
-    response = await client.post(
-        f"/v1/admin/jobs/{name}", params={"as_of": as_of.isoformat()}, headers=ADMIN
-    )
-    assert response.status_code == 200, response.text
-    [summary] = response.json()["jobs"]
-    assert isinstance(summary, dict)
-    return summary
-
-
-def new_customer() -> tuple[str, str]:
-    token = uuid.uuid4().hex
-    return f"cust-{token}", f"{token}@example.com"
 
 
 async def test_a_customer_enrolled_in_their_quiet_hours_gets_the_welcome_after_them(
@@ -350,7 +299,7 @@ async def test_retry_deliveries_makes_a_backed_off_retry_due_once(
         next_attempt_at=backoff_ends,
     )
     async with database.begin() as conn:
-        await SqlNotificationRepository(conn).schedule([failed_once])
+        await SqlConsumerRepository(conn).schedule([failed_once])
 
     await run_job(client, "retry-deliveries", backoff_ends - timedelta(minutes=1))
     (waiting,) = [r for r in await rows(database, customer_id) if r.template == "tier_up"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,18 +17,17 @@ from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 
-from services.notifications.api.app import create_app
 from services.notifications.domain.model import Channel
 from services.notifications.handlers import welcome_id
 from services.notifications.settings import NotificationsSettings
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, new_event
 from shared.web.auth import SIGNATURE_HEADER, SignatureError, verify_signature
-from tests.integration.notifications_support import send
+from tests.support import factories
+from tests.support.notifications import send
 from tests.support.polling import eventually
-from tests.support.services import ADMIN, READER, running, settings_for
+from tests.support.services import ADMIN, READER, settings_for
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -50,12 +49,6 @@ def settings(stack: Stack) -> NotificationsSettings:
         retry_backoff_seconds="0.2",
         retry_backoff_max_seconds="1",
     )
-
-
-@pytest_asyncio.fixture(scope="module")
-async def client(settings: NotificationsSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
 
 
 @dataclass
@@ -144,20 +137,13 @@ def enrolment(
     partner_id: str = "demo",
     locale: str = "it",
 ) -> CloudEvent:
-    now = datetime.now(UTC)
-    return new_event(
-        events.CustomerEnrolled(
-            customer_id=customer_id,
-            partner_id=partner_id,
-            enrolled_at=now,
-            locale=locale,
-            email=None,
-            phone=phone,
-            consent=events.Consent(email=False, sms=consent_sms),
-        ),
-        source=f"ingest/{partner_id}",
-        subject=customer_id,
-        time=now,
+    return factories.enrolment(
+        customer_id,
+        partner_id=partner_id,
+        locale=locale,
+        email=None,
+        phone=phone,
+        consent=events.Consent(email=False, sms=consent_sms),
     )
 
 

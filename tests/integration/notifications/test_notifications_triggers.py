@@ -5,29 +5,25 @@ answers over HTTP, and the one-click unsubscribe link in an email turns the emai
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.notifications.adapters.tables import deliveries
-from services.notifications.api.app import create_app
 from services.notifications.domain.unsubscribe import unsubscribe_token
 from services.notifications.settings import NotificationsSettings, unsubscribe_key
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, new_event
-from tests.integration.notifications_support import send
+from tests.support import factories
+from tests.support.notifications import rows, send, zone_at
 from tests.support.polling import eventually
-from tests.support.services import READER, running, settings_for
+from tests.support.services import READER, settings_for
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -48,27 +44,6 @@ def settings(stack: Stack) -> NotificationsSettings:
     )
 
 
-@pytest_asyncio.fixture(scope="module")
-async def client(settings: NotificationsSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
-
-
-@pytest_asyncio.fixture(scope="module")
-async def database(stack: Stack, settings: NotificationsSettings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(stack.database_url("notifications"))
-    yield engine
-    await engine.dispose()
-
-
-def noon_zone() -> ZoneInfo:
-    """A fixed-offset zone where it is about noon now, far from quiet hours."""
-    offset = (12 - datetime.now(UTC).hour) % 24
-    if offset > 14:
-        offset -= 24
-    return ZoneInfo("Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}")
-
-
 def event(payload: events.Payload, customer_id: str, source: str) -> CloudEvent:
     return new_event(payload, source=source, subject=customer_id, time=datetime.now(UTC))
 
@@ -76,16 +51,14 @@ def event(payload: events.Payload, customer_id: str, source: str) -> CloudEvent:
 async def enrol(stack: Stack, locale: str) -> tuple[str, str]:
     token = uuid.uuid4().hex
     customer_id, email = f"cust-{token}", f"{token}@example.com"
-    profile = events.CustomerEnrolled(
-        customer_id=customer_id,
-        partner_id="demo",
-        enrolled_at=datetime.now(UTC),
+    profile = factories.enrolment(
+        customer_id,
         email=email,
         locale=locale,
-        time_zone=noon_zone().key,
+        time_zone=zone_at(12).key,
         consent=events.Consent(email=True),
     )
-    await send(stack, topics.CUSTOMERS, event(profile, customer_id, "ingest/demo"))
+    await send(stack, topics.CUSTOMERS, profile)
     return customer_id, email
 
 
@@ -98,14 +71,6 @@ def mails_to(stack: Stack, address: str) -> dict[str, EmailMessage]:
         if message["To"] == address:
             found[str(message["Subject"])] = message
     return found
-
-
-async def rows(database: AsyncEngine, customer_id: str) -> list[sa.Row[Any]]:
-    async with database.connect() as conn:
-        result = await conn.execute(
-            sa.select(deliveries).where(deliveries.c.customer_id == customer_id)
-        )
-        return list(result)
 
 
 def text_and_html(message: EmailMessage) -> tuple[str, str]:

@@ -1,12 +1,14 @@
-"""In-memory stand-ins for the notifications database and mail server."""
+"""In-memory stand-ins for the notifications database and mail server, typed against the
+service's ports so that mypy checks they keep up with them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
+from services.notifications import ports
 from services.notifications.adapters.smtp import EmailDeliveryError, OutgoingEmail
 from services.notifications.dispatcher import DispatchUnit
 from services.notifications.domain.model import (
@@ -25,8 +27,10 @@ from shared.messaging.outbox import CollectingSink
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 
+T = TypeVar("T")
 
-class FakeNotifications:
+
+class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, ports.ApiRepository):
     def __init__(self) -> None:
         self.contacts: dict[str, Contact] = {}
         self.chosen: dict[str, Preferences] = {}
@@ -157,6 +161,20 @@ class FakeNotifications:
             if stored.status is DeliveryStatus.SCHEDULED:
                 self.deliveries[digest.notification_id] = replace(stored, params=digest.params)
 
+    async def save_preferences(self, chosen: Preferences) -> None:
+        self.chosen[chosen.customer_id] = chosen
+
+    async def register_webhook(self, webhook: PartnerWebhook, now: datetime) -> bool:
+        current = self.webhooks.get(webhook.partner_id)
+        if current is None:
+            self.webhooks[webhook.partner_id] = replace(webhook, created_at=now)
+            return True
+        self.webhooks[webhook.partner_id] = replace(current, url=webhook.url)
+        return False
+
+    async def remove_webhook(self, partner_id: str) -> bool:
+        return self.webhooks.pop(partner_id, None) is not None
+
     async def deliveries_for(self, customer_id: str, limit: int) -> list[Delivery]:
         mine = [d for d in self.deliveries.values() if d.customer_id == customer_id]
         return sorted(mine, key=lambda d: d.created_at, reverse=True)[:limit]
@@ -187,17 +205,18 @@ class FakeSender:
 
 
 class FakeUnits:
-    """Hands the dispatcher the same fakes for every transaction, counting commits."""
+    """Hands the dispatcher the same fakes for every transaction, counting commits: a
+    dispatcher.DispatchTransactions."""
 
     def __init__(self, notifications: FakeNotifications, sink: CollectingSink) -> None:
         self.notifications = notifications
         self.sink = sink
         self.commits = 0
 
-    @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[DispatchUnit]:
-        yield DispatchUnit(notifications=self.notifications, sink=self.sink)
+    async def __call__(self, work: Callable[[DispatchUnit], Awaitable[T]]) -> T:
+        done = await work(DispatchUnit(notifications=self.notifications, sink=self.sink))
         self.commits += 1
+        return done
 
 
 def enrolled(

@@ -4,23 +4,21 @@ outcomes back on Kafka, the delivery log over HTTP."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from email.message import EmailMessage
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.adapters import tables
-from services.notifications.adapters.repository import SqlNotificationRepository
+from services.notifications.adapters.repositories.api import SqlApiRepository
+from services.notifications.adapters.repositories.consumer import SqlConsumerRepository
+from services.notifications.adapters.repositories.dispatcher import SqlDispatchRepository
 from services.notifications.adapters.tables import contacts, deliveries, purchase_activity
-from services.notifications.api.app import create_app
 from services.notifications.bootstrap import make_subscription
 from services.notifications.domain.model import Channel, Contact, schedule
 from services.notifications.handlers import welcome_id
@@ -29,10 +27,11 @@ from shared.clock import FixedClock
 from shared.messaging import events, topics
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.events import CloudEvent, new_event
-from tests.integration.notifications_support import mails_to, send, tier_up
+from tests.support import factories
 from tests.support.kafka import events_for
+from tests.support.notifications import mails_to, new_customer, send, tier_up
 from tests.support.polling import eventually
-from tests.support.services import READER, running, settings_for
+from tests.support.services import READER, settings_for
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -54,41 +53,11 @@ def settings(stack: Stack) -> NotificationsSettings:
     )
 
 
-@pytest_asyncio.fixture(scope="module")
-async def client(settings: NotificationsSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
-
-
-@pytest_asyncio.fixture(scope="module")
-async def database(stack: Stack, settings: NotificationsSettings) -> AsyncIterator[AsyncEngine]:
-    # Through `settings`: the schema is migrated whichever test runs first.
-    engine = create_async_engine(stack.database_url("notifications"))
-    yield engine
-    await engine.dispose()
-
-
-def new_customer() -> tuple[str, str]:
-    token = uuid.uuid4().hex
-    return f"cust-{token}", f"{token}@example.com"
-
-
 def enrolment(
     customer_id: str, email: str | None, *, consent_email: bool, locale: str = "en"
 ) -> CloudEvent:
-    now = datetime.now(UTC)
-    return new_event(
-        events.CustomerEnrolled(
-            customer_id=customer_id,
-            partner_id="demo",
-            enrolled_at=now,
-            locale=locale,
-            email=email,
-            consent=events.Consent(email=consent_email),
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=now,
+    return factories.enrolment(
+        customer_id, locale=locale, email=email, consent=events.Consent(email=consent_email)
     )
 
 
@@ -295,16 +264,16 @@ async def test_one_cause_never_yields_the_same_message_twice(database: AsyncEngi
         for _ in range(2)
     )
     async with database.begin() as conn:
-        repository = SqlNotificationRepository(conn)
+        repository, log = SqlConsumerRepository(conn), SqlApiRepository(conn)
         assert await repository.schedule([first]) == {first.notification_id}
         assert await repository.schedule([second]) == set()  # other id, same cause and template
-        assert len(await repository.deliveries_for(customer_id, 10)) == 1
+        assert len(await log.deliveries_for(customer_id, 10)) == 1
         await conn.rollback()
     async with database.begin() as conn:
-        repository = SqlNotificationRepository(conn)
+        repository, log = SqlConsumerRepository(conn), SqlApiRepository(conn)
         # The same within one multi-row statement.
         assert await repository.schedule([first, second]) == {first.notification_id}
-        assert len(await repository.deliveries_for(customer_id, 10)) == 1
+        assert len(await log.deliveries_for(customer_id, 10)) == 1
         await conn.rollback()
 
 
@@ -324,12 +293,12 @@ async def test_a_claimed_message_is_skipped_by_another_dispatcher(database: Asyn
         send_at=future,
     )
     async with database.begin() as conn:
-        await SqlNotificationRepository(conn).schedule([delivery])
+        await SqlConsumerRepository(conn).schedule([delivery])
     try:
         async with database.begin() as first, database.begin() as second:
-            claimed = await SqlNotificationRepository(first).claim_due(future, 1000)
+            claimed = await SqlDispatchRepository(first).claim_due(future, 1000)
             assert delivery.notification_id in {d.notification_id for d in claimed}
-            also_claimed = await SqlNotificationRepository(second).claim_due(future, 1000)
+            also_claimed = await SqlDispatchRepository(second).claim_due(future, 1000)
             assert delivery.notification_id not in {d.notification_id for d in also_claimed}
     finally:
         async with database.begin() as conn:
@@ -425,19 +394,7 @@ def customer_story(customer_id: str, number: int, at: datetime) -> list[tuple[st
             time=at,
         )
 
-    purchase = new_event(
-        events.PurchaseCompleted(
-            purchase_id=f"p-{customer_id}",
-            partner_id="demo",
-            customer_id=customer_id,
-            occurred_at=at,
-            currency="EUR",
-            total=Decimal("12.50"),
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=at,
-    )
+    purchase = factories.purchase(customer_id, "12.50", at=at, purchase_id=f"p-{customer_id}")
     enrolled, updated = events.CustomerEnrolled, events.CustomerUpdated
     c, t, p = topics.CUSTOMERS, topics.TIERS, topics.PURCHASES
     stories = [
@@ -704,9 +661,9 @@ async def test_versions_decide_over_times_and_only_unversioned_profiles_go_by_ti
         before: Contact | None = None
         for offered, expected in steps:
             async with database.begin() as conn:
-                await SqlNotificationRepository(conn).upsert_contacts([offered])
+                await SqlConsumerRepository(conn).upsert_contacts([offered])
             async with database.connect() as conn:
-                stored = await SqlNotificationRepository(conn).contact(customer_id)
+                stored = await SqlDispatchRepository(conn).contact(customer_id)
             assert stored is not None
             assert (stored.consent_email, stored.profile_version) == expected, offered
             # The SQL condition is the domain's rule, which the batch and the fakes use.

@@ -3,31 +3,23 @@ job run as of an instant sends one message per lapse, and a second run changes n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.adapters.tables import deliveries, purchase_activity
-from services.notifications.api.app import create_app
 from services.notifications.settings import NotificationsSettings
-from shared.messaging import events, topics
-from shared.messaging.events import CloudEvent, new_event
-from tests.integration.notifications_support import mails_to, send
-from tests.integration.test_notifications_never_harass import (
-    enrolment,
-    new_customer,
-    run_job,
-    zone_at,
-)
+from shared.messaging import topics
+from shared.messaging.events import CloudEvent
+from tests.integration.notifications.test_notifications_never_harass import enrolment
+from tests.support import factories
+from tests.support.notifications import mails_to, new_customer, run_job, send, zone_at
 from tests.support.polling import eventually
-from tests.support.services import running, settings_for
+from tests.support.services import settings_for
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -49,32 +41,12 @@ def settings(stack: Stack) -> NotificationsSettings:
     )
 
 
-@pytest_asyncio.fixture(scope="module")
-async def client(settings: NotificationsSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
-
-
-@pytest_asyncio.fixture(scope="module")
-async def database(stack: Stack, settings: NotificationsSettings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(stack.database_url("notifications"))
-    yield engine
-    await engine.dispose()
-
-
 def purchase(customer_id: str, occurred_at: datetime) -> CloudEvent:
-    return new_event(
-        events.PurchaseCompleted(
-            purchase_id=f"p-{customer_id}-{occurred_at.timestamp():.0f}",
-            partner_id="demo",
-            customer_id=customer_id,
-            occurred_at=occurred_at,
-            currency="EUR",
-            total=Decimal("20.00"),
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=occurred_at,
+    return factories.purchase(
+        customer_id,
+        "20.00",
+        at=occurred_at,
+        purchase_id=f"p-{customer_id}-{occurred_at.timestamp():.0f}",
     )
 
 

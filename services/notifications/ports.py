@@ -1,0 +1,150 @@
+"""The Protocols the handlers, the dispatcher, the jobs and the use cases reach storage through,
+one per path: the consumer's set-based writes, the dispatcher's one message at a time, the
+jobs' releases and win-backs, and what the API reads and writes. The SQL repositories in
+`adapters/repositories/` implement them; the unit tests' fakes implement them too."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from services.notifications.domain.model import (
+    Contact,
+    Delivery,
+    PartnerWebhook,
+    Preferences,
+    PurchaseActivity,
+)
+
+
+class ReachabilityReads(Protocol):
+    """Which channels a batch or a job reaches its customers on: their contacts, and which of
+    their partners have a webhook."""
+
+    async def contacts_of(self, customer_ids: Collection[str]) -> dict[str, Contact]:
+        """The stored contacts of these customers (those that have one)."""
+        ...
+
+    async def partners_with_webhooks(self, partner_ids: Collection[str]) -> set[str]:
+        """Those of these partners that have registered a webhook."""
+        ...
+
+
+class Scheduler(Protocol):
+    async def schedule(self, deliveries: Collection[Delivery]) -> set[str]:
+        """Stores the messages that do not exist yet (same id, or same cause, channel and
+        template); returns the ids of those that were new."""
+        ...
+
+
+class ConsumerRepository(ReachabilityReads, Scheduler, Protocol):
+    """The consumer's path (apply_batch): set-based, so that a whole batch costs a few
+    statements."""
+
+    async def upsert_contacts(self, contacts: Collection[Contact]) -> None:
+        """Stores each profile that supersedes the stored one (Contact.supersedes: the higher
+        version, by time only between unversioned profiles), so that a late or replayed older
+        profile never overwrites a newer one. At most one profile per customer."""
+        ...
+
+    async def delete_contacts(self, customer_ids: Collection[str]) -> None:
+        """Everything kept about these customers but the delivery log: the contact, the
+        preferences and the purchase activity."""
+        ...
+
+    async def record_purchases(self, last_purchase_at: Mapping[str, datetime]) -> None:
+        """Moves each customer's last purchase time forward to the given one; never back, so
+        a late or replayed older purchase changes nothing."""
+        ...
+
+    async def suppress_scheduled(self, customer_ids: Collection[str], reason: str) -> int:
+        """Suppresses every message still waiting for these customers; returns how many."""
+        ...
+
+    async def open_digests(self, customer_ids: Collection[str], now: datetime) -> list[Delivery]:
+        """The points digests of these customers still gathering earnings at `now` (not yet
+        due, never attempted, not held), at most one per customer, locked for the current
+        transaction so that no dispatcher takes one while an earning joins it."""
+        ...
+
+    async def update_digests(self, digests: Collection[Delivery]) -> None:
+        """Rewrites the params of digests that earnings joined, if they are still waiting."""
+        ...
+
+
+class DispatchRepository(Protocol):
+    """The dispatcher's path: one message at a time, each in its own transaction."""
+
+    async def contact(self, customer_id: str) -> Contact | None: ...
+
+    async def preferences(self, customer_id: str) -> Preferences | None: ...
+
+    async def sent_between(
+        self, customer_id: str, start: datetime, end: datetime, *, other_than: str | None = None
+    ) -> int:
+        """How many messages the customer was sent in [start, end) over the channels they
+        read: one per triggering event whatever the number of channels it went out on, and
+        not counting the event `other_than` (the one the message being decided is for)."""
+        ...
+
+    async def webhook(self, partner_id: str) -> PartnerWebhook | None: ...
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Delivery]:
+        """Scheduled messages due by `now`, oldest first, locked for the current transaction;
+        rows another transaction holds are skipped, so no two dispatchers take the same one."""
+        ...
+
+    async def save(self, delivery: Delivery) -> None:
+        """Writes a claimed message's new status, attempts and timings."""
+        ...
+
+
+class JobsRepository(ReachabilityReads, Scheduler, Protocol):
+    """The time-driven jobs' path: releasing what waited, and the win-backs."""
+
+    async def release(self, as_of: datetime, *, held: bool) -> int:
+        """Makes due now the waiting messages whose wait ended by `as_of`, remembering that
+        instant so the dispatcher judges them as of it: those held by quiet hours or the
+        cap (`held`), or those waiting to retry a failed attempt. A message already released
+        as of that instant or later is left alone, so a second run changes nothing."""
+        ...
+
+    async def lapsed(self, as_of: datetime, after: timedelta) -> list[PurchaseActivity]:
+        """The customers without a purchase for `after` by `as_of` and no win-back for this
+        lapse yet (domain.is_lapsed, in SQL), locked until the transaction ends. Only those
+        with a contact."""
+        ...
+
+    async def mark_won_back(self, activities: Collection[PurchaseActivity]) -> None:
+        """Remembers the lapse each customer's win-back was for."""
+        ...
+
+
+class ApiRepository(Protocol):
+    """What the HTTP use cases read and write."""
+
+    async def contact(self, customer_id: str) -> Contact | None: ...
+
+    async def preferences(self, customer_id: str) -> Preferences | None: ...
+
+    async def save_preferences(self, chosen: Preferences) -> None: ...
+
+    async def webhook(self, partner_id: str) -> PartnerWebhook | None: ...
+
+    async def register_webhook(self, webhook: PartnerWebhook, now: datetime) -> bool:
+        """Stores a partner's webhook; an existing one keeps its secret and takes the new URL.
+        True when it was new."""
+        ...
+
+    async def remove_webhook(self, partner_id: str) -> bool:
+        """True when there was one to remove."""
+        ...
+
+    async def deliveries_for(self, customer_id: str, limit: int) -> list[Delivery]:
+        """The customer's messages, newest first."""
+        ...
+
+    async def is_known(self, customer_id: str) -> bool:
+        """Whether the customer has a contact or any message in the delivery log."""
+        ...
