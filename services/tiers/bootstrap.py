@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tiers.adapters import tables
 from services.tiers.adapters.program_file import load_program
-from services.tiers.adapters.programs import ProgramSource
-from services.tiers.adapters.repository import SqlTierRepository
+from services.tiers.adapters.repositories.consumer import consumer_repository
 from services.tiers.handlers import HANDLED_TYPES, Context, apply_batch
 from services.tiers.jobs import tier_jobs
+from services.tiers.programs import ProgramSource
 from services.tiers.settings import TiersSettings
 from shared.clock import Clock, SystemClock
 from shared.messaging import topics
@@ -36,7 +36,7 @@ def make_subscription(programs: ProgramSource, clock: Clock) -> Subscription:
         # Read in the batch's transaction, after any replay switch under way has committed.
         program = await programs.for_writing(conn)
         context = Context(
-            tiers=SqlTierRepository(conn), sink=sink, program=program, now=clock.now()
+            tiers=consumer_repository(conn), sink=sink, program=program, now=clock.now()
         )
         await apply_batch(batch, context)
 

@@ -11,10 +11,9 @@ at a time, and a batch (or any part of it) applied again changes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from services.tiers.adapters.repository import TierRepository, TierReviews
 from services.tiers.domain.model import (
     CustomerTier,
     DowngradeWarning,
@@ -30,6 +29,7 @@ from services.tiers.domain.model import (
     refund_activity_id,
     review_due,
 )
+from services.tiers.ports import ConsumerRepository, JobRepository
 from shared.messaging import events
 from shared.messaging.events import CloudEvent
 from shared.messaging.outbox import EventSink, emit
@@ -51,7 +51,7 @@ HANDLED_TYPES = frozenset(
 
 @dataclass(frozen=True)
 class Context:
-    tiers: TierRepository
+    tiers: ConsumerRepository
     sink: EventSink
     program: Program
     now: datetime
@@ -83,17 +83,29 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     steps = _read(batch, ctx.program)
     if not steps:
         return
-    # 1. Load. A customer is added by the first of their events that enrols or buys (a
-    # purchase may come before the enrolment: they travel on different topics).
-    first_seen: dict[str, CustomerTier] = {}
-    for step in steps:
-        if isinstance(step, _Enrolment):
-            first_seen.setdefault(step.customer.customer_id, step.customer)
-        elif isinstance(step, _Purchase) and step.activity.customer_id not in first_seen:
-            activity = step.activity
-            first_seen[activity.customer_id] = new_customer(
-                ctx.program, activity.customer_id, since=activity.occurred_at
-            )
+    state = await _load(steps, ctx)
+    walked = _walk(steps, state, ctx.program)
+    await _write(walked, ctx)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """What a batch needs before it is walked, loaded for all its customers at once."""
+
+    customers: dict[str, CustomerTier]  # locked
+    attributed: dict[str, QualifyingActivity]  # the batch's activity, refunds dated
+    recorded: set[str]  # the activity ids new to tiers
+    histories: dict[str, SpendHistory]  # per customer with a new purchase: the spend before
+
+
+@dataclass
+class _Walked:
+    changed: dict[str, CustomerTier] = field(default_factory=dict)
+    changes: list[tuple[TierChange, CloudEvent]] = field(default_factory=list)
+
+
+async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
+    first_seen = _first_seen(steps, ctx.program)
     await ctx.tiers.add_customers(list(first_seen.values()))
     customers = await ctx.tiers.lock_customers(first_seen)
     # Keyed by the purchase or refund, not the event: one counts once whichever carried it.
@@ -103,54 +115,83 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
         _unique(step.activity for step in steps if not isinstance(step, _Enrolment)), steps, ctx
     )
     recorded = await ctx.tiers.record_activities(activities)
-    since: dict[str, datetime] = {}
-    for step in steps:
-        if isinstance(step, _Purchase) and step.activity.activity_id in recorded:
-            customer_id = step.activity.customer_id
-            earliest = ctx.program.earliest_counted(step.activity.occurred_at)
-            since[customer_id] = min(since.get(customer_id, earliest), earliest)
-    loaded = await ctx.tiers.activities_since(since)
+    loaded = await ctx.tiers.activities_since(_counted_since(steps, recorded, ctx.program))
     # What was there before this batch: the batch's own activity is added back in order.
     histories = {
         customer_id: SpendHistory(ctx.program, (a for a in found if a.activity_id not in recorded))
         for customer_id, found in loaded.items()
     }
+    return _Loaded(customers, {a.activity_id: a for a in activities}, recorded, histories)
 
-    attributed = {a.activity_id: a for a in activities}
 
-    # 2. Walk the batch in order.
-    changed: dict[str, CustomerTier] = {}
-    changes: list[tuple[TierChange, CloudEvent]] = []
+def _first_seen(steps: Sequence[_Step], program: Program) -> dict[str, CustomerTier]:
+    """Each customer as the first of their events that enrols or buys would add them (a
+    purchase may come before the enrolment: they travel on different topics)."""
+    first_seen: dict[str, CustomerTier] = {}
+    for step in steps:
+        if isinstance(step, _Enrolment):
+            first_seen.setdefault(step.customer.customer_id, step.customer)
+        elif isinstance(step, _Purchase) and step.activity.customer_id not in first_seen:
+            activity = step.activity
+            first_seen[activity.customer_id] = new_customer(
+                program, activity.customer_id, since=activity.occurred_at
+            )
+    return first_seen
+
+
+def _counted_since(
+    steps: Sequence[_Step], recorded: set[str], program: Program
+) -> dict[str, datetime]:
+    """Per customer with a new purchase, the earliest instant whose activity that purchase's
+    spend counts."""
+    since: dict[str, datetime] = {}
+    for step in steps:
+        if isinstance(step, _Purchase) and step.activity.activity_id in recorded:
+            customer_id = step.activity.customer_id
+            earliest = program.earliest_counted(step.activity.occurred_at)
+            since[customer_id] = min(since.get(customer_id, earliest), earliest)
+    return since
+
+
+def _walk(steps: Sequence[_Step], state: _Loaded, program: Program) -> _Walked:
+    """The batch walked in order, applying the rules in memory."""
+    walked = _Walked()
     counted: set[str] = set()
     for step in steps:
         if isinstance(step, _Enrolment):
-            customer_id = step.customer.customer_id
-            customer = changed.get(customer_id) or customers[customer_id]
-            enrolled_at = step.customer.enrolled_at
-            if customer.enrolled_at is None and enrolled_at is not None:
-                changed[customer_id] = enrol(ctx.program, customer, enrolled_at)
+            _enrol(step, state, walked, program)
             continue
-        activity = attributed.get(step.activity.activity_id, step.activity)
-        if activity.activity_id not in recorded or activity.activity_id in counted:
+        activity = state.attributed.get(step.activity.activity_id, step.activity)
+        if activity.activity_id not in state.recorded or activity.activity_id in counted:
             continue  # counted already, before this batch or earlier in it
         counted.add(activity.activity_id)
-        history = histories.get(activity.customer_id)
+        history = state.histories.get(activity.customer_id)
         if history is None:
             continue  # a refund of a customer with no new purchase in this batch: recorded only
         history.record(activity)
         if isinstance(step, _Refund):
             # A refund lowers qualifying spend, but a tier is lowered at review alone.
             continue
-        customer = changed.get(activity.customer_id) or customers[activity.customer_id]
+        customer = walked.changed.get(activity.customer_id) or state.customers[activity.customer_id]
         change = history.upgrade_for(customer, arrived_at=activity.occurred_at)
         if change is not None:
-            changed[activity.customer_id] = after_change(customer, change)
-            changes.append((change, step.cause))
+            walked.changed[activity.customer_id] = after_change(customer, change)
+            walked.changes.append((change, step.cause))
+    return walked
 
-    # 3. Write.
-    await ctx.tiers.save_customers(list(changed.values()))
-    await ctx.tiers.append_history([change for change, _ in changes])
-    for change, cause in changes:
+
+def _enrol(step: _Enrolment, state: _Loaded, walked: _Walked, program: Program) -> None:
+    customer_id = step.customer.customer_id
+    customer = walked.changed.get(customer_id) or state.customers[customer_id]
+    enrolled_at = step.customer.enrolled_at
+    if customer.enrolled_at is None and enrolled_at is not None:
+        walked.changed[customer_id] = enrol(program, customer, enrolled_at)
+
+
+async def _write(walked: _Walked, ctx: Context) -> None:
+    await ctx.tiers.save_customers(list(walked.changed.values()))
+    await ctx.tiers.append_history([change for change, _ in walked.changes])
+    for change, cause in walked.changes:
         await _announce(change, cause, ctx)
 
 
@@ -238,7 +279,7 @@ async def _attributed(
 
 @dataclass(frozen=True)
 class JobContext:
-    tiers: TierReviews
+    tiers: JobRepository
     sink: EventSink
     program: Program
     now: datetime

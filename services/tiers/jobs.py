@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.tiers.adapters import tables
-from services.tiers.adapters.programs import ProgramSource
-from services.tiers.adapters.repository import SqlTierRepository
+from services.tiers.adapters.repositories.jobs import job_repository
 from services.tiers.handlers import ChunkDone, JobContext, review_tiers, warn_downgrades
+from services.tiers.programs import ProgramSource
 from shared.clock import Clock
 from shared.messaging.outbox import CollectingSink, Outbox
+from shared.storage.transactions import in_transaction
 
 REVIEW_TIERS = "review-tiers"
 WARN_DOWNGRADES = "warn-downgrades"
@@ -37,24 +38,29 @@ class ChunkedTierJob:
     async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
         after, customers, caused = "", 0, 0
         while True:
-            async with engine.begin() as conn:
-                # Per chunk: a replay switched meanwhile applies from the next chunk on.
-                program = await self.programs.for_writing(conn)
-                sink = CollectingSink()
-                context = JobContext(
-                    tiers=SqlTierRepository(conn),
-                    sink=sink,
-                    program=program,
-                    now=self.clock.now(),
-                )
-                done = await self.chunk(as_of, after, self.chunk_size, context)
-                await Outbox(conn, tables.outbox, self.clock).add_all(sink.events)
+            done = await self._next_chunk(engine, as_of, after)
             customers += done.customers
             caused += done.events
             if done.last_customer_id is None or done.customers < self.chunk_size:
                 break
             after = done.last_customer_id
         return {"as_of": as_of.isoformat(), "customers": customers, self.events_name: caused}
+
+    async def _next_chunk(self, engine: AsyncEngine, as_of: datetime, after: str) -> ChunkDone:
+        """The chunk after `after`, in one transaction: state, history and outbox together."""
+
+        async def chunk(conn: AsyncConnection) -> ChunkDone:
+            # Per chunk: a replay switched meanwhile applies from the next chunk on.
+            program = await self.programs.for_writing(conn)
+            sink = CollectingSink()
+            context = JobContext(
+                tiers=job_repository(conn), sink=sink, program=program, now=self.clock.now()
+            )
+            done = await self.chunk(as_of, after, self.chunk_size, context)
+            await Outbox(conn, tables.outbox, self.clock).add_all(sink.events)
+            return done
+
+        return await in_transaction(engine, chunk)
 
 
 def tier_jobs(programs: ProgramSource, clock: Clock) -> list[ChunkedTierJob]:

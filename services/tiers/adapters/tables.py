@@ -60,8 +60,8 @@ downgrade_warnings = sa.Table(
     sa.Column("warned_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# A replay after a rule change (see services/tiers/replay.py): built apart from the live
-# tables above, made live by one switch transaction.
+# A replay after a rule change (see services/tiers/usecases/replay.py): built apart from the
+# live tables above, made live by one switch transaction.
 tier_replays = sa.Table(
     "tier_replays",
     metadata,
@@ -74,7 +74,7 @@ tier_replays = sa.Table(
     sa.Column("switched_at", sa.DateTime(timezone=True)),
     sa.Column("changed", sa.Integer),  # customers whose tier the switch changed
     # Set by the switch from the sequence tier_program_generation: the program of the
-    # highest generation is in force (services/tiers/adapters/programs.py).
+    # highest generation is in force (services/tiers/programs.py).
     sa.Column("generation", sa.BigInteger),  # unique where set
 )
 

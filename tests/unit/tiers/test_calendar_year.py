@@ -19,7 +19,8 @@ from services.tiers.domain.model import (
 )
 from services.tiers.handlers import Context, apply_batch
 from shared.messaging.outbox import CollectingSink
-from tests.unit.tiers.test_handlers import FakeTiers, _conforms, enrolled, purchase, refund
+from tests.support.fakes.tiers import FakeTiers
+from tests.unit.tiers.test_handlers import enrolled, purchase, refund
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 PROGRAM = Program(basis=SpendBasis.CALENDAR_YEAR, time_zone="Europe/Helsinki")
@@ -117,7 +118,7 @@ def test_a_history_under_the_calendar_year_judges_upgrades_on_the_current_year()
 @pytest.mark.parametrize("same_batch", [True, False], ids=["same-batch", "later-batch"])
 async def test_the_handler_dates_a_refund_by_its_recorded_purchase(same_batch: bool) -> None:
     tiers, sink = FakeTiers(), CollectingSink()
-    context = Context(tiers=_conforms(tiers), sink=sink, program=PROGRAM, now=END_OF_2026)
+    context = Context(tiers=tiers, sink=sink, program=PROGRAM, now=END_OF_2026)
     bought = purchase("p1", "600", at=LAST_HALF_HOUR_OF_2025)
     returned = refund("r1", "p1", "200", at=FIRST_HALF_HOUR_OF_2026 + timedelta(days=4))
     if same_batch:
@@ -131,7 +132,7 @@ async def test_the_handler_dates_a_refund_by_its_recorded_purchase(same_batch: b
 
 async def test_a_refund_of_an_unknown_purchase_keeps_its_own_instant() -> None:
     tiers, sink = FakeTiers(), CollectingSink()
-    context = Context(tiers=_conforms(tiers), sink=sink, program=PROGRAM, now=END_OF_2026)
+    context = Context(tiers=tiers, sink=sink, program=PROGRAM, now=END_OF_2026)
     await apply_batch([refund("r1", "nowhere", "20", at=FIRST_HALF_HOUR_OF_2026)], context)
     recorded = tiers.activity["refund:demo:r1"]
     assert recorded.attributed_at is None

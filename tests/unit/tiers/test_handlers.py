@@ -1,96 +1,27 @@
 """The tiers handlers on a fake repository: no database, no Kafka."""
 
-from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from services.tiers.adapters.programs import ProgramSource
-from services.tiers.adapters.repository import TierRepository
 from services.tiers.bootstrap import CONSUMES, make_subscription
-from services.tiers.domain.model import CustomerTier, Program, QualifyingActivity, TierChange
+from services.tiers.domain.model import Program
 from services.tiers.handlers import HANDLED_TYPES, Context, apply_batch
+from services.tiers.programs import ProgramSource
 from shared.clock import FixedClock
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
 from shared.messaging.outbox import CollectingSink
+from tests.support import factories
+from tests.support.fakes.tiers import FakeTiers
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 ENROLLED_AT = NOW - timedelta(days=40)
 
 
-class FakeTiers:
-    """The set-based repository in memory; `calls` names each method called, in order, so a
-    test can tell a batch costs one call per step, not one per event."""
-
-    def __init__(self) -> None:
-        self.customers: dict[str, CustomerTier] = {}
-        self.activity: dict[str, QualifyingActivity] = {}
-        self.history: list[TierChange] = []
-        self.locked: list[list[str]] = []
-        self.calls: list[str] = []
-
-    async def add_customers(self, customers: Sequence[CustomerTier]) -> None:
-        self.calls.append("add_customers")
-        for customer in customers:
-            self.customers.setdefault(customer.customer_id, customer)
-
-    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
-        self.calls.append("lock_customers")
-        self.locked.append(sorted(customer_ids))
-        return {c: self.customers[c] for c in sorted(customer_ids) if c in self.customers}
-
-    async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
-        self.calls.append("record_activities")
-        new: set[str] = set()
-        for activity in activities:
-            if activity.activity_id not in self.activity:
-                self.activity[activity.activity_id] = activity
-                new.add(activity.activity_id)
-        return new
-
-    async def activities_since(
-        self, since: Mapping[str, datetime]
-    ) -> dict[str, list[QualifyingActivity]]:
-        self.calls.append("activities_since")
-        return {
-            customer_id: [
-                a
-                for a in self.activity.values()
-                if a.customer_id == customer_id and a.occurred_at >= instant
-            ]
-            for customer_id, instant in since.items()
-        }
-
-    async def purchase_times(self, activity_ids: Collection[str]) -> dict[str, datetime]:
-        self.calls.append("purchase_times")
-        return {i: self.activity[i].occurred_at for i in activity_ids if i in self.activity}
-
-    async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
-        self.calls.append("save_customers")
-        for customer in customers:
-            assert customer.customer_id in self.customers, "only known customers are saved"
-            self.customers[customer.customer_id] = customer
-
-    async def append_history(self, changes: Sequence[TierChange]) -> None:
-        self.calls.append("append_history")
-        self.history.extend(changes)
-
-
-def _conforms(fake: FakeTiers) -> TierRepository:
-    return fake  # mypy checks the fake against the Protocol here
-
-
 def enrolled(customer_id: str = "c1") -> CloudEvent:
-    return new_event(
-        events.CustomerEnrolled(
-            customer_id=customer_id, partner_id="demo", enrolled_at=ENROLLED_AT
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=ENROLLED_AT,
-    )
+    return factories.enrolment(customer_id, at=ENROLLED_AT)
 
 
 def purchase(
@@ -100,37 +31,13 @@ def purchase(
     currency: str = "EUR",
     customer_id: str = "c1",
 ) -> CloudEvent:
-    return new_event(
-        events.PurchaseCompleted(
-            purchase_id=purchase_id,
-            partner_id="demo",
-            customer_id=customer_id,
-            occurred_at=at,
-            currency=currency,
-            total=Decimal(total),
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=at,
-    )
+    return factories.purchase(customer_id, total, at=at, purchase_id=purchase_id, currency=currency)
 
 
 def refund(
     refund_id: str, purchase_id: str, amount: str, at: datetime = NOW, customer_id: str = "c1"
 ) -> CloudEvent:
-    return new_event(
-        events.PurchaseRefunded(
-            refund_id=refund_id,
-            purchase_id=purchase_id,
-            partner_id="demo",
-            customer_id=customer_id,
-            occurred_at=at,
-            amount=Decimal(amount),
-        ),
-        source="ingest/demo",
-        subject=customer_id,
-        time=at,
-    )
+    return factories.refund(customer_id, purchase_id, amount, at=at, refund_id=refund_id)
 
 
 @pytest.fixture
@@ -144,7 +51,7 @@ def sink() -> CollectingSink:
 
 
 async def apply_all(batch: list[CloudEvent], tiers: FakeTiers, sink: CollectingSink) -> None:
-    context = Context(tiers=_conforms(tiers), sink=sink, program=Program(), now=NOW)
+    context = Context(tiers=tiers, sink=sink, program=Program(), now=NOW)
     await apply_batch(batch, context)
 
 

@@ -1,23 +1,18 @@
 """The review and warning jobs' chunks on a fake repository: no database, no Kafka."""
 
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from services.tiers.adapters.repository import TierReviews
 from services.tiers.domain.model import (
-    CustomerTier,
-    DowngradeWarning,
     Program,
-    QualifyingActivity,
-    TierChange,
 )
 from services.tiers.handlers import JobContext, review_tiers, warn_downgrades
 from shared.messaging import events, topics
 from shared.messaging.events import derived_event_id
 from shared.messaging.outbox import CollectingSink
+from tests.support.fakes.tiers import FakeReviews
 
 PROGRAM = Program()
 SINCE = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -25,70 +20,9 @@ REVIEW_AT = SINCE + timedelta(days=365)
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 
 
-class FakeReviews:
-    def __init__(self) -> None:
-        self.customers: dict[str, CustomerTier] = {}
-        self.activity: list[QualifyingActivity] = []
-        self.history: list[TierChange] = []
-        self.warned: set[tuple[str, datetime]] = set()
-
-    def add(self, tier: str, customer_id: str, *spend: tuple[str, datetime]) -> None:
-        self.customers[customer_id] = CustomerTier(
-            customer_id, tier, since=SINCE, review_at=PROGRAM.review_at(SINCE)
-        )
-        for n, (amount, at) in enumerate(spend):
-            self.activity.append(
-                QualifyingActivity(
-                    f"purchase:demo:{customer_id}-{n}", customer_id, Decimal(amount), at
-                )
-            )
-
-    async def lock_due_for_review(
-        self, as_of: datetime, *, after: str, limit: int
-    ) -> list[CustomerTier]:
-        due = [c for _, c in sorted(self.customers.items()) if c.review_at <= as_of]
-        return [c for c in due if c.customer_id > after][:limit]
-
-    async def lock_due_for_warning(
-        self, as_of: datetime, warn_until: datetime, *, after: str, limit: int
-    ) -> list[CustomerTier]:
-        due = [
-            c
-            for _, c in sorted(self.customers.items())
-            if as_of < c.review_at <= warn_until
-            and (c.customer_id, c.review_at) not in self.warned
-            and c.customer_id > after
-        ]
-        return due[:limit]
-
-    async def record_warnings(self, warnings: Sequence[DowngradeWarning], at: datetime) -> None:
-        self.warned.update((w.customer_id, w.review_at) for w in warnings)
-
-    async def activities_since(
-        self, since: Mapping[str, datetime]
-    ) -> dict[str, list[QualifyingActivity]]:
-        return {
-            customer_id: [
-                a for a in self.activity if a.customer_id == customer_id and a.occurred_at >= at
-            ]
-            for customer_id, at in since.items()
-        }
-
-    async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
-        for customer in customers:
-            self.customers[customer.customer_id] = customer
-
-    async def append_history(self, changes: Sequence[TierChange]) -> None:
-        self.history.extend(changes)
-
-
-def _conforms(fake: FakeReviews) -> TierReviews:
-    return fake  # mypy checks the fake against the Protocol here
-
-
 @pytest.fixture
 def reviews() -> FakeReviews:
-    fake = FakeReviews()
+    fake = FakeReviews(SINCE, PROGRAM)
     fake.add("gold", "keeps", ("2100", REVIEW_AT - timedelta(days=20)))
     fake.add("gold", "drops", ("1500", REVIEW_AT - timedelta(days=20)))
     fake.add("bronze", "entry")

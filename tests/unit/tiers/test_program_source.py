@@ -5,7 +5,6 @@ switch's generation moves. On fakes: no database."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -17,13 +16,14 @@ from services.tiers.adapters.program_file import (
     program_from_json,
     program_json,
 )
-from services.tiers.adapters.programs import ProgramSource, SwitchedProgram
 from services.tiers.domain.model import (
     DowngradePolicy,
     Program,
     SpendBasis,
     TierDefinition,
 )
+from services.tiers.programs import ProgramSource
+from tests.support.fakes.tiers import FakeSwitches
 
 AT = datetime(2026, 11, 23, 12, tzinfo=UTC)
 CONFIGURED = Program()
@@ -40,31 +40,6 @@ CALENDAR_YEAR = Program(
     downgrade_policy=DowngradePolicy.RECOMPUTE,
     downgrade_warning_days=14,
 )
-
-
-@dataclass
-class FakeSwitches:
-    """The replay table as `SwitchedPrograms` sees it, counting the reads."""
-
-    programs: dict[int, str] = field(default_factory=dict)
-    latest_reads: int = 0
-    text_reads: list[int] = field(default_factory=list)
-
-    def switch(self, program: Program | str) -> None:
-        generation = max(self.programs, default=0) + 1
-        text = program if isinstance(program, str) else program_json(program)
-        self.programs[generation] = text
-
-    async def latest(self) -> SwitchedProgram | None:
-        self.latest_reads += 1
-        if not self.programs:
-            return None
-        generation = max(self.programs)
-        return SwitchedProgram(generation, f"replay-{generation}", AT)
-
-    async def program_text(self, generation: int) -> str:
-        self.text_reads.append(generation)
-        return self.programs[generation]
 
 
 @pytest.mark.parametrize("program", [CONFIGURED, SILVER_AT_1000, CALENDAR_YEAR])

@@ -29,9 +29,10 @@ from services.tiers.domain.rebuild import (
 )
 from services.tiers.handlers import Context, apply_batch
 from shared.messaging import events
-from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.events import CloudEvent
 from shared.messaging.outbox import CollectingSink
-from tests.unit.tiers.test_handlers import FakeTiers, _conforms
+from tests.support import factories
+from tests.support.fakes.tiers import FakeTiers
 
 PROGRAM = Program()
 ENROLLED_AT = datetime(2025, 1, 10, 9, tzinfo=UTC)
@@ -206,7 +207,7 @@ def test_the_rebuilt_tier_does_not_depend_on_the_order_the_history_is_given_in(
 
 
 def _event(payload: events.Payload, at: datetime) -> CloudEvent:
-    return new_event(payload, source="ingest/demo", subject="c1", time=at)
+    return factories.ingest_event(payload, "c1", at, "demo")
 
 
 @st.composite
@@ -257,7 +258,7 @@ def on_time_histories(draw: st.DrawFn) -> tuple[Program, list[CloudEvent], datet
 async def _live(program: Program, timeline: list[CloudEvent], as_of: datetime) -> CustomerTier:
     """The live service given each event when it happened, the review job run before each."""
     tiers, sink = FakeTiers(), CollectingSink()
-    context = Context(tiers=_conforms(tiers), sink=sink, program=program, now=as_of)
+    context = Context(tiers=tiers, sink=sink, program=program, now=as_of)
     enrolment = events.CustomerEnrolled(
         customer_id="c1", partner_id="demo", enrolled_at=ENROLLED_AT
     )

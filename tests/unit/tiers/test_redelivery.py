@@ -17,10 +17,10 @@ from services.tiers.domain.model import (
     review_due,
 )
 from services.tiers.handlers import Context, apply_batch
-from shared.messaging import events
-from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.events import CloudEvent
 from shared.messaging.outbox import CollectingSink
-from tests.unit.tiers.test_handlers import FakeTiers, _conforms
+from tests.support import factories
+from tests.support.fakes.tiers import FakeTiers
 
 ENROLLED_AT = datetime(2025, 1, 10, 9, tzinfo=UTC)
 AMOUNTS = [Decimal(a) for a in ("120", "250", "480", "900", "1600", "3100")]
@@ -35,8 +35,7 @@ class Story:
 
 
 def _enrolment() -> CloudEvent:
-    payload = events.CustomerEnrolled(customer_id="c1", partner_id="demo", enrolled_at=ENROLLED_AT)
-    return new_event(payload, source="ingest/demo", subject="c1", time=ENROLLED_AT)
+    return factories.enrolment("c1", at=ENROLLED_AT)
 
 
 @st.composite
@@ -52,38 +51,10 @@ def stories(draw: st.DrawFn) -> Story:
     for n, day in enumerate(days):
         at = ENROLLED_AT + timedelta(days=day, hours=n)
         total = draw(st.sampled_from(AMOUNTS))
-        topic.append(
-            new_event(
-                events.PurchaseCompleted(
-                    purchase_id=f"p{n}",
-                    partner_id="demo",
-                    customer_id="c1",
-                    occurred_at=at,
-                    currency="EUR",
-                    total=total,
-                ),
-                source="ingest/demo",
-                subject="c1",
-                time=at,
-            )
-        )
+        topic.append(factories.purchase("c1", total, at=at, purchase_id=f"p{n}"))
         if draw(st.booleans()):  # refunded in part, some days later, right after on the topic
             later = at + timedelta(days=draw(st.integers(0, 60)), minutes=1)
-            topic.append(
-                new_event(
-                    events.PurchaseRefunded(
-                        refund_id=f"r{n}",
-                        purchase_id=f"p{n}",
-                        partner_id="demo",
-                        customer_id="c1",
-                        occurred_at=later,
-                        amount=total / 2,
-                    ),
-                    source="ingest/demo",
-                    subject="c1",
-                    time=later,
-                )
-            )
+            topic.append(factories.refund("c1", f"p{n}", total / 2, at=later, refund_id=f"r{n}"))
     as_of = ENROLLED_AT + timedelta(days=draw(st.integers(0, 1500)))
     return Story(program, topic, _enrolment(), as_of)
 
@@ -95,7 +66,7 @@ def _again(event: CloudEvent) -> CloudEvent:
 
 async def _tier_after(story: Story, deliveries: list[CloudEvent], cuts: list[int]) -> str:
     tiers, sink = FakeTiers(), CollectingSink()
-    context = Context(tiers=_conforms(tiers), sink=sink, program=story.program, now=ENROLLED_AT)
+    context = Context(tiers=tiers, sink=sink, program=story.program, now=ENROLLED_AT)
     bounds = [0, *sorted(c for c in cuts if 0 < c < len(deliveries)), len(deliveries)]
     for start, end in pairwise(bounds):
         if start < end:

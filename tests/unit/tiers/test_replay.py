@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from services.tiers.adapters.replay_reader import read_records
 from services.tiers.domain.model import Program, TierDefinition
-from services.tiers.replay import program_text, read_records
+from services.tiers.usecases.replay import program_text
 from shared.messaging import events
 from shared.messaging.events import new_event
 from shared.messaging.kafka import EVENT_TYPE_HEADER

@@ -11,69 +11,15 @@ it (see `ProgramSource.for_writing`)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.tiers.adapters import tables
 from services.tiers.adapters.program_file import program_from_json
+from services.tiers.adapters.repositories.programs import switched_programs
 from services.tiers.domain.model import Program
+from services.tiers.ports import SwitchedProgram, SwitchedPrograms
 
 log = logging.getLogger(__name__)
-
-# Conflicts with the EXCLUSIVE lock a replay's switch holds on `customers` (and with nothing
-# the writers take among themselves). Once granted, any switch has committed or waits for us.
-_WAIT_FOR_SWITCH = sa.text("LOCK TABLE customers IN ROW EXCLUSIVE MODE")
-
-
-@dataclass(frozen=True)
-class SwitchedProgram:
-    """A replay's switch: its generation rises by one with each switch."""
-
-    generation: int
-    replay_id: str
-    switched_at: datetime
-
-
-class SwitchedPrograms(Protocol):
-    async def latest(self) -> SwitchedProgram | None:
-        """The newest switch, if any replay ever switched."""
-        ...
-
-    async def program_text(self, generation: int) -> str:
-        """The program that switch made live, as `program_file.program_json` wrote it."""
-        ...
-
-
-class SqlSwitchedPrograms:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    async def latest(self) -> SwitchedProgram | None:
-        replays = tables.tier_replays
-        row = (
-            await self._conn.execute(
-                sa.select(replays.c.generation, replays.c.replay_id, replays.c.switched_at)
-                .where(replays.c.generation.is_not(None))
-                .order_by(replays.c.generation.desc())
-                .limit(1)
-            )
-        ).first()
-        if row is None:
-            return None
-        return SwitchedProgram(row.generation, row.replay_id, row.switched_at)
-
-    async def program_text(self, generation: int) -> str:
-        replays = tables.tier_replays
-        text: str = (
-            await self._conn.execute(
-                sa.select(replays.c.program).where(replays.c.generation == generation)
-            )
-        ).scalar_one()
-        return text
 
 
 class ProgramSource:
@@ -89,13 +35,14 @@ class ProgramSource:
 
     async def current(self, conn: AsyncConnection) -> Program:
         """For reads (API answers): the program in force as of this statement."""
-        return await self.resolve(SqlSwitchedPrograms(conn))
+        return await self.resolve(switched_programs(conn))
 
     async def for_writing(self, conn: AsyncConnection) -> Program:
         """For a transaction that writes tier state: waits for a switch in progress, then
         reads the program in force, which stays in force until this transaction ends."""
-        await conn.execute(_WAIT_FOR_SWITCH)
-        return await self.current(conn)
+        switched = switched_programs(conn)
+        await switched.wait_for_switch()
+        return await self.resolve(switched)
 
     async def announce(self, engine: AsyncEngine) -> Program:
         """Looks once (at start) and says which program is in force."""

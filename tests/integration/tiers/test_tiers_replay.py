@@ -19,25 +19,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.tiers.adapters import tables
 from services.tiers.adapters.program_file import program_json
-from services.tiers.adapters.programs import ProgramSource
-from services.tiers.api.app import create_app
 from services.tiers.bootstrap import make_subscription
 from services.tiers.domain.model import Program, TierDefinition
 from services.tiers.domain.rebuild import PROGRAM_CHANGE
-from services.tiers.replay import Replay, ReplayRefused
+from services.tiers.programs import ProgramSource
 from services.tiers.settings import TiersSettings
+from services.tiers.usecases.replay import Replay, ReplayRefused
 from shared.clock import SystemClock
 from shared.messaging import events, topics
-from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.events import CloudEvent
 from shared.storage.db import create_engine
+from tests.support import factories
 from tests.support.kafka import events_for, publish
 from tests.support.polling import eventually
-from tests.support.services import READER, running, settings_for
+from tests.support.services import READER
 from tests.support.stack import Stack
+from tests.support.tiers import forget_switched_programs
 
 pytestmark = pytest.mark.integration
 
-PARTNER = "demo"
 WITHIN = 90.0
 # Silver is harder to reach and gold easier than under the default (500 and 2000).
 NEW_PROGRAM = Program(
@@ -50,39 +50,13 @@ NEW_PROGRAM = Program(
 )
 
 
-@pytest.fixture(scope="module")
-def settings(stack: Stack) -> TiersSettings:
-    stack.migrate("tiers")
-    return settings_for(TiersSettings, stack, "tiers")
-
-
-@pytest.fixture(scope="module")
-async def client(settings: TiersSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def engine(settings: TiersSettings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings.database_url, pool_size=2)
-    yield engine
-    await engine.dispose()
-
-
-async def forget_switches(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            tables.tier_replays.delete().where(tables.tier_replays.c.status != "running")
-        )
-
-
 @pytest.fixture(autouse=True)
 async def configured_program_in_force(engine: AsyncEngine) -> AsyncIterator[None]:
     """Each test starts, and the modules after this one go on, under the configured program:
     a switch made here would otherwise stay in force for the live service."""
-    await forget_switches(engine)
+    await forget_switched_programs(engine)
     yield
-    await forget_switches(engine)
+    await forget_switched_programs(engine)
 
 
 async def customer_buying(
@@ -97,24 +71,12 @@ async def customer_buying(
     service shows the purchase (a qualifying spend of `spend`, `total` unless given) and the
     tier it gives under the default program."""
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
-    payloads: list[events.Payload] = []
+    batch: list[CloudEvent] = []
     if customer_id is None:
         customer_id = f"tiers-replay-it-{uuid.uuid4()}"
-        payloads.append(
-            events.CustomerEnrolled(customer_id=customer_id, partner_id=PARTNER, enrolled_at=at)
-        )
-    payloads.append(
-        events.PurchaseCompleted(
-            purchase_id=str(uuid.uuid4()),
-            partner_id=PARTNER,
-            customer_id=customer_id,
-            occurred_at=at + timedelta(hours=1),
-            currency="EUR",
-            total=Decimal(total),
-        )
-    )
-    for payload in payloads:
-        event = new_event(payload, source=f"ingest/{PARTNER}", subject=customer_id, time=at)
+        batch.append(factories.enrolment(customer_id, at=at))
+    batch.append(factories.purchase(customer_id, total, at=at, occurred_at=at + timedelta(hours=1)))
+    for event in batch:
         await publish(stack.kafka_bootstrap_servers, event.topic, customer_id, event)
 
     async def shown() -> dict[str, Any] | None:
@@ -344,21 +306,8 @@ async def test_a_batch_held_up_by_a_switch_applies_the_switched_program(
     switch made live, not the program it was following when it began."""
     customer = f"tiers-replay-it-{uuid.uuid4()}"
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
-    batch = [
-        new_event(
-            events.PurchaseCompleted(
-                purchase_id=str(uuid.uuid4()),
-                partner_id=PARTNER,
-                customer_id=customer,
-                occurred_at=at,
-                currency="EUR",
-                total=Decimal(700),  # silver under the default program, bronze under the new
-            ),
-            source=f"ingest/{PARTNER}",
-            subject=customer,
-            time=at,
-        )
-    ]
+    # 700: silver under the default program, bronze under the new.
+    batch = [factories.purchase(customer, "700", at=at)]
     programs = ProgramSource(Program())
     clock = SystemClock()
     handle = make_subscription(programs, clock).handle

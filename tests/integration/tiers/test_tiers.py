@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,20 +15,17 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.tiers.adapters import tables
-from services.tiers.adapters.programs import ProgramSource
 from services.tiers.adapters.tables import customers, outbox, qualifying_activity, tier_history
-from services.tiers.api.app import create_app
 from services.tiers.bootstrap import make_subscription
 from services.tiers.domain.model import Program, SpendBasis
-from services.tiers.settings import TiersSettings
+from services.tiers.programs import ProgramSource
 from shared.clock import FixedClock
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
-from shared.storage.db import create_engine
+from tests.support import factories
 from tests.support.kafka import dead_letters, events_for, publish, read_all
 from tests.support.polling import eventually
-from tests.support.services import READER, running, settings_for
+from tests.support.services import READER
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -39,44 +35,12 @@ PARTNER = "demo"
 WITHIN = 60.0
 
 
-@pytest.fixture(scope="module")
-async def settings(stack: Stack) -> TiersSettings:
-    stack.migrate("tiers")
-    settings = settings_for(TiersSettings, stack, "tiers")
-    await forget_switched_programs(settings)
-    return settings
-
-
-async def forget_switched_programs(settings: TiersSettings) -> None:
-    """These tests are written for the configured program: a replay switched earlier on this
-    stack (the e2e story's, a run before) would otherwise stay in force."""
-    engine = create_engine(settings.database_url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                tables.tier_replays.delete().where(tables.tier_replays.c.status != "running")
-            )
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture(scope="module")
-async def client(settings: TiersSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
-
-
 def new_customer_id() -> str:
     return f"tiers-it-{uuid.uuid4()}"
 
 
 def enrolled(customer_id: str, at: datetime) -> CloudEvent:
-    return new_event(
-        events.CustomerEnrolled(customer_id=customer_id, partner_id=PARTNER, enrolled_at=at),
-        source=f"ingest/{PARTNER}",
-        subject=customer_id,
-        time=at,
-    )
+    return factories.enrolment(customer_id, at=at)
 
 
 def purchase(
@@ -86,35 +50,11 @@ def purchase(
     purchase_id: str | None = None,
     currency: str = "EUR",
 ) -> CloudEvent:
-    return new_event(
-        events.PurchaseCompleted(
-            purchase_id=purchase_id or str(uuid.uuid4()),
-            partner_id=PARTNER,
-            customer_id=customer_id,
-            occurred_at=at,
-            currency=currency,
-            total=Decimal(total),
-        ),
-        source=f"ingest/{PARTNER}",
-        subject=customer_id,
-        time=at,
-    )
+    return factories.purchase(customer_id, total, at=at, purchase_id=purchase_id, currency=currency)
 
 
 def refund(customer_id: str, purchase_id: str, amount: str, at: datetime) -> CloudEvent:
-    return new_event(
-        events.PurchaseRefunded(
-            refund_id=str(uuid.uuid4()),
-            purchase_id=purchase_id,
-            partner_id=PARTNER,
-            customer_id=customer_id,
-            occurred_at=at,
-            amount=Decimal(amount),
-        ),
-        source=f"ingest/{PARTNER}",
-        subject=customer_id,
-        time=at,
-    )
+    return factories.refund(customer_id, purchase_id, amount, at=at)
 
 
 async def send(stack: Stack, event: CloudEvent) -> None:
@@ -300,15 +240,6 @@ async def test_the_tier_definitions_are_served(client: httpx.AsyncClient) -> Non
 
 
 # -- the batch path ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def engine(stack: Stack, settings: TiersSettings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(stack.database_url("tiers"), pool_size=2)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def interleaved_story(customer_ids: list[str], now: datetime) -> list[CloudEvent]:

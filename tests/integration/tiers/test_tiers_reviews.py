@@ -4,7 +4,6 @@ PostgreSQL and Kafka: the jobs run through the admin endpoint as of chosen insta
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,58 +11,27 @@ from typing import Any
 import httpx
 import pytest
 
-from services.tiers.adapters import tables
-from services.tiers.api.app import create_app
-from services.tiers.settings import TiersSettings
 from shared.messaging import events, topics
-from shared.messaging.events import CloudEvent, new_event
-from shared.storage.db import create_engine
+from shared.messaging.events import CloudEvent
+from tests.support import factories
 from tests.support.kafka import events_for, publish
 from tests.support.polling import eventually
-from tests.support.services import ADMIN, READER, running, settings_for
+from tests.support.services import ADMIN, READER
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
-PARTNER = "demo"
 WITHIN = 60.0
-
-
-@pytest.fixture(scope="module")
-async def settings(stack: Stack) -> TiersSettings:
-    stack.migrate("tiers")
-    settings = settings_for(TiersSettings, stack, "tiers")
-    await forget_switched_programs(settings)
-    return settings
-
-
-async def forget_switched_programs(settings: TiersSettings) -> None:
-    """These tests are written for the configured program: a replay switched earlier on this
-    stack (the e2e story's, a run before) would otherwise stay in force."""
-    engine = create_engine(settings.database_url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                tables.tier_replays.delete().where(tables.tier_replays.c.status != "running")
-            )
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture(scope="module")
-async def client(settings: TiersSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app, settings) as (_, client):
-        yield client
 
 
 def new_customer_id() -> str:
     return f"tiers-review-it-{uuid.uuid4()}"
 
 
-async def send(stack: Stack, *batch: events.Payload, customer_id: str, at: datetime) -> None:
-    for payload in batch:
-        event = new_event(payload, source=f"ingest/{PARTNER}", subject=customer_id, time=at)
-        await publish(stack.kafka_bootstrap_servers, event.topic, customer_id, event)
+async def send(stack: Stack, *batch: CloudEvent) -> None:
+    for event in batch:
+        assert event.subject is not None
+        await publish(stack.kafka_bootstrap_servers, event.topic, event.subject, event)
 
 
 async def tier_with_spend(
@@ -87,46 +55,21 @@ async def customer_with_spend(
     """An enrolled customer who bought `total` at `at` (and had `refunded` of it back), and
     bought `later` an hour after."""
     customer_id = new_customer_id()
-    purchase_id = str(uuid.uuid4())
-    await send(
-        stack,
-        events.CustomerEnrolled(customer_id=customer_id, partner_id=PARTNER, enrolled_at=at),
-        customer_id=customer_id,
-        at=at,
-    )
-    payloads: list[events.Payload] = [
-        events.PurchaseCompleted(
-            purchase_id=purchase_id,
-            partner_id=PARTNER,
-            customer_id=customer_id,
-            occurred_at=at,
-            currency="EUR",
-            total=Decimal(total),
-        )
-    ]
+    bought = factories.purchase(customer_id, total, at=at)
+    await send(stack, factories.enrolment(customer_id, at=at))
+    batch = [bought]
     if refunded is not None:
-        payloads.append(
-            events.PurchaseRefunded(
-                refund_id=str(uuid.uuid4()),
-                purchase_id=purchase_id,
-                partner_id=PARTNER,
-                customer_id=customer_id,
-                occurred_at=at + timedelta(minutes=5),
-                amount=Decimal(refunded),
+        purchase_id = bought.data_as(events.PurchaseCompleted).purchase_id
+        batch.append(
+            factories.refund(
+                customer_id, purchase_id, refunded, at=at, occurred_at=at + timedelta(minutes=5)
             )
         )
     if later is not None:
-        payloads.append(
-            events.PurchaseCompleted(
-                purchase_id=str(uuid.uuid4()),
-                partner_id=PARTNER,
-                customer_id=customer_id,
-                occurred_at=at + timedelta(hours=1),
-                currency="EUR",
-                total=Decimal(later),
-            )
+        batch.append(
+            factories.purchase(customer_id, later, at=at, occurred_at=at + timedelta(hours=1))
         )
-    await send(stack, *payloads, customer_id=customer_id, at=at)
+    await send(stack, *batch)
     spend = Decimal(total) - Decimal(refunded or 0) + Decimal(later or 0)
     body = await eventually(
         lambda: tier_with_spend(client, customer_id, str(spend)),

@@ -1,0 +1,72 @@
+"""What the HTTP use cases read (a customer's standing and history) and write (a staff
+override)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.tiers import ports
+from services.tiers.adapters.repositories import common
+from services.tiers.adapters.tables import customers, qualifying_activity, tier_history
+from services.tiers.domain.model import CustomerTier, Direction, QualifyingActivity, TierChange
+
+
+def api_repository(conn: AsyncConnection) -> ports.ApiRepository:
+    return SqlApiRepository(conn)
+
+
+class SqlApiRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def customer(self, customer_id: str) -> CustomerTier | None:
+        row = (
+            await self._conn.execute(
+                sa.select(customers).where(customers.c.customer_id == customer_id)
+            )
+        ).first()
+        return common.customer_of(row) if row else None
+
+    async def activities(self, customer_id: str, since: datetime) -> list[QualifyingActivity]:
+        rows = await self._conn.execute(
+            sa.select(qualifying_activity)
+            .where(
+                qualifying_activity.c.customer_id == customer_id,
+                qualifying_activity.c.occurred_at >= since,
+            )
+            .order_by(qualifying_activity.c.occurred_at, qualifying_activity.c.id)
+        )
+        return [common.activity_of(row) for row in rows]
+
+    async def history(self, customer_id: str) -> list[TierChange]:
+        rows = await self._conn.execute(
+            sa.select(tier_history)
+            .where(tier_history.c.customer_id == customer_id)
+            .order_by(tier_history.c.id.desc())
+        )
+        return [
+            TierChange(
+                customer_id=row.customer_id,
+                from_tier=row.from_tier,
+                to_tier=row.to_tier,
+                direction=Direction(row.direction),
+                reason=row.reason,
+                effective_at=row.effective_at,
+                review_at=row.review_at,
+                actor=row.actor,
+            )
+            for row in rows
+        ]
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
+        return await common.lock_customers(self._conn, customer_ids)
+
+    async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
+        await common.save_customers(self._conn, customers)
+
+    async def append_history(self, changes: Sequence[TierChange]) -> None:
+        await common.append_history(self._conn, changes)

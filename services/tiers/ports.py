@@ -1,0 +1,278 @@
+"""The ports of the tiers service: what its handlers, use cases, jobs and replay need of storage
+and of Kafka.
+
+Each is a Protocol; `adapters/repositories/` implements the storage ones on PostgreSQL and
+`adapters/replay_reader.py` the replay's reader on Kafka (their factories are annotated with
+these, so mypy checks the classes), and the unit tests' fakes implement the same ones
+(`tests/support/fakes/tiers.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple, Protocol
+
+from services.tiers.domain.model import (
+    CustomerTier,
+    DowngradeWarning,
+    QualifyingActivity,
+    TierChange,
+)
+
+# -- the consumer's batch ---------------------------------------------------------------------
+
+
+class ConsumerRepository(Protocol):
+    """What `handlers.apply_batch` reads and writes: set-based, each method takes or returns
+    the rows of a whole batch and costs one statement, whatever the batch's size."""
+
+    async def add_customers(self, customers: Sequence[CustomerTier]) -> None:
+        """Adds each customer unless already known (a known one is left as it is)."""
+        ...
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
+        """The known ones of these customers, locked until the transaction ends, so one
+        decision sees all their spend. Locked in customer_id order: two instances locking
+        overlapping sets then never wait on each other in a cycle."""
+        ...
+
+    async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
+        """Records each purchase or refund unless already recorded; the activity ids that
+        were new."""
+        ...
+
+    async def activities_since(
+        self, since: Mapping[str, datetime]
+    ) -> dict[str, list[QualifyingActivity]]:
+        """For each customer, their activity that occurred at or after their instant."""
+        ...
+
+    async def purchase_times(self, activity_ids: Collection[str]) -> dict[str, datetime]:
+        """When each of these recorded purchases occurred (unknown ones are left out)."""
+        ...
+
+    async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
+        """Stores these (known, locked) customers' tier, since, review date and enrolment."""
+        ...
+
+    async def append_history(self, changes: Sequence[TierChange]) -> None:
+        """Appends the changes, in order, to the customers' tier history."""
+        ...
+
+
+# -- the jobs' chunks -------------------------------------------------------------------------
+
+
+class JobRepository(Protocol):
+    """What the review and warning jobs need, a chunk of customers at a time."""
+
+    async def lock_due_for_review(
+        self, as_of: datetime, *, after: str, limit: int
+    ) -> list[CustomerTier]:
+        """Up to `limit` customers after `after` (by customer_id) whose review is due by
+        `as_of`, locked like `ConsumerRepository.lock_customers`, in customer_id order."""
+        ...
+
+    async def lock_due_for_warning(
+        self, as_of: datetime, warn_until: datetime, *, after: str, limit: int
+    ) -> list[CustomerTier]:
+        """Up to `limit` customers after `after` whose review falls in (as_of, warn_until]
+        and who were not warned about that review yet, locked, in customer_id order."""
+        ...
+
+    async def record_warnings(self, warnings: Sequence[DowngradeWarning], at: datetime) -> None:
+        """Remembers these warnings as given (once per customer and review)."""
+        ...
+
+    async def activities_since(
+        self, since: Mapping[str, datetime]
+    ) -> dict[str, list[QualifyingActivity]]: ...
+
+    async def save_customers(self, customers: Sequence[CustomerTier]) -> None: ...
+
+    async def append_history(self, changes: Sequence[TierChange]) -> None: ...
+
+
+# -- the API's use cases ----------------------------------------------------------------------
+
+
+class ApiRepository(Protocol):
+    """What the HTTP use cases read (a customer's standing and history) and write (a staff
+    override)."""
+
+    async def customer(self, customer_id: str) -> CustomerTier | None: ...
+
+    async def activities(self, customer_id: str, since: datetime) -> list[QualifyingActivity]:
+        """The customer's activity that occurred at or after `since`, oldest first."""
+        ...
+
+    async def history(self, customer_id: str) -> list[TierChange]:
+        """The customer's tier changes, newest first."""
+        ...
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
+        """Like `ConsumerRepository.lock_customers`."""
+        ...
+
+    async def save_customers(self, customers: Sequence[CustomerTier]) -> None: ...
+
+    async def append_history(self, changes: Sequence[TierChange]) -> None: ...
+
+
+# -- the program in force ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SwitchedProgram:
+    """A replay's switch: its generation rises by one with each switch."""
+
+    generation: int
+    replay_id: str
+    switched_at: datetime
+
+
+class SwitchedPrograms(Protocol):
+    async def latest(self) -> SwitchedProgram | None:
+        """The newest switch, if any replay ever switched."""
+        ...
+
+    async def program_text(self, generation: int) -> str:
+        """The program that switch made live, as `program_file.program_json` wrote it."""
+        ...
+
+    async def wait_for_switch(self) -> None:
+        """Waits for a switch in progress to commit; once this returns, any switch has
+        committed or waits for this transaction to end."""
+        ...
+
+
+# -- the replay after a rule change -----------------------------------------------------------
+
+
+class Partition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass
+class ReplayBatch:
+    """What one poll's records mean to the replay."""
+
+    activities: dict[str, QualifyingActivity] = field(default_factory=dict)
+    refunded: dict[str, str] = field(default_factory=dict)  # refund id -> its purchase's id
+    enrolments: dict[str, datetime | None] = field(default_factory=dict)  # None: a buyer
+    events: int = 0
+    skipped: int = 0  # unreadable, or refused like the live consumer refuses them
+
+
+@dataclass(frozen=True)
+class Polled:
+    """One poll of the replay's reader: how many records it returned, what they mean, and
+    the reader's position in every partition after it."""
+
+    records: int
+    batch: ReplayBatch
+    positions: dict[Partition, int]
+
+
+class ReplayReader(Protocol):
+    """The topics read from their earliest offset by a reader of the replay's own (no consumer
+    group: the live group's offsets are left alone)."""
+
+    async def assign(self, topics: Sequence[str]) -> dict[Partition, int]:
+        """Takes every partition of these topics; each one's beginning offset. A topic that
+        does not exist has no partition in the answer."""
+        ...
+
+    def seek(self, positions: Mapping[Partition, int]) -> None:
+        """Reads each of these partitions from its offset on."""
+        ...
+
+    async def end_offsets(self) -> dict[Partition, int]: ...
+
+    async def positions(self) -> dict[Partition, int]: ...
+
+    async def poll(self) -> Polled:
+        """The next records (waiting a second at most), read as the live consumer would."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunningReplay:
+    replay_id: str
+    program: str  # the replayed program, as `program_file.program_json` wrote it
+    events: int
+
+
+@dataclass(frozen=True)
+class ReplayCounts:
+    events: int
+    skipped: int
+    changed: int  # 0 until switched
+
+
+class ReplayRuns(Protocol):
+    """The replays: which one is running, and each one's counts and outcome."""
+
+    async def running(self) -> RunningReplay | None: ...
+
+    async def abandon(self, replay_id: str) -> None: ...
+
+    async def start(self, replay_id: str, program: str, at: datetime) -> None: ...
+
+    async def clean_up(self) -> None:
+        """Drops the working rows of replays that are over (switched or abandoned)."""
+        ...
+
+    async def counts(self, replay_id: str) -> ReplayCounts: ...
+
+    async def mark_switched(self, replay_id: str, at: datetime, changed: int) -> None:
+        """Records the switch, with the next generation: every tiers instance follows the
+        newest generation's program from the moment this commits."""
+        ...
+
+
+class ReplayStore(Protocol):
+    """One replay's working tables, on the caller's transaction; set-based."""
+
+    async def save_batch(self, batch: ReplayBatch, positions: Mapping[Partition, int]) -> None:
+        """Stores a poll's facts and the read positions after it, together."""
+        ...
+
+    async def offsets(self) -> dict[Partition, int]:
+        """Where the replay stopped reading each partition."""
+        ...
+
+    async def lock_to_compute(
+        self, as_of: datetime, *, after: str, limit: int
+    ) -> dict[str, datetime | None]:
+        """Up to `limit` customers after `after` with activity not yet in their tier or a
+        review due by `as_of`: their enrolment instant, in customer_id order."""
+        ...
+
+    async def histories(
+        self, customer_ids: Sequence[str]
+    ) -> dict[str, tuple[list[QualifyingActivity], dict[str, str]]]:
+        """Each customer's activity, and which of it are refunds (of which purchase)."""
+        ...
+
+    async def save_tiers(self, rebuilt: Sequence[CustomerTier], unknown: Sequence[str]) -> None:
+        """Stores the rebuilt tiers; `unknown` customers had nothing to rebuild."""
+        ...
+
+    async def lock_live(self) -> None:
+        """Locks the live tables against writers until the transaction ends (reads go on)."""
+        ...
+
+    async def differing(self, at: datetime) -> list[tuple[CustomerTier, str | None]]:
+        """The rebuilt customers whose live row differs (or is missing), with their live
+        tier; customers under a staff override still in force are left out."""
+        ...
+
+    async def make_live(
+        self, customers: Sequence[CustomerTier], changes: Sequence[TierChange]
+    ) -> None:
+        """Copies the activity the live consumer has not applied yet, writes these customers'
+        rebuilt tiers over the live ones and appends the changes to the history."""
+        ...

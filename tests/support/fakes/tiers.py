@@ -1,0 +1,177 @@
+"""In-memory stand-ins for the tiers database, typed against the service's ports so that mypy
+checks they keep up with them."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from services.tiers import ports
+from services.tiers.adapters.program_file import program_json
+from services.tiers.domain.model import (
+    CustomerTier,
+    DowngradeWarning,
+    Program,
+    QualifyingActivity,
+    TierChange,
+)
+from services.tiers.ports import SwitchedProgram
+
+SWITCHED_AT = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+class FakeTiers:
+    """The set-based repository in memory; `calls` names each method called, in order, so a
+    test can tell a batch costs one call per step, not one per event."""
+
+    def __init__(self) -> None:
+        self.customers: dict[str, CustomerTier] = {}
+        self.activity: dict[str, QualifyingActivity] = {}
+        self.history: list[TierChange] = []
+        self.locked: list[list[str]] = []
+        self.calls: list[str] = []
+
+    async def add_customers(self, customers: Sequence[CustomerTier]) -> None:
+        self.calls.append("add_customers")
+        for customer in customers:
+            self.customers.setdefault(customer.customer_id, customer)
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
+        self.calls.append("lock_customers")
+        self.locked.append(sorted(customer_ids))
+        return {c: self.customers[c] for c in sorted(customer_ids) if c in self.customers}
+
+    async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
+        self.calls.append("record_activities")
+        new: set[str] = set()
+        for activity in activities:
+            if activity.activity_id not in self.activity:
+                self.activity[activity.activity_id] = activity
+                new.add(activity.activity_id)
+        return new
+
+    async def activities_since(
+        self, since: Mapping[str, datetime]
+    ) -> dict[str, list[QualifyingActivity]]:
+        self.calls.append("activities_since")
+        return {
+            customer_id: [
+                a
+                for a in self.activity.values()
+                if a.customer_id == customer_id and a.occurred_at >= instant
+            ]
+            for customer_id, instant in since.items()
+        }
+
+    async def purchase_times(self, activity_ids: Collection[str]) -> dict[str, datetime]:
+        self.calls.append("purchase_times")
+        return {i: self.activity[i].occurred_at for i in activity_ids if i in self.activity}
+
+    async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
+        self.calls.append("save_customers")
+        for customer in customers:
+            assert customer.customer_id in self.customers, "only known customers are saved"
+            self.customers[customer.customer_id] = customer
+
+    async def append_history(self, changes: Sequence[TierChange]) -> None:
+        self.calls.append("append_history")
+        self.history.extend(changes)
+
+
+class FakeReviews:
+    def __init__(self, since: datetime, program: Program) -> None:
+        self._since = since
+        self._program = program
+        self.customers: dict[str, CustomerTier] = {}
+        self.activity: list[QualifyingActivity] = []
+        self.history: list[TierChange] = []
+        self.warned: set[tuple[str, datetime]] = set()
+
+    def add(self, tier: str, customer_id: str, *spend: tuple[str, datetime]) -> None:
+        self.customers[customer_id] = CustomerTier(
+            customer_id,
+            tier,
+            since=self._since,
+            review_at=self._program.review_at(self._since),
+        )
+        for n, (amount, at) in enumerate(spend):
+            self.activity.append(
+                QualifyingActivity(
+                    f"purchase:demo:{customer_id}-{n}", customer_id, Decimal(amount), at
+                )
+            )
+
+    async def lock_due_for_review(
+        self, as_of: datetime, *, after: str, limit: int
+    ) -> list[CustomerTier]:
+        due = [c for _, c in sorted(self.customers.items()) if c.review_at <= as_of]
+        return [c for c in due if c.customer_id > after][:limit]
+
+    async def lock_due_for_warning(
+        self, as_of: datetime, warn_until: datetime, *, after: str, limit: int
+    ) -> list[CustomerTier]:
+        due = [
+            c
+            for _, c in sorted(self.customers.items())
+            if as_of < c.review_at <= warn_until
+            and (c.customer_id, c.review_at) not in self.warned
+            and c.customer_id > after
+        ]
+        return due[:limit]
+
+    async def record_warnings(self, warnings: Sequence[DowngradeWarning], at: datetime) -> None:
+        self.warned.update((w.customer_id, w.review_at) for w in warnings)
+
+    async def activities_since(
+        self, since: Mapping[str, datetime]
+    ) -> dict[str, list[QualifyingActivity]]:
+        return {
+            customer_id: [
+                a for a in self.activity if a.customer_id == customer_id and a.occurred_at >= at
+            ]
+            for customer_id, at in since.items()
+        }
+
+    async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
+        for customer in customers:
+            self.customers[customer.customer_id] = customer
+
+    async def append_history(self, changes: Sequence[TierChange]) -> None:
+        self.history.extend(changes)
+
+
+@dataclass
+class FakeSwitches:
+    """The replay table as `SwitchedPrograms` sees it, counting the reads."""
+
+    programs: dict[int, str] = field(default_factory=dict)
+    latest_reads: int = 0
+    text_reads: list[int] = field(default_factory=list)
+    waits: int = 0
+    switched_at: datetime = SWITCHED_AT
+
+    def switch(self, program: Program | str) -> None:
+        generation = max(self.programs, default=0) + 1
+        text = program if isinstance(program, str) else program_json(program)
+        self.programs[generation] = text
+
+    async def latest(self) -> SwitchedProgram | None:
+        self.latest_reads += 1
+        if not self.programs:
+            return None
+        generation = max(self.programs)
+        return SwitchedProgram(generation, f"replay-{generation}", self.switched_at)
+
+    async def program_text(self, generation: int) -> str:
+        self.text_reads.append(generation)
+        return self.programs[generation]
+
+    async def wait_for_switch(self) -> None:
+        self.waits += 1
+
+
+def _conforming() -> tuple[ports.ConsumerRepository, ports.JobRepository, ports.SwitchedPrograms]:
+    """Never called: mypy checks here that each fake implements its port."""
+    return FakeTiers(), FakeReviews(SWITCHED_AT, Program()), FakeSwitches()
