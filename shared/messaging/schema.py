@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from shared.messaging import events, topics
-from shared.messaging.events import CLOUDEVENTS_JSON, EVENT_KINDS, CloudEvent, schema_uri
+from shared.messaging.events import CLOUDEVENTS_JSON, EVENT_KINDS, CloudEvent, EventKind, schema_uri
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "events"
 
@@ -134,96 +134,111 @@ def asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     for spec in topics.MAIN_TOPICS:
         kinds = [k for k in EVENT_KINDS.values() if k.topic == spec.name]
-        channels[_channel_id(spec.name)] = {
-            "address": spec.name,
-            "description": f"{spec.partitions} partitions (configurable), keyed by customer id"
-            + (
-                "; compacted, and an erasure leaves a tombstone (a record without value) "
-                "for the customer's key"
-                if spec.compacted
-                else ""
-            )
-            + f". Poison records are copied to `{topics.dead_letter_topic(spec.name)}` with "
-            "the headers `fedelta-error`, `fedelta-consumer` and `fedelta-original-*`.",
-            "messages": {
-                k.event_type: {"$ref": f"#/components/messages/{k.event_type}"} for k in kinds
-            },
-            "bindings": {
-                "kafka": {
-                    "topic": spec.name,
-                    "partitions": spec.partitions,
-                    "topicConfiguration": {
-                        "cleanup.policy": ["compact" if spec.compacted else "delete"]
-                    },
-                    "bindingVersion": KAFKA_BINDING_VERSION,
-                }
-            },
-        }
-        for kind in kinds:
-            messages[kind.event_type] = {
-                "name": kind.event_type,
-                "title": kind.payload.__name__,
-                "contentType": "application/cloudevents+json",
-                "headers": {
-                    "type": "object",
-                    "properties": {
-                        "content-type": {
-                            "type": "string",
-                            "const": CLOUDEVENTS_JSON,
-                            "description": "CloudEvents Kafka binding: structured mode.",
-                        },
-                        "fedelta-event-type": {
-                            "type": "string",
-                            "const": kind.event_type,
-                            "description": "The event's type, readable without parsing.",
-                        },
-                    },
-                },
-                "payload": {
-                    "schemaFormat": ASYNCAPI_SCHEMA_FORMAT,
-                    "schema": {"$ref": f"./{kind.event_type}.schema.json"},
-                },
-                **_key_of_customer(),
-            }
+        channels[_channel_id(spec.name)] = _channel(spec, kinds)
+        messages.update({kind.event_type: _message(kind) for kind in kinds})
     return {
         "asyncapi": "3.0.0",
         "id": "urn:fedelta:events",
-        "info": {
-            "title": "Fedelta events",
-            "version": "1.0.0",
-            "description": "Every event is a CloudEvents 1.0 document in structured mode "
-            f"(Kafka header `content-type: {CLOUDEVENTS_JSON}`), with an absolute `source` "
-            "(`urn:fedelta:<service>`, ingest's `urn:fedelta:ingest:partner:<partner id>`) "
-            "and a `dataschema` naming its type's JSON Schema.",
-            "license": {
-                "name": "Apache-2.0",
-                "url": "https://www.apache.org/licenses/LICENSE-2.0",
-            },
-        },
+        "info": _info(),
         "defaultContentType": "application/cloudevents+json",
-        "servers": {
-            "local": {
-                "host": "localhost:19092",
-                "protocol": "kafka",
-                "description": "The broker `make up` starts (FEDELTA_KAFKA_PORT).",
-            },
-            "cluster": {
-                "host": "{bootstrap}",
-                "protocol": "kafka",
-                "description": "A production cluster; topics created with "
-                "`python -m shared.messaging.topics` "
-                "(replication factor 3, min.insync.replicas 2).",
-                "variables": {
-                    "bootstrap": {
-                        "default": "kafka.example.internal:9092",
-                        "description": "One of the cluster's bootstrap brokers.",
-                    }
-                },
-            },
-        },
+        "servers": _servers(),
         "channels": channels,
         "operations": _operations(),
         "components": {"messages": messages},
+    }
+
+
+def _channel(spec: topics.TopicSpec, kinds: list[EventKind]) -> dict[str, Any]:
+    return {
+        "address": spec.name,
+        "description": f"{spec.partitions} partitions (configurable), keyed by customer id"
+        + (
+            "; compacted, and an erasure leaves a tombstone (a record without value) "
+            "for the customer's key"
+            if spec.compacted
+            else ""
+        )
+        + f". Poison records are copied to `{topics.dead_letter_topic(spec.name)}` with "
+        "the headers `fedelta-error`, `fedelta-consumer` and `fedelta-original-*`.",
+        "messages": {
+            k.event_type: {"$ref": f"#/components/messages/{k.event_type}"} for k in kinds
+        },
+        "bindings": {
+            "kafka": {
+                "topic": spec.name,
+                "partitions": spec.partitions,
+                "topicConfiguration": {
+                    "cleanup.policy": ["compact" if spec.compacted else "delete"]
+                },
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        },
+    }
+
+
+def _message(kind: EventKind) -> dict[str, Any]:
+    return {
+        "name": kind.event_type,
+        "title": kind.payload.__name__,
+        "contentType": "application/cloudevents+json",
+        "headers": {
+            "type": "object",
+            "properties": {
+                "content-type": {
+                    "type": "string",
+                    "const": CLOUDEVENTS_JSON,
+                    "description": "CloudEvents Kafka binding: structured mode.",
+                },
+                "fedelta-event-type": {
+                    "type": "string",
+                    "const": kind.event_type,
+                    "description": "The event's type, readable without parsing.",
+                },
+            },
+        },
+        "payload": {
+            "schemaFormat": ASYNCAPI_SCHEMA_FORMAT,
+            "schema": {"$ref": f"./{kind.event_type}.schema.json"},
+        },
+        **_key_of_customer(),
+    }
+
+
+def _info() -> dict[str, Any]:
+    return {
+        "title": "Fedelta events",
+        "version": "1.0.0",
+        "description": "Every event is a CloudEvents 1.0 document in structured mode "
+        f"(Kafka header `content-type: {CLOUDEVENTS_JSON}`), with an absolute `source` "
+        "(`urn:fedelta:<service>`, ingest's `urn:fedelta:ingest:partner:<partner id>`) "
+        "and a `dataschema` naming its type's JSON Schema.",
+        "license": {
+            "name": "Apache-2.0",
+            "url": "https://www.apache.org/licenses/LICENSE-2.0",
+        },
+    }
+
+
+def _servers() -> dict[str, Any]:
+    return {
+        "local": {
+            "host": "localhost:19092",
+            "protocol": "kafka",
+            "description": "The broker `make up` starts (FEDELTA_KAFKA_PORT).",
+        },
+        "cluster": {
+            "host": "{bootstrap}",
+            "protocol": "kafka",
+            "description": "A production cluster; topics created with "
+            "`python -m shared.messaging.topics` "
+            "(replication factor 3, min.insync.replicas 2).",
+            "variables": {
+                "bootstrap": {
+                    "default": "kafka.example.internal:9092",
+                    "description": "One of the cluster's bootstrap brokers.",
+                }
+            },
+        },
     }
 
 

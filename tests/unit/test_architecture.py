@@ -130,3 +130,64 @@ def test_shared_packages_import_only_their_own_layer_or_lower() -> None:
 def test_every_shared_package_is_in_a_layer() -> None:
     packages = {p.name for p in (REPO / "shared").iterdir() if (p / "__init__.py").exists()}
     assert packages == set(SHARED_LAYERS) - {""}
+
+
+def functions_of(path: Path) -> list[tuple[str, int]]:
+    tree = ast.parse(path.read_text())
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)  # type: ignore[operator]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+
+
+MAX_FUNCTION_LINES = 79
+
+
+def test_no_function_of_shared_or_the_services_is_80_lines_or_longer() -> None:
+    offending = [
+        f"{path.relative_to(REPO)}: {name} ({lines} lines)"
+        for top in ("shared", "services", "fedelta_client", "fedelta_cli")
+        for path in (REPO / top).rglob("*.py")
+        if "migrations" not in path.parts
+        for name, lines in functions_of(path)
+        if lines > MAX_FUNCTION_LINES
+    ]
+    assert offending == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_router_parses_calls_a_use_case_and_renders(service: str) -> None:
+    """Routers reach storage only through use cases: none imports the service's adapters."""
+    routers = REPO / "services" / service / "api" / "routers"
+    offending = [
+        f"{path.relative_to(REPO)} imports {module}"
+        for path in routers.rglob("*.py")
+        for module in imported_modules(path)
+        if module.startswith(f"services.{service}.adapters")
+    ]
+    assert offending == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_the_skeleton(service: str) -> None:
+    root = REPO / "services" / service
+    expected = [
+        "__main__.py",
+        "settings.py",
+        "bootstrap.py",
+        "ports.py",
+        "domain/__init__.py",
+        "usecases/__init__.py",
+        "adapters/tables.py",
+        "adapters/repositories/__init__.py",
+        "api/app.py",
+        "api/deps.py",
+        "api/schemas.py",
+        "api/routers/__init__.py",
+        "migrations/env.py",
+    ]
+    if service != "ingest":  # the POS edge consumes no events
+        expected.append("handlers.py")
+    missing = [name for name in expected if not (root / name).exists()]
+    assert missing == []
