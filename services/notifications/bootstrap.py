@@ -23,6 +23,8 @@ from services.notifications.domain.model import DeliveryPolicy, HarassmentPolicy
 from services.notifications.domain.unsubscribe import unsubscribe_token
 from services.notifications.handlers import (
     DEFAULT_DIGEST_WINDOW,
+    DEFAULT_EXPIRY_HOLD,
+    DEFAULT_EXPIRY_WINDOW_DAYS,
     DEFAULT_WELCOME_WINDOW,
     HANDLED_TYPES,
     Context,
@@ -49,6 +51,8 @@ def make_subscription(
     digest_window: timedelta = DEFAULT_DIGEST_WINDOW,
     currency: str = "EUR",
     welcome_window: timedelta = DEFAULT_WELCOME_WINDOW,
+    expiry_window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS,
+    expiry_hold: timedelta = DEFAULT_EXPIRY_HOLD,
 ) -> Subscription:
     async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
         await apply_batch(
@@ -60,6 +64,8 @@ def make_subscription(
                 digest_window=digest_window,
                 currency=currency,
                 welcome_window=welcome_window,
+                expiry_window_days=expiry_window_days,
+                expiry_hold=expiry_hold,
             ),
         )
 
@@ -77,7 +83,7 @@ def make_dispatch_transactions(engine: AsyncEngine, clock: Clock) -> DispatchTra
     async def transaction(work: Callable[[DispatchUnit], Awaitable[T]]) -> T:
         async def on(conn: AsyncConnection) -> T:
             unit = DispatchUnit(
-                notifications=dispatch_repository(conn), sink=Outbox(conn, tables.outbox, clock)
+                notifications=dispatch_repository(conn), outbox=Outbox(conn, tables.outbox, clock)
             )
             return await work(unit)
 
@@ -112,6 +118,7 @@ def sms_sender(settings: NotificationsSettings) -> HttpSmsSender | None:
         url=settings.sms_url,
         token=settings.sms_token.get_secret_value(),
         timeout_seconds=settings.sms_timeout_seconds,
+        connections=settings.dispatch_concurrency,
     )
 
 
@@ -123,6 +130,42 @@ def unsubscribe_links(settings: NotificationsSettings) -> Callable[[str], str]:
         return f"{base}/v1/unsubscribe/{unsubscribe_token(customer_id, key)}"
 
     return url
+
+
+def make_dispatcher(
+    settings: NotificationsSettings,
+    engine: AsyncEngine,
+    clock: Clock,
+    after_commit: Callable[[], None] | None = None,
+) -> DeliveryDispatcher:
+    """The dispatcher with its senders: a pool of `smtp_connections` SMTP connections, and
+    HTTP clients for SMS and webhooks with `dispatch_concurrency` connections each."""
+    return DeliveryDispatcher(
+        transactions=make_dispatch_transactions(engine, clock),
+        sender=SmtpEmailSender(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_from,
+            timeout_seconds=settings.smtp_timeout_seconds,
+            username=settings.smtp_username,
+            password=(
+                settings.smtp_password.get_secret_value() if settings.smtp_password else None
+            ),
+            connections=settings.smtp_connections,
+        ),
+        clock=clock,
+        policy=delivery_policy(settings),
+        harassment=harassment_policy(settings),
+        interval=settings.dispatch_interval_seconds,
+        batch_size=settings.dispatch_batch_size,
+        concurrency=settings.dispatch_concurrency,
+        after_commit=after_commit,
+        unsubscribe_url=unsubscribe_links(settings),
+        sms=sms_sender(settings),
+        webhooks=HttpWebhookSender(
+            clock, settings.webhook_timeout_seconds, connections=settings.dispatch_concurrency
+        ),
+    )
 
 
 async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Runtime:
@@ -142,6 +185,8 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
             timedelta(minutes=settings.points_digest_window_minutes),
             settings.currency,
             timedelta(days=settings.welcome_window_days),
+            settings.expiry_warning_window_days,
+            timedelta(minutes=settings.expiry_warning_hold_minutes),
         ),
         jobs=[
             ReleaseHeld(),
@@ -153,27 +198,6 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
         ],
     )
     runtime.workers.append(
-        DeliveryDispatcher(
-            transactions=make_dispatch_transactions(runtime.engine, clock),
-            sender=SmtpEmailSender(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                sender=settings.smtp_from,
-                timeout_seconds=settings.smtp_timeout_seconds,
-                username=settings.smtp_username,
-                password=(
-                    settings.smtp_password.get_secret_value() if settings.smtp_password else None
-                ),
-            ),
-            clock=clock,
-            policy=delivery_policy(settings),
-            harassment=harassment_policy(settings),
-            interval=settings.dispatch_interval_seconds,
-            batch_size=settings.dispatch_batch_size,
-            after_commit=runtime.relay.notify,
-            unsubscribe_url=unsubscribe_links(settings),
-            sms=sms_sender(settings),
-            webhooks=HttpWebhookSender(clock, settings.webhook_timeout_seconds),
-        )
+        make_dispatcher(settings, runtime.engine, clock, after_commit=runtime.relay.notify)
     )
     return runtime

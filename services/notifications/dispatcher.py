@@ -1,10 +1,16 @@
-"""The dispatcher: sends the messages that are due, one dispatcher per message at a time.
+"""The dispatcher: sends the messages that are due, a batch per transaction.
 
-Each message is claimed with FOR UPDATE SKIP LOCKED, so several instances share the work
-without sending one message twice, and its outcome (with its `notification.*` event in the
-outbox) is recorded in that same transaction. A crash after the SMTP server accepted a message
-but before the commit sends that one message again on the next round; the Message-ID, derived
-from the notification id, stays the same so that the copy can be recognised.
+A batch of due messages is claimed with FOR UPDATE SKIP LOCKED (the transactional lane
+first, then the bulk one: domain.lane_of), so several instances share the work without taking
+one message twice. What deciding their fate needs is loaded for the whole batch in a few
+statements, the decisions are made in memory (domain.decide_batch: the daily cap stays exact
+within a batch), the messages to send go out concurrently (a small pool of SMTP connections,
+pooled HTTP clients), and every outcome, with its `notification.*` event in the outbox, is
+written with multi-row statements in that same transaction, committed right after the sends.
+A crash after a server accepted a message but before the commit sends that message again on
+the next round: at most the batch in flight (`batch_size`, sent within the last moments
+before the crash), with the same Message-ID, derived from the notification id, so that a copy
+can be recognised.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -34,23 +40,24 @@ from services.notifications.domain.model import (
     Delivery,
     DeliveryPolicy,
     DeliveryStatus,
+    DispatchReads,
     HarassmentPolicy,
     PartnerWebhook,
     Send,
     Suppress,
     Wait,
-    decide,
-    local_day,
+    decide_batch,
+    judged_day,
     mark_attempt_failed,
     mark_sent,
     mark_suppressed,
     mark_waiting,
-    time_zone_of,
 )
 from services.notifications.ports import DispatchRepository
 from shared.clock import Clock
 from shared.messaging import events
-from shared.messaging.outbox import EventSink, emit
+from shared.messaging.events import CloudEvent
+from shared.messaging.outbox import CollectingSink, EventSink, emit
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +70,18 @@ DELIVERIES = Counter(
 )
 
 
+class OutboxWriter(Protocol):
+    """Where a batch's events go, all in one statement (shared.messaging.outbox.Outbox)."""
+
+    async def add_all(self, events: Sequence[tuple[str, str, CloudEvent]]) -> None: ...
+
+
 @dataclass(frozen=True)
 class DispatchUnit:
     """What one dispatch round works with, all on one database transaction."""
 
     notifications: DispatchRepository
-    sink: EventSink
+    outbox: OutboxWriter
 
 
 T = TypeVar("T")
@@ -81,6 +94,21 @@ class DispatchTransactions(Protocol):
     async def __call__(self, work: Callable[[DispatchUnit], Awaitable[T]]) -> T: ...
 
 
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What a batch did: how many messages it decided (sent, retried, waiting or not), how
+    many it left due to be decided again (domain.decide_batch), and whether it wrote events."""
+
+    decided: int = 0
+    deferred: int = 0
+    wrote_events: bool = False
+
+
+# A batch that deferred messages is followed at once by another; each such batch settles at
+# least the send it deferred for, so this bound is only a guard.
+MAX_FOLLOW_UPS = 16
+
+
 @dataclass
 class DeliveryDispatcher:
     transactions: DispatchTransactions
@@ -89,7 +117,10 @@ class DeliveryDispatcher:
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     harassment: HarassmentPolicy = field(default_factory=HarassmentPolicy)
     interval: float = 0.2
-    batch_size: int = 20
+    batch_size: int = 50
+    # How many sends of a batch are in flight at once, whatever their channel (the SMTP pool
+    # and the HTTP clients bound their own connections too).
+    concurrency: int = 8
     after_commit: Callable[[], None] | None = None
     # The customer's one-click unsubscribe URL, put in every email when given.
     unsubscribe_url: Callable[[str], str] | None = None
@@ -102,94 +133,150 @@ class DeliveryDispatcher:
         self._stopping = asyncio.Event()
 
     async def dispatch_due(self) -> int:
-        """One round; returns how many due messages it took (sent, retried, waiting or not).
-
-        One transaction per message: a crash between an SMTP server's acceptance and the
-        commit can then send again only the message that was in flight, not a whole batch."""
-        taken = 0
-        while taken < self.batch_size:
-            wrote_event = await self.transactions(self._dispatch_next)
-            if wrote_event is None:
-                break
-            taken += 1
-            if wrote_event and self.after_commit is not None:
+        """One round: a batch of due messages, claimed, decided, sent and recorded in one
+        transaction; followed at once by another when it deferred some (a customer's cap
+        reached only by sends planned in the batch). Returns how many messages it decided."""
+        decided = 0
+        for _ in range(MAX_FOLLOW_UPS):
+            outcome = await self.transactions(self._dispatch_batch)
+            if outcome.wrote_events and self.after_commit is not None:
                 self.after_commit()
-        return taken
-
-    async def _dispatch_next(self, unit: DispatchUnit) -> bool | None:
-        """Claims the oldest due message and decides its fate: None when none is due, else
-        whether an event was written. Safe to run again after a lost connection: the claim
-        was rolled back with the rest, and email is at-least-once anyway."""
-        due = await unit.notifications.claim_due(self.clock.now(), 1)
-        if not due:
-            return None
-        return await self._dispatch(due[0], unit)
+            decided += outcome.decided
+            if not outcome.deferred:
+                break
+        return decided
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            taken = await self.dispatch_due()
-            if taken >= self.batch_size:
-                continue  # more may be due right now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
+        try:
+            while not self._stopping.is_set():
+                taken = await self.dispatch_due()
+                if taken >= self.batch_size:
+                    continue  # more may be due right now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
+        finally:
+            await self.close()
 
     async def stop(self) -> None:
         self._stopping.set()
 
-    async def _dispatch(self, delivery: Delivery, unit: DispatchUnit) -> bool:
-        """Decides and records one message's fate; True when an event was written."""
+    async def close(self) -> None:
+        """Closes the senders' kept connections (SMTP pool, HTTP clients)."""
+        for sender in (self.sender, self.sms, self.webhooks):
+            close = getattr(sender, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
+    async def _dispatch_batch(self, unit: DispatchUnit) -> BatchOutcome:
+        """Claims a batch, decides it, sends what goes out and records every outcome. Safe to
+        run again after a lost connection: the claim was rolled back with the rest, and
+        email is at-least-once anyway."""
         now = self.clock.now()
-        # A message a job released as of a later instant (an operator or a test replaying a
-        # date) is judged as of that instant, so that replaying the date behaves as the date.
-        judged_at = max(now, delivery.released_as_of or now)
-        contact = await unit.notifications.contact(delivery.customer_id)
-        preferences = await unit.notifications.preferences(delivery.customer_id)
-        webhook = None
-        if delivery.channel is Channel.WEBHOOK and contact is not None and contact.partner_id:
-            webhook = await unit.notifications.webhook(contact.partner_id)
-        day_start, day_end = local_day(judged_at, time_zone_of(contact, preferences))
-        sent_today = await unit.notifications.sent_between(
-            delivery.customer_id, day_start, day_end, other_than=delivery.cause_event_id
+        due = await unit.notifications.claim_due(now, self.batch_size)
+        if not due:
+            return BatchOutcome()
+        reads = await self._reads(unit.notifications, due, now)
+        available = [c for c in Channel if self._sender_of(c) is not None]
+        decided = decide_batch(due, reads, now, self.policy, self.harassment, available)
+        to_send = [(d, decision) for d, decision in decided if isinstance(decision, Send)]
+        failures = await self._send_all(to_send, reads, now)
+        sent_at = self.clock.now()
+        outcomes: list[Delivery] = []
+        caused = CollectingSink()
+        for delivery, decision in decided:
+            if decision is None:
+                continue  # deferred: left due, decided again in the next batch
+            outcome = self._outcome(delivery, decision, failures, now, sent_at)
+            outcomes.append(outcome)
+            await self._emit(outcome, caused, now)
+        await unit.notifications.save_all(outcomes)
+        await unit.outbox.add_all(caused.events)
+        return BatchOutcome(
+            decided=len(outcomes),
+            deferred=len(decided) - len(outcomes),
+            wrote_events=bool(caused.events),
         )
-        decision: Decision = decide(
-            delivery,
-            contact,
-            judged_at,
-            self.policy,
-            preferences=preferences,
-            harassment=self.harassment,
-            sent_today=sent_today,
-            webhook=webhook,
+
+    async def _reads(
+        self, notifications: DispatchRepository, due: Sequence[Delivery], now: datetime
+    ) -> DispatchReads:
+        """What deciding the batch needs, a statement each: contacts, preferences, the
+        partners' webhooks, and the sends over each customer's days the batch is judged on."""
+        customers = {d.customer_id for d in due}
+        contacts = await notifications.contacts_of(customers)
+        preferences = await notifications.preferences_of(customers)
+        partners = {
+            c.partner_id
+            for d in due
+            if d.channel is Channel.WEBHOOK
+            and (c := contacts.get(d.customer_id)) is not None
+            and c.partner_id
+        }
+        webhooks = await notifications.webhooks_of(partners)
+        reads = DispatchReads(contacts=contacts, preferences=preferences, webhooks=webhooks)
+        spans: dict[str, tuple[datetime, datetime]] = {}
+        for delivery in due:
+            start, end = judged_day(delivery, reads, now)
+            known = spans.get(delivery.customer_id)
+            spans[delivery.customer_id] = (
+                (min(known[0], start), max(known[1], end)) if known else (start, end)
+            )
+        sent = await notifications.sent_during(spans)
+        return DispatchReads(
+            contacts=contacts, preferences=preferences, webhooks=webhooks, sent=sent
         )
-        if isinstance(decision, Send) and self._sender_of(delivery.channel) is None:
-            decision = Suppress(f"no {delivery.channel.value} provider configured")
+
+    async def _send_all(
+        self, to_send: Sequence[tuple[Delivery, Send]], reads: DispatchReads, now: datetime
+    ) -> dict[str, Exception]:
+        """Sends concurrently, `concurrency` at a time; returns the failures by message id."""
+        slots = asyncio.Semaphore(self.concurrency)
+        failures: dict[str, Exception] = {}
+
+        async def one(delivery: Delivery, send: Send) -> None:
+            async with slots:
+                try:
+                    await self._send(delivery, send, reads.webhook_for(delivery), now)
+                except Exception as error:  # recorded by its kind (_failure)
+                    failures[delivery.notification_id] = error
+
+        await asyncio.gather(*(one(delivery, send) for delivery, send in to_send))
+        return failures
+
+    def _outcome(
+        self,
+        delivery: Delivery,
+        decision: Decision,
+        failures: dict[str, Exception],
+        now: datetime,
+        sent_at: datetime,
+    ) -> Delivery:
+        """A message's new state after its decision (and its send, when it went out)."""
         if isinstance(decision, Wait):
-            await unit.notifications.save(mark_waiting(delivery, decision.until, decision.hold))
             if decision.hold is not None:
                 self._record(delivery, "held", decision.hold.value)
-            return False
+            return mark_waiting(delivery, decision.until, decision.hold)
         if isinstance(decision, Suppress):
-            await unit.notifications.save(mark_suppressed(delivery, decision.reason))
             self._record(delivery, "suppressed", decision.reason)
-            return False
-        assert isinstance(decision, Send)
-        try:
-            await self._send(delivery, decision, webhook, now)
-        except Exception as error:
-            reason, permanent = _failure(error)
-            outcome = mark_attempt_failed(delivery, reason, now, self.policy, permanent=permanent)
-            await unit.notifications.save(outcome)
-            if outcome.status is DeliveryStatus.FAILED:
-                self._record(outcome, "failed", reason)
-                await self._emit_failed(outcome, unit.sink, now)
-                return True
-            self._record(outcome, "retry", reason)
-            return False
-        sent = mark_sent(delivery, self.clock.now())
-        await unit.notifications.save(sent)
-        self._record(sent, "sent")
-        await self._emit_delivered(sent, unit.sink, now)
-        return True
+            return mark_suppressed(delivery, decision.reason)
+        error = failures.get(delivery.notification_id)
+        if error is None:
+            sent = mark_sent(delivery, sent_at)
+            self._record(sent, "sent")
+            return sent
+        reason, permanent = _failure(error)
+        failed = mark_attempt_failed(delivery, reason, now, self.policy, permanent=permanent)
+        self._record(
+            failed, "failed" if failed.status is DeliveryStatus.FAILED else "retry", reason
+        )
+        return failed
+
+    async def _emit(self, outcome: Delivery, sink: EventSink, now: datetime) -> None:
+        if outcome.status is DeliveryStatus.SENT:
+            await self._emit_delivered(outcome, sink, now)
+        elif outcome.status is DeliveryStatus.FAILED and outcome.last_error is not None:
+            await self._emit_failed(outcome, sink, now)
 
     def _sender_of(self, channel: Channel) -> object | None:
         if channel is Channel.SMS:

@@ -11,19 +11,26 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from services.notifications.domain.model import (
     POINTS_EARNED_DIGEST,
+    POINTS_EXPIRING,
     Channel,
     Contact,
     Delivery,
     DeliveryStatus,
     Hold,
     channels_for,
+    expiry_warning_params,
+    expiry_warning_send_at,
+    expiry_window,
     merge_earning,
+    merge_expiry_warning,
     schedule,
+    time_zone_of,
 )
 from services.notifications.ports import ConsumerRepository
 from shared.messaging import events
@@ -39,6 +46,11 @@ ERASED = "customer erased"
 DEFAULT_DIGEST_WINDOW = timedelta(minutes=10)
 DEFAULT_WELCOME_WINDOW = timedelta(days=7)
 WELCOME = "welcome"
+# Expiry warnings are merged per customer and window of this many local days...
+DEFAULT_EXPIRY_WINDOW_DAYS = 1
+# ...and wait this long past the last lot of the window's own warning time: points' jobs
+# interval (1 h), warning each lot at the first run within its lead, and a margin.
+DEFAULT_EXPIRY_HOLD = timedelta(minutes=65)
 
 
 def welcome_id(customer_id: str, channel: Channel) -> str:
@@ -53,6 +65,13 @@ def welcome_id(customer_id: str, channel: Channel) -> str:
     return derived_event_id(f"customer/{customer_id}", f"{WELCOME}/{channel.value}")
 
 
+def expiry_warning_id(customer_id: str, first_day: date, days: int, channel: Channel) -> str:
+    """The merged expiry warning's id comes from the customer and the window, so that every
+    lot's warning of the window, in this batch or a later one, finds the same message."""
+    window = f"{first_day.isoformat()}/{days}d"
+    return derived_event_id(f"customer/{customer_id}", f"{POINTS_EXPIRING}/{window}/{channel}")
+
+
 @dataclass(frozen=True)
 class Context:
     notifications: ConsumerRepository
@@ -64,6 +83,9 @@ class Context:
     currency: str = "EUR"
     # A customer first seen through an update is welcomed when enrolled this recently.
     welcome_window: timedelta = DEFAULT_WELCOME_WINDOW
+    # Expiry warnings of one customer's window of local days go out as one message.
+    expiry_window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS
+    expiry_hold: timedelta = DEFAULT_EXPIRY_HOLD
 
 
 @dataclass
@@ -75,6 +97,8 @@ class Changes:
     digest_window: timedelta = DEFAULT_DIGEST_WINDOW
     currency: str = "EUR"
     welcome_window: timedelta = DEFAULT_WELCOME_WINDOW
+    expiry_window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS
+    expiry_hold: timedelta = DEFAULT_EXPIRY_HOLD
     # The points digest still gathering earnings, per customer: loaded for the batch, or
     # started by it. Those loaded and changed are rewritten in `write`.
     digests: dict[str, Delivery] = field(default_factory=dict)
@@ -94,6 +118,12 @@ class Changes:
     # webhook when it has one). Consent is checked again at send time.
     stored_contacts: dict[str, Contact] = field(default_factory=dict)
     partners_with_webhooks: set[str] = field(default_factory=set)
+    # The merged expiry warnings of the batch's windows, by id: loaded (locked) for the batch,
+    # or started by it. Those loaded and changed are rewritten in `write`; a warning whose
+    # window's message was already attempted is late: counted, and not told again.
+    expiry_warnings: dict[str, Delivery] = field(default_factory=dict)
+    merged_warnings: set[str] = field(default_factory=set)
+    late_warnings: set[str] = field(default_factory=set)
 
     def is_known(self, customer_id: str) -> bool:
         """Whether notifications holds a profile of the customer: stored before the batch or
@@ -188,13 +218,44 @@ class Changes:
             hold=Hold.DIGEST_WINDOW,
         )
 
-    def _replace(self, digest: Delivery) -> None:
+    def zone_of(self, customer_id: str) -> ZoneInfo:
+        """The customer's time zone as known now (UTC while no profile has arrived)."""
+        contact = self.contacts.get(customer_id) or self.stored_contacts.get(customer_id)
+        return time_zone_of(contact, None)
+
+    def warn_expiry(self, cause: CloudEvent, customer_id: str, points: int, at: datetime) -> None:
+        """Merges a lot's warning into its window's message on every channel, or starts that
+        message, waiting until the window's other lots have been warned of too."""
+        zone = self.zone_of(customer_id)
+        window = expiry_window(at, zone, self.expiry_window_days)
+        for channel in self.channels(customer_id):
+            notification_id = expiry_warning_id(customer_id, window.first_day, window.days, channel)
+            current = self.expiry_warnings.get(notification_id)
+            if current is None:
+                self.expiry_warnings[notification_id] = self.schedule(
+                    cause,
+                    customer_id,
+                    POINTS_EXPIRING,
+                    expiry_warning_params(cause.id, points, at, zone),
+                    channel=channel,
+                    send_at=expiry_warning_send_at(self.now, at, window, self.expiry_hold),
+                    hold=Hold.DIGEST_WINDOW,
+                    notification_id=notification_id,
+                )
+            elif current.status is DeliveryStatus.SCHEDULED and current.attempts == 0:
+                merged = merge_expiry_warning(current, cause.id, points, at, zone)
+                self.expiry_warnings[notification_id] = merged
+                self._replace(merged, self.merged_warnings)
+            elif cause.id not in current.params.get("warning_ids", []):
+                self.late_warnings.add(cause.id)
+
+    def _replace(self, digest: Delivery, merged: set[str] | None = None) -> None:
         waiting = self.deliveries.get(digest.customer_id, [])
         for index, delivery in enumerate(waiting):
             if delivery.notification_id == digest.notification_id:
                 waiting[index] = digest
                 return
-        self.merged_digests.add(digest.notification_id)
+        (self.merged_digests if merged is None else merged).add(digest.notification_id)
 
     def erase(self, customer_id: str) -> None:
         self.contacts.pop(customer_id, None)
@@ -205,6 +266,9 @@ class Changes:
         digest = self.digests.pop(customer_id, None)
         if digest is not None:
             self.merged_digests.discard(digest.notification_id)
+        self.merged_warnings -= {
+            i for i, d in self.expiry_warnings.items() if d.customer_id == customer_id
+        }
         if waiting:
             self.deliveries[customer_id] = [
                 replace(d, status=DeliveryStatus.SUPPRESSED, last_error=ERASED)
@@ -224,6 +288,7 @@ class Changes:
         )
         await notifications.update_digests(
             [d for d in self.digests.values() if d.notification_id in self.merged_digests]
+            + [self.expiry_warnings[i] for i in sorted(self.merged_warnings)]
         )
         await notifications.upsert_contacts(list(self.contacts.values()))
         await notifications.record_purchases(self.last_purchases)
@@ -298,13 +363,9 @@ def points_redeemed(cause: CloudEvent, changes: Changes) -> None:
 
 
 def points_expiring(cause: CloudEvent, changes: Changes) -> None:
+    # Points warns per lot; the customer hears once per window of days (Changes.warn_expiry).
     expiring = cause.data_as(events.PointsExpiring)
-    changes.notify(
-        cause,
-        expiring.customer_id,
-        "points_expiring",
-        {"points": expiring.points, "expires_at": expiring.expires_at.isoformat()},
-    )
+    changes.warn_expiry(cause, expiring.customer_id, expiring.points, expiring.expires_at)
 
 
 def purchase_completed(cause: CloudEvent, changes: Changes) -> None:
@@ -330,12 +391,21 @@ HANDLED_TYPES = frozenset(RULES)
 
 
 async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
-    """Applies the batch with a handful of statements, whatever its size: one load (the
-    points digests still open for the batch's earners; the newer profile wins in SQL), the
-    events are walked in order in memory, and the result is written set-based. Nothing is
-    emitted: sending is the dispatcher's."""
-    changes = Changes(ctx.now, ctx.digest_window, ctx.currency, ctx.welcome_window)
+    """Applies the batch with a handful of statements, whatever its size: a few loads (the
+    contacts it notifies, the points digests still open for the batch's earners, the merged
+    expiry warnings its lots may join; the newer profile wins in SQL), the events are walked
+    in order in memory, and the result is written set-based. Nothing is emitted: sending is
+    the dispatcher's."""
+    changes = Changes(
+        ctx.now,
+        ctx.digest_window,
+        ctx.currency,
+        ctx.welcome_window,
+        ctx.expiry_window_days,
+        ctx.expiry_hold,
+    )
     await _load_channels(batch, changes, ctx.notifications)
+    await _load_expiry_warnings(batch, changes, ctx.notifications)
     earners = {
         event.data_as(events.PointsEarned).customer_id
         for event in batch
@@ -347,6 +417,11 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     for event in batch:
         RULES[event.type](event, changes)
     scheduled = await changes.write(ctx.notifications)
+    if changes.late_warnings:
+        log.info(
+            "%d expiry warning(s) for a window whose message already went out: not told again",
+            len(changes.late_warnings),
+        )
     if scheduled or changes.erased:
         # One line per batch, with counts: a line per message would drown the log, and no
         # personal data is ever logged.
@@ -401,6 +476,33 @@ async def _load_channels(
         if event.type in (events.CUSTOMER_ENROLLED, events.CUSTOMER_UPDATED)
     }
     changes.partners_with_webhooks = await notifications.partners_with_webhooks(partners)
+
+
+async def _load_expiry_warnings(
+    batch: Sequence[CloudEvent], changes: Changes, notifications: ConsumerRepository
+) -> None:
+    """One load for the batch: the merged expiry warnings its lots' windows may join, on
+    every channel, in every time zone the customer has in the batch (a profile in it may
+    move them), locked so that none goes out while a lot joins it."""
+    zones: dict[str, set[ZoneInfo]] = {}
+    for event in batch:
+        if event.type in (events.CUSTOMER_ENROLLED, events.CUSTOMER_UPDATED):
+            profile = event.data_as(events.CustomerProfile)
+            zones.setdefault(profile.customer_id, set()).add(
+                time_zone_of(_contact(profile, event), None)
+            )
+    ids = set()
+    for event in batch:
+        if event.type == events.POINTS_EXPIRING:
+            expiring = event.data_as(events.PointsExpiring)
+            customer = expiring.customer_id
+            for zone in zones.get(customer, set()) | {changes.zone_of(customer)}:
+                window = expiry_window(expiring.expires_at, zone, changes.expiry_window_days)
+                ids |= {
+                    expiry_warning_id(customer, window.first_day, window.days, channel)
+                    for channel in Channel
+                }
+    changes.expiry_warnings = await notifications.deliveries_by_id(ids)
 
 
 def _contact(profile: events.CustomerProfile, cause: CloudEvent) -> Contact:

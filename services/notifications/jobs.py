@@ -7,8 +7,10 @@ nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -61,34 +63,53 @@ class RetryDeliveries:
         return {"as_of": as_of.isoformat(), "retried": retried}
 
 
+# Where the first chunk of lapsed customers starts: before every one.
+FIRST_LAPSE: tuple[datetime, str] = (datetime(1, 1, 1, tzinfo=UTC), "")
+
+
+@dataclass(frozen=True)
+class WinBackChunk:
+    last_key: tuple[datetime, str] | None  # where the next chunk starts; None: none was left
+    taken: int  # customers read
+    lapsed: int
+    scheduled: int
+
+
 @dataclass(frozen=True)
 class WinBack:
     """One `win_back` message to each customer without a purchase for `after` by `as_of`;
     the next only once they have bought again and lapsed again. The message's id derives from
-    the lapse, and the lapse is marked in the same transaction: a second run changes nothing."""
+    the lapse, and the lapse is marked in the same transaction: a second run changes nothing.
+    The customers are taken `chunk_size` at a time, one transaction each."""
 
     clock: Clock
     after: timedelta = DEFAULT_WIN_BACK_AFTER
     name: str = WIN_BACK_JOB
+    chunk_size: int = 1000
+    repository: Callable[[AsyncConnection], JobsRepository] = jobs_repository
 
     async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
-        now = self.clock.now()
-
-        async def win_back(conn: AsyncConnection) -> tuple[int, int]:
-            return await self._win_back(jobs_repository(conn), as_of, now)
-
-        lapsed, scheduled = await in_transaction(engine, win_back)
+        after_key, lapsed, scheduled = FIRST_LAPSE, 0, 0
+        while True:
+            chunk = partial(self._win_back_chunk, as_of=as_of, after_key=after_key)
+            done: WinBackChunk = await in_transaction(engine, chunk)
+            lapsed += done.lapsed
+            scheduled += done.scheduled
+            if done.last_key is None or done.taken < self.chunk_size:
+                break
+            after_key = done.last_key
         return {"as_of": as_of.isoformat(), "lapsed": lapsed, "scheduled": scheduled}
 
-    async def _win_back(
-        self, notifications: JobsRepository, as_of: datetime, now: datetime
-    ) -> tuple[int, int]:
-        """How many customers lapsed, and how many messages were new."""
-        lapsed = [
-            a
-            for a in await notifications.lapsed(as_of, self.after)
-            if is_lapsed(a, as_of, self.after)
-        ]
+    async def _win_back_chunk(
+        self, conn: AsyncConnection, as_of: datetime, after_key: tuple[datetime, str]
+    ) -> WinBackChunk:
+        """The next chunk's win-backs: scheduled, and the lapses marked, in `conn`'s
+        transaction."""
+        notifications, now = self.repository(conn), self.clock.now()
+        taken = await notifications.lapsed(
+            as_of, self.after, after_key=after_key, limit=self.chunk_size
+        )
+        lapsed = [a for a in taken if is_lapsed(a, as_of, self.after)]
         reachable = await notifications.contacts_of([a.customer_id for a in lapsed])
         partners = await notifications.partners_with_webhooks(
             {c.partner_id for c in reachable.values() if c.partner_id}
@@ -101,7 +122,8 @@ class WinBack:
             ]
         )
         await notifications.mark_won_back(lapsed)
-        return len(lapsed), len(scheduled)
+        last_key = (taken[-1].last_purchase_at, taken[-1].customer_id) if taken else None
+        return WinBackChunk(last_key, len(taken), len(lapsed), len(scheduled))
 
 
 def win_back_message(

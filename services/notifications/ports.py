@@ -1,5 +1,5 @@
 """The Protocols the handlers, the dispatcher, the jobs and the use cases reach storage through,
-one per path: the consumer's set-based writes, the dispatcher's one message at a time, the
+one per path: the consumer's set-based writes, the dispatcher's batches, the
 jobs' releases and win-backs, and what the API reads and writes. The SQL repositories in
 `adapters/repositories/` implement them; the unit tests' fakes implement them too."""
 
@@ -15,6 +15,7 @@ from services.notifications.domain.model import (
     PartnerWebhook,
     Preferences,
     PurchaseActivity,
+    SentMessage,
 )
 
 
@@ -72,31 +73,43 @@ class ConsumerRepository(ReachabilityReads, Scheduler, Protocol):
         """Rewrites the params of digests that earnings joined, if they are still waiting."""
         ...
 
-
-class DispatchRepository(Protocol):
-    """The dispatcher's path: one message at a time, each in its own transaction."""
-
-    async def contact(self, customer_id: str) -> Contact | None: ...
-
-    async def preferences(self, customer_id: str) -> Preferences | None: ...
-
-    async def sent_between(
-        self, customer_id: str, start: datetime, end: datetime, *, other_than: str | None = None
-    ) -> int:
-        """How many messages the customer was sent in [start, end) over the channels they
-        read: one per triggering event whatever the number of channels it went out on, and
-        not counting the event `other_than` (the one the message being decided is for)."""
+    async def deliveries_by_id(self, notification_ids: Collection[str]) -> dict[str, Delivery]:
+        """Those of these messages that exist, by id, locked for the current transaction so
+        that no dispatcher sends one while the batch changes it (the merged expiry warnings)."""
         ...
 
-    async def webhook(self, partner_id: str) -> PartnerWebhook | None: ...
+
+class DispatchRepository(Protocol):
+    """The dispatcher's path: a batch of due messages per transaction, and what deciding
+    their fate needs in one statement each."""
 
     async def claim_due(self, now: datetime, limit: int) -> list[Delivery]:
-        """Scheduled messages due by `now`, oldest first, locked for the current transaction;
+        """Up to `limit` scheduled messages due by `now`, the transactional lane first
+        (domain.lane_of), each lane in order of due time, locked for the current transaction;
         rows another transaction holds are skipped, so no two dispatchers take the same one."""
         ...
 
-    async def save(self, delivery: Delivery) -> None:
-        """Writes a claimed message's new status, attempts and timings."""
+    async def contacts_of(self, customer_ids: Collection[str]) -> dict[str, Contact]:
+        """The stored contacts of these customers (those that have one)."""
+        ...
+
+    async def preferences_of(self, customer_ids: Collection[str]) -> dict[str, Preferences]:
+        """What these customers chose (those that chose anything)."""
+        ...
+
+    async def webhooks_of(self, partner_ids: Collection[str]) -> dict[str, PartnerWebhook]:
+        """The webhooks these partners registered (those that did)."""
+        ...
+
+    async def sent_during(
+        self, spans: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, list[SentMessage]]:
+        """Per customer, the messages sent to them in [start, end) over the channels they read
+        (domain.PERSONAL_CHANNELS): what the daily cap counts."""
+        ...
+
+    async def save_all(self, deliveries: Collection[Delivery]) -> None:
+        """Writes claimed messages' new status, attempts and timings, in one statement."""
         ...
 
 
@@ -110,10 +123,18 @@ class JobsRepository(ReachabilityReads, Scheduler, Protocol):
         as of that instant or later is left alone, so a second run changes nothing."""
         ...
 
-    async def lapsed(self, as_of: datetime, after: timedelta) -> list[PurchaseActivity]:
-        """The customers without a purchase for `after` by `as_of` and no win-back for this
-        lapse yet (domain.is_lapsed, in SQL), locked until the transaction ends. Only those
-        with a contact."""
+    async def lapsed(
+        self,
+        as_of: datetime,
+        after: timedelta,
+        *,
+        after_key: tuple[datetime, str],
+        limit: int,
+    ) -> list[PurchaseActivity]:
+        """The next `limit` customers, in (last purchase, customer id) order after
+        `after_key`, without a purchase for `after` by `as_of` and no win-back for this lapse
+        yet (domain.is_lapsed, in SQL), locked until the transaction ends. Only those with a
+        contact."""
         ...
 
     async def mark_won_back(self, activities: Collection[PurchaseActivity]) -> None:

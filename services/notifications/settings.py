@@ -20,8 +20,15 @@ class NotificationsSettings(ServiceSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # SMTP connections kept open by each instance, each carrying one message at a time.
+    smtp_connections: int = Field(default=4, ge=1, le=64)
     dispatch_interval_seconds: float = Field(default=0.2, gt=0)
-    dispatch_batch_size: int = Field(default=20, ge=1)
+    # Messages claimed, decided and recorded per transaction: a crash between a server's
+    # acceptance and the commit sends at most this many again.
+    dispatch_batch_size: int = Field(default=50, ge=1, le=1000)
+    # Sends of a batch in flight at once (SMTP is bounded by smtp_connections too; the SMS
+    # provider and the partners' webhooks get at most this many connections).
+    dispatch_concurrency: int = Field(default=8, ge=1, le=256)
     max_delivery_attempts: int = Field(default=5, ge=1)
     retry_backoff_seconds: float = Field(default=30.0, gt=0)
     retry_backoff_max_seconds: float = Field(default=3600.0, gt=0)
@@ -35,9 +42,17 @@ class NotificationsSettings(ServiceSettings):
     # unset. Changing it invalidates the links in the emails already sent.
     unsubscribe_secret: SecretStr | None = Field(default=None, min_length=16)
     # Where customers reach this service: the unsubscribe links in the emails point here.
-    public_url: str = Field(default="http://127.0.0.1:8083", pattern=r"^https?://[^\s/]+.*$")
+    # Printable ASCII and bounded, so List-Unsubscribe is one plain header line (smtp.py).
+    public_url: str = Field(
+        default="http://127.0.0.1:8083", max_length=200, pattern=r"^https?://[!-.0-~][!-~]*$"
+    )
     # Points earned within this many minutes of the first go out as one digest message.
     points_digest_window_minutes: float = Field(default=10.0, ge=0, le=1440)
+    # Expiry warnings (points warns per lot) go out as one message per customer and window of
+    # this many days of their time zone (1: per day), once the window's lots are all warned of:
+    # held past the last lot's own warning time by this long, points' jobs interval and more.
+    expiry_warning_window_days: int = Field(default=1, ge=1, le=31)
+    expiry_warning_hold_minutes: float = Field(default=65.0, ge=0, le=1440)
     # A customer without a purchase for this many days gets one win-back message per lapse.
     win_back_days: int = Field(default=90, ge=1, le=3650)
     # A customer first seen through a profile change (their enrolment compacted away) is

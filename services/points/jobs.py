@@ -5,9 +5,9 @@ effects have ids derived from what caused them, and what it settles it settles o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -76,6 +76,10 @@ class LapseHolds:
         return len(timed_out), len(lapsed)
 
 
+# Where the first chunk of lots starts: before every lot.
+FIRST_LOT: ports.LotKey = (datetime(1, 1, 1, tzinfo=UTC), "")
+
+
 @dataclass(frozen=True)
 class WarnExpiring:
     """`points.expiring` once per lot, the program's warning days before it expires, of the
@@ -83,62 +87,39 @@ class WarnExpiring:
 
     program: Program
     clock: Clock
-    chunk_size: int = 500
+    chunk_size: int = 1000
     name: str = WARN_EXPIRING
+    repository: Callable[[AsyncConnection], ports.JobsRepository] = jobs_repository
 
     async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
-        after_customer, warned_total = "", 0
+        after_lot, warned_total = (as_of, ""), 0
         while True:
-            chunk = partial(self._warn_chunk, as_of=as_of, after_customer=after_customer)
-            customer_ids, warned = await in_transaction(engine, chunk)
+            chunk = partial(self._warn_chunk, as_of=as_of, after_lot=after_lot)
+            last, taken, warned = await in_transaction(engine, chunk)
             warned_total += warned
-            if len(customer_ids) < self.chunk_size:
+            if last is None or taken < self.chunk_size:
                 break
-            after_customer = customer_ids[-1]
+            after_lot = last
         return {"as_of": as_of.isoformat(), "warnings": warned_total}
 
     async def _warn_chunk(
-        self, conn: AsyncConnection, as_of: datetime, after_customer: str
-    ) -> tuple[list[str], int]:
-        """Warns of the lots of the next chunk of customers; (those customers, how many lots
-        were warned of)."""
-        repo = jobs_repository(conn)
+        self, conn: AsyncConnection, as_of: datetime, after_lot: ports.LotKey
+    ) -> tuple[ports.LotKey | None, int, int]:
+        """Warns of the next chunk of lots expiring within the warning days and not warned
+        of yet; (the last lot's key, how many lots it took, how many were warned of)."""
+        repo = self.repository(conn)
         until = as_of + timedelta(days=self.program.expiry_warning_days)
-        customer_ids = await repo.customers_with_lots_expiring(
-            after=as_of, until=until, after_customer=after_customer, limit=self.chunk_size
+        lots = await repo.lots_expiring(
+            after=as_of, until=until, after_lot=after_lot, limit=self.chunk_size, unwarned=True
         )
-        entries, allocations = await repo.ledgers_of(customer_ids)
-        lot_ids = [e.entry_id for ledger_of in entries.values() for e in ledger_of]
-        warned = await repo.warned_lots(lot_ids)
-        drawn = _by_customer(entries, allocations)
-        to_warn = [
-            lot_and_left
-            for customer_id in customer_ids
-            for lot_and_left in lots_to_warn(
-                entries[customer_id], drawn[customer_id], warned, as_of, until - as_of
-            )
-        ]
+        to_warn = lots_to_warn([d.lot for d in lots], _drawn_so_far(lots), (), as_of, until - as_of)
         new = await repo.record_warnings([lot.entry_id for lot, _ in to_warn], as_of)
-        sink = CollectingSink()
+        sink, now = CollectingSink(), self.clock.now()
         for lot, left in to_warn:
             if lot.entry_id in new:
-                await self._announce(sink, lot, left)
+                await _announce_expiring(sink, lot, left, now)
         await Outbox(conn, tables.outbox, self.clock).add_all(sink.events)
-        return customer_ids, len(new)
-
-    async def _announce(self, sink: CollectingSink, lot: LedgerEntry, left: int) -> None:
-        assert lot.expires_at is not None
-        await emit(
-            sink,
-            events.PointsExpiring(
-                customer_id=lot.customer_id, points=left, expires_at=lot.expires_at
-            ),
-            source=SOURCE,
-            customer_id=lot.customer_id,
-            time=self.clock.now(),
-            cause_id=f"lot/{lot.entry_id}",
-            purpose="points-expiring",
-        )
+        return _key_of(lots), len(lots), len(new)
 
 
 @dataclass(frozen=True)
@@ -147,68 +128,114 @@ class ExpirePoints:
     any spend, and announces it (`points.expired`)."""
 
     clock: Clock
-    chunk_size: int = 500
+    chunk_size: int = 1000
     name: str = EXPIRE_POINTS
+    repository: Callable[[AsyncConnection], ports.JobsRepository] = jobs_repository
 
     async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
-        after_customer, expired_total = "", 0
+        after_lot, expired_total = FIRST_LOT, 0
         while True:
-            chunk = partial(self._expire_chunk, as_of=as_of, after_customer=after_customer)
-            customer_ids, expired = await in_transaction(engine, chunk)
+            chunk = partial(self._expire_chunk, as_of=as_of, after_lot=after_lot)
+            last, taken, expired = await in_transaction(engine, chunk)
             expired_total += expired
-            if len(customer_ids) < self.chunk_size:
+            if last is None or taken < self.chunk_size:
                 break
-            after_customer = customer_ids[-1]
+            after_lot = last
         return {"as_of": as_of.isoformat(), "expired_lots": expired_total}
 
     async def _expire_chunk(
-        self, conn: AsyncConnection, as_of: datetime, after_customer: str
-    ) -> tuple[list[str], int]:
-        """Expires the lots of the next chunk of customers; (those customers, how many
-        expiries were new)."""
-        repo = jobs_repository(conn)
-        customer_ids = await repo.customers_with_lots_expiring(
-            after=None, until=as_of, after_customer=after_customer, limit=self.chunk_size
+        self, conn: AsyncConnection, as_of: datetime, after_lot: ports.LotKey
+    ) -> tuple[ports.LotKey | None, int, int]:
+        """Expires the next chunk of lots expired by `as_of` with points left; (the last
+        lot's key, how many lots it took, how many expiries were new)."""
+        repo = self.repository(conn)
+        lots = await repo.lots_expiring(
+            after=FIRST_LOT[0],
+            until=as_of,
+            after_lot=after_lot,
+            limit=self.chunk_size,
+            unwarned=False,
         )
-        # What an expiry takes, no spend may take at the same time.
-        await repo.lock_customers(customer_ids)
-        entries, allocations = await repo.ledgers_of(customer_ids)
-        drawn = _by_customer(entries, allocations)
+        # What an expiry takes, no spend or release may change at the same time: the lots'
+        # draws are read once their owners are locked.
+        await repo.lock_customers({d.lot.customer_id for d in lots})
+        allocations, earlier = await repo.draws_on([d.lot.entry_id for d in lots])
         expiries = [
             expiry
-            for customer_id in customer_ids
-            for expiry in expire(entries[customer_id], drawn[customer_id], as_of)
+            for entries, drawn in _by_owner(lots, earlier, allocations)
+            for expiry in expire(entries, drawn, as_of)
         ]
         new = await repo.record([entry for entry, _ in expiries])
         await repo.record_allocations(
             [(e.customer_id, a) for e, taken in expiries if e.entry_id in new for a in taken]
         )
-        sink = CollectingSink()
+        sink, now = CollectingSink(), self.clock.now()
         for entry, _ in expiries:
             if entry.entry_id in new:
-                await emit(
-                    sink,
-                    events.PointsExpired(customer_id=entry.customer_id, points=-entry.points),
-                    source=SOURCE,
-                    customer_id=entry.customer_id,
-                    time=self.clock.now(),
-                    cause_id=entry.entry_id,
-                    purpose="points-expired",
-                )
+                await _announce_expired(sink, entry, now)
         await Outbox(conn, tables.outbox, self.clock).add_all(sink.events)
-        return customer_ids, len(new)
+        return _key_of(lots), len(lots), len(new)
 
 
-def _by_customer(
-    entries: dict[str, list[LedgerEntry]], allocations: Sequence[Allocation]
-) -> dict[str, list[Allocation]]:
-    """Each customer's allocations: those against their own lots."""
-    owner = {entry.entry_id: customer for customer, of in entries.items() for entry in of}
-    grouped: dict[str, list[Allocation]] = {customer: [] for customer in entries}
+async def _announce_expiring(
+    sink: CollectingSink, lot: LedgerEntry, left: int, now: datetime
+) -> None:
+    assert lot.expires_at is not None
+    await emit(
+        sink,
+        events.PointsExpiring(customer_id=lot.customer_id, points=left, expires_at=lot.expires_at),
+        source=SOURCE,
+        customer_id=lot.customer_id,
+        time=now,
+        cause_id=f"lot/{lot.entry_id}",
+        purpose="points-expiring",
+    )
+
+
+async def _announce_expired(sink: CollectingSink, entry: LedgerEntry, now: datetime) -> None:
+    await emit(
+        sink,
+        events.PointsExpired(customer_id=entry.customer_id, points=-entry.points),
+        source=SOURCE,
+        customer_id=entry.customer_id,
+        time=now,
+        cause_id=entry.entry_id,
+        purpose="points-expired",
+    )
+
+
+def _key_of(lots: Sequence[ports.DrawnLot]) -> ports.LotKey | None:
+    """Where the chunk after these lots starts; None when there were none."""
+    if not lots:
+        return None
+    last = lots[-1].lot
+    assert last.expires_at is not None
+    return (last.expires_at, last.entry_id)
+
+
+def _drawn_so_far(lots: Sequence[ports.DrawnLot]) -> list[Allocation]:
+    """One allocation per lot standing for everything drawn from it so far."""
+    return [Allocation("drawn", d.lot.entry_id, d.drawn) for d in lots]
+
+
+def _by_owner(
+    lots: Sequence[ports.DrawnLot],
+    earlier: Sequence[LedgerEntry],
+    allocations: Sequence[Allocation],
+) -> list[tuple[list[LedgerEntry], list[Allocation]]]:
+    """Per owner, their lots of the chunk with the expiries already taken from them, and the
+    allocations against those lots: what `domain.lots.expire` judges a customer on."""
+    entries: dict[str, list[LedgerEntry]] = {}
+    owner: dict[str, str] = {}
+    for lot in (d.lot for d in lots):
+        entries.setdefault(lot.customer_id, []).append(lot)
+        owner[lot.entry_id] = lot.customer_id
+    for expiry in earlier:
+        entries.setdefault(expiry.customer_id, []).append(expiry)
+    drawn: dict[str, list[Allocation]] = {customer: [] for customer in entries}
     for allocation in allocations:
-        if (customer := owner.get(allocation.lot_id)) is not None:
-            grouped[customer].append(allocation)
-    return grouped
+        drawn[owner[allocation.lot_id]].append(allocation)
+    return [(entries[customer], drawn[customer]) for customer in entries]
 
 
 def points_jobs(program: Program, clock: Clock) -> list[Job]:

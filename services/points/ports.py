@@ -196,6 +196,19 @@ class HoldRepository(Protocol):
     async def save_settled(self, settled: Sequence[Hold]) -> None: ...
 
 
+# Where a chunk of lots ends, in the order the jobs take lots in: (expires_at, entry_id).
+LotKey = tuple[datetime, str]
+
+
+@dataclass(frozen=True)
+class DrawnLot:
+    """A lot and the points allocated against it so far (negative allocations, points given
+    back, included)."""
+
+    lot: LedgerEntry
+    drawn: int
+
+
 class JobsRepository(Protocol):
     """What the time-driven jobs read and write: the lots expiring, their warnings, and the
     holds that timed out."""
@@ -208,18 +221,26 @@ class JobsRepository(Protocol):
 
     async def lock_customers(self, customer_ids: Collection[str]) -> None: ...
 
-    async def ledgers_of(
-        self, customer_ids: Collection[str]
-    ) -> tuple[dict[str, list[LedgerEntry]], list[Allocation]]: ...
-
-    async def customers_with_lots_expiring(
-        self, *, after: datetime | None, until: datetime, after_customer: str, limit: int
-    ) -> list[str]:
-        """The next `limit` customers (by id, after `after_customer`) holding a lot with
-        points left that expires in (after, until]."""
+    async def lots_expiring(
+        self,
+        *,
+        after: datetime,
+        until: datetime,
+        after_lot: LotKey,
+        limit: int,
+        unwarned: bool,
+    ) -> list[DrawnLot]:
+        """In one statement, the next `limit` lots in (expiry, id) order after `after_lot`
+        that expire in (after, until] and still hold points, each with what was drawn from it;
+        with `unwarned`, only those not warned of yet."""
         ...
 
-    async def warned_lots(self, lot_ids: Collection[str]) -> set[str]: ...
+    async def draws_on(
+        self, lot_ids: Collection[str]
+    ) -> tuple[list[Allocation], list[LedgerEntry]]:
+        """Every allocation against these lots, and the expiries among the movements that
+        made them, in one statement each."""
+        ...
 
     async def record_warnings(self, lot_ids: Sequence[str], warned_at: datetime) -> set[str]:
         """Marks the lots warned; the ids that were not marked before."""

@@ -33,7 +33,7 @@ class ChunkedTierJob:
     events_name: str  # what the summary calls the events the chunks caused
     programs: ProgramSource
     clock: Clock
-    chunk_size: int = 500
+    chunk_size: int = 1000
 
     async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
         after, customers, caused = "", 0, 0

@@ -63,18 +63,39 @@ def _outcome(response: httpx.Response) -> None:
     raise HttpDeliveryError(f"HTTP {status}", permanent=not retryable)
 
 
-async def _post(
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    timeout_seconds: float,
-    transport: httpx.AsyncBaseTransport | None,
-) -> httpx.Response:
+class ClientPool:
+    """One httpx client kept between calls (its connections reused, at most `connections`
+    at a time, queueing the rest), made on first use on the running loop."""
+
+    def __init__(
+        self, connections: int, timeout_seconds: float, transport: httpx.AsyncBaseTransport | None
+    ) -> None:
+        self._limits = httpx.Limits(
+            max_connections=connections, max_keepalive_connections=connections
+        )
+        self._timeout_seconds = timeout_seconds
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout_seconds,
+                follow_redirects=False,
+                transport=self._transport,
+                limits=self._limits,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+async def _post(pool: ClientPool, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
     try:
-        async with httpx.AsyncClient(
-            timeout=timeout_seconds, follow_redirects=False, transport=transport
-        ) as client:
-            return await client.post(url, content=body, headers=headers)
+        return await pool.client().post(url, content=body, headers=headers)
     except httpx.HTTPError as error:
         raise HttpDeliveryError(type(error).__name__) from None
 
@@ -89,6 +110,16 @@ class HttpSmsSender:
     token: str = field(repr=False)
     timeout_seconds: float = 10.0
     transport: httpx.AsyncBaseTransport | None = None  # a stand-in server in unit tests
+    connections: int = 8  # calls at once to the provider, over connections kept open
+    _pool: ClientPool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_pool", ClientPool(self.connections, self.timeout_seconds, self.transport)
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
     async def send(self, sms: OutgoingSms) -> None:
         body = json.dumps(
@@ -99,7 +130,7 @@ class HttpSmsSender:
             "Content-Type": "application/json",
             "Idempotency-Key": sms.notification_id,
         }
-        _outcome(await _post(self.url, body, headers, self.timeout_seconds, self.transport))
+        _outcome(await _post(self._pool, self.url, body, headers))
 
 
 def request_target(url: str) -> bytes:
@@ -116,6 +147,16 @@ class HttpWebhookSender:
     clock: Clock
     timeout_seconds: float = 10.0
     transport: httpx.AsyncBaseTransport | None = None  # a stand-in server in unit tests
+    connections: int = 8  # calls at once, whatever the partners, over connections kept open
+    _pool: ClientPool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_pool", ClientPool(self.connections, self.timeout_seconds, self.transport)
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
     async def send(self, call: OutgoingWebhook) -> None:
         body = json.dumps(call.payload, separators=(",", ":"), sort_keys=True).encode()
@@ -125,4 +166,4 @@ class HttpWebhookSender:
             SIGNATURE_HEADER: sign(call.secret, timestamp, "POST", request_target(call.url), body),
             DELIVERY_ID_HEADER: call.notification_id,
         }
-        _outcome(await _post(call.url, body, headers, self.timeout_seconds, self.transport))
+        _outcome(await _post(self._pool, call.url, body, headers))

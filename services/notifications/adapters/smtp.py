@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import email.policy
+from dataclasses import dataclass, field
 from datetime import datetime
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime, parseaddr
 from typing import Protocol
 
 import aiosmtplib
+from aiosmtplib.email import flatten_message
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,52 @@ def message_id(notification_id: str, sender: str) -> str:
     return f"<{notification_id}@{domain}>"
 
 
+# RFC 5322 2.1.1: a line is at most 998 characters, CRLF excluded.
+MAX_LINE_LENGTH = 998
+
+
+class UnfoldedHeader(UnstructuredHeader, BaseHeader):
+    """A header whose value is written on the wire exactly as given, on one line.
+
+    The email library folds an unstructured value longer than 78 characters, and when the
+    value has no whitespace to fold at (a URL), it turns it into RFC 2047 encoded-words
+    (`=?utf-8?q?=3Chttps...`), which no receiver reads as a URL. RFC 2369 and RFC 8058 want
+    `List-Unsubscribe: <https://...>` as plain ASCII; RFC 5322 allows folding only at
+    whitespace, and there is none inside `<...>`, so the line stays whole. It fits: the value
+    is refused unless it is printable ASCII and the line is at most 998 characters (the
+    unsubscribe URL is bounded by construction, see `unsubscribe_header`)."""
+
+    def fold(self, *, policy: Policy) -> str:
+        line = f"{self.name}: {self}"
+        if not (line.isascii() and line.isprintable()) or len(line) > MAX_LINE_LENGTH:
+            raise ValueError(f"{self.name} must be printable ASCII within one line")
+        return line + policy.linesep
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", UnfoldedHeader)
+_HEADERS.map_to_type("list-unsubscribe-post", UnfoldedHeader)
+# The default policy (RFC 5322 headers, folded at whitespace at 78 characters, non-ASCII
+# text as encoded-words) except for the headers above; aiosmtplib writes the message with its
+# SMTP twin (CRLF), which calls the same header objects' fold.
+MESSAGE_POLICY = email.policy.default.clone(header_factory=_HEADERS)
+
+
+def unsubscribe_header(url: str) -> str:
+    """`<url>`, the List-Unsubscribe value (RFC 2369). The URL is the public URL (at most 200
+    printable ASCII characters, checked by the settings), `/v1/unsubscribe/` and a token of at
+    most 130 characters (a customer id of at most 64 ASCII characters in unpadded base64, a
+    dot, an HMAC-SHA256 in unpadded base64): under 350 characters, far inside the 998 of a
+    line, so no line needs folding."""
+    return f"<{url}>"
+
+
 def build_message(email: OutgoingEmail, sender: str) -> EmailMessage:
-    message = EmailMessage()
+    """The message as RFC 5322 and the list headers' RFCs want it on the wire: Date in the
+    RFC 5322 form, `Message-ID: <id@domain>`, `MIME-Version: 1.0`, a non-ASCII subject as
+    encoded-words, long lines folded only at whitespace, and the one-click unsubscribe
+    headers (RFC 8058) as plain ASCII lines."""
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = sender
     message["To"] = email.to
     message["Subject"] = email.subject
@@ -59,7 +108,7 @@ def build_message(email: OutgoingEmail, sender: str) -> EmailMessage:
     message["Message-ID"] = message_id(email.notification_id, sender)
     message["Auto-Submitted"] = "auto-generated"
     if email.unsubscribe_url is not None:
-        message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
+        message["List-Unsubscribe"] = unsubscribe_header(email.unsubscribe_url)
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(email.body)
     if email.html is not None:
@@ -69,36 +118,84 @@ def build_message(email: OutgoingEmail, sender: str) -> EmailMessage:
     return message
 
 
-@dataclass(frozen=True)
+def wire_bytes(email: OutgoingEmail, sender: str) -> bytes:
+    """The bytes `SmtpEmailSender` sends for this email (after DATA): aiosmtplib's own
+    flattening, with CRLF line ends."""
+    return flatten_message(build_message(email, sender))
+
+
+@dataclass
 class SmtpEmailSender:
+    """Sends over a small pool of SMTP connections kept open between messages (`connections`
+    at most, each carrying one message at a time), so a batch goes out concurrently without
+    a connection, EHLO and QUIT per message. A connection that failed is dropped; an idle one
+    the server closed meanwhile is replaced once, before anything was accepted on it."""
+
     host: str
     port: int
     sender: str
     timeout_seconds: float = 10.0
     username: str | None = None
     password: str | None = None
+    connections: int = 1
+    _idle: list[aiosmtplib.SMTP] = field(default_factory=list, init=False, repr=False)
+    _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
 
     async def send(self, email: OutgoingEmail) -> None:
         message = build_message(email, self.sender)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.connections)
+        async with self._slots:
+            try:
+                await self._send_pooled(message)
+            except aiosmtplib.SMTPRecipientsRefused as error:
+                codes = [refused.code for refused in error.recipients]
+                raise EmailDeliveryError(
+                    f"SMTPRecipientsRefused {','.join(map(str, codes))}",
+                    permanent=all(500 <= code < 600 for code in codes),
+                ) from None
+            except aiosmtplib.SMTPResponseException as error:
+                # The server's text may quote the address, so only the code is kept.
+                raise EmailDeliveryError(
+                    f"{type(error).__name__} {error.code}", permanent=500 <= error.code < 600
+                ) from None
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+                raise EmailDeliveryError(type(error).__name__) from None
+
+    async def _send_pooled(self, message: EmailMessage) -> None:
+        reused = self._idle.pop() if self._idle else None
+        if reused is not None:
+            try:
+                await reused.send_message(message)
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                # Closed while idle: nothing was accepted, so a fresh connection sends it.
+                reused.close()
+            except BaseException:
+                reused.close()
+                raise
+            else:
+                self._idle.append(reused)
+                return
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            timeout=self.timeout_seconds,
+            username=self.username,
+            password=self.password,
+        )
+        await client.connect()
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                timeout=self.timeout_seconds,
-                username=self.username,
-                password=self.password,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            codes = [refused.code for refused in error.recipients]
-            raise EmailDeliveryError(
-                f"SMTPRecipientsRefused {','.join(map(str, codes))}",
-                permanent=all(500 <= code < 600 for code in codes),
-            ) from None
-        except aiosmtplib.SMTPResponseException as error:
-            # The server's text may quote the address, so only the code is kept.
-            raise EmailDeliveryError(
-                f"{type(error).__name__} {error.code}", permanent=500 <= error.code < 600
-            ) from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            raise EmailDeliveryError(type(error).__name__) from None
+            await client.send_message(message)
+        except BaseException:
+            client.close()
+            raise
+        self._idle.append(client)
+
+    async def aclose(self) -> None:
+        """Says goodbye on the idle connections (QUIT), dropping any that do not answer."""
+        idle, self._idle = self._idle, []
+        for client in idle:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()

@@ -83,6 +83,13 @@ deliveries = sa.Table(
         "next_attempt_at",
         postgresql_where=sa.text("status = 'scheduled'"),
     ),
+    # The dispatcher's transactional lane (migration 0007).
+    sa.Index(
+        "ix_deliveries_due_by_template",
+        "template",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'scheduled'"),
+    ),
 )
 
 # When each customer last bought (ids and instants only), and the last purchase their latest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,8 +27,8 @@ class Hold(StrEnum):
 
     QUIET_HOURS = "quiet hours"
     FREQUENCY_CAP = "frequency cap"
-    # A points digest gathering the earnings of its window: a job run as of a later instant
-    # releases it like the other holds.
+    # A digest gathering its window's earnings, or the expiry warnings of a window of days:
+    # a job run as of a later instant releases it like the other holds.
     DIGEST_WINDOW = "digest window"
 
 
@@ -214,6 +214,87 @@ def merge_earning(digest: Delivery, earning_id: str, points: int) -> Delivery:
         "earning_ids": [*earning_ids, earning_id],
     }
     return replace(digest, params=params)
+
+
+POINTS_EXPIRING = "points_expiring"
+
+
+@dataclass(frozen=True)
+class ExpiryWindow:
+    """The days, in the customer's time zone, whose expiring points one message warns of:
+    `days` consecutive local days from `first_day` (1: a calendar day). Windows of several
+    days are counted from 0001-01-01, a Monday, so 7 gives calendar weeks."""
+
+    first_day: date
+    days: int
+    zone: ZoneInfo
+
+    @property
+    def end(self) -> datetime:
+        return _at(self.first_day + timedelta(days=self.days), time(0), self.zone)
+
+
+def expiry_window(expires_at: datetime, zone: ZoneInfo, days: int = 1) -> ExpiryWindow:
+    local = expires_at.astimezone(zone).date()
+    first = date.fromordinal(local.toordinal() - (local.toordinal() - 1) % days)
+    return ExpiryWindow(first_day=first, days=days, zone=zone)
+
+
+def expiry_warning_params(
+    warning_id: str, points: int, expires_at: datetime, zone: ZoneInfo
+) -> dict[str, Any]:
+    """The params of a merged expiry warning holding one lot's warning: the total, the
+    earliest expiry (when the message goes stale), the first and last local expiry days it
+    names, and the ids of the warnings merged, so that a redelivered one adds nothing."""
+    day = expires_at.astimezone(zone).date().isoformat()
+    return {
+        "points": points,
+        "expires_at": expires_at.astimezone(UTC).isoformat(),
+        "expires_on": day,
+        "expires_until": day,
+        "warnings": 1,
+        "warning_ids": [warning_id],
+    }
+
+
+def merge_expiry_warning(
+    warning: Delivery, warning_id: str, points: int, expires_at: datetime, zone: ZoneInfo
+) -> Delivery:
+    """Adds a lot's warning to the merged warning of its window; a warning it already holds
+    (a redelivered event) changes nothing, so the total is the sum over distinct lots
+    whatever the order and duplication of the events."""
+    merged = list(warning.params.get("warning_ids", []))
+    if warning_id in merged:
+        return warning
+    lot = expiry_warning_params(warning_id, points, expires_at, zone)
+    earliest = _instant(warning.params.get("expires_at"))
+    params = {
+        **warning.params,
+        "points": int(warning.params.get("points", 0)) + points,
+        "expires_at": lot["expires_at"]
+        if earliest is None or expires_at < earliest
+        else warning.params["expires_at"],
+        "expires_on": min(warning.params.get("expires_on", lot["expires_on"]), lot["expires_on"]),
+        "expires_until": max(
+            warning.params.get("expires_until", lot["expires_until"]), lot["expires_until"]
+        ),
+        "warnings": int(warning.params.get("warnings", 1)) + 1,
+        "warning_ids": [*merged, warning_id],
+    }
+    return replace(warning, params=params)
+
+
+def expiry_warning_send_at(
+    now: datetime, expires_at: datetime, window: ExpiryWindow, hold: timedelta
+) -> datetime:
+    """When the merged warning of a window goes out, its first lot's warning arriving at
+    `now`: once the other lots of the window have been warned too. Points warns of a lot a
+    fixed lead before it expires (at the first run of its job after that), so a lot expiring
+    at the end of the window is warned (window end - this lot's expiry) after this one, at
+    most one job interval later: `hold` covers that interval. Never later than half-way to
+    the expiry, so that a lot warned of shortly before it expires is still told in time."""
+    gathered = now + (window.end - expires_at) + hold
+    return max(now, min(gathered, now + (expires_at - now) / 2))
 
 
 @dataclass(frozen=True)
@@ -459,3 +540,133 @@ def channels_for(contact: Contact | None, partners_with_webhooks: Collection[str
     if contact is not None and contact.partner_id in partners_with_webhooks:
         channels.append(Channel.WEBHOOK)
     return channels
+
+
+# -- Dispatch: priority lanes and the decisions of a batch ----------------------------------
+
+
+class Lane(IntEnum):
+    """Which queue a message waits in: the dispatcher claims the transactional lane first, so
+    a message a customer is waiting for right now is never queued behind a bulk run."""
+
+    TRANSACTIONAL = 0  # the answer to something the customer just did, or just got
+    BULK = 1  # what a job or a review sends to many customers at once; digests
+
+
+# The one place a template's lane is decided. Every other template, and every one added later
+# unless it is named here, is bulk: points_expiring, points_earned (the digest), win_back,
+# tier_downgrade_warning and tier_down (both from the tier reviews, thousands at a time).
+TRANSACTIONAL_TEMPLATES = frozenset({"welcome", "redemption_confirmed", "tier_up"})
+
+
+def lane_of(template: str) -> Lane:
+    return Lane.TRANSACTIONAL if template in TRANSACTIONAL_TEMPLATES else Lane.BULK
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message a customer was sent (or is about to be, in the batch being decided) over a
+    channel they read: what the daily cap counts."""
+
+    cause_event_id: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class DispatchReads:
+    """What deciding a batch needs, loaded for the whole batch at once: the customers'
+    contacts and preferences, the webhooks of their partners (by partner id), and per
+    customer what they were sent over the span of days the batch is judged on."""
+
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    preferences: dict[str, Preferences] = field(default_factory=dict)
+    webhooks: dict[str, PartnerWebhook] = field(default_factory=dict)
+    sent: dict[str, list[SentMessage]] = field(default_factory=dict)
+
+    def webhook_for(self, delivery: Delivery) -> PartnerWebhook | None:
+        contact = self.contacts.get(delivery.customer_id)
+        if delivery.channel is not Channel.WEBHOOK or contact is None or not contact.partner_id:
+            return None
+        return self.webhooks.get(contact.partner_id)
+
+
+def judged_at(delivery: Delivery, now: datetime) -> datetime:
+    """The instant a message is judged as of: a message a job released as of a later instant
+    (an operator or a test replaying a date) is judged as of that instant."""
+    return max(now, delivery.released_as_of or now)
+
+
+def judged_day(
+    delivery: Delivery, reads: DispatchReads, now: datetime
+) -> tuple[datetime, datetime]:
+    """The customer's local day the message is judged on: the span whose sends the cap counts."""
+    contact = reads.contacts.get(delivery.customer_id)
+    preferences = reads.preferences.get(delivery.customer_id)
+    return local_day(judged_at(delivery, now), time_zone_of(contact, preferences))
+
+
+def sent_in(sent: Collection[SentMessage], day: tuple[datetime, datetime], other_than: str) -> int:
+    """How many messages were sent in [start, end): one per triggering event whatever the
+    number of channels it went out on, not counting the event `other_than`."""
+    start, end = day
+    return len(
+        {
+            m.cause_event_id
+            for m in sent
+            if start <= m.sent_at < end and m.cause_event_id != other_than
+        }
+    )
+
+
+def decide_batch(
+    due: Collection[Delivery],
+    reads: DispatchReads,
+    now: datetime,
+    policy: DeliveryPolicy,
+    harassment: HarassmentPolicy | None,
+    channels: Collection[Channel],
+) -> list[tuple[Delivery, Decision | None]]:
+    """`decide` for each message of a batch, in order, as if they were decided one after the
+    other with every earlier send committed: a send planned earlier in the batch counts
+    against the customer's daily cap at `now`. A message whose fate only those planned
+    sends change (held or dropped by the cap) is deferred (None): left due, it is decided
+    again in the next batch, on the sends as recorded, so the cap stays exact even when a
+    planned send fails; the customer's later messages in the batch are deferred with it, so
+    each customer's messages are still decided in order. `channels` are those with a sender;
+    a message for another is suppressed, saying so."""
+    planned: dict[str, list[SentMessage]] = {}
+    deferred: set[str] = set()
+    decided: list[tuple[Delivery, Decision | None]] = []
+    for delivery in due:
+        customer = delivery.customer_id
+        sent = reads.sent.get(customer, [])
+        mine = planned.get(customer, [])
+        day = judged_day(delivery, reads, now)
+
+        def judge(sent_today: int, delivery: Delivery = delivery) -> Decision:
+            return decide(
+                delivery,
+                reads.contacts.get(delivery.customer_id),
+                judged_at(delivery, now),
+                policy,
+                preferences=reads.preferences.get(delivery.customer_id),
+                harassment=harassment,
+                sent_today=sent_today,
+                webhook=reads.webhook_for(delivery),
+            )
+
+        counted = sent_in([*sent, *mine], day, delivery.cause_event_id)
+        decision: Decision | None = judge(counted)
+        if customer in deferred or (
+            mine and decision != judge(sent_in(sent, day, delivery.cause_event_id))
+        ):
+            # Only the sends planned in this batch change it: decided again in the next one,
+            # and so are the customer's later messages, which are to be decided after it.
+            deferred.add(customer)
+            decision = None
+        elif isinstance(decision, Send) and delivery.channel not in channels:
+            decision = Suppress(f"no {delivery.channel.value} provider configured")
+        elif isinstance(decision, Send) and delivery.channel in PERSONAL_CHANNELS:
+            planned.setdefault(customer, []).append(SentMessage(delivery.cause_event_id, now))
+        decided.append((delivery, decision))
+    return decided

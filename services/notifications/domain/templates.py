@@ -52,6 +52,28 @@ def _t(subject: str, *paragraphs: str) -> Template:
     return Template(subject=subject, paragraphs=paragraphs)
 
 
+def _expiry_when(on: str, between: str) -> str:
+    """When a merged expiry warning's points expire, in its words: `on` one local day
+    (`{date}`), or `between` the first and the last of a window of several (`{first}`,
+    `{last}`). Warnings stored before the merge carry only `expires_at`."""
+    first, last = "format_date(expires_on)", "format_date(expires_until)"
+    return (
+        "{% if expires_until is defined and expires_until != expires_on %}"
+        + between.format(first="{{ " + first + " }}", last="{{ " + last + " }}")
+        + "{% else %}"
+        + on.format(date="{{ format_date(expires_on | default(expires_at)) }}")
+        + "{% endif %}"
+    )
+
+
+_EXPIRY_WHEN = {
+    "en": _expiry_when("on {date}", "between {first} and {last}"),
+    "it": _expiry_when("il {date}", "tra il {first} e il {last}"),
+    "fi": _expiry_when("{date}", "{first} ja {last} välillä"),
+    "pl": _expiry_when("{date}", "między {first} a {last}"),
+}
+
+
 TEMPLATES: dict[str, dict[str, Template]] = {
     "welcome": {
         "en": _t(
@@ -140,33 +162,31 @@ TEMPLATES: dict[str, dict[str, Template]] = {
     "points_expiring": {
         "en": _t(
             "{{ points_text(points) | capitalize }} "
-            "{{ plural(points, one='expires', other='expire') }} on {{ format_date(expires_at) }}",
+            "{{ plural(points, one='expires', other='expire') }} " + _EXPIRY_WHEN["en"],
             "Hello,",
-            "{{ points_text(points) }} in your account will expire on "
-            "{{ format_date(expires_at) }}. Redeem your points for a reward before then so "
-            "that nothing is lost.",
+            "{{ points_text(points) }} in your account will expire " + _EXPIRY_WHEN["en"] + ". "
+            "Redeem your points for a reward before then so that nothing is lost.",
         ),
         "it": _t(
             "{{ points_text(points) }} {{ plural(points, one='scade', other='scadono') }} "
-            "il {{ format_date(expires_at) }}",
+            + _EXPIRY_WHEN["it"],
             "Ciao,",
-            "il {{ format_date(expires_at) }} "
-            "{{ plural(points, one='scadrà', other='scadranno') }} {{ points_text(points) }} "
-            "del tuo conto. Usa i tuoi punti per un premio prima di allora, così non andrà "
-            "perso nulla.",
+            _EXPIRY_WHEN["it"] + " {{ plural(points, one='scadrà', other='scadranno') }} "
+            "{{ points_text(points) }} del tuo conto. Usa i tuoi punti per un premio prima di "
+            "allora, così non andrà perso nulla.",
         ),
         "fi": _t(
-            "{{ points_text(points) }} vanhenee {{ format_date(expires_at) }}",
+            "{{ points_text(points) }} vanhenee " + _EXPIRY_WHEN["fi"],
             "Hei,",
-            "{{ format_date(expires_at) }} tililtäsi vanhenee {{ points_text(points) }}. "
+            _EXPIRY_WHEN["fi"] + " tililtäsi vanhenee {{ points_text(points) }}. "
             "Käytä pisteesi palkintoon ennen sitä, jotta mitään ei mene hukkaan.",
         ),
         "pl": _t(
             "{{ points_text(points) }} "
             "{{ plural(points, one='wygasa', few='wygasają', many='wygasa', other='wygasa') }} "
-            "{{ format_date(expires_at) }}",
+            + _EXPIRY_WHEN["pl"],
             "Dzień dobry,",
-            "{{ format_date(expires_at) }} na Twoim koncie "
+            _EXPIRY_WHEN["pl"] + " na Twoim koncie "
             "{{ plural(points, one='wygaśnie', few='wygasną', many='wygaśnie', "
             "other='wygaśnie') }} "
             "{{ points_text(points) }}. Wymień punkty na nagrodę wcześniej, aby nic nie przepadło.",
@@ -300,6 +320,8 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "earnings": 3,
     "reward": "Coffee voucher",
     "expires_at": "2027-03-31T23:59:59+00:00",
+    "expires_on": "2027-03-31",
+    "expires_until": "2027-03-31",
     "tier": "gold",
     "from_tier": "silver",
     "would_become": "silver",

@@ -43,7 +43,12 @@ def settings(stack: Stack) -> NotificationsSettings:
     stack.migrate("notifications")
     # The defaults of the contract: quiet hours 21:00-08:00, at most 3 messages a day.
     return settings_for(
-        NotificationsSettings, stack, "notifications", dispatch_interval_seconds="0.05"
+        NotificationsSettings,
+        stack,
+        "notifications",
+        dispatch_interval_seconds="0.05",
+        # An expiry warning waits for its day's other lots: seconds, for the lot below.
+        expiry_warning_hold_minutes="0.05",
     )
 
 
@@ -380,7 +385,7 @@ async def test_a_points_digest_goes_out_when_a_job_runs_as_of_after_its_window(
 async def test_over_the_cap_an_expiry_warning_stale_by_the_next_day_is_dropped_with_the_reason(
     stack: Stack, client: httpx.AsyncClient, database: AsyncEngine
 ) -> None:
-    customer_id, email, _ = await welcomed_at_noon(stack, database)
+    customer_id, email, zone = await welcomed_at_noon(stack, database)
     for tier in ("silver", "gold"):
         await send(stack, topics.TIERS, tier_up(customer_id, tier))
 
@@ -388,7 +393,10 @@ async def test_over_the_cap_an_expiry_warning_stale_by_the_next_day_is_dropped_w
         return len([r for r in await rows(database, customer_id) if r.status == "sent"]) == 3
 
     await eventually(three_sent, within=60, what="the welcome and two tier-up messages")
-    expires_at = datetime.now(UTC) + timedelta(hours=2)  # before the customer's midnight
+    # Seconds before the customer's midnight: the warning waits that long for the other lots
+    # of the day, and would be stale by the next day, when the cap lets it out.
+    tomorrow = datetime.now(zone).date() + timedelta(days=1)
+    expires_at = datetime.combine(tomorrow, time(0), tzinfo=zone) - timedelta(seconds=5)
     await send(
         stack,
         topics.POINTS,

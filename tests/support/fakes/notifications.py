@@ -3,7 +3,7 @@ service's ports so that mypy checks they keep up with them."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -20,6 +20,8 @@ from services.notifications.domain.model import (
     Hold,
     PartnerWebhook,
     Preferences,
+    SentMessage,
+    lane_of,
 )
 from shared.messaging import events
 from shared.messaging.events import CloudEvent, new_event
@@ -38,6 +40,9 @@ class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, port
         self.last_purchases: dict[str, datetime] = {}
         self.webhooks: dict[str, PartnerWebhook] = {}
         self.statements = 0  # set-based writes, as the SQL repository would issue them
+        self.claims = 0
+        # Messages another (imagined) dispatcher holds: claim_due skips them (SKIP LOCKED).
+        self.locked: set[str] = set()
 
     async def upsert_contacts(self, contacts: Collection[Contact]) -> None:
         customer_ids = [c.customer_id for c in contacts]
@@ -71,21 +76,30 @@ class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, port
     async def preferences(self, customer_id: str) -> Preferences | None:
         return self.chosen.get(customer_id)
 
-    async def sent_between(
-        self, customer_id: str, start: datetime, end: datetime, *, other_than: str | None = None
-    ) -> int:
-        return len(
-            {
-                d.cause_event_id
-                for d in self.deliveries.values()
-                if d.customer_id == customer_id
+    async def preferences_of(self, customer_ids: Collection[str]) -> dict[str, Preferences]:
+        self.statements += 1
+        return {c: self.chosen[c] for c in customer_ids if c in self.chosen}
+
+    async def webhooks_of(self, partner_ids: Collection[str]) -> dict[str, PartnerWebhook]:
+        self.statements += 1
+        return {p: self.webhooks[p] for p in partner_ids if p in self.webhooks}
+
+    async def sent_during(
+        self, spans: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, list[SentMessage]]:
+        self.statements += 1
+        sent: dict[str, list[SentMessage]] = {}
+        for d in self.deliveries.values():
+            span = spans.get(d.customer_id)
+            if (
+                span is not None
                 and d.status is DeliveryStatus.SENT
                 and d.sent_at is not None
-                and start <= d.sent_at < end
+                and span[0] <= d.sent_at < span[1]
                 and d.channel in PERSONAL_CHANNELS
-                and d.cause_event_id != other_than
-            }
-        )
+            ):
+                sent.setdefault(d.customer_id, []).append(SentMessage(d.cause_event_id, d.sent_at))
+        return sent
 
     async def webhook(self, partner_id: str) -> PartnerWebhook | None:
         return self.webhooks.get(partner_id)
@@ -115,13 +129,25 @@ class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, port
         due = [
             d
             for d in self.deliveries.values()
-            if d.status is DeliveryStatus.SCHEDULED and d.next_attempt_at <= now
+            if d.status is DeliveryStatus.SCHEDULED
+            and d.next_attempt_at <= now
+            and d.notification_id not in self.locked
         ]
-        return sorted(due, key=lambda d: d.created_at)[:limit]
+        self.claims += 1
+        # The transactional lane first, each lane in due order (stable: oldest first on ties).
+        ordered = sorted(
+            sorted(due, key=lambda d: d.created_at),
+            key=lambda d: (lane_of(d.template), d.next_attempt_at),
+        )
+        return ordered[:limit]
 
-    async def save(self, delivery: Delivery) -> None:
-        assert delivery.notification_id in self.deliveries
-        self.deliveries[delivery.notification_id] = delivery
+    async def save_all(self, deliveries: Collection[Delivery]) -> None:
+        if not deliveries:
+            return
+        self.statements += 1
+        for delivery in deliveries:
+            assert delivery.notification_id in self.deliveries
+            self.deliveries[delivery.notification_id] = delivery
 
     async def suppress_scheduled(self, customer_ids: Collection[str], reason: str) -> int:
         self.statements += 1
@@ -160,6 +186,12 @@ class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, port
             stored = self.deliveries[digest.notification_id]
             if stored.status is DeliveryStatus.SCHEDULED:
                 self.deliveries[digest.notification_id] = replace(stored, params=digest.params)
+
+    async def deliveries_by_id(self, notification_ids: Collection[str]) -> dict[str, Delivery]:
+        if not notification_ids:
+            return {}
+        self.statements += 1
+        return {i: self.deliveries[i] for i in notification_ids if i in self.deliveries}
 
     async def save_preferences(self, chosen: Preferences) -> None:
         self.chosen[chosen.customer_id] = chosen
@@ -204,6 +236,20 @@ class FakeSender:
         self.sent.append(email)
 
 
+class AllAtOnce:
+    """The outbox as the dispatcher writes it (add_all, one statement per batch), into a
+    CollectingSink."""
+
+    def __init__(self, sink: CollectingSink) -> None:
+        self.sink = sink
+        self.statements = 0
+
+    async def add_all(self, events: Sequence[tuple[str, str, CloudEvent]]) -> None:
+        if events:
+            self.statements += 1
+        self.sink.events.extend(events)
+
+
 class FakeUnits:
     """Hands the dispatcher the same fakes for every transaction, counting commits: a
     dispatcher.DispatchTransactions."""
@@ -211,10 +257,11 @@ class FakeUnits:
     def __init__(self, notifications: FakeNotifications, sink: CollectingSink) -> None:
         self.notifications = notifications
         self.sink = sink
+        self.outbox = AllAtOnce(sink)
         self.commits = 0
 
     async def __call__(self, work: Callable[[DispatchUnit], Awaitable[T]]) -> T:
-        done = await work(DispatchUnit(notifications=self.notifications, sink=self.sink))
+        done = await work(DispatchUnit(notifications=self.notifications, outbox=self.outbox))
         self.commits += 1
         return done
 

@@ -164,3 +164,52 @@ def test_amounts_are_in_the_programs_currency_when_the_message_names_it() -> Non
     body = render("tier_downgrade_warning", "it", PARAMS | {"currency": "PLN"}).body
     assert "125,50\u00a0PLN" in body
     assert "€" not in body
+
+
+MERGED_EXPIRY = {
+    "points": 120,
+    "expires_at": "2027-03-30T22:30:00+00:00",  # 01:30 on March 31 in Helsinki
+    "expires_on": "2027-03-31",
+    "expires_until": "2027-03-31",
+    "warnings": 2,
+    "warning_ids": ["w-1", "w-2"],
+}
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject"),
+    [
+        ("en", "120 points expire on March 31, 2027"),
+        ("it", "120 punti scadono il 31 marzo 2027"),
+        ("fi", "120 pistettä vanhenee 31. maaliskuuta 2027"),
+        ("pl", "120 punktów wygasa 31 marca 2027"),
+    ],
+)
+def test_a_merged_expiry_warning_says_the_total_and_the_customers_day(
+    locale: str, subject: str
+) -> None:
+    message = render("points_expiring", locale, MERGED_EXPIRY)
+    assert message.subject == subject
+    assert "120" in message.body and "2027" in message.body
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject"),
+    [
+        ("en", "120 points expire between March 29, 2027 and April 4, 2027"),
+        ("it", "120 punti scadono tra il 29 marzo 2027 e il 4 aprile 2027"),
+        ("fi", "120 pistettä vanhenee 29. maaliskuuta 2027 ja 4. huhtikuuta 2027 välillä"),
+        ("pl", "120 punktów wygasa między 29 marca 2027 a 4 kwietnia 2027"),
+    ],
+)
+def test_a_window_of_several_days_names_its_first_and_last_expiry_day(
+    locale: str, subject: str
+) -> None:
+    params = {**MERGED_EXPIRY, "expires_on": "2027-03-29", "expires_until": "2027-04-04"}
+    assert render("points_expiring", locale, params).subject == subject
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_an_expiry_warning_stored_before_the_merge_still_renders(locale: str) -> None:
+    old = {"points": 20, "expires_at": "2027-03-31T12:00:00+00:00"}
+    assert "2027" in render("points_expiring", locale, old).subject

@@ -105,12 +105,17 @@ async def test_a_redemption_schedules_one_confirmation_with_points_and_reward(
 async def test_points_expiring_schedules_a_warning_with_the_date(
     notifications: FakeNotifications,
 ) -> None:
-    await apply_at([expiring()], notifications)
+    cause = expiring()
+    await apply_at([cause], notifications)
     delivery = notifications.only()
     assert delivery.template == "points_expiring"
     assert delivery.params == {
         "points": 120,
         "expires_at": (NOW + timedelta(days=30)).isoformat(),
+        "expires_on": (NOW + timedelta(days=30)).date().isoformat(),  # no profile yet: UTC
+        "expires_until": (NOW + timedelta(days=30)).date().isoformat(),
+        "warnings": 1,
+        "warning_ids": [cause.id],
     }
 
 

@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifications import ports
@@ -160,6 +161,21 @@ class SqlConsumerRepository(Reachability, Scheduling):
                 "params": [json.dumps(d.params) for d in digests],
             },
         )
+
+    async def deliveries_by_id(self, notification_ids: Collection[str]) -> dict[str, Delivery]:
+        if not notification_ids:
+            return {}
+        rows = await self._conn.execute(
+            sa.select(deliveries)
+            .where(
+                deliveries.c.notification_id
+                == sa.func.any(sa.bindparam("notification_ids", type_=ARRAY(sa.Text)))
+            )
+            .order_by(deliveries.c.notification_id)
+            .with_for_update(),
+            {"notification_ids": sorted(notification_ids)},
+        )
+        return {row.notification_id: delivery_of(row) for row in rows}
 
 
 def consumer_repository(conn: AsyncConnection) -> ports.ConsumerRepository:

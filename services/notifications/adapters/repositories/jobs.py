@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifications import ports
 from services.notifications.adapters.repositories.common import Reachability, Scheduling
-from services.notifications.adapters.tables import contacts, deliveries, purchase_activity
+from services.notifications.adapters.tables import deliveries
 from services.notifications.domain.model import DeliveryStatus, PurchaseActivity
 
 _MARK_WON_BACK = sa.text(
@@ -19,6 +19,20 @@ _MARK_WON_BACK = sa.text(
     "FROM unnest(CAST(:customer_ids AS text[]), CAST(:last_purchase_ats AS timestamptz[])) "
     "AS w(customer_id, last_purchase_at) "
     "WHERE purchase_activity.customer_id = w.customer_id"
+)
+
+
+# domain.is_lapsed, written as the partial index ix_purchase_activity_awaiting_win_back
+# (migration 0008) is, so that PostgreSQL reads a chunk in the index's order from where the
+# last one ended: only the customers not won back since their last purchase.
+_LAPSED = sa.text(
+    "SELECT p.customer_id, p.last_purchase_at, p.win_back_for FROM purchase_activity AS p "
+    "WHERE (p.win_back_for IS NULL OR p.win_back_for < p.last_purchase_at) "
+    "AND p.last_purchase_at <= :lapsed_by "
+    "AND (p.last_purchase_at, p.customer_id) > "
+    "(CAST(:key_at AS timestamptz), CAST(:key_id AS text)) "
+    "AND EXISTS (SELECT 1 FROM contacts AS c WHERE c.customer_id = p.customer_id) "
+    "ORDER BY p.last_purchase_at, p.customer_id LIMIT :limit FOR UPDATE OF p"
 )
 
 
@@ -47,21 +61,24 @@ class SqlJobsRepository(Reachability, Scheduling):
         )
         return result.rowcount
 
-    async def lapsed(self, as_of: datetime, after: timedelta) -> list[PurchaseActivity]:
+    async def lapsed(
+        self,
+        as_of: datetime,
+        after: timedelta,
+        *,
+        after_key: tuple[datetime, str],
+        limit: int,
+    ) -> list[PurchaseActivity]:
         """Only those with a contact: none for an erased customer whose purchases still
         arrive, and one whose profile has not arrived yet is taken once it has."""
         rows = await self._conn.execute(
-            sa.select(purchase_activity)
-            .where(
-                purchase_activity.c.last_purchase_at <= as_of - after,
-                sa.or_(
-                    purchase_activity.c.win_back_for.is_(None),
-                    purchase_activity.c.win_back_for < purchase_activity.c.last_purchase_at,
-                ),
-                sa.exists().where(contacts.c.customer_id == purchase_activity.c.customer_id),
-            )
-            .order_by(purchase_activity.c.customer_id)
-            .with_for_update()
+            _LAPSED,
+            {
+                "lapsed_by": as_of - after,
+                "key_at": after_key[0],
+                "key_id": after_key[1],
+                "limit": limit,
+            },
         )
         return [
             PurchaseActivity(

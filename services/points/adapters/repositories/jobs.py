@@ -1,5 +1,6 @@
 """What the points jobs read and write: the lots expiring, their warnings, and the holds
-that timed out; in chunks, a customer's lots locked while an expiry takes from them."""
+that timed out; a chunk of lots at a time, read in (expiry, id) order from where the last
+chunk ended, their owners' lots locked while an expiry takes from them."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points import ports
-from services.points.adapters.repositories.common import SqlHolds, SqlLedger, hold_of
-from services.points.adapters.tables import expiry_warnings, holds
+from services.points.adapters.repositories.common import SqlHolds, SqlLedger, entry_of, hold_of
+from services.points.adapters.tables import holds
 from services.points.domain.holds import Hold, HoldStatus
+from services.points.domain.lots import Allocation
+from services.points.domain.model import LedgerEntry
 
 
 def jobs_repository(conn: AsyncConnection) -> ports.JobsRepository:
@@ -21,31 +23,41 @@ def jobs_repository(conn: AsyncConnection) -> ports.JobsRepository:
 
 
 class SqlJobsRepository(SqlLedger, SqlHolds):
-    async def customers_with_lots_expiring(
-        self, *, after: datetime | None, until: datetime, after_customer: str, limit: int
-    ) -> list[str]:
-        """The next `limit` customers (by id, after `after_customer`) holding a lot with
-        points left that expires in (after, until]."""
+    async def lots_expiring(
+        self,
+        *,
+        after: datetime,
+        until: datetime,
+        after_lot: ports.LotKey,
+        limit: int,
+        unwarned: bool,
+    ) -> list[ports.DrawnLot]:
         rows = await self._conn.execute(
-            _CUSTOMERS_WITH_LOTS_EXPIRING,
+            _LOTS_EXPIRING,
             {
                 "after": after,
                 "until": until,
-                "after_customer": after_customer,
+                "key_at": after_lot[0],
+                "key_id": after_lot[1],
                 "limit": limit,
+                "unwarned": unwarned,
             },
         )
-        return list(rows.scalars())
+        return [ports.DrawnLot(entry_of(row), row.drawn) for row in rows]
 
-    async def warned_lots(self, lot_ids: Collection[str]) -> set[str]:
+    async def draws_on(
+        self, lot_ids: Collection[str]
+    ) -> tuple[list[Allocation], list[LedgerEntry]]:
         if not lot_ids:
-            return set()
-        rows = await self._conn.execute(
-            sa.select(expiry_warnings.c.lot_id).where(
-                expiry_warnings.c.lot_id == sa.any_(sa.cast(list(lot_ids), ARRAY(sa.Text)))
-            )
-        )
-        return set(rows.scalars())
+            return [], []
+        rows = await self._conn.execute(_DRAWS_ON, {"lot_ids": list(lot_ids)})
+        allocations: list[Allocation] = []
+        expiries: dict[str, LedgerEntry] = {}
+        for row in rows:
+            allocations.append(Allocation(row.movement_id, row.lot_id, row.drawn))
+            if row.entry_id is not None:
+                expiries[row.entry_id] = entry_of(row)
+        return allocations, list(expiries.values())
 
     async def record_warnings(self, lot_ids: Sequence[str], warned_at: datetime) -> set[str]:
         """Marks the lots warned; the ids that were not marked before."""
@@ -74,13 +86,27 @@ class SqlJobsRepository(SqlLedger, SqlHolds):
         return [hold_of(row) for row in rows]
 
 
-# Lots with points left: their points less what was drawn from them (and given back).
-_CUSTOMERS_WITH_LOTS_EXPIRING = sa.text(
-    "SELECT DISTINCT l.customer_id FROM ledger_entries l "
+# A lot: the kinds and sign of `domain.lots.is_lot`, written as the partial index
+# ix_ledger_entries_lots (migration 0006) is, so that PostgreSQL can use it. The chunk is read
+# in the index's order from the last one's key; what was drawn from each lot, and whether it
+# was warned of, are an index probe each.
+_LOTS_EXPIRING = sa.text(
+    "SELECT l.*, d.drawn FROM ledger_entries AS l "
+    "CROSS JOIN LATERAL (SELECT coalesce(sum(a.points), 0) AS drawn FROM allocations AS a "
+    "WHERE a.lot_id = l.entry_id) AS d "
     "WHERE l.kind IN ('earn', 'bonus', 'adjust') AND l.points > 0 "
-    "AND (CAST(:after AS timestamptz) IS NULL OR l.expires_at > CAST(:after AS timestamptz)) "
-    "AND l.expires_at <= :until AND l.customer_id > :after_customer "
-    "AND l.points > (SELECT coalesce(sum(a.points), 0) FROM allocations a "
-    "WHERE a.lot_id = l.entry_id) "
-    "ORDER BY l.customer_id LIMIT :limit"
+    "AND l.expires_at > :after AND l.expires_at <= :until "
+    "AND (l.expires_at, l.entry_id) > (CAST(:key_at AS timestamptz), CAST(:key_id AS text)) "
+    "AND l.points > d.drawn "
+    "AND (NOT :unwarned OR NOT EXISTS "
+    "(SELECT 1 FROM expiry_warnings AS w WHERE w.lot_id = l.entry_id)) "
+    "ORDER BY l.expires_at, l.entry_id LIMIT :limit"
+)
+
+# Each allocation against the lots, with the movement that made it when that is an expiry.
+_DRAWS_ON = sa.text(
+    "SELECT a.entry_id AS movement_id, a.lot_id, a.points AS drawn, m.* "
+    "FROM allocations AS a LEFT JOIN ledger_entries AS m "
+    "ON m.entry_id = a.entry_id AND m.kind = 'expire' "
+    "WHERE a.lot_id = ANY(CAST(:lot_ids AS text[]))"
 )

@@ -73,11 +73,15 @@ _LOCK_DUE_FOR_REVIEW = sa.text(
     "ORDER BY customer_id LIMIT :limit FOR UPDATE"
 )
 
+# Both sides bounded by the chunk's start: PostgreSQL merges the customers with their
+# warnings in customer order, and without the bound on `w` it read every warning from the
+# first for every chunk (a run over a member base quadratic in it).
 _LOCK_DUE_FOR_WARNING = sa.text(
     "SELECT c.customer_id, c.tier, c.since, c.review_at, c.enrolled_at FROM customers AS c "
     "WHERE c.review_at > :as_of AND c.review_at <= :until AND c.customer_id > :after "
     "AND NOT EXISTS (SELECT 1 FROM downgrade_warnings AS w "
-    "WHERE w.customer_id = c.customer_id AND w.review_at = c.review_at) "
+    "WHERE w.customer_id = c.customer_id AND w.review_at = c.review_at "
+    "AND w.customer_id > :after) "
     "ORDER BY c.customer_id LIMIT :limit FOR UPDATE OF c"
 )
 
