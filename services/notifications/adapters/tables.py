@@ -98,6 +98,13 @@ purchase_activity = sa.Table(
     "purchase_activity",
     metadata,
     sa.Column("customer_id", sa.Text, primary_key=True),
-    sa.Column("last_purchase_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("last_purchase_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("win_back_for", sa.DateTime(timezone=True)),
+    # The customers awaiting a win-back, in the order the job reads them (migration 0008).
+    sa.Index(
+        "ix_purchase_activity_awaiting_win_back",
+        "last_purchase_at",
+        "customer_id",
+        postgresql_where=sa.text("win_back_for IS NULL OR win_back_for < last_purchase_at"),
+    ),
 )
