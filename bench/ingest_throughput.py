@@ -12,7 +12,11 @@ keep-alive connections (one per request in flight) with uvloop; `--processes` sp
 connections over several processes when one is not enough.
 Then it waits (bounded by `--drain-timeout`) until the points and tiers consumers have
 finished with every accepted purchase, read from their `/metrics`, and reports how long that
-took after the last 202. Exits 1 when any call was not answered 202 or the drain timed out.
+took after the last 202. Then the raw limits of the same run, once the consumers are done:
+the same generator and concurrency against ingest's trivial `GET /healthz` (the HTTP server
+and the generator alone), and PostgreSQL's raw insert rate (asyncpg, 1,000-row INSERTs into
+a TEMP table, `bench.consume_throughput.raw_postgres`); ingest's rate is printed as a share of
+each. Exits 1 when any call was not answered 202 (200 for /healthz) or the drain timed out.
 
 Reads URLs and credentials from .fedelta/dev.env through `fedelta_client.DevEnv`.
 """
@@ -35,6 +39,7 @@ from urllib.parse import urlsplit
 import httpx
 import uvloop
 
+from bench.consume_throughput import raw_postgres, stack_settings
 from bench.metrics import consumed, finished
 from bench.report import latency_line
 from fedelta_client import DevEnv, StackClient
@@ -42,6 +47,7 @@ from fedelta_client.signing import SIGNATURE_HEADER, sign
 from shared.messaging.topics import PURCHASES
 
 REQUEST_TIMEOUT_S = 30.0
+RAW_ROWS = 15_000  # PostgreSQL's raw insert rate, over this many rows
 DRAIN_POLL_S = 0.25
 
 
@@ -92,9 +98,18 @@ def signed_requests(env: DevEnv, customers: list[str], count: int) -> list[bytes
     return requests
 
 
-async def send_all(url: str, requests: list[bytes], connections: int, start_at: float) -> Results:
+def healthz_requests(env: DevEnv, count: int) -> list[bytes]:
+    """`count` plain `GET /healthz`: the server's trivial endpoint, for the raw HTTP limit."""
+    host = urlsplit(env.ingest_url).netloc
+    return [f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()] * count
+
+
+async def send_all(
+    url: str, requests: list[bytes], connections: int, start_at: float, expect: int = 202
+) -> Results:
     """Sends the requests over `connections` keep-alive connections, each one request at a
-    time, starting at the wall-clock instant `start_at`."""
+    time, starting at the wall-clock instant `start_at`; `expect` is the status counted as
+    accepted."""
     parts = urlsplit(url)
     results = Results()
     pending = iter(requests)
@@ -112,7 +127,7 @@ async def send_all(url: str, requests: list[bytes], connections: int, start_at: 
                     writer.close()
                     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
                     continue
-                if status == 202:
+                if status == expect:
                     results.accepted += 1
                     results.latencies.append(time.perf_counter() - started)
                 else:
@@ -143,18 +158,22 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, head
 
 
-def _send_share(url: str, requests: list[bytes], connections: int, start_at: float) -> Results:
+def _send_share(
+    url: str, requests: list[bytes], connections: int, start_at: float, expect: int
+) -> Results:
     """One generator process's share (run in a child process when --processes > 1)."""
-    return uvloop.run(send_all(url, requests, connections, start_at))
+    return uvloop.run(send_all(url, requests, connections, start_at, expect))
 
 
-def load(url: str, requests: list[bytes], concurrency: int, processes: int) -> Results:
+def load(
+    url: str, requests: list[bytes], concurrency: int, processes: int, expect: int = 202
+) -> Results:
     """The requests sent at `concurrency` over `processes` processes, all starting together."""
     start_at = time.time() + 0.2 * processes
     if processes == 1:
-        return uvloop.run(send_all(url, requests, concurrency, start_at))
+        return uvloop.run(send_all(url, requests, concurrency, start_at, expect))
     shares = [
-        (url, requests[i::processes], len(range(i, concurrency, processes)), start_at)
+        (url, requests[i::processes], len(range(i, concurrency, processes)), start_at, expect)
         for i in range(processes)
     ]
     results = Results()
@@ -276,7 +295,41 @@ def run(args: argparse.Namespace) -> int:
     drained = asyncio.run(
         report_drain(env, baseline, expected, loaded_at - load_started, args.drain_timeout)
     )
-    return 1 if errors or not drained else 0
+    raw_errors = report_raw_limits(env, args, results.accepted / results.wall)
+    return 1 if errors or raw_errors or not drained else 0
+
+
+def report_raw_limits(env: DevEnv, args: argparse.Namespace, rate: float) -> bool:
+    """The raw limits of this run (after the drain): the HTTP server and generator alone on
+    `GET /healthz`, and PostgreSQL's raw insert rate. True when a /healthz was not 200."""
+    if args.raw_requests == 0:
+        return False
+    raw = load(
+        env.ingest_url,
+        healthz_requests(env, args.raw_requests),
+        args.concurrency,
+        args.processes,
+        expect=200,
+    )
+    http_rate = raw.accepted / raw.wall
+    print(
+        f"{'raw http (/healthz)':<24} {http_rate:8.1f}/s  ({raw.accepted} at concurrency "
+        f"{args.concurrency}, same server and generator; generator "
+        f"{100 * raw.cpu / raw.wall:.0f}% of one core)"
+    )
+    print(latency_line("latency (/healthz)", raw.latencies, (50, 95, 99)))
+    postgres_rate = asyncio.run(raw_postgres(stack_settings().points_database_dsn, RAW_ROWS))
+    print(
+        f"{'raw postgres':<24} {postgres_rate:8.0f} rows/s  (asyncpg, 1,000-row INSERTs into a "
+        "TEMP table, bench.consume_throughput.raw_postgres)"
+    )
+    print(
+        f"{'ingest as a share':<24} {rate / http_rate:8.1%} of raw http, "
+        f"{rate / postgres_rate:.1%} of raw postgres"
+    )
+    if raw.errors:
+        print("/healthz NOT 200: " + ", ".join(f"{k}: {v}" for k, v in sorted(raw.errors.items())))
+    return bool(raw.errors)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,11 +346,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--customers", type=int, default=8, help="fresh customers to spread over")
     parser.add_argument(
+        "--raw-requests",
+        type=int,
+        default=10000,
+        help="GET /healthz for the raw HTTP limit after the run (0: no raw limits)",
+    )
+    parser.add_argument(
         "--drain-timeout", type=float, default=300.0, help="seconds to wait for the consumers"
     )
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.concurrency < 1 or args.warmup < 0 or args.customers < 1:
-        parser.error("--requests, --concurrency and --customers must be >= 1, --warmup >= 0")
+    if args.requests < 1 or args.concurrency < 1 or args.customers < 1:
+        parser.error("--requests, --concurrency and --customers must be >= 1")
+    if args.warmup < 0 or args.raw_requests < 0:
+        parser.error("--warmup and --raw-requests must be >= 0")
     if not 1 <= args.processes <= args.concurrency:
         parser.error("--processes must be between 1 and --concurrency")
     return run(args)

@@ -97,6 +97,10 @@ class OutboxRelay:
 
     It wakes when a transaction that wrote to the outbox commits (`wake_source`, LISTEN), when
     this process says so (`notify`), and every `poll_interval` seconds in case both were missed.
+    A relay that found the lock held by another one leaves the wake-ups to that one (which
+    LISTENs too, and looks again after its batch) and only polls, to take over should it go:
+    otherwise every instance would open a transaction on every commit only to find the lock
+    taken (a tenth of a busy ingest worker's time, with two workers).
     """
 
     engine: AsyncEngine
@@ -113,6 +117,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._listening = False
         self._listen_again_at = 0.0
+        self._held_elsewhere = False
         self._lock_name = lock_name("outbox-relay", self.table.name)
         # The payload as PostgreSQL stores it: the consumers validate what they read, so the
         # relay sends the text as it is instead of parsing and re-serialising every event.
@@ -150,6 +155,7 @@ class OutboxRelay:
         """One batch; returns how many events were published."""
         async with self.engine.begin() as conn:
             locked = await try_lock_for_transaction(conn, self._lock_name)
+            self._held_elsewhere = not locked
             if not locked:
                 return 0
             rows = (await conn.execute(self._take, {"limit": self.batch_size})).all()
@@ -207,8 +213,10 @@ class OutboxRelay:
                 published = await self.publish_pending()
                 if published >= self.batch_size:
                     continue
+                # Held elsewhere: that relay publishes what is committed; this one polls.
+                wake = self._stopping if self._held_elsewhere else self._wake
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                    await asyncio.wait_for(wake.wait(), timeout=self.poll_interval)
         finally:
             self._listening = False
             if self.wake_source is not None:

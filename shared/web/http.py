@@ -57,7 +57,15 @@ def create_service_app(
             await runtime.aclose()
             shutdown_tracing()
 
-    app = FastAPI(title=f"Fedelta {name}", version=version, lifespan=lifespan)
+    app = FastAPI(
+        title=f"Fedelta {name}",
+        version=version,
+        lifespan=lifespan,
+        # FastAPI's own OpenTelemetry (off: spans are ours, `RequestTimer`, with a provider
+        # that is never the global one); left on, it asks the global providers, through
+        # os.environ, whether to start on every request (3 % of a busy ingest worker).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.settings = settings
     install_problem_handlers(app)
     app.add_exception_handler(DBAPIError, _on_database_error)

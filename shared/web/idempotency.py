@@ -12,6 +12,7 @@ group commit of purchases).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -119,6 +120,19 @@ async def kept_answers(
     if not key_ids:
         return {}
     await lock_for_transaction(conn, [lock_name(table.name, scope, key) for scope, key in key_ids])
+    rows = await conn.execute(
+        _kept_answers_statement(table),
+        {"scopes": [scope for scope, _ in key_ids], "keys": [key for _, key in key_ids]},
+    )
+    return {
+        (row.scope, row.key): KeptAnswer(row.request_hash, row.status_code, row.response)
+        for row in rows
+    }
+
+
+@functools.cache
+def _kept_answers_statement(table: sa.Table) -> sa.Select[Any]:
+    """Built once per table: a statement built on every call costs more than it runs."""
     wanted = (
         sa.func.unnest(
             sa.cast(sa.bindparam("scopes"), ARRAY(sa.Text)),
@@ -127,16 +141,9 @@ async def kept_answers(
         .table_valued("scope", "key")
         .render_derived(name="wanted")
     )
-    rows = await conn.execute(
-        sa.select(
-            table.c.scope, table.c.key, table.c.request_hash, table.c.status_code, table.c.response
-        ).where(sa.tuple_(table.c.scope, table.c.key).in_(sa.select(wanted.c.scope, wanted.c.key))),
-        {"scopes": [scope for scope, _ in key_ids], "keys": [key for _, key in key_ids]},
-    )
-    return {
-        (row.scope, row.key): KeptAnswer(row.request_hash, row.status_code, row.response)
-        for row in rows
-    }
+    return sa.select(
+        table.c.scope, table.c.key, table.c.request_hash, table.c.status_code, table.c.response
+    ).where(sa.tuple_(table.c.scope, table.c.key).in_(sa.select(wanted.c.scope, wanted.c.key)))
 
 
 async def remember_all(
@@ -170,20 +177,37 @@ async def idempotent_call(
         Header(alias=HEADER, json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH}),
     ] = None,
 ) -> IdempotentCall:
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH:
+    if not valid_key(idempotency_key):
         raise Problem(
             400,
             "Bad request",
             f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters",
             slug="invalid-idempotency-key",
         )
-    credentials = request.headers.get("authorization", "")
+    return call_of(
+        idempotency_key,
+        request.headers.get("authorization", ""),
+        request.method,
+        request.url.path,
+        await request.body(),
+    )
+
+
+def valid_key(key: str | None) -> bool:
+    """No key, or one of the allowed length (a bad one is a 400, `idempotent_call`)."""
+    return key is None or 1 <= len(key) <= MAX_KEY_LENGTH
+
+
+def call_of(
+    key: str | None, authorization: str, method: str, path: str, body: bytes
+) -> IdempotentCall:
+    """The call's key in the scope of its credentials (the Authorization header as received),
+    fingerprinted by method, path and raw body: what `idempotent_call` takes from a request,
+    for a handler that reads them without FastAPI (ingest's hot path)."""
     return IdempotentCall(
-        key=idempotency_key,
-        scope=_digest(credentials.encode()),
-        request_hash=_digest(
-            request.method.encode(), request.url.path.encode(), await request.body()
-        ),
+        key=key,
+        scope=_digest(authorization.encode()),
+        request_hash=_digest(method.encode(), path.encode(), body),
     )
 
 

@@ -186,3 +186,43 @@ async def test_a_relay_that_cannot_listen_still_polls_and_listens_later() -> Non
     assert log[:2] == ["listen failed", "poll"]
     assert "listen" in log
     assert log[-1] == "poll"
+
+
+async def test_a_relay_that_found_the_lock_held_elsewhere_only_polls() -> None:
+    log: list[str] = []
+    subject = relay(log)
+
+    def held_by_another_instance() -> int:
+        subject._held_elsewhere = True  # what publish_pending notes when the lock is taken
+        subject.notify()  # a commit of this process: the holder publishes it
+        return 0
+
+    subject.script = [held_by_another_instance]
+
+    running = asyncio.create_task(subject.run())
+    try:
+        await asyncio.wait_for(subject.polled.wait(), timeout=DEADLINE)
+        for _ in range(100):
+            await asyncio.sleep(0)
+        assert log == ["poll"]  # not woken: it waits for its poll (NEVER seconds here)
+        await subject.stop()
+        await asyncio.wait_for(running, timeout=DEADLINE)
+    finally:
+        running.cancel()
+    assert log == ["poll"]
+
+
+async def test_a_relay_polls_again_after_the_interval_when_the_lock_was_held_elsewhere() -> None:
+    log: list[str] = []
+    subject = relay(log)
+    subject.poll_interval = 0.01
+
+    def held_by_another_instance() -> int:
+        subject._held_elsewhere = True
+        return 0
+
+    subject.script = [held_by_another_instance, held_by_another_instance]
+
+    await asyncio.wait_for(subject.run(), timeout=DEADLINE)
+
+    assert log == ["poll", "poll", "poll"]  # the last one found the script done and stopped

@@ -183,12 +183,7 @@ class SqlCustomerRepository:
     async def known_customers(self, customer_ids: Collection[str]) -> set[str]:
         if not customer_ids:
             return set()
-        rows = await self._conn.execute(
-            sa.select(customers.c.customer_id).where(
-                customers.c.customer_id == sa.any_(_text_array("ids"))
-            ),
-            {"ids": list(customer_ids)},
-        )
+        rows = await self._conn.execute(_KNOWN_CUSTOMERS, {"ids": list(customer_ids)})
         return set(rows.scalars())
 
 
@@ -269,24 +264,8 @@ class SqlPurchaseRepository:
     ) -> dict[PurchaseKey, Accepted]:
         if not keys:
             return {}
-        # Arrays rather than an IN list: the statement's text stays the same whatever the
-        # number of ids, so PostgreSQL plans it once per connection.
-        wanted = (
-            sa.func.unnest(_text_array("partner_ids"), _text_array("purchase_ids"))
-            .table_valued("partner_id", "purchase_id")
-            .render_derived(name="wanted")
-        )
         rows = await self._conn.execute(
-            sa.select(
-                purchases.c.partner_id,
-                purchases.c.purchase_id,
-                purchases.c.request_hash,
-                purchases.c.event_id,
-            ).where(
-                sa.tuple_(purchases.c.partner_id, purchases.c.purchase_id).in_(
-                    sa.select(wanted.c.partner_id, wanted.c.purchase_id)
-                )
-            ),
+            _ACCEPTED_PURCHASES,
             {
                 "partner_ids": [partner_id for partner_id, _ in keys],
                 "purchase_ids": [purchase_id for _, purchase_id in keys],
@@ -300,47 +279,8 @@ class SqlPurchaseRepository:
     async def add_purchases(self, new: Sequence[StoredPurchase]) -> set[PurchaseKey]:
         if not new:
             return set()
-        rows = (
-            sa.func.unnest(
-                _text_array("partner_ids"),
-                _text_array("purchase_ids"),
-                _text_array("customer_ids"),
-                _text_array("currencies"),
-                sa.cast(sa.bindparam("totals"), ARRAY(sa.Numeric(14, 2))),
-                sa.cast(sa.bindparam("occurred_ats"), ARRAY(sa.DateTime(timezone=True))),
-                _text_array("request_hashes"),
-                _text_array("event_ids"),
-            )
-            .table_valued(
-                "partner_id",
-                "purchase_id",
-                "customer_id",
-                "currency",
-                "total",
-                "occurred_at",
-                "request_hash",
-                "event_id",
-            )
-            .render_derived(name="new")
-        )
-        columns = [
-            "partner_id",
-            "purchase_id",
-            "customer_id",
-            "currency",
-            "total",
-            "occurred_at",
-            "request_hash",
-            "event_id",
-        ]
-        statement = (
-            insert(purchases)
-            .from_select(columns, sa.select(*(rows.c[name] for name in columns)))
-            .on_conflict_do_nothing(index_elements=["partner_id", "purchase_id"])
-            .returning(purchases.c.partner_id, purchases.c.purchase_id)
-        )
         inserted = await self._conn.execute(
-            statement,
+            _ADD_PURCHASES,
             {
                 "partner_ids": [p.partner_id for p in new],
                 "purchase_ids": [p.purchase_id for p in new],
@@ -388,3 +328,59 @@ def _profile_values(profile: CustomerProfile) -> dict[str, object]:
         "consent_email": profile.consent_email,
         "consent_sms": profile.consent_sms,
     }
+
+
+# The group commit's statements (purchase_groups, the hot path), built once: building a
+# statement and its cache key on every call cost more than running it did. Arrays rather
+# than IN lists: the text stays the same whatever the number of ids, so PostgreSQL plans each
+# once per connection.
+_KNOWN_CUSTOMERS = sa.select(customers.c.customer_id).where(
+    customers.c.customer_id == sa.any_(_text_array("ids"))
+)
+_WANTED_PURCHASES = (
+    sa.func.unnest(_text_array("partner_ids"), _text_array("purchase_ids"))
+    .table_valued("partner_id", "purchase_id")
+    .render_derived(name="wanted")
+)
+_ACCEPTED_PURCHASES = sa.select(
+    purchases.c.partner_id,
+    purchases.c.purchase_id,
+    purchases.c.request_hash,
+    purchases.c.event_id,
+).where(
+    sa.tuple_(purchases.c.partner_id, purchases.c.purchase_id).in_(
+        sa.select(_WANTED_PURCHASES.c.partner_id, _WANTED_PURCHASES.c.purchase_id)
+    )
+)
+_PURCHASE_COLUMNS = [
+    "partner_id",
+    "purchase_id",
+    "customer_id",
+    "currency",
+    "total",
+    "occurred_at",
+    "request_hash",
+    "event_id",
+]
+_NEW_PURCHASES = (
+    sa.func.unnest(
+        _text_array("partner_ids"),
+        _text_array("purchase_ids"),
+        _text_array("customer_ids"),
+        _text_array("currencies"),
+        sa.cast(sa.bindparam("totals"), ARRAY(sa.Numeric(14, 2))),
+        sa.cast(sa.bindparam("occurred_ats"), ARRAY(sa.DateTime(timezone=True))),
+        _text_array("request_hashes"),
+        _text_array("event_ids"),
+    )
+    .table_valued(*_PURCHASE_COLUMNS)
+    .render_derived(name="new")
+)
+_ADD_PURCHASES = (
+    insert(purchases)
+    .from_select(
+        _PURCHASE_COLUMNS, sa.select(*(_NEW_PURCHASES.c[name] for name in _PURCHASE_COLUMNS))
+    )
+    .on_conflict_do_nothing(index_elements=["partner_id", "purchase_id"])
+    .returning(purchases.c.partner_id, purchases.c.purchase_id)
+)
