@@ -21,16 +21,10 @@ from tests.support.service_settings import (
     required_env,
     settings_of,
 )
+from tests.support.tools import tool_path
 
 REPO = Path(__file__).resolve().parents[2]
-COMPOSE_CHECK = Path(
-    subprocess.run(
-        [str(REPO / "deploy" / "local" / "k8s-tools.sh"), "path", "compose-check"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-)
+COMPOSE_CHECK = tool_path("compose-check")
 SERVICES = list(SETTINGS_CLASSES)
 JOBS = ("topics", "migrate")
 # ${NAME:?message}: compose refuses to start while NAME is unset or empty.

@@ -26,16 +26,10 @@ from tests.support.service_settings import (
     required_env,
     settings_of,
 )
+from tests.support.tools import tool_path
 
 REPO = Path(__file__).resolve().parents[2]
-KUBECTL = Path(
-    subprocess.run(
-        [str(REPO / "deploy" / "local" / "k8s-tools.sh"), "path", "kubectl"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-)
+KUBECTL = tool_path("kubectl")
 KUSTOMIZATIONS = {"base": "deploy/k8s/base", "production": "deploy/k8s/overlays/production"}
 # The oldest Kubernetes minor still commonly run, and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
