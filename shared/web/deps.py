@@ -38,9 +38,9 @@ async def get_clock(runtime: RuntimeDep) -> Clock:
 
 
 async def get_connection(runtime: RuntimeDep) -> AsyncIterator[AsyncConnection]:
-    """A connection for reads. A call that changes state opens its own transaction
-    (`async with runtime.engine.begin()`) and commits it before it answers, so that what
-    the client is told was accepted is already durable."""
+    """A connection for reads. A call that changes state opens its own transaction in its use
+    case (`in_transaction` or `run_keyed`) and commits it before it answers, so that what the
+    client is told was accepted is already durable."""
     async with runtime.engine.connect() as conn:
         yield conn
 
