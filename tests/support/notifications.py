@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifications.adapters.tables import deliveries
+from services.notifications.settings import NotificationsSettings
 from shared.messaging import events
 from shared.messaging.events import CloudEvent, new_event
 from tests.support.kafka import publish
-from tests.support.services import ADMIN
+from tests.support.services import ADMIN, settings_for
 from tests.support.stack import Stack
 
 
@@ -87,3 +88,17 @@ async def run_job(client: httpx.AsyncClient, name: str, as_of: datetime) -> dict
     [summary] = response.json()["jobs"]
     assert isinstance(summary, dict)
     return summary
+
+
+def delivering_settings(stack: Stack, **overrides: str) -> NotificationsSettings:
+    """Notifications that delivers whatever the time of day a test runs at: no quiet hours, a
+    generous daily cap and a fast dispatcher (never-harass has tests of its own), migrated."""
+    stack.migrate("notifications")
+    chosen = {
+        "dispatch_interval_seconds": "0.05",
+        "quiet_hours_start": "00:00",
+        "quiet_hours_end": "00:00",
+        "daily_cap": "100",
+        **overrides,
+    }
+    return settings_for(NotificationsSettings, stack, "notifications", **chosen)

@@ -31,7 +31,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from services.notifications.api.app import create_app as create_notifications
 from services.notifications.domain.model import Channel
 from services.notifications.handlers import welcome_id
-from services.notifications.settings import NotificationsSettings
 from services.points.api.app import create_app as create_points
 from services.points.settings import PointsSettings
 from services.tiers.api.app import create_app as create_tiers
@@ -39,7 +38,7 @@ from services.tiers.settings import TiersSettings
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent
 from tests.support.factories import enrolment, erasure, profile_update, purchase
-from tests.support.notifications import mails_to, send, tier_up
+from tests.support.notifications import delivering_settings, mails_to, send, tier_up
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for
 from tests.support.stack import Stack
@@ -64,16 +63,7 @@ class Services:
 async def services(stack: Stack) -> AsyncIterator[Services]:
     for name in ("points", "tiers", "notifications"):
         stack.migrate(name)
-    notifications = settings_for(
-        NotificationsSettings,
-        stack,
-        "notifications",
-        dispatch_interval_seconds="0.05",
-        # Delivery whatever the time of day the test runs at: never-harass is tested elsewhere.
-        quiet_hours_start="00:00",
-        quiet_hours_end="00:00",
-        daily_cap="100",
-    )
+    notifications = delivering_settings(stack)
     async with (
         running(create_points, settings_for(PointsSettings, stack, "points")) as (_, points),
         running(create_tiers, settings_for(TiersSettings, stack, "tiers")) as (_, tiers),

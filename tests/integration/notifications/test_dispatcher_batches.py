@@ -25,8 +25,7 @@ from services.notifications.dispatcher import DeliveryDispatcher
 from services.notifications.domain.model import Channel, Contact, Delivery, schedule
 from services.notifications.settings import NotificationsSettings
 from shared.clock import SystemClock
-from tests.support.notifications import new_customer
-from tests.support.services import settings_for
+from tests.support.notifications import delivering_settings, new_customer
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -36,19 +35,9 @@ DEADLINE_S = 60.0
 
 @pytest.fixture(scope="module")
 def settings(stack: Stack) -> NotificationsSettings:
-    stack.migrate("notifications")
-    # No quiet hours and a generous cap: these tests are about sharing and order, whatever
-    # the time of day they run at. Small batches, so that there are several.
-    return settings_for(
-        NotificationsSettings,
-        stack,
-        "notifications",
-        quiet_hours_start="00:00",
-        quiet_hours_end="00:00",
-        daily_cap="100",
-        dispatch_batch_size="10",
-        smtp_connections="4",
-    )
+    # Small batches, so that there are several. The dispatcher is driven by the tests
+    # themselves (the service's own is not started), so its interval does not matter.
+    return delivering_settings(stack, dispatch_batch_size="10", smtp_connections="4")
 
 
 class Seeded:

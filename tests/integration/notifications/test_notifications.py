@@ -29,9 +29,9 @@ from shared.messaging.consumer import EventConsumer
 from shared.messaging.events import CloudEvent, new_event
 from tests.support import factories
 from tests.support.kafka import events_for
-from tests.support.notifications import mails_to, new_customer, send, tier_up
+from tests.support.notifications import delivering_settings, mails_to, new_customer, send, tier_up
 from tests.support.polling import eventually
-from tests.support.services import READER, settings_for
+from tests.support.services import READER
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -39,18 +39,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def settings(stack: Stack) -> NotificationsSettings:
-    stack.migrate("notifications")
-    # No quiet hours and a generous cap: these tests are about delivery, whatever the time of
-    # day they run at; never-harass has its own (test_notifications_never_harass.py).
-    return settings_for(
-        NotificationsSettings,
-        stack,
-        "notifications",
-        dispatch_interval_seconds="0.05",
-        quiet_hours_start="00:00",
-        quiet_hours_end="00:00",
-        daily_cap="100",
-    )
+    return delivering_settings(stack)
 
 
 def enrolment(

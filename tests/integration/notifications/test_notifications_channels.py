@@ -25,9 +25,9 @@ from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, new_event
 from shared.web.auth import SIGNATURE_HEADER, SignatureError, verify_signature
 from tests.support import factories
-from tests.support.notifications import send
+from tests.support.notifications import delivering_settings, send
 from tests.support.polling import eventually
-from tests.support.services import ADMIN, READER, settings_for
+from tests.support.services import ADMIN, READER
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -35,20 +35,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def settings(stack: Stack) -> NotificationsSettings:
-    stack.migrate("notifications")
-    # No quiet hours, a generous cap and a short backoff: these tests are about delivery
-    # and retries, whatever the time of day they run at.
-    return settings_for(
-        NotificationsSettings,
-        stack,
-        "notifications",
-        dispatch_interval_seconds="0.05",
-        quiet_hours_start="00:00",
-        quiet_hours_end="00:00",
-        daily_cap="100",
-        retry_backoff_seconds="0.2",
-        retry_backoff_max_seconds="1",
-    )
+    # A short backoff: these tests are about retries too.
+    return delivering_settings(stack, retry_backoff_seconds="0.2", retry_backoff_max_seconds="1")
 
 
 @dataclass
