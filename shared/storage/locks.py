@@ -1,8 +1,8 @@
 """PostgreSQL advisory locks, named one way.
 
 A lock is a text name, `"<namespace>/<id>"` (`lock_name`), and its key is PostgreSQL's own
-`hashtextextended(name, 0)`, computed by the server: a call here, a set-based statement that
-locks many names at once (`key_sql`) and an operator in psql all reach the same lock.
+`hashtextextended(name, 0)`, computed by the server: a call here, a set of names locked at
+once (`lock_for_transaction`) and an operator in psql all reach the same lock.
 Transaction locks end with the transaction; session locks, for work longer than one
 transaction, are released by `unlock` (or when the connection closes)."""
 
@@ -14,11 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 def lock_name(namespace: str, *parts: str) -> str:
     return "/".join([namespace, *parts])
-
-
-def key_sql(name_expression: str) -> str:
-    """The key of the lock a SQL text expression names, for statements that lock a set."""
-    return f"hashtextextended({name_expression}, 0)"
 
 
 def _key(name: str) -> sa.ColumnElement[int]:
