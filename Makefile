@@ -56,7 +56,7 @@ lint: setup ## ruff
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup ## mypy --strict
-	$(VENV)/bin/mypy fedelta_cli shared services deploy tests bench chaos
+	$(VENV)/bin/mypy fedelta_cli fedelta_client shared services deploy tests bench chaos
 
 unit: setup ## fast tests, no infrastructure
 	$(VENV)/bin/pytest tests/unit
