@@ -1,7 +1,7 @@
 """Ingest throughput: signed `POST /v1/purchases` at a fixed concurrency, against `make up`.
 
-    python -m bench.ingest_throughput [--requests 5000] [--concurrency 64] [--warmup 200]
-                                      [--processes 1]
+    python -m bench.ingest_throughput [--requests 20000] [--concurrency 64] [--warmup 200]
+                                      [--processes 1] [--consumers both|held|running]
 
 Enrols a few fresh customers, sends `--warmup` purchases that are not counted, then
 `--requests` purchases with at most `--concurrency` in flight, and reports accepted/s, the
@@ -10,13 +10,19 @@ The load generator shares the machine with what it measures, so it is lean: ever
 signed and encoded before the clock starts, and sent as raw HTTP/1.1 on `--concurrency`
 keep-alive connections (one per request in flight) with uvloop; `--processes` splits the
 connections over several processes when one is not enough.
-Then it waits (bounded by `--drain-timeout`) until the points and tiers consumers have
-finished with every accepted purchase, read from their `/metrics`, and reports how long that
-took after the last 202. Then the raw limits of the same run, once the consumers are done:
-the same generator and concurrency against ingest's trivial `GET /healthz` (the HTTP server
-and the generator alone), and PostgreSQL's raw insert rate (asyncpg, 1,000-row INSERTs into
-a TEMP table, `bench.consume_throughput.raw_postgres`); ingest's rate is printed as a share of
-each. Exits 1 when any call was not answered 202 (200 for /healthz) or the drain timed out.
+It does so twice (`--consumers both`): first the edge alone, with the consumer services
+(points, tiers, notifications) stopped by SIGSTOP while it sends, as if they ran on other
+machines (Kafka keeps what ingest publishes; they are continued with SIGCONT whatever
+happens), which needs the pid files a `deploy/local/stack.sh` stack writes beside its
+dev.env; then with the consumers running beside ingest on the same cores, as `make up` runs
+them. After each, it waits (bounded by `--drain-timeout`) until the points and tiers
+consumers have finished with every accepted purchase, read from their `/metrics`, and
+reports how long that took after the last 202. Then the raw limits of the same run, once
+the consumers are done: the same generator and concurrency against ingest's trivial
+`GET /healthz` (the HTTP server and the generator alone), and PostgreSQL's raw insert rate
+(asyncpg, 1,000-row INSERTs into a TEMP table, `bench.consume_throughput.raw_postgres`);
+ingest's rates are printed as shares of each. Exits 1 when any call was not answered 202
+(200 for /healthz) or the drain timed out.
 
 Reads URLs and credentials from .fedelta/dev.env through `fedelta_client.DevEnv`.
 """
@@ -41,6 +47,7 @@ import uvloop
 
 from bench.consume_throughput import raw_postgres, stack_settings
 from bench.metrics import consumed, finished
+from bench.processes import CONSUMER_SERVICES, service_pids, stopped
 from bench.report import latency_line
 from fedelta_client import DevEnv, StackClient
 from fedelta_client.signing import SIGNATURE_HEADER, sign
@@ -233,11 +240,20 @@ def consumer_urls(env: DevEnv) -> dict[str, str]:
 
 
 async def report_drain(
-    env: DevEnv, baseline: dict[str, int], expected: int, elapsed_before: float, within_s: float
+    env: DevEnv,
+    baseline: dict[str, int],
+    expected: int,
+    backlog: int,
+    since: float,
+    since_label: str,
+    within_s: float,
 ) -> bool:
-    """Waits for the consumers and prints how long they took; False when one did not drain."""
+    """Waits until each consumer has finished `expected` purchases more than its baseline,
+    and prints how long after the last answer that was, and the rate over the `backlog` of
+    this phase from `since` (a `perf_counter` instant). False when one did not drain."""
     services = {name: url for name, url in consumer_urls(env).items() if name in baseline}
     drained = True
+    waited_from = time.perf_counter()
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
         done = await drain(http, services, baseline, expected, within_s)
         for name, seconds in done.items():
@@ -249,57 +265,121 @@ async def report_drain(
                     f"({finished - baseline[name]} of {expected} purchases)"
                 )
                 continue
-            # Everything sent (warmup included) over the time from the first send to drained.
-            rate = expected / (elapsed_before + seconds)
+            rate = backlog / (waited_from - since + seconds)
             dead_note = f"; DEAD-LETTERED {dead}" if dead else ""
             print(
                 f"{name} consumer: drained {seconds:6.2f} s after the last 202 "
-                f"(~{rate:.0f} purchases/s from first send to drained){dead_note}"
+                f"(~{rate:.0f} purchases/s from {since_label} to drained){dead_note}"
             )
     return drained
+
+
+@dataclass
+class Phase:
+    """One measured load: its warmup and measured results, and the time from the first
+    warmup send to the last answer."""
+
+    consumers: str  # "held" or "running"
+    warm: Results
+    measured: Results
+    sending_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.measured.accepted / self.measured.wall
+
+    @property
+    def errors(self) -> Counter[str]:
+        return self.measured.errors + self.warm.errors
+
+
+def send_phase(
+    env: DevEnv, args: argparse.Namespace, customers: list[str], consumers: str
+) -> Phase:
+    warmup_requests = signed_requests(env, customers, args.warmup)
+    measured_requests = signed_requests(env, customers, args.requests)
+    started = time.perf_counter()
+    warm = load(env.ingest_url, warmup_requests, args.concurrency, args.processes)
+    results = load(env.ingest_url, measured_requests, args.concurrency, args.processes)
+    return Phase(consumers, warm, results, time.perf_counter() - started)
+
+
+def print_phase(args: argparse.Namespace, phase: Phase) -> None:
+    results = phase.measured
+    held = "held (stopped: the edge alone)" if phase.consumers == "held" else "running beside it"
+    print(
+        f"ingest POST /v1/purchases, consumers {held}: {args.requests} requests, concurrency "
+        f"{args.concurrency}, {args.customers} customers, warmup {args.warmup}, "
+        f"{args.processes} generator process(es) (run {args.run_id})"
+    )
+    print(f"{'accepted/s':<24} {phase.rate:8.1f}   ({results.accepted} in {results.wall:.2f} s)")
+    print(latency_line("latency (202)", results.latencies, (50, 95, 99)))
+    print(
+        f"{'load generator CPU':<24} {results.cpu:8.2f} s over {results.wall:.2f} s wall "
+        f"(measured phase): {100 * results.cpu / results.wall:.0f}% of one core"
+    )
+    if phase.errors:
+        print("NOT 202: " + ", ".join(f"{k}: {v}" for k, v in sorted(phase.errors.items())))
+    else:
+        print("not 202: none")
+
+
+def held_phase(
+    env: DevEnv, args: argparse.Namespace, customers: list[str]
+) -> tuple[Phase | None, float]:
+    """The edge alone: the consumer services stopped while ingest is loaded (as if they ran on
+    other machines; Kafka keeps what ingest publishes), then continued. Returns the phase
+    (None when their processes are not known) and when they were continued."""
+    pids = service_pids(CONSUMER_SERVICES)
+    if pids is None:
+        print(
+            "consumers: no pid files of a stack.sh stack beside the dev.env, so they cannot be "
+            "held; the edge-alone phase is left out"
+        )
+        return None, time.perf_counter()
+    with stopped(pids):
+        phase = send_phase(env, args, customers, "held")
+    return phase, time.perf_counter()
 
 
 def run(args: argparse.Namespace) -> int:
     env = DevEnv.load()
     args.run_id = uuid.uuid4().hex[:8]
     customers, baseline = asyncio.run(prepare(env, args))
-    warmup_requests = signed_requests(env, customers, args.warmup)
-    measured_requests = signed_requests(env, customers, args.requests)
-
-    load_started = time.perf_counter()
-    warm = load(env.ingest_url, warmup_requests, args.concurrency, args.processes)
-    results = load(env.ingest_url, measured_requests, args.concurrency, args.processes)
-    loaded_at = time.perf_counter()
-
-    print(
-        f"ingest POST /v1/purchases: {args.requests} requests, concurrency {args.concurrency}, "
-        f"{args.customers} customers, warmup {args.warmup}, {args.processes} generator "
-        f"process(es) (run {args.run_id})"
-    )
-    print(
-        f"{'accepted/s':<24} {results.accepted / results.wall:8.1f}   "
-        f"({results.accepted} in {results.wall:.2f} s)"
-    )
-    print(latency_line("latency (202)", results.latencies, (50, 95, 99)))
-    print(
-        f"{'load generator CPU':<24} {results.cpu:8.2f} s over {results.wall:.2f} s wall "
-        f"(measured phase): {100 * results.cpu / results.wall:.0f}% of one core"
-    )
-    errors = results.errors + warm.errors
-    if errors:
-        print("NOT 202: " + ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
-    else:
-        print("not 202: none")
-
-    expected = warm.accepted + results.accepted
-    drained = asyncio.run(
-        report_drain(env, baseline, expected, loaded_at - load_started, args.drain_timeout)
-    )
-    raw_errors = report_raw_limits(env, args, results.accepted / results.wall)
+    phases: list[Phase] = []
+    drained = True
+    if args.consumers in ("both", "held"):
+        phase, continued_at = held_phase(env, args, customers)
+        if phase is not None:
+            phases.append(phase)
+            print_phase(args, phase)
+            expected = sum(p.warm.accepted + p.measured.accepted for p in phases)
+            backlog = phase.warm.accepted + phase.measured.accepted
+            drained &= asyncio.run(
+                report_drain(
+                    env, baseline, expected, backlog, continued_at, "continued", args.drain_timeout
+                )
+            )
+    if args.consumers in ("both", "running"):
+        phase = send_phase(env, args, customers, "running")
+        phases.append(phase)
+        print_phase(args, phase)
+        expected = sum(p.warm.accepted + p.measured.accepted for p in phases)
+        backlog = phase.warm.accepted + phase.measured.accepted
+        first_send = time.perf_counter() - phase.sending_s
+        drained &= asyncio.run(
+            report_drain(
+                env, baseline, expected, backlog, first_send, "the first send", args.drain_timeout
+            )
+        )
+    if not phases:
+        return 1
+    raw_errors = report_raw_limits(env, args, {p.consumers: p.rate for p in phases})
+    errors = any(p.errors for p in phases)
     return 1 if errors or raw_errors or not drained else 0
 
 
-def report_raw_limits(env: DevEnv, args: argparse.Namespace, rate: float) -> bool:
+def report_raw_limits(env: DevEnv, args: argparse.Namespace, rates: dict[str, float]) -> bool:
     """The raw limits of this run (after the drain): the HTTP server and generator alone on
     `GET /healthz`, and PostgreSQL's raw insert rate. True when a /healthz was not 200."""
     if args.raw_requests == 0:
@@ -323,10 +403,11 @@ def report_raw_limits(env: DevEnv, args: argparse.Namespace, rate: float) -> boo
         f"{'raw postgres':<24} {postgres_rate:8.0f} rows/s  (asyncpg, 1,000-row INSERTs into a "
         "TEMP table, bench.consume_throughput.raw_postgres)"
     )
-    print(
-        f"{'ingest as a share':<24} {rate / http_rate:8.1%} of raw http, "
-        f"{rate / postgres_rate:.1%} of raw postgres"
-    )
+    for consumers, rate in rates.items():
+        print(
+            f"{'ingest as a share':<24} {rate / http_rate:8.1%} of raw http, "
+            f"{rate / postgres_rate:.1%} of raw postgres (consumers {consumers})"
+        )
     if raw.errors:
         print("/healthz NOT 200: " + ", ".join(f"{k}: {v}" for k, v in sorted(raw.errors.items())))
     return bool(raw.errors)
@@ -338,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--requests", type=int, default=5000, help="measured purchases")
+    parser.add_argument("--requests", type=int, default=20000, help="measured purchases")
     parser.add_argument("--concurrency", type=int, default=64, help="purchases in flight at most")
     parser.add_argument("--warmup", type=int, default=200, help="purchases sent first, not counted")
     parser.add_argument(
@@ -350,6 +431,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=10000,
         help="GET /healthz for the raw HTTP limit after the run (0: no raw limits)",
+    )
+    parser.add_argument(
+        "--consumers",
+        choices=("both", "held", "running"),
+        default="both",
+        help="load ingest with the consumer services held (stopped), running beside it, or "
+        "both, one after the other",
     )
     parser.add_argument(
         "--drain-timeout", type=float, default=300.0, help="seconds to wait for the consumers"

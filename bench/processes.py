@@ -1,0 +1,46 @@
+"""The stack's service processes, from the pid files `deploy/local/stack.sh` writes beside the
+dev.env (`<state>/run/<service>.pid`), for benchmarks that hold some of them back."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from fedelta_client.devenv import DEFAULT_DEV_ENV
+
+CONSUMER_SERVICES = ("points", "tiers", "notifications")
+
+
+def run_dir() -> Path:
+    return Path(os.environ.get("FEDELTA_DEV_ENV", DEFAULT_DEV_ENV)).parent / "run"
+
+
+def service_pids(names: tuple[str, ...]) -> list[int] | None:
+    """Each named service's process and its children (uvicorn's workers); None when a pid
+    file is missing or its process is gone (a stack not started by stack.sh)."""
+    pids: list[int] = []
+    for name in names:
+        try:
+            pid = int((run_dir() / f"{name}.pid").read_text().strip())
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except (OSError, ValueError):
+            return None
+        pids += [pid, *map(int, children)]
+    return pids
+
+
+@contextmanager
+def stopped(pids: list[int]) -> Iterator[None]:
+    """The processes stopped (SIGSTOP) inside the block and continued (SIGCONT) after it,
+    whatever happens inside: as if they ran on other machines, for a measure of the rest."""
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        yield
+    finally:
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
