@@ -112,6 +112,9 @@ class PurchaseCompleted(Payload):
     currency: str = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
     total: bounds.Amount
     items: Annotated[list[PurchaseItem], Field(max_length=bounds.MAX_ITEMS)] | None = None
+    # Points as tender: the redemption (made at the till before the payment) that paid for
+    # part of this purchase; its refund gives those points back in proportion.
+    redemption_id: bounds.Identifier | None = None
 
 
 class PurchaseRefunded(Payload):
@@ -138,6 +141,11 @@ class PointsRedeemed(Payload):
     points: bounds.Points
     redemption_id: bounds.Identifier
     reward: bounds.Label
+    # A redemption of the catalogue's reward (none for a free-form one), and the partner
+    # (and store) whose till made it: none for an administrator's redemption.
+    reward_id: bounds.Identifier | None = None
+    partner_id: bounds.Identifier | None = None
+    store_id: bounds.Identifier | None = None
 
 
 class PointsReversed(Payload):
@@ -162,6 +170,44 @@ class PointsAdjusted(Payload):
     points: bounds.Points
     reason: bounds.Text
     actor: bounds.Label
+
+
+class CouponIssued(Payload):
+    """A reward redeemed: its single-use coupon exists. The code never travels in an event
+    (whoever holds it can use it): the member gets it in the message notifications sends,
+    which reads it from points by the coupon's id."""
+
+    coupon_id: bounds.Identifier
+    customer_id: bounds.Identifier
+    redemption_id: bounds.Identifier
+    reward_id: bounds.Identifier
+    reward: bounds.Label
+    points: bounds.Points
+    # The partner that honours (and funds) the reward: none for any partner.
+    partner_id: bounds.Identifier | None = None
+    expires_at: bounds.Instant
+
+
+class CouponRedeemed(Payload):
+    coupon_id: bounds.Identifier
+    customer_id: bounds.Identifier
+    redemption_id: bounds.Identifier
+    reward_id: bounds.Identifier
+    # The partner and store whose till took the coupon.
+    partner_id: bounds.Identifier
+    store_id: bounds.Identifier | None = None
+    purchase_id: bounds.Identifier | None = None
+    redeemed_at: bounds.Instant
+
+
+class CouponExpired(Payload):
+    coupon_id: bounds.Identifier
+    customer_id: bounds.Identifier
+    redemption_id: bounds.Identifier
+    reward_id: bounds.Identifier
+    # What the program gave back (`coupon_expiry: refund_points`), 0 when forfeited.
+    points_returned: bounds.Points
+    expired_at: bounds.Instant
 
 
 TierName = Literal["bronze", "silver", "gold", "platinum"]
@@ -214,6 +260,9 @@ POINTS_REVERSED = "fedelta.points.reversed.v1"
 POINTS_EXPIRING = "fedelta.points.expiring.v1"
 POINTS_EXPIRED = "fedelta.points.expired.v1"
 POINTS_ADJUSTED = "fedelta.points.adjusted.v1"
+COUPON_ISSUED = "fedelta.coupon.issued.v1"
+COUPON_REDEEMED = "fedelta.coupon.redeemed.v1"
+COUPON_EXPIRED = "fedelta.coupon.expired.v1"
 TIER_CHANGED = "fedelta.tier.changed.v1"
 TIER_DOWNGRADE_WARNING = "fedelta.tier.downgrade_warning.v1"
 NOTIFICATION_DELIVERED = "fedelta.notification.delivered.v1"
@@ -241,6 +290,9 @@ EVENT_KINDS: dict[str, EventKind] = {
         EventKind(event_type=POINTS_EXPIRING, topic=topics.POINTS, payload=PointsExpiring),
         EventKind(event_type=POINTS_EXPIRED, topic=topics.POINTS, payload=PointsExpired),
         EventKind(event_type=POINTS_ADJUSTED, topic=topics.POINTS, payload=PointsAdjusted),
+        EventKind(event_type=COUPON_ISSUED, topic=topics.POINTS, payload=CouponIssued),
+        EventKind(event_type=COUPON_REDEEMED, topic=topics.POINTS, payload=CouponRedeemed),
+        EventKind(event_type=COUPON_EXPIRED, topic=topics.POINTS, payload=CouponExpired),
         EventKind(event_type=TIER_CHANGED, topic=topics.TIERS, payload=TierChanged),
         EventKind(
             event_type=TIER_DOWNGRADE_WARNING, topic=topics.TIERS, payload=TierDowngradeWarning
