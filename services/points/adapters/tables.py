@@ -36,6 +36,11 @@ ledger_entries = sa.Table(
     sa.Column("purchase_id", sa.Text),
     # The rules that produced the entry: base, tier:<name>, campaign:<id>, welcome.
     sa.Column("rule_ids", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    # A lot's issuing partner; a spend's honouring partner and store; none: the program
+    # (migration 0007).
+    sa.Column("partner_id", sa.Text),
+    sa.Column("store_id", sa.Text),
+    sa.Column("reward_id", sa.Text),
     # The lots in the order the expiry jobs read them, a chunk at a time (migration 0006).
     sa.Index(
         "ix_ledger_entries_lots",
@@ -92,6 +97,9 @@ holds = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("status", sa.Text, nullable=False),  # held, captured, voided, lapsed
     sa.Column("settled_at", sa.DateTime(timezone=True)),
+    sa.Column("partner_id", sa.Text),
+    sa.Column("store_id", sa.Text),
+    sa.Column("reward_id", sa.Text),
 )
 
 # The lots already warned of their expiry: a warning is given once per lot.
@@ -112,6 +120,8 @@ purchases = sa.Table(
     sa.Column("total", sa.Numeric(12, 2), nullable=False),
     sa.Column("points", sa.Integer, nullable=False),
     sa.Column("partner_id", sa.Text, nullable=False),
+    # Points as tender: the redemption that paid for part of the purchase (migration 0007).
+    sa.Column("redemption_id", sa.Text),
 )
 
 # Every refund received, in the order it came; one before its purchase waits here for it.

@@ -78,6 +78,11 @@ class LedgerEntry:
     expires_at: datetime | None = None
     purchase_id: str | None = None
     rule_ids: tuple[str, ...] = ()
+    # A lot's issuing partner; a spend's honouring partner (and store, and the catalogue's
+    # reward it paid for); None: the program itself.
+    partner_id: str | None = None
+    store_id: str | None = None
+    reward_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,9 @@ class SqlLedger:
                 # One text per entry (an array of arrays must be rectangular in PostgreSQL),
                 # joined by a control character, which no rule id can hold.
                 "rules": [RULE_SEPARATOR.join(e.rule_ids) for e in ordered],
+                "partners": [e.partner_id for e in ordered],
+                "stores": [e.store_id for e in ordered],
+                "rewards": [e.reward_id for e in ordered],
             },
         )
         return set(result.scalars())
@@ -149,15 +152,16 @@ def _customer_locks(customer_ids: Collection[str]) -> list[str]:
 # WITH ORDINALITY and ORDER BY: `seq` is drawn in the order the entries were given.
 _RECORD = sa.text(
     "INSERT INTO ledger_entries (entry_id, customer_id, kind, points, reason, occurred_at, "
-    "available_at, expires_at, purchase_id, rule_ids) "
+    "available_at, expires_at, purchase_id, rule_ids, partner_id, store_id, reward_id) "
     "SELECT entry_id, customer_id, kind, points, reason, occurred_at, available_at, "
-    "expires_at, purchase_id, string_to_array(rules, chr(31)) "
+    "expires_at, purchase_id, string_to_array(rules, chr(31)), partner_id, store_id, reward_id "
     "FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), CAST(:kinds AS text[]), "
     "CAST(:points AS integer[]), CAST(:reasons AS text[]), CAST(:occurred AS timestamptz[]), "
     "CAST(:available AS timestamptz[]), CAST(:expires AS timestamptz[]), "
-    "CAST(:purchases AS text[]), CAST(:rules AS text[])) "
+    "CAST(:purchases AS text[]), CAST(:rules AS text[]), CAST(:partners AS text[]), "
+    "CAST(:stores AS text[]), CAST(:rewards AS text[])) "
     "WITH ORDINALITY AS e(entry_id, customer_id, kind, points, reason, occurred_at, "
-    "available_at, expires_at, purchase_id, rules, n) "
+    "available_at, expires_at, purchase_id, rules, partner_id, store_id, reward_id, n) "
     "ORDER BY n "
     "ON CONFLICT (entry_id) DO NOTHING RETURNING entry_id"
 )
@@ -175,6 +179,9 @@ def entry_of(row: sa.Row[Any]) -> LedgerEntry:
         expires_at=row.expires_at,
         purchase_id=row.purchase_id,
         rule_ids=tuple(row.rule_ids),
+        partner_id=row.partner_id,
+        store_id=row.store_id,
+        reward_id=row.reward_id,
     )
 
 
