@@ -10,26 +10,33 @@ at a time, and a batch (or any part of it) applied again changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from services.tiers.domain.model import (
     CustomerTier,
     DowngradeWarning,
     Program,
+    Progress,
     QualifyingActivity,
     SpendHistory,
+    Standing,
     TierChange,
     after_change,
     downgrade_warning,
     enrol,
     new_customer,
+    progress,
     purchase_activity_id,
+    referral_activity,
+    referral_kept,
     refund_activity_id,
     review_due,
+    takes_visit_back,
 )
-from services.tiers.ports import ConsumerRepository, JobRepository
+from services.tiers.ports import ConsumerRepository, JobRepository, RefundedPurchase
 from shared.messaging import events
 from shared.messaging.events import CloudEvent
 from shared.messaging.outbox import EventSink, emit
@@ -61,6 +68,7 @@ class Context:
 class _Enrolment:
     cause: CloudEvent
     customer: CustomerTier  # as the enrolment, or the latest profile, would add them
+    referred_by: str | None = None  # the referrer, when another member
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,8 @@ class _Loaded:
 @dataclass
 class _Walked:
     changed: dict[str, CustomerTier] = field(default_factory=dict)
-    changes: list[tuple[TierChange, CloudEvent]] = field(default_factory=list)
+    # Each change, its cause, and the progress to the tier above it announces (routes only).
+    changes: list[tuple[TierChange, CloudEvent, Progress | None]] = field(default_factory=list)
 
 
 async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
@@ -115,6 +124,10 @@ async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
         _unique(step.activity for step in steps if not isinstance(step, _Enrolment)), steps, ctx
     )
     recorded = await ctx.tiers.record_activities(activities)
+    referred_by = _referred_by(steps)
+    if referred_by:
+        # After the activity: a referred member's purchases of this batch are recorded.
+        await ctx.tiers.add_referrals(referred_by)
     loaded = await ctx.tiers.activities_since(_counted_since(steps, recorded, ctx.program))
     # What was there before this batch: the batch's own activity is added back in order.
     histories = {
@@ -122,6 +135,15 @@ async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
         for customer_id, found in loaded.items()
     }
     return _Loaded(customers, {a.activity_id: a for a in activities}, recorded, histories)
+
+
+def _referred_by(steps: Sequence[_Step]) -> dict[str, str]:
+    """Referred member -> referrer, from the batch's profiles (the first that names one)."""
+    found: dict[str, str] = {}
+    for step in steps:
+        if isinstance(step, _Enrolment) and step.referred_by is not None:
+            found.setdefault(step.customer.customer_id, step.referred_by)
+    return found
 
 
 def _first_seen(steps: Sequence[_Step], program: Program) -> dict[str, CustomerTier]:
@@ -176,7 +198,8 @@ def _walk(steps: Sequence[_Step], state: _Loaded, program: Program) -> _Walked:
         change = history.upgrade_for(customer, arrived_at=activity.occurred_at)
         if change is not None:
             walked.changed[activity.customer_id] = after_change(customer, change)
-            walked.changes.append((change, step.cause))
+            ahead = _progress_after(program, change, history.standing_as_of)
+            walked.changes.append((change, step.cause, ahead))
     return walked
 
 
@@ -190,9 +213,9 @@ def _enrol(step: _Enrolment, state: _Loaded, walked: _Walked, program: Program) 
 
 async def _write(walked: _Walked, ctx: Context) -> None:
     await ctx.tiers.save_customers(list(walked.changed.values()))
-    await ctx.tiers.append_history([change for change, _ in walked.changes])
-    for change, cause in walked.changes:
-        await _announce(change, cause, ctx)
+    await ctx.tiers.append_history([change for change, _, _ in walked.changes])
+    for change, cause, ahead in walked.changes:
+        await _emit_change(change, cause.id, ctx.sink, ctx.now, ahead)
 
 
 def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
@@ -212,17 +235,19 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
                 customer_id=purchase.customer_id,
                 amount=purchase.total,
                 occurred_at=purchase.occurred_at,
+                visits=1,
             )
             steps.append(_Purchase(event, activity))
         elif event.type == events.PURCHASE_REFUNDED:
             refund = event.data_as(events.PurchaseRefunded)
+            bought = purchase_activity_id(refund.partner_id, refund.purchase_id)
             activity = QualifyingActivity(
                 activity_id=refund_activity_id(refund.partner_id, refund.refund_id),
                 customer_id=refund.customer_id,
                 amount=-refund.amount,
                 occurred_at=refund.occurred_at,
+                refund_of=bought,
             )
-            bought = purchase_activity_id(refund.partner_id, refund.purchase_id)
             steps.append(_Refund(event, activity, bought))
         elif event.type in (events.CUSTOMER_ENROLLED, events.CUSTOMER_UPDATED):
             # Either profile carries the enrolment's instant; a known customer's is kept.
@@ -237,7 +262,10 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
                 since=enrolled.enrolled_at,
                 enrolled_at=enrolled.enrolled_at,
             )
-            steps.append(_Enrolment(event, customer))
+            referrer = enrolled.referred_by
+            if referrer == enrolled.customer_id:
+                referrer = None  # nobody refers themselves
+            steps.append(_Enrolment(event, customer, referrer))
     return steps
 
 
@@ -269,12 +297,50 @@ async def _attributed(
     }
     missing = {p for p in refunded.values() if p not in bought_at}
     bought_at.update(await ctx.tiers.purchase_times(missing) if missing else {})
+    taken_back = _visits_taken_back(
+        activities, await ctx.tiers.refunds_of(set(refunded.values())), steps
+    )
     return [
-        replace(a, attributed_at=bought_at.get(refunded[a.activity_id]))
+        replace(
+            a,
+            attributed_at=bought_at.get(refunded[a.activity_id]),
+            visits=-1 if a.activity_id in taken_back else 0,
+        )
         if a.activity_id in refunded
         else a
         for a in activities
     ]
+
+
+def _visits_taken_back(
+    activities: Sequence[QualifyingActivity],
+    recorded: dict[str, RefundedPurchase],
+    steps: Sequence[_Step],
+) -> set[str]:
+    """The refunds, new to tiers, that each refund their purchase wholly: the purchase's
+    visit goes with them. Refunds already recorded are counted as they were (a redelivery
+    changes nothing); a refund of a purchase tiers does not know takes no visit back."""
+    totals = {
+        step.activity.activity_id: step.activity.amount
+        for step in steps
+        if isinstance(step, _Purchase)
+    }
+    refunded_so_far: dict[str, Decimal] = {}
+    for purchase_id, known in recorded.items():
+        totals[purchase_id] = known.total
+        refunded_so_far[purchase_id] = sum(known.refunds.values(), start=Decimal(0))
+    already = {refund_id for known in recorded.values() for refund_id in known.refunds}
+    taken_back: set[str] = set()
+    for a in activities:
+        refund_of = a.refund_of
+        if refund_of is None or a.activity_id in already or refund_of not in totals:
+            continue
+        purchase_id = refund_of
+        before = refunded_so_far.get(purchase_id, Decimal(0))
+        if takes_visit_back(totals[purchase_id], before, -a.amount):
+            taken_back.add(a.activity_id)
+        refunded_so_far[purchase_id] = before - a.amount
+    return taken_back
 
 
 @dataclass(frozen=True)
@@ -343,6 +409,76 @@ async def warn_downgrades(as_of: datetime, after: str, limit: int, ctx: JobConte
     return ChunkDone(due[-1].customer_id, len(due), len(warnings))
 
 
+async def qualify_referrals(as_of: datetime, after: str, limit: int, ctx: JobContext) -> ChunkDone:
+    """One chunk of the pending referrals whose referred member's first purchase was made
+    the return window or more before `as_of`: each one kept (not wholly refunded within the
+    window) becomes a referral activity of the referrer, counted from the window's end, and
+    the referrer goes up at once if that reaches a tier; a wholly refunded one is dropped.
+    Run again, it finds nothing left to decide."""
+    program = ctx.program
+    window = program.referral_return_window_days
+    candidates = await ctx.tiers.due_referrals(as_of, window, after=after, limit=limit)
+    if not candidates:
+        return ChunkDone(None, 0, 0)
+    # The customers first, in id order, like a consumer batch: it locks a referred member
+    # before touching their referral, so the two never wait on each other in a cycle.
+    customers = await ctx.tiers.lock_customers({*candidates, *candidates.values()})
+    # A referrer tiers does not know yet (their enrolment not read yet: another partition)
+    # is left pending: the referral is decided, and they go up, once they are known.
+    known = [referred for referred, referrer in candidates.items() if referrer in customers]
+    due = await ctx.tiers.lock_referrals(known, as_of, window)
+    kept = [d for d in due if referral_kept(d.purchase_total, d.refunded_in_window)]
+    referrals = [
+        referral_activity(program, d.referrer_id, d.referred_id, d.first_purchase_at) for d in kept
+    ]
+    recorded = await ctx.tiers.record_activities(referrals)
+    await ctx.tiers.decide_referrals(
+        [d.referred_id for d in kept],
+        [d.referred_id for d in due if not referral_kept(d.purchase_total, d.refunded_in_window)],
+        ctx.now,
+    )
+    new = [a for a in referrals if a.activity_id in recorded]
+    changes = await _upgrade_referrers(new, recorded, customers, ctx)
+    return ChunkDone(max(candidates), len(candidates), len(changes))
+
+
+async def _upgrade_referrers(
+    referrals: Sequence[QualifyingActivity],
+    recorded: set[str],
+    customers: dict[str, CustomerTier],
+    ctx: JobContext,
+) -> list[TierChange]:
+    """Each referrer judged at each new referral's instant, on what was recorded before it
+    (as the consumer judges a purchase); upgrades saved and announced."""
+    if not referrals:
+        return []
+    program = ctx.program
+    mine: dict[str, list[QualifyingActivity]] = {}
+    for referral in sorted(referrals, key=lambda a: (a.occurred_at, a.activity_id)):
+        mine.setdefault(referral.customer_id, []).append(referral)
+    loaded = await ctx.tiers.activities_since(
+        {r: program.earliest_counted(listed[0].occurred_at) for r, listed in mine.items()}
+    )
+    changed: dict[str, CustomerTier] = {}
+    changes: list[tuple[TierChange, str, Progress | None]] = []
+    for referrer, listed in sorted(mine.items()):
+        before = (a for a in loaded.get(referrer, []) if a.activity_id not in recorded)
+        history = SpendHistory(program, before)
+        customer = customers[referrer]
+        for referral in listed:
+            history.record(referral)
+            change = history.upgrade_for(customer, arrived_at=referral.occurred_at)
+            if change is not None:
+                customer = changed[referrer] = after_change(customer, change)
+                ahead = _progress_after(program, change, history.standing_as_of)
+                changes.append((change, f"tier-referral/{referral.activity_id}", ahead))
+    await ctx.tiers.save_customers(list(changed.values()))
+    await ctx.tiers.append_history([change for change, _, _ in changes])
+    for change, cause, ahead in changes:
+        await _emit_change(change, cause, ctx.sink, ctx.now, ahead)
+    return [change for change, _, _ in changes]
+
+
 def _review_cause(customer_id: str, review_at: datetime) -> str:
     # A review is one per customer and date: a rerun derives the very same event ids.
     return f"tier-review/{customer_id}/{review_at.isoformat()}"
@@ -356,6 +492,16 @@ async def _emit_warning(warning: DowngradeWarning, ctx: JobContext) -> None:
         review_at=warning.review_at,
         amount_to_keep_tier=warning.amount_to_keep_tier,
     )
+    if ctx.program.counts_routes:
+        # Each route that would keep the tier; a spend-only program's warning is unchanged.
+        payload = payload.model_copy(
+            update={
+                "keep_by_spend": warning.spend_route,
+                "referrals_to_keep_tier": warning.referrals_to_keep_tier,
+                "visits_to_keep_tier": warning.visits_to_keep_tier,
+                "keep_match": warning.match.value,
+            }
+        )
     await emit(
         ctx.sink,
         payload,
@@ -381,11 +527,24 @@ async def announce_replay_change(
     await _emit_change(change, f"tier-replay/{replay_id}/{change.customer_id}", sink, now)
 
 
-async def _announce(change: TierChange, cause: CloudEvent, ctx: Context) -> None:
-    await _emit_change(change, cause.id, ctx.sink, ctx.now)
+def _progress_after(
+    program: Program, change: TierChange, standing_as_of: Callable[[datetime], Standing]
+) -> Progress | None:
+    """What an upgrade announces of the way to the tier above it, by each of its routes;
+    nothing under a program whose tiers are reached by spend alone (its tier.changed stays
+    what it was)."""
+    if not program.counts_routes:
+        return None
+    return progress(program, change.to_tier, standing_as_of(change.effective_at))
 
 
-async def _emit_change(change: TierChange, cause_id: str, sink: EventSink, now: datetime) -> None:
+async def _emit_change(
+    change: TierChange,
+    cause_id: str,
+    sink: EventSink,
+    now: datetime,
+    ahead: Progress | None = None,
+) -> None:
     changed = events.TierChanged(
         customer_id=change.customer_id,
         from_tier=change.from_tier,
@@ -395,6 +554,16 @@ async def _emit_change(change: TierChange, cause_id: str, sink: EventSink, now: 
         effective_at=change.effective_at,
         review_at=change.review_at,
     )
+    if ahead is not None and ahead.next_tier is not None:
+        changed = changed.model_copy(
+            update={
+                "next_tier": ahead.next_tier,
+                "amount_to_next_tier": ahead.amount_to_next_tier,
+                "referrals_to_next_tier": ahead.referrals_to_next_tier,
+                "visits_to_next_tier": ahead.visits_to_next_tier,
+                "next_tier_match": ahead.next_tier_match.value if ahead.next_tier_match else None,
+            }
+        )
     await emit(
         sink,
         changed,

@@ -1,4 +1,5 @@
-"""The tiers jobs: reviews that keep or lower tiers, and the warnings that come before.
+"""The tiers jobs: the referrals that qualify once their return window has passed (and the
+upgrades they bring), reviews that keep or lower tiers, and the warnings that come before.
 
 Each works through the customers due in chunks, one short transaction per chunk (state,
 history and outbox together), so a large backlog never holds its locks for long."""
@@ -14,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.tiers.adapters import tables
 from services.tiers.adapters.repositories.jobs import job_repository
-from services.tiers.handlers import ChunkDone, JobContext, review_tiers, warn_downgrades
+from services.tiers.handlers import (
+    ChunkDone,
+    JobContext,
+    qualify_referrals,
+    review_tiers,
+    warn_downgrades,
+)
 from services.tiers.programs import ProgramSource
 from shared.clock import Clock
 from shared.messaging.outbox import CollectingSink, Outbox
@@ -22,6 +29,7 @@ from shared.storage.transactions import in_transaction
 
 REVIEW_TIERS = "review-tiers"
 WARN_DOWNGRADES = "warn-downgrades"
+QUALIFY_REFERRALS = "qualify-referrals"
 
 Chunk = Callable[[datetime, str, int, JobContext], Awaitable[ChunkDone]]
 
@@ -64,9 +72,11 @@ class ChunkedTierJob:
 
 
 def tier_jobs(programs: ProgramSource, clock: Clock) -> list[ChunkedTierJob]:
-    """In the order `all` runs them: the warnings for reviews still ahead are given before
-    the reviews now due move those customers' review dates."""
+    """In the order `all` runs them: referrals qualify first (an upgrade is never late, and
+    the warnings and reviews count them); the warnings for reviews still ahead are given
+    before the reviews now due move those customers' review dates."""
     return [
+        ChunkedTierJob(QUALIFY_REFERRALS, qualify_referrals, "upgrades", programs, clock),
         ChunkedTierJob(WARN_DOWNGRADES, warn_downgrades, "warnings", programs, clock),
         ChunkedTierJob(REVIEW_TIERS, review_tiers, "downgrades", programs, clock),
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import NamedTuple, Protocol
 
 from services.tiers.domain.model import (
@@ -39,7 +40,18 @@ class ConsumerRepository(Protocol):
 
     async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
         """Records each purchase or refund unless already recorded; the activity ids that
-        were new."""
+        were new. A new purchase of a referred member earlier than the first one their
+        pending referral knows becomes its first purchase (same statement)."""
+        ...
+
+    async def refunds_of(self, purchase_ids: Collection[str]) -> dict[str, RefundedPurchase]:
+        """Each of these recorded purchases' total and the refunds recorded of it (unknown
+        purchases are left out)."""
+        ...
+
+    async def add_referrals(self, referred_by: Mapping[str, str]) -> None:
+        """Referred member -> referrer: a pending referral each, unless the member has one
+        already, with their first purchase if one is recorded (after `record_activities`)."""
         ...
 
     async def activities_since(
@@ -61,7 +73,24 @@ class ConsumerRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class RefundedPurchase:
+    total: Decimal
+    refunds: dict[str, Decimal]  # refund activity id -> amount (positive)
+
+
 # -- the jobs' chunks -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueReferral:
+    """A pending referral whose first purchase's return window has passed."""
+
+    referred_id: str
+    referrer_id: str
+    first_purchase_at: datetime
+    purchase_total: Decimal
+    refunded_in_window: Decimal  # refunds of the first purchase up to the window's end
 
 
 class JobRepository(Protocol):
@@ -92,6 +121,35 @@ class JobRepository(Protocol):
     async def save_customers(self, customers: Sequence[CustomerTier]) -> None: ...
 
     async def append_history(self, changes: Sequence[TierChange]) -> None: ...
+
+    # The `qualify-referrals` job, a chunk of referrals at a time.
+
+    async def due_referrals(
+        self, as_of: datetime, window_days: int, *, after: str, limit: int
+    ) -> dict[str, str]:
+        """Up to `limit` referred members after `after` (in id order) whose pending
+        referral's first purchase was made `window_days` or more before `as_of`, each with
+        their referrer. Not locked."""
+        ...
+
+    async def lock_referrals(
+        self, referred_ids: Collection[str], as_of: datetime, window_days: int
+    ) -> list[DueReferral]:
+        """Of these, the referrals still pending and due, locked, with what decides them.
+        The caller has locked the customers (referred and referrers) first."""
+        ...
+
+    async def decide_referrals(
+        self, qualified: Collection[str], disqualified: Collection[str], at: datetime
+    ) -> None: ...
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
+        """Like `ConsumerRepository.lock_customers`."""
+        ...
+
+    async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
+        """Like `ConsumerRepository.record_activities`."""
+        ...
 
 
 # -- the API's use cases ----------------------------------------------------------------------
@@ -263,6 +321,11 @@ class ReplayStore(Protocol):
 
     async def lock_live(self) -> None:
         """Locks the live tables against writers until the transaction ends (reads go on)."""
+        ...
+
+    async def mark_referrers_stale(self) -> None:
+        """Marks for a rebuild the referrers whose referral the live service qualified
+        since this replay began (their rebuilt tier may not count it yet)."""
         ...
 
     async def differing(self, at: datetime) -> list[tuple[CustomerTier, str | None]]:

@@ -34,6 +34,35 @@ qualifying_activity = sa.Table(
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     # A refund's purchase instant, when known: the calendar year its spend is taken from.
     sa.Column("attributed_at", sa.DateTime(timezone=True)),
+    # The other routes: +1 visit a purchase, -1 the refund that refunds it wholly; +1
+    # referral a qualifying referral (`referral:<referred id>`, amount 0).
+    sa.Column("visits", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("referrals", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("refunded_activity_id", sa.Text),  # a refund's purchase (since revision 0007)
+    sa.Index(
+        "ix_qualifying_activity_refunded",
+        "refunded_activity_id",
+        postgresql_where=sa.text("refunded_activity_id IS NOT NULL"),
+    ),
+)
+
+# A referred member (customer.enrolled's `referred_by`), waiting until their first purchase
+# has been kept past the return window (`qualify-referrals` job): then `qualified`, and a
+# referral activity counts for the referrer; or `disqualified` (wholly refunded in time).
+referrals = sa.Table(
+    "referrals",
+    metadata,
+    sa.Column("referred_id", sa.Text, primary_key=True),
+    sa.Column("referrer_id", sa.Text, nullable=False),
+    sa.Column("first_purchase_id", sa.Text),
+    sa.Column("first_purchase_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Index(
+        "ix_referrals_pending",
+        "referred_id",
+        postgresql_where=sa.text("status = 'pending' AND first_purchase_at IS NOT NULL"),
+    ),
 )
 
 tier_history = sa.Table(

@@ -1,6 +1,7 @@
 """What the tiers API answers; separate from the domain so either can change alone."""
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -15,15 +16,29 @@ class CustomerTierOut(BaseModel):
     # A sum over a year of purchases: far beyond what one purchase may be.
     qualifying_spend: MoneyOut
     next_tier: str | None
+    # Per route of the next tier, what is still missing (null: no next tier, or the next
+    # tier has no such route); `next_tier_match` says whether any route or all must be met.
     amount_to_next_tier: MoneyOut | None
     review_at: datetime
-    # What the qualifying spend as of the review still lacks to keep the tier (0: kept).
-    amount_to_keep_tier: MoneyOut
+    # What the standing as of the review still lacks to keep the tier (0: kept; null: the
+    # tier has no such route).
+    amount_to_keep_tier: MoneyOut | None
+    qualifying_referrals: int = 0
+    qualifying_visits: int = 0
+    referrals_to_next_tier: int | None = None
+    visits_to_next_tier: int | None = None
+    next_tier_match: Literal["any", "all"] | None = None
+    referrals_to_keep_tier: int | None = None
+    visits_to_keep_tier: int | None = None
+    tier_match: Literal["any", "all"] | None = None  # how the tier's own routes combine
 
 
 class TierDefinitionOut(BaseModel):
     name: str
-    threshold: MoneyOut
+    threshold: MoneyOut | None  # qualifying spend; null: not reached by spend
+    referrals: int | None = None  # qualifying referrals; null: not reached by referrals
+    visits: int | None = None  # visits; null: not reached by visits
+    match: Literal["any", "all"] = "any"  # any route reaches the tier, or all must be met
 
 
 class TierProgramOut(BaseModel):
@@ -35,6 +50,7 @@ class TierProgramOut(BaseModel):
     downgrade_policy: str
     downgrade_warning_days: int
     time_zone: str  # where calendar years begin and end, for the calendar_year basis
+    referral_return_window_days: int = 0
 
 
 class TierChangeOut(BaseModel):

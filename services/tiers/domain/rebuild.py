@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from services.tiers.domain.model import (
     CustomerTier,
@@ -18,6 +19,7 @@ from services.tiers.domain.model import (
     after_change,
     new_customer,
     review_due,
+    takes_visit_back,
 )
 
 # The reason of a tier change a replay switch announces: the program changed, not the spend.
@@ -35,15 +37,38 @@ def attribute_refunds(
 ) -> list[QualifyingActivity]:
     """Each refund (its activity id a key of `refunded`, mapped to its purchase's) dated to
     its purchase's instant when the purchase is among the activities, like the live handler
-    does; the others as they are."""
+    does; each purchase a visit, taken back by the refund (in the order they occurred) that
+    refunds it wholly; referrals as they are."""
     listed = list(activities)
-    bought_at = {a.activity_id: a.occurred_at for a in listed if a.activity_id not in refunded}
-    return [
-        replace(a, attributed_at=bought_at.get(refunded[a.activity_id]))
-        if a.activity_id in refunded
-        else a
+    bought = {
+        a.activity_id: a
         for a in listed
-    ]
+        if a.activity_id not in refunded and a.activity_id.startswith("purchase:")
+    }
+    taken_back: set[str] = set()
+    so_far: dict[str, Decimal] = {}
+    for a in sorted(listed, key=lambda a: (a.occurred_at, a.activity_id)):
+        purchase = bought.get(refunded.get(a.activity_id, ""))
+        if purchase is None:
+            continue
+        before = so_far.get(purchase.activity_id, Decimal(0))
+        if takes_visit_back(purchase.amount, before, -a.amount):
+            taken_back.add(a.activity_id)
+        so_far[purchase.activity_id] = before - a.amount
+    attributed: list[QualifyingActivity] = []
+    for a in listed:
+        if a.activity_id in refunded:
+            purchase = bought.get(refunded[a.activity_id])
+            a = replace(
+                a,
+                attributed_at=purchase.occurred_at if purchase else None,
+                refund_of=refunded[a.activity_id],
+                visits=-1 if a.activity_id in taken_back else 0,
+            )
+        elif a.activity_id in bought:
+            a = replace(a, visits=1)
+        attributed.append(a)
+    return attributed
 
 
 def rebuild_customer(
@@ -64,7 +89,7 @@ def rebuild_customer(
     Arrival order plays no part: the result depends only on the history and the program."""
     refund_ids = set(refunds)
     ordered = sorted(activities, key=lambda a: (a.occurred_at, a.activity_id))
-    purchases = [a for a in ordered if a.activity_id not in refund_ids]
+    purchases = [a for a in ordered if a.activity_id not in refund_ids and not a.referrals]
     starts = [moment for moment in (enrolled_at,) if moment is not None]
     starts.extend(a.occurred_at for a in purchases[:1])
     if not starts:

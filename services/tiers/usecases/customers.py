@@ -19,10 +19,10 @@ from services.tiers.domain.model import (
     CustomerTier,
     Program,
     after_change,
-    amount_to_keep_tier,
     override,
     progress,
-    qualifying_spend,
+    standing,
+    to_keep_tier,
 )
 from services.tiers.handlers import announce_override
 from services.tiers.ports import ApiRepository
@@ -151,14 +151,23 @@ async def _standing(
     now = clock.now()
     since = min(program.earliest_counted(now), program.earliest_counted(customer.review_at))
     activities = await tiers.activities(customer.customer_id, since=since)
-    standing = progress(program, customer.tier, qualifying_spend(program, activities, now))
+    ahead = progress(program, customer.tier, standing(program, activities, now))
+    keep = to_keep_tier(program, customer, activities)
     return CustomerTierOut(
         customer_id=customer.customer_id,
         tier=customer.tier,
         since=customer.since,
-        qualifying_spend=standing.qualifying_spend,
-        next_tier=standing.next_tier,
-        amount_to_next_tier=standing.amount_to_next_tier,
+        qualifying_spend=ahead.qualifying_spend,
+        next_tier=ahead.next_tier,
+        amount_to_next_tier=ahead.amount_to_next_tier,
         review_at=customer.review_at,
-        amount_to_keep_tier=amount_to_keep_tier(program, customer, activities),
+        amount_to_keep_tier=keep.amount,
+        qualifying_referrals=ahead.qualifying_referrals,
+        qualifying_visits=ahead.qualifying_visits,
+        referrals_to_next_tier=ahead.referrals_to_next_tier,
+        visits_to_next_tier=ahead.visits_to_next_tier,
+        next_tier_match=ahead.next_tier_match.value if ahead.next_tier_match else None,
+        referrals_to_keep_tier=keep.referrals,
+        visits_to_keep_tier=keep.visits,
+        tier_match=keep.match.value,
     )

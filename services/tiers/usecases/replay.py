@@ -311,6 +311,8 @@ class Replay:
     async def _switch_in(self, conn: AsyncConnection, reader: ReplayReader, replay_id: str) -> int:
         store = replay_store(conn, replay_id)
         await store.lock_live()
+        # Under the lock, no referral qualifies any more until the switch commits.
+        await store.mark_referrers_stale()
         # From the positions stored with what was loaded: where the reader stands already,
         # unless this is a second attempt after a lost connection, whose first attempt's
         # records were rolled back with it.

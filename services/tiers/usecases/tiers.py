@@ -12,7 +12,16 @@ async def program_in_force(engine: AsyncEngine, programs: ProgramSource) -> Tier
     async with engine.connect() as conn:
         program = await programs.current(conn)
     return TierProgramOut(
-        tiers=[TierDefinitionOut(name=t.name, threshold=t.threshold) for t in program.tiers],
+        tiers=[
+            TierDefinitionOut(
+                name=t.name,
+                threshold=t.spend_threshold,
+                referrals=t.referrals,
+                visits=t.visits,
+                match=t.match.value,
+            )
+            for t in program.tiers
+        ],
         currency=program.currency,
         basis=program.basis.value,
         qualifying_window_days=program.qualifying_window_days,
@@ -20,4 +29,5 @@ async def program_in_force(engine: AsyncEngine, programs: ProgramSource) -> Tier
         downgrade_policy=program.downgrade_policy.value,
         downgrade_warning_days=program.downgrade_warning_days,
         time_zone=program.time_zone,
+        referral_return_window_days=program.referral_return_window_days,
     )

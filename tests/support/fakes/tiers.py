@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from services.tiers import ports
@@ -17,7 +17,15 @@ from services.tiers.domain.model import (
     QualifyingActivity,
     TierChange,
 )
-from services.tiers.ports import SwitchedProgram
+from services.tiers.ports import DueReferral, RefundedPurchase, SwitchedProgram
+
+
+@dataclass
+class FakeReferral:
+    referrer_id: str
+    first_purchase: QualifyingActivity | None = None
+    status: str = "pending"  # pending | qualified | disqualified
+
 
 SWITCHED_AT = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -32,6 +40,7 @@ class FakeTiers:
         self.history: list[TierChange] = []
         self.locked: list[list[str]] = []
         self.calls: list[str] = []
+        self.referrals: dict[str, FakeReferral] = {}  # by referred member
 
     async def add_customers(self, customers: Sequence[CustomerTier]) -> None:
         self.calls.append("add_customers")
@@ -50,7 +59,102 @@ class FakeTiers:
             if activity.activity_id not in self.activity:
                 self.activity[activity.activity_id] = activity
                 new.add(activity.activity_id)
+                self._note_first_purchase(activity)
         return new
+
+    def _note_first_purchase(self, activity: QualifyingActivity) -> None:
+        referral = self.referrals.get(activity.customer_id)
+        if referral is None or referral.status != "pending" or not _is_purchase(activity):
+            return
+        first = referral.first_purchase
+        if first is None or _purchase_order(activity) < _purchase_order(first):
+            referral.first_purchase = activity
+
+    async def refunds_of(self, purchase_ids: Collection[str]) -> dict[str, RefundedPurchase]:
+        self.calls.append("refunds_of")
+        found: dict[str, RefundedPurchase] = {}
+        for purchase_id in purchase_ids:
+            if purchase_id in self.activity:
+                refunds = {
+                    a.activity_id: -a.amount
+                    for a in self.activity.values()
+                    if a.refund_of == purchase_id
+                }
+                found[purchase_id] = RefundedPurchase(self.activity[purchase_id].amount, refunds)
+        return found
+
+    async def add_referrals(self, referred_by: Mapping[str, str]) -> None:
+        self.calls.append("add_referrals")
+        for referred, referrer in referred_by.items():
+            if referred in self.referrals:
+                continue
+            bought = sorted(
+                (
+                    a
+                    for a in self.activity.values()
+                    if a.customer_id == referred and _is_purchase(a)
+                ),
+                key=_purchase_order,
+            )
+            self.referrals[referred] = FakeReferral(referrer, bought[0] if bought else None)
+
+    async def due_referrals(
+        self, as_of: datetime, window_days: int, *, after: str, limit: int
+    ) -> dict[str, str]:
+        bought_by = as_of - timedelta(days=window_days)
+        due = {
+            referred: referral.referrer_id
+            for referred, referral in sorted(self.referrals.items())
+            if referral.status == "pending"
+            and referral.first_purchase is not None
+            and referral.first_purchase.occurred_at <= bought_by
+            and referred > after
+        }
+        return dict(list(due.items())[:limit])
+
+    async def lock_referrals(
+        self, referred_ids: Collection[str], as_of: datetime, window_days: int
+    ) -> list[DueReferral]:
+        due = await self.due_referrals(as_of, window_days, after="", limit=len(self.referrals))
+        found = []
+        for referred in sorted(set(referred_ids) & set(due)):
+            first = self.referrals[referred].first_purchase
+            assert first is not None
+            window_end = first.occurred_at + timedelta(days=window_days)
+            refunded = sum(
+                (
+                    -a.amount
+                    for a in self.activity.values()
+                    if a.refund_of == first.activity_id and a.occurred_at <= window_end
+                ),
+                start=Decimal(0),
+            )
+            found.append(
+                DueReferral(referred, due[referred], first.occurred_at, first.amount, refunded)
+            )
+        return found
+
+    async def decide_referrals(
+        self, qualified: Collection[str], disqualified: Collection[str], at: datetime
+    ) -> None:
+        for referred in qualified:
+            self.referrals[referred].status = "qualified"
+        for referred in disqualified:
+            self.referrals[referred].status = "disqualified"
+
+    async def lock_due_for_review(
+        self, as_of: datetime, *, after: str, limit: int
+    ) -> list[CustomerTier]:
+        due = [c for _, c in sorted(self.customers.items()) if c.review_at <= as_of]
+        return [c for c in due if c.customer_id > after][:limit]
+
+    async def lock_due_for_warning(
+        self, as_of: datetime, warn_until: datetime, *, after: str, limit: int
+    ) -> list[CustomerTier]:
+        return []  # the warnings are FakeReviews'
+
+    async def record_warnings(self, warnings: Sequence[DowngradeWarning], at: datetime) -> None:
+        return None
 
     async def activities_since(
         self, since: Mapping[str, datetime]
@@ -78,6 +182,14 @@ class FakeTiers:
     async def append_history(self, changes: Sequence[TierChange]) -> None:
         self.calls.append("append_history")
         self.history.extend(changes)
+
+
+def _is_purchase(activity: QualifyingActivity) -> bool:
+    return activity.activity_id.startswith("purchase:")
+
+
+def _purchase_order(activity: QualifyingActivity) -> tuple[datetime, str]:
+    return (activity.occurred_at, activity.activity_id)
 
 
 class FakeReviews:
@@ -141,6 +253,31 @@ class FakeReviews:
     async def append_history(self, changes: Sequence[TierChange]) -> None:
         self.history.extend(changes)
 
+    # No referrals here: FakeTiers has them.
+    async def due_referrals(
+        self, as_of: datetime, window_days: int, *, after: str, limit: int
+    ) -> dict[str, str]:
+        return {}
+
+    async def lock_referrals(
+        self, referred_ids: Collection[str], as_of: datetime, window_days: int
+    ) -> list[DueReferral]:
+        return []
+
+    async def decide_referrals(
+        self, qualified: Collection[str], disqualified: Collection[str], at: datetime
+    ) -> None:
+        return None
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
+        return {c: self.customers[c] for c in sorted(customer_ids) if c in self.customers}
+
+    async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
+        known = {a.activity_id for a in self.activity}
+        new = [a for a in activities if a.activity_id not in known]
+        self.activity.extend(new)
+        return {a.activity_id for a in new}
+
 
 @dataclass
 class FakeSwitches:
@@ -172,6 +309,8 @@ class FakeSwitches:
         self.waits += 1
 
 
-def _conforming() -> tuple[ports.ConsumerRepository, ports.JobRepository, ports.SwitchedPrograms]:
+def _conforming() -> tuple[
+    ports.ConsumerRepository, ports.JobRepository, ports.JobRepository, ports.SwitchedPrograms
+]:
     """Never called: mypy checks here that each fake implements its port."""
-    return FakeTiers(), FakeReviews(SWITCHED_AT, Program()), FakeSwitches()
+    return FakeTiers(), FakeTiers(), FakeReviews(SWITCHED_AT, Program()), FakeSwitches()

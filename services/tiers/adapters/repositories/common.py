@@ -39,6 +39,31 @@ async def activities_since(
     return found
 
 
+async def record_activities(
+    conn: AsyncConnection, activities: Sequence[QualifyingActivity]
+) -> set[str]:
+    """Records each activity unless already recorded (in activity_id order, so concurrent
+    writers wait on each other in one order); the ids that were new. A new purchase of a
+    referred member earlier than the first one their pending referral knows becomes it."""
+    if not activities:
+        return set()
+    ordered = sorted(activities, key=lambda a: a.activity_id)
+    result = await conn.execute(
+        _RECORD_ACTIVITIES,
+        {
+            "ids": [a.activity_id for a in ordered],
+            "customers": [a.customer_id for a in ordered],
+            "amounts": [a.amount for a in ordered],
+            "occurred": [a.occurred_at for a in ordered],
+            "attributed": [a.attributed_at for a in ordered],
+            "visits": [a.visits for a in ordered],
+            "referrals": [a.referrals for a in ordered],
+            "refunds": [a.refund_of for a in ordered],
+        },
+    )
+    return set(result.scalars())
+
+
 async def save_customers(conn: AsyncConnection, customers: Sequence[CustomerTier]) -> None:
     if not customers:
         return
@@ -89,6 +114,9 @@ def activity_of(row: sa.Row[tuple[object, ...]]) -> QualifyingActivity:
         amount=row.amount,
         occurred_at=row.occurred_at,
         attributed_at=row.attributed_at,
+        visits=row.visits,
+        referrals=row.referrals,
+        refund_of=row.refunded_activity_id,
     )
 
 
@@ -98,7 +126,8 @@ _LOCK_CUSTOMERS = sa.text(
 )
 
 _ACTIVITIES_SINCE = sa.text(
-    "SELECT a.activity_id, a.customer_id, a.amount, a.occurred_at, a.attributed_at "
+    "SELECT a.activity_id, a.customer_id, a.amount, a.occurred_at, a.attributed_at, "
+    "a.visits, a.referrals, a.refunded_activity_id "
     "FROM unnest(CAST(:ids AS text[]), CAST(:sinces AS timestamptz[])) AS w(customer_id, since) "
     "JOIN qualifying_activity AS a "
     "ON a.customer_id = w.customer_id AND a.occurred_at >= w.since "
@@ -125,4 +154,33 @@ _APPEND_HISTORY = sa.text(
     "WITH ORDINALITY AS c(customer_id, from_tier, to_tier, direction, reason, effective_at, "
     "review_at, actor, n) "
     "ORDER BY n"
+)
+
+# Follows a `new AS (INSERT INTO qualifying_activity ... RETURNING activity_id, customer_id,
+# occurred_at)`: notes the first purchase of referred members among the new activity.
+NOTE_FIRST_PURCHASES = (
+    ", first AS (SELECT DISTINCT ON (customer_id) customer_id, activity_id, occurred_at "
+    "FROM new WHERE activity_id LIKE 'purchase:%' "
+    "ORDER BY customer_id, occurred_at, activity_id), "
+    "noted AS (UPDATE referrals AS r SET first_purchase_id = f.activity_id, "
+    "first_purchase_at = f.occurred_at FROM first AS f "
+    "WHERE r.referred_id = f.customer_id AND r.status = 'pending' "
+    "AND (r.first_purchase_at IS NULL "
+    "OR (f.occurred_at, f.activity_id) < (r.first_purchase_at, r.first_purchase_id))) "
+    "SELECT activity_id FROM new"
+)
+
+# One statement: the new activity, and the first purchase of the referred members among its
+# buyers whose referral is still pending (a purchase reported late may come before the one
+# known). `new` is read once; the UPDATE sees the referrals as they were before it.
+_RECORD_ACTIVITIES = sa.text(
+    "WITH new AS (INSERT INTO qualifying_activity "  # noqa: S608 - fixed fragments
+    "(activity_id, customer_id, amount, occurred_at, attributed_at, visits, referrals, "
+    "refunded_activity_id) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), "
+    "CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]), "
+    "CAST(:attributed AS timestamptz[]), CAST(:visits AS smallint[]), "
+    "CAST(:referrals AS smallint[]), CAST(:refunds AS text[])) "
+    "ON CONFLICT (activity_id) DO NOTHING "
+    "RETURNING activity_id, customer_id, occurred_at) " + NOTE_FIRST_PURCHASES
 )

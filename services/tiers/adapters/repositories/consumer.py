@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.tiers import ports
 from services.tiers.adapters.repositories import common
 from services.tiers.domain.model import CustomerTier, QualifyingActivity, TierChange
+from services.tiers.ports import RefundedPurchase
 
 
 def consumer_repository(conn: AsyncConnection) -> ports.ConsumerRepository:
@@ -43,20 +44,27 @@ class SqlConsumerRepository:
         return await common.lock_customers(self._conn, customer_ids)
 
     async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
-        if not activities:
-            return set()
-        ordered = sorted(activities, key=lambda a: a.activity_id)
-        result = await self._conn.execute(
-            _RECORD_ACTIVITIES,
-            {
-                "ids": [a.activity_id for a in ordered],
-                "customers": [a.customer_id for a in ordered],
-                "amounts": [a.amount for a in ordered],
-                "occurred": [a.occurred_at for a in ordered],
-                "attributed": [a.attributed_at for a in ordered],
-            },
+        return await common.record_activities(self._conn, activities)
+
+    async def refunds_of(self, purchase_ids: Collection[str]) -> dict[str, RefundedPurchase]:
+        if not purchase_ids:
+            return {}
+        rows = await self._conn.execute(_REFUNDS_OF, {"ids": sorted(purchase_ids)})
+        found: dict[str, RefundedPurchase] = {}
+        for row in rows:
+            known = found.setdefault(row.purchase_id, RefundedPurchase(row.total, {}))
+            if row.refund_id is not None:
+                known.refunds[row.refund_id] = -row.refund_amount
+        return found
+
+    async def add_referrals(self, referred_by: Mapping[str, str]) -> None:
+        if not referred_by:
+            return
+        ordered = sorted(referred_by.items())
+        await self._conn.execute(
+            _ADD_REFERRALS,
+            {"referred": [r for r, _ in ordered], "referrers": [x for _, x in ordered]},
         )
-        return set(result.scalars())
 
     async def activities_since(
         self, since: Mapping[str, datetime]
@@ -84,13 +92,28 @@ _ADD_CUSTOMERS = sa.text(
     "ON CONFLICT (customer_id) DO NOTHING"
 )
 
-_RECORD_ACTIVITIES = sa.text(
-    "INSERT INTO qualifying_activity "
-    "(activity_id, customer_id, amount, occurred_at, attributed_at) "
-    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), "
-    "CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]), "
-    "CAST(:attributed AS timestamptz[])) "
-    "ON CONFLICT (activity_id) DO NOTHING RETURNING activity_id"
+# A purchase's total with each refund recorded of it (one row per refund; NULLs for none).
+_REFUNDS_OF = sa.text(
+    "SELECT p.activity_id AS purchase_id, p.amount AS total, r.activity_id AS refund_id, "
+    "r.amount AS refund_amount FROM qualifying_activity AS p "
+    "LEFT JOIN qualifying_activity AS r ON r.refunded_activity_id = p.activity_id "
+    "WHERE p.activity_id = ANY(CAST(:ids AS text[]))"
+)
+
+# The referred member's first purchase, if recorded already (the purchases topic may be read
+# ahead of the customers topic). A member's referral is the first one named: later profiles
+# repeating it, or naming another, change nothing.
+_ADD_REFERRALS = sa.text(
+    "INSERT INTO referrals (referred_id, referrer_id, first_purchase_id, first_purchase_at, "
+    "status) "
+    "SELECT v.referred, v.referrer, f.activity_id, f.occurred_at, 'pending' "
+    "FROM unnest(CAST(:referred AS text[]), CAST(:referrers AS text[])) AS v(referred, referrer) "
+    "LEFT JOIN LATERAL (SELECT q.activity_id, q.occurred_at FROM qualifying_activity AS q "
+    "WHERE q.customer_id = v.referred AND q.activity_id LIKE 'purchase:%' "
+    "ORDER BY q.occurred_at, q.activity_id LIMIT 1) AS f ON true "
+    "WHERE NOT EXISTS (SELECT 1 FROM referrals AS k WHERE k.referred_id = v.referred) "
+    "ORDER BY v.referred "
+    "ON CONFLICT (referred_id) DO NOTHING"
 )
 
 _PURCHASE_TIMES = sa.text(

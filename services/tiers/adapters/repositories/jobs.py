@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,6 +16,7 @@ from services.tiers.domain.model import (
     QualifyingActivity,
     TierChange,
 )
+from services.tiers.ports import DueReferral
 
 
 def job_repository(conn: AsyncConnection) -> ports.JobRepository:
@@ -66,6 +67,58 @@ class SqlJobRepository:
     async def append_history(self, changes: Sequence[TierChange]) -> None:
         await common.append_history(self._conn, changes)
 
+    async def due_referrals(
+        self, as_of: datetime, window_days: int, *, after: str, limit: int
+    ) -> dict[str, str]:
+        rows = await self._conn.execute(
+            _DUE_REFERRALS,
+            {"bought_by": as_of - timedelta(days=window_days), "after": after, "limit": limit},
+        )
+        return {row.referred_id: row.referrer_id for row in rows}
+
+    async def lock_referrals(
+        self, referred_ids: Collection[str], as_of: datetime, window_days: int
+    ) -> list[DueReferral]:
+        if not referred_ids:
+            return []
+        rows = await self._conn.execute(
+            _LOCK_REFERRALS,
+            {
+                "ids": sorted(referred_ids),
+                "bought_by": as_of - timedelta(days=window_days),
+                "window": timedelta(days=window_days),
+            },
+        )
+        return [
+            DueReferral(
+                referred_id=row.referred_id,
+                referrer_id=row.referrer_id,
+                first_purchase_at=row.first_purchase_at,
+                purchase_total=row.total,
+                refunded_in_window=row.refunded,
+            )
+            for row in rows
+        ]
+
+    async def decide_referrals(
+        self, qualified: Collection[str], disqualified: Collection[str], at: datetime
+    ) -> None:
+        if not qualified and not disqualified:
+            return
+        ordered = sorted(
+            [(r, "qualified") for r in qualified] + [(r, "disqualified") for r in disqualified]
+        )
+        await self._conn.execute(
+            _DECIDE_REFERRALS,
+            {"ids": [r for r, _ in ordered], "statuses": [s for _, s in ordered], "at": at},
+        )
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
+        return await common.lock_customers(self._conn, customer_ids)
+
+    async def record_activities(self, activities: Sequence[QualifyingActivity]) -> set[str]:
+        return await common.record_activities(self._conn, activities)
+
 
 _LOCK_DUE_FOR_REVIEW = sa.text(
     "SELECT customer_id, tier, since, review_at, enrolled_at FROM customers "
@@ -91,4 +144,30 @@ _RECORD_WARNINGS = sa.text(
     "FROM unnest(CAST(:ids AS text[]), CAST(:reviews AS timestamptz[])) "
     "AS w(customer_id, review_at) "
     "ON CONFLICT (customer_id, review_at) DO NOTHING"
+)
+
+# On the partial index of pending referrals with a first purchase: a run reads only those.
+_DUE_REFERRALS = sa.text(
+    "SELECT referred_id, referrer_id FROM referrals "
+    "WHERE status = 'pending' AND first_purchase_at IS NOT NULL "
+    "AND first_purchase_at <= :bought_by AND referred_id > :after "
+    "ORDER BY referred_id LIMIT :limit"
+)
+
+# The refunds of the first purchase made by the window's end (the refunds name it).
+_LOCK_REFERRALS = sa.text(
+    "SELECT r.referred_id, r.referrer_id, r.first_purchase_at, p.amount AS total, "
+    "COALESCE((SELECT -sum(f.amount) FROM qualifying_activity AS f "
+    "WHERE f.refunded_activity_id = r.first_purchase_id "
+    "AND f.occurred_at <= r.first_purchase_at + CAST(:window AS interval)), 0) AS refunded "
+    "FROM referrals AS r JOIN qualifying_activity AS p ON p.activity_id = r.first_purchase_id "
+    "WHERE r.referred_id = ANY(CAST(:ids AS text[])) AND r.status = 'pending' "
+    "AND r.first_purchase_at <= :bought_by "
+    "ORDER BY r.referred_id FOR UPDATE OF r"
+)
+
+_DECIDE_REFERRALS = sa.text(
+    "UPDATE referrals AS r SET status = v.status, decided_at = :at "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[])) AS v(referred_id, status) "
+    "WHERE r.referred_id = v.referred_id"
 )

@@ -168,6 +168,7 @@ class SqlReplayStore:
                     customer_id=row.customer_id,
                     amount=row.amount,
                     occurred_at=row.occurred_at,
+                    referrals=row.referrals,
                 )
             )
             if row.refunded_activity_id is not None:
@@ -209,6 +210,9 @@ class SqlReplayStore:
 
     async def lock_live(self) -> None:
         await self._conn.execute(_LOCK_LIVE)
+
+    async def mark_referrers_stale(self) -> None:
+        await self._conn.execute(_REFERRERS_STALE, {"rid": self._id})
 
     async def make_live(
         self, customers: Sequence[CustomerTier], changes: Sequence[TierChange]
@@ -269,10 +273,24 @@ _LOCK_TO_COMPUTE = sa.text(
     "ORDER BY customer_id LIMIT :limit FOR UPDATE"
 )
 
+# With the referrals the live service qualified (its `qualify-referrals` job, from events):
+# the topics say who referred whom, but when a referral qualified is tiers' own record.
 _HISTORIES = sa.text(
-    "SELECT activity_id, customer_id, amount, occurred_at, refunded_activity_id "
-    "FROM tier_replay_activity "
-    "WHERE replay_id = :rid AND customer_id = ANY(CAST(:ids AS text[]))"
+    "SELECT activity_id, customer_id, amount, occurred_at, refunded_activity_id, "
+    "0 AS referrals FROM tier_replay_activity "
+    "WHERE replay_id = :rid AND customer_id = ANY(CAST(:ids AS text[])) "
+    "UNION ALL "
+    "SELECT activity_id, customer_id, amount, occurred_at, NULL, referrals "
+    "FROM qualifying_activity "
+    "WHERE customer_id = ANY(CAST(:ids AS text[])) AND activity_id LIKE 'referral:%'"
+)
+
+# Referrers whose referral qualified since the replay began: rebuilt again by the switch.
+_REFERRERS_STALE = sa.text(
+    "UPDATE tier_replay_customers SET stale = true "
+    "WHERE replay_id = :rid AND NOT stale AND customer_id IN "
+    "(SELECT referrer_id FROM referrals WHERE status = 'qualified' AND decided_at >= "
+    "(SELECT started_at FROM tier_replays WHERE replay_id = :rid))"
 )
 
 _SAVE_TIERS = sa.text(
@@ -305,17 +323,26 @@ _DIFFERING = sa.text(
 )
 
 # Activity the live consumer has not applied yet: it finds it recorded and counts it once.
+# With its visit (`domain.rebuild.attribute_refunds`): +1 a purchase, -1 the refund that,
+# in the order they occurred, refunds its purchase wholly.
 _COPY_ACTIVITY = sa.text(
-    "INSERT INTO qualifying_activity "
-    "(activity_id, customer_id, amount, occurred_at, attributed_at) "
-    "SELECT a.activity_id, a.customer_id, a.amount, a.occurred_at, p.occurred_at "
-    "FROM tier_replay_activity AS a "
+    "WITH new AS (INSERT INTO qualifying_activity "  # noqa: S608 - fixed fragments
+    "(activity_id, customer_id, amount, occurred_at, attributed_at, visits, "
+    "refunded_activity_id) "
+    "SELECT a.activity_id, a.customer_id, a.amount, a.occurred_at, p.occurred_at, "
+    "CASE WHEN a.refunded_activity_id IS NULL THEN 1 "
+    "WHEN p.amount IS NOT NULL AND a.refunded < p.amount + a.amount "
+    "AND p.amount <= a.refunded THEN -1 ELSE 0 END, a.refunded_activity_id "
+    "FROM (SELECT *, -sum(amount) OVER (PARTITION BY refunded_activity_id "
+    "ORDER BY occurred_at, activity_id) AS refunded "
+    "FROM tier_replay_activity WHERE replay_id = :rid) AS a "
     "LEFT JOIN tier_replay_activity AS p "
     "ON p.replay_id = a.replay_id AND p.activity_id = a.refunded_activity_id "
-    "WHERE a.replay_id = :rid AND NOT EXISTS "
+    "WHERE NOT EXISTS "
     "(SELECT 1 FROM qualifying_activity AS q WHERE q.activity_id = a.activity_id) "
     "ORDER BY a.occurred_at "
-    "ON CONFLICT (activity_id) DO NOTHING"
+    "ON CONFLICT (activity_id) DO NOTHING "
+    "RETURNING activity_id, customer_id, occurred_at) " + common.NOTE_FIRST_PURCHASES
 )
 
 _UPSERT_LIVE = sa.text(
