@@ -48,7 +48,7 @@ down: ## stop everything `make up` started
 status: ## what runs
 	@deploy/local/stack.sh status
 
-demo: setup ## enrol a customer, report two purchases, show points, tier and mail (after make up)
+demo: setup ## enrol a customer, two purchases, points, tier and mail, then a reward and its coupon at the till (after make up)
 	@$(VENV)/bin/fedelta demo
 
 lint: setup ## ruff

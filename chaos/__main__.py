@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import random
 import sys
 import time
@@ -124,6 +125,21 @@ class Scheduler:
         self.kills.rebalances[service] += 1
 
 
+CHAOS_REWARD = {"name": "Chaos coffee", "points_cost": 20, "kind": "coupon"}
+
+
+async def with_reward(endpoints: Endpoints) -> Endpoints:
+    """The catalogue's reward the customers redeem at the till, created by the administrator
+    before the traffic starts (retried like any call while points is starting)."""
+    async with httpx.AsyncClient(timeout=15, trust_env=False) as http:
+        driver = Driver(endpoints, http, Tally(), answer_deadline_s=120, rate=100)
+        response = await driver.request("reward", "points", "POST", "/v1/rewards", CHAOS_REWARD)
+    if response is None or response.status_code != 201:
+        raise RuntimeError(f"chaos: the reward was not created: {response and response.text}")
+    cost = int(str(CHAOS_REWARD["points_cost"]))
+    return dataclasses.replace(endpoints, reward_id=response.json()["id"], reward_cost=cost)
+
+
 async def drive(
     endpoints: Endpoints,
     customers: Sequence[tuple[CustomerModel, int, random.Random]],
@@ -209,6 +225,7 @@ async def run(args: argparse.Namespace) -> int:
             partner_secret=secrets["FEDELTA_PARTNER_SECRET"],
             admin_token=secrets["FEDELTA_ADMIN_TOKEN"],
         )
+        endpoints = await with_reward(endpoints)
         run_prefix = f"chaos-{args.seed}-{uuid.uuid4().hex[:6]}-"
         plan = []
         for index, calls in enumerate(plan_calls(args.calls, rng)):

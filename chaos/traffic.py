@@ -1,5 +1,5 @@
-"""The load: signed POS calls to ingest and till calls to points, and the model of what each
-answer commits the system to.
+"""The load: signed POS calls to ingest, the till's calls about points among them (relayed to
+points by ingest), and the model of what each answer commits the system to.
 
 Each customer's calls are made one after the other (a till serves one customer at a time), so
 the order ingest accepted them in is known; customers run concurrently. A call whose answer is
@@ -38,6 +38,14 @@ class Hold:
 
 
 @dataclass
+class TenderPurchase:
+    """A purchase paid for in part with points: its total (EUR) and the points spent on it."""
+
+    total: int
+    points: int
+
+
+@dataclass
 class CustomerModel:
     """What the calls answered 2xx commit the system to, for one customer."""
 
@@ -51,6 +59,8 @@ class CustomerModel:
     holds: list[Hold] = field(default_factory=list)
     refused_purchases: set[str] = field(default_factory=set)
     refused_refunds: set[str] = field(default_factory=set)
+    tender: dict[str, TenderPurchase] = field(default_factory=dict)  # purchase id -> ...
+    coupons: dict[str, str] = field(default_factory=dict)  # coupon id -> issued | redeemed
     purchase_events: list[str] = field(default_factory=list)  # accepted order, purchases topic
     consent_changed: bool = False
     unknown: int = 0  # calls that never got a definite answer
@@ -66,15 +76,32 @@ class CustomerModel:
     def lifetime_earned(self) -> int:
         return WELCOME_BONUS + sum(self.purchases.values())
 
+    def tender_returns(self) -> list[int]:
+        """What each refund of a purchase paid with points gave back, in the order they were
+        accepted: after refunds of R euros in all, floor(points * R / total) are back (the
+        lots are a year from expiring, so every point returns)."""
+        returns: list[int] = []
+        refunded: Counter[str] = Counter()
+        for purchase_id, amount in self.refunds.values():
+            paid = self.tender.get(purchase_id)
+            if paid is None:
+                continue
+            before = paid.points * refunded[purchase_id] // paid.total
+            refunded[purchase_id] += amount
+            returns.append(paid.points * refunded[purchase_id] // paid.total - before)
+        return returns
+
     @property
     def net_points(self) -> int:
         """available minus debt once everything is applied: at bronze a purchase of N whole euros
-        earns N points and a refund of M whole euros reverses M."""
+        earns N points and a refund of M whole euros reverses M (and gives back its share of
+        the points that paid for the purchase)."""
         return (
             self.lifetime_earned
             - sum(amount for _, amount in self.refunds.values())
             - sum(self.redemptions)
             - sum(h.points for h in self.holds if h.settled == "capture")
+            + sum(self.tender_returns())
         )
 
 
@@ -85,6 +112,8 @@ class Endpoints:
     partner_key: str
     partner_secret: str
     admin_token: str
+    reward_id: str = ""  # the catalogue's reward the customers redeem (chaos creates it)
+    reward_cost: int = 0
 
 
 @dataclass
@@ -226,21 +255,28 @@ class CustomerScript:
             return 1
         roll = self.rng.random()
         refundable = [p for p, total in m.purchases.items() if total - m.refunded(p) >= 2]
-        if roll < 0.40:
+        if roll < 0.34:
             await self.purchase()
+        elif roll < 0.40:
+            return await self.pay_with_points()
         elif roll < 0.52 and refundable:
             await self.refund(self.rng.choice(refundable))
-        elif roll < 0.60:
+        elif roll < 0.58:
             await self.change_profile()
-        elif roll < 0.72:
+        elif roll < 0.66:
             await self.redeem(self.rng.randint(5, 40))
+        elif roll < 0.72:
+            return await self.redeem_reward()
         elif roll < 0.82:
             return await self.hold()
         else:
             await self.refused()
         return 1
 
-    async def purchase(self, currency: str = "EUR") -> None:
+    async def purchase(
+        self, currency: str = "EUR", redemption_id: str | None = None
+    ) -> tuple[str, int] | None:
+        """A purchase with items; its id and total (EUR) when accepted."""
         m = self.model
         room = SPEND_CEILING - sum(m.purchases.values())
         lines = [
@@ -258,7 +294,7 @@ class CustomerScript:
         total = sum(quantity * unit_price for quantity, unit_price in lines)
         if currency == "EUR" and total > room:
             await self.refused()
-            return
+            return None
         purchase_id = f"p-{uuid.uuid4().hex[:16]}"
         body = {
             "purchase_id": purchase_id,
@@ -269,13 +305,59 @@ class CustomerScript:
             "total": f"{total}.00",
             "items": items,
         }
-        response = await self.driver.request("purchase", "ingest", "POST", "/v1/purchases", body)
+        if redemption_id is not None:
+            body["redemption_id"] = redemption_id
+        kind = "purchase" if redemption_id is None else "purchase (paid with points)"
+        response = await self.driver.request(kind, "ingest", "POST", "/v1/purchases", body)
         status = self._answer(response)
         if status == 202 and response is not None:
             m.purchases[purchase_id] = total
             m.purchase_events.append(response.json()["event_id"])
-        elif status is not None:
+            return purchase_id, total
+        if status is not None:
             m.refused_purchases.add(purchase_id)
+        return None
+
+    async def pay_with_points(self) -> int:
+        """Points redeemed at the till, then the purchase they paid part of, naming the
+        redemption; its refunds give the points back in proportion. Returns the calls made."""
+        m = self.model
+        points = self.rng.randint(5, 20)
+        body = {"points": points, "reward": "part of the bill"}
+        path = f"/v1/customers/{m.customer_id}/redemptions"
+        response = await self.driver.request("redeem (tender)", "ingest", "POST", path, body)
+        if self._answer(response) != 201 or response is None:
+            return 1
+        m.redemptions.append(points)
+        bought = await self.purchase(redemption_id=response.json()["redemption_id"])
+        if bought is not None:
+            purchase_id, total = bought
+            m.tender[purchase_id] = TenderPurchase(total, points)
+        return 2
+
+    async def redeem_reward(self) -> int:
+        """The catalogue's reward redeemed at the till (a coupon), then mostly used, and now and
+        then shown a second time (refused). Returns the calls made."""
+        m = self.model
+        path = f"/v1/customers/{m.customer_id}/redemptions"
+        body = {"reward_id": self.driver.endpoints.reward_id}
+        response = await self.driver.request("redeem reward", "ingest", "POST", path, body)
+        if self._answer(response) != 201 or response is None:
+            return 1
+        m.redemptions.append(self.driver.endpoints.reward_cost)
+        coupon = response.json()["coupon"]
+        m.coupons[coupon["coupon_id"]] = "issued"
+        if self.rng.random() < 0.3:
+            return 1
+        calls = 1
+        for kind in ("use coupon", "use coupon (again)")[: 1 + (self.rng.random() < 0.3)]:
+            used = await self.driver.request(
+                kind, "ingest", "POST", f"/v1/coupons/{coupon['code']}/redeem", {}
+            )
+            calls += 1
+            if self._answer(used) == 200:
+                m.coupons[coupon["coupon_id"]] = "redeemed"
+        return calls
 
     async def refund(self, purchase_id: str, *, beyond: bool = False) -> None:
         m = self.model
@@ -308,7 +390,7 @@ class CustomerScript:
         m = self.model
         body = {"points": points, "reward": "coffee"}
         path = f"/v1/customers/{m.customer_id}/redemptions"
-        response = await self.driver.request(kind, "points", "POST", path, body)
+        response = await self.driver.request(kind, "ingest", "POST", path, body)
         if self._answer(response) == 201:
             m.redemptions.append(points)
 
@@ -318,12 +400,12 @@ class CustomerScript:
         points = self.rng.randint(5, 30)
         body = {"points": points, "reward": "cake"}
         path = f"/v1/customers/{m.customer_id}/holds"
-        response = await self.driver.request("hold", "points", "POST", path, body)
+        response = await self.driver.request("hold", "ingest", "POST", path, body)
         if self._answer(response) != 201 or response is None:
             return 1
         hold = Hold(response.json()["hold_id"], points, self.rng.choice(["capture", "void"]))
         settle = await self.driver.request(
-            f"hold {hold.settled}", "points", "POST", f"/v1/holds/{hold.hold_id}/{hold.settled}", {}
+            f"hold {hold.settled}", "ingest", "POST", f"/v1/holds/{hold.hold_id}/{hold.settled}", {}
         )
         status = self._answer(settle)
         if status == 200:

@@ -206,6 +206,43 @@ async def verify(
     return found
 
 
+@dataclass
+class PointsRows:
+    """What points' database holds of the run's customers."""
+
+    entries: dict[str, list[Any]]
+    coupons: dict[str, dict[str, str]]  # customer -> coupon id -> status
+    linked: set[str]  # purchases linked to the redemption that paid part of them
+
+
+async def _points_rows(dsn: str, ids: list[str]) -> PointsRows:
+    conn = await _connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT customer_id, entry_id, kind, points FROM ledger_entries"
+            " WHERE customer_id = ANY($1::text[])",
+            ids,
+        )
+        coupon_rows = await conn.fetch(
+            "SELECT customer_id, coupon_id, status FROM coupons"
+            " WHERE customer_id = ANY($1::text[])",
+            ids,
+        )
+        linked = await conn.fetch(
+            "SELECT purchase_id FROM purchases"
+            " WHERE customer_id = ANY($1::text[]) AND redemption_id IS NOT NULL",
+            ids,
+        )
+    finally:
+        await conn.close()
+    found = PointsRows(defaultdict(list), defaultdict(dict), {r["purchase_id"] for r in linked})
+    for row in rows:
+        found.entries[row["customer_id"]].append(row)
+    for row in coupon_rows:
+        found.coupons[row["customer_id"]][row["coupon_id"]] = row["status"]
+    return found
+
+
 async def _check_points(
     found: Findings,
     by_id: Mapping[str, CustomerModel],
@@ -214,59 +251,78 @@ async def _check_points(
     url: str,
     token: str,
 ) -> None:
-    conn = await _connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT customer_id, entry_id, kind, points FROM ledger_entries"
-            " WHERE customer_id = ANY($1::text[])",
-            ids,
-        )
-    finally:
-        await conn.close()
-    entries: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        entries[row["customer_id"]].append(row)
+    rows = await _points_rows(dsn, ids)
     for customer_id, model in by_id.items():
-        mine = entries[customer_id]
-        kinds = Counter(row["kind"] for row in mine)
-        by_entry = {row["entry_id"]: row for row in mine}
-        expected = {
-            "bonus": 1,
-            "earn": len(model.purchases),
-            "reverse": len(model.refunds),
-            "redeem": len(model.redemptions),
-            "hold": len(model.holds),
-            "release": sum(1 for h in model.holds if h.settled == "void"),
-        }
-        for kind, count in expected.items():
-            if kinds[kind] != count:
-                found.differ(
-                    f"points {customer_id}: {kinds[kind]} {kind} entries, {count} expected",
-                    lost=kinds[kind] < count,
-                    duplicated=kinds[kind] > count,
-                )
-        for purchase_id, total in model.purchases.items():
-            row = by_entry.get(f"purchase:demo:{purchase_id}")
-            if row is None or row["points"] != total:
-                found.differ(
-                    f"points {customer_id}: purchase {purchase_id} earned"
-                    f" {row and row['points']}, {total} expected",
-                    lost=row is None,
-                )
-        for refund_id, (_, amount) in model.refunds.items():
-            row = by_entry.get(f"refund:demo:{refund_id}")
-            if row is None or abs(row["points"]) != amount:
-                found.differ(
-                    f"points {customer_id}: refund {refund_id} reversed"
-                    f" {row and row['points']}, {amount} expected",
-                    lost=row is None,
-                )
-        for purchase_id in model.refused_purchases:
-            if f"purchase:demo:{purchase_id}" in by_entry:
-                found.differ(f"points {customer_id}: refused purchase {purchase_id} earned points")
-        for refund_id in model.refused_refunds:
-            if f"refund:demo:{refund_id}" in by_entry:
-                found.differ(f"points {customer_id}: refused refund {refund_id} reversed points")
+        _check_ledger(found, model, rows.entries[customer_id])
+        _check_tender_and_coupons(found, model, rows)
+    await _check_balances(found, by_id, url, token)
+
+
+def _check_ledger(found: Findings, model: CustomerModel, mine: list[Any]) -> None:
+    customer_id = model.customer_id
+    kinds = Counter(row["kind"] for row in mine)
+    by_entry = {row["entry_id"]: row for row in mine}
+    expected = {
+        "bonus": 1,
+        "earn": len(model.purchases),
+        "reverse": len(model.refunds),
+        "redeem": len(model.redemptions),
+        "hold": len(model.holds),
+        "release": sum(1 for h in model.holds if h.settled == "void")
+        + sum(1 for points in model.tender_returns() if points > 0),
+    }
+    for kind, count in expected.items():
+        if kinds[kind] != count:
+            found.differ(
+                f"points {customer_id}: {kinds[kind]} {kind} entries, {count} expected",
+                lost=kinds[kind] < count,
+                duplicated=kinds[kind] > count,
+            )
+    for purchase_id, total in model.purchases.items():
+        row = by_entry.get(f"purchase:demo:{purchase_id}")
+        if row is None or row["points"] != total:
+            found.differ(
+                f"points {customer_id}: purchase {purchase_id} earned"
+                f" {row and row['points']}, {total} expected",
+                lost=row is None,
+            )
+    for refund_id, (_, amount) in model.refunds.items():
+        row = by_entry.get(f"refund:demo:{refund_id}")
+        if row is None or abs(row["points"]) != amount:
+            found.differ(
+                f"points {customer_id}: refund {refund_id} reversed"
+                f" {row and row['points']}, {amount} expected",
+                lost=row is None,
+            )
+    for purchase_id in model.refused_purchases:
+        if f"purchase:demo:{purchase_id}" in by_entry:
+            found.differ(f"points {customer_id}: refused purchase {purchase_id} earned points")
+    for refund_id in model.refused_refunds:
+        if f"refund:demo:{refund_id}" in by_entry:
+            found.differ(f"points {customer_id}: refused refund {refund_id} reversed points")
+
+
+def _check_tender_and_coupons(found: Findings, model: CustomerModel, rows: PointsRows) -> None:
+    customer_id = model.customer_id
+    for purchase_id in model.tender:
+        if purchase_id not in rows.linked:
+            found.differ(
+                f"points {customer_id}: purchase {purchase_id} paid with points is not"
+                " linked to its redemption",
+                lost=True,
+            )
+    statuses = rows.coupons.get(customer_id, {})
+    if statuses != model.coupons:
+        found.differ(
+            f"points {customer_id}: coupons {statuses}, {model.coupons} expected",
+            lost=len(statuses) < len(model.coupons),
+            duplicated=len(statuses) > len(model.coupons),
+        )
+
+
+async def _check_balances(
+    found: Findings, by_id: Mapping[str, CustomerModel], url: str, token: str
+) -> None:
     async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
         for customer_id, model in by_id.items():
             response = await http.get(f"{url}/v1/customers/{customer_id}/balance")

@@ -1,5 +1,7 @@
 """`fedelta demo`: the demo partner's till (`fedelta_client.StackClient`) enrols a customer and
-reports two purchases, then shows balance, tier and notifications, and the mail sent."""
+reports two purchases, then shows balance, tier and notifications, and the mail sent; then
+the member spends points on a reward of the catalogue at the till, gets its coupon (code and
+QR code), and the till takes the coupon once."""
 
 from __future__ import annotations
 
@@ -9,9 +11,22 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fedelta_client import StackClient
+from rich.console import Console
+
+from fedelta_cli.operations import render_coupon
+from fedelta_client import Refused, StackClient
+
+DEMO_REWARD = {
+    "name": "Free coffee (demo)",
+    "points_cost": 150,
+    "kind": "coupon",
+    "coupon_validity_days": 30,
+    "description": "Any coffee at any partner's till",
+}
+DEMO_STORE = "demo-store"
 
 
 async def show(pos: StackClient, customer_id: str) -> None:
@@ -66,3 +81,40 @@ async def demo(pos: StackClient) -> None:
     print(f"mail to {email}: {len(mails)} message(s)")
     for path in mails:
         print(f"  {path}")
+    await spend_on_a_reward(pos, customer)
+
+
+async def demo_reward(pos: StackClient) -> dict[str, Any]:
+    """The catalogue's demo reward, created the first time (an administrator's call)."""
+    for reward in await pos.admin.rewards():
+        if reward["name"] == DEMO_REWARD["name"]:
+            return reward
+    return await pos.admin.create_reward(DEMO_REWARD)
+
+
+async def spend_on_a_reward(pos: StackClient, customer: str) -> None:
+    """At the till, through ingest: the reward redeemed, its coupon shown, then taken once."""
+    reward = await demo_reward(pos)
+    redeemed = await pos.redeem(customer, reward_id=reward["id"], store_id=DEMO_STORE)
+    coupon = redeemed.body["coupon"]
+    print(
+        f"redeem {reward['name']!r} at the till for {redeemed.body['points']} points: "
+        f"{redeemed.body['available_after']} left"
+    )
+    render_coupon(
+        {
+            "coupon_id": coupon["coupon_id"],
+            "customer_id": customer,
+            "reward": reward["name"],
+            "status": "issued",
+            "expires_at": coupon["expires_at"],
+            "code": coupon["code"],
+        },
+        Console(),
+    )
+    used = await pos.redeem_coupon(coupon["code"], store_id=DEMO_STORE)
+    print(f"the till takes the coupon: {used.status_code} {used.body['status']}")
+    try:
+        await pos.redeem_coupon(coupon["code"], store_id=DEMO_STORE)
+    except Refused as again:
+        print(f"and refuses it a second time: {again}")

@@ -38,11 +38,15 @@ topics_app = typer.Typer(
 dlq_app = typer.Typer(help="Dead letters: list, show, replay.", no_args_is_help=True)
 customer_app = typer.Typer(help="One customer across the services.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Time-driven jobs, on demand.", no_args_is_help=True)
+rewards_app = typer.Typer(help="The reward catalogue: list, create.", no_args_is_help=True)
+coupon_app = typer.Typer(help="Coupons issued for rewards.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(customer_app, name="customer")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(rewards_app, name="rewards")
+app.add_typer(coupon_app, name="coupon")
 
 console = Console()
 errors = Console(stderr=True)
@@ -180,6 +184,82 @@ def partners_revoke(partner_id: str) -> None:
     except operations.CommandFailed as failure:
         raise _fail(str(failure)) from None
     operations.render_partners([answer], console)
+
+
+# --- rewards and coupons --------------------------------------------------------------------
+
+
+@rewards_app.command("list")
+def rewards_list(
+    include_ended: Annotated[
+        bool, typer.Option("--all", help="ended and retired rewards too")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """The catalogue: price in points, kind, partner, limits, window."""
+    try:
+        items = asyncio.run(
+            operations.admin_call(DevEnv.load(), lambda admin: admin.rewards(include_ended))
+        )
+    except operations.CommandFailed as failure:
+        raise _fail(str(failure)) from None
+    if as_json:
+        print(json.dumps(items, indent=2))
+    else:
+        operations.render_rewards(items, console)
+
+
+@rewards_app.command("create")
+def rewards_create(
+    name: Annotated[str, typer.Option(help="what the member sees")],
+    points_cost: Annotated[int, typer.Option(min=1, help="its price in points")],
+    kind: Annotated[operations.RewardKind, typer.Option(help="coupon, item or discount")],
+    value: Annotated[str | None, typer.Option(help='a discount\'s amount, e.g. "5.00"')] = None,
+    partner: Annotated[
+        str | None, typer.Option(help="the partner that honours and funds it (default: any)")
+    ] = None,
+    min_tier: Annotated[str | None, typer.Option(help="bronze, silver, gold, platinum")] = None,
+    stock: Annotated[int | None, typer.Option(min=0, help="coupons it may issue")] = None,
+    per_customer_limit: Annotated[int | None, typer.Option(min=1, help="per member")] = None,
+    starts_at: Annotated[str | None, typer.Option(help="RFC 3339, e.g. 2026-12-01T00:00Z")] = None,
+    ends_at: Annotated[str | None, typer.Option(help="RFC 3339")] = None,
+    coupon_validity_days: Annotated[int | None, typer.Option(min=1, max=3650)] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """A new reward in the catalogue (points checks every field; a refusal says which)."""
+    reward = operations.reward_body(
+        name=name,
+        points_cost=points_cost,
+        kind=kind.value,
+        value=value,
+        partner_id=partner,
+        min_tier=min_tier,
+        stock=stock,
+        per_customer_limit=per_customer_limit,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        coupon_validity_days=coupon_validity_days,
+        description=description,
+    )
+    try:
+        answer = asyncio.run(
+            operations.admin_call(DevEnv.load(), lambda admin: admin.create_reward(reward))
+        )
+    except operations.CommandFailed as failure:
+        raise _fail(str(failure)) from None
+    operations.render_rewards([answer], console)
+
+
+@coupon_app.command("show")
+def coupon_show(coupon_id: str) -> None:
+    """A coupon: its reward, state, expiry, and its code as text and as a QR code."""
+    try:
+        answer = asyncio.run(
+            operations.admin_call(DevEnv.load(), lambda admin: admin.coupon(coupon_id))
+        )
+    except operations.CommandFailed as failure:
+        raise _fail(str(failure)) from None
+    operations.render_coupon(answer, console)
 
 
 # --- topics ---------------------------------------------------------------------------------

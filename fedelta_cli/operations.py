@@ -1,14 +1,18 @@
-"""The operator's smaller commands: partners, topics, migrations, jobs, one customer's view."""
+"""The operator's smaller commands: partners, rewards, coupons, topics, migrations, jobs, one
+customer's view."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
+import io
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import segno
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from rich.console import Console, Group
@@ -63,6 +67,53 @@ def render_partners(items: Sequence[Mapping[str, Any]], console: Console) -> Non
             "yes" if item["active"] else "[red]revoked[/]",
         )
     console.print(table)
+
+
+# --- rewards and coupons ------------------------------------------------------------------
+
+
+class RewardKind(enum.StrEnum):
+    COUPON = "coupon"
+    ITEM = "item"
+    DISCOUNT = "discount"
+
+
+def reward_body(**fields: object) -> dict[str, object]:
+    """The create-reward body: the options given, none of those left out."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def render_rewards(items: Sequence[Mapping[str, Any]], console: Console) -> None:
+    table = Table("id", "name", "points", "kind", "partner", "min tier", "stock", "per member")
+    for item in items:
+        stock = item.get("stock")
+        table.add_row(
+            item["id"],
+            item["name"],
+            str(item["points_cost"]),
+            item["kind"] + (f" {item['value']}" if item.get("value") else ""),
+            item.get("partner_id") or "any",
+            item.get("min_tier") or "-",
+            "unlimited" if stock is None else f"{item.get('redeemed', 0)}/{stock}",
+            str(item.get("per_customer_limit") or "-"),
+        )
+    console.print(table)
+
+
+def render_coupon(coupon: Mapping[str, Any], console: Console) -> None:
+    """The coupon's facts, then its code as text and as a QR code a till can scan."""
+    lines = [
+        f"coupon id   {coupon['coupon_id']}",
+        f"customer    {coupon['customer_id']}",
+        f"reward      {coupon.get('reward', coupon.get('reward_id'))}",
+        f"status      {coupon['status']}",
+        f"expires at  {coupon['expires_at']}",
+        f"code        {coupon['code']}",
+    ]
+    console.print(Panel("\n".join(lines), title="coupon"))
+    qr = io.StringIO()
+    segno.make(coupon["code"], error="m").terminal(out=qr, compact=True)
+    console.print(qr.getvalue(), markup=False, highlight=False)
 
 
 # --- topics -------------------------------------------------------------------------------
@@ -236,16 +287,38 @@ def render_customer(customer_id: str, view: Mapping[str, Any], console: Console)
     if tier is None:
         tier_text: Any = "[dim]tiers does not know this customer (yet)[/]"
     else:
+
+        def by_routes(kind: str, match: Any, amount: Any) -> str:
+            # Each route's gap (issue 25): "2 more friends or 340.00 more"; spend alone as before.
+            parts = [
+                f"{tier[f'{route}_{kind}']} more {word}"
+                for route, word in (("referrals", "friends"), ("visits", "visits"))
+                if tier.get(f"{route}_{kind}") is not None
+            ]
+            parts += [] if amount is None else [f"{amount} more"]
+            return (" and " if match == "all" else " or ").join(parts)
+
         progress = (
-            f"{tier['amount_to_next_tier']} more to {tier['next_tier']}"
+            by_routes("to_next_tier", tier.get("next_tier_match"), tier["amount_to_next_tier"])
+            + f" to {tier['next_tier']}"
             if tier.get("next_tier")
             else "top tier"
         )
+        routes = ""
+        if any(
+            tier.get(f"{r}_to_{k}_tier") is not None
+            for r in ("referrals", "visits")
+            for k in ("next", "keep")
+        ):
+            routes = f", {tier['qualifying_referrals']} friends, {tier['qualifying_visits']} visits"
+        keep = by_routes(
+            "to_keep_tier", tier.get("tier_match"), tier.get("amount_to_keep_tier", "0")
+        )
         tier_text = (
             f"[bold]{tier['tier']}[/] since {str(tier['since'])[:10]}  "
-            f"qualifying spend {tier['qualifying_spend']}  ({progress})\n"
+            f"qualifying spend {tier['qualifying_spend']}{routes}  ({progress})\n"
             f"review {str(tier['review_at'])[:10]}, "
-            f"{tier.get('amount_to_keep_tier', '0')} more keeps the tier"
+            f"{keep} keeps the tier"
         )
     ledger = Table("when", "kind", "points", "reason", "purchase", box=None)
     for entry in view["ledger"]:

@@ -128,16 +128,14 @@ async def _send_retrying(pos: StackClient, plan: Plan, call: Call) -> httpx.Resp
 
 
 async def _send(pos: StackClient, plan: Plan, call: Call) -> httpx.Response:
-    if call.service == "points":
-        return await pos.admin_post(
-            f"{pos.env.points_url}{call.path}",
-            dict(call.body),
-            headers={"Idempotency-Key": f"sim-{plan.run_tag}-{call.seq}"},
-        )
+    """Signed at ingest; a redemption (a till's call, relayed to points) under an
+    Idempotency-Key of its own, kept across the attempts."""
+    keyed = call.kind in ("redemption", "over-redemption")
     return await pos.send(
         call.method,
         call.path,
         dict(call.body),
+        idempotency_key=f"sim-{plan.run_tag}-{call.seq}" if keyed else None,
         secret=WRONG_SECRET if call.wrong_secret else None,
     )
 

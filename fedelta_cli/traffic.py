@@ -263,7 +263,7 @@ def _redemptions(rng: random.Random, customer_ids: list[str], keyed: Keyed) -> N
                 {
                     "kind": "redemption",
                     "customer_id": customer_id,
-                    "service": "points",
+                    "service": "ingest",  # a till's call, relayed to points
                     "method": "POST",
                     "path": f"/v1/customers/{customer_id}/redemptions",
                     "expect": "either",
@@ -324,7 +324,7 @@ def _bad_call(
     # over-redemption (or over-refund with no purchase to refund)
     return key, base | {
         "kind": "over-redemption",
-        "service": "points",
+        "service": "ingest",  # a till's call, relayed to points
         "path": f"/v1/customers/{customer_id}/redemptions",
         "purchase_id": None,
         "amount": Decimal(0),

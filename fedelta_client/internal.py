@@ -137,3 +137,27 @@ class InternalClient:
     async def revoke_partner(self, partner_id: str) -> dict[str, Any]:
         path = f"/v1/admin/partners/{partner_id}/revoke"
         return json_object(await self.request("POST", "ingest", path))
+
+    # --- the reward catalogue and coupons (points) --------------------------------------
+
+    async def rewards(self, include_ended: bool = False) -> list[dict[str, Any]]:
+        """The catalogue: the rewards a member may be offered now (every one, ended and
+        retired too, with `include_ended`)."""
+        params = {"include_ended": "true"} if include_ended else {}
+        answer = json_object(await self.request("GET", "points", "/v1/rewards", params=params))
+        items: list[dict[str, Any]] = answer["items"]
+        return items
+
+    async def create_reward(self, reward: Mapping[str, Any]) -> dict[str, Any]:
+        """A new reward (admin): `name`, `points_cost`, `kind` and the optional fields of
+        product §7; the reward with its `id`."""
+        return json_object(await self.request("POST", "points", "/v1/rewards", reward))
+
+    async def coupon(self, coupon_id: str) -> dict[str, Any]:
+        """One coupon by its id, with its code."""
+        return json_object(await self.request("GET", "points", f"/v1/coupons/{coupon_id}"))
+
+    async def customer_rewards(self, customer_id: str) -> dict[str, Any]:
+        """What the member may redeem now, and why not the others."""
+        path = f"/v1/customers/{customer_id}/rewards"
+        return json_object(await self.request("GET", "points", path))

@@ -1,6 +1,7 @@
 """A partner's point of sale: enrol customers, change and erase their profiles, report
-purchases and refunds to ingest, each call signed with the partner's secret and sent with an
-Idempotency-Key, and retried safely (`fedelta_client.retry`)."""
+purchases and refunds to ingest, and the till's calls about points (balance, rewards,
+redemptions, holds, coupons), each call signed with the partner's secret, a state change sent
+with an Idempotency-Key, and retried safely (`fedelta_client.retry`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
-from fedelta_client.answers import Accepted, Refused, Unavailable
+from fedelta_client.answers import REPLAYED_HEADER, Accepted, Refused, Unavailable
 from fedelta_client.devenv import DevEnv
 from fedelta_client.retry import RetryPolicy
 from fedelta_client.signing import SIGNATURE_HEADER, sign_request
@@ -27,9 +29,31 @@ def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
+@dataclass(frozen=True)
+class TillAnswer:
+    """Points' answer to a till call, relayed by ingest: its JSON `body`; for a state change
+    the `idempotency_key` it was sent with (keep it to retry the same call later) and whether
+    this is the first answer again (`replayed`)."""
+
+    status_code: int
+    body: dict[str, Any]
+    idempotency_key: str | None = None
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, response: httpx.Response, idempotency_key: str | None) -> TillAnswer:
+        return cls(
+            status_code=response.status_code,
+            body=response.json(),
+            idempotency_key=idempotency_key,
+            replayed=response.headers.get(REPLAYED_HEADER) == "true",
+        )
+
+
 class PosClient:
     """The POS API of ingest (`POST /v1/customers`, `PATCH` and `DELETE /v1/customers/{id}`,
-    `POST /v1/purchases`, `POST /v1/purchases/{id}/refunds`) for one partner.
+    `POST /v1/purchases`, `POST /v1/purchases/{id}/refunds`, and the till calls: `till_balance`,
+    `customer_rewards`, `redeem`, `hold`, `capture`, `void`, `redeem_coupon`) for one partner.
 
     The typed calls (`enrol`, `update_customer`, `erase_customer`, `purchase`, `refund`) send
     an Idempotency-Key (a new one unless given), retry per `retry`, and answer `Accepted` or
@@ -101,7 +125,7 @@ class PosClient:
         return await self.send("PATCH", path, body, signed_at=signed_at)
 
     async def call(
-        self, method: str, path: str, body: Body = b"", *, idempotency_key: str
+        self, method: str, path: str, body: Body = b"", *, idempotency_key: str | None
     ) -> httpx.Response:
         """The call sent until it has a definite answer, every attempt with the same key and
         body (signed afresh); Unavailable when the attempts ran out without one."""
@@ -137,6 +161,24 @@ class PosClient:
         raise Unavailable(
             f"{method} {path}: HTTP {response.status_code}; retry later with Idempotency-Key {key}",
             idempotency_key=key,
+        )
+
+    async def till(
+        self, method: str, path: str, body: Body = b"", *, idempotency_key: str | None = None
+    ) -> TillAnswer:
+        """A till call (relayed to points by ingest): a POST with an Idempotency-Key (a new
+        one unless given), retried per `retry`; TillAnswer, or Refused (4xx: 404 unknown,
+        409 used, 410 expired, 403 another partner's reward, 422 refused...) or Unavailable
+        (no definite answer: retry later with `idempotency_key`)."""
+        key = idempotency_key or (None if method == "GET" else new_idempotency_key())
+        response = await self.call(method, path, body, idempotency_key=key)
+        if response.status_code in (200, 201):
+            return TillAnswer.of(response, key)
+        if 400 <= response.status_code < 500:
+            raise Refused.of(response)
+        retry = f"retry later with Idempotency-Key {key}" if key else "retry later"
+        raise Unavailable(
+            f"{method} {path}: HTTP {response.status_code}; {retry}", idempotency_key=key
         )
 
     # --- the POS calls ------------------------------------------------------------------
@@ -195,10 +237,12 @@ class PosClient:
         currency: str = "EUR",
         store_id: str | None = None,
         items: Sequence[Mapping[str, Any]] | None = None,
+        redemption_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Accepted:
         """`total` and the items' `unit_price` are decimal strings (or Decimals); the purchase
-        id is also a natural key: the same id and body again get the first answer."""
+        id is also a natural key: the same id and body again get the first answer.
+        `redemption_id`: the till redemption that paid for part of it (points as tender)."""
         body: dict[str, Any] = {
             "purchase_id": purchase_id or f"p-{uuid.uuid4()}",
             "customer_id": customer_id,
@@ -210,6 +254,8 @@ class PosClient:
             body["store_id"] = store_id
         if items is not None:
             body["items"] = [dict(item) for item in items]
+        if redemption_id is not None:
+            body["redemption_id"] = redemption_id
         return await self.accepted("POST", "/v1/purchases", body, idempotency_key=idempotency_key)
 
     async def refund(
@@ -228,4 +274,86 @@ class PosClient:
         }
         return await self.accepted(
             "POST", f"/v1/purchases/{purchase_id}/refunds", body, idempotency_key=idempotency_key
+        )
+
+    # --- the till's calls about points (relayed to points by ingest) --------------------
+
+    async def till_balance(self, customer_id: str) -> dict[str, Any]:
+        """What the till shows: `available`, `pending`, `debt`, the next expiries (through
+        ingest, signed; `StackClient.balance` reads points with the read token)."""
+        return (await self.till("GET", f"/v1/customers/{customer_id}/balance")).body
+
+    async def customer_rewards(self, customer_id: str) -> dict[str, Any]:
+        """The rewards the member may redeem now (`affordable`, and `why_not` for the rest)."""
+        return (await self.till("GET", f"/v1/customers/{customer_id}/rewards")).body
+
+    async def redeem(
+        self,
+        customer_id: str,
+        points: int | None = None,
+        reward: str | None = None,
+        *,
+        reward_id: str | None = None,
+        store_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TillAnswer:
+        """A free-form redemption (`points` on `reward`) or a reward of the catalogue
+        (`reward_id`, whose coupon comes in the answer). Its `redemption_id` may then be
+        named by the purchase it paid for (`purchase(..., redemption_id=...)`)."""
+        body: dict[str, Any] = (
+            {"reward_id": reward_id}
+            if reward_id is not None
+            else {"points": points, "reward": reward}
+        )
+        if store_id is not None:
+            body["store_id"] = store_id
+        return await self.till(
+            "POST",
+            f"/v1/customers/{customer_id}/redemptions",
+            body,
+            idempotency_key=idempotency_key,
+        )
+
+    async def hold(
+        self,
+        customer_id: str,
+        points: int,
+        reward: str,
+        *,
+        store_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TillAnswer:
+        """Points reserved before the payment completes: then `capture` or `void` it."""
+        body: dict[str, Any] = {"points": points, "reward": reward}
+        if store_id is not None:
+            body["store_id"] = store_id
+        return await self.till(
+            "POST", f"/v1/customers/{customer_id}/holds", body, idempotency_key=idempotency_key
+        )
+
+    async def capture(self, hold_id: str, *, idempotency_key: str | None = None) -> TillAnswer:
+        return await self.till(
+            "POST", f"/v1/holds/{hold_id}/capture", idempotency_key=idempotency_key
+        )
+
+    async def void(self, hold_id: str, *, idempotency_key: str | None = None) -> TillAnswer:
+        return await self.till("POST", f"/v1/holds/{hold_id}/void", idempotency_key=idempotency_key)
+
+    async def redeem_coupon(
+        self,
+        code: str,
+        *,
+        store_id: str | None = None,
+        purchase_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TillAnswer:
+        """Uses a coupon once; a second use is Refused with status 409 (410 expired, 404
+        unknown, 403 another partner's reward)."""
+        body: dict[str, Any] = {}
+        if store_id is not None:
+            body["store_id"] = store_id
+        if purchase_id is not None:
+            body["purchase_id"] = purchase_id
+        return await self.till(
+            "POST", f"/v1/coupons/{code}/redeem", body, idempotency_key=idempotency_key
         )

@@ -16,6 +16,8 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str
     admin_token: SecretStr = Field(min_length=16)
     read_token: SecretStr | None = None
+    # The till scope (points: what ingest calls on a partner's till's behalf); unset: none.
+    till_token: SecretStr | None = None
     host: str = "127.0.0.1"
     # A validator, not Field(ge=, le=): each service redeclares `port` with its own default,
     # which would drop constraints declared here, but validators are inherited by name.

@@ -36,8 +36,15 @@ ensure_secrets() {
             printf 'FEDELTA_READ_TOKEN=%s\n' "$(random_token)"
             printf 'FEDELTA_PARTNER_KEY=fk_%s\n' "$(random_token)"
             printf 'FEDELTA_PARTNER_SECRET=fs_%s\n' "$(random_token)"
+            printf 'FEDELTA_TILL_TOKEN=%s\n' "$(random_token)"
         } >"$SECRETS_ENV"
         log "made development credentials in $SECRETS_ENV"
+    fi
+    # The till token (points' till scope, held by ingest only) came later: a state dir made
+    # before it gets one added, its other credentials kept.
+    if ! grep -q '^FEDELTA_TILL_TOKEN=' "$SECRETS_ENV"; then
+        (umask 077 && printf 'FEDELTA_TILL_TOKEN=%s\n' "$(random_token)" >>"$SECRETS_ENV")
+        log "added a till token to $SECRETS_ENV"
     fi
     # shellcheck source=/dev/null
     source "$SECRETS_ENV"
@@ -54,10 +61,18 @@ write_services_env() {
             printf 'FEDELTA_%s_ADMIN_TOKEN=%s\n' "$upper" "$FEDELTA_ADMIN_TOKEN"
             printf 'FEDELTA_%s_READ_TOKEN=%s\n' "$upper" "$FEDELTA_READ_TOKEN"
         done
+        # Tills reach points only through ingest, which holds the till token; points grants
+        # it the till scope (docs/operations.md, "Till calls").
+        printf 'FEDELTA_POINTS_TILL_TOKEN=%s\n' "$FEDELTA_TILL_TOKEN"
+        printf 'FEDELTA_INGEST_POINTS_TOKEN=%s\n' "$FEDELTA_TILL_TOKEN"
+        printf 'FEDELTA_INGEST_POINTS_URL=http://127.0.0.1:%s\n' "$FEDELTA_POINTS_PORT"
         printf 'FEDELTA_NOTIFICATIONS_SMTP_HOST=127.0.0.1\n'
         printf 'FEDELTA_NOTIFICATIONS_SMTP_PORT=%s\n' "$FEDELTA_SMTP_PORT"
         printf 'FEDELTA_NOTIFICATIONS_SMS_URL=http://127.0.0.1:%s/v1/messages\n' "${FEDELTA_SMS_PORT:-8026}"
         printf 'FEDELTA_NOTIFICATIONS_SMS_TOKEN=local-sms-token\n'  # the fake provider takes any
+        # Where notifications reads a coupon's code when it sends it: points, with its read token.
+        printf 'FEDELTA_NOTIFICATIONS_POINTS_URL=http://127.0.0.1:%s\n' "$FEDELTA_POINTS_PORT"
+        printf 'FEDELTA_NOTIFICATIONS_POINTS_TOKEN=%s\n' "$FEDELTA_READ_TOKEN"
     } >"$SERVICES_ENV"
 }
 

@@ -2,17 +2,21 @@
 
 Each is a Protocol; `adapters/repositories/` implements them on PostgreSQL (its factories are
 annotated with these, so mypy checks the classes). Ingest consumes no events and its only job
-is shared (`purge-idempotency-keys`), so every port here serves the use cases."""
+is shared (`purge-idempotency-keys`) but for `purge-till-signatures`, so every port here
+serves the use cases; one is not storage: `PointsGateway`, points' HTTP API, which the till
+calls are relayed to."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from services.ingest.domain.model import Accepted, CustomerProfile, Partner
+from services.ingest.domain.till import PointsAnswer
+from services.ingest.domain.till_replays import SignedTillCall
 
 PurchaseKey = tuple[str, str]  # (partner_id, purchase_id): purchase ids are the partner's own
 
@@ -125,4 +129,50 @@ class PurchaseRepository(Protocol):
     async def add_purchases(self, new: Sequence[StoredPurchase]) -> set[PurchaseKey]:
         """Inserts the purchases in one statement; returns those that were new (the others
         were committed concurrently under the same id)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TillCall:
+    """One call to points on a partner's behalf: `path` is points' own, its ids already
+    bounded; the partner (and the store, when the till named one) go as the
+    `Fedelta-Partner-Id` and `Fedelta-Store-Id` headers, the key as `Idempotency-Key`."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    partner_id: str
+    store_id: str | None = None
+    idempotency_key: str | None = None
+    body: Mapping[str, Any] | None = None
+
+    @property
+    def changes_state(self) -> bool:
+        return self.method != "GET"
+
+
+class PointsUnreachable(Exception):
+    """Nothing reached points: refused, unknown host, connect timeout, no free connection.
+    The message is the error's class, never a URL or a body."""
+
+
+class PointsOutcomeUnknown(Exception):
+    """The call was sent and no answer came back (a read timeout, a dropped connection)."""
+
+
+class PointsGateway(Protocol):
+    """Points' internal HTTP API, called with the till token."""
+
+    async def call(self, call: TillCall) -> PointsAnswer:
+        """Points' answer, whatever its status; PointsUnreachable or PointsOutcomeUnknown
+        when there is none."""
+        ...
+
+
+class TillSignatures(Protocol):
+    """The signed till calls that spent or reserved points, per partner, with the key each
+    first came with (`domain/till_replays.py`): shared by every ingest instance."""
+
+    async def remember(self, call: SignedTillCall) -> bool:
+        """True when the signature is new (now remembered with the call's key) or came before
+        with this same key; False when it came before with another key. One statement."""
         ...

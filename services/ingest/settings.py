@@ -1,4 +1,4 @@
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -26,6 +26,22 @@ class IngestSettings(ServiceSettings):
     # Purchases that arrive while the previous group commits share one transaction; this
     # bounds how many, so that one group's statements stay small and its latency short.
     purchase_group_max: int = Field(default=64, ge=1, le=1000)
+    # Till calls (balance, redemptions, holds, coupons) are relayed to points over HTTP with
+    # the till token, a service credential a till never sees; unset, they answer 503.
+    points_url: str = Field(
+        default="http://127.0.0.1:8081", max_length=2000, pattern=r"^https?://[^\s/?#]+[^\s?#]*$"
+    )
+    points_token: SecretStr | None = Field(default=None, min_length=16)
+    # How long to wait for a connection to points (then nothing was sent: 503
+    # points-unavailable), and for its answer once the call went (then its outcome is unknown:
+    # 503 points-outcome-unknown, retry with the same Idempotency-Key).
+    points_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    points_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Connections to points per process; calls beyond wait for one (as long as the connect
+    # timeout), then answer 503.
+    points_connections: int = Field(default=32, ge=1, le=512)
+    # What a 503 of a till call asks the till to wait before it retries.
+    points_retry_after_seconds: int = Field(default=1, ge=1, le=300)
 
 
 def load_settings() -> IngestSettings:

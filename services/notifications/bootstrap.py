@@ -10,6 +10,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifications.adapters import tables
+from services.notifications.adapters.coupons import HttpCouponReader
 from services.notifications.adapters.http_channels import HttpSmsSender, HttpWebhookSender
 from services.notifications.adapters.repositories.consumer import consumer_repository
 from services.notifications.adapters.repositories.dispatcher import dispatch_repository
@@ -122,6 +123,18 @@ def sms_sender(settings: NotificationsSettings) -> HttpSmsSender | None:
     )
 
 
+def coupon_reader(settings: NotificationsSettings) -> HttpCouponReader | None:
+    """Points, where coupons' codes are read; None while its token is not configured."""
+    if settings.points_token is None:
+        return None
+    return HttpCouponReader(
+        base_url=settings.points_url,
+        token=settings.points_token.get_secret_value(),
+        timeout_seconds=settings.points_timeout_seconds,
+        connections=settings.dispatch_concurrency,
+    )
+
+
 def unsubscribe_links(settings: NotificationsSettings) -> Callable[[str], str]:
     key = unsubscribe_key(settings)
     base = settings.public_url.rstrip("/")
@@ -139,7 +152,8 @@ def make_dispatcher(
     after_commit: Callable[[], None] | None = None,
 ) -> DeliveryDispatcher:
     """The dispatcher with its senders: a pool of `smtp_connections` SMTP connections, and
-    HTTP clients for SMS and webhooks with `dispatch_concurrency` connections each."""
+    HTTP clients for SMS, webhooks and points' coupons with `dispatch_concurrency`
+    connections each."""
     return DeliveryDispatcher(
         transactions=make_dispatch_transactions(engine, clock),
         sender=SmtpEmailSender(
@@ -165,6 +179,7 @@ def make_dispatcher(
         webhooks=HttpWebhookSender(
             clock, settings.webhook_timeout_seconds, connections=settings.dispatch_concurrency
         ),
+        coupons=coupon_reader(settings),
     )
 
 

@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar
 
 from prometheus_client import Counter
 
+from services.notifications.adapters.coupons import CouponReader
 from services.notifications.adapters.http_channels import (
     HttpDeliveryError,
     OutgoingSms,
@@ -32,8 +33,23 @@ from services.notifications.adapters.http_channels import (
     SmsSender,
     WebhookSender,
 )
-from services.notifications.adapters.smtp import EmailDeliveryError, EmailSender, OutgoingEmail
+from services.notifications.adapters.smtp import (
+    EmailDeliveryError,
+    EmailSender,
+    InlineImage,
+    OutgoingEmail,
+)
 from services.notifications.domain import templates
+from services.notifications.domain.coupons import (
+    Coupon,
+    CouponLookupError,
+    CouponUnavailable,
+    check_coupon,
+    coupon_of,
+    qr_content_id,
+    qr_png,
+    wait_for_coupon,
+)
 from services.notifications.domain.model import (
     Channel,
     Decision,
@@ -127,6 +143,9 @@ class DeliveryDispatcher:
     # None while no SMS provider is configured: SMS messages are then suppressed, saying so.
     sms: SmsSender | None = None
     webhooks: WebhookSender | None = None
+    # Where a coupon's code is read when its message goes out (points); None while points'
+    # token is not configured: those messages then wait, saying so.
+    coupons: CouponReader | None = None
     name: str = "notifications-dispatcher"
 
     def __post_init__(self) -> None:
@@ -162,7 +181,7 @@ class DeliveryDispatcher:
 
     async def close(self) -> None:
         """Closes the senders' kept connections (SMTP pool, HTTP clients)."""
-        for sender in (self.sender, self.sms, self.webhooks):
+        for sender in (self.sender, self.sms, self.webhooks, self.coupons):
             close = getattr(sender, "aclose", None)
             if close is not None:
                 with contextlib.suppress(Exception):
@@ -180,7 +199,8 @@ class DeliveryDispatcher:
         available = [c for c in Channel if self._sender_of(c) is not None]
         decided = decide_batch(due, reads, now, self.policy, self.harassment, available)
         to_send = [(d, decision) for d, decision in decided if isinstance(decision, Send)]
-        failures = await self._send_all(to_send, reads, now)
+        codes = await self._coupon_codes(to_send)
+        failures = await self._send_all(to_send, reads, codes, now)
         sent_at = self.clock.now()
         outcomes: list[Delivery] = []
         caused = CollectingSink()
@@ -227,17 +247,55 @@ class DeliveryDispatcher:
             contacts=contacts, preferences=preferences, webhooks=webhooks, sent=sent
         )
 
+    async def _coupon_codes(
+        self, to_send: Sequence[tuple[Delivery, Send]]
+    ) -> dict[str, Coupon | CouponLookupError]:
+        """The coupons the batch's messages carry, read from points, one call per coupon,
+        `concurrency` at a time, each bounded by the reader's timeout; by coupon id, the
+        coupon or why it could not be had."""
+        wanted = sorted({c for d, _ in to_send if (c := coupon_of(d)) is not None})
+        if not wanted:
+            return {}
+        reader = self.coupons
+        if reader is None:
+            unset = CouponUnavailable("points not configured (no points token)")
+            return dict.fromkeys(wanted, unset)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one(coupon_id: str) -> tuple[str, Coupon | CouponLookupError]:
+            async with slots:
+                try:
+                    return coupon_id, await reader.coupon(coupon_id)
+                except CouponLookupError as error:
+                    return coupon_id, error
+                except Exception as error:  # its kind only: the text may quote the code
+                    return coupon_id, CouponUnavailable(
+                        f"points unavailable ({type(error).__name__})"
+                    )
+
+        return dict(await asyncio.gather(*(one(c) for c in wanted)))
+
     async def _send_all(
-        self, to_send: Sequence[tuple[Delivery, Send]], reads: DispatchReads, now: datetime
+        self,
+        to_send: Sequence[tuple[Delivery, Send]],
+        reads: DispatchReads,
+        codes: dict[str, Coupon | CouponLookupError],
+        now: datetime,
     ) -> dict[str, Exception]:
-        """Sends concurrently, `concurrency` at a time; returns the failures by message id."""
+        """Sends concurrently, `concurrency` at a time; returns the failures by message id. A
+        message whose coupon could not be read is not sent: that is its failure."""
         slots = asyncio.Semaphore(self.concurrency)
         failures: dict[str, Exception] = {}
 
         async def one(delivery: Delivery, send: Send) -> None:
             async with slots:
                 try:
-                    await self._send(delivery, send, reads.webhook_for(delivery), now)
+                    coupon_id = coupon_of(delivery)
+                    found = None if coupon_id is None else codes[coupon_id]
+                    if isinstance(found, CouponLookupError):
+                        raise found
+                    coupon = None if found is None else check_coupon(found, delivery)
+                    await self._send(delivery, send, reads.webhook_for(delivery), now, coupon)
                 except Exception as error:  # recorded by its kind (_failure)
                     failures[delivery.notification_id] = error
 
@@ -265,6 +323,11 @@ class DeliveryDispatcher:
             sent = mark_sent(delivery, sent_at)
             self._record(sent, "sent")
             return sent
+        if isinstance(error, CouponLookupError) and not error.permanent:
+            # Points is away: never the message's fault, and never sent without its code.
+            waiting = wait_for_coupon(delivery, error, now, self.policy)
+            self._record(waiting, "retry", error.reason)
+            return waiting
         reason, permanent = _failure(error)
         failed = mark_attempt_failed(delivery, reason, now, self.policy, permanent=permanent)
         self._record(
@@ -286,11 +349,16 @@ class DeliveryDispatcher:
         return self.sender
 
     async def _send(
-        self, delivery: Delivery, send: Send, webhook: PartnerWebhook | None, now: datetime
+        self,
+        delivery: Delivery,
+        send: Send,
+        webhook: PartnerWebhook | None,
+        now: datetime,
+        coupon: Coupon | None = None,
     ) -> None:
         if delivery.channel is Channel.SMS:
             assert self.sms is not None
-            text = templates.render_sms(delivery.template, send.locale, delivery.params)
+            text = templates.render_sms(delivery.template, send.locale, _params(delivery, coupon))
             await self.sms.send(
                 OutgoingSms(
                     notification_id=delivery.notification_id, to=send.address, text=text.body
@@ -307,12 +375,26 @@ class DeliveryDispatcher:
                 )
             )
         else:
-            await self.sender.send(self._email(delivery, send, now))
+            await self.sender.send(self._email(delivery, send, now, coupon))
 
-    def _email(self, delivery: Delivery, send: Send, now: datetime) -> OutgoingEmail:
+    def _email(
+        self, delivery: Delivery, send: Send, now: datetime, coupon: Coupon | None = None
+    ) -> OutgoingEmail:
+        """The email; with a coupon, its code in both parts and its QR code as an image the
+        HTML shows inline."""
         unsubscribe = self.unsubscribe_url(delivery.customer_id) if self.unsubscribe_url else None
+        images: tuple[InlineImage, ...] = ()
+        if coupon is not None:
+            qr = InlineImage(
+                qr_content_id(delivery.notification_id), qr_png(coupon.code), filename="coupon.png"
+            )
+            images = (qr,)
         message = templates.render(
-            delivery.template, send.locale, delivery.params, unsubscribe_url=unsubscribe
+            delivery.template,
+            send.locale,
+            _params(delivery, coupon),
+            unsubscribe_url=unsubscribe,
+            qr_src=f"cid:{images[0].content_id}" if images else None,
         )
         return OutgoingEmail(
             notification_id=delivery.notification_id,
@@ -323,6 +405,7 @@ class DeliveryDispatcher:
             unsubscribe_url=unsubscribe,
             locale=message.locale,
             date=now,
+            images=images,
         )
 
     async def _emit_delivered(self, delivery: Delivery, sink: EventSink, now: datetime) -> None:
@@ -377,10 +460,18 @@ class DeliveryDispatcher:
         )
 
 
+def _params(delivery: Delivery, coupon: Coupon | None) -> dict[str, object]:
+    """What the message is rendered with: its stored params, and its coupon's code (read at
+    send time, never stored)."""
+    return delivery.params if coupon is None else {**delivery.params, "code": coupon.code}
+
+
 def _failure(error: Exception) -> tuple[str, bool]:
     """What is recorded about a failed send: its kind, never its text, which could quote
     an address or part of the message."""
     if isinstance(error, EmailDeliveryError | HttpDeliveryError):
+        return error.reason, error.permanent
+    if isinstance(error, CouponLookupError):
         return error.reason, error.permanent
     if isinstance(error, templates.UnknownTemplate):
         return "unknown template", True

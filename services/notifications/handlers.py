@@ -12,9 +12,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.notifications.domain.coupons import REDEMPTION_CONFIRMED, coupon_params
 from services.notifications.domain.model import (
     POINTS_EARNED_DIGEST,
     POINTS_EXPIRING,
@@ -326,25 +328,54 @@ def customer_erased(cause: CloudEvent, changes: Changes) -> None:
 def tier_changed(cause: CloudEvent, changes: Changes) -> None:
     change = cause.data_as(events.TierChanged)
     template = "tier_up" if change.direction == "up" else "tier_down"
-    changes.notify(
-        cause, change.customer_id, template, {"tier": change.to_tier, "from_tier": change.from_tier}
-    )
+    params: dict[str, Any] = {"tier": change.to_tier, "from_tier": change.from_tier}
+    if change.next_tier is not None and change.next_tier_match is not None:
+        # A program with tiers reached by referrals or visits: the way on, by each route.
+        params |= _route_params(
+            change.amount_to_next_tier,
+            change.referrals_to_next_tier,
+            change.visits_to_next_tier,
+            change.next_tier_match,
+            changes.currency,
+        )
+        params["next_tier"] = change.next_tier
+    changes.notify(cause, change.customer_id, template, params)
 
 
 def tier_downgrade_warning(cause: CloudEvent, changes: Changes) -> None:
     warning = cause.data_as(events.TierDowngradeWarning)
-    changes.notify(
-        cause,
-        warning.customer_id,
-        "tier_downgrade_warning",
-        {
-            "tier": warning.tier,
-            "would_become": warning.would_become,
-            "review_at": warning.review_at.isoformat(),
-            "amount_to_keep_tier": str(warning.amount_to_keep_tier),
-            "currency": changes.currency,
-        },
-    )
+    params: dict[str, Any] = {
+        "tier": warning.tier,
+        "would_become": warning.would_become,
+        "review_at": warning.review_at.isoformat(),
+        "amount_to_keep_tier": str(warning.amount_to_keep_tier),
+        "currency": changes.currency,
+    }
+    if warning.keep_match is not None:
+        # A program with tiers reached by referrals or visits: what keeps it, by each route.
+        params |= _route_params(
+            warning.amount_to_keep_tier if warning.keep_by_spend is not False else None,
+            warning.referrals_to_keep_tier,
+            warning.visits_to_keep_tier,
+            warning.keep_match,
+            changes.currency,
+        )
+    changes.notify(cause, warning.customer_id, "tier_downgrade_warning", params)
+
+
+def _route_params(
+    amount: Decimal | None, referrals: int | None, visits: int | None, match: str, currency: str
+) -> dict[str, Any]:
+    """The tier templates' `route_*` params: each route's gap (a route the tier does not
+    have, or one already met, is left out) and whether any or all must be met."""
+    params: dict[str, Any] = {"route_match": match, "currency": currency}
+    if amount:
+        params["route_amount"] = str(amount)
+    if referrals:
+        params["route_referrals"] = referrals
+    if visits:
+        params["route_visits"] = visits
+    return params
 
 
 def points_earned(cause: CloudEvent, changes: Changes) -> None:
@@ -354,12 +385,31 @@ def points_earned(cause: CloudEvent, changes: Changes) -> None:
 
 def points_redeemed(cause: CloudEvent, changes: Changes) -> None:
     redemption = cause.data_as(events.PointsRedeemed)
+    if redemption.reward_id is not None:
+        # A reward of the catalogue: its coupon's message follows (coupon.issued, emitted by
+        # points in the same transaction, after this event on the customer's partition).
+        return
     changes.notify(
         cause,
         redemption.customer_id,
-        "redemption_confirmed",
+        REDEMPTION_CONFIRMED,
         {"points": redemption.points, "reward": redemption.reward},
     )
+
+
+def coupon_issued(cause: CloudEvent, changes: Changes) -> None:
+    # The coupon's id, never its code: the dispatcher reads the code from points when it
+    # sends the message (dispatcher.DeliveryDispatcher.coupons).
+    issued = cause.data_as(events.CouponIssued)
+    params = coupon_params(
+        coupon_id=issued.coupon_id,
+        reward_id=issued.reward_id,
+        reward=issued.reward,
+        points=issued.points,
+        expires_at=issued.expires_at,
+        zone=changes.zone_of(issued.customer_id),
+    )
+    changes.notify(cause, issued.customer_id, REDEMPTION_CONFIRMED, params)
 
 
 def points_expiring(cause: CloudEvent, changes: Changes) -> None:
@@ -384,6 +434,7 @@ RULES: dict[str, Rule] = {
     events.POINTS_EARNED: points_earned,
     events.POINTS_REDEEMED: points_redeemed,
     events.POINTS_EXPIRING: points_expiring,
+    events.COUPON_ISSUED: coupon_issued,
     events.PURCHASE_COMPLETED: purchase_completed,
 }
 
@@ -452,6 +503,7 @@ _NOTIFYING = frozenset(
         events.TIER_DOWNGRADE_WARNING,
         events.POINTS_REDEEMED,
         events.POINTS_EXPIRING,
+        events.COUPON_ISSUED,
     }
 )
 

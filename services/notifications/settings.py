@@ -67,6 +67,14 @@ class NotificationsSettings(ServiceSettings):
     sms_token: SecretStr | None = Field(default=None, min_length=1)
     sms_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Points, where a coupon's code is read (GET /v1/coupons/{id}) when its message goes out,
+    # with points' read token. Without the token, coupon messages wait (retried) until it is
+    # set or the coupon expires.
+    points_url: str = Field(
+        default="http://127.0.0.1:8081", max_length=2000, pattern=r"^https?://[^\s/]+\S*$"
+    )
+    points_token: SecretStr | None = Field(default=None, min_length=1)
+    points_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 
 
 def unsubscribe_key(settings: NotificationsSettings) -> bytes:

@@ -11,9 +11,12 @@ applied again changes nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+
+from prometheus_client import Counter
 
 from services.points.domain.earning import Campaign, Earning, Item, PurchaseFacts, purchase_points
 from services.points.domain.lots import Allocation
@@ -37,6 +40,7 @@ from services.points.domain.refunds import (
     reversal_id,
     reverse,
 )
+from services.points.domain.tender import RETURN_RULE, TenderLink, returns
 from services.points.domain.velocity import cap, day_of, next_day
 from services.points.ports import ConsumerRepository
 from shared.messaging import events
@@ -44,6 +48,16 @@ from shared.messaging.events import CloudEvent, derived_event_id
 from shared.messaging.outbox import EventSink, emit
 
 SOURCE = "points"
+
+log = logging.getLogger(__name__)
+
+# A purchase naming a redemption that cannot pay for it (unknown, another customer's, a
+# reward's, or named by another purchase) is applied without the link: counted here, by why.
+TENDER_LINKS_REFUSED = Counter(
+    "fedelta_points_tender_links_refused_total",
+    "Purchases whose redemption_id was not linked to them, by reason",
+    ["reason"],
+)
 
 # customer.updated too: the customers topic is compacted, so a consumer starting afresh may
 # find a customer's latest profile only, never the enrolment, and must enrol them from it.
@@ -80,6 +94,7 @@ class _Purchase:
     purchase_id: str
     facts_key: str  # the purchase's key among refunds: partner and purchase id
     facts: PurchaseFacts
+    redemption_id: str | None = None  # points as tender: the redemption that paid for part
 
 
 @dataclass(frozen=True)
@@ -214,6 +229,7 @@ class _Walk:
             entry_id=derived_event_id(step.cause.id, "welcome-bonus"),
             customer_id=customer_id,
             enrolled_at=step.member.enrolled_at,
+            partner_id=step.member.partner_id,
         )
         if bonus.points > 0:
             self.grants.append((bonus, step.cause, "points-earned"))
@@ -252,6 +268,7 @@ class _Walk:
                 step.facts.total,
                 earning.points,
                 step.facts.partner_id,
+                redemption_id=step.redemption_id,
             )
         self.refund_moments.append((step.facts_key, False))
 
@@ -275,6 +292,7 @@ class _Walk:
             referred=step.customer_id,
             referrer=referrer,
             purchased_at=step.facts.occurred_at,
+            partner_id=step.facts.partner_id,
         )
         if referral is not None:
             self.grants.append((referral, step.cause, "referral-bonus"))
@@ -317,9 +335,36 @@ async def _write(walk: _Walk, ctx: Context) -> set[str]:
         if walk.new_purchases
         else set()
     )
+    await _link_redemptions(walk, ctx)
     if walk.new_refunds:
         await ctx.ledger.add_refunds(walk.new_refunds)
     return waited
+
+
+async def _link_redemptions(walk: _Walk, ctx: Context) -> None:
+    """Points as tender: links each new purchase to the redemption it names, in one
+    statement. A redemption that cannot pay for it leaves the purchase applied without the
+    link (logged by ids, counted by reason): never a reason to refuse the event. The till
+    redeems before it reports the purchase: one applied before its redemption exists stays
+    unlinked (points does not wait for a redemption that may never come)."""
+    links = [
+        TenderLink(record.purchase_key, record.customer_id, record.redemption_id)
+        for record in walk.new_purchases.values()
+        if record.redemption_id is not None
+    ]
+    if not links:
+        return
+    refused = await ctx.ledger.link_redemptions(links)
+    for key, reason in sorted(refused.items()):
+        record = walk.new_purchases[key]
+        log.warning(
+            "purchase %s: redemption %s not linked (%s)",
+            record.purchase_key,
+            record.redemption_id,
+            reason,
+        )
+        TENDER_LINKS_REFUSED.labels(reason=reason).inc()
+        walk.new_purchases[key] = replace(record, redemption_id=None)
 
 
 async def _announce_earned(
@@ -386,8 +431,17 @@ async def _reverse_and_repay(
     reversals: list[LedgerEntry] = []
     new_allocations: list[tuple[str, Allocation]] = []
     refunds_by_entry: dict[str, RefundRecord] = {}
+    returned: list[tuple[LedgerEntry, list[Allocation]]] = []
     for purchase, refunds in refunded:
         entries = ledgers[purchase.customer_id]
+        # Points as tender first: a reversal may then take back what they returned.
+        for _, entry, given in returns(
+            entries, drawn, purchase=purchase, refunds=refunds, now=ctx.now
+        ):
+            entries.append(entry)
+            drawn.extend(given)
+            returned.append((entry, given))
+            new_allocations.extend((purchase.customer_id, a) for a in given)
         present = {entry.entry_id for entry in entries}
         for refund, points in points_to_reverse(purchase, refunds):
             if reversal_id(refund) in present:
@@ -410,8 +464,9 @@ async def _reverse_and_repay(
         repaid = repay_debt(ledgers[customer_id], drawn, ctx.now)
         drawn.extend(repaid)
         new_allocations.extend((customer_id, a) for a in repaid)
-    await ctx.ledger.record(reversals)
+    await ctx.ledger.record([*(entry for entry, _ in returned), *reversals])
     await ctx.ledger.record_allocations(new_allocations)
+    await _announce_returned(ctx, returned, ledgers)
     for entry in reversals:
         if entry.points < 0:
             refund = refunds_by_entry[entry.entry_id]
@@ -426,6 +481,43 @@ async def _reverse_and_repay(
                 cause_id=entry.entry_id,
                 purpose="points-reversed",
             )
+
+
+async def _announce_returned(
+    ctx: Context,
+    returned: Sequence[tuple[LedgerEntry, list[Allocation]]],
+    ledgers: dict[str, list[LedgerEntry]],
+) -> None:
+    """A `points.earned` (reason "refund of points spent", no purchase) for each lot a
+    refund gave spent points back to, with that lot's own expiry; ids derived from the
+    give-back and the lot."""
+    for entry, given in returned:
+        lots = {e.entry_id: e for e in ledgers[entry.customer_id]}
+        for allocation in given:
+            expires_at = lots[allocation.lot_id].expires_at
+            if expires_at is not None:
+                await _announce_one_returned(ctx, entry, allocation, expires_at)
+
+
+async def _announce_one_returned(
+    ctx: Context, entry: LedgerEntry, allocation: Allocation, expires_at: datetime
+) -> None:
+    await emit(
+        ctx.sink,
+        events.PointsEarned(
+            customer_id=entry.customer_id,
+            points=-allocation.points,
+            reason=entry.reason,
+            rule_ids=[RETURN_RULE],
+            available_at=entry.available_at,
+            expires_at=expires_at,
+        ),
+        source=SOURCE,
+        customer_id=entry.customer_id,
+        time=ctx.now,
+        cause_id=entry.entry_id,
+        purpose=f"points-returned:{allocation.lot_id}",
+    )
 
 
 def _lots_of(program: Program, step: _Purchase, earning: Earning) -> list[tuple[LedgerEntry, str]]:
@@ -443,6 +535,7 @@ def _lots_of(program: Program, step: _Purchase, earning: Earning) -> list[tuple[
             points=earning.base_points,
             rule_ids=earning.rule_ids,
             expires_at=earning.expires_at,
+            partner_id=step.facts.partner_id,
         )
         lots.append((entry, "points-earned"))
     if earning.campaign_points > 0:
@@ -456,6 +549,7 @@ def _lots_of(program: Program, step: _Purchase, earning: Earning) -> list[tuple[
             points=earning.campaign_points,
             rule_ids=earning.campaign_rule_ids,
             expires_at=earning.campaign_expires_at,
+            partner_id=step.facts.partner_id,
         )
         lots.append((entry, "campaign-points-earned"))
     return lots
@@ -503,6 +597,7 @@ def _purchase_step(event: CloudEvent, program: Program) -> _Purchase:
         purchase_id=purchase.purchase_id,
         facts_key=purchase_key(purchase.partner_id, purchase.purchase_id),
         facts=facts,
+        redemption_id=purchase.redemption_id,
     )
 
 

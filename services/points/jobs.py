@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.points import ports
 from services.points.adapters import tables
-from services.points.adapters.repositories.jobs import jobs_repository
+from services.points.adapters.repositories.jobs import coupon_jobs_repository, jobs_repository
+from services.points.domain.coupons import Coupon, expire_all
 from services.points.domain.holds import lapse_all
 from services.points.domain.lots import Allocation, expire, lots_to_warn
 from services.points.domain.model import LedgerEntry, Program
@@ -30,6 +31,7 @@ ACTIVATE_PENDING = "activate-pending"
 LAPSE_HOLDS = "lapse-holds"
 WARN_EXPIRING = "warn-expiring"
 EXPIRE_POINTS = "expire-points"
+EXPIRE_COUPONS = "expire-coupons"
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,87 @@ def _by_owner(
 
 
 def points_jobs(program: Program, clock: Clock) -> list[Job]:
-    """In the order `all` runs them: holds lapse first, so their points are back in the lots
-    before the warnings count them and the expiries take them."""
-    return [ActivatePending(), LapseHolds(), WarnExpiring(program, clock), ExpirePoints(clock)]
+    """In the order `all` runs them: holds lapse and coupons expire first, so their points
+    are back in the lots before the warnings count them and the expiries take them."""
+    return [
+        ActivatePending(),
+        LapseHolds(),
+        ExpireCoupons(program, clock),
+        WarnExpiring(program, clock),
+        ExpirePoints(clock),
+    ]
+
+
+@dataclass(frozen=True)
+class ExpireCoupons:
+    """Marks every coupon still unused at its expiry expired and, with `coupon_expiry:
+    refund_points`, gives its points back to the lots they came from, those not expired by
+    `as_of` (expired points are never resurrected); announces `coupon.expired`."""
+
+    program: Program
+    clock: Clock
+    chunk_size: int = 500
+    name: str = EXPIRE_COUPONS
+    repository: Callable[[AsyncConnection], ports.CouponJobsRepository] = coupon_jobs_repository
+
+    async def run(self, engine: AsyncEngine, as_of: datetime) -> dict[str, Any]:
+        expired_total = returned_total = 0
+        while True:
+            chunk = partial(self._expire_chunk, as_of=as_of)
+            taken, expired, returned = await in_transaction(engine, chunk)
+            expired_total += expired
+            returned_total += returned
+            if taken < self.chunk_size:
+                break
+        return {
+            "as_of": as_of.isoformat(),
+            "expired_coupons": expired_total,
+            "points_returned": returned_total,
+        }
+
+    async def _expire_chunk(self, conn: AsyncConnection, as_of: datetime) -> tuple[int, int, int]:
+        """Expires the next chunk of coupons; (how many it took, how many expired, the points
+        given back)."""
+        repo = self.repository(conn)
+        coupons = await repo.coupons_expired(as_of, self.chunk_size)
+        # What goes back to the lots, no spend or expiry may change at the same time.
+        await repo.lock_customers({c.customer_id for c in coupons})
+        redemption_ids = [c.redemption_id for c in coupons]
+        drawn = await repo.allocations_by(redemption_ids)
+        entries = await repo.entries_by_id([*redemption_ids, *{a.lot_id for a in drawn}])
+        lots = {a.lot_id for a in drawn} & entries.keys()
+        lot_expiries = {lot_id: entries[lot_id].expires_at for lot_id in lots}
+        refund = self.program.coupon_expiry == "refund_points"
+        expired = expire_all(coupons, entries, drawn, lot_expiries, as_of, refund=refund)
+        releases = [back for _, back in expired if back is not None]
+        new = await repo.record([entry for entry, _ in releases])
+        await repo.record_allocations(
+            [(e.customer_id, a) for e, given in releases if e.entry_id in new for a in given]
+        )
+        await repo.save_expired([coupon for coupon, _ in expired])
+        sink, now = CollectingSink(), self.clock.now()
+        for coupon, _ in expired:
+            await _announce_coupon_expired(sink, coupon, now)
+        await Outbox(conn, tables.outbox, self.clock).add_all(sink.events)
+        returned = sum(c.points_returned or 0 for c, _ in expired)
+        return len(coupons), len(expired), returned
+
+
+async def _announce_coupon_expired(sink: CollectingSink, coupon: Coupon, now: datetime) -> None:
+    assert coupon.expired_at is not None
+    await emit(
+        sink,
+        events.CouponExpired(
+            coupon_id=coupon.coupon_id,
+            customer_id=coupon.customer_id,
+            redemption_id=coupon.redemption_id,
+            reward_id=coupon.reward_id,
+            points_returned=coupon.points_returned or 0,
+            expired_at=coupon.expired_at,
+        ),
+        source=SOURCE,
+        customer_id=coupon.customer_id,
+        time=now,
+        cause_id=coupon.coupon_id,
+        purpose="coupon-expired",
+    )

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from services.points.domain.coupons import Coupon
 from services.points.domain.earning import Campaign
 from services.points.domain.holds import Hold
 from services.points.domain.liability import Liability
 from services.points.domain.lots import Allocation
 from services.points.domain.model import LedgerEntry, Member, TierAssignment
 from services.points.domain.refunds import PurchaseRecord, RefundRecord
+from services.points.domain.rewards import Reward
+from services.points.domain.tender import TenderLink
 
 
 class ConsumerRepository(Protocol):
@@ -89,6 +92,31 @@ class ConsumerRepository(Protocol):
         """(customer id, allocation) pairs, in one statement."""
         ...
 
+    async def link_redemptions(self, links: Sequence[TenderLink]) -> dict[str, str]:
+        """Points as tender, in one statement: records on each purchase (kept already, at most
+        one link each) the redemption it names, where that is a spend (a redemption, a hold)
+        of the same customer, not a reward's, that no other purchase names (of two in
+        `links`, the first); the purchase keys refused, each with why (`domain.tender`)."""
+        ...
+
+
+class ReportsRepository(Protocol):
+    """What the finance reports sum up, each in one or two aggregate statements."""
+
+    async def liability(self, as_of: datetime) -> list[Liability]: ...
+
+    async def honoured(self, as_of: datetime) -> dict[str | None, int]:
+        """The points spent at each honouring partner (None: the program) up to `as_of`,
+        net of what was given back for those spends."""
+        ...
+
+    async def spent_between(
+        self, start: datetime, end: datetime
+    ) -> dict[tuple[str | None, str | None], int]:
+        """The points spent in [start, end), net of what was given back in it, by (issuing
+        partner, honouring partner) of the lots and the spends (None: the program)."""
+        ...
+
 
 @dataclass(frozen=True)
 class HeldEarning:
@@ -149,8 +177,6 @@ class LedgerRepository(Protocol):
         ...
 
     async def lots_drawn_by(self, entry_ids: Collection[str]) -> dict[str, list[Allocation]]: ...
-
-    async def liability(self, as_of: datetime) -> list[Liability]: ...
 
     async def held_earning(self, held_id: str) -> HeldEarning | None:
         """The earning the velocity guard held under this id, if any."""
@@ -252,3 +278,81 @@ class JobsRepository(Protocol):
         ...
 
     async def save_settled(self, settled: Sequence[Hold]) -> None: ...
+
+
+@dataclass(frozen=True)
+class IssuedCoupon:
+    """A coupon with what its reward says of it: its name and the partner honouring it."""
+
+    coupon: Coupon
+    reward: str
+    honoured_by: str | None
+
+
+class CatalogueRepository(Protocol):
+    """The reward catalogue and its coupons, as the HTTP use cases read and write them; every
+    list is one statement, whatever its length."""
+
+    async def add_reward(self, reward: Reward) -> None: ...
+
+    async def reward(self, reward_id: str, *, for_update: bool = False) -> Reward | None: ...
+
+    async def rewards(
+        self, *, now: datetime, include_ended: bool, partner_id: str | None = None
+    ) -> list[Reward]:
+        """Not retired nor ended at `now` (every one with `include_ended`), oldest first;
+        with `partner_id`, those any partner or that one honours."""
+        ...
+
+    async def replace_reward(self, reward: Reward) -> None: ...
+
+    async def take_one(self, reward_id: str) -> bool:
+        """Counts one more issued, unless that would exceed the stock: False then."""
+        ...
+
+    async def tier_of(self, customer_id: str) -> str | None: ...
+
+    async def coupons_held(self, customer_id: str, reward_ids: Collection[str]) -> dict[str, int]:
+        """How many coupons of each of these rewards the customer was ever issued."""
+        ...
+
+    async def add_coupon(self, coupon: Coupon) -> None: ...
+
+    async def coupon_by_code(self, code: str) -> IssuedCoupon | None:
+        """The coupon of this (normalised) code, locked until the transaction ends."""
+        ...
+
+    async def coupon(self, coupon_id: str) -> IssuedCoupon | None: ...
+
+    async def coupons_of(self, customer_id: str, limit: int) -> list[IssuedCoupon]:
+        """The customer's coupons, newest first."""
+        ...
+
+    async def save_taken(self, coupon: Coupon) -> None: ...
+
+    async def attribute_redemption(
+        self, redemption_id: str, partner_id: str, store_id: str | None
+    ) -> None:
+        """Names the partner (and store) that honoured a redemption that named none."""
+        ...
+
+
+class CouponJobsRepository(Protocol):
+    """What the coupon-expiry job reads and writes, a chunk of coupons at a time."""
+
+    async def coupons_expired(self, as_of: datetime, limit: int) -> list[Coupon]:
+        """Coupons still issued at their expiry by `as_of`, locked; those another
+        transaction holds (a till taking one) are passed over."""
+        ...
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> None: ...
+
+    async def allocations_by(self, entry_ids: Collection[str]) -> list[Allocation]: ...
+
+    async def entries_by_id(self, entry_ids: Collection[str]) -> dict[str, LedgerEntry]: ...
+
+    async def record(self, entries: Sequence[LedgerEntry]) -> set[str]: ...
+
+    async def record_allocations(self, drawn: Sequence[tuple[str, Allocation]]) -> None: ...
+
+    async def save_expired(self, coupons: Sequence[Coupon]) -> None: ...

@@ -193,8 +193,9 @@ class CouponRedeemed(Payload):
     customer_id: bounds.Identifier
     redemption_id: bounds.Identifier
     reward_id: bounds.Identifier
-    # The partner and store whose till took the coupon.
-    partner_id: bounds.Identifier
+    # The partner and store whose till took the coupon (none: an administrator took a coupon
+    # of a reward any partner honours).
+    partner_id: bounds.Identifier | None = None
     store_id: bounds.Identifier | None = None
     purchase_id: bounds.Identifier | None = None
     redeemed_at: bounds.Instant
@@ -221,6 +222,14 @@ class TierChanged(Payload):
     reason: bounds.Text
     effective_at: bounds.Instant
     review_at: bounds.Instant
+    # Progress to the tier above after the change, per route (issue 25), set only by a
+    # program that has tiers reached by referrals or visits: what is still missing by each
+    # route the next tier has (none: not a route of it), and whether any or all must be met.
+    next_tier: TierName | None = None
+    amount_to_next_tier: Money | None = None
+    referrals_to_next_tier: int | None = Field(default=None, ge=0, le=1_000_000)
+    visits_to_next_tier: int | None = Field(default=None, ge=0, le=1_000_000)
+    next_tier_match: Literal["any", "all"] | None = None
 
 
 class TierDowngradeWarning(Payload):
@@ -229,6 +238,14 @@ class TierDowngradeWarning(Payload):
     would_become: TierName
     review_at: bounds.Instant
     amount_to_keep_tier: Money
+    # What keeps the tier per route (issue 25), set only by a program with tiers reached by
+    # referrals or visits: `keep_by_spend` false when the tier has no spend route (then
+    # `amount_to_keep_tier` is 0 and means nothing), the other routes' gaps (none: not a
+    # route of the tier), and whether any or all must be met.
+    keep_by_spend: bool | None = None
+    referrals_to_keep_tier: int | None = Field(default=None, ge=0, le=1_000_000)
+    visits_to_keep_tier: int | None = Field(default=None, ge=0, le=1_000_000)
+    keep_match: Literal["any", "all"] | None = None
 
 
 class NotificationOutcome(Payload):

@@ -70,6 +70,7 @@ CONSUMES: dict[str, tuple[str, ...]] = {
         events.POINTS_EARNED,
         events.POINTS_REDEEMED,
         events.POINTS_EXPIRING,
+        events.COUPON_ISSUED,
         events.TIER_CHANGED,
         events.TIER_DOWNGRADE_WARNING,
     ),

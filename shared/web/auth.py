@@ -84,20 +84,28 @@ def verify_signature(
         )
 
 
-Scope = Literal["read", "admin"]
+Scope = Literal["read", "admin", "till"]
 
 
 def token_scope(
-    presented: str, admin_token: SecretStr, read_token: SecretStr | None
+    presented: str,
+    admin_token: SecretStr,
+    read_token: SecretStr | None,
+    till_token: SecretStr | None = None,
 ) -> Scope | None:
-    """The scope a bearer token grants, or None for an unknown token."""
-    if hmac.compare_digest(presented.encode(), admin_token.get_secret_value().encode()):
+    """The scope a bearer token grants, or None for an unknown token. The till scope is
+    what ingest holds to act for a partner's till: it opens only the routes that take it."""
+    if _same(presented, admin_token):
         return "admin"
-    if read_token is not None and hmac.compare_digest(
-        presented.encode(), read_token.get_secret_value().encode()
-    ):
+    if read_token is not None and _same(presented, read_token):
         return "read"
+    if till_token is not None and _same(presented, till_token):
+        return "till"
     return None
+
+
+def _same(presented: str, token: SecretStr) -> bool:
+    return hmac.compare_digest(presented.encode(), token.get_secret_value().encode())
 
 
 def bearer_token(authorization: str | None) -> str | None:

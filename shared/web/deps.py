@@ -1,19 +1,23 @@
 """The FastAPI dependencies of every service: its runtime, settings, clock, a read connection,
-and the token scopes."""
+the token scopes, and the caller (the till scope: a partner's till, through ingest)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bounds import IDENTIFIER_PATTERN, MAX_ID_LENGTH
 from shared.clock import Clock
 from shared.runtime.process import Runtime
 from shared.settings import ServiceSettings
 from shared.web.auth import Scope as TokenScope
 from shared.web.auth import bearer_token, token_scope
+from shared.web.idempotency import PARTNER_HEADER
 from shared.web.problems import Problem
 
 
@@ -49,27 +53,114 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 ConnectionDep = Annotated[AsyncConnection, Depends(get_connection)]
 
 
+# The headers a till-scoped call names its partner and store by (ingest sets them); the
+# partner's is also part of the call's idempotency scope.
+STORE_HEADER = "Fedelta-Store-Id"
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: the token's scope and, for the till scope, the partner (and store) whose
+    till it acts for; none for the read and admin scopes."""
+
+    scope: TokenScope
+    partner_id: str | None = None
+    store_id: str | None = None
+
+
+async def _scope_of(settings: ServiceSettings, authorization: str | None) -> TokenScope:
+    token = bearer_token(authorization)
+    if token is None:
+        raise Problem(
+            401, "Unauthorized", "send Authorization: Bearer <service token>", slug="unauthorized"
+        )
+    scope = token_scope(token, settings.admin_token, settings.read_token, settings.till_token)
+    if scope is None:
+        raise Problem(401, "Unauthorized", "unknown service token", slug="unauthorized")
+    return scope
+
+
+# The scopes each scope-checking dependency lets through, by the dependency.
+_SCOPES: dict[object, frozenset[TokenScope]] = {}
+
+
+def _forbidden(detail: str) -> Problem:
+    return Problem(403, "Forbidden", detail, slug="forbidden")
+
+
 def require_scope(needed: TokenScope) -> Callable[..., Awaitable[TokenScope]]:
+    """The read scope (read or admin tokens) or the admin scope; the till token opens none
+    of the routes that take this (403)."""
+
     async def check(
         settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
     ) -> TokenScope:
-        token = bearer_token(authorization)
-        if token is None:
-            raise Problem(
-                401,
-                "Unauthorized",
-                "send Authorization: Bearer <service token>",
-                slug="unauthorized",
-            )
-        scope = token_scope(token, settings.admin_token, settings.read_token)
-        if scope is None:
-            raise Problem(401, "Unauthorized", "unknown service token", slug="unauthorized")
+        scope = await _scope_of(settings, authorization)
+        if scope == "till":
+            raise _forbidden("the till scope does not open this call")
         if needed == "admin" and scope != "admin":
-            raise Problem(403, "Forbidden", "this call needs the admin scope", slug="forbidden")
+            raise _forbidden("this call needs the admin scope")
         return scope
 
+    _SCOPES[check] = frozenset({"admin"} if needed == "admin" else {"admin", "read"})
     return check
+
+
+def till_identifier(header: str, value: str | None, *, required: bool) -> str | None:
+    """A partner's or store's id as a till call names it: bounded like every identifier; a
+    400 problem when malformed, or missing and required."""
+    if value is None and not required:
+        return None
+    if value is None or len(value) > MAX_ID_LENGTH or not _IDENTIFIER.fullmatch(value):
+        raise Problem(
+            400,
+            "Bad request",
+            f"{header} must be 1 to {MAX_ID_LENGTH} letters, digits and . _ : - "
+            "(a till call names the partner it acts for)",
+            slug="invalid-partner-id" if header == PARTNER_HEADER else "invalid-store-id",
+        )
+    return value
+
+
+def require_caller(*, read: bool, till: bool) -> Callable[..., Awaitable[Caller]]:
+    """The caller of a route that takes the admin scope, and the read scope when `read`, and
+    the till scope when `till`; a till caller names its partner (required) and store."""
+
+    async def check(
+        settings: SettingsDep,
+        authorization: Annotated[str | None, Header()] = None,
+        partner_id: Annotated[str | None, Header(alias=PARTNER_HEADER)] = None,
+        store_id: Annotated[str | None, Header(alias=STORE_HEADER)] = None,
+    ) -> Caller:
+        scope = await _scope_of(settings, authorization)
+        if scope == "till" and not till:
+            raise _forbidden("the till scope does not open this call")
+        if scope == "read" and not read:
+            raise _forbidden("this call needs the admin scope")
+        if scope != "till":
+            return Caller(scope)
+        return Caller(
+            scope,
+            partner_id=till_identifier(PARTNER_HEADER, partner_id, required=True),
+            store_id=till_identifier(STORE_HEADER, store_id, required=False),
+        )
+
+    taken: set[TokenScope] = {"admin"}
+    taken |= {"read"} if read else set()
+    taken |= {"till"} if till else set()
+    _SCOPES[check] = frozenset(taken)
+    return check
+
+
+def scopes_taken(dependency: object) -> frozenset[TokenScope] | None:
+    """The token scopes a dependency made by `require_scope` or `require_caller` lets
+    through; None for any other dependency (what a walk over an app's routes looks for)."""
+    return _SCOPES.get(dependency)
 
 
 ReadScope = Annotated[TokenScope, Depends(require_scope("read"))]
 AdminScope = Annotated[TokenScope, Depends(require_scope("admin"))]
+# Routes a till may call too (through ingest): reads (balance, rewards) and spends.
+ReadOrTillCaller = Annotated[Caller, Depends(require_caller(read=True, till=True))]
+AdminOrTillCaller = Annotated[Caller, Depends(require_caller(read=False, till=True))]

@@ -32,6 +32,8 @@ from shared.storage.transactions import in_transaction
 from shared.web.problems import Problem
 
 HEADER = "Idempotency-Key"
+# A till-scoped call names its partner so (shared.web.deps.PARTNER_HEADER).
+PARTNER_HEADER = "Fedelta-Partner-Id"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 
@@ -190,6 +192,7 @@ async def idempotent_call(
         request.method,
         request.url.path,
         await request.body(),
+        partner_id=request.headers.get(PARTNER_HEADER),
     )
 
 
@@ -199,14 +202,25 @@ def valid_key(key: str | None) -> bool:
 
 
 def call_of(
-    key: str | None, authorization: str, method: str, path: str, body: bytes
+    key: str | None,
+    authorization: str,
+    method: str,
+    path: str,
+    body: bytes,
+    *,
+    partner_id: str | None = None,
 ) -> IdempotentCall:
-    """The call's key in the scope of its credentials (the Authorization header as received),
-    fingerprinted by method, path and raw body: what `idempotent_call` takes from a request,
-    for a handler that reads them without FastAPI (ingest's hot path)."""
+    """The call's key in the scope of its credentials (the Authorization header as received,
+    and the partner a till-scoped call acts for: one till token serves every partner, whose
+    keys must never collide), fingerprinted by method, path and raw body: what
+    `idempotent_call` takes from a request, for a handler that reads them without FastAPI
+    (ingest's hot path)."""
+    credentials = [authorization.encode()]
+    if partner_id is not None:
+        credentials.append(partner_id.encode())
     return IdempotentCall(
         key=key,
-        scope=_digest(authorization.encode()),
+        scope=_digest(*credentials),
         request_hash=_digest(method.encode(), path.encode(), body),
     )
 

@@ -68,8 +68,11 @@ DESCRIPTIONS = {
     403: "The credentials do not allow this call",
     404: "Not found",
     409: "Conflicts with an earlier call (an id or idempotency key reused with another body)",
+    410: "Gone: it existed and can no longer be used",
     413: "The request body is larger than the limit",
     422: "Invalid request, or refused by the program's rules",
+    428: "An Idempotency-Key is required for this call, so that a retry is safe",
+    502: "A service this call depends on failed or answered nonsense; retry later",
     503: "The database cannot be reached right now; retry (retries are safe)",
 }
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

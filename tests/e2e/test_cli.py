@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fedelta_client import StackClient
+from fedelta_client import Refused, StackClient
 from tests.e2e.conftest import Pipeline
 from tests.support.polling import eventually
 from tests.support.stack import REPO
@@ -123,3 +123,51 @@ async def test_customer_show_partners_topics_and_jobs(pipeline: Pipeline, pos: S
     assert "review-tiers" in output
     code, output = await fedelta(pipeline, "jobs", "run", "tiers", "no-such-job")
     assert code == 1 and "no job" in output
+
+
+async def test_the_demo_ends_with_a_coupon_the_till_takes_once(pipeline: Pipeline) -> None:
+    code, output = await fedelta(pipeline, "demo")
+    assert code == 0, output
+    assert "tier" in output and "balance: 200" in output
+    assert "redeem 'Free coffee (demo)' at the till for 150 points" in output
+    assert "the till takes the coupon: 200 redeemed" in output
+    assert "and refuses it a second time: HTTP 409" in output
+
+
+async def test_rewards_and_coupons_from_the_command_line(
+    pipeline: Pipeline, pos: StackClient
+) -> None:
+    name = f"CLI cake {os.urandom(3).hex()}"
+    code, output = await fedelta(
+        pipeline, "rewards", "create", "--name", name, "--points-cost", "20", "--kind", "item",
+        "--stock", "5", "--per-customer-limit", "1",
+    )  # fmt: skip
+    assert code == 0, output
+    code, output = await fedelta(pipeline, "rewards", "list", "--json")
+    assert code == 0, output
+    (reward,) = [r for r in json.loads(output) if r["name"] == name]
+    assert (reward["points_cost"], reward["stock"], reward["per_customer_limit"]) == (20, 5, 1)
+    code, output = await fedelta(pipeline, "rewards", "create", "--name", "x", "--points-cost",
+                                 "0", "--kind", "item")  # fmt: skip
+    assert code != 0
+
+    customer = f"cli-{os.urandom(4).hex()}"
+    await pos.enrol(customer, None, consent=False)
+
+    async def coupon() -> dict[str, Any] | None:
+        try:
+            answer = await pos.customer_rewards(customer)
+        except Refused as refused:
+            assert refused.status_code == 404  # points has not seen the enrolment yet
+            return None
+        mine = [r for r in answer["rewards"] if r["id"] == reward["id"]]
+        if not mine or not mine[0]["redeemable"]:
+            return None  # the welcome bonus is not there yet
+        redeemed = await pos.redeem(customer, reward_id=reward["id"])
+        issued: dict[str, Any] = redeemed.body["coupon"]
+        return issued
+
+    issued = await eventually(coupon, within=60, interval=0.5, what="the reward redeemable")
+    code, output = await fedelta(pipeline, "coupon", "show", issued["coupon_id"])
+    assert code == 0, output
+    assert issued["code"] in output and "issued" in output and name in output

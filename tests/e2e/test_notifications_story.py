@@ -198,3 +198,43 @@ async def test_a_customer_silent_for_90_days_gets_one_win_back_email(
     assert [s for s in subjects(pipeline.env.mail_dir, address) if s == "We miss you"] == [
         "We miss you"
     ]
+
+
+async def test_a_reward_redeemed_at_the_till_comes_by_email_with_its_code_and_qr_image(
+    pipeline: Pipeline, pos: StackClient
+) -> None:
+    customer_id, address = new_customer()
+    await enrol(pos, customer_id, address, consent=True)
+    await pos.purchase(customer_id, "300.00")
+
+    async def enough_points() -> bool:
+        response = await pos.balance(customer_id)
+        return response.status_code == 200 and response.json()["available"] >= 150
+
+    await eventually(enough_points, within=60, what="the purchase's points")
+    reward = await pos.admin.create_reward(
+        {"name": f"Story cake {uuid.uuid4().hex[:6]}", "points_cost": 150, "kind": "item"}
+    )
+    redeemed = await pos.redeem(customer_id, reward_id=reward["id"], store_id="story-store")
+    code = redeemed.body["coupon"]["code"]
+
+    async def with_the_code() -> EmailMessage | None:
+        for mail in mails_to(pipeline.env.mail_dir, address):
+            text = mail.get_body(preferencelist=("plain",))
+            if text is not None and code in text.get_content():
+                return mail
+        return None
+
+    mail = await eventually(with_the_code, within=90, what="the coupon's email")
+    assert code not in str(mail["Subject"])
+    images = [part for part in mail.walk() if part.get_content_type() == "image/png"]
+    assert len(images) == 1
+    png = images[0].get_content()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 200
+    html = mail.get_body(preferencelist=("html",))
+    assert (
+        html is not None and f"cid:{str(images[0]['Content-ID']).strip('<>')}" in html.get_content()
+    )
+    # The code reached the member by email only: never an event, never a log line.
+    logs = "".join(p.read_text(errors="replace") for p in pipeline.stack.state_dir.glob("**/*.log"))
+    assert code not in logs

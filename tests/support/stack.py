@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ingest", "points", "tiers", "notifications")
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 READ_TOKEN = "test-read-token-0123456789abcdef"
+# Points' till scope, held by ingest (FEDELTA_INGEST_POINTS_TOKEN) and never by a till.
+TILL_TOKEN = "test-till-token-0123456789abcdef"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,10 @@ class Stack:
             f"{prefix}PORT": str(port),
             f"{prefix}CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
         }
+        if service == "points":
+            env[f"{prefix}TILL_TOKEN"] = TILL_TOKEN
+        if service == "ingest":
+            env[f"{prefix}POINTS_TOKEN"] = TILL_TOKEN
         if service == "notifications":
             env[f"{prefix}SMTP_HOST"] = "127.0.0.1"
             env[f"{prefix}SMTP_PORT"] = str(self.smtp_port)

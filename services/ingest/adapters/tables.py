@@ -83,3 +83,17 @@ refunds = sa.Table(
     ),
     sa.CheckConstraint("amount > 0", name="ck_refunds_amount_positive"),
 )
+
+# The signed till calls that spend or reserve points (redemptions, holds), per partner: the
+# SHA-256 of the signed message and the Idempotency-Key it first came with, so that the same
+# signed call under another key is refused (services/ingest/domain/till_replays.py). Kept
+# while the signature could be accepted, then purged by `signed_at` (purge-till-signatures).
+till_signatures = sa.Table(
+    "till_signatures",
+    metadata,
+    sa.Column("partner_id", sa.Text, primary_key=True),
+    sa.Column("signature_digest", sa.Text, primary_key=True),
+    sa.Column("idempotency_key", sa.Text, nullable=False),
+    sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_till_signatures_signed_at", "signed_at"),
+)

@@ -1,11 +1,24 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from services.ingest.api.fast_purchases import PATH as PURCHASES_PATH
 from services.ingest.api.fast_purchases import FastPurchaseRoute
-from services.ingest.api.replies import install_rule_violation_handler
-from services.ingest.api.routers import customers, partners, purchases
-from services.ingest.bootstrap import SERVICE, bootstrap, partner_directory, purchase_groups
+from services.ingest.api.replies import (
+    install_rule_violation_handler,
+    install_till_failure_handler,
+)
+from services.ingest.api.routers import customers, partners, purchases, till
+from services.ingest.bootstrap import (
+    SERVICE,
+    bootstrap,
+    partner_directory,
+    points_gateway,
+    purchase_groups,
+    till_signatures,
+)
 from services.ingest.settings import IngestSettings, load_settings
 from shared.runtime.process import Runtime
 from shared.settings import ServiceSettings
@@ -18,19 +31,40 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     def on_start(app: FastAPI, runtime: Runtime) -> None:
         app.state.partners = partner_directory(runtime, settings)
         app.state.purchase_groups = purchase_groups(runtime, settings)
+        app.state.points = points_gateway(settings)
+        app.state.till_signatures = till_signatures(runtime)
 
     app = create_service_app(
         name=SERVICE,
         settings=settings,
         bootstrap=bootstrap,
-        routers=[customers.router, purchases.router, partners.router],
+        routers=[customers.router, purchases.router, partners.router, till.router],
         on_start=on_start,
     )
+    _close_points_gateway_on_shutdown(app)
     install_rule_violation_handler(app)
+    install_till_failure_handler(app)
     # The hot path first: a purchase in order skips FastAPI's per-request work; any other
     # call goes on to the documented route (services/ingest/api/fast_purchases.py).
     app.router.routes.insert(0, FastPurchaseRoute(app.router, _documented_purchase_route()))
     return app
+
+
+def _close_points_gateway_on_shutdown(app: FastAPI) -> None:
+    """The points gateway's connections are closed after the service's own lifespan ends."""
+    service_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with service_lifespan(app):
+                yield
+        finally:
+            gateway = getattr(app.state, "points", None)
+            if gateway is not None:
+                await gateway.aclose()
+
+    app.router.lifespan_context = lifespan
 
 
 def _documented_purchase_route() -> APIRoute:

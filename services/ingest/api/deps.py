@@ -8,11 +8,19 @@ from fastapi import Depends, Header, Request
 from starlette.types import Scope
 
 from services.ingest.domain.model import Partner, hash_api_key
-from services.ingest.ports import PartnerDirectory
+from services.ingest.domain.till_replays import Signature, signature_of
+from services.ingest.ports import PartnerDirectory, PointsGateway, TillSignatures
 from services.ingest.settings import IngestSettings
 from services.ingest.usecases.purchase_groups import PurchaseGroups
 from shared.runtime.process import Runtime
-from shared.web.auth import SIGNATURE_HEADER, SignatureError, bearer_token, verify_signature
+from shared.web.auth import (
+    SIGNATURE_HEADER,
+    SignatureError,
+    bearer_token,
+    parse_signature,
+    signed_message,
+    verify_signature,
+)
 from shared.web.deps import AdminScope, ClockDep, RuntimeDep, SettingsDep
 from shared.web.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.web.idempotency import MAX_KEY_LENGTH, IdempotentCall, idempotent_call
@@ -23,9 +31,12 @@ __all__ = [
     "ClockDep",
     "IngestSettingsDep",
     "PartnerDep",
+    "PointsGatewayDep",
     "PosCallDep",
     "PurchaseGroupsDep",
     "RuntimeDep",
+    "SignatureDep",
+    "TillSignaturesDep",
 ]
 
 
@@ -44,7 +55,14 @@ async def get_purchase_groups(request: Request) -> PurchaseGroups:
     return groups
 
 
+async def get_points_gateway(request: Request) -> PointsGateway | None:
+    """Points' API for the till calls; None when ingest has no till token (they answer 503)."""
+    gateway: PointsGateway | None = request.app.state.points
+    return gateway
+
+
 IngestSettingsDep = Annotated[IngestSettings, Depends(get_ingest_settings)]
+PointsGatewayDep = Annotated[PointsGateway | None, Depends(get_points_gateway)]
 PartnerDirectoryDep = Annotated[PartnerDirectory, Depends(get_partner_directory)]
 PurchaseGroupsDep = Annotated[PurchaseGroups, Depends(get_purchase_groups)]
 
@@ -184,3 +202,27 @@ async def pos_call(
 
 
 PosCallDep = Annotated[PosCall, Depends(pos_call)]
+
+
+async def get_till_signatures(request: Request) -> TillSignatures:
+    signatures: TillSignatures = request.app.state.till_signatures
+    return signatures
+
+
+async def accepted_signature(
+    request: Request,
+    pos: PosCallDep,  # first: the call is authenticated, its signature verified
+    signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+) -> Signature:
+    """The signature this call was accepted with: the digest of the message it signs (the
+    timestamp, method, target and body as received), for `domain/till_replays.py`."""
+    assert signature is not None  # pos_call refused a call without one
+    timestamp, _ = parse_signature(signature)
+    message = signed_message(
+        timestamp, request.method, request_target(request.scope), await request.body()
+    )
+    return signature_of(message, timestamp)
+
+
+TillSignaturesDep = Annotated[TillSignatures, Depends(get_till_signatures)]
+SignatureDep = Annotated[Signature, Depends(accepted_signature)]

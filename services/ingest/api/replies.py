@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.ingest.domain.model import RefundTooLarge, RuleViolation
+from services.ingest.domain.till import TillFailure
 from shared.web.problems import PROBLEM_JSON, problem_response
 
 _MEANINGS = {
@@ -36,3 +37,16 @@ def install_rule_violation_handler(app: FastAPI) -> None:
         return problem_response(422, "Refused by the rules", str(exc), slug=exc.slug, **extra)
 
     app.add_exception_handler(RuleViolation, on_rule_violation)
+
+
+def install_till_failure_handler(app: FastAPI) -> None:
+    """A till call points did not answer usefully (`domain/till.py`): ingest's own problem,
+    with `Retry-After` when the till should wait before it retries."""
+
+    async def on_till_failure(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TillFailure)
+        return problem_response(
+            exc.status, exc.title, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra
+        )
+
+    app.add_exception_handler(TillFailure, on_till_failure)

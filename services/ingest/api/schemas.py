@@ -7,8 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from services.ingest.domain.till import (
+    COUPON_CODE_MAX_LENGTH,
+    COUPON_CODE_MIN_LENGTH,
+    COUPON_CODE_PATTERN,
+)
 from shared import bounds
 
 
@@ -131,6 +136,8 @@ class PurchaseIn(Request):
     currency: Currency
     total: Amount
     items: Annotated[list[ItemIn], Field(max_length=bounds.MAX_ITEMS)] | None = None
+    # Points spent on this purchase at the till (points as tender): the redemption's id.
+    redemption_id: Identifier | None = None
 
 
 class RefundIn(Request):
@@ -168,3 +175,67 @@ class PartnerCreatedOut(BaseModel):
     name: str
     api_key: str
     signing_secret: str
+
+
+# --- Till calls, relayed to points (usecases/till.py) -------------------------------------
+
+# A whole number of points, as a JSON integer only (not "5", 5.0 or true).
+SpendPoints = Annotated[int, Field(strict=True, ge=1, le=bounds.MAX_POINTS)]
+CouponCode = Annotated[
+    str,
+    Field(
+        min_length=COUPON_CODE_MIN_LENGTH,
+        max_length=COUPON_CODE_MAX_LENGTH,
+        pattern=COUPON_CODE_PATTERN,
+        examples=["K7QM-4XPD-9TRB"],
+    ),
+]
+
+
+class TillRedemptionIn(Request):
+    """A free-form redemption `{"points", "reward"}`, or a reward of the catalogue
+    `{"reward_id"}` (which issues a coupon); `store_id`: the store honouring it."""
+
+    points: SpendPoints | None = None
+    reward: Label | None = None
+    reward_id: Identifier | None = None
+    store_id: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TillRedemptionIn:
+        free_form = self.points is not None or self.reward is not None
+        if self.reward_id is not None and free_form:
+            raise ValueError("send either reward_id, or points and reward; not both")
+        if self.reward_id is None and (self.points is None or self.reward is None):
+            raise ValueError(
+                "send points and reward (a free-form redemption) or reward_id (a reward of "
+                "the catalogue)"
+            )
+        return self
+
+    def for_points(self) -> dict[str, Any]:
+        """The body points takes (the store goes as a header)."""
+        if self.reward_id is not None:
+            return {"reward_id": self.reward_id}
+        return {"points": self.points, "reward": self.reward}
+
+
+class TillHoldIn(Request):
+    """Points reserved before the payment completes; `store_id`: the store placing it."""
+
+    points: SpendPoints
+    reward: Label
+    store_id: Identifier | None = None
+
+    def for_points(self) -> dict[str, Any]:
+        return {"points": self.points, "reward": self.reward}
+
+
+class CouponRedeemIn(Request):
+    """Where and on what a coupon is used: both optional."""
+
+    store_id: Identifier | None = None
+    purchase_id: Identifier | None = None
+
+    def for_points(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)

@@ -51,12 +51,21 @@ async def report_purchase(
         total=purchase.total,
         refunded=Decimal(0),
         occurred_at=purchase.occurred_at,
-        accepted=Accepted(request_hash(purchase.model_dump(mode="json")), event.id),
+        accepted=Accepted(purchase_fingerprint(purchase), event.id),
     )
     # Stored or not, it is decided with the other purchases of its group (purchase_groups).
     return await groups.submit(
         PurchaseCall(stored, event, call, refusal=_refusal(purchase, now, settings))
     )
+
+
+def purchase_fingerprint(purchase: PurchaseIn) -> str:
+    """The purchase's request hash. A purchase without `redemption_id` is hashed as it was
+    before the field existed, so a retry spanning an upgrade is still recognised as one."""
+    document = purchase.model_dump(mode="json")
+    if document.get("redemption_id") is None:
+        document.pop("redemption_id", None)
+    return request_hash(document)
 
 
 def _purchase_completed(partner_id: str, purchase: PurchaseIn, now: datetime) -> CloudEvent:
@@ -80,6 +89,7 @@ def _purchase_completed(partner_id: str, purchase: PurchaseIn, now: datetime) ->
                 )
                 for item in purchase.items
             ],
+            redemption_id=purchase.redemption_id,
         ),
         source=source_of(partner_id),
         subject=purchase.customer_id,

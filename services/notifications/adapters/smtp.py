@@ -17,6 +17,16 @@ from aiosmtplib.email import flatten_message
 
 
 @dataclass(frozen=True)
+class InlineImage:
+    """An image the HTML part shows as `cid:<content_id>` (RFC 2392): a coupon's QR code."""
+
+    content_id: str  # without its angle brackets
+    data: bytes = field(repr=False)
+    subtype: str = "png"
+    filename: str = "image.png"
+
+
+@dataclass(frozen=True)
 class OutgoingEmail:
     notification_id: str
     to: str
@@ -27,6 +37,8 @@ class OutgoingEmail:
     html: str | None = None  # an alternative to the plain text, when there is one
     # One-click unsubscribe (RFC 8058): a POST to it turns the customer's emails off.
     unsubscribe_url: str | None = None
+    # Images the HTML shows inline (multipart/related with it); none without an HTML part.
+    images: tuple[InlineImage, ...] = ()
 
 
 class EmailDeliveryError(Exception):
@@ -80,6 +92,8 @@ class UnfoldedHeader(UnstructuredHeader, BaseHeader):
 _HEADERS = HeaderRegistry()
 _HEADERS.map_to_type("list-unsubscribe", UnfoldedHeader)
 _HEADERS.map_to_type("list-unsubscribe-post", UnfoldedHeader)
+# `<coupon-qr.<id>@fedelta>`: an id without whitespace, which must never become encoded-words.
+_HEADERS.map_to_type("content-id", UnfoldedHeader)
 # The default policy (RFC 5322 headers, folded at whitespace at 78 characters, non-ASCII
 # text as encoded-words) except for the headers above; aiosmtplib writes the message with its
 # SMTP twin (CRLF), which calls the same header objects' fold.
@@ -99,7 +113,9 @@ def build_message(email: OutgoingEmail, sender: str) -> EmailMessage:
     """The message as RFC 5322 and the list headers' RFCs want it on the wire: Date in the
     RFC 5322 form, `Message-ID: <id@domain>`, `MIME-Version: 1.0`, a non-ASCII subject as
     encoded-words, long lines folded only at whitespace, and the one-click unsubscribe
-    headers (RFC 8058) as plain ASCII lines."""
+    headers (RFC 8058) as plain ASCII lines. With inline images, the HTML alternative is a
+    multipart/related of the HTML and its images (RFC 2387), each with its Content-ID:
+    multipart/alternative [text/plain, multipart/related [text/html, image/png...]]."""
     message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = sender
     message["To"] = email.to
@@ -113,6 +129,19 @@ def build_message(email: OutgoingEmail, sender: str) -> EmailMessage:
     message.set_content(email.body)
     if email.html is not None:
         message.add_alternative(email.html, subtype="html")
+        if email.images:
+            html_part = message.get_body(preferencelist=("html",))
+            assert html_part is not None  # just added
+            for image in email.images:
+                html_part.add_related(
+                    image.data,
+                    maintype="image",
+                    subtype=image.subtype,
+                    cid=f"<{image.content_id}>",
+                    disposition="inline",
+                    filename=image.filename,
+                )
+            html_part.set_param("type", "text/html")  # RFC 2387: the root part's type
     # After set_content, which replaces every Content-* header.
     message["Content-Language"] = email.locale
     return message

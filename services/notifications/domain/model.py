@@ -344,11 +344,16 @@ DIGEST_STALE_AFTER = timedelta(days=2)
 def stale_reason(delivery: Delivery, at: datetime) -> str | None:
     """Why a message would be pointless if it went out at `at`, or None while it is not:
     an expiry warning after the expiry, a downgrade warning after the review, a points
-    digest more than DIGEST_STALE_AFTER old. The other messages stay true, so never stale."""
+    digest more than DIGEST_STALE_AFTER old, a coupon's confirmation (it carries the code)
+    after the coupon's expiry. The other messages stay true, so never stale."""
     if delivery.template == "points_expiring":
         expires_at = _instant(delivery.params.get("expires_at"))
         if expires_at is not None and expires_at <= at:
             return "the points it warns about have expired"
+    elif delivery.template == "redemption_confirmed" and "coupon_id" in delivery.params:
+        expires_at = _instant(delivery.params.get("expires_at"))
+        if expires_at is not None and expires_at <= at:
+            return "the coupon it carries has expired"
     elif delivery.template == "tier_downgrade_warning":
         review_at = _instant(delivery.params.get("review_at"))
         if review_at is not None and review_at <= at:

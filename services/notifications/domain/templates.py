@@ -22,6 +22,8 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 
+from services.notifications.domain.coupons import SAMPLE_CODE
+
 DEFAULT_LOCALE = "en"
 DEFAULT_CURRENCY = "EUR"
 
@@ -30,6 +32,8 @@ DEFAULT_CURRENCY = "EUR"
 class Template:
     subject: str
     paragraphs: tuple[str, ...]
+    # The SMS text, when it is not the subject (a coupon's code must be in it).
+    sms: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,18 @@ class MissingParam(KeyError):
     """A template needs a param the message does not carry: a bug, which no retry fixes."""
 
 
-def _t(subject: str, *paragraphs: str) -> Template:
-    return Template(subject=subject, paragraphs=paragraphs)
+def _t(subject: str, *paragraphs: str, sms: str | None = None) -> Template:
+    return Template(subject=subject, paragraphs=paragraphs, sms=sms)
+
+
+def _coupon(paragraph: str) -> str:
+    """A paragraph only a coupon's confirmation has (its code, which the dispatcher adds at
+    send time): rendered empty, and so left out, for a free-form redemption."""
+    return "{% if code is defined %}" + paragraph + "{% endif %}"
+
+
+def _coupon_sms(subject: str, coupon: str) -> str:
+    return subject + _coupon(coupon)
 
 
 def _expiry_when(on: str, between: str) -> str:
@@ -72,6 +86,87 @@ _EXPIRY_WHEN = {
     "fi": _expiry_when("{date}", "{first} ja {last} välillä"),
     "pl": _expiry_when("{date}", "między {first} a {last}"),
 }
+
+# A tier's routes (issue 25) in words: "2 more friends or €340.00 more". `#` is the count.
+_ROUTE_WORDS: dict[str, dict[str, Any]] = {
+    "en": {
+        "friends": {"one": "# more friend", "other": "# more friends"},
+        "visits": {"one": "# more visit", "other": "# more visits"},
+        "amount": "{money} more",
+        "any": " or ",
+        "all": " and ",
+    },
+    "it": {
+        "friends": {"one": "# amico in più", "other": "# amici in più"},
+        "visits": {"one": "# visita in più", "other": "# visite in più"},
+        "amount": "{money} di acquisti in più",
+        "any": " o ",
+        "all": " e ",
+    },
+    "fi": {
+        "friends": {"one": "# ystävä lisää", "other": "# ystävää lisää"},
+        "visits": {"one": "# käynti lisää", "other": "# käyntiä lisää"},
+        "amount": "{money} ostoksia lisää",
+        "any": " tai ",
+        "all": " ja ",
+    },
+    "pl": {
+        "friends": {
+            "one": "jeszcze # znajomy",
+            "few": "jeszcze # znajomych",
+            "many": "jeszcze # znajomych",
+            "other": "jeszcze # znajomego",
+        },
+        "visits": {
+            "one": "jeszcze # wizyta",
+            "few": "jeszcze # wizyty",
+            "many": "jeszcze # wizyt",
+            "other": "jeszcze # wizyty",
+        },
+        "amount": "jeszcze {money} zakupów",
+        "any": " lub ",
+        "all": " i ",
+    },
+}
+
+
+def _route_gaps(language: str) -> str:
+    """Jinja for the tier messages' `route_*` params (set by the notifications handler only
+    for a program with tiers reached by referrals or visits): each route's gap in words,
+    joined by "or" when any route will do, by "and" when all must be met."""
+    words = _ROUTE_WORDS[language]
+
+    def counted(param: str, kind: str) -> str:
+        forms = ", ".join(f"{form}={text!r}" for form, text in words[kind].items())
+        return (
+            f"{{% if {param} is defined %}}{{% set _ = gaps.append(plural({param}, {forms}) "
+            f"| replace('#', format_number({param}))) %}}{{% endif %}}"
+        )
+
+    return (
+        "{% set gaps = [] %}"
+        + counted("route_referrals", "friends")
+        + counted("route_visits", "visits")
+        + "{% if route_amount is defined %}{% set _ = gaps.append("
+        + repr(words["amount"])
+        + " | replace('{money}', format_money(route_amount))) %}{% endif %}"
+        + "{{ gaps | join("
+        + repr(words["any"])
+        + " if route_match == 'any' else "
+        + repr(words["all"])
+        + ") }}"
+    )
+
+
+def _routes_only(paragraph: str) -> str:
+    """A paragraph only a tier message of a program with routes has."""
+    return "{% if route_match is defined %}" + paragraph + "{% endif %}"
+
+
+def _routes_or(with_routes: str, spend_only: str) -> str:
+    return (
+        "{% if route_match is defined %}" + with_routes + "{% else %}" + spend_only + "{% endif %}"
+    )
 
 
 TEMPLATES: dict[str, dict[str, Template]] = {
@@ -142,21 +237,53 @@ TEMPLATES: dict[str, dict[str, Template]] = {
             "Your reward is confirmed",
             "Hello,",
             "you have redeemed {{ points_text(points) }} for: {{ reward }}. Enjoy it!",
+            _coupon(
+                "Your coupon code is {{ code }}: show it at the till by "
+                "{{ format_date(expires_on) }}. It can be used once."
+            ),
+            sms=_coupon_sms(
+                "Your reward is confirmed",
+                ". Coupon code {{ code }}, valid until {{ format_date(expires_on) }}",
+            ),
         ),
         "it": _t(
             "Il tuo premio è confermato",
             "Ciao,",
             "hai utilizzato {{ points_text(points) }} per: {{ reward }}. Goditelo!",
+            _coupon(
+                "Il tuo codice coupon è {{ code }}: mostralo alla cassa entro il "
+                "{{ format_date(expires_on) }}. Si può usare una sola volta."
+            ),
+            sms=_coupon_sms(
+                "Il tuo premio è confermato",
+                ". Codice coupon {{ code }}, valido fino al {{ format_date(expires_on) }}",
+            ),
         ),
         "fi": _t(
             "Palkintosi on vahvistettu",
             "Hei,",
             "käytit {{ points_text(points) }} palkintoon: {{ reward }}. Nauti siitä!",
+            _coupon(
+                "Kuponkikoodisi on {{ code }}: näytä se kassalla viimeistään "
+                "{{ format_date(expires_on) }}. Koodin voi käyttää kerran."
+            ),
+            sms=_coupon_sms(
+                "Palkintosi on vahvistettu",
+                ". Kuponkikoodi {{ code }}, voimassa {{ format_date(expires_on) }} asti",
+            ),
         ),
         "pl": _t(
             "Twoja nagroda została potwierdzona",
             "Dzień dobry,",
             "wymieniłeś {{ points_text(points) }} na: {{ reward }}. Miłego korzystania!",
+            _coupon(
+                "Twój kod kuponu to {{ code }}: okaż go przy kasie do "
+                "{{ format_date(expires_on) }}. Można go użyć tylko raz."
+            ),
+            sms=_coupon_sms(
+                "Twoja nagroda została potwierdzona",
+                ". Kod kuponu {{ code }}, ważny do {{ format_date(expires_on) }}",
+            ),
         ),
     },
     "points_expiring": {
@@ -198,6 +325,7 @@ TEMPLATES: dict[str, dict[str, Template]] = {
             "Hello,",
             "congratulations: you are now a {{ tier_name(tier) }} member. Your new level earns "
             "you more points on every purchase.",
+            _routes_only("Next: " + _route_gaps("en") + " to {{ tier_name(next_tier) }}."),
             "Thank you for your loyalty!",
         ),
         "it": _t(
@@ -205,6 +333,11 @@ TEMPLATES: dict[str, dict[str, Template]] = {
             "Ciao,",
             "congratulazioni: ora sei un membro {{ tier_name(tier) }}. Il tuo nuovo livello ti fa "
             "guadagnare più punti su ogni acquisto.",
+            _routes_only(
+                "Prossimo traguardo: "
+                + _route_gaps("it")
+                + " per il livello {{ tier_name(next_tier) }}."
+            ),
             "Grazie per la tua fedeltà!",
         ),
         "fi": _t(
@@ -212,6 +345,9 @@ TEMPLATES: dict[str, dict[str, Template]] = {
             "Hei,",
             "onnittelut: olet nyt {{ tier_name(tier) }}-tason jäsen. Uusi tasosi kerryttää sinulle "
             "enemmän pisteitä jokaisesta ostoksesta.",
+            _routes_only(
+                "Seuraavaksi: " + _route_gaps("fi") + " tasoon {{ tier_name(next_tier) }}."
+            ),
             "Kiitos uskollisuudestasi!",
         ),
         "pl": _t(
@@ -220,6 +356,9 @@ TEMPLATES: dict[str, dict[str, Template]] = {
             "gratulacje: jesteś teraz członkiem poziomu {{ tier_name(tier) }}. Nowy poziom "
             "przynosi "
             "Ci więcej punktów za każdy zakup.",
+            _routes_only(
+                "Kolejny krok: " + _route_gaps("pl") + " do poziomu {{ tier_name(next_tier) }}."
+            ),
             "Dziękujemy za lojalność!",
         ),
     },
@@ -227,34 +366,54 @@ TEMPLATES: dict[str, dict[str, Template]] = {
         "en": _t(
             "Keep your {{ tier_name(tier) }} level",
             "Hello,",
-            "spend {{ format_money(amount_to_keep_tier) }} more by {{ format_date(review_at) }} "
-            "to stay a "
-            "{{ tier_name(tier) }} member; otherwise your level becomes "
-            "{{ tier_name(would_become) }}.",
+            _routes_or(
+                _route_gaps("en") + " by {{ format_date(review_at) }} will keep you a "
+                "{{ tier_name(tier) }} member; otherwise your level becomes "
+                "{{ tier_name(would_become) }}.",
+                "spend {{ format_money(amount_to_keep_tier) }} more by "
+                "{{ format_date(review_at) }} to stay a "
+                "{{ tier_name(tier) }} member; otherwise your level becomes "
+                "{{ tier_name(would_become) }}.",
+            ),
         ),
         "it": _t(
             "Mantieni il tuo livello {{ tier_name(tier) }}",
             "Ciao,",
-            "spendi ancora {{ format_money(amount_to_keep_tier) }} entro il "
-            "{{ format_date(review_at) }} per "
-            "restare membro {{ tier_name(tier) }}; altrimenti il tuo livello diventerà "
-            "{{ tier_name(would_become) }}.",
+            _routes_or(
+                "con " + _route_gaps("it") + " entro il {{ format_date(review_at) }} resti "
+                "membro {{ tier_name(tier) }}; altrimenti il tuo livello diventerà "
+                "{{ tier_name(would_become) }}.",
+                "spendi ancora {{ format_money(amount_to_keep_tier) }} entro il "
+                "{{ format_date(review_at) }} per "
+                "restare membro {{ tier_name(tier) }}; altrimenti il tuo livello diventerà "
+                "{{ tier_name(would_become) }}.",
+            ),
         ),
         "fi": _t(
             "Säilytä {{ tier_name(tier) }}-tasosi",
             "Hei,",
-            "osta vielä {{ format_money(amount_to_keep_tier) }} edestä "
-            "{{ format_date(review_at) }} mennessä, "
-            "niin pysyt {{ tier_name(tier) }}-tason jäsenenä; muuten tasosi on jatkossa "
-            "{{ tier_name(would_become) }}.",
+            _routes_or(
+                "pysyt {{ tier_name(tier) }}-tason jäsenenä, kun {{ format_date(review_at) }} "
+                "mennessä kertyy: " + _route_gaps("fi") + "; muuten tasosi on jatkossa "
+                "{{ tier_name(would_become) }}.",
+                "osta vielä {{ format_money(amount_to_keep_tier) }} edestä "
+                "{{ format_date(review_at) }} mennessä, "
+                "niin pysyt {{ tier_name(tier) }}-tason jäsenenä; muuten tasosi on jatkossa "
+                "{{ tier_name(would_become) }}.",
+            ),
         ),
         "pl": _t(
             "Utrzymaj poziom {{ tier_name(tier) }}",
             "Dzień dobry,",
-            "wydaj jeszcze {{ format_money(amount_to_keep_tier) }} do "
-            "{{ format_date(review_at) }}, aby "
-            "pozostać członkiem poziomu {{ tier_name(tier) }}; w przeciwnym razie Twój poziom "
-            "zmieni się na {{ tier_name(would_become) }}.",
+            _routes_or(
+                "aby pozostać członkiem poziomu {{ tier_name(tier) }}, potrzebujesz do "
+                "{{ format_date(review_at) }}: " + _route_gaps("pl") + "; w przeciwnym razie "
+                "Twój poziom zmieni się na {{ tier_name(would_become) }}.",
+                "wydaj jeszcze {{ format_money(amount_to_keep_tier) }} do "
+                "{{ format_date(review_at) }}, aby "
+                "pozostać członkiem poziomu {{ tier_name(tier) }}; w przeciwnym razie Twój poziom "
+                "zmieni się na {{ tier_name(would_become) }}.",
+            ),
         ),
     },
     "tier_down": {
@@ -327,6 +486,8 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "would_become": "silver",
     "review_at": "2027-01-31T00:00:00+00:00",
     "amount_to_keep_tier": "125.50",
+    # A coupon's confirmation: the code the dispatcher reads from points at send time.
+    "code": SAMPLE_CODE,
 }
 
 # Tier names as a customer reads them; the events carry the lower-case ids.
@@ -358,6 +519,8 @@ _HTML_LAYOUT = (
     "<title>{{ subject }}</title></head>\n<body>\n"
     # Each paragraph was rendered (and so escaped) by the HTML environment already.
     "{% for paragraph in paragraphs %}<p>{{ paragraph | safe }}</p>\n{% endfor %}"
+    # A coupon's QR code: an inline image of the email (cid:), or a data: URI in a preview.
+    '{% if qr_src %}<p><img src="{{ qr_src }}" alt="{{ qr_alt }}"></p>\n{% endif %}'
     "{% if unsubscribe_url %}<p><small>{{ unsubscribe_line }} "
     '<a href="{{ unsubscribe_url }}">{{ unsubscribe_url }}</a></small></p>\n{% endif %}'
     "</body>\n</html>\n"
@@ -395,18 +558,25 @@ def render(
     params: Mapping[str, Any],
     *,
     unsubscribe_url: str | None = None,
+    qr_src: str | None = None,
 ) -> RenderedMessage:
     """The message in the customer's language (or English), ending with the unsubscribe
-    link when one is given."""
+    link when one is given; a coupon's QR image (`qr_src`, its `cid:` or `data:` URI) in
+    the HTML after the paragraphs, the code its alternative text. A paragraph that renders
+    empty (one only some messages have) is left out of both parts."""
     used = resolve_locale(template, locale)
     text = TEMPLATES[template][used]
     values = {**params, **_helpers(used, _currency(params))}
     try:
         subject = _compiled(_TEXT, text.subject).render(values)
-        plain = [_compiled(_TEXT, p).render(values) for p in text.paragraphs]
-        escaped = [_compiled(_HTML, p).render(values) for p in text.paragraphs]
+        rendered = [
+            (_compiled(_TEXT, p).render(values), _compiled(_HTML, p).render(values))
+            for p in text.paragraphs
+        ]
     except jinja2.UndefinedError as error:
         raise MissingParam(f"template {template!r} misses a param: {error.message}") from None
+    plain = [as_text for as_text, _ in rendered if as_text.strip()]
+    escaped = [as_html for as_text, as_html in rendered if as_text.strip()]
     line = UNSUBSCRIBE_LINES.get(used, UNSUBSCRIBE_LINES[DEFAULT_LOCALE])
     html = _compiled(_HTML, _HTML_LAYOUT).render(
         locale=used,
@@ -414,25 +584,30 @@ def render(
         paragraphs=escaped,
         unsubscribe_url=unsubscribe_url,
         unsubscribe_line=line,
+        qr_src=qr_src,
+        qr_alt=params.get("code", ""),
     )
     if unsubscribe_url:
         plain.append(f"--\n{line} {unsubscribe_url}")
     return RenderedMessage(subject=subject, body="\n\n".join(plain) + "\n", html=html, locale=used)
 
 
-# An SMS is the message's subject, which every template writes per locale as one short line,
-# after the programme's name: 160 GSM-7 characters at most in practice, and no link, since
-# SMS consent is withdrawn through the customer's preferences or their partner.
+# An SMS is the message's subject (or its own SMS text: a coupon's code), which every template
+# writes per locale as one short line, after the programme's name: 160 GSM-7 characters at
+# most in practice, and no link, since SMS consent is withdrawn through the customer's
+# preferences or their partner.
 SMS_PREFIX = "Fedelta: "
 SMS_MAX_LENGTH = 320
 
 
 def render_sms(template: str, locale: str | None, params: Mapping[str, Any]) -> RenderedMessage:
-    """The short text of a message for SMS, in the customer's language (or English)."""
+    """The short text of a message for SMS, in the customer's language (or English): its
+    own SMS text when the template has one, else its subject."""
     used = resolve_locale(template, locale)
     values = {**params, **_helpers(used, _currency(params))}
+    chosen = TEMPLATES[template][used]
     try:
-        subject = _compiled(_TEXT, TEMPLATES[template][used].subject).render(values)
+        subject = _compiled(_TEXT, chosen.sms or chosen.subject).render(values)
     except jinja2.UndefinedError as error:
         raise MissingParam(f"template {template!r} misses a param: {error.message}") from None
     text = (SMS_PREFIX + subject.strip())[:SMS_MAX_LENGTH]

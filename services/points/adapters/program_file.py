@@ -42,6 +42,8 @@ class _ProgramFile(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     # At most 1, as the ledger's 32-bit points were sized for (see shared/bounds.py).
     points_per_unit: Decimal = Field(gt=0, le=1)
+    # The program's currency per point, for the settlement between partners.
+    point_value: Decimal = Field(default=Decimal("0.01"), gt=0, le=1_000_000, decimal_places=6)
     welcome_bonus: int = Field(ge=0, le=1_000_000)
     referral_bonus: int = Field(default=200, ge=0, le=1_000_000)
     max_points_per_day: int = Field(default=0, ge=0, le=100_000_000)
@@ -52,6 +54,7 @@ class _ProgramFile(BaseModel):
     expiry_warning_days: int = Field(default=30, ge=1, le=365)
     tier_multipliers: dict[TierName, TierMultiplier] = Field(min_length=1)
     refund_policy: Literal["unlimited", "within_balance"] = "unlimited"
+    coupon_expiry: Literal["refund_points", "forfeit"] = "refund_points"
 
 
 def load_program(path: Path = DEFAULT_PROGRAM_FILE) -> Program:

@@ -48,6 +48,12 @@ ledger_entries = sa.Table(
         "entry_id",
         postgresql_where=sa.text("kind IN ('earn', 'bonus', 'adjust') AND points > 0"),
     ),
+    # The spends of a period, for the settlement and the points honoured (migration 0009).
+    sa.Index(
+        "ix_ledger_entries_spends",
+        "occurred_at",
+        postgresql_where=sa.text("kind IN ('redeem', 'hold', 'release')"),
+    ),
 )
 
 # The tier each customer has, as told by the tiers service, for earning multipliers.
@@ -120,8 +126,15 @@ purchases = sa.Table(
     sa.Column("total", sa.Numeric(12, 2), nullable=False),
     sa.Column("points", sa.Integer, nullable=False),
     sa.Column("partner_id", sa.Text, nullable=False),
-    # Points as tender: the redemption that paid for part of the purchase (migration 0007).
+    # Points as tender: the redemption that paid for part of the purchase (migration 0007);
+    # one purchase at most per redemption (migration 0009).
     sa.Column("redemption_id", sa.Text),
+    sa.Index(
+        "ux_purchases_redemption_id",
+        "redemption_id",
+        unique=True,
+        postgresql_where=sa.text("redemption_id IS NOT NULL"),
+    ),
 )
 
 # Every refund received, in the order it came; one before its purchase waits here for it.
@@ -157,4 +170,56 @@ held_decisions = sa.Table(
     sa.Column("customer_id", sa.Text, nullable=False),
     sa.Column("decision", sa.Text, nullable=False),
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The reward catalogue (migration 0008): `redeemed` counts the coupons issued, never above
+# `stock` (none: unlimited); a retired reward issues no more.
+rewards = sa.Table(
+    "rewards",
+    metadata,
+    sa.Column("reward_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("points_cost", sa.Integer, nullable=False),
+    sa.Column("value", sa.Numeric(12, 2)),
+    sa.Column("partner_id", sa.Text),
+    sa.Column("min_tier", sa.Text),
+    sa.Column("stock", sa.Integer),
+    sa.Column("redeemed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("per_customer_limit", sa.Integer),
+    sa.Column("starts_at", sa.DateTime(timezone=True)),
+    sa.Column("ends_at", sa.DateTime(timezone=True)),
+    sa.Column("coupon_validity_days", sa.Integer, nullable=False, server_default="30"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("retired_at", sa.DateTime(timezone=True)),
+)
+
+# The single-use coupons a reward's redemptions issue (migration 0008); `code` normalised
+# (upper case, no dashes); `redemption_id` the ledger entry that paid for it.
+coupons = sa.Table(
+    "coupons",
+    metadata,
+    sa.Column("coupon_id", sa.Text, primary_key=True),
+    sa.Column("code", sa.Text, nullable=False, unique=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("reward_id", sa.Text, sa.ForeignKey("rewards.reward_id"), nullable=False),
+    sa.Column("redemption_id", sa.Text, nullable=False, unique=True),
+    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # issued, redeemed, expired
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("redeemed_at", sa.DateTime(timezone=True)),
+    sa.Column("partner_id", sa.Text),
+    sa.Column("store_id", sa.Text),
+    sa.Column("purchase_id", sa.Text),
+    sa.Column("expired_at", sa.DateTime(timezone=True)),
+    sa.Column("points_returned", sa.Integer),
+    sa.Index("ix_coupons_customer_reward", "customer_id", "reward_id"),
+    sa.Index(
+        "ix_coupons_issued_expires_at",
+        "expires_at",
+        "coupon_id",
+        postgresql_where=sa.text("status = 'issued'"),
+    ),
 )

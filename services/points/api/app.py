@@ -4,11 +4,13 @@ from services.points.adapters.program_file import load_program
 from services.points.api.routers import (
     adjustments,
     campaigns,
+    coupons,
     customers,
     held,
     holds,
     redemptions,
     reports,
+    rewards,
 )
 from services.points.bootstrap import SERVICE, bootstrap
 from services.points.settings import PointsSettings
@@ -38,6 +40,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             adjustments.router,
             held.router,
             reports.router,
+            rewards.router,
+            coupons.router,
         ],
     )
     app.state.program = program

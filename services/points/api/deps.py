@@ -6,15 +6,27 @@ from fastapi import Depends, Request
 
 from services.points import ports
 from services.points.adapters.repositories.api import campaign_repository, ledger_repository
+from services.points.adapters.repositories.catalogue import catalogue_repository
 from services.points.domain.model import Program
-from shared.web.deps import AdminScope, ClockDep, ConnectionDep, ReadScope, RuntimeDep
+from shared.web.deps import (
+    AdminOrTillCaller,
+    AdminScope,
+    ClockDep,
+    ConnectionDep,
+    ReadOrTillCaller,
+    ReadScope,
+    RuntimeDep,
+)
 
 __all__ = [
+    "AdminOrTillCaller",
     "AdminScope",
     "CampaignsDep",
+    "CatalogueDep",
     "ClockDep",
     "LedgerDep",
     "ProgramDep",
+    "ReadOrTillCaller",
     "ReadScope",
     "RuntimeDep",
 ]
@@ -28,7 +40,12 @@ def get_campaigns(conn: ConnectionDep) -> ports.CampaignRepository:
     return campaign_repository(conn)
 
 
+def get_catalogue(conn: ConnectionDep) -> ports.CatalogueRepository:
+    return catalogue_repository(conn)
+
+
 LedgerDep = Annotated[ports.LedgerRepository, Depends(get_ledger)]
+CatalogueDep = Annotated[ports.CatalogueRepository, Depends(get_catalogue)]
 CampaignsDep = Annotated[ports.CampaignRepository, Depends(get_campaigns)]
 
 

@@ -168,15 +168,39 @@ SpendPoints = Annotated[int, Field(ge=1, le=bounds.MAX_POINTS)]
 
 
 class RedemptionIn(BaseModel):
+    """A free-form redemption `{"points", "reward"}`, or a reward of the catalogue
+    `{"reward_id"}` (which issues a coupon)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    points: SpendPoints
-    reward: bounds.Label
+    points: SpendPoints | None = None
+    reward: bounds.Label | None = None
+    reward_id: bounds.Identifier | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RedemptionIn:
+        free_form = self.points is not None or self.reward is not None
+        if self.reward_id is not None and free_form:
+            raise ValueError("send either reward_id, or points and reward; not both")
+        if self.reward_id is None and (self.points is None or self.reward is None):
+            raise ValueError(
+                "send points and reward (a free-form redemption) or reward_id (a reward of "
+                "the catalogue)"
+            )
+        return self
+
+
+class CouponIssuedOut(BaseModel):
+    coupon_id: str
+    code: str  # XXXX-XXXX-XXXX-XXXX
+    expires_at: datetime
 
 
 class RedemptionOut(BaseModel):
     redemption_id: str
     points: int
+    reward_id: str | None = None  # none: a free-form redemption
+    coupon: CouponIssuedOut | None = None
     available_after: int
 
 
@@ -222,6 +246,14 @@ class HeldDecisionOut(BaseModel):
 # --- Liability -----------------------------------------------------------------------------
 
 
+def _value_text(value: Decimal) -> str:
+    """An amount of the program's currency as a string, as computed: "1.50", never a float."""
+    return format(value, "f")
+
+
+_VALUE_OUT = PlainSerializer(_value_text, return_type=str, when_used="json")
+
+
 class LiabilityOut(BaseModel):
     partner_id: str
     outstanding: int  # in_lots - debt: what the partner still owes in points
@@ -231,12 +263,45 @@ class LiabilityOut(BaseModel):
     spent: int
     expired: int
     reversed: int
+    # Beside what it issued: the points spent at this partner (its tills, its rewards), net
+    # of what was given back for them, and what they are worth at the program's point_value.
+    honoured: int = 0
+    honoured_value: Annotated[Decimal, _VALUE_OUT] = Decimal(0)
+    outstanding_value: Annotated[Decimal, _VALUE_OUT] = Decimal(0)
 
 
 class LiabilityReportOut(BaseModel):
     as_of: datetime
     partners: list[LiabilityOut]
     total: LiabilityOut
+    point_value: Annotated[Decimal, _VALUE_OUT]
+    currency: str
+
+
+# --- Settlement ----------------------------------------------------------------------------
+
+
+class SettlementPairOut(BaseModel):
+    issued_by: str  # "program": the program itself
+    honoured_by: str
+    points: int  # spent at `honoured_by` out of `issued_by`'s lots, net of what was given back
+    value: Annotated[Decimal, _VALUE_OUT]  # what `issued_by` owes `honoured_by`
+
+
+class SettlementPartnerOut(BaseModel):
+    partner_id: str
+    owes: Annotated[Decimal, _VALUE_OUT]
+    is_owed: Annotated[Decimal, _VALUE_OUT]
+    net: Annotated[Decimal, _VALUE_OUT]  # is_owed - owes; the nets add up to zero
+
+
+class SettlementOut(BaseModel):
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    point_value: Annotated[Decimal, _VALUE_OUT]
+    currency: str
+    pairs: list[SettlementPairOut]
+    partners: list[SettlementPartnerOut]
 
 
 # --- Holds ---------------------------------------------------------------------------------
@@ -263,3 +328,160 @@ class HoldStateOut(BaseModel):
     status: str
     expires_at: datetime
     settled_at: datetime | None
+
+
+# --- Rewards and coupons -------------------------------------------------------------------
+
+VALUE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+RewardKindIn = Literal["coupon", "item", "discount"]
+TierIn = Literal["bronze", "silver", "gold", "platinum"]
+CouponValidityDays = Annotated[int, Field(ge=1, le=3650)]
+Stock = Annotated[int, Field(ge=0, le=bounds.MAX_POINTS)]
+PerCustomerLimit = Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+def _money_text(value: object) -> object:
+    """Money only as a string like "5" or "5.00": never a binary float."""
+    if not isinstance(value, str) or not re.fullmatch(VALUE_PATTERN, value):
+        raise ValueError('a value must be a string like "5.00"')
+    return Decimal(value)
+
+
+MoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(_money_text),
+    WithJsonSchema(
+        {"type": "string", "pattern": VALUE_PATTERN, "examples": ["5.00"]}, mode="validation"
+    ),
+]
+
+
+def _money(value: Decimal) -> str:
+    return format(value, "f")
+
+
+_MONEY_OUT = PlainSerializer(_money, return_type=str, when_used="json")
+
+
+class RewardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: bounds.Label
+    points_cost: SpendPoints
+    kind: RewardKindIn
+    value: MoneyIn | None = None
+    partner_id: bounds.Identifier | None = None
+    min_tier: TierIn | None = None
+    stock: Stock | None = None
+    per_customer_limit: PerCustomerLimit | None = None
+    starts_at: bounds.InstantIn | None = None
+    ends_at: bounds.InstantIn | None = None
+    coupon_validity_days: CouponValidityDays = 30
+    description: bounds.Text | None = None
+
+
+class RewardPatchIn(BaseModel):
+    """The fields to change; an optional field sent as null is cleared."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: bounds.Label | None = None
+    points_cost: SpendPoints | None = None
+    kind: RewardKindIn | None = None
+    value: MoneyIn | None = None
+    partner_id: bounds.Identifier | None = None
+    min_tier: TierIn | None = None
+    stock: Stock | None = None
+    per_customer_limit: PerCustomerLimit | None = None
+    starts_at: bounds.InstantIn | None = None
+    ends_at: bounds.InstantIn | None = None
+    coupon_validity_days: CouponValidityDays | None = None
+    description: bounds.Text | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_are_not_cleared(self) -> RewardPatchIn:
+        for required in ("name", "points_cost", "kind", "coupon_validity_days"):
+            if required in self.model_fields_set and getattr(self, required) is None:
+                raise ValueError(f"{required} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class RewardOut(BaseModel):
+    id: str
+    name: str
+    points_cost: int
+    kind: str
+    value: Annotated[Decimal, _MONEY_OUT] | None
+    partner_id: str | None
+    min_tier: str | None
+    stock: int | None
+    per_customer_limit: int | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    coupon_validity_days: int
+    description: str | None
+    redeemed: int  # coupons issued so far
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class RewardListOut(BaseModel):
+    items: list[RewardOut]
+
+
+class CustomerRewardOut(RewardOut):
+    affordable: bool
+    redeemable: bool
+    # Among "tier", "stock", "limit", "window", "points", in that order; empty: redeemable.
+    why_not: list[str]
+
+
+class CustomerRewardsOut(BaseModel):
+    customer_id: str
+    available: int
+    rewards: list[CustomerRewardOut]
+
+
+class CouponRedeemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store_id: bounds.Identifier | None = None
+    purchase_id: bounds.Identifier | None = None
+
+
+class CouponRedeemedOut(BaseModel):
+    coupon_id: str
+    customer_id: str
+    reward_id: str
+    reward: str
+    status: Literal["redeemed"]
+    redeemed_at: datetime
+    partner_id: str | None
+    store_id: str | None
+    purchase_id: str | None
+
+
+class CouponOut(BaseModel):
+    coupon_id: str
+    code: str  # XXXX-XXXX-XXXX-XXXX
+    customer_id: str
+    reward_id: str
+    reward: str
+    redemption_id: str
+    points: int
+    status: Literal["issued", "redeemed", "expired"]
+    issued_at: datetime
+    expires_at: datetime
+    redeemed_at: datetime | None
+    partner_id: str | None  # whose till took it
+    store_id: str | None
+    purchase_id: str | None
+    points_returned: int | None  # on expiry: given back (0: forfeited)
+
+
+class CustomerCouponsOut(BaseModel):
+    customer_id: str
+    coupons: list[CouponOut]

@@ -44,6 +44,9 @@ class Hold:
     expires_at: datetime
     status: HoldStatus = HoldStatus.HELD
     settled_at: datetime | None = None
+    # The partner (and store) whose till placed it; none: an administrator (migration 0007).
+    partner_id: str | None = None
+    store_id: str | None = None
 
 
 class HoldSettled(Exception):
@@ -94,14 +97,18 @@ def lapse_all(
             continue  # settled otherwise meanwhile, or not timed out yet
         done = settle(hold, HoldAction.LAPSE, as_of)
         lapsed.append(done.hold)
-        releases.append(
-            release(
-                hold.hold_id,
-                hold.customer_id,
-                allocations,
-                entry_id=f"{hold.hold_id}:{HoldAction.LAPSE.value}",
-                reason=f"hold {HoldAction.LAPSE.value}",
-                now=as_of,
-            )
+        entry, given = release(
+            hold.hold_id,
+            hold.customer_id,
+            allocations,
+            entry_id=f"{hold.hold_id}:{HoldAction.LAPSE.value}",
+            reason=f"hold {HoldAction.LAPSE.value}",
+            now=as_of,
         )
+        releases.append((of_the_till(entry, hold), given))
     return lapsed, releases
+
+
+def of_the_till(release_entry: LedgerEntry, hold: Hold) -> LedgerEntry:
+    """A hold's release names the partner and store its hold named, so the two net out."""
+    return replace(release_entry, partner_id=hold.partner_id, store_id=hold.store_id)

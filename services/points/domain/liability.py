@@ -1,10 +1,13 @@
-"""The points liability: what each partner owes in points, and how its points moved. Pure
-Python: the sums come from the repository, the arithmetic is here."""
+"""The points liability: what each partner owes in points, and how its points moved; beside
+it, the points each partner honoured (spent at its tills or on its rewards). Pure Python: the
+sums come from the repository, the arithmetic is here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from services.points.domain.settlement import party
 
 TOTAL = "total"
 
@@ -21,6 +24,7 @@ class Liability:
     expired: int
     reversed: int
     debt: int = 0
+    honoured: int = 0  # spent at this partner, whoever issued the points
 
     @property
     def in_lots(self) -> int:
@@ -42,4 +46,19 @@ def total_of(partners: Sequence[Liability]) -> Liability:
         expired=sum(p.expired for p in partners),
         reversed=sum(p.reversed for p in partners),
         debt=sum(p.debt for p in partners),
+        honoured=sum(p.honoured for p in partners),
     )
+
+
+def with_honoured(
+    partners: Sequence[Liability], honoured: Mapping[str | None, int]
+) -> list[Liability]:
+    """Each partner's liability with the points it honoured, by partner id; a partner that
+    honoured points and issued none is there too (the program, for an administrator's
+    redemptions, is `settlement.PROGRAM`)."""
+    by_partner = {p.partner_id: p for p in partners}
+    for partner_id, points in honoured.items():
+        name = party(partner_id)
+        current = by_partner.get(name, Liability(name, 0, 0, 0, 0))
+        by_partner[name] = replace(current, honoured=current.honoured + points)
+    return [by_partner[name] for name in sorted(by_partner)]

@@ -11,6 +11,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 RefundPolicy = Literal["unlimited", "within_balance"]
+CouponExpiry = Literal["refund_points", "forfeit"]
 
 
 class EntryKind(StrEnum):
@@ -34,7 +35,11 @@ class Program:
     currency: str = "EUR"
     # "within_balance": a refund takes back at most what the lots hold, and never makes debt.
     refund_policy: RefundPolicy = "unlimited"
+    # An unused coupon, expired: its points back to the member, or forfeited.
+    coupon_expiry: CouponExpiry = "refund_points"
     points_per_unit: Decimal = Decimal(1)
+    # What one point is worth in the program's currency: the settlement between partners.
+    point_value: Decimal = Decimal("0.01")
     welcome_bonus: int = 100
     referral_bonus: int = 200
     max_points_per_day: int = 0  # per customer and day of `time_zone`; 0: no ceiling
@@ -139,9 +144,10 @@ def purchase_earning(
     points: int,
     rule_ids: tuple[str, ...],
     expires_at: datetime,
+    partner_id: str | None = None,
 ) -> LedgerEntry:
     """The lot a purchase earns (its points and rules worked out by `earning.purchase_points`),
-    pending for the program's return window."""
+    pending for the program's return window; issued by the purchase's partner."""
     return LedgerEntry(
         entry_id=entry_id,
         customer_id=customer_id,
@@ -153,12 +159,19 @@ def purchase_earning(
         expires_at=expires_at,
         purchase_id=purchase_id,
         rule_ids=rule_ids,
+        partner_id=partner_id,
     )
 
 
 def welcome_bonus(
-    program: Program, *, entry_id: str, customer_id: str, enrolled_at: datetime
+    program: Program,
+    *,
+    entry_id: str,
+    customer_id: str,
+    enrolled_at: datetime,
+    partner_id: str | None = None,
 ) -> LedgerEntry:
+    """Issued by the partner the member enrolled at."""
     return LedgerEntry(
         entry_id=entry_id,
         customer_id=customer_id,
@@ -169,14 +182,21 @@ def welcome_bonus(
         available_at=enrolled_at,
         expires_at=program.expiry_for(enrolled_at),
         rule_ids=("welcome",),
+        partner_id=partner_id,
     )
 
 
 def referral_bonus(
-    program: Program, *, referred: str, referrer: str, purchased_at: datetime
+    program: Program,
+    *,
+    referred: str,
+    referrer: str,
+    purchased_at: datetime,
+    partner_id: str | None = None,
 ) -> LedgerEntry | None:
     """The referrer's bonus for the referred customer's first purchase: one per referred
-    customer (its id is theirs), none for referring oneself."""
+    customer (its id is theirs), none for referring oneself; issued by the partner of that
+    purchase."""
     if referrer == referred or program.referral_bonus <= 0:
         return None
     return LedgerEntry(
@@ -189,6 +209,7 @@ def referral_bonus(
         available_at=purchased_at,
         expires_at=program.expiry_for(purchased_at),
         rule_ids=("referral",),
+        partner_id=partner_id,
     )
 
 

@@ -35,6 +35,9 @@ class PurchaseRecord:
     total: Decimal
     points: int  # what the purchase earned (0: it earned nothing, nothing to reverse)
     partner_id: str  # the partner that reported it, which owes its points in the liability
+    # Points as tender: the redemption that paid for part of it (`domain.tender`), whose
+    # points its refunds give back in proportion.
+    redemption_id: str | None = None
 
 
 @dataclass(frozen=True)

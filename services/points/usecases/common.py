@@ -2,7 +2,7 @@
 the spend itself, the refusals they answer with, and the events they announce."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -62,9 +62,13 @@ async def spend_available(
     points: int,
     reason: str,
     now: datetime,
+    partner_id: str | None = None,
+    store_id: str | None = None,
+    reward_id: str | None = None,
 ) -> Spent:
     """A redemption's or a hold's spend, recorded with the lots it drew from: the customer
-    locked, soonest-expiring lots first, 404 for an unknown customer, 409 when not enough."""
+    locked, soonest-expiring lots first, 404 for an unknown customer, 409 when not enough.
+    The entry names the honouring partner and store (none: the program) and the reward."""
     entries, allocations = await locked_open_lots(ledger, customer_id, now)
     entry_id = str(uuid.uuid4())
     try:
@@ -80,6 +84,7 @@ async def spend_available(
         )
     except NotEnoughPoints as refused:
         raise not_enough(refused) from None
+    entry = replace(entry, partner_id=partner_id, store_id=store_id, reward_id=reward_id)
     await ledger.record([entry])
     await ledger.record_allocations([(customer_id, a) for a in drawn])
     after = balance_of(customer_id, [*entries, entry], now, [*allocations, *drawn])
@@ -93,8 +98,13 @@ async def announce_redemption(
     redemption_id: str,
     points: int,
     reward: str,
+    *,
+    reward_id: str | None = None,
+    partner_id: str | None = None,
+    store_id: str | None = None,
 ) -> None:
-    """`points.redeemed` of a redemption, or of a hold captured."""
+    """`points.redeemed` of a redemption, or of a hold captured: with the catalogue's reward
+    (none: free-form) and the honouring partner and store (none: an administrator's)."""
     await emit(
         sink,
         events.PointsRedeemed(
@@ -102,6 +112,9 @@ async def announce_redemption(
             points=points,
             redemption_id=redemption_id,
             reward=reward,
+            reward_id=reward_id,
+            partner_id=partner_id,
+            store_id=store_id,
         ),
         source=SOURCE,
         customer_id=customer_id,

@@ -9,11 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.points import ports
 from services.points.adapters.repositories.api import hold_repository, ledger_repository
 from services.points.api.schemas import HoldIn, HoldOut, HoldStateOut
-from services.points.domain.holds import Hold, HoldAction, HoldSettled, Settlement, settle
+from services.points.domain.holds import (
+    Hold,
+    HoldAction,
+    HoldSettled,
+    Settlement,
+    of_the_till,
+    settle,
+)
 from services.points.domain.lots import release
 from services.points.domain.model import EntryKind, Program
 from services.points.usecases.common import KEYS, announce_redemption, outbox, spend_available
 from shared.clock import Clock
+from shared.web.deps import Caller
 from shared.web.idempotency import IdempotentCall, run_keyed
 from shared.web.problems import Problem
 
@@ -23,10 +31,12 @@ async def place_hold(
     clock: Clock,
     program: Program,
     call: IdempotentCall,
+    caller: Caller,
     customer_id: str,
     body: HoldIn,
 ) -> HoldOut | JSONResponse:
-    """Draws the points like a redemption and keeps them held until the program's timeout."""
+    """Draws the points like a redemption and keeps them held until the program's timeout;
+    a till's partner and store are kept on the spend and the hold, for its capture."""
 
     async def work(conn: AsyncConnection) -> HoldOut:
         now = clock.now()
@@ -37,6 +47,8 @@ async def place_hold(
             points=body.points,
             reason=body.reward,
             now=now,
+            partner_id=caller.partner_id,
+            store_id=caller.store_id,
         )
         hold = Hold(
             hold_id=spent.entry_id,
@@ -45,6 +57,8 @@ async def place_hold(
             reward=body.reward,
             created_at=now,
             expires_at=now + timedelta(minutes=program.hold_timeout_minutes),
+            partner_id=caller.partner_id,
+            store_id=caller.store_id,
         )
         await hold_repository(conn).add(hold)
         return HoldOut(hold_id=hold.hold_id, points=hold.points, expires_at=hold.expires_at)
@@ -53,15 +67,21 @@ async def place_hold(
 
 
 async def settle_hold(
-    engine: AsyncEngine, clock: Clock, call: IdempotentCall, hold_id: str, action: HoldAction
+    engine: AsyncEngine,
+    clock: Clock,
+    call: IdempotentCall,
+    caller: Caller,
+    hold_id: str,
+    action: HoldAction,
 ) -> HoldStateOut | JSONResponse:
     """Captures (`points.redeemed`) or voids (the points back to their lots) a hold once;
-    404 for an unknown hold, 409 for one settled otherwise already."""
+    404 for an unknown hold (at a till: one another partner's till placed), 409 for one
+    settled otherwise already."""
 
     async def work(conn: AsyncConnection) -> HoldStateOut:
         holds = hold_repository(conn)
         hold = await holds.get_for_update(hold_id)
-        if hold is None:
+        if hold is None or (caller.scope == "till" and hold.partner_id != caller.partner_id):
             raise Problem(404, "Not found", f"no hold {hold_id!r}", slug="unknown-hold")
         now = clock.now()
         try:
@@ -102,11 +122,18 @@ async def _settled(
             reason=f"hold {action.value}",
             now=now,
         )
-        await ledger.record([entry])
+        await ledger.record([of_the_till(entry, hold)])
         await ledger.record_allocations([(hold.customer_id, a) for a in given_back])
     else:
         await announce_redemption(
-            outbox(conn, clock), clock, hold.customer_id, hold.hold_id, hold.points, hold.reward
+            outbox(conn, clock),
+            clock,
+            hold.customer_id,
+            hold.hold_id,
+            hold.points,
+            hold.reward,
+            partner_id=hold.partner_id,
+            store_id=hold.store_id,
         )
 
 

@@ -23,9 +23,11 @@ from fastapi import FastAPI
 from services.ingest.api.app import create_app
 from services.ingest.api.fast_purchases import FastPurchaseRoute
 from services.ingest.settings import IngestSettings
+from shared.messaging import topics
 from shared.settings import ServiceSettings
-from tests.integration.ingest.support import Pos, iso, unique
+from tests.integration.ingest.support import Pos, iso, published, unique
 from tests.support.services import ADMIN, running
+from tests.support.stack import Stack
 
 Answer = tuple[int, str, str | None, str]
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -163,3 +165,49 @@ async def test_a_retry_gets_the_event_id_of_the_first_answer_on_either_path(
     assert first.json() == again.json() == once_more.json()
     metrics = (await client.get("/metrics")).text
     assert 'route="/v1/purchases",status="202"' in metrics
+
+
+async def test_a_purchase_paid_partly_with_points_is_taken_alike_on_either_path(
+    client: httpx.AsyncClient, twin: httpx.AsyncClient, partner: dict[str, str], stack: Stack
+) -> None:
+    fast, documented = pos_on(client, partner), pos_on(twin, partner)
+    customer_id = unique("cust")
+    assert (await fast.enrol(customer_id)).status_code == 202
+    run = unique("tender")
+    occurred_at = iso(datetime.now(UTC) - timedelta(minutes=1))
+
+    def body(purchase_id: str, redemption_id: object) -> dict[str, Any]:
+        return {
+            "purchase_id": f"{run}-{purchase_id}",
+            "customer_id": customer_id,
+            "occurred_at": occurred_at,
+            "currency": "EUR",
+            "total": "20.00",
+            "redemption_id": redemption_id,
+        }
+
+    answers = []
+    for pos in (fast, documented):
+        which = "f" if pos is fast else "d"
+        calls = [
+            await pos.send("POST", "/v1/purchases", body(f"{which}1", "r-1")),
+            await pos.send("POST", "/v1/purchases", body(f"{which}1", "r-1")),  # a retry
+            await pos.send("POST", "/v1/purchases", body(f"{which}1", "r-2")),  # another: 409
+            await pos.send("POST", "/v1/purchases", body(f"{which}2", "r 1")),  # unbounded: 422
+            await pos.send("POST", "/v1/purchases", body(f"{which}3", None)),
+        ]
+        answers.append([(r.status_code, r.headers.get("content-type")) for r in calls])
+    assert answers[0] == answers[1]
+    assert [status for status, _ in answers[0]] == [202, 202, 409, 422, 202]
+    events = await published(stack, topics.PURCHASES, customer_id, 4)
+    carried = {
+        event.data["purchase_id"]: event.data.get("redemption_id")
+        for event in events
+        if event.type == "fedelta.purchase.completed.v1"
+    }
+    assert carried == {
+        f"{run}-f1": "r-1",
+        f"{run}-d1": "r-1",
+        f"{run}-f3": None,
+        f"{run}-d3": None,
+    }

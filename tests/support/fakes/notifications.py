@@ -3,14 +3,17 @@ service's ports so that mypy checks they keep up with them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from services.notifications import ports
+from services.notifications.adapters.coupons import CouponReader
 from services.notifications.adapters.smtp import EmailDeliveryError, OutgoingEmail
 from services.notifications.dispatcher import DispatchUnit
+from services.notifications.domain.coupons import Coupon, UnknownCoupon
 from services.notifications.domain.model import (
     PERSONAL_CHANNELS,
     POINTS_EARNED_DIGEST,
@@ -320,3 +323,45 @@ def erased_event(customer_id: str = "c1") -> CloudEvent:
         subject=customer_id,
         time=NOW,
     )
+
+
+class FakeCoupons(CouponReader):
+    """Points' coupons as the dispatcher reads them: `coupons` by id, `failures` by id (an
+    error raised instead), anything else unknown (404). Counts the calls per coupon and the
+    most calls in flight at once (each call yields to the loop `delay` seconds)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.coupons: dict[str, Coupon] = {}
+        self.failures: dict[str, Exception] = {}
+        self.calls: list[str] = []
+        self.delay = delay
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def add(
+        self, coupon_id: str, customer_id: str, code: str, expires_at: datetime | None = None
+    ) -> Coupon:
+        coupon = Coupon(
+            coupon_id=coupon_id,
+            customer_id=customer_id,
+            code=code,
+            status="issued",
+            expires_at=expires_at or NOW + timedelta(days=30),
+        )
+        self.coupons[coupon_id] = coupon
+        return coupon
+
+    async def coupon(self, coupon_id: str) -> Coupon:
+        self.calls.append(coupon_id)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        failure = self.failures.get(coupon_id)
+        if failure is not None:
+            raise failure
+        if coupon_id not in self.coupons:
+            raise UnknownCoupon("unknown coupon (points answered 404)")
+        return self.coupons[coupon_id]

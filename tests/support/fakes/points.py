@@ -4,14 +4,22 @@ mypy checks they keep up with them."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from services.points import ports
+from services.points.domain.coupons import Coupon, CouponStatus
 from services.points.domain.earning import Campaign
 from services.points.domain.lots import Allocation, balance_of
 from services.points.domain.model import Balance, EntryKind, LedgerEntry, Member, TierAssignment
 from services.points.domain.refunds import PurchaseRecord, RefundRecord, debts
+from services.points.domain.tender import (
+    ANOTHER_CUSTOMERS,
+    REDEMPTION_USED,
+    REWARD_REDEMPTION,
+    UNKNOWN_REDEMPTION,
+    TenderLink,
+)
 from tests.support.points import NOW
 
 
@@ -93,7 +101,8 @@ class FakeLedger(ports.ConsumerRepository):
         self.calls.append("record_purchases")
         keys = {record.purchase_key for record in records}
         for record in records:
-            self.purchases.setdefault(record.purchase_key, record)
+            # The redemption is linked by `link_redemptions` only, as in the database.
+            self.purchases.setdefault(record.purchase_key, replace(record, redemption_id=None))
         return {r.purchase_key for r in self.refunds if r.purchase_key in keys}
 
     async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]:
@@ -113,6 +122,31 @@ class FakeLedger(ports.ConsumerRepository):
             if refund.purchase_key in keys:
                 found.setdefault(refund.purchase_key, []).append(refund)
         return found
+
+    async def link_redemptions(self, links: Sequence[TenderLink]) -> dict[str, str]:
+        """As the SQL judges them (adapters/repositories/consumer.py): in one call."""
+        self.calls.append("link_redemptions")
+        refused: dict[str, str] = {}
+        for link in links:
+            spend = self.ledger.get(link.redemption_id)
+            named = {
+                p.redemption_id
+                for p in self.purchases.values()
+                if p.purchase_key != link.purchase_key
+            }
+            if spend is None or spend.kind not in (EntryKind.REDEEM, EntryKind.HOLD):
+                refused[link.purchase_key] = UNKNOWN_REDEMPTION
+            elif spend.customer_id != link.customer_id:
+                refused[link.purchase_key] = ANOTHER_CUSTOMERS
+            elif spend.reward_id is not None:
+                refused[link.purchase_key] = REWARD_REDEMPTION
+            elif link.redemption_id in named:
+                refused[link.purchase_key] = REDEMPTION_USED
+            elif self.purchases[link.purchase_key].redemption_id is None:
+                self.purchases[link.purchase_key] = replace(
+                    self.purchases[link.purchase_key], redemption_id=link.redemption_id
+                )
+        return refused
 
     async def debtors(self, customer_ids: Collection[str]) -> set[str]:
         self.calls.append("debtors")
@@ -155,3 +189,54 @@ class Ledger:
             return
         self.entries.append(entry)
         self.allocations.extend(allocations)
+
+
+class FakeCouponJobs(ports.CouponJobsRepository):
+    """ports.CouponJobsRepository in memory: coupons, the ledger entries their refunds start
+    from, the allocations, and what each chunk read and locked."""
+
+    def __init__(self) -> None:
+        self.coupons: dict[str, Coupon] = {}
+        self.entries: dict[str, LedgerEntry] = {}
+        self.allocations: list[tuple[str, Allocation]] = []
+        self.locked: list[set[str]] = []
+        self.reads: list[int] = []
+
+    async def coupons_expired(self, as_of: datetime, limit: int) -> list[Coupon]:
+        found = sorted(
+            (
+                c
+                for c in self.coupons.values()
+                if c.status is CouponStatus.ISSUED and c.expires_at <= as_of
+            ),
+            key=lambda c: (c.expires_at, c.coupon_id),
+        )[:limit]
+        self.reads.append(len(found))
+        return found
+
+    async def lock_customers(self, customer_ids: Collection[str]) -> None:
+        self.locked.append(set(customer_ids))
+
+    async def allocations_by(self, entry_ids: Collection[str]) -> list[Allocation]:
+        return [a for _, a in self.allocations if a.entry_id in entry_ids]
+
+    async def entries_by_id(self, entry_ids: Collection[str]) -> dict[str, LedgerEntry]:
+        return {i: self.entries[i] for i in entry_ids if i in self.entries}
+
+    async def record(self, entries: Sequence[LedgerEntry]) -> set[str]:
+        new = {e.entry_id for e in entries if e.entry_id not in self.entries}
+        for entry in entries:
+            self.entries.setdefault(entry.entry_id, entry)
+        return new
+
+    async def record_allocations(self, drawn: Sequence[tuple[str, Allocation]]) -> None:
+        self.allocations.extend(drawn)
+
+    async def save_expired(self, coupons: Sequence[Coupon]) -> None:
+        for coupon in coupons:
+            if self.coupons[coupon.coupon_id].status is CouponStatus.ISSUED:
+                self.coupons[coupon.coupon_id] = coupon
+
+    def left(self, lot_id: str) -> int:
+        drawn = sum(a.points for _, a in self.allocations if a.lot_id == lot_id)
+        return self.entries[lot_id].points - drawn

@@ -34,7 +34,18 @@ def test_the_cli_imports_no_service() -> None:
 def test_every_command_group_is_there() -> None:
     result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for command in ("simulate", "demo", "customer", "partners", "topics", "migrate", "dlq", "jobs"):
+    for command in (
+        "simulate",
+        "demo",
+        "customer",
+        "partners",
+        "rewards",
+        "coupon",
+        "topics",
+        "migrate",
+        "dlq",
+        "jobs",
+    ):
         assert command in result.output
 
 

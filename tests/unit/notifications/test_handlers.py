@@ -189,6 +189,7 @@ def test_only_the_types_it_uses_are_handled() -> None:
         events.POINTS_EARNED,
         events.POINTS_REDEEMED,
         events.POINTS_EXPIRING,
+        events.COUPON_ISSUED,
         events.PURCHASE_COMPLETED,
     } == HANDLED_TYPES
 
@@ -206,6 +207,7 @@ def test_the_points_types_it_tells_customers_about_are_claimed_and_completed_pur
         events.POINTS_EARNED,
         events.POINTS_REDEEMED,
         events.POINTS_EXPIRING,
+        events.COUPON_ISSUED,  # a reward's coupon: redemption_confirmed with its code
         events.PURCHASE_COMPLETED,  # the win-back job's last purchase times
     }
 

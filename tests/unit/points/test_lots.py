@@ -291,6 +291,7 @@ async def test_the_jobs_run_in_the_contracts_names_and_order() -> None:
     assert [job.name for job in jobs] == [
         "activate-pending",
         "lapse-holds",
+        "expire-coupons",
         "warn-expiring",
         "expire-points",
     ]

@@ -33,7 +33,6 @@ from services.points.adapters.tables import (
 )
 from services.points.domain.earning import Campaign
 from services.points.domain.holds import Hold
-from services.points.domain.liability import Liability
 from services.points.domain.lots import Allocation
 from services.points.domain.model import EntryKind, LedgerEntry
 from shared.storage.locks import lock_for_transaction
@@ -86,21 +85,6 @@ class SqlLedgerRepository(SqlLedger):
         never below 0)."""
         row = (await self._conn.execute(_LIFETIME_AND_DEBT, {"customer": customer_id})).one()
         return int(row.lifetime), max(int(row.debt), 0)
-
-    async def liability(self, as_of: datetime) -> list[Liability]:
-        """Each partner's points as of `as_of`, by partner id, in one query."""
-        rows = await self._conn.execute(_LIABILITY, {"as_of": as_of})
-        return [
-            Liability(
-                partner_id=row.partner_id,
-                issued=int(row.issued),
-                spent=int(row.spent),
-                expired=int(row.expired),
-                reversed=int(row.reversed),
-                debt=int(row.debt),
-            )
-            for row in rows
-        ]
 
     async def is_known(self, customer_id: str) -> bool:
         known_customer = sa.exists().where(customers.c.customer_id == customer_id)
@@ -241,6 +225,8 @@ def _hold_row(hold: Hold) -> dict[str, Any]:
         "expires_at": hold.expires_at,
         "status": hold.status.value,
         "settled_at": hold.settled_at,
+        "partner_id": hold.partner_id,
+        "store_id": hold.store_id,
     }
 
 
@@ -260,43 +246,4 @@ _OPEN_LOTS = sa.text(
     "WHERE l.customer_id = :customer AND l.kind IN ('earn', 'bonus', 'adjust') "
     "AND l.points > 0 AND (l.expires_at IS NULL OR l.expires_at > :now) "
     "AND l.points > d.drawn ORDER BY l.seq"
-)
-
-# A lot belongs to the partner that reported its purchase (the purchase's lot, its campaign
-# lot, and what staff released of their held parts), else (bonuses, adjustments) to the
-# partner the customer enrolled at. A refund's debt belongs to the partner of the purchase
-# refunded. Movements count by when they happened, so a date in the past gives the
-# liability as it stood then.
-_LIABILITY = sa.text(
-    "WITH lots AS ("
-    " SELECT l.entry_id, l.points,"
-    " coalesce(p.partner_id, c.partner_id, 'unknown') AS partner_id"
-    " FROM ledger_entries l"
-    " LEFT JOIN purchases p ON l.kind = 'earn' AND 'purchase:' || p.purchase_key ="
-    " regexp_replace(regexp_replace(l.entry_id, '^released:held:', ''), '\\:campaign$', '')"
-    " LEFT JOIN customers c ON c.customer_id = l.customer_id"
-    " WHERE l.kind IN ('earn', 'bonus', 'adjust') AND l.points > 0"
-    " AND l.occurred_at <= :as_of"
-    "), moves AS ("
-    " SELECT lots.partner_id, lots.points AS issued, 0 AS spent, 0 AS expired, 0 AS reversed,"
-    " 0 AS debt"
-    " FROM lots"
-    " UNION ALL"
-    " SELECT lots.partner_id, 0,"
-    " CASE WHEN m.kind IN ('redeem', 'hold', 'release', 'adjust') THEN a.points ELSE 0 END,"
-    " CASE WHEN m.kind = 'expire' THEN a.points ELSE 0 END,"
-    " CASE WHEN m.kind = 'reverse' THEN a.points ELSE 0 END, 0"
-    " FROM allocations a JOIN ledger_entries m ON m.entry_id = a.entry_id"
-    " JOIN lots ON lots.entry_id = a.lot_id"
-    " WHERE m.occurred_at <= :as_of"
-    " UNION ALL"
-    " SELECT p.partner_id, 0, 0, 0, 0,"
-    " greatest(-l.points - coalesce((SELECT sum(a.points) FROM allocations a"
-    " WHERE a.entry_id = l.entry_id), 0), 0)"
-    " FROM ledger_entries l JOIN refunds r ON l.entry_id = 'refund:' || r.refund_key"
-    " JOIN purchases p ON p.purchase_key = r.purchase_key"
-    " WHERE l.kind = 'reverse' AND l.occurred_at <= :as_of"
-    ") SELECT partner_id, sum(issued) AS issued, sum(spent) AS spent,"
-    " sum(expired) AS expired, sum(reversed) AS reversed, sum(debt) AS debt"
-    " FROM moves GROUP BY partner_id ORDER BY partner_id"
 )

@@ -210,4 +210,6 @@ def hold_of(row: sa.Row[Any]) -> Hold:
         expires_at=row.expires_at,
         status=HoldStatus(row.status),
         settled_at=row.settled_at,
+        partner_id=row.partner_id,
+        store_id=row.store_id,
     )

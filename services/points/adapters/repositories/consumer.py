@@ -17,6 +17,7 @@ from services.points.adapters.tables import campaigns, purchases, refunds
 from services.points.domain.earning import Campaign
 from services.points.domain.model import Member, TierAssignment
 from services.points.domain.refunds import PurchaseRecord, RefundRecord
+from services.points.domain.tender import TenderLink
 
 
 def consumer_repository(conn: AsyncConnection) -> ports.ConsumerRepository:
@@ -125,6 +126,7 @@ class SqlConsumerRepository(SqlLedger):
                 row.total,
                 row.points,
                 row.partner_id,
+                redemption_id=row.redemption_id,
             )
             for row in rows
         }
@@ -166,6 +168,19 @@ class SqlConsumerRepository(SqlLedger):
             )
         return found
 
+    async def link_redemptions(self, links: Sequence[TenderLink]) -> dict[str, str]:
+        if not links:
+            return {}
+        rows = await self._conn.execute(
+            _LINK_REDEMPTIONS,
+            {
+                "keys": [link.purchase_key for link in links],
+                "customers": [link.customer_id for link in links],
+                "redemptions": [link.redemption_id for link in links],
+            },
+        )
+        return {row.purchase_key: row.refused for row in rows}
+
     async def debtors(self, customer_ids: Collection[str]) -> set[str]:
         if not customer_ids:
             return set()
@@ -198,6 +213,31 @@ _ADD_REFUNDS = sa.text(
     "occurred_at, n) "
     "ORDER BY n "
     "ON CONFLICT (refund_key) DO NOTHING"
+)
+
+# Points as tender: a purchase is linked to the redemption it names when that is a spend of
+# the same customer, not a reward's (its coupon pays), that no other purchase names; of two
+# purchases of the batch naming it, the first. A purchase linked already keeps its link.
+_LINK_REDEMPTIONS = sa.text(
+    "WITH wanted AS ("
+    " SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:customers AS text[]),"
+    " CAST(:redemptions AS text[])) WITH ORDINALITY AS w(purchase_key, customer_id,"
+    " redemption_id, n)"
+    "), judged AS ("
+    " SELECT w.purchase_key, w.redemption_id, CASE"
+    " WHEN e.entry_id IS NULL OR e.kind NOT IN ('redeem', 'hold') THEN 'unknown-redemption'"
+    " WHEN e.customer_id <> w.customer_id THEN 'another-customers-redemption'"
+    " WHEN e.reward_id IS NOT NULL THEN 'reward-redemption'"
+    " WHEN EXISTS (SELECT 1 FROM purchases o WHERE o.redemption_id = w.redemption_id"
+    " AND o.purchase_key <> w.purchase_key) THEN 'redemption-used'"
+    " WHEN row_number() OVER (PARTITION BY w.redemption_id"
+    " ORDER BY e.customer_id = w.customer_id DESC, w.n) > 1 THEN 'redemption-used'"
+    " END AS refused"
+    " FROM wanted w LEFT JOIN ledger_entries e ON e.entry_id = w.redemption_id"
+    "), linked AS ("
+    " UPDATE purchases p SET redemption_id = j.redemption_id FROM judged j"
+    " WHERE p.purchase_key = j.purchase_key AND j.refused IS NULL AND p.redemption_id IS NULL"
+    ") SELECT purchase_key, refused FROM judged WHERE refused IS NOT NULL"
 )
 
 _DEBTORS = sa.text(

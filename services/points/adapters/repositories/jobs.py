@@ -8,11 +8,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points import ports
+from services.points.adapters.repositories.catalogue import coupon_of
 from services.points.adapters.repositories.common import SqlHolds, SqlLedger, entry_of, hold_of
-from services.points.adapters.tables import holds
+from services.points.adapters.tables import coupons, holds, ledger_entries
+from services.points.domain.coupons import Coupon, CouponStatus
 from services.points.domain.holds import Hold, HoldStatus
 from services.points.domain.lots import Allocation
 from services.points.domain.model import LedgerEntry
@@ -20,6 +23,10 @@ from services.points.domain.model import LedgerEntry
 
 def jobs_repository(conn: AsyncConnection) -> ports.JobsRepository:
     return SqlJobsRepository(conn)
+
+
+def coupon_jobs_repository(conn: AsyncConnection) -> ports.CouponJobsRepository:
+    return SqlCouponJobsRepository(conn)
 
 
 class SqlJobsRepository(SqlLedger, SqlHolds):
@@ -110,3 +117,48 @@ _DRAWS_ON = sa.text(
     "ON m.entry_id = a.entry_id AND m.kind = 'expire' "
     "WHERE a.lot_id = ANY(CAST(:lot_ids AS text[]))"
 )
+
+
+class SqlCouponJobsRepository(SqlLedger):
+    """The coupon-expiry job's statements: a chunk of coupons expired unused, the ledger
+    entries their refunds start from, and the coupons marked expired, one statement each."""
+
+    async def coupons_expired(self, as_of: datetime, limit: int) -> list[Coupon]:
+        rows = await self._conn.execute(
+            sa.select(coupons)
+            .where(coupons.c.status == CouponStatus.ISSUED.value, coupons.c.expires_at <= as_of)
+            .order_by(coupons.c.expires_at, coupons.c.coupon_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [coupon_of(row) for row in rows]
+
+    async def entries_by_id(self, entry_ids: Collection[str]) -> dict[str, LedgerEntry]:
+        if not entry_ids:
+            return {}
+        rows = await self._conn.execute(
+            sa.select(ledger_entries).where(
+                ledger_entries.c.entry_id == sa.any_(sa.cast(list(entry_ids), ARRAY(sa.Text)))
+            )
+        )
+        return {row.entry_id: entry_of(row) for row in rows}
+
+    async def save_expired(self, expired: Sequence[Coupon]) -> None:
+        if not expired:
+            return
+        await self._conn.execute(
+            sa.update(coupons)
+            .where(
+                coupons.c.coupon_id == sa.bindparam("expired_id"),
+                coupons.c.status == CouponStatus.ISSUED.value,
+            )
+            .values(
+                status=CouponStatus.EXPIRED.value,
+                expired_at=sa.bindparam("at"),
+                points_returned=sa.bindparam("returned"),
+            ),
+            [
+                {"expired_id": c.coupon_id, "at": c.expired_at, "returned": c.points_returned}
+                for c in expired
+            ],
+        )

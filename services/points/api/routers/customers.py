@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from services.points.api.deps import ClockDep, LedgerDep, ReadScope
+from services.points.api.deps import ClockDep, LedgerDep, ReadOrTillCaller, ReadScope
 from services.points.api.schemas import BalanceOut, LedgerCursor, LedgerPageOut
 from services.points.usecases import customers
 from shared.bounds import Identifier
@@ -14,7 +14,10 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 @router.get("/{customer_id}/balance")
 async def get_balance(
-    customer_id: Annotated[Identifier, Path()], ledger: LedgerDep, clock: ClockDep, _: ReadScope
+    customer_id: Annotated[Identifier, Path()],
+    ledger: LedgerDep,
+    clock: ClockDep,
+    _: ReadOrTillCaller,
 ) -> BalanceOut:
     return await customers.get_balance(ledger, customer_id, clock.now())
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from services.points.api.deps import AdminScope, ClockDep, ProgramDep, RuntimeDep
+from services.points.api.deps import AdminOrTillCaller, ClockDep, ProgramDep, RuntimeDep
 from services.points.api.problems import problems
 from services.points.api.schemas import HoldIn, HoldOut, HoldStateOut
 from services.points.domain.holds import HoldAction
@@ -24,7 +24,7 @@ HoldId = Annotated[Identifier, Path()]
     "/customers/{customer_id}/holds",
     status_code=201,
     response_model=HoldOut,
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(400, 401, 403, 404, 409, 422),
 )
 async def place_hold(
     customer_id: Annotated[Identifier, Path()],
@@ -33,9 +33,9 @@ async def place_hold(
     clock: ClockDep,
     program: ProgramDep,
     call: IdempotencyDep,
-    _: AdminScope,
+    caller: AdminOrTillCaller,
 ) -> HoldOut | JSONResponse:
-    return await holds.place_hold(runtime.engine, clock, program, call, customer_id, body)
+    return await holds.place_hold(runtime.engine, clock, program, call, caller, customer_id, body)
 
 
 @router.post(
@@ -45,9 +45,13 @@ async def place_hold(
     responses=problems(400, 401, 403, 404, 409, 422),
 )
 async def capture_hold(
-    hold_id: HoldId, runtime: RuntimeDep, clock: ClockDep, call: IdempotencyDep, _: AdminScope
+    hold_id: HoldId,
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    call: IdempotencyDep,
+    caller: AdminOrTillCaller,
 ) -> HoldStateOut | JSONResponse:
-    return await holds.settle_hold(runtime.engine, clock, call, hold_id, HoldAction.CAPTURE)
+    return await holds.settle_hold(runtime.engine, clock, call, caller, hold_id, HoldAction.CAPTURE)
 
 
 @router.post(
@@ -57,6 +61,10 @@ async def capture_hold(
     responses=problems(400, 401, 403, 404, 409, 422),
 )
 async def void_hold(
-    hold_id: HoldId, runtime: RuntimeDep, clock: ClockDep, call: IdempotencyDep, _: AdminScope
+    hold_id: HoldId,
+    runtime: RuntimeDep,
+    clock: ClockDep,
+    call: IdempotencyDep,
+    caller: AdminOrTillCaller,
 ) -> HoldStateOut | JSONResponse:
-    return await holds.settle_hold(runtime.engine, clock, call, hold_id, HoldAction.VOID)
+    return await holds.settle_hold(runtime.engine, clock, call, caller, hold_id, HoldAction.VOID)
