@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from prometheus_client import Counter
-
 from services.points.domain.earning import Campaign, Earning, Item, PurchaseFacts, purchase_points
 from services.points.domain.lots import Allocation
 from services.points.domain.model import (
@@ -46,18 +44,11 @@ from services.points.ports import ConsumerRepository
 from shared.messaging import events
 from shared.messaging.events import CloudEvent, derived_event_id
 from shared.messaging.outbox import EventSink, emit
+from shared.observability.metrics import TENDER_LINKS_REFUSED
 
 SOURCE = "points"
 
 log = logging.getLogger(__name__)
-
-# A purchase naming a redemption that cannot pay for it (unknown, another customer's, a
-# reward's, or named by another purchase) is applied without the link: counted here, by why.
-TENDER_LINKS_REFUSED = Counter(
-    "fedelta_points_tender_links_refused_total",
-    "Purchases whose redemption_id was not linked to them, by reason",
-    ["reason"],
-)
 
 # customer.updated too: the customers topic is compacted, so a consumer starting afresh may
 # find a customer's latest profile only, never the enrolment, and must enrol them from it.

@@ -79,6 +79,16 @@ OUTBOX_OLDEST_AGE_SECONDS = Gauge(
     ["table"],
 )
 
+# -- the program ------------------------------------------------------------------------------
+
+# Points as tender: a purchase naming a redemption that cannot pay for it (unknown, another
+# customer's, a reward's, or named by another purchase) is applied without the link.
+TENDER_LINKS_REFUSED = Counter(
+    "fedelta_points_tender_links_refused_total",
+    "Purchases whose redemption_id was not linked to them, by reason",
+    ["reason"],
+)
+
 # -- jobs and workers -------------------------------------------------------------------------
 
 # `job_name`, not `job`: Prometheus's own `job` label names the scrape job.
@@ -115,6 +125,7 @@ _ALL = (
     OUTBOX_PUBLISHED,
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_AGE_SECONDS,
+    TENDER_LINKS_REFUSED,
     JOB_RUNS,
     JOB_SECONDS,
     JOB_LAST_SUCCESS,
