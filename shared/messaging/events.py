@@ -14,7 +14,7 @@ import re
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -63,6 +63,9 @@ class Payload(BaseModel):
 P = TypeVar("P", bound=Payload)
 
 
+TierName = Literal["bronze", "silver", "gold", "platinum"]
+
+
 class Consent(Payload):
     email: bool = False
     sms: bool = False
@@ -78,6 +81,8 @@ class CustomerProfile(Payload):
     phone: bounds.Label | None = None
     consent: Consent = Consent()
     referred_by: bounds.Identifier | None = None
+    # Day and month matter (a birthday treat); bounded at ingest's edge (issue 23).
+    birthday: date | None = None
     # The profile's sequence number at ingest (1 at enrolment, +1 per change, assigned under
     # the row lock); consumers keep the profile with the highest. None only in events from
     # before versions existed.
@@ -85,7 +90,10 @@ class CustomerProfile(Payload):
 
 
 class CustomerEnrolled(CustomerProfile):
-    pass
+    # A member brought over from another program (`fedelta import members`, issue 23): the
+    # welcome bonus and the welcome message only when the import asked for them.
+    imported: bool = False
+    welcome: bool = True
 
 
 class CustomerUpdated(CustomerProfile):
@@ -115,6 +123,26 @@ class PurchaseCompleted(Payload):
     # Points as tender: the redemption (made at the till before the payment) that paid for
     # part of this purchase; its refund gives those points back in proportion.
     redemption_id: bounds.Identifier | None = None
+
+
+class ImportedLot(Payload):
+    points: Annotated[int, Field(ge=1, le=bounds.MAX_POINTS)]
+    # None: the program's validity from the import on.
+    expires_at: bounds.Instant | None = None
+
+
+class PointsImported(Payload):
+    """An imported member's opening balance (lots with their own expiries) and opening tier,
+    as the program they come from held them. Published by ingest on the purchases topic, key
+    = the customer, after their enrolment; points makes the lots, tiers the tier (reason
+    `import`). One per member: its id is derived from the member's."""
+
+    customer_id: bounds.Identifier
+    partner_id: bounds.Identifier
+    lots: Annotated[list[ImportedLot], Field(max_length=100)] = []
+    tier: TierName | None = None
+    tier_since: bounds.Instant | None = None
+    imported_at: bounds.Instant
 
 
 class PurchaseRefunded(Payload):
@@ -211,9 +239,6 @@ class CouponExpired(Payload):
     expired_at: bounds.Instant
 
 
-TierName = Literal["bronze", "silver", "gold", "platinum"]
-
-
 class TierChanged(Payload):
     customer_id: bounds.Identifier
     from_tier: TierName
@@ -271,6 +296,7 @@ CUSTOMER_UPDATED = "fedelta.customer.updated.v1"
 CUSTOMER_ERASED = "fedelta.customer.erased.v1"
 PURCHASE_COMPLETED = "fedelta.purchase.completed.v1"
 PURCHASE_REFUNDED = "fedelta.purchase.refunded.v1"
+POINTS_IMPORTED = "fedelta.points.imported.v1"
 POINTS_EARNED = "fedelta.points.earned.v1"
 POINTS_REDEEMED = "fedelta.points.redeemed.v1"
 POINTS_REVERSED = "fedelta.points.reversed.v1"
@@ -301,6 +327,7 @@ EVENT_KINDS: dict[str, EventKind] = {
         EventKind(event_type=CUSTOMER_ERASED, topic=topics.CUSTOMERS, payload=CustomerErased),
         EventKind(event_type=PURCHASE_COMPLETED, topic=topics.PURCHASES, payload=PurchaseCompleted),
         EventKind(event_type=PURCHASE_REFUNDED, topic=topics.PURCHASES, payload=PurchaseRefunded),
+        EventKind(event_type=POINTS_IMPORTED, topic=topics.PURCHASES, payload=PointsImported),
         EventKind(event_type=POINTS_EARNED, topic=topics.POINTS, payload=PointsEarned),
         EventKind(event_type=POINTS_REDEEMED, topic=topics.POINTS, payload=PointsRedeemed),
         EventKind(event_type=POINTS_REVERSED, topic=topics.POINTS, payload=PointsReversed),

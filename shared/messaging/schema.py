@@ -33,6 +33,7 @@ PRODUCES: dict[str, tuple[str, ...]] = {
         events.CUSTOMER_ERASED,
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
+        events.POINTS_IMPORTED,
     ),
     "points": (
         events.POINTS_EARNED,
