@@ -14,10 +14,11 @@ from services.points.domain.lots import Allocation, balance_of, spend
 from services.points.domain.model import EntryKind, LedgerEntry, Program
 from services.points.domain.refunds import PurchaseRecord, RefundRecord
 from services.points.domain.tender import RETURN_REASON, returns, slices, spent_by
-from services.points.handlers import TENDER_LINKS_REFUSED, Context, apply_batch
+from services.points.handlers import Context, apply_batch
 from shared.messaging import events
 from shared.messaging.events import CloudEvent
 from shared.messaging.outbox import CollectingSink
+from shared.observability.metrics import TENDER_LINKS_REFUSED
 from tests.support import factories
 from tests.support.fakes.points import FakeLedger
 from tests.support.points import NOW, apply_all, enrolled
