@@ -81,6 +81,7 @@ bench: setup ## run the benchmarks against a running stack (make up first)
 	$(PY) -m bench.dispatcher
 	$(PY) -m bench.expiry_warnings
 	$(PY) -m bench.jobs
+	$(PY) -m bench.import_members
 
 # Its own stack (.fedelta/chaos; ports 15462, 19212-3, 10036-7, 18090-18100): beside any other.
 CHAOS_SEED ?= 1

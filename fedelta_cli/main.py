@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fedelta_cli import dlq as dead_letters
+from fedelta_cli import imports as member_imports
 from fedelta_cli import operations
 from fedelta_cli.demo import demo
 from fedelta_cli.simulate import simulate as run_simulation
@@ -40,6 +41,9 @@ customer_app = typer.Typer(help="One customer across the services.", no_args_is_
 jobs_app = typer.Typer(help="Time-driven jobs, on demand.", no_args_is_help=True)
 rewards_app = typer.Typer(help="The reward catalogue: list, create.", no_args_is_help=True)
 coupon_app = typer.Typer(help="Coupons issued for rewards.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Bring a program over: members, balances and tiers.", no_args_is_help=True
+)
 app.add_typer(partners_app, name="partners")
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
@@ -47,6 +51,7 @@ app.add_typer(customer_app, name="customer")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(rewards_app, name="rewards")
 app.add_typer(coupon_app, name="coupon")
+app.add_typer(import_app, name="import")
 
 console = Console()
 errors = Console(stderr=True)
@@ -260,6 +265,55 @@ def coupon_show(coupon_id: str) -> None:
     except operations.CommandFailed as failure:
         raise _fail(str(failure)) from None
     operations.render_coupon(answer, console)
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+@import_app.command("members")
+def import_members_command(
+    file: Annotated[Path, typer.Argument(help="CSV with a header row, or NDJSON")],
+    partner: Annotated[
+        str | None, typer.Option(help="the importing partner (default: dev.env's)")
+    ] = None,
+    welcome: Annotated[
+        bool, typer.Option("--welcome", help="give the welcome bonus and message too")
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, max=500, help="rows per call")] = 500,
+    in_flight: Annotated[int, typer.Option(min=1, max=16, help="calls in flight")] = 4,
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv or ndjson (default: by extension)")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="write every refused row here, as CSV")
+    ] = None,
+) -> None:
+    """Enrol a program's members with their consent, an opening balance and tier
+    (docs/import.md). Exit 1 when a row was refused, 2 when the file cannot be read."""
+    env = DevEnv.load()
+    options = member_imports.ImportOptions(
+        partner_id=partner or env.partner_id,
+        welcome=welcome,
+        fmt=file_format,
+        batch=batch,
+        in_flight=in_flight,
+        report=report,
+    )
+    try:
+        summary = asyncio.run(member_imports.import_file(env, file, options, console))
+    except member_imports.ImportFileError as failure:
+        raise _fail(str(failure), 2) from None
+    except member_imports.ImportRefused as refused:
+        raise _fail(f"ingest refused the import: {refused}", 2) from None
+    except (FedeltaError, httpx.TransportError) as failure:
+        raise _fail(
+            f"ingest did not answer ({failure or type(failure).__name__}); what went in is "
+            "kept: run the same command again to import the rest",
+            2,
+        ) from None
+    member_imports.render_summary(summary, console, report)
+    if summary.refused:
+        raise typer.Exit(1)
 
 
 # --- topics ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ processed a new customer's events. Admin calls answer the JSON body and raise `R
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,3 +161,20 @@ class InternalClient:
         """What the member may redeem now, and why not the others."""
         path = f"/v1/customers/{customer_id}/rewards"
         return json_object(await self.request("GET", "points", path))
+
+    # --- member imports (ingest) --------------------------------------------------------
+
+    async def import_members(
+        self, partner_id: str, rows: Sequence[Mapping[str, Any]], *, welcome: bool = False
+    ) -> list[dict[str, Any]]:
+        """Members brought over from another program for a partner (admin; docs/import.md):
+        at most 500 rows, each with its `line` and the columns of an import. One result per
+        row, in order: `line`, `customer_id`, `outcome` (`imported`, `exists` or `refused`)
+        and a refused row's `reason`. Sending the same rows again imports nothing (each is
+        `exists`), so a call that got no answer may be sent again as it is."""
+        body = {"partner_id": partner_id, "welcome": welcome, "rows": list(rows)}
+        answer = json_object(
+            await self.request("POST", "ingest", "/v1/admin/imports/members", body)
+        )
+        results: list[dict[str, Any]] = answer["results"]
+        return results

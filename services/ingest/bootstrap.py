@@ -53,7 +53,11 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
 def partner_directory(runtime: Runtime, settings: IngestSettings) -> ports.PartnerDirectory:
     """How the API finds the partner of a POS call: cached for a few seconds per process."""
     return PartnerDirectory(
-        runtime.engine, runtime.clock, timedelta(seconds=settings.partner_cache_seconds)
+        runtime.engine,
+        runtime.clock,
+        timedelta(seconds=settings.partner_cache_seconds),
+        unknown_ttl=timedelta(seconds=settings.unknown_key_cache_seconds),
+        unknown_lookups_per_second=settings.unknown_key_lookups_per_second,
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from services.ingest.domain.model import Accepted, CustomerProfile, Partner
 from services.ingest.domain.till import PointsAnswer
-from services.ingest.domain.till_replays import SignedTillCall
+from services.ingest.domain.till_replays import SignedCall
 
 PurchaseKey = tuple[str, str]  # (partner_id, purchase_id): purchase ids are the partner's own
 
@@ -73,10 +73,17 @@ class PartnerRepository(Protocol):
         ...
 
 
+class LookupsThrottled(Exception):
+    """Too many lookups of unknown API keys right now: answered 429 without a lookup."""
+
+
 class PartnerDirectory(Protocol):
     """How a POS call finds its partner: by the hash of the API key it carries."""
 
-    async def by_key_hash(self, api_key_hash: str) -> Partner | None: ...
+    async def by_key_hash(self, api_key_hash: str) -> Partner | None:
+        """The partner, or None for an unknown key; LookupsThrottled when keys never found
+        are being tried faster than the directory asks the database for them."""
+        ...
 
 
 class CustomerRepository(Protocol):
@@ -169,10 +176,24 @@ class PointsGateway(Protocol):
 
 
 class TillSignatures(Protocol):
-    """The signed till calls that spent or reserved points, per partner, with the key each
-    first came with (`domain/till_replays.py`): shared by every ingest instance."""
+    """The signed calls without an id of their own (a till's redemptions and holds, profile
+    changes, erasures), per partner, with the key each first came with
+    (`domain/till_replays.py`): shared by every ingest instance."""
 
-    async def remember(self, call: SignedTillCall) -> bool:
+    async def remember(self, call: SignedCall) -> bool:
         """True when the signature is new (now remembered with the call's key) or came before
-        with this same key; False when it came before with another key. One statement."""
+        with this same key; False when it came before with another key or without one, or
+        comes again without one. One statement."""
+        ...
+
+
+class MemberImports(Protocol):
+    """Members brought over from another program (`usecases/imports.py`), a call's rows at
+    a time."""
+
+    async def partner(self, partner_id: str) -> Partner | None: ...
+
+    async def add_members(self, members: Sequence[tuple[CustomerProfile, Accepted]]) -> set[str]:
+        """Inserts the customers that are not enrolled yet, in one statement, and never
+        changes one who is; returns the ids inserted."""
         ...

@@ -23,6 +23,11 @@ class IngestSettings(ServiceSettings):
     # How long a partner's credentials are reused from memory without asking the database:
     # the delay before a revoked or replaced API key stops working. 0 asks every time.
     partner_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # A key that belongs to no partner is remembered as unknown this long (one lookup per key
+    # per that long), and keys never seen are looked up at most this many times a second per
+    # process; past it, a 429 without a lookup (issue 19: a flood of random keys).
+    unknown_key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    unknown_key_lookups_per_second: float = Field(default=20.0, gt=0, le=10_000)
     # Purchases that arrive while the previous group commits share one transaction; this
     # bounds how many, so that one group's statements stay small and its latency short.
     purchase_group_max: int = Field(default=64, ge=1, le=1000)

@@ -15,6 +15,7 @@ from services.notifications.adapters.http_channels import HttpSmsSender, HttpWeb
 from services.notifications.adapters.repositories.consumer import consumer_repository
 from services.notifications.adapters.repositories.dispatcher import dispatch_repository
 from services.notifications.adapters.smtp import SmtpEmailSender
+from services.notifications.adapters.webhook_addresses import WebhookGuard
 from services.notifications.dispatcher import (
     DeliveryDispatcher,
     DispatchTransactions,
@@ -22,6 +23,7 @@ from services.notifications.dispatcher import (
 )
 from services.notifications.domain.model import DeliveryPolicy, HarassmentPolicy, QuietHours
 from services.notifications.domain.unsubscribe import unsubscribe_token
+from services.notifications.domain.webhook_urls import allow_hosts_of
 from services.notifications.handlers import (
     DEFAULT_DIGEST_WINDOW,
     DEFAULT_EXPIRY_HOLD,
@@ -145,6 +147,11 @@ def unsubscribe_links(settings: NotificationsSettings) -> Callable[[str], str]:
     return url
 
 
+def webhook_guard(settings: NotificationsSettings) -> WebhookGuard:
+    """Where webhooks may point: https to public addresses, and the allow-listed hosts."""
+    return WebhookGuard(allow_hosts=allow_hosts_of(settings.webhook_allow_hosts))
+
+
 def make_dispatcher(
     settings: NotificationsSettings,
     engine: AsyncEngine,
@@ -177,7 +184,10 @@ def make_dispatcher(
         unsubscribe_url=unsubscribe_links(settings),
         sms=sms_sender(settings),
         webhooks=HttpWebhookSender(
-            clock, settings.webhook_timeout_seconds, connections=settings.dispatch_concurrency
+            clock,
+            settings.webhook_timeout_seconds,
+            connections=settings.dispatch_concurrency,
+            guard=webhook_guard(settings),
         ),
         coupons=coupon_reader(settings),
     )

@@ -53,6 +53,10 @@ DEFAULT_EXPIRY_WINDOW_DAYS = 1
 # ...and wait this long past the last lot of the window's own warning time: points' jobs
 # interval (1 h), warning each lot at the first run within its lead, and a margin.
 DEFAULT_EXPIRY_HOLD = timedelta(minutes=65)
+# The reason points and tiers give what an import brought over (`fedelta import members`,
+# product §11): an imported member's opening lots and opening tier. Not news to the member,
+# so no message: they hear of it only through the welcome, when the import asked for it.
+IMPORT = "import"
 
 
 def welcome_id(customer_id: str, channel: Channel) -> str:
@@ -303,7 +307,8 @@ def customer_enrolled(cause: CloudEvent, changes: Changes) -> None:
     # arriving after an update (a replay, or a late copy) is not their first.
     first_seen = not changes.is_known(profile.customer_id)
     changes.keep_profile(_contact(profile, cause))
-    if first_seen:
+    # An imported member is welcomed only when the import asked for it (`--welcome`).
+    if first_seen and profile.welcome:
         # Scheduled whatever the consent: the decision is taken at send time, on the contact
         # as it is then, and a suppressed message stays visible in the delivery log.
         changes.welcome(cause, profile.customer_id)
@@ -327,6 +332,8 @@ def customer_erased(cause: CloudEvent, changes: Changes) -> None:
 
 def tier_changed(cause: CloudEvent, changes: Changes) -> None:
     change = cause.data_as(events.TierChanged)
+    if change.reason == IMPORT:
+        return  # the tier the member held in the program they come from
     template = "tier_up" if change.direction == "up" else "tier_down"
     params: dict[str, Any] = {"tier": change.to_tier, "from_tier": change.from_tier}
     if change.next_tier is not None and change.next_tier_match is not None:
@@ -380,6 +387,8 @@ def _route_params(
 
 def points_earned(cause: CloudEvent, changes: Changes) -> None:
     earning = cause.data_as(events.PointsEarned)
+    if earning.reason == IMPORT:
+        return  # an opening balance, carried over: not earned, and not in the digest
     changes.earn(cause, earning.customer_id, earning.points)
 
 
@@ -457,11 +466,10 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     )
     await _load_channels(batch, changes, ctx.notifications)
     await _load_expiry_warnings(batch, changes, ctx.notifications)
-    earners = {
-        event.data_as(events.PointsEarned).customer_id
-        for event in batch
-        if event.type == events.POINTS_EARNED
-    }
+    earnings = [
+        event.data_as(events.PointsEarned) for event in batch if event.type == events.POINTS_EARNED
+    ]
+    earners = {earning.customer_id for earning in earnings if earning.reason != IMPORT}
     if earners:
         for digest in await ctx.notifications.open_digests(earners, ctx.now):
             changes.digests[digest.customer_id] = digest

@@ -67,6 +67,12 @@ class NotificationsSettings(ServiceSettings):
     sms_token: SecretStr | None = Field(default=None, min_length=1)
     sms_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Webhook hosts trusted as they are (comma-separated, e.g. "127.0.0.1,localhost"): plain
+    # http allowed and their addresses not checked. Only for the local stack's and tests' own
+    # receivers: every other webhook is https to public addresses (domain/webhook_urls.py).
+    webhook_allow_hosts: str = Field(
+        default="", max_length=2000, pattern=r"^[A-Za-z0-9.:\[\],\- ]*$"
+    )
     # Points, where a coupon's code is read (GET /v1/coupons/{id}) when its message goes out,
     # with points' read token. Without the token, coupon messages wait (retried) until it is
     # set or the coupon expires.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from services.points.domain.earning import Campaign, Earning, Item, PurchaseFacts, purchase_points
+from services.points.domain.imports import OpeningLot, opening_lots
 from services.points.domain.lots import Allocation
 from services.points.domain.model import (
     LedgerEntry,
@@ -59,6 +60,7 @@ HANDLED_TYPES = frozenset(
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
         events.TIER_CHANGED,
+        events.POINTS_IMPORTED,
     }
 )
 
@@ -75,6 +77,8 @@ class Context:
 class _Enrolment:
     cause: CloudEvent
     member: Member
+    # False for an imported member whose import did not ask for the welcome (`--welcome`).
+    welcome: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,13 +104,21 @@ class _Refund:
     refund: RefundRecord
 
 
-_Step = _Enrolment | _Purchase | _TierChange | _Refund
+@dataclass(frozen=True)
+class _Import:
+    """An imported member's opening lots, those still valid at processing."""
+
+    cause: CloudEvent
+    lots: list[LedgerEntry]
+
+
+_Step = _Enrolment | _Purchase | _TierChange | _Refund | _Import
 
 
 async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     """Load what the batch needs, walk it in order, write what it caused, then apply the
     refunds whose purchase is there and the debt new earnings repay."""
-    steps = _read(batch, ctx.program)
+    steps = _read(batch, ctx.program, ctx.now)
     if not steps:
         return
     loaded = await _load(steps, ctx)
@@ -215,6 +227,8 @@ class _Walk:
         if customer_id not in self.loaded.new_customers:
             return
         self.loaded.new_customers.discard(customer_id)  # a second enrolment grants nothing
+        if not step.welcome:
+            return
         bonus = welcome_bonus(
             self.program,
             entry_id=derived_event_id(step.cause.id, "welcome-bonus"),
@@ -288,6 +302,11 @@ class _Walk:
         if referral is not None:
             self.grants.append((referral, step.cause, "referral-bonus"))
 
+    def bring_over(self, step: _Import) -> None:
+        """An import's lots, each announced as earned (reason "import") once recorded."""
+        for lot in step.lots:
+            self.grants.append((lot, step.cause, f"points-imported/{lot.entry_id}"))
+
     def change_tier(self, step: _TierChange) -> None:
         assignment = step.assignment
         customer_id = assignment.customer_id
@@ -304,6 +323,8 @@ def _walk(steps: Sequence[_Step], loaded: _Loaded, program: Program) -> _Walk:
             walk.refund(step)
         elif isinstance(step, _Purchase):
             walk.purchase(step)
+        elif isinstance(step, _Import):
+            walk.bring_over(step)
         else:
             walk.change_tier(step)
     return walk
@@ -546,12 +567,14 @@ def _lots_of(program: Program, step: _Purchase, earning: Earning) -> list[tuple[
     return lots
 
 
-def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
+def _read(batch: Sequence[CloudEvent], program: Program, now: datetime) -> list[_Step]:
     """The batch's events as the steps they are for points; a purchase in a currency other
     than the program's is refused (the consumer sets that event alone aside)."""
     steps: list[_Step] = []
     for event in batch:
-        if event.type == events.PURCHASE_COMPLETED:
+        if event.type == events.POINTS_IMPORTED:
+            steps.append(_import_step(event, program, now))
+        elif event.type == events.PURCHASE_COMPLETED:
             steps.append(_purchase_step(event, program))
         elif event.type in (events.CUSTOMER_ENROLLED, events.CUSTOMER_UPDATED):
             steps.append(_enrolment_step(event))
@@ -594,15 +617,42 @@ def _purchase_step(event: CloudEvent, program: Program) -> _Purchase:
 
 def _enrolment_step(event: CloudEvent) -> _Enrolment:
     """A profile for a customer the ledger does not know yet enrols them (welcome bonus
-    included); for a known one it changes nothing here."""
-    profile = event.data_as(events.CustomerProfile)
+    included, unless an import enrolled them without it); for a known one it changes nothing
+    here."""
+    # Only the enrolment says whether the welcome was asked for; an update (the enrolment
+    # compacted away) welcomes as it always has.
+    kind = (
+        events.CustomerEnrolled
+        if event.type == events.CUSTOMER_ENROLLED
+        else events.CustomerProfile
+    )
+    profile = event.data_as(kind)
     member = Member(
         profile.customer_id,
         profile.partner_id,
         profile.enrolled_at,
         referred_by=profile.referred_by,
     )
-    return _Enrolment(event, member)
+    welcome = not isinstance(profile, events.CustomerEnrolled) or profile.welcome
+    return _Enrolment(event, member, welcome)
+
+
+def _import_step(event: CloudEvent, program: Program, now: datetime) -> _Import:
+    """The lots of an import, their ids derived from the event (itself one per member, its id
+    derived from theirs): a second delivery records nothing new."""
+    imported = event.data_as(events.PointsImported)
+    lots = opening_lots(
+        program,
+        customer_id=imported.customer_id,
+        partner_id=imported.partner_id,
+        imported_at=imported.imported_at,
+        lots=[
+            OpeningLot(derived_event_id(event.id, f"import-lot/{n}"), lot.points, lot.expires_at)
+            for n, lot in enumerate(imported.lots)
+        ],
+        now=now,
+    )
+    return _Import(event, lots)
 
 
 def _refund_step(event: CloudEvent) -> _Refund:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from services.tiers.domain.imports import imported_activity, imported_change
 from services.tiers.domain.model import (
     CustomerTier,
     DowngradeWarning,
@@ -52,6 +53,7 @@ HANDLED_TYPES = frozenset(
         events.CUSTOMER_UPDATED,
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
+        events.POINTS_IMPORTED,
     }
 )
 
@@ -84,7 +86,13 @@ class _Refund:
     purchase_activity_id: str  # the refunded purchase's, to count the refund in its year
 
 
-_Step = _Enrolment | _Purchase | _Refund
+@dataclass(frozen=True)
+class _Import:
+    cause: CloudEvent
+    activity: QualifyingActivity  # the opening tier, held from the activity's instant
+
+
+_Step = _Enrolment | _Purchase | _Refund | _Import
 
 
 async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
@@ -147,13 +155,14 @@ def _referred_by(steps: Sequence[_Step]) -> dict[str, str]:
 
 
 def _first_seen(steps: Sequence[_Step], program: Program) -> dict[str, CustomerTier]:
-    """Each customer as the first of their events that enrols or buys would add them (a
-    purchase may come before the enrolment: they travel on different topics)."""
+    """Each customer as the first of their events that enrols, buys or is imported would add
+    them (a purchase or an import may come before the enrolment: they travel on different
+    topics)."""
     first_seen: dict[str, CustomerTier] = {}
     for step in steps:
         if isinstance(step, _Enrolment):
             first_seen.setdefault(step.customer.customer_id, step.customer)
-        elif isinstance(step, _Purchase) and step.activity.customer_id not in first_seen:
+        elif isinstance(step, _Purchase | _Import) and step.activity.customer_id not in first_seen:
             activity = step.activity
             first_seen[activity.customer_id] = new_customer(
                 program, activity.customer_id, since=activity.occurred_at
@@ -164,11 +173,11 @@ def _first_seen(steps: Sequence[_Step], program: Program) -> dict[str, CustomerT
 def _counted_since(
     steps: Sequence[_Step], recorded: set[str], program: Program
 ) -> dict[str, datetime]:
-    """Per customer with a new purchase, the earliest instant whose activity that purchase's
-    spend counts."""
+    """Per customer with a new purchase or import, the earliest instant whose activity that
+    purchase's spend (or the standing the import's tier announces) counts."""
     since: dict[str, datetime] = {}
     for step in steps:
-        if isinstance(step, _Purchase) and step.activity.activity_id in recorded:
+        if isinstance(step, _Purchase | _Import) and step.activity.activity_id in recorded:
             customer_id = step.activity.customer_id
             earliest = program.earliest_counted(step.activity.occurred_at)
             since[customer_id] = min(since.get(customer_id, earliest), earliest)
@@ -195,7 +204,11 @@ def _walk(steps: Sequence[_Step], state: _Loaded, program: Program) -> _Walked:
             # A refund lowers qualifying spend, but a tier is lowered at review alone.
             continue
         customer = walked.changed.get(activity.customer_id) or state.customers[activity.customer_id]
-        change = history.upgrade_for(customer, arrived_at=activity.occurred_at)
+        if isinstance(step, _Import):
+            # The opening tier, held from its `since`: up only, never lowering a tier.
+            change = imported_change(program, customer, activity)
+        else:
+            change = history.upgrade_for(customer, arrived_at=activity.occurred_at)
         if change is not None:
             walked.changed[activity.customer_id] = after_change(customer, change)
             ahead = _progress_after(program, change, history.standing_as_of)
@@ -266,7 +279,22 @@ def _read(batch: Sequence[CloudEvent], program: Program) -> list[_Step]:
             if referrer == enrolled.customer_id:
                 referrer = None  # nobody refers themselves
             steps.append(_Enrolment(event, customer, referrer))
+        elif event.type == events.POINTS_IMPORTED:
+            steps.extend(_read_import(event, program))
     return steps
+
+
+def _read_import(event: CloudEvent, program: Program) -> list[_Import]:
+    """An import's opening tier, when it names one above the entry tier (else nothing)."""
+    imported = event.data_as(events.PointsImported)
+    activity = imported_activity(
+        program,
+        imported.customer_id,
+        tier=imported.tier,
+        tier_since=imported.tier_since,
+        imported_at=imported.imported_at,
+    )
+    return [] if activity is None else [_Import(event, activity)]
 
 
 def _unique(activities: Iterable[QualifyingActivity]) -> list[QualifyingActivity]:

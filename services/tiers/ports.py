@@ -169,6 +169,10 @@ class ApiRepository(Protocol):
         """The customer's tier changes, newest first."""
         ...
 
+    async def last_change(self, customer_id: str) -> TierChange | None:
+        """The customer's newest tier change, if any."""
+        ...
+
     async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
         """Like `ConsumerRepository.lock_customers`."""
         ...
@@ -219,7 +223,8 @@ class ReplayBatch:
 
     activities: dict[str, QualifyingActivity] = field(default_factory=dict)
     refunded: dict[str, str] = field(default_factory=dict)  # refund id -> its purchase's id
-    enrolments: dict[str, datetime | None] = field(default_factory=dict)  # None: a buyer
+    # None: a buyer, or an imported member, whose enrolment this poll did not carry.
+    enrolments: dict[str, datetime | None] = field(default_factory=dict)
     events: int = 0
     skipped: int = 0  # unreadable, or refused like the live consumer refuses them
 

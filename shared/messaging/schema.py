@@ -56,12 +56,14 @@ CONSUMES: dict[str, tuple[str, ...]] = {
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
         events.TIER_CHANGED,
+        events.POINTS_IMPORTED,
     ),
     "tiers": (
         events.CUSTOMER_ENROLLED,
         events.CUSTOMER_UPDATED,
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
+        events.POINTS_IMPORTED,
     ),
     "notifications": (
         events.CUSTOMER_ENROLLED,

@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from shared.runtime.http_limits import BoundedHttpToolsProtocol
 from shared.settings import ServiceSettings
 from shared.storage.migrations import upgrade_to_head
 
@@ -46,7 +47,8 @@ def run_service_cli(
         log_level=settings.log_level.lower(),
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        # httptools, with bounds on the request head and deadlines for head and body.
+        http=BoundedHttpToolsProtocol,
     )
 
 

@@ -46,17 +46,32 @@ def sign(secret: str, timestamp: int, method: str, target: str | bytes, body: by
 
 
 def parse_signature(header: str) -> tuple[int, list[str]]:
-    timestamp: int | None = None
+    """`t=<unix seconds>` exactly once and at least one `v1=<hex>`. Strict: a repeated `t`
+    (whatever its values), a malformed `t` or `v1`, or a part that is not `name=value` is
+    refused rather than skipped, so no spelling of a header verifies what its first reading
+    would not. Parts of other schemes (`v2=...`, for a later signature version) are ignored."""
+    timestamps: list[int] = []
     digests: list[str] = []
     for part in header.split(","):
-        name, _, value = part.strip().partition("=")
-        if name == "t" and _TIMESTAMP.fullmatch(value):
-            timestamp = int(value)
-        elif name == "v1" and _DIGEST.fullmatch(value):
+        name, equals, value = part.strip().partition("=")
+        if not equals or not name:
+            raise SignatureError(f"{_SHAPE}: every part is name=value")
+        if name == "t":
+            if not _TIMESTAMP.fullmatch(value):
+                raise SignatureError(f"{_SHAPE}: t must be unix seconds (digits only)")
+            timestamps.append(int(value))
+        elif name == "v1":
+            if not _DIGEST.fullmatch(value):
+                raise SignatureError(f"{_SHAPE}: v1 must be hexadecimal")
             digests.append(value.lower())
-    if timestamp is None or not digests:
-        raise SignatureError("Fedelta-Signature must look like t=<unix seconds>,v1=<hex>")
-    return timestamp, digests
+    if len(timestamps) > 1:
+        raise SignatureError(f"{_SHAPE}: t is given {len(timestamps)} times, once is accepted")
+    if not timestamps or not digests:
+        raise SignatureError(_SHAPE)
+    return timestamps[0], digests
+
+
+_SHAPE = "Fedelta-Signature must look like t=<unix seconds>,v1=<hex>"
 
 
 def verify_signature(

@@ -4,6 +4,7 @@ Apart from shared.runtime.jobs, which knows nothing of HTTP."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -32,19 +33,7 @@ async def run_job(
     else:
         names = ", ".join([*known, ALL])
         raise Problem(404, "Not found", f"no job {name!r} here; jobs: {names}", slug="unknown-job")
-    if as_of is None:
-        instant = runtime.clock.now()
-    else:
-        try:
-            instant = parse_rfc3339(as_of)
-        except ValueError:
-            raise Problem(
-                422,
-                "Invalid request",
-                "as_of must be an RFC 3339 timestamp with an offset, e.g. 2025-01-31T00:00:00Z"
-                " (write + as %2B in a query string)",
-                slug="invalid-request",
-            ) from None
+    instant = job_instant(as_of, runtime.clock.now())
     lock = AdvisoryJobLock(runtime.engine)
     summaries = []
     for job in chosen:
@@ -59,3 +48,47 @@ async def run_job(
                 done=summaries,
             ) from None
     return {"as_of": instant.isoformat(), "jobs": summaries}
+
+
+# The instants a job may be run as of: a job's arithmetic (a retention subtracted, a validity
+# added) stays far inside datetime's range, and an admin's typo (year 0001, 9999) is a 422
+# naming the range, never a 500 nor a purge of everything. The past is bounded by a fixed
+# floor (before the program existed: a run as of then changes nothing, which tests use to
+# stay clear of each other's data) or 10 years before now, whichever is earlier; the future
+# by 1 year after now (a run far ahead would expire and purge everything).
+AS_OF_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_AS_OF_PAST = timedelta(days=3653)  # 10 years
+MAX_AS_OF_FUTURE = timedelta(days=366)  # 1 year
+
+
+def as_of_range(now: datetime) -> tuple[datetime, datetime]:
+    """The earliest and latest instants a job may be run as of, `now` being now."""
+    return min(AS_OF_FLOOR, now - MAX_AS_OF_PAST), now + MAX_AS_OF_FUTURE
+
+
+def job_instant(as_of: str | None, now: datetime) -> datetime:
+    """The instant `as_of` names (now when absent); a 422 Problem when it is not an RFC 3339
+    timestamp with an offset or lies outside `as_of_range(now)`."""
+    if as_of is None:
+        return now
+    try:
+        instant = parse_rfc3339(as_of)
+    except ValueError:
+        raise Problem(
+            422,
+            "Invalid request",
+            "as_of must be an RFC 3339 timestamp with an offset, e.g. 2025-01-31T00:00:00Z"
+            " (write + as %2B in a query string)",
+            slug="invalid-request",
+        ) from None
+    earliest, latest = as_of_range(now)
+    # Aware datetimes compare as instants: an offset near datetime's ends cannot overflow.
+    if not earliest <= instant <= latest:
+        raise Problem(
+            422,
+            "Invalid request",
+            f"as_of must lie between {earliest.isoformat()} and {latest.isoformat()} "
+            "(from 2000-01-01, or 10 years before now if earlier, to 1 year after now)",
+            slug="invalid-request",
+        )
+    return instant

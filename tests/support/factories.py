@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared.messaging import events
-from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.events import CloudEvent, derived_event_id, new_event
 
 PARTNER = "demo"
 
@@ -164,3 +164,36 @@ def erasure(
     """A customer.erased event."""
     payload = events.CustomerErased(customer_id=customer_id)
     return ingest_event(payload, customer_id, at or _now(), partner_id)
+
+
+def points_import(
+    customer_id: str,
+    lots: Sequence[tuple[int, datetime | None]] = (),
+    *,
+    at: datetime | None = None,
+    imported_at: datetime | None = None,
+    partner_id: str = PARTNER,
+    tier: events.TierName | None = None,
+    tier_since: datetime | None = None,
+    event_id: str | None = None,
+) -> CloudEvent:
+    """A points.imported event (issue 23) as ingest publishes it after an imported member's
+    enrolment: `lots` as (points, expires_at or None), its id derived from the customer (one
+    per member) unless `event_id` says otherwise. The enrolment itself is `enrolment(...,
+    imported=True, welcome=...)`."""
+    at = at or _now()
+    payload = events.PointsImported(
+        customer_id=customer_id,
+        partner_id=partner_id,
+        lots=[events.ImportedLot(points=points, expires_at=expires) for points, expires in lots],
+        tier=tier,
+        tier_since=tier_since,
+        imported_at=imported_at or at,
+    )
+    return new_event(
+        payload,
+        source=f"ingest/{partner_id}",
+        subject=customer_id,
+        time=at,
+        event_id=event_id or derived_event_id(f"customer/{customer_id}", "points-imported"),
+    )

@@ -39,6 +39,8 @@ customers = sa.Table(
     sa.Column("consent_email", sa.Boolean, nullable=False),
     sa.Column("consent_sms", sa.Boolean, nullable=False),
     sa.Column("referred_by", sa.Text),
+    # A calendar date (issue 23), erased with the contact data.
+    sa.Column("birthday", sa.Date),
     sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("request_hash", sa.Text, nullable=False),

@@ -9,7 +9,7 @@ from starlette.types import Scope
 
 from services.ingest.domain.model import Partner, hash_api_key
 from services.ingest.domain.till_replays import Signature, signature_of
-from services.ingest.ports import PartnerDirectory, PointsGateway, TillSignatures
+from services.ingest.ports import LookupsThrottled, PartnerDirectory, PointsGateway, TillSignatures
 from services.ingest.settings import IngestSettings
 from services.ingest.usecases.purchase_groups import PurchaseGroups
 from shared.runtime.process import Runtime
@@ -31,6 +31,7 @@ __all__ = [
     "ClockDep",
     "IngestSettingsDep",
     "PartnerDep",
+    "PartnerSignatureDep",
     "PointsGatewayDep",
     "PosCallDep",
     "PurchaseGroupsDep",
@@ -119,7 +120,16 @@ async def authenticated(
     api_key = bearer_token(authorization)
     if api_key is None:
         raise _unauthorized("send Authorization: Bearer <partner API key>")
-    partner = await partners.by_key_hash(hash_api_key(api_key))
+    try:
+        partner = await partners.by_key_hash(hash_api_key(api_key))
+    except LookupsThrottled:
+        raise Problem(
+            429,
+            "Too many requests",
+            "too many unknown API keys are being tried right now: retry shortly",
+            slug="unknown-keys-throttled",
+            headers={"Retry-After": "1"},
+        ) from None
     if partner is None or not partner.active:
         raise _unauthorized("unknown or inactive partner API key")
     if not signature:
@@ -216,7 +226,21 @@ async def accepted_signature(
 ) -> Signature:
     """The signature this call was accepted with: the digest of the message it signs (the
     timestamp, method, target and body as received), for `domain/till_replays.py`."""
-    assert signature is not None  # pos_call refused a call without one
+    return await _signature_of(request, signature)
+
+
+async def partner_signature(
+    request: Request,
+    partner: PartnerDep,  # first: the call is authenticated, its signature verified
+    signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+) -> Signature:
+    """`accepted_signature`, for the calls authenticated by `PartnerDep` (profile changes and
+    erasures: FastAPI solves the partner once for the route and this)."""
+    return await _signature_of(request, signature)
+
+
+async def _signature_of(request: Request, signature: str | None) -> Signature:
+    assert signature is not None  # authentication refused a call without one
     timestamp, _ = parse_signature(signature)
     message = signed_message(
         timestamp, request.method, request_target(request.scope), await request.body()
@@ -226,3 +250,4 @@ async def accepted_signature(
 
 TillSignaturesDep = Annotated[TillSignatures, Depends(get_till_signatures)]
 SignatureDep = Annotated[Signature, Depends(accepted_signature)]
+PartnerSignatureDep = Annotated[Signature, Depends(partner_signature)]

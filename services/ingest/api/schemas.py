@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.json_schema import WithJsonSchema
 
 from services.ingest.domain.till import (
     COUPON_CODE_MAX_LENGTH,
@@ -67,6 +76,24 @@ TimeZone = Annotated[
 ]
 Label = bounds.Label
 Instant = bounds.InstantIn
+_CALENDAR_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _calendar_date_text(value: Any) -> Any:
+    if not isinstance(value, str) or not _CALENDAR_DATE.fullmatch(value):
+        raise ValueError("must be a calendar date written YYYY-MM-DD, e.g. 1990-04-23")
+    return value
+
+
+# A calendar date as YYYY-MM-DD only (not a timestamp); from 1900-01-01 to today, which the
+# use cases check against the clock (domain.model.ensure_birthday_in_range).
+Birthday = Annotated[
+    date,
+    BeforeValidator(_calendar_date_text),
+    WithJsonSchema(
+        {"type": "string", "format": "date", "examples": ["1990-04-23"]}, mode="validation"
+    ),
+]
 
 
 class Request(BaseModel):
@@ -88,6 +115,7 @@ class EnrolmentIn(Request):
     time_zone: TimeZone = "UTC"
     consent: ConsentIn = ConsentIn()
     referred_by: Identifier | None = None
+    birthday: Birthday | None = None
 
 
 class ConsentPatchIn(Request):
@@ -103,12 +131,13 @@ class CustomerPatchIn(Request):
     locale: Locale | None = None
     time_zone: TimeZone | None = None
     consent: ConsentPatchIn | None = None
+    birthday: Birthday | None = None
 
     def changes(self) -> dict[str, Any]:
         """The fields sent, named as in the domain's profile."""
         sent: dict[str, Any] = {
             name: getattr(self, name)
-            for name in ("email", "phone", "locale", "time_zone")
+            for name in ("email", "phone", "locale", "time_zone", "birthday")
             if name in self.model_fields_set
         }
         if "consent" in self.model_fields_set:
@@ -239,3 +268,98 @@ class CouponRedeemIn(Request):
 
     def for_points(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
+
+
+# --- Member imports (usecases/imports.py, docs/import.md) ---------------------------------
+
+# Rows per call: the command sends batches of at most this many.
+MAX_IMPORT_ROWS = 500
+TierName = Literal["bronze", "silver", "gold", "platinum"]
+# An opening balance: a whole number of points, as a JSON integer only; 0 means no lot.
+OpeningPoints = Annotated[int, Field(strict=True, ge=0, le=bounds.MAX_POINTS)]
+LineNumber = Annotated[int, Field(strict=True, ge=1, le=2**62)]
+
+
+class ImportRowIn(Request):
+    """One member of an import, its `line` aside: the bounds of an enrolment's fields, and
+    the opening balance and tier (checked against the clock by domain.imports)."""
+
+    customer_id: Identifier
+    email: Email | None = None
+    phone: Phone | None = None
+    locale: Locale = "en"
+    time_zone: TimeZone = "UTC"
+    consent_email: bool = False
+    consent_sms: bool = False
+    birthday: Birthday | None = None
+    points: OpeningPoints | None = None
+    points_expire_at: Instant | None = None
+    tier: TierName | None = None
+    tier_since: Instant | None = None
+
+
+IMPORT_COLUMNS = tuple(ImportRowIn.model_fields)
+
+
+class ImportRowEnvelope(BaseModel):
+    """A row as sent: its line in the file, the rest checked one row at a time so that a
+    refused row does not refuse the others (`ImportRowIn`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    line: LineNumber
+
+    def fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class MembersImportIn(Request):
+    partner_id: Identifier
+    # The welcome bonus and the welcome message for the imported members (`--welcome`).
+    welcome: Annotated[bool, Field(strict=True)] = False
+    rows: Annotated[list[ImportRowEnvelope], Field(min_length=1, max_length=MAX_IMPORT_ROWS)]
+
+
+class ImportResultOut(BaseModel):
+    line: int
+    customer_id: str | None
+    outcome: Literal["imported", "exists", "refused"]
+    reason: str | None = None
+
+
+class MembersImportOut(BaseModel):
+    results: list[ImportResultOut]
+
+
+# What a refused row's reason says for a field whose spelling is wrong (pydantic's own words
+# would quote a regular expression).
+_SPELLING = {
+    "customer_id": "1 to 64 letters, digits and . _ : - (starting with a letter or digit)",
+    "email": "not an email address",
+    "locale": "not a locale such as en or fi-FI",
+    "time_zone": "not a time zone name",
+    "points_expire_at": "must be an RFC 3339 date-time with an offset",
+    "tier_since": "must be an RFC 3339 date-time with an offset",
+}
+
+
+def import_row(fields: dict[str, Any]) -> ImportRowIn | str:
+    """The row within the bounds, or why not: the first field that is wrong and what is wrong
+    with it (never its value, which may be personal data)."""
+    try:
+        return ImportRowIn.model_validate(fields)
+    except ValidationError as error:
+        return _reason(error.errors(include_url=False, include_input=False)[0])
+
+
+def _reason(error: Any) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "row"
+    kind = error["type"]
+    if kind == "missing":
+        return f"{field}: required"
+    if kind == "extra_forbidden":
+        return f"{field}: not a column of an import (the columns: {', '.join(IMPORT_COLUMNS)})"
+    if kind == "string_pattern_mismatch" and field in _SPELLING:
+        return f"{field}: {_SPELLING[field]}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{field}: {message}"

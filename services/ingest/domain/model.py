@@ -7,7 +7,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -79,6 +79,7 @@ class CustomerProfile:
     # 1 at enrolment, one more per change: consumers keep the profile with the highest.
     version: int = 1
     erased_at: datetime | None = None
+    birthday: date | None = None
 
 
 # What an erased profile keeps for its locale and time zone (both required): the defaults
@@ -89,8 +90,9 @@ ERASED_TIME_ZONE = "UTC"
 
 def erased(profile: CustomerProfile, now: datetime) -> CustomerProfile:
     """The profile without its personal data (right to be forgotten): contact details, the
-    language and time zone (which tell where the customer lives) and who referred them go;
-    the id and the enrolling partner stay, pseudonymous, so the ledger still resolves."""
+    language and time zone (which tell where the customer lives), the birthday and who
+    referred them go; the id and the enrolling partner stay, pseudonymous, so the ledger
+    still resolves."""
     return replace(
         profile,
         email=None,
@@ -100,6 +102,7 @@ def erased(profile: CustomerProfile, now: datetime) -> CustomerProfile:
         locale=ERASED_LOCALE,
         time_zone=ERASED_TIME_ZONE,
         referred_by=None,
+        birthday=None,
         erased_at=now,
     )
 
@@ -119,8 +122,22 @@ class LineItem:
 
 
 PATCHABLE_FIELDS = frozenset(
-    {"email", "phone", "locale", "time_zone", "consent_email", "consent_sms"}
+    {"email", "phone", "locale", "time_zone", "consent_email", "consent_sms", "birthday"}
 )
+
+# A birthday is a calendar date from this one to today (anywhere on Earth: UTC+14 is the
+# furthest ahead), checked against the injected clock.
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
+_FURTHEST_AHEAD = timedelta(hours=14)
+
+
+def ensure_birthday_in_range(birthday: date | None, now: datetime) -> None:
+    if birthday is None:
+        return
+    if birthday < EARLIEST_BIRTHDAY:
+        raise RuleViolation(f"birthday must be on or after {EARLIEST_BIRTHDAY.isoformat()}")
+    if birthday > (now + _FURTHEST_AHEAD).date():
+        raise RuleViolation("birthday is in the future")
 
 
 def hash_api_key(api_key: str) -> str:

@@ -1,8 +1,12 @@
 """Enrolment, profile changes and erasure, reported by a partner's POS.
 
 Each call is one transaction through `answers.keyed` (run_keyed: its Idempotency-Key
-replayed or kept), which wakes the relay once it committed."""
+replayed or kept), which wakes the relay once it committed. A profile change and an erasure
+have no id of their own: their signature is remembered in the same transaction, and the same
+signed call under another key or without one is refused (`domain/till_replays.py`, 409
+`signature-replayed`) before it changes anything. An enrolment is deduplicated by its id."""
 
+import logging
 from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
@@ -10,6 +14,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.adapters import tables
+from services.ingest.adapters.repositories import till_signatures
 from services.ingest.adapters.repositories.api import customer_repository
 from services.ingest.api.schemas import AcceptedOut, CustomerPatchIn, EnrolmentIn
 from services.ingest.domain.model import (
@@ -17,12 +22,14 @@ from services.ingest.domain.model import (
     CustomerProfile,
     Partner,
     RuleViolation,
+    ensure_birthday_in_range,
     ensure_not_self_referral,
     erased,
     is_retry,
     patched,
     request_hash,
 )
+from services.ingest.domain.till_replays import REPLAYED_DETAIL, Signature, SignedCall
 from services.ingest.usecases.answers import Answer, accept, keyed, source_of
 from shared.messaging import events
 from shared.messaging.events import derived_event_id, new_event
@@ -31,6 +38,8 @@ from shared.runtime.process import Runtime
 from shared.web.idempotency import IdempotentCall
 from shared.web.problems import Problem
 
+log = logging.getLogger(__name__)
+
 ProfileEvent = TypeVar("ProfileEvent", bound=events.CustomerProfile)
 
 
@@ -38,9 +47,13 @@ async def enrol(
     runtime: Runtime, partner: Partner, enrolment: EnrolmentIn, call: IdempotentCall
 ) -> Answer:
     ensure_not_self_referral(enrolment.customer_id, enrolment.referred_by)
+    ensure_birthday_in_range(enrolment.birthday, runtime.clock.now())
     # The partner is part of the call: the same body from another partner is another call.
+    # Without a birthday the body hashes as before birthdays existed: a retry of an enrolment
+    # accepted before the upgrade still gets its first answer.
+    unset = {"birthday"} if enrolment.birthday is None else None
     fingerprint = request_hash(
-        {"partner_id": partner.partner_id, **enrolment.model_dump(mode="json")}
+        {"partner_id": partner.partner_id, **enrolment.model_dump(mode="json", exclude=unset)}
     )
     now = runtime.clock.now()
     profile = _enrolled_profile(enrolment, partner.partner_id, now)
@@ -71,15 +84,18 @@ async def change_profile(
     customer_id: str,
     patch: CustomerPatchIn,
     call: IdempotentCall,
+    signature: Signature,
 ) -> Answer:
     changes = patch.changes()
     if not changes:
         raise RuleViolation(
             "the patch changes nothing: send at least one of email, phone, locale, "
-            "time_zone, consent"
+            "time_zone, consent, birthday"
         )
+    ensure_birthday_in_range(changes.get("birthday"), runtime.clock.now())
 
     async def work(conn: AsyncConnection) -> AcceptedOut:
+        await ensure_signed_once(conn, partner, signature, call)
         customers = customer_repository(conn)
         # Locked so that concurrent patches apply one after the other: each gets the next
         # version, and its time is read once the lock is held, so versions and times of one
@@ -109,7 +125,11 @@ async def change_profile(
 
 
 async def erase(
-    runtime: Runtime, partner: Partner, customer_id: str, call: IdempotentCall
+    runtime: Runtime,
+    partner: Partner,
+    customer_id: str,
+    call: IdempotentCall,
+    signature: Signature,
 ) -> Answer:
     """The right to be forgotten (contract §2): the contact data leave ingest's table at once
     (the id row stays, pseudonymous, so that purchases still resolve), then every service
@@ -117,6 +137,7 @@ async def erase(
     the customers topic. Erasing an erased customer answers with the same event id."""
 
     async def work(conn: AsyncConnection) -> AcceptedOut:
+        await ensure_signed_once(conn, partner, signature, call)
         customers = customer_repository(conn)
         current = await customers.profile_for_update(customer_id)
         if current is None:
@@ -144,6 +165,19 @@ async def erase(
         return answer
 
     return await keyed(runtime, call, work)
+
+
+async def ensure_signed_once(
+    conn: AsyncConnection, partner: Partner, signature: Signature, call: IdempotentCall
+) -> None:
+    """Remembers the call's signature with its key in the call's transaction (a call that
+    fails forgets it with the rest); a 409 when the same signed call came before under
+    another key or without one, or comes again without one. Run after run_keyed found no
+    kept answer: a retry with the first key is answered from that."""
+    signed = SignedCall(partner.partner_id, signature.digest, signature.signed_at, call.key)
+    if not await till_signatures.remember(conn, signed):
+        log.warning("a signed call came again, partner %s", partner.partner_id)
+        raise Problem(409, "Signature replayed", REPLAYED_DETAIL, slug="signature-replayed")
 
 
 def unknown_customer(detail: str) -> Problem:
@@ -198,7 +232,13 @@ def _enrolled_profile(enrolment: EnrolmentIn, partner_id: str, now: datetime) ->
         consent_email=enrolment.consent.email,
         consent_sms=enrolment.consent.sms,
         referred_by=enrolment.referred_by,
+        birthday=enrolment.birthday,
     )
+
+
+def profile_payload(kind: type[ProfileEvent], profile: CustomerProfile) -> ProfileEvent:
+    """The event of a profile (`customer.enrolled` or `customer.updated`), all of it."""
+    return _payload(kind, profile)
 
 
 def _payload(kind: type[ProfileEvent], profile: CustomerProfile) -> ProfileEvent:
@@ -212,5 +252,6 @@ def _payload(kind: type[ProfileEvent], profile: CustomerProfile) -> ProfileEvent
         phone=profile.phone,
         consent=events.Consent(email=profile.consent_email, sms=profile.consent_sms),
         referred_by=profile.referred_by,
+        birthday=profile.birthday,
         version=profile.version,
     )

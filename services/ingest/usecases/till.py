@@ -28,7 +28,7 @@ from services.ingest.domain.till import (
     relayed,
     unreachable,
 )
-from services.ingest.domain.till_replays import Signature, SignedTillCall, signature_replayed
+from services.ingest.domain.till_replays import Signature, SignedCall, signature_replayed
 from services.ingest.ports import (
     PointsGateway,
     PointsOutcomeUnknown,
@@ -154,7 +154,7 @@ async def relay_once(
     assert call.idempotency_key is not None
     if gateway is None:
         raise not_configured()
-    signed = SignedTillCall(
+    signed = SignedCall(
         call.partner_id, signature.digest, signature.signed_at, call.idempotency_key
     )
     if not await signatures.remember(signed):

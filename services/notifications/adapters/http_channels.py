@@ -11,6 +11,12 @@ from typing import Any, Protocol
 
 import httpx
 
+from services.notifications.adapters.webhook_addresses import (
+    Destination,
+    WebhookGuard,
+    WebhookRefused,
+    WebhookUnresolved,
+)
 from shared.clock import Clock
 from shared.web.auth import SIGNATURE_HEADER, sign
 
@@ -100,6 +106,27 @@ async def _post(pool: ClientPool, url: str, body: bytes, headers: dict[str, str]
         raise HttpDeliveryError(type(error).__name__) from None
 
 
+# A webhook call's failure as a class only: an exception's name (a refused connection against
+# a read timeout or a protocol error) would tell a caller which ports are open where.
+REFUSED, TIMEOUT, UNREACHABLE = "refused", "timeout", "unreachable"
+
+
+async def _post_to(
+    pool: ClientPool, destination: Destination, body: bytes, headers: dict[str, str]
+) -> httpx.Response:
+    try:
+        return await pool.client().post(
+            destination.url,
+            content=body,
+            headers={**headers, **destination.headers()},
+            extensions=destination.extensions(),
+        )
+    except httpx.TimeoutException:
+        raise HttpDeliveryError(TIMEOUT) from None
+    except httpx.HTTPError:
+        raise HttpDeliveryError(UNREACHABLE) from None
+
+
 @dataclass(frozen=True)
 class HttpSmsSender:
     """POSTs `{"to", "text", "reference"}` as JSON with the provider's bearer token; the
@@ -142,12 +169,19 @@ def request_target(url: str) -> bytes:
 @dataclass(frozen=True)
 class HttpWebhookSender:
     """POSTs the payload as JSON, signed like the partner's own calls to ingest:
-    `Fedelta-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.POST.<path?query>.<body>")>`."""
+    `Fedelta-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.POST.<path?query>.<body>")>`.
+
+    Each call resolves the URL's host and checks every address (`guard`,
+    `domain/webhook_urls.py`), then connects to a checked one: a URL that is (or now
+    resolves to) a loopback, private, link-local or other non-public address fails for good
+    ("refused"); a failure is named by its class only ("refused", "timeout", "unreachable",
+    or the HTTP status)."""
 
     clock: Clock
     timeout_seconds: float = 10.0
     transport: httpx.AsyncBaseTransport | None = None  # a stand-in server in unit tests
     connections: int = 8  # calls at once, whatever the partners, over connections kept open
+    guard: WebhookGuard = field(default_factory=WebhookGuard)
     _pool: ClientPool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -166,4 +200,10 @@ class HttpWebhookSender:
             SIGNATURE_HEADER: sign(call.secret, timestamp, "POST", request_target(call.url), body),
             DELIVERY_ID_HEADER: call.notification_id,
         }
-        _outcome(await _post(self._pool, call.url, body, headers))
+        try:
+            destination = await self.guard.destination(call.url)
+        except WebhookRefused:
+            raise HttpDeliveryError(REFUSED, permanent=True) from None
+        except WebhookUnresolved:
+            raise HttpDeliveryError(UNREACHABLE) from None
+        _outcome(await _post_to(self._pool, destination, body, headers))

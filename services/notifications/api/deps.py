@@ -4,7 +4,8 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.notifications.bootstrap import harassment_policy
+from services.notifications.adapters.webhook_addresses import WebhookGuard
+from services.notifications.bootstrap import harassment_policy, webhook_guard
 from services.notifications.domain.model import HarassmentPolicy
 from services.notifications.settings import NotificationsSettings, unsubscribe_key
 from shared.web.deps import AdminScope, ClockDep, ReadScope, RuntimeDep, SettingsDep
@@ -18,6 +19,7 @@ __all__ = [
     "ReadScope",
     "RuntimeDep",
     "UnsubscribeKeyDep",
+    "WebhookGuardDep",
 ]
 
 
@@ -35,3 +37,11 @@ def get_unsubscribe_key(settings: SettingsDep) -> bytes:
 
 
 UnsubscribeKeyDep = Annotated[bytes, Depends(get_unsubscribe_key)]
+
+
+def get_webhook_guard(settings: SettingsDep) -> WebhookGuard:
+    assert isinstance(settings, NotificationsSettings)
+    return webhook_guard(settings)
+
+
+WebhookGuardDep = Annotated[WebhookGuard, Depends(get_webhook_guard)]

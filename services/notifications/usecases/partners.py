@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifications.adapters.repositories.api import api_repository
+from services.notifications.adapters.webhook_addresses import WebhookGuard, WebhookRefused
 from services.notifications.api.schemas import WebhookIn, WebhookOut
 from services.notifications.domain.model import PartnerWebhook
 from shared.clock import Clock
@@ -29,10 +30,21 @@ def _not_found(partner_id: str) -> Problem:
 
 
 async def register_webhook(
-    engine: AsyncEngine, partner_id: str, body: WebhookIn, clock: Clock
+    engine: AsyncEngine, partner_id: str, body: WebhookIn, clock: Clock, guard: WebhookGuard
 ) -> Registration:
     """Registers the partner's webhook with a new secret, or points an existing one to a new
-    URL, its secret unchanged."""
+    URL, its secret unchanged; a 422 naming the field for a URL this service must not call
+    (`domain/webhook_urls.py`), before anything is stored."""
+    try:
+        await guard.check_registration(body.url)
+    except WebhookRefused as refused:
+        raise Problem(
+            422,
+            "Invalid request",
+            f"url: {refused.reason}",
+            slug="invalid-request",
+            errors=[{"loc": ["body", "url"], "msg": refused.reason}],
+        ) from None
 
     async def register(conn: AsyncConnection) -> Registration:
         notifications = api_repository(conn)

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from services.tiers import ports
+from services.tiers.domain.imports import imported_activity
 from services.tiers.domain.model import (
     Program,
     QualifyingActivity,
@@ -112,6 +113,8 @@ def _read_event(event: CloudEvent, program: Program, batch: ReplayBatch) -> None
         _read_purchase(event.data_as(events.PurchaseCompleted), program, batch)
     elif event.type == events.PURCHASE_REFUNDED:
         _read_refund(event.data_as(events.PurchaseRefunded), batch)
+    elif event.type == events.POINTS_IMPORTED:
+        _read_import(event.data_as(events.PointsImported), program, batch)
     else:
         enrolled = event.data_as(
             events.CustomerEnrolled
@@ -147,6 +150,22 @@ def _read_refund(refund: events.PurchaseRefunded, batch: ReplayBatch) -> None:
     batch.refunded[activity.activity_id] = purchase_activity_id(
         refund.partner_id, refund.purchase_id
     )
+
+
+def _read_import(imported: events.PointsImported, program: Program, batch: ReplayBatch) -> None:
+    """An import's opening tier, refused like the live consumer refuses it (a tier the
+    program does not have); one naming no tier, or the entry tier, changes nothing."""
+    activity = imported_activity(
+        program,
+        imported.customer_id,
+        tier=imported.tier,
+        tier_since=imported.tier_since,
+        imported_at=imported.imported_at,
+    )
+    if activity is None:
+        return
+    batch.activities.setdefault(activity.activity_id, activity)
+    batch.enrolments.setdefault(imported.customer_id, None)
 
 
 def _read_enrolment(customer_id: str, enrolled_at: datetime, batch: ReplayBatch) -> None:

@@ -39,6 +39,8 @@ qualifying_activity = sa.Table(
     sa.Column("visits", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("referrals", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("refunded_activity_id", sa.Text),  # a refund's purchase (since revision 0007)
+    # An import's opening tier (`import:<customer id>`, amount 0; since revision 0008).
+    sa.Column("tier", sa.Text),
     sa.Index(
         "ix_qualifying_activity_refunded",
         "refunded_activity_id",
@@ -126,6 +128,7 @@ tier_replay_activity = sa.Table(
     sa.Column("amount", sa.Numeric(14, 2), nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("refunded_activity_id", sa.Text),  # a refund's purchase; None for a purchase
+    sa.Column("tier", sa.Text),  # an import's opening tier
 )
 
 # Each customer the replay knows (enrolled or bought), and their rebuilt tier once computed.

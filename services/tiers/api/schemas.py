@@ -31,6 +31,9 @@ class CustomerTierOut(BaseModel):
     referrals_to_keep_tier: int | None = None
     visits_to_keep_tier: int | None = None
     tier_match: Literal["any", "all"] | None = None  # how the tier's own routes combine
+    # Why the customer holds the tier: the reason of the change that gave it to them
+    # (`import` for an imported member's opening tier); null for the entry tier they began in.
+    reason: str | None = None
 
 
 class TierDefinitionOut(BaseModel):

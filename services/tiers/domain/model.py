@@ -283,6 +283,8 @@ class QualifyingActivity:
     visits: int = 0
     referrals: int = 0
     refund_of: str | None = None  # a refund's purchase (its activity id), when named
+    # An import's opening tier (`domain/imports.py`, amount 0): held from `occurred_at`.
+    tier: str | None = None
 
     @property
     def spent_at(self) -> datetime:

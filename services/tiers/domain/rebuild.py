@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from services.tiers.domain.imports import imported_change
 from services.tiers.domain.model import (
     CustomerTier,
     Direction,
@@ -83,15 +84,22 @@ def rebuild_customer(
     """The customer's tier as of `as_of`: activity applied in the order it occurred, each
     review judged when it falls due (before activity at or after its date), and every review
     due by `as_of` made. `refunds` names the activities that are refunds: they lower the
-    spend but never the tier by themselves. None for a customer who neither enrolled nor
-    bought: the live service does not know them either.
+    spend but never the tier by themselves. An import (an activity with a `tier`) raises the
+    tier to its own from its instant on. None for a customer who neither enrolled, bought
+    nor was imported with a tier: the live service does not know them either.
 
     Arrival order plays no part: the result depends only on the history and the program."""
     refund_ids = set(refunds)
     ordered = sorted(activities, key=lambda a: (a.occurred_at, a.activity_id))
-    purchases = [a for a in ordered if a.activity_id not in refund_ids and not a.referrals]
+    purchases = [
+        a for a in ordered if a.activity_id not in refund_ids and not a.referrals and a.tier is None
+    ]
     starts = [moment for moment in (enrolled_at,) if moment is not None]
     starts.extend(a.occurred_at for a in purchases[:1])
+    if not starts:
+        # Known by their import alone (their enrolment not read yet): from its instant.
+        entry = new_customer(program, customer_id, since=as_of)
+        starts.extend(a.occurred_at for a in ordered if imported_change(program, entry, a))
     if not starts:
         return None
     customer = new_customer(program, customer_id, since=min(starts), enrolled_at=enrolled_at)
@@ -105,7 +113,10 @@ def rebuild_customer(
         history.record(activity)
         if activity.activity_id in refund_ids:
             continue
-        change = history.upgrade_for(customer, arrived_at=activity.occurred_at)
+        if activity.tier is not None:
+            change = imported_change(program, customer, activity)
+        else:
+            change = history.upgrade_for(customer, arrived_at=activity.occurred_at)
         if change is not None:
             customer = after_change(customer, change)
             changes.append(change)

@@ -151,6 +151,7 @@ async def _standing(
     now = clock.now()
     since = min(program.earliest_counted(now), program.earliest_counted(customer.review_at))
     activities = await tiers.activities(customer.customer_id, since=since)
+    last = await tiers.last_change(customer.customer_id)
     ahead = progress(program, customer.tier, standing(program, activities, now))
     keep = to_keep_tier(program, customer, activities)
     return CustomerTierOut(
@@ -170,4 +171,5 @@ async def _standing(
         referrals_to_keep_tier=keep.referrals,
         visits_to_keep_tier=keep.visits,
         tier_match=keep.match.value,
+        reason=last.reason if last is not None and last.to_tier == customer.tier else None,
     )

@@ -35,8 +35,14 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def settings(stack: Stack) -> NotificationsSettings:
-    # A short backoff: these tests are about retries too.
-    return delivering_settings(stack, retry_backoff_seconds="0.2", retry_backoff_max_seconds="1")
+    # A short backoff: these tests are about retries too. The receiver below is this
+    # machine's own (plain http on 127.0.0.1): allow-listed, as only tests and the local stack do.
+    return delivering_settings(
+        stack,
+        retry_backoff_seconds="0.2",
+        retry_backoff_max_seconds="1",
+        webhook_allow_hosts="127.0.0.1",
+    )
 
 
 @dataclass

@@ -41,6 +41,7 @@ def test_every_command_group_is_there() -> None:
         "partners",
         "rewards",
         "coupon",
+        "import",
         "topics",
         "migrate",
         "dlq",

@@ -51,6 +51,7 @@ from shared.messaging.outbox import CollectingSink
 from shared.web.auth import SIGNATURE_HEADER, verify_signature
 from tests.support import factories
 from tests.support.fakes.notifications import NOW, FakeNotifications, FakeSender, FakeUnits
+from tests.support.fakes.webhook_dns import public_guard
 
 POLICY = DeliveryPolicy()
 HARASSMENT = HarassmentPolicy(quiet_hours=QuietHours(time(21, 0), time(8, 0)), daily_cap=3)
@@ -295,7 +296,9 @@ async def test_an_unreachable_provider_is_a_transient_failure_named_by_its_class
 
 async def test_a_webhook_call_is_signed_the_way_ingest_verifies_partner_calls() -> None:
     server = StandIn(204)
-    sender = HttpWebhookSender(FixedClock(NOW), transport=server.transport)
+    sender = HttpWebhookSender(
+        FixedClock(NOW), transport=server.transport, guard=public_guard("partner.example.com")
+    )
     await sender.send(
         OutgoingWebhook(notification_id="n-1", url=HOOK.url, secret=HOOK.secret, payload={"a": 1})
     )

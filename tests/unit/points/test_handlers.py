@@ -291,7 +291,7 @@ async def test_points_earned_is_the_event_emit_would_build(
     assert CloudEvent.from_bytes(built.to_bytes()).data_as(events.PointsEarned).points == 12
 
 
-def test_points_subscribes_to_three_topics_and_acts_on_five_types() -> None:
+def test_points_subscribes_to_three_topics_and_acts_on_six_types() -> None:
     subscription = make_subscription(Program(), FixedClock(NOW))
     assert subscription.topics == CONSUMES == (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS)
     assert subscription.event_types == HANDLED_TYPES
@@ -301,6 +301,7 @@ def test_points_subscribes_to_three_topics_and_acts_on_five_types() -> None:
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
         events.TIER_CHANGED,
+        events.POINTS_IMPORTED,
     }
 
 

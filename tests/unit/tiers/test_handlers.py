@@ -166,7 +166,7 @@ async def test_a_purchase_in_another_currency_is_refused(
     assert sink.events == []
 
 
-def test_tiers_subscribes_to_customers_and_purchases_and_acts_on_four_types() -> None:
+def test_tiers_subscribes_to_customers_and_purchases_and_acts_on_five_types() -> None:
     subscription = make_subscription(ProgramSource(Program()), FixedClock(NOW))
     assert subscription.topics == CONSUMES == (topics.CUSTOMERS, topics.PURCHASES)
     assert subscription.event_types == HANDLED_TYPES
@@ -175,6 +175,7 @@ def test_tiers_subscribes_to_customers_and_purchases_and_acts_on_four_types() ->
         events.CUSTOMER_UPDATED,
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
+        events.POINTS_IMPORTED,
     }
 
 

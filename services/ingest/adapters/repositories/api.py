@@ -151,6 +151,7 @@ class SqlCustomerRepository:
             referred_by=row.referred_by,
             version=row.version,
             erased_at=row.erased_at,
+            birthday=row.birthday,
         )
 
     async def save_profile(self, profile: CustomerProfile, updated_at: datetime) -> None:
@@ -327,6 +328,7 @@ def _profile_values(profile: CustomerProfile) -> dict[str, object]:
         "time_zone": profile.time_zone,
         "consent_email": profile.consent_email,
         "consent_sms": profile.consent_sms,
+        "birthday": profile.birthday,
     }
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from services.ingest.api.deps import PartnerDep, RuntimeDep
+from services.ingest.api.deps import PartnerDep, PartnerSignatureDep, RuntimeDep
 from services.ingest.api.replies import problem_responses
 from services.ingest.api.schemas import AcceptedOut, CustomerPatchIn, EnrolmentIn, Identifier
 from services.ingest.usecases import customers
@@ -29,7 +29,7 @@ async def enrol_customer(
     "/{customer_id}",
     status_code=202,
     response_model=AcceptedOut,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def update_customer(
     customer_id: Annotated[Identifier, Path()],
@@ -37,8 +37,11 @@ async def update_customer(
     partner: PartnerDep,
     runtime: RuntimeDep,
     call: IdempotencyDep,
+    signature: PartnerSignatureDep,
 ) -> AcceptedOut | JSONResponse:
-    return await customers.change_profile(runtime, partner, customer_id, patch, call)
+    """A profile change (409 `signature-replayed`: the same signed request came before under
+    another Idempotency-Key or without one; sign anew to repeat a change)."""
+    return await customers.change_profile(runtime, partner, customer_id, patch, call, signature)
 
 
 @router.delete(
@@ -55,9 +58,11 @@ async def erase_customer(
     partner: PartnerDep,
     runtime: RuntimeDep,
     call: IdempotencyDep,
+    signature: PartnerSignatureDep,
 ) -> AcceptedOut | JSONResponse:
     """The right to be forgotten (contract §2): the contact data leave ingest's table at once
     (the id row stays, pseudonymous, so that purchases still resolve), then every service
     learns it from `customer.erased`, and a tombstone lets compaction remove the profiles from
-    the customers topic. Erasing an erased customer answers with the same event id."""
-    return await customers.erase(runtime, partner, customer_id, call)
+    the customers topic. Erasing an erased customer answers with the same event id; the same
+    signed request again is a 409 `signature-replayed` unless it comes with its first key."""
+    return await customers.erase(runtime, partner, customer_id, call, signature)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
-from services.notifications.api.deps import AdminScope, ClockDep, RuntimeDep
+from services.notifications.api.deps import AdminScope, ClockDep, RuntimeDep, WebhookGuardDep
 from services.notifications.api.schemas import WebhookIn, WebhookOut
 from services.notifications.usecases import partners
 from shared.bounds import Identifier
@@ -20,7 +20,8 @@ _MEANINGS = {
     401: "A missing or unknown service token",
     403: "The call needs the admin scope",
     404: "The partner has no webhook",
-    422: "Invalid request, e.g. a URL that is not http(s)",
+    422: "Invalid request, e.g. a URL that is not https, or whose host is (or resolves to) a"
+    " loopback, private, link-local or other non-public address",
 }
 
 
@@ -46,12 +47,15 @@ async def put_webhook(
     body: WebhookIn,
     runtime: RuntimeDep,
     clock: ClockDep,
+    guard: WebhookGuardDep,
     _: AdminScope,
 ) -> WebhookOut | JSONResponse:
     """Registers the partner's webhook (201, with its signing secret: the only time it is
     shown), or points an existing one to a new URL (200, the secret unchanged). To change
-    the secret, delete the webhook and register it again."""
-    registered = await partners.register_webhook(runtime.engine, partner_id, body, clock)
+    the secret, delete the webhook and register it again. The URL is https and its host
+    public: one that is, or resolves to, a loopback, private, link-local or other non-public
+    address is refused (422), and checked again before every call."""
+    registered = await partners.register_webhook(runtime.engine, partner_id, body, clock, guard)
     if registered.created:
         return JSONResponse(
             status_code=201,

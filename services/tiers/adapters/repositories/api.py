@@ -48,19 +48,18 @@ class SqlApiRepository:
             .where(tier_history.c.customer_id == customer_id)
             .order_by(tier_history.c.id.desc())
         )
-        return [
-            TierChange(
-                customer_id=row.customer_id,
-                from_tier=row.from_tier,
-                to_tier=row.to_tier,
-                direction=Direction(row.direction),
-                reason=row.reason,
-                effective_at=row.effective_at,
-                review_at=row.review_at,
-                actor=row.actor,
+        return [_change_of(row) for row in rows]
+
+    async def last_change(self, customer_id: str) -> TierChange | None:
+        row = (
+            await self._conn.execute(
+                sa.select(tier_history)
+                .where(tier_history.c.customer_id == customer_id)
+                .order_by(tier_history.c.id.desc())
+                .limit(1)
             )
-            for row in rows
-        ]
+        ).first()
+        return _change_of(row) if row else None
 
     async def lock_customers(self, customer_ids: Collection[str]) -> dict[str, CustomerTier]:
         return await common.lock_customers(self._conn, customer_ids)
@@ -70,3 +69,16 @@ class SqlApiRepository:
 
     async def append_history(self, changes: Sequence[TierChange]) -> None:
         await common.append_history(self._conn, changes)
+
+
+def _change_of(row: sa.Row[tuple[object, ...]]) -> TierChange:
+    return TierChange(
+        customer_id=row.customer_id,
+        from_tier=row.from_tier,
+        to_tier=row.to_tier,
+        direction=Direction(row.direction),
+        reason=row.reason,
+        effective_at=row.effective_at,
+        review_at=row.review_at,
+        actor=row.actor,
+    )

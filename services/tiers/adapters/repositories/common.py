@@ -59,6 +59,7 @@ async def record_activities(
             "visits": [a.visits for a in ordered],
             "referrals": [a.referrals for a in ordered],
             "refunds": [a.refund_of for a in ordered],
+            "tiers": [a.tier for a in ordered],
         },
     )
     return set(result.scalars())
@@ -117,6 +118,7 @@ def activity_of(row: sa.Row[tuple[object, ...]]) -> QualifyingActivity:
         visits=row.visits,
         referrals=row.referrals,
         refund_of=row.refunded_activity_id,
+        tier=row.tier,
     )
 
 
@@ -127,7 +129,7 @@ _LOCK_CUSTOMERS = sa.text(
 
 _ACTIVITIES_SINCE = sa.text(
     "SELECT a.activity_id, a.customer_id, a.amount, a.occurred_at, a.attributed_at, "
-    "a.visits, a.referrals, a.refunded_activity_id "
+    "a.visits, a.referrals, a.refunded_activity_id, a.tier "
     "FROM unnest(CAST(:ids AS text[]), CAST(:sinces AS timestamptz[])) AS w(customer_id, since) "
     "JOIN qualifying_activity AS a "
     "ON a.customer_id = w.customer_id AND a.occurred_at >= w.since "
@@ -176,11 +178,11 @@ NOTE_FIRST_PURCHASES = (
 _RECORD_ACTIVITIES = sa.text(
     "WITH new AS (INSERT INTO qualifying_activity "  # noqa: S608 - fixed fragments
     "(activity_id, customer_id, amount, occurred_at, attributed_at, visits, referrals, "
-    "refunded_activity_id) "
+    "refunded_activity_id, tier) "
     "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), "
     "CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]), "
     "CAST(:attributed AS timestamptz[]), CAST(:visits AS smallint[]), "
-    "CAST(:referrals AS smallint[]), CAST(:refunds AS text[])) "
+    "CAST(:referrals AS smallint[]), CAST(:refunds AS text[]), CAST(:tiers AS text[])) "
     "ON CONFLICT (activity_id) DO NOTHING "
     "RETURNING activity_id, customer_id, occurred_at) " + NOTE_FIRST_PURCHASES
 )

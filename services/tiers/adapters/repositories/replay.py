@@ -108,6 +108,7 @@ class SqlReplayStore:
                     "amounts": [a.amount for a in listed],
                     "occurred": [a.occurred_at for a in listed],
                     "refunded": [batch.refunded.get(a.activity_id) for a in listed],
+                    "tiers": [a.tier for a in listed],
                 },
             )
         if batch.enrolments:
@@ -169,6 +170,7 @@ class SqlReplayStore:
                     amount=row.amount,
                     occurred_at=row.occurred_at,
                     referrals=row.referrals,
+                    tier=row.tier,
                 )
             )
             if row.refunded_activity_id is not None:
@@ -234,10 +236,10 @@ class SqlReplayStore:
 
 _SAVE_ACTIVITY = sa.text(
     "INSERT INTO tier_replay_activity "
-    "(replay_id, activity_id, customer_id, amount, occurred_at, refunded_activity_id) "
+    "(replay_id, activity_id, customer_id, amount, occurred_at, refunded_activity_id, tier) "
     "SELECT :rid, * FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), "
     "CAST(:amounts AS numeric[]), CAST(:occurred AS timestamptz[]), "
-    "CAST(:refunded AS text[])) "
+    "CAST(:refunded AS text[]), CAST(:tiers AS text[])) "
     "ON CONFLICT (replay_id, activity_id) DO NOTHING"
 )
 
@@ -274,15 +276,22 @@ _LOCK_TO_COMPUTE = sa.text(
 )
 
 # With the referrals the live service qualified (its `qualify-referrals` job, from events):
-# the topics say who referred whom, but when a referral qualified is tiers' own record.
+# the topics say who referred whom, but when a referral qualified is tiers' own record. And
+# with the imports the live service recorded that the topic no longer holds (retention).
 _HISTORIES = sa.text(
     "SELECT activity_id, customer_id, amount, occurred_at, refunded_activity_id, "
-    "0 AS referrals FROM tier_replay_activity "
+    "0 AS referrals, tier FROM tier_replay_activity "
     "WHERE replay_id = :rid AND customer_id = ANY(CAST(:ids AS text[])) "
     "UNION ALL "
-    "SELECT activity_id, customer_id, amount, occurred_at, NULL, referrals "
+    "SELECT activity_id, customer_id, amount, occurred_at, NULL, referrals, NULL "
     "FROM qualifying_activity "
-    "WHERE customer_id = ANY(CAST(:ids AS text[])) AND activity_id LIKE 'referral:%'"
+    "WHERE customer_id = ANY(CAST(:ids AS text[])) AND activity_id LIKE 'referral:%' "
+    "UNION ALL "
+    "SELECT q.activity_id, q.customer_id, q.amount, q.occurred_at, NULL, 0, q.tier "
+    "FROM qualifying_activity AS q "
+    "WHERE q.customer_id = ANY(CAST(:ids AS text[])) AND q.activity_id LIKE 'import:%' "
+    "AND NOT EXISTS (SELECT 1 FROM tier_replay_activity AS t "
+    "WHERE t.replay_id = :rid AND t.activity_id = q.activity_id)"
 )
 
 # Referrers whose referral qualified since the replay began: rebuilt again by the switch.
@@ -324,15 +333,15 @@ _DIFFERING = sa.text(
 
 # Activity the live consumer has not applied yet: it finds it recorded and counts it once.
 # With its visit (`domain.rebuild.attribute_refunds`): +1 a purchase, -1 the refund that,
-# in the order they occurred, refunds its purchase wholly.
+# in the order they occurred, refunds its purchase wholly; an import (its tier) is no visit.
 _COPY_ACTIVITY = sa.text(
     "WITH new AS (INSERT INTO qualifying_activity "  # noqa: S608 - fixed fragments
     "(activity_id, customer_id, amount, occurred_at, attributed_at, visits, "
-    "refunded_activity_id) "
+    "refunded_activity_id, tier) "
     "SELECT a.activity_id, a.customer_id, a.amount, a.occurred_at, p.occurred_at, "
-    "CASE WHEN a.refunded_activity_id IS NULL THEN 1 "
+    "CASE WHEN a.tier IS NOT NULL THEN 0 WHEN a.refunded_activity_id IS NULL THEN 1 "
     "WHEN p.amount IS NOT NULL AND a.refunded < p.amount + a.amount "
-    "AND p.amount <= a.refunded THEN -1 ELSE 0 END, a.refunded_activity_id "
+    "AND p.amount <= a.refunded THEN -1 ELSE 0 END, a.refunded_activity_id, a.tier "
     "FROM (SELECT *, -sum(amount) OVER (PARTITION BY refunded_activity_id "
     "ORDER BY occurred_at, activity_id) AS refunded "
     "FROM tier_replay_activity WHERE replay_id = :rid) AS a "
