@@ -223,7 +223,7 @@ async def run(args: argparse.Namespace) -> int:
             points=tuple(f"http://127.0.0.1:{p}" for p in ports.instances("points")),
             partner_key=secrets["FEDELTA_PARTNER_KEY"],
             partner_secret=secrets["FEDELTA_PARTNER_SECRET"],
-            admin_token=secrets["FEDELTA_ADMIN_TOKEN"],
+            admin_token=secrets["FEDELTA_POINTS_ADMIN_TOKEN"],
         )
         endpoints = await with_reward(endpoints)
         run_prefix = f"chaos-{args.seed}-{uuid.uuid4().hex[:6]}-"
@@ -282,7 +282,8 @@ async def run(args: argparse.Namespace) -> int:
             bootstrap=stack.kafka_bootstrap,
             points_url=endpoints.points[0],
             tiers_url=f"http://127.0.0.1:{ports.instances('tiers')[0]}",
-            read_token=secrets["FEDELTA_READ_TOKEN"],
+            points_read_token=secrets["FEDELTA_POINTS_READ_TOKEN"],
+            tiers_read_token=secrets["FEDELTA_TIERS_READ_TOKEN"],
             mail_dir=stack.mail_dir,
         )
         untouched = {t.name for t in stack.targets()} - set(scheduler.kills.by_target)

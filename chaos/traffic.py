@@ -111,7 +111,7 @@ class Endpoints:
     points: tuple[str, ...]
     partner_key: str
     partner_secret: str
-    admin_token: str
+    admin_token: str  # points' own admin token (each service has tokens of its own)
     reward_id: str = ""  # the catalogue's reward the customers redeem (chaos creates it)
     reward_cost: int = 0
 

@@ -189,7 +189,8 @@ async def verify(
     bootstrap: str,
     points_url: str,
     tiers_url: str,
-    read_token: str,
+    points_read_token: str,
+    tiers_read_token: str,
     mail_dir: Path,
 ) -> Findings:
     found = Findings()
@@ -199,8 +200,8 @@ async def verify(
     for c in customers:
         if c.unknown:
             found.differ(f"{c.customer_id}: {c.unknown} call(s) without a definite answer")
-    await _check_points(found, by_id, ids, dsns["points"], points_url, read_token)
-    await _check_tiers(found, by_id, ids, dsns["tiers"], tiers_url, read_token)
+    await _check_points(found, by_id, ids, dsns["points"], points_url, points_read_token)
+    await _check_tiers(found, by_id, ids, dsns["tiers"], tiers_url, tiers_read_token)
     await _check_notifications(found, by_id, ids, dsns["notifications"], mail_dir)
     await _check_topics(found, customers, bootstrap)
     return found

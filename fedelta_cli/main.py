@@ -351,6 +351,8 @@ def topics_create(
         + f" (replication factor {settings.replication_factor}, "
         f"min.insync.replicas {settings.min_insync_replicas})"
     )
+    for name in result.altered:
+        console.print(f"topics: {name}: erasure configs tightened (docs/operations.md)")
     for name, found in sorted(result.weaker.items()):
         errors.print(f"[yellow]{name} is weaker than asked:[/] {'; '.join(found)}")
     if result.weaker:

@@ -1,6 +1,9 @@
 """Where a local stack is and how to talk to it: `.fedelta/dev.env` (written by `make up`), the
 file in FEDELTA_DEV_ENV, or the same variables in the environment (which win). A partner
-integrator's own code passes URLs and credentials to the clients instead."""
+integrator's own code passes URLs and credentials to the clients instead.
+
+Every service has tokens of its own, by role (`read`, `operate`, `admin`): dev.env holds
+them as FEDELTA_<SERVICE>_<ROLE>_TOKEN (the services themselves know only their hashes)."""
 
 from __future__ import annotations
 
@@ -8,10 +11,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DEV_ENV = REPO / ".fedelta" / "dev.env"
 SERVICES = ("ingest", "points", "tiers", "notifications")
+Role = Literal["read", "operate", "admin"]
+ROLES: tuple[Role, ...] = ("read", "operate", "admin")
+
+
+def token_variable(service: str, role: Role) -> str:
+    """Where dev.env keeps a service's token of a role: FEDELTA_POINTS_ADMIN_TOKEN."""
+    return f"FEDELTA_{service.upper()}_{role.upper()}_TOKEN"
 
 
 class DevEnvError(SystemExit):
@@ -70,8 +81,8 @@ class DevEnv:
     notifications_url: str
     partner_key: str
     partner_secret: str
-    read_token: str
-    admin_token: str
+    # service -> role -> bearer token: a token of one service is worthless at another.
+    tokens: Mapping[str, Mapping[Role, str]]
     mail_dir: Path
     partner_id: str = "demo"
     kafka_bootstrap_servers: str | None = None
@@ -88,8 +99,7 @@ class DevEnv:
             "FEDELTA_NOTIFICATIONS_URL",
             "FEDELTA_PARTNER_KEY",
             "FEDELTA_PARTNER_SECRET",
-            "FEDELTA_READ_TOKEN",
-            "FEDELTA_ADMIN_TOKEN",
+            *(token_variable(service, role) for service in SERVICES for role in ROLES),
         )
         missing = [name for name in required if not values.get(name)]
         if missing:
@@ -105,8 +115,10 @@ class DevEnv:
             notifications_url=values["FEDELTA_NOTIFICATIONS_URL"].rstrip("/"),
             partner_key=values["FEDELTA_PARTNER_KEY"],
             partner_secret=values["FEDELTA_PARTNER_SECRET"],
-            read_token=values["FEDELTA_READ_TOKEN"],
-            admin_token=values["FEDELTA_ADMIN_TOKEN"],
+            tokens={
+                service: {role: values[token_variable(service, role)] for role in ROLES}
+                for service in SERVICES
+            },
             mail_dir=Path(values.get("FEDELTA_MAIL_DIR", REPO / ".fedelta" / "mail")),
             partner_id=values.get("FEDELTA_PARTNER_ID", "demo"),
             kafka_bootstrap_servers=values.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -128,6 +140,15 @@ class DevEnv:
         if service not in urls:
             raise DevEnvError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
         return urls[service]
+
+    def token(self, service: str, role: Role) -> str:
+        """The service's bearer token of that role."""
+        self.service_url(service)  # an unknown service is named
+        return self.tokens[service][role]
+
+    def tokens_of(self, role: Role) -> dict[str, str]:
+        """Every service's token of that role, by service (what an InternalClient takes)."""
+        return {service: self.tokens[service][role] for service in SERVICES}
 
     def require_kafka(self) -> str:
         if not self.kafka_bootstrap_servers:

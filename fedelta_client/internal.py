@@ -1,5 +1,8 @@
 """The services' internal HTTP APIs (points, tiers, notifications, and ingest's
-`/v1/admin/*`), with a bearer token: the read token reads, the admin token does everything.
+`/v1/admin/*`), with each service's own bearer token of one role: `read` reads, `operate`
+also runs jobs and decides held earnings, `admin` does everything. A token of one service is
+worthless at another, so the client sends each service its own (`tokens`), chosen by the
+service a call goes to (by its URL, for the calls made by URL).
 
 Reads answer the HTTP response as it is: a 404 is normal while a service has not yet
 processed a new customer's events. Admin calls answer the JSON body and raise `Refused` or
@@ -14,7 +17,7 @@ from typing import Any
 import httpx
 
 from fedelta_client.answers import json_object
-from fedelta_client.devenv import DevEnv
+from fedelta_client.devenv import DevEnv, Role
 
 SERVICES = ("ingest", "points", "tiers", "notifications")
 
@@ -34,28 +37,58 @@ class ServiceUrls:
 
 
 class InternalClient:
-    def __init__(self, http: httpx.AsyncClient, *, urls: ServiceUrls, token: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        urls: ServiceUrls,
+        token: str | None = None,
+        tokens: Mapping[str, str] | None = None,
+    ) -> None:
+        """`tokens`: each service's token, by service; `token`: one token for every service
+        (a client of a single service, or a test)."""
+        if tokens is None:
+            if token is None:
+                raise ValueError("InternalClient needs a token or tokens by service")
+            tokens = dict.fromkeys(SERVICES, token)
         self.http = http
         self.urls = urls
-        self.token = token
+        self.tokens = dict(tokens)
 
     @staticmethod
     def from_dev_env(
-        http: httpx.AsyncClient, env: DevEnv | None = None, *, admin: bool = False
+        http: httpx.AsyncClient,
+        env: DevEnv | None = None,
+        *,
+        admin: bool = False,
+        role: Role | None = None,
     ) -> InternalClient:
-        """A local stack's services with its read token (its admin token if `admin`)."""
+        """A local stack's services with each one's token of `role` (read unless given;
+        admin if `admin`)."""
         env = env or DevEnv.load()
         urls = ServiceUrls(env.ingest_url, env.points_url, env.tiers_url, env.notifications_url)
-        return InternalClient(http, urls=urls, token=env.admin_token if admin else env.read_token)
+        chosen: Role = role or ("admin" if admin else "read")
+        return InternalClient(http, urls=urls, tokens=env.tokens_of(chosen))
 
-    @property
-    def authorization(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+    def authorization(self, service: str) -> dict[str, str]:
+        """The header carrying that service's token."""
+        if service not in self.tokens:
+            raise ValueError(f"no token for the service {service!r}")
+        return {"Authorization": f"Bearer {self.tokens[service]}"}
+
+    def service_of(self, url: str) -> str:
+        """The service a URL belongs to: the one whose base URL it starts with."""
+        for service in SERVICES:
+            base = self.urls.of(service)
+            if url == base or url.startswith(f"{base}/") or url.startswith(f"{base}?"):
+                return service
+        raise ValueError(f"{url!r} is at none of the services' URLs")
 
     # --- by URL -------------------------------------------------------------------------
 
     async def get(self, url: str, params: Mapping[str, str] | None = None) -> httpx.Response:
-        return await self.http.get(url, params=params, headers=self.authorization)
+        headers = self.authorization(self.service_of(url))
+        return await self.http.get(url, params=params, headers=headers)
 
     async def post(
         self,
@@ -64,8 +97,9 @@ class InternalClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        authorization = self.authorization(self.service_of(url))
         return await self.http.post(
-            url, json=body, params=params, headers={**self.authorization, **(headers or {})}
+            url, json=body, params=params, headers={**authorization, **(headers or {})}
         )
 
     async def request(
@@ -81,10 +115,10 @@ class InternalClient:
             f"{self.urls.of(service)}{path}",
             json=body,
             params=params,
-            headers=self.authorization,
+            headers=self.authorization(service),
         )
 
-    # --- reads (read token) -------------------------------------------------------------
+    # --- reads (any role) -------------------------------------------------------------
 
     async def balance(self, customer_id: str) -> httpx.Response:
         return await self.get(f"{self.urls.points}/v1/customers/{customer_id}/balance")

@@ -1,6 +1,7 @@
 """A client of a whole stack described by a `DevEnv` (`.fedelta/dev.env`, written by `make
 up`): its partner's till and the read and admin tokens over one httpx client. What the
-`fedelta` command, the benchmarks and the end-to-end tests talk to a local stack with."""
+`fedelta` command, the benchmarks and the end-to-end tests talk to a local stack with. Each
+client sends every service that service's own token."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from fedelta_client.retry import RetryPolicy
 
 
 class StackClient(PosClient):
-    """The POS calls of `PosClient` for the dev.env's partner, plus `reader` (read token) and
-    `admin` (admin token), with the reads a test or a check makes most at hand."""
+    """The POS calls of `PosClient` for the dev.env's partner, plus `reader` (the services'
+    read tokens), `operator` (operate tokens) and `admin` (admin tokens), with the reads a
+    test or a check makes most at hand."""
 
     def __init__(
         self, env: DevEnv, http: httpx.AsyncClient, *, retry: RetryPolicy | None = None
@@ -30,8 +32,10 @@ class StackClient(PosClient):
             retry=retry,
         )
         self.env = env
-        self.reader = InternalClient(http, urls=service_urls(env), token=env.read_token)
-        self.admin = InternalClient(http, urls=service_urls(env), token=env.admin_token)
+        urls = service_urls(env)
+        self.reader = InternalClient(http, urls=urls, tokens=env.tokens_of("read"))
+        self.operator = InternalClient(http, urls=urls, tokens=env.tokens_of("operate"))
+        self.admin = InternalClient(http, urls=urls, tokens=env.tokens_of("admin"))
 
     async def read(self, url: str, params: Mapping[str, str] | None = None) -> httpx.Response:
         return await self.reader.get(url, params)

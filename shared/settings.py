@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+import hashlib
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TokenRole = Literal["read", "operate", "admin"]
+
+
+def _lower_hex(value: str) -> str:
+    return value.lower()
+
+
+# The SHA-256 of a bearer token, 64 hex digits (`printf %s "$TOKEN" | sha256sum`).
+TokenHash = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$"), AfterValidator(_lower_hex)]
 
 
 class ServiceSettings(BaseSettings):
@@ -14,8 +27,15 @@ class ServiceSettings(BaseSettings):
     database_url: str
     database_pool_size: int = Field(default=20, ge=1, le=100)
     kafka_bootstrap_servers: str
-    admin_token: SecretStr = Field(min_length=16)
-    read_token: SecretStr | None = None
+    # The service's own credentials, by role: the SHA-256 (hex) of each bearer token, never
+    # the token. Two slots per role, so that a token is rotated without downtime: the new
+    # one's hash goes into `_next`, the clients move to it, then it becomes the current one.
+    admin_token_sha256: TokenHash
+    admin_token_sha256_next: TokenHash | None = None
+    operate_token_sha256: TokenHash | None = None
+    operate_token_sha256_next: TokenHash | None = None
+    read_token_sha256: TokenHash | None = None
+    read_token_sha256_next: TokenHash | None = None
     # The till scope (points: what ingest calls on a partner's till's behalf); unset: none.
     till_token: SecretStr | None = None
     host: str = "127.0.0.1"
@@ -44,6 +64,27 @@ class ServiceSettings(BaseSettings):
     retention_days: int = Field(default=30, ge=1)
     # How often each instance tries the service's jobs (one instance at a time runs each).
     jobs_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    def token_hashes(self) -> dict[TokenRole, tuple[str, ...]]:
+        """Each role's accepted token hashes: the current one and the next, when set."""
+        slots: dict[TokenRole, tuple[str | None, str | None]] = {
+            "read": (self.read_token_sha256, self.read_token_sha256_next),
+            "operate": (self.operate_token_sha256, self.operate_token_sha256_next),
+            "admin": (self.admin_token_sha256, self.admin_token_sha256_next),
+        }
+        return {role: tuple(h for h in pair if h is not None) for role, pair in slots.items()}
+
+    @model_validator(mode="after")
+    def _one_role_per_token(self) -> ServiceSettings:
+        every = [h for hashes in self.token_hashes().values() for h in set(hashes)]
+        if self.till_token is not None:
+            every.append(hashlib.sha256(self.till_token.get_secret_value().encode()).hexdigest())
+        if len(set(every)) != len(every):
+            raise ValueError(
+                "token hashes: one token is given two roles (each role and the till scope "
+                "need tokens of their own)"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

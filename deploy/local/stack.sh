@@ -26,14 +26,18 @@ KAFKA="127.0.0.1:$FEDELTA_KAFKA_PORT"
 DEMO_PARTNER_ID=demo
 
 random_token() { "$FEDELTA_PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+# What a service is configured with for a token: its SHA-256, hex (the token stays here).
+token_sha256() {
+    printf %s "$1" | "$FEDELTA_PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'
+}
+SERVICE_NAMES=(ingest points tiers notifications)
+TOKEN_ROLES=(read operate admin)
 
 # Credentials are made once per state dir and kept, so `up` twice gives the same ones.
 ensure_secrets() {
     if [[ ! -f "$SECRETS_ENV" ]]; then
         umask 077
         {
-            printf 'FEDELTA_ADMIN_TOKEN=%s\n' "$(random_token)"
-            printf 'FEDELTA_READ_TOKEN=%s\n' "$(random_token)"
             printf 'FEDELTA_PARTNER_KEY=fk_%s\n' "$(random_token)"
             printf 'FEDELTA_PARTNER_SECRET=fs_%s\n' "$(random_token)"
             printf 'FEDELTA_TILL_TOKEN=%s\n' "$(random_token)"
@@ -46,20 +50,34 @@ ensure_secrets() {
         (umask 077 && printf 'FEDELTA_TILL_TOKEN=%s\n' "$(random_token)" >>"$SECRETS_ENV")
         log "added a till token to $SECRETS_ENV"
     fi
+    # Every service has tokens of its own, one per role (FEDELTA_<SERVICE>_<ROLE>_TOKEN); a
+    # state dir made before them gets them added (its one admin and read token are unused).
+    local name role variable
+    for name in "${SERVICE_NAMES[@]}"; do
+        for role in "${TOKEN_ROLES[@]}"; do
+            variable="FEDELTA_${name^^}_${role^^}_TOKEN"
+            if ! grep -q "^$variable=" "$SECRETS_ENV"; then
+                (umask 077 && printf '%s=%s\n' "$variable" "$(random_token)" >>"$SECRETS_ENV")
+            fi
+        done
+    done
     # shellcheck source=/dev/null
     source "$SECRETS_ENV"
 }
 
 write_services_env() {
-    local name upper
+    local name upper role token
     umask 077
     {
         for name in ingest points tiers notifications; do
             upper="${name^^}"
             printf 'FEDELTA_%s_DATABASE_URL=%s\n' "$upper" "$("$FEDELTA_LOCAL_DIR/postgres.sh" dsn "$name")"
             printf 'FEDELTA_%s_KAFKA_BOOTSTRAP_SERVERS=%s\n' "$upper" "$KAFKA"
-            printf 'FEDELTA_%s_ADMIN_TOKEN=%s\n' "$upper" "$FEDELTA_ADMIN_TOKEN"
-            printf 'FEDELTA_%s_READ_TOKEN=%s\n' "$upper" "$FEDELTA_READ_TOKEN"
+            # The hashes of the service's own tokens, never the tokens (docs/operations.md).
+            for role in "${TOKEN_ROLES[@]}"; do
+                token="FEDELTA_${upper}_${role^^}_TOKEN"
+                printf 'FEDELTA_%s_%s_TOKEN_SHA256=%s\n' "$upper" "${role^^}" "$(token_sha256 "${!token}")"
+            done
         done
         # Tills reach points only through ingest, which holds the till token; points grants
         # it the till scope (docs/operations.md, "Till calls").
@@ -70,9 +88,10 @@ write_services_env() {
         printf 'FEDELTA_NOTIFICATIONS_SMTP_PORT=%s\n' "$FEDELTA_SMTP_PORT"
         printf 'FEDELTA_NOTIFICATIONS_SMS_URL=http://127.0.0.1:%s/v1/messages\n' "${FEDELTA_SMS_PORT:-8026}"
         printf 'FEDELTA_NOTIFICATIONS_SMS_TOKEN=local-sms-token\n'  # the fake provider takes any
-        # Where notifications reads a coupon's code when it sends it: points, with its read token.
+        # Where notifications reads a coupon's code when it sends it: points, with points'
+        # read token.
         printf 'FEDELTA_NOTIFICATIONS_POINTS_URL=http://127.0.0.1:%s\n' "$FEDELTA_POINTS_PORT"
-        printf 'FEDELTA_NOTIFICATIONS_POINTS_TOKEN=%s\n' "$FEDELTA_READ_TOKEN"
+        printf 'FEDELTA_NOTIFICATIONS_POINTS_TOKEN=%s\n' "$FEDELTA_POINTS_READ_TOKEN"
     } >"$SERVICES_ENV"
 }
 
@@ -96,8 +115,9 @@ write_dev_env() {
         printf 'FEDELTA_PARTNER_ID=%s\n' "$DEMO_PARTNER_ID"
         printf 'FEDELTA_PARTNER_KEY=%s\n' "$FEDELTA_PARTNER_KEY"
         printf 'FEDELTA_PARTNER_SECRET=%s\n' "$FEDELTA_PARTNER_SECRET"
-        printf 'FEDELTA_ADMIN_TOKEN=%s\n' "$FEDELTA_ADMIN_TOKEN"
-        printf 'FEDELTA_READ_TOKEN=%s\n' "$FEDELTA_READ_TOKEN"
+        # Each service's own tokens, by role (what the fedelta command, bench, chaos and the
+        # end-to-end tests call the services with: fedelta_client.DevEnv).
+        grep -E '^FEDELTA_[A-Z]+_(READ|OPERATE|ADMIN)_TOKEN=' "$SECRETS_ENV"
         printf 'FEDELTA_MAIL_DIR=%s\n' "$FEDELTA_MAIL_DIR"
         printf 'FEDELTA_SMS_DIR=%s\n' "$(abspath "${FEDELTA_SMS_DIR:-$FEDELTA_STATE_DIR/sms}")"
         printf 'KAFKA_BOOTSTRAP_SERVERS=%s\n' "$KAFKA"
@@ -136,7 +156,7 @@ or send a signed purchase yourself (from the repository root, in bash; the signa
   T=\$(date +%s); SIG=\$(printf '%s.POST./v1/purchases.%s' "\$T" "\$BODY" | openssl dgst -sha256 -hmac "\$FEDELTA_PARTNER_SECRET" | sed 's/^.*= //')
   curl -s -X POST "\$FEDELTA_INGEST_URL/v1/purchases" -H "Authorization: Bearer \$FEDELTA_PARTNER_KEY" \\
        -H "Fedelta-Signature: t=\$T,v1=\$SIG" -H 'Content-Type: application/json' -d "\$BODY"; echo
-  curl -s -H "Authorization: Bearer \$FEDELTA_READ_TOKEN" "\$FEDELTA_POINTS_URL/v1/customers/alice/balance"; echo
+  curl -s -H "Authorization: Bearer \$FEDELTA_POINTS_READ_TOKEN" "\$FEDELTA_POINTS_URL/v1/customers/alice/balance"; echo
 
 Logs: $FEDELTA_LOG_DIR    Stop everything: make down
 EOT

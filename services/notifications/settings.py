@@ -38,8 +38,9 @@ class NotificationsSettings(ServiceSettings):
     quiet_hours_start: str = Field(default="21:00", pattern=WALL_CLOCK_PATTERN)
     quiet_hours_end: str = Field(default="08:00", pattern=WALL_CLOCK_PATTERN)
     daily_cap: int = Field(default=3, ge=1, le=100)
-    # The key of the unsubscribe tokens in every email; derived from the admin token when
-    # unset. Changing it invalidates the links in the emails already sent.
+    # The key of the unsubscribe tokens in every email; derived from the admin token's hash
+    # when unset (so rotating that token changes it: set this in production). Changing it
+    # invalidates the links in the emails already sent.
     unsubscribe_secret: SecretStr | None = Field(default=None, min_length=16)
     # Where customers reach this service: the unsubscribe links in the emails point here.
     # Printable ASCII and bounded, so List-Unsubscribe is one plain header line (smtp.py).
@@ -86,7 +87,7 @@ class NotificationsSettings(ServiceSettings):
 def unsubscribe_key(settings: NotificationsSettings) -> bytes:
     if settings.unsubscribe_secret is not None:
         return settings.unsubscribe_secret.get_secret_value().encode()
-    return derived_secret(settings.admin_token.get_secret_value().encode())
+    return derived_secret(settings.admin_token_sha256.encode())
 
 
 def load_settings() -> NotificationsSettings:

@@ -29,6 +29,12 @@ from services.points.domain.model import (
     referral_bonus,
     welcome_bonus,
 )
+from services.points.domain.referrals import (
+    referral_id,
+    referral_reversal_id,
+    refund_taking_it_back,
+    take_back,
+)
 from services.points.domain.refunds import (
     PurchaseRecord,
     RefundRecord,
@@ -289,7 +295,9 @@ class _Walk:
             self.held.append(kept_back)
 
     def _refer(self, step: _Purchase) -> None:
-        referrer = self.loaded.referrers.pop(step.customer_id, None)  # the first purchase only
+        """The referrer's bonus for the first purchase of at least the minimum (the ledger
+        keeps one per referred member: a later batch's purchase adds nothing)."""
+        referrer = self.loaded.referrers.get(step.customer_id)
         if referrer is None:
             return
         referral = referral_bonus(
@@ -298,8 +306,11 @@ class _Walk:
             referrer=referrer,
             purchased_at=step.facts.occurred_at,
             partner_id=step.facts.partner_id,
+            purchase_id=step.purchase_id,
+            total=step.facts.total,
         )
         if referral is not None:
+            del self.loaded.referrers[step.customer_id]  # the batch's first qualifying one
             self.grants.append((referral, step.cause, "referral-bonus"))
 
     def bring_over(self, step: _Import) -> None:
@@ -420,20 +431,33 @@ async def _refund_and_repay(walk: _Walk, loaded: _Loaded, waited: set[str], ctx:
     for key, record in walk.new_purchases.items():
         known_purchases.setdefault(key, record)
     reversible = [key for key in to_reverse if key in known_purchases]
+    refunded = [(known_purchases[key], refunds_of[key]) for key in reversible]
     grantees = {entry.customer_id for entry, _, _ in walk.grants}
     await _reverse_and_repay(
         ctx,
-        [(known_purchases[key], refunds_of[key]) for key in reversible],
+        refunded,
         debtors=await ctx.ledger.debtors(grantees) if grantees else set(),
+        referrers=await _referrers_of(refunded, ctx),
     )
+
+
+async def _referrers_of(
+    refunded: Sequence[tuple[PurchaseRecord, list[RefundRecord]]], ctx: Context
+) -> dict[str, str]:
+    """The referrer (known, not themselves) of each refunded purchase's buyer: whose bonus a
+    refund of the purchase that qualified it may take back (`domain.referrals`)."""
+    buyers = {purchase.customer_id for purchase, _ in refunded}
+    return (await ctx.ledger.buyers_of(buyers))[1] if buyers else {}
 
 
 async def _reverse_and_repay(
     ctx: Context,
     refunded: list[tuple[PurchaseRecord, list[RefundRecord]]],
     debtors: set[str],
+    referrers: dict[str, str],
 ) -> None:
     customers = {purchase.customer_id for purchase, _ in refunded} | debtors
+    customers |= {referrers[p.customer_id] for p, _ in refunded if p.customer_id in referrers}
     if not customers:
         return
     # The API's spends draw on the same lots: they wait for this batch, and it for them.
@@ -472,6 +496,10 @@ async def _reverse_and_repay(
             reversals.append(entry)
             refunds_by_entry[entry.entry_id] = refund
             new_allocations.extend((purchase.customer_id, a) for a in taken)
+    for entry, taken, refund in _referrals_taken_back(ctx, refunded, referrers, ledgers, drawn):
+        reversals.append(entry)
+        refunds_by_entry[entry.entry_id] = refund
+        new_allocations.extend((entry.customer_id, a) for a in taken)
     for customer_id in sorted(customers):
         repaid = repay_debt(ledgers[customer_id], drawn, ctx.now)
         drawn.extend(repaid)
@@ -493,6 +521,56 @@ async def _reverse_and_repay(
                 cause_id=entry.entry_id,
                 purpose="points-reversed",
             )
+
+
+def _referrals_taken_back(
+    ctx: Context,
+    refunded: Sequence[tuple[PurchaseRecord, list[RefundRecord]]],
+    referrers: dict[str, str],
+    ledgers: dict[str, list[LedgerEntry]],
+    drawn: list[Allocation],
+) -> list[tuple[LedgerEntry, list[Allocation], RefundRecord]]:
+    """The referrers' bonuses the refunded purchases take back, each with what it drew and
+    the refund that took it; added to the referrers' ledgers and to `drawn` as they go."""
+    found: list[tuple[LedgerEntry, list[Allocation], RefundRecord]] = []
+    for purchase, refunds in refunded:
+        referrer = referrers.get(purchase.customer_id)
+        if referrer is None:
+            continue
+        taken_back = _referral_taken_back(ctx, ledgers[referrer], drawn, purchase, refunds)
+        if taken_back is not None:
+            ledgers[referrer].append(taken_back[0])
+            drawn.extend(taken_back[1])
+            found.append(taken_back)
+    return found
+
+
+def _referral_taken_back(
+    ctx: Context,
+    entries: list[LedgerEntry],
+    drawn: Sequence[Allocation],
+    purchase: PurchaseRecord,
+    refunds: Sequence[RefundRecord],
+) -> tuple[LedgerEntry, list[Allocation], RefundRecord] | None:
+    """The reversal of the referrer's bonus (`entries`: the referrer's ledger) when refunds
+    of the purchase that qualified it, made within the return window, leave less than the
+    minimum kept; None: the bonus stays, or was taken back already."""
+    present = {entry.entry_id: entry for entry in entries}
+    referral = present.get(referral_id(purchase.customer_id))
+    if referral is None or referral_reversal_id(purchase.customer_id) in present:
+        return None
+    refund = refund_taking_it_back(referral, purchase, refunds, ctx.program.referral_min_purchase)
+    if refund is None:
+        return None
+    entry, taken = take_back(
+        entries,
+        drawn,
+        referral=referral,
+        refund=refund,
+        policy=ctx.program.refund_policy,
+        now=ctx.now,
+    )
+    return entry, taken, refund
 
 
 async def _announce_returned(

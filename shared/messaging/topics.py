@@ -6,12 +6,21 @@ The defaults are for a cluster: replication factor 3 and `min.insync.replicas` 2
 write acknowledged with acks=all (what every producer of ours asks for) is on two brokers.
 A single local broker needs `--replication-factor 1 --min-insync-replicas 1` (the local stack
 passes them). Each setting also comes from the environment (FEDELTA_TOPIC_PARTITIONS,
-FEDELTA_TOPIC_REPLICATION_FACTOR, FEDELTA_TOPIC_MIN_ISR, FEDELTA_TOPIC_RETENTION_MS); a flag wins.
+FEDELTA_TOPIC_REPLICATION_FACTOR, FEDELTA_TOPIC_MIN_ISR, FEDELTA_TOPIC_RETENTION_MS,
+FEDELTA_TOPIC_MAX_COMPACTION_LAG_MS); a flag wins.
 
-An existing topic is never changed: fewer partitions would move keys to other partitions, and
-replication is the operator's to reassign. When one is weaker than asked (fewer partitions, a
-lower replication factor or min ISR, a shorter retention, another cleanup policy) the command
-names each difference and exits with status 3 after creating what was missing.
+The erasure deadline: the customers topic and its dead-letter topic (the only ones with personal
+data) are compacted with `max.compaction.lag.ms` (24 h by default), `segment.ms` no larger, a low
+`min.cleanable.dirty.ratio` and `delete.retention.ms` no longer than the lag, so a record that a
+later one (an erasure's tombstone) supersedes is compacted away within the lag once its segment
+rolls (see docs/operations.md, *Erasure on Kafka*).
+
+An existing topic's layout is never changed: fewer partitions would move keys to other
+partitions, and replication is the operator's to reassign. When one is weaker than asked (fewer
+partitions, a lower replication factor or min ISR, a shorter retention, another cleanup policy)
+the command names each difference and exits with status 3 after creating what was missing.
+The erasure configs alone are altered in place where an existing compacted topic's are looser
+(they move no record; each only tightens, a stricter value is kept).
 """
 
 from __future__ import annotations
@@ -44,6 +53,12 @@ PARTITIONS = 3
 # Kafka's own default, written down: the consumers' inbox retention (`retention_days`, 30)
 # must stay longer than this so that a redelivered event is still recognised.
 RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+# The erasure deadline: how long a superseded record (a profile an erasure's tombstone
+# follows) may stay on a compacted topic once its segment rolls.
+MAX_COMPACTION_LAG_MS = 24 * 60 * 60 * 1000
+# The share of a compacted log's superseded records at which the cleaner starts without
+# waiting for the lag (Kafka's default is 0.5).
+MIN_CLEANABLE_DIRTY_RATIO = "0.1"
 
 
 @dataclass(frozen=True)
@@ -54,9 +69,10 @@ class TopicSettings:
     replication_factor: int = 3
     min_insync_replicas: int = 2
     retention_ms: int = RETENTION_MS
+    max_compaction_lag_ms: int = MAX_COMPACTION_LAG_MS
 
     def __post_init__(self) -> None:
-        for name in ("partitions", "replication_factor", "min_insync_replicas", "retention_ms"):
+        for name in ENV_VARIABLES:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.min_insync_replicas > self.replication_factor:
@@ -87,6 +103,7 @@ ENV_VARIABLES = {
     "replication_factor": "FEDELTA_TOPIC_REPLICATION_FACTOR",
     "min_insync_replicas": "FEDELTA_TOPIC_MIN_ISR",
     "retention_ms": "FEDELTA_TOPIC_RETENTION_MS",
+    "max_compaction_lag_ms": "FEDELTA_TOPIC_MAX_COMPACTION_LAG_MS",
 }
 
 
@@ -105,9 +122,32 @@ class TopicSpec:
             config = {"cleanup.policy": "delete"}
         if settings is not None:
             config["min.insync.replicas"] = str(settings.min_insync_replicas)
-            if not self.compacted:
+            if self.compacted:
+                config |= erasure_config(settings)
+            else:
                 config["retention.ms"] = str(settings.retention_ms)
         return config
+
+
+def erasure_config(settings: TopicSettings) -> dict[str, str]:
+    """The configs that bound how long a superseded record stays on a compacted topic: the
+    cleaner must compact a dirty record within the lag, the active segment (never compacted)
+    rolls within it, and the tombstone itself goes one lag after its segment is cleaned."""
+    lag = str(settings.max_compaction_lag_ms)
+    return {
+        "max.compaction.lag.ms": lag,
+        "segment.ms": lag,
+        "min.cleanable.dirty.ratio": MIN_CLEANABLE_DIRTY_RATIO,
+        "delete.retention.ms": lag,
+    }
+
+
+ERASURE_CONFIGS = (
+    "max.compaction.lag.ms",
+    "segment.ms",
+    "min.cleanable.dirty.ratio",
+    "delete.retention.ms",
+)
 
 
 MAIN_TOPICS = (
@@ -133,6 +173,8 @@ class TopicState:
     partitions: int
     replication_factor: int
     config: dict[str, str] = field(default_factory=dict)
+    # The configs set on the topic itself (not the broker's defaults): what an alteration keeps.
+    overrides: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def weaknesses(spec: TopicSpec, settings: TopicSettings, actual: TopicState) -> list[str]:
@@ -162,7 +204,39 @@ def weaknesses(spec: TopicSpec, settings: TopicSettings, actual: TopicState) -> 
                 f"retention.ms {actual.config.get('retention.ms')}, "
                 f"at least {settings.retention_ms} wanted"
             )
+    if spec.compacted:
+        found += erasure_weaknesses(wanted, actual.config)
     return found
+
+
+def erasure_weaknesses(wanted: Mapping[str, str], actual: Mapping[str, str]) -> list[str]:
+    """Each erasure config that is looser than wanted (absent: the broker's default, looser)."""
+    return [
+        f"{name} {actual.get(name)}, at most {wanted[name]} wanted"
+        for name in ERASURE_CONFIGS
+        if not _at_most(actual.get(name), wanted[name])
+    ]
+
+
+def tightened(wanted: Mapping[str, str], actual: TopicState) -> dict[str, str] | None:
+    """The topic's own configs with each looser erasure config set to the wanted value (a
+    stricter one kept), or None when none is looser: what an alteration writes (Kafka's
+    AlterConfigs replaces a topic's configs as a whole, so the others are carried over)."""
+    looser = {
+        name: wanted[name]
+        for name in ERASURE_CONFIGS
+        if name in wanted and not _at_most(actual.config.get(name), wanted[name])
+    }
+    if not looser:
+        return None
+    return dict(actual.overrides) | looser
+
+
+def _at_most(value: str | None, limit: str) -> bool:
+    try:
+        return value is not None and 0 <= float(value) <= float(limit)
+    except ValueError:
+        return False
 
 
 def _as_int(value: str | None) -> int | None:
@@ -177,9 +251,13 @@ class EnsureResult:
     created: list[str]
     # Topic name -> how it is weaker than asked; left as it is.
     weaker: dict[str, list[str]]
+    # Compacted topics whose erasure configs were tightened in place.
+    altered: list[str] = field(default_factory=list)
 
 
-REPORTED_CONFIGS = ("cleanup.policy", "min.insync.replicas", "retention.ms")
+REPORTED_CONFIGS = ("cleanup.policy", "min.insync.replicas", "retention.ms", *ERASURE_CONFIGS)
+# DescribeConfigs: config_source 1 is DYNAMIC_TOPIC_CONFIG (v1+); v0 says is_default instead.
+_TOPIC_CONFIG_SOURCE = 1
 
 
 async def describe_topics(
@@ -212,12 +290,16 @@ async def _describe(admin: Any, names: list[str]) -> list[TopicState]:
         [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
     )
     configs: dict[str, dict[str, str]] = {}
+    overrides: dict[str, dict[str, str]] = {}
     for response in responses:
         for resource in response.resources:
             # (error_code, error_message, resource_type, resource_name, config_entries)
             entries = resource[4]
             configs[resource[3]] = {
                 entry[0]: entry[1] for entry in entries if entry[0] in REPORTED_CONFIGS
+            }
+            overrides[resource[3]] = {
+                entry[0]: entry[1] for entry in entries if _set_on_topic(entry)
             }
     states = []
     for name in names:
@@ -231,9 +313,18 @@ async def _describe(admin: Any, names: list[str]) -> list[TopicState]:
                 partitions=len(partitions),
                 replication_factor=min((len(p["replicas"]) for p in partitions), default=0),
                 config=configs.get(name, {}),
+                overrides=overrides.get(name, {}),
             )
         )
     return states
+
+
+def _set_on_topic(entry: Any) -> bool:
+    # (name, value, read_only, is_default (v0) or config_source (v1+), is_sensitive, ...)
+    marker = entry[3]
+    if isinstance(marker, bool):
+        return not marker
+    return bool(marker == _TOPIC_CONFIG_SOURCE) and entry[1] is not None
 
 
 async def ensure_topics(bootstrap_servers: str, settings: TopicSettings | None = None) -> list[str]:
@@ -271,15 +362,44 @@ async def ensure_topic_layout(
                 ]
             )
         present = [spec for spec in ALL_TOPICS if spec.name in existing]
+        altered = await tighten(admin, present, settings)
         states = {state.name: state for state in await _describe(admin, [s.name for s in present])}
         weaker = {
             spec.name: found
             for spec in present
             if spec.name in states and (found := weaknesses(spec, settings, states[spec.name]))
         }
-        return EnsureResult(created=[spec.name for spec in missing], weaker=weaker)
+        return EnsureResult(created=[spec.name for spec in missing], weaker=weaker, altered=altered)
     finally:
         await admin.close()
+
+
+async def tighten(admin: Any, specs: Sequence[TopicSpec], settings: TopicSettings) -> list[str]:
+    """Alters the existing compacted topics whose erasure configs are looser than asked;
+    returns their names."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    compacted = {spec.name: spec for spec in specs if spec.compacted}
+    changes = {
+        state.name: config
+        for state in await _describe(admin, list(compacted))
+        if state.config.get("cleanup.policy") == "compact"
+        and (config := tightened(compacted[state.name].config(settings), state)) is not None
+    }
+    if not changes:
+        return []
+    responses = await admin.alter_configs(
+        [
+            ConfigResource(ConfigResourceType.TOPIC, name, configs=config)
+            for name, config in changes.items()
+        ]
+    )
+    failed = [
+        resource[3] for response in responses for resource in response.resources if resource[0] != 0
+    ]
+    for name in failed:
+        log.warning("topic %s: its erasure configs could not be altered", name)
+    return sorted(set(changes) - set(failed))
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> tuple[str, TopicSettings]:
@@ -293,6 +413,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> tuple[str, TopicSetting
         "replication_factor": "--replication-factor",
         "min_insync_replicas": "--min-insync-replicas",
         "retention_ms": "--retention-ms",
+        "max_compaction_lag_ms": "--max-compaction-lag-ms",
     }
     for name, flag in flags.items():
         parser.add_argument(flag, dest=name, type=int, help=f"default: ${ENV_VARIABLES[name]}")
@@ -315,6 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(replication factor {settings.replication_factor}, "
         f"min.insync.replicas {settings.min_insync_replicas})"
     )
+    for name in result.altered:
+        print(f"topics: {name}: erasure configs tightened to {settings.max_compaction_lag_ms} ms")
     for name, found in sorted(result.weaker.items()):
         print(f"topics: {name} is weaker than asked: {'; '.join(found)}", file=sys.stderr)
     return WEAKER_EXIT_STATUS if result.weaker else 0

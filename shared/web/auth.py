@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -99,23 +101,56 @@ def verify_signature(
         )
 
 
-Scope = Literal["read", "admin", "till"]
+# The roles of a service's own credentials, each opening what the one before it does and more:
+# `read` the reads, `operate` the running of the service (jobs, held earnings), `admin`
+# everything. `till` is points' alone: what ingest holds to act for a partner's till.
+Role = Literal["read", "operate", "admin"]
+Scope = Literal["read", "operate", "admin", "till"]
+ROLES: tuple[Role, ...] = ("read", "operate", "admin")
+# How many hex digits of a credential's hash name it as an actor (`admin:1f2e3d4c5b6a`).
+ACTOR_DIGITS = 12
 
 
-def token_scope(
-    presented: str,
-    admin_token: SecretStr,
-    read_token: SecretStr | None,
-    till_token: SecretStr | None = None,
-) -> Scope | None:
-    """The scope a bearer token grants, or None for an unknown token. The till scope is
-    what ingest holds to act for a partner's till: it opens only the routes that take it."""
-    if _same(presented, admin_token):
-        return "admin"
-    if read_token is not None and _same(presented, read_token):
-        return "read"
+@dataclass(frozen=True)
+class Credential:
+    """What a bearer token is: its scope and the actor it names, its role and the start of
+    its hash (e.g. `admin:1f2e3d4c5b6a`; `till` for the till token, whose call names its
+    partner instead)."""
+
+    scope: Scope
+    actor: str
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 of a bearer token, hex: what a service is configured with instead of the
+    token (the tokens are random, 256 bits: a fast hash is enough)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def actor_of(role: Role, token: str) -> str:
+    """The actor a service's token of `role` names: `admin:1f2e3d4c5b6a`."""
+    return _actor(role, token_hash(token))
+
+
+def _actor(role: Role, digest: str) -> str:
+    return f"{role}:{digest[:ACTOR_DIGITS]}"
+
+
+def credential_of(
+    presented: str, hashes: Mapping[Role, Iterable[str]], till_token: SecretStr | None = None
+) -> Credential | None:
+    """The credential a bearer token is among a service's token hashes (each role's current
+    and next), or None for an unknown token. Every hash is compared, in constant time."""
+    digest = token_hash(presented)
+    found: Role | None = None
+    for role in ROLES:
+        for known in hashes.get(role, ()):
+            if hmac.compare_digest(digest, known):
+                found = role
+    if found is not None:
+        return Credential(found, _actor(found, digest))
     if till_token is not None and _same(presented, till_token):
-        return "till"
+        return Credential("till", "till")
     return None
 
 

@@ -3,10 +3,14 @@
 Plain ASGI (not BaseHTTPMiddleware, which costs more than a small request): a declared
 Content-Length over the limit is answered at once without calling the app, and a body sent
 without one (chunked) is counted as it streams and cut off as soon as it passes the limit,
-so an unauthenticated 100 MB POST is never held in memory.
+so an unauthenticated 100 MB POST is never held in memory. A service may allow larger
+bodies on named paths (ingest's member import: 500 rows a call), every other path keeping
+the limit.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,15 +27,18 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.larger = dict(larger or {})  # path -> its own limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
+        limit = self.larger.get(scope["path"], self.max_body_bytes)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _refuse(limit, scope, receive, send)

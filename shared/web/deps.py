@@ -1,5 +1,6 @@
 """The FastAPI dependencies of every service: its runtime, settings, clock, a read connection,
-the token scopes, and the caller (the till scope: a partner's till, through ingest)."""
+the token scopes (`read` < `operate` < `admin`, the service's own credentials, and `till`),
+the credential's actor, and the caller (the till scope: a partner's till, through ingest)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from shared.bounds import IDENTIFIER_PATTERN, MAX_ID_LENGTH
 from shared.clock import Clock
 from shared.runtime.process import Runtime
 from shared.settings import ServiceSettings
+from shared.web.auth import Credential, Role, bearer_token, credential_of
 from shared.web.auth import Scope as TokenScope
-from shared.web.auth import bearer_token, token_scope
 from shared.web.idempotency import PARTNER_HEADER
 from shared.web.problems import Problem
 
@@ -62,48 +63,71 @@ _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 @dataclass(frozen=True)
 class Caller:
     """Who calls: the token's scope and, for the till scope, the partner (and store) whose
-    till it acts for; none for the read and admin scopes."""
+    till it acts for; none for the service's own credentials, which name an actor instead."""
 
     scope: TokenScope
     partner_id: str | None = None
     store_id: str | None = None
+    actor: str | None = None
 
 
-async def _scope_of(settings: ServiceSettings, authorization: str | None) -> TokenScope:
+async def _credential_of(settings: ServiceSettings, authorization: str | None) -> Credential:
     token = bearer_token(authorization)
     if token is None:
         raise Problem(
             401, "Unauthorized", "send Authorization: Bearer <service token>", slug="unauthorized"
         )
-    scope = token_scope(token, settings.admin_token, settings.read_token, settings.till_token)
-    if scope is None:
+    credential = credential_of(token, settings.token_hashes(), settings.till_token)
+    if credential is None:
+        # A token of another service is as unknown here as a made-up one.
         raise Problem(401, "Unauthorized", "unknown service token", slug="unauthorized")
-    return scope
+    return credential
 
 
 # The scopes each scope-checking dependency lets through, by the dependency.
 _SCOPES: dict[object, frozenset[TokenScope]] = {}
+# The roles that open a route needing a role: each role opens what the ones below it do.
+_OPENED_BY: dict[Role, frozenset[TokenScope]] = {
+    "read": frozenset({"read", "operate", "admin"}),
+    "operate": frozenset({"operate", "admin"}),
+    "admin": frozenset({"admin"}),
+}
 
 
 def _forbidden(detail: str) -> Problem:
     return Problem(403, "Forbidden", detail, slug="forbidden")
 
 
-def require_scope(needed: TokenScope) -> Callable[..., Awaitable[TokenScope]]:
-    """The read scope (read or admin tokens) or the admin scope; the till token opens none
-    of the routes that take this (403)."""
+def _check_role(credential: Credential, needed: Role) -> Credential:
+    if credential.scope == "till":
+        raise _forbidden("the till scope does not open this call")
+    if credential.scope not in _OPENED_BY[needed]:
+        raise _forbidden(f"this call needs the {needed} role; the token has the {credential.scope}")
+    return credential
+
+
+def require_credential(needed: Role) -> Callable[..., Awaitable[Credential]]:
+    """The caller's credential, when its role is `needed` or above (read < operate < admin);
+    the till token opens none of the routes that take this (403)."""
+
+    async def check(
+        settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+    ) -> Credential:
+        return _check_role(await _credential_of(settings, authorization), needed)
+
+    _SCOPES[check] = _OPENED_BY[needed]
+    return check
+
+
+def require_scope(needed: Role) -> Callable[..., Awaitable[TokenScope]]:
+    """`require_credential`, answering the credential's scope only."""
 
     async def check(
         settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
     ) -> TokenScope:
-        scope = await _scope_of(settings, authorization)
-        if scope == "till":
-            raise _forbidden("the till scope does not open this call")
-        if needed == "admin" and scope != "admin":
-            raise _forbidden("this call needs the admin scope")
-        return scope
+        return _check_role(await _credential_of(settings, authorization), needed).scope
 
-    _SCOPES[check] = frozenset({"admin"} if needed == "admin" else {"admin", "read"})
+    _SCOPES[check] = _OPENED_BY[needed]
     return check
 
 
@@ -124,8 +148,9 @@ def till_identifier(header: str, value: str | None, *, required: bool) -> str | 
 
 
 def require_caller(*, read: bool, till: bool) -> Callable[..., Awaitable[Caller]]:
-    """The caller of a route that takes the admin scope, and the read scope when `read`, and
-    the till scope when `till`; a till caller names its partner (required) and store."""
+    """The caller of a route that takes the admin role, and every role when `read`, and the
+    till scope when `till`; a till caller names its partner (required) and store."""
+    needed: Role = "read" if read else "admin"
 
     async def check(
         settings: SettingsDep,
@@ -133,34 +158,32 @@ def require_caller(*, read: bool, till: bool) -> Callable[..., Awaitable[Caller]
         partner_id: Annotated[str | None, Header(alias=PARTNER_HEADER)] = None,
         store_id: Annotated[str | None, Header(alias=STORE_HEADER)] = None,
     ) -> Caller:
-        scope = await _scope_of(settings, authorization)
-        if scope == "till" and not till:
-            raise _forbidden("the till scope does not open this call")
-        if scope == "read" and not read:
-            raise _forbidden("this call needs the admin scope")
-        if scope != "till":
-            return Caller(scope)
+        credential = await _credential_of(settings, authorization)
+        if credential.scope != "till" or not till:
+            credential = _check_role(credential, needed)
+            return Caller(credential.scope, actor=credential.actor)
         return Caller(
-            scope,
+            credential.scope,
             partner_id=till_identifier(PARTNER_HEADER, partner_id, required=True),
             store_id=till_identifier(STORE_HEADER, store_id, required=False),
         )
 
-    taken: set[TokenScope] = {"admin"}
-    taken |= {"read"} if read else set()
-    taken |= {"till"} if till else set()
-    _SCOPES[check] = frozenset(taken)
+    _SCOPES[check] = _OPENED_BY[needed] | ({"till"} if till else frozenset())
     return check
 
 
 def scopes_taken(dependency: object) -> frozenset[TokenScope] | None:
-    """The token scopes a dependency made by `require_scope` or `require_caller` lets
-    through; None for any other dependency (what a walk over an app's routes looks for)."""
+    """The token scopes a dependency made by `require_scope`, `require_credential` or
+    `require_caller` lets through; None for any other dependency (what a walk over an app's
+    routes looks for)."""
     return _SCOPES.get(dependency)
 
 
 ReadScope = Annotated[TokenScope, Depends(require_scope("read"))]
+OperateScope = Annotated[TokenScope, Depends(require_scope("operate"))]
 AdminScope = Annotated[TokenScope, Depends(require_scope("admin"))]
+# The admin credential itself, for the calls that record who acted (its `actor`).
+AdminCredential = Annotated[Credential, Depends(require_credential("admin"))]
 # Routes a till may call too (through ingest): reads (balance, rewards) and spends.
 ReadOrTillCaller = Annotated[Caller, Depends(require_caller(read=True, till=True))]
 AdminOrTillCaller = Annotated[Caller, Depends(require_caller(read=False, till=True))]

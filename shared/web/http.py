@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
@@ -37,9 +37,11 @@ def create_service_app(
     routers: Sequence[APIRouter],
     version: str = "0.1.0",
     on_start: Callable[[FastAPI, Runtime], None] | None = None,
+    larger_bodies: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """`on_start` puts what a service keeps beside its runtime (caches, batchers) on
-    `app.state`, once the runtime exists."""
+    `app.state`, once the runtime exists; `larger_bodies` allows the named paths a body
+    limit of their own (every other path keeps `settings.max_body_bytes`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,7 +73,7 @@ def create_service_app(
     app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(OSError, _on_database_error)
     # Inside the timer, so that a refused body is counted too; before any route reads it.
-    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, larger=larger_bodies)
     app.add_middleware(RequestTimer, service=name)
     install_openapi(app)
     app.include_router(probes)

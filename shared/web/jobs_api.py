@@ -1,4 +1,5 @@
-"""`POST /v1/admin/jobs/{name}?as_of=<RFC 3339>`: an admin runs a job of this service now.
+"""`POST /v1/admin/jobs/{name}?as_of=<RFC 3339>`: an operator (the operate role, or admin) runs
+a job of this service now.
 
 Apart from shared.runtime.jobs, which knows nothing of HTTP."""
 
@@ -10,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from shared.runtime.jobs import AdvisoryJobLock, JobBusy, parse_rfc3339, run_exclusively
-from shared.web.deps import AdminScope, RuntimeDep
+from shared.web.deps import OperateScope, RuntimeDep
 from shared.web.problems import Problem
 
 ALL = "all"
@@ -20,7 +21,7 @@ jobs_router = APIRouter(tags=["admin"])
 
 @jobs_router.post("/v1/admin/jobs/{name}")
 async def run_job(
-    name: str, runtime: RuntimeDep, _scope: AdminScope, as_of: str | None = None
+    name: str, runtime: RuntimeDep, _scope: OperateScope, as_of: str | None = None
 ) -> dict[str, Any]:
     """Runs the job `name` (or every job of the service, in order, for `all`) as of `as_of`
     (default: now) and answers what each did. Running a job again as of the same instant
@@ -55,10 +56,12 @@ async def run_job(
 # naming the range, never a 500 nor a purge of everything. The past is bounded by a fixed
 # floor (before the program existed: a run as of then changes nothing, which tests use to
 # stay clear of each other's data) or 10 years before now, whichever is earlier; the future
-# by 1 year after now (a run far ahead would expire and purge everything).
+# by 5 years after now: far enough to replay a lot's whole validity and its expiry (points
+# expire after 12 months by default; operators and tests run the expiry 13 months ahead),
+# near enough that a typo cannot run a job centuries ahead.
 AS_OF_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_AS_OF_PAST = timedelta(days=3653)  # 10 years
-MAX_AS_OF_FUTURE = timedelta(days=366)  # 1 year
+MAX_AS_OF_FUTURE = timedelta(days=1827)  # 5 years
 
 
 def as_of_range(now: datetime) -> tuple[datetime, datetime]:
@@ -88,7 +91,7 @@ def job_instant(as_of: str | None, now: datetime) -> datetime:
             422,
             "Invalid request",
             f"as_of must lie between {earliest.isoformat()} and {latest.isoformat()} "
-            "(from 2000-01-01, or 10 years before now if earlier, to 1 year after now)",
+            "(from 2000-01-01, or 10 years before now if earlier, to 5 years after now)",
             slug="invalid-request",
         )
     return instant

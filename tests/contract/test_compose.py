@@ -21,6 +21,7 @@ from tests.support.service_settings import (
     required_env,
     settings_of,
 )
+from tests.support.stack import sha256_hex
 from tests.support.tools import tool_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,10 +91,13 @@ def test_the_file_loads_with_the_compose_loader_given_the_credentials_script_mak
             assert port["host_ip"] == "127.0.0.1", (name, port)
     # Interpolated: no variable is left, and the credentials are the file's.
     assert "${" not in loaded.stdout
-    token = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)[
-        "FEDELTA_ADMIN_TOKEN"
-    ]
-    assert project["services"]["points"]["environment"]["FEDELTA_POINTS_ADMIN_TOKEN"] == token
+    made = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    token = made["FEDELTA_POINTS_ADMIN_TOKEN"]
+    points = project["services"]["points"]["environment"]
+    assert points["FEDELTA_POINTS_ADMIN_TOKEN_SHA256"] == sha256_hex(token)
+    # A service is given the hashes of its own tokens, never a token nor another's hash.
+    assert token not in loaded.stdout
+    assert made["FEDELTA_TIERS_ADMIN_TOKEN_SHA256"] not in points.values()
 
 
 def test_every_service_and_the_migrations_job_load_their_settings_from_the_compose_file(
@@ -217,7 +221,9 @@ def test_credentials_are_required_variables_never_values(
     assert checked >= 20
 
 
-def test_the_env_file_script_makes_every_variable_the_compose_file_requires() -> None:
+def test_the_env_file_script_makes_every_variable_the_compose_file_requires(
+    env_file: Path,
+) -> None:
     lines = (REPO / "docker-compose.yml").read_text().splitlines()
     text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
     required = {match.group(0).split(":")[0][2:] for match in REQUIRED_VARIABLE.finditer(text)}
@@ -225,6 +231,8 @@ def test_the_env_file_script_makes_every_variable_the_compose_file_requires() ->
     made = set(re.findall(r"printf '([A-Z][A-Z0-9_]*)=", script))
     for template in re.findall(r"printf '(FEDELTA_%s_[A-Z_]+)=", script):
         made |= {template.replace("%s", service.upper()) for service in SERVICES}
+    # The services' own tokens and their hashes are made by a loop: as the file has them.
+    made |= {line.split("=", 1)[0] for line in env_file.read_text().splitlines() if "=" in line}
     assert required, "no required variable found: the pattern no longer matches"
     assert required <= made, sorted(required - made)
     optional = set(ANY_VARIABLE.findall(text)) - required

@@ -160,23 +160,25 @@ class ServiceToken(requests.auth.AuthBase):
         return request
 
 
-def credentials_for(case: FuzzCase, env: DevEnv) -> requests.auth.AuthBase | None:
-    """What the operation's `security` asks for: the admin token reaches every internal
-    operation, so the fuzzer tests the handlers rather than the scope check."""
+def credentials_for(case: FuzzCase, service: str, env: DevEnv) -> requests.auth.AuthBase | None:
+    """What the operation's `security` asks for: the service's admin token reaches every
+    internal operation, so the fuzzer tests the handlers rather than the scope check."""
     schemes = security_schemes(case)
     if "partnerSignature" in schemes:
         return PartnerSignature(env.partner_key, env.partner_secret)
     if "serviceToken" in schemes:
-        return ServiceToken(env.admin_token)
+        return ServiceToken(env.token(service, "admin"))
     return None
 
 
-def wrong_credentials_for(case: FuzzCase, env: DevEnv) -> requests.auth.AuthBase:
+def wrong_credentials_for(case: FuzzCase, service: str, env: DevEnv) -> requests.auth.AuthBase:
     """Credentials of the right form that must be refused: the partner's key with a
-    signature made with another secret, or a token nobody was given."""
+    signature made with another secret, or the admin token of another service (a
+    credential of one service is worthless at another)."""
     if "partnerSignature" in security_schemes(case):
         return PartnerSignature(env.partner_key, f"not-{env.partner_secret}")
-    return ServiceToken(f"not-{env.admin_token}")
+    other = "points" if service != "points" else "tiers"
+    return ServiceToken(env.token(other, "admin"))
 
 
 def security_schemes(case: FuzzCase) -> set[str]:
@@ -189,7 +191,7 @@ SECURED_ANSWERS: dict[str, Counter[int]] = defaultdict(Counter)
 
 
 def exercise(case: FuzzCase, service: str, env: DevEnv) -> None:
-    credentials = credentials_for(case, env)
+    credentials = credentials_for(case, service, env)
     response = case.call_and_validate(
         base_url=base_url_of(service, env),
         checks=CHECKS,
@@ -213,7 +215,7 @@ def probe_refusals(case: FuzzCase, service: str, env: DevEnv) -> None:
     if key in PROBED or case.meta is None or case.meta.generation.mode.is_negative:
         return
     PROBED.add(key)
-    for credentials in (None, wrong_credentials_for(case, env)):
+    for credentials in (None, wrong_credentials_for(case, service, env)):
         response = case.call(
             base_url=base_url_of(service, env), auth=credentials, timeout=REQUEST_TIMEOUT_SECONDS
         )
@@ -251,7 +253,7 @@ def points_api(pipeline: Pipeline) -> Iterator[BaseSchema]:
 
 def remove_campaigns(env: DevEnv) -> None:
     """The campaigns the fuzzer made would boost every later purchase of the session."""
-    auth = ServiceToken(env.admin_token)
+    auth = ServiceToken(env.token("points", "admin"))
     listed = requests.get(f"{env.points_url}/v1/campaigns", auth=auth, timeout=30)
     listed.raise_for_status()
     for campaign in listed.json()["items"]:

@@ -130,7 +130,7 @@ async def test_a_customer_enrolled_in_their_quiet_hours_gets_the_welcome_after_t
             "quiet_hours": {"start": f"{quiet_start:%H:%M}", "end": f"{quiet_end:%H:%M}"},
             "time_zone": "UTC",
         },
-        headers={"Authorization": f"Bearer {pos.env.admin_token}"},
+        headers={"Authorization": f"Bearer {pos.env.token('notifications', 'admin')}"},
     )
     assert chosen.status_code == 200, chosen.text
     await enrol(pos, customer_id, address, consent=True)

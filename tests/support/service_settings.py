@@ -40,7 +40,10 @@ def settings_of(service: str) -> list[Setting]:
             env=f"{prefix}{name}".upper(),
             field=name,
             required=info.is_required(),
-            secret=_is_secret(info.annotation) or name == "database_url",
+            # A token's hash is kept secret too (what a service compares tokens against).
+            secret=_is_secret(info.annotation)
+            or name == "database_url"
+            or name.endswith(("_token_sha256", "_token_sha256_next")),
             default=None if info.is_required() else info.default,
         )
         for name, info in cls.model_fields.items()

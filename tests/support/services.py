@@ -12,9 +12,10 @@ import httpx
 from fastapi import FastAPI
 
 from shared.settings import ServiceSettings
-from tests.support.stack import ADMIN_TOKEN, READ_TOKEN, Stack
+from tests.support.stack import ADMIN_TOKEN, OPERATE_TOKEN, READ_TOKEN, Stack
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+OPERATOR = {"Authorization": f"Bearer {OPERATE_TOKEN}"}
 READER = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 

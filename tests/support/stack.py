@@ -4,6 +4,7 @@ stack."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +13,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ingest", "points", "tiers", "notifications")
+# Each service is configured with the hashes of its tokens. The in-process services of the
+# integration tests share these three for convenience (one header per role for all four);
+# tests/integration/*/test_credentials*.py give a service tokens of its own. The local stack
+# (deploy/local/stack.sh) gives every service its own.
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+OPERATE_TOKEN = "test-operate-token-0123456789abcdef"
 READ_TOKEN = "test-read-token-0123456789abcdef"
 # Points' till scope, held by ingest (FEDELTA_INGEST_POINTS_TOKEN) and never by a till.
 TILL_TOKEN = "test-till-token-0123456789abcdef"
+
+
+def sha256_hex(token: str) -> str:
+    """What a service is configured with for a token (FEDELTA_<SERVICE>_<ROLE>_TOKEN_SHA256)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -104,8 +115,9 @@ class Stack:
         env = {
             f"{prefix}DATABASE_URL": self.database_url(service),
             f"{prefix}KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
-            f"{prefix}ADMIN_TOKEN": ADMIN_TOKEN,
-            f"{prefix}READ_TOKEN": READ_TOKEN,
+            f"{prefix}ADMIN_TOKEN_SHA256": sha256_hex(ADMIN_TOKEN),
+            f"{prefix}OPERATE_TOKEN_SHA256": sha256_hex(OPERATE_TOKEN),
+            f"{prefix}READ_TOKEN_SHA256": sha256_hex(READ_TOKEN),
             f"{prefix}PORT": str(port),
             f"{prefix}CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
         }

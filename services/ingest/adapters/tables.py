@@ -99,3 +99,13 @@ till_signatures = sa.Table(
     sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_till_signatures_signed_at", "signed_at"),
 )
+
+# The email addresses an enrolment was welcomed with (issue 19, services/ingest/domain/
+# welcomes.py): a SHA-256 of each normalised address, no link to the member; an enrolment
+# with an address found here is enrolled without the welcome (migration 0008).
+welcomed_emails = sa.Table(
+    "welcomed_emails",
+    metadata,
+    sa.Column("email_hash", sa.Text, primary_key=True),
+    sa.Column("welcomed_at", sa.DateTime(timezone=True), nullable=False),
+)

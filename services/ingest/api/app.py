@@ -4,7 +4,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from services.ingest.api.body_limits import raise_body_limit
 from services.ingest.api.fast_purchases import PATH as PURCHASES_PATH
 from services.ingest.api.fast_purchases import FastPurchaseRoute
 from services.ingest.api.replies import (
@@ -41,8 +40,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         bootstrap=bootstrap,
         routers=[customers.router, purchases.router, partners.router, till.router, imports.router],
         on_start=on_start,
+        larger_bodies={imports.PATH: imports.MAX_BODY_BYTES},
     )
-    raise_body_limit(app, {imports.PATH: imports.MAX_BODY_BYTES})
     _close_points_gateway_on_shutdown(app)
     install_rule_violation_handler(app)
     install_till_failure_handler(app)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.ingest.adapters import tables
 from services.ingest.adapters.repositories import till_signatures
 from services.ingest.adapters.repositories.api import customer_repository
+from services.ingest.adapters.repositories.welcomes import claim_welcome
 from services.ingest.api.schemas import AcceptedOut, CustomerPatchIn, EnrolmentIn
 from services.ingest.domain.model import (
     Accepted,
@@ -30,10 +31,12 @@ from services.ingest.domain.model import (
     request_hash,
 )
 from services.ingest.domain.till_replays import REPLAYED_DETAIL, Signature, SignedCall
+from services.ingest.domain.welcomes import welcome_key
 from services.ingest.usecases.answers import Answer, accept, keyed, source_of
 from shared.messaging import events
-from shared.messaging.events import derived_event_id, new_event
+from shared.messaging.events import CloudEvent, derived_event_id, new_event
 from shared.messaging.outbox import Outbox
+from shared.messaging.topics import dead_letter_topic
 from shared.runtime.process import Runtime
 from shared.web.idempotency import IdempotentCall
 from shared.web.problems import Problem
@@ -73,9 +76,22 @@ async def enrol(
             if is_retry(previous, fingerprint):  # same body, same partner: the first answer
                 return AcceptedOut(event_id=previous.event_id)
             raise already_enrolled(profile.customer_id)
-        return await accept(conn, event, customer_id=profile.customer_id, clock=runtime.clock)
+        # One welcome per email address (domain/welcomes.py), taken in this transaction.
+        welcomed = profile.email is None or await claim_welcome(
+            conn, welcome_key(profile.email), now
+        )
+        enrolled = event if welcomed else without_welcome(event, profile)
+        return await accept(conn, enrolled, customer_id=profile.customer_id, clock=runtime.clock)
 
     return await keyed(runtime, call, work)
+
+
+def without_welcome(event: CloudEvent, profile: CustomerProfile) -> CloudEvent:
+    """The same enrolment (same id, source and time) with `welcome: false`."""
+    payload = _payload(events.CustomerEnrolled, profile).model_copy(update={"welcome": False})
+    return new_event(
+        payload, source=event.source, subject=event.subject, time=event.time, event_id=event.id
+    )
 
 
 async def change_profile(
@@ -133,8 +149,9 @@ async def erase(
 ) -> Answer:
     """The right to be forgotten (contract §2): the contact data leave ingest's table at once
     (the id row stays, pseudonymous, so that purchases still resolve), then every service
-    learns it from `customer.erased`, and a tombstone lets compaction remove the profiles from
-    the customers topic. Erasing an erased customer answers with the same event id."""
+    learns it from `customer.erased`, and tombstones let compaction remove the profiles from
+    the customers topic and its dead-letter topic (within the topics' max.compaction.lag.ms,
+    docs/operations.md). Erasing an erased customer answers with the same event id."""
 
     async def work(conn: AsyncConnection) -> AcceptedOut:
         await ensure_signed_once(conn, partner, signature, call)
@@ -159,12 +176,21 @@ async def erase(
             event_id=event_id,
         )
         answer = await accept(conn, event, customer_id=customer_id, clock=runtime.clock)
-        await Outbox(conn, tables.outbox, runtime.clock).add_tombstone(
-            row_id=derived_event_id(event_id, "tombstone"), key=customer_id, topic=event.topic
-        )
+        outbox = Outbox(conn, tables.outbox, runtime.clock)
+        # The dead-letter copies keep the original record's key: the same tombstone removes them.
+        for topic, cause in erasure_tombstones(event.topic):
+            await outbox.add_tombstone(
+                row_id=derived_event_id(event_id, cause), key=customer_id, topic=topic
+            )
         return answer
 
     return await keyed(runtime, call, work)
+
+
+def erasure_tombstones(topic: str) -> list[tuple[str, str]]:
+    """(topic, cause of the outbox row's id) of each tombstone an erasure writes after
+    `customer.erased`: on the customers topic and on its dead-letter topic."""
+    return [(topic, "tombstone"), (dead_letter_topic(topic), "dlq-tombstone")]
 
 
 async def ensure_signed_once(

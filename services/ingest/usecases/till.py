@@ -172,10 +172,16 @@ async def relay(gateway: PointsGateway | None, settings: IngestSettings, call: T
     try:
         answer = await gateway.call(call)
     except PointsUnreachable as error:
-        log.warning("points unreachable on a till call (%s), partner %s", error, call.partner_id)
+        # str(): the failure's kind (an error class name, set by the gateway), kept as text so
+        # that the log redaction of exception arguments does not hide it.
+        log.warning(
+            "points unreachable on a till call (%s), partner %s", str(error), call.partner_id
+        )
         raise unreachable(retry_after) from None
     except PointsOutcomeUnknown as error:
-        log.warning("no answer from points to a till call (%s), partner %s", error, call.partner_id)
+        log.warning(
+            "no answer from points to a till call (%s), partner %s", str(error), call.partner_id
+        )
         raise outcome_unknown(call.changes_state, retry_after) from None
     try:
         return relayed(answer, retry_after=retry_after)

@@ -46,7 +46,10 @@ class _ProgramFile(BaseModel):
     point_value: Decimal = Field(default=Decimal("0.01"), gt=0, le=1_000_000, decimal_places=6)
     welcome_bonus: int = Field(ge=0, le=1_000_000)
     referral_bonus: int = Field(default=200, ge=0, le=1_000_000)
-    max_points_per_day: int = Field(default=0, ge=0, le=100_000_000)
+    referral_min_purchase: Decimal = Field(
+        default=Decimal("10.00"), ge=0, le=1_000_000, decimal_places=2
+    )
+    max_points_per_day: int = Field(default=5000, ge=0, le=100_000_000)
     time_zone: TimeZoneName = "UTC"
     pending_days: int = Field(ge=0, le=365)
     validity_months: int = Field(ge=1, le=120)

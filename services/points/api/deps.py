@@ -9,22 +9,26 @@ from services.points.adapters.repositories.api import campaign_repository, ledge
 from services.points.adapters.repositories.catalogue import catalogue_repository
 from services.points.domain.model import Program
 from shared.web.deps import (
+    AdminCredential,
     AdminOrTillCaller,
     AdminScope,
     ClockDep,
     ConnectionDep,
+    OperateScope,
     ReadOrTillCaller,
     ReadScope,
     RuntimeDep,
 )
 
 __all__ = [
+    "AdminCredential",
     "AdminOrTillCaller",
     "AdminScope",
     "CampaignsDep",
     "CatalogueDep",
     "ClockDep",
     "LedgerDep",
+    "OperateScope",
     "ProgramDep",
     "ReadOrTillCaller",
     "ReadScope",

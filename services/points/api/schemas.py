@@ -215,7 +215,7 @@ class AdjustmentIn(BaseModel):
 
     points: AdjustmentPoints
     reason: bounds.Label
-    actor: bounds.Label
+    # No `actor`: who adjusts is the credential the call carries (a body naming one is a 422).
 
     @model_validator(mode="after")
     def _moves_some_points(self) -> AdjustmentIn:

@@ -42,7 +42,11 @@ class Program:
     point_value: Decimal = Decimal("0.01")
     welcome_bonus: int = 100
     referral_bonus: int = 200
-    max_points_per_day: int = 0  # per customer and day of `time_zone`; 0: no ceiling
+    # The referral bonus only for a qualifying purchase of at least this much (and kept
+    # past the return window: `domain.referrals`).
+    referral_min_purchase: Decimal = Decimal("10.00")
+    # Per customer and day of `time_zone`; 0: no ceiling (on by default: issue 19).
+    max_points_per_day: int = 5000
     # The program's time zone (an IANA name): where its days start, for the velocity guard.
     time_zone: str = "UTC"
     pending_days: int = 0
@@ -193,11 +197,17 @@ def referral_bonus(
     referrer: str,
     purchased_at: datetime,
     partner_id: str | None = None,
+    purchase_id: str | None = None,
+    total: Decimal | None = None,
 ) -> LedgerEntry | None:
-    """The referrer's bonus for the referred customer's first purchase: one per referred
-    customer (its id is theirs), none for referring oneself; issued by the partner of that
-    purchase."""
+    """The referrer's bonus for the referred customer's first purchase of at least
+    `referral_min_purchase` (`total`; None: not checked): one per referred customer (its id
+    is theirs), none for referring oneself; issued by the partner of that purchase, whose id
+    it names, and pending for the return window like the purchase's own points: a refund
+    within it may take it back (`domain.referrals`)."""
     if referrer == referred or program.referral_bonus <= 0:
+        return None
+    if total is not None and (total <= 0 or total < program.referral_min_purchase):
         return None
     return LedgerEntry(
         entry_id=f"referral:{referred}",
@@ -206,8 +216,9 @@ def referral_bonus(
         points=program.referral_bonus,
         reason="referral",
         occurred_at=purchased_at,
-        available_at=purchased_at,
+        available_at=program.available_from(purchased_at),
         expires_at=program.expiry_for(purchased_at),
+        purchase_id=purchase_id,
         rule_ids=("referral",),
         partner_id=partner_id,
     )

@@ -110,7 +110,7 @@ def points_to_reverse(
     return due
 
 
-def _cover(
+def cover(
     entries: Sequence[LedgerEntry],
     allocations: Sequence[Allocation],
     *,
@@ -220,7 +220,7 @@ def reverse(
         drawn.append(Allocation(entry_id, expired_credit_id(purchase), credit))
         wanted -= credit
     drawn.extend(
-        _cover(
+        cover(
             entries,
             allocations,
             entry_id=entry_id,
@@ -263,7 +263,7 @@ def repay_debt(
     they can be spent."""
     repaid: list[Allocation] = []
     for entry_id, owed in debts(entries, allocations).items():
-        drawn = _cover(
+        drawn = cover(
             entries,
             [*allocations, *repaid],
             entry_id=entry_id,

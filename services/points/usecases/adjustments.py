@@ -25,9 +25,12 @@ async def add_adjustment(
     call: IdempotentCall,
     customer_id: str,
     body: AdjustmentIn,
+    *,
+    actor: str,
 ) -> AdjustmentOut | JSONResponse:
     """Gives or takes the points (a take draws on the lots like a spend; 409 when not
-    enough), records who and why, and announces `points.adjusted`."""
+    enough), records who (`actor`: the credential the call carries) and why, and announces
+    `points.adjusted`."""
 
     async def work(conn: AsyncConnection) -> AdjustmentOut:
         ledger = ledger_repository(conn)
@@ -51,13 +54,13 @@ async def add_adjustment(
         await ledger.record_allocations([(customer_id, a) for a in drawn])
         await ledger.add_adjustment(
             ports.Adjustment(
-                adjustment_id, customer_id, body.points, body.reason, body.actor, created_at=now
+                adjustment_id, customer_id, body.points, body.reason, actor, created_at=now
             )
         )
         await emit(
             outbox(conn, clock),
             events.PointsAdjusted(
-                customer_id=customer_id, points=body.points, reason=body.reason, actor=body.actor
+                customer_id=customer_id, points=body.points, reason=body.reason, actor=actor
             ),
             source=SOURCE,
             customer_id=customer_id,
@@ -70,7 +73,7 @@ async def add_adjustment(
             adjustment_id=adjustment_id,
             points=body.points,
             reason=body.reason,
-            actor=body.actor,
+            actor=actor,
             available_after=after.available,
         )
 

@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.tiers.programs import ProgramSource
-from shared.web.deps import AdminScope, ClockDep, ReadScope, RuntimeDep
+from shared.web.deps import AdminCredential, AdminScope, ClockDep, ReadScope, RuntimeDep
 from shared.web.idempotency import IdempotencyDep
 
 __all__ = [
+    "AdminCredential",
     "AdminScope",
     "ClockDep",
     "IdempotencyDep",

@@ -76,5 +76,6 @@ class TierOverrideIn(BaseModel):
 
     tier: TierName
     reason: Label
-    actor: Label  # who decided: the admin token names no one
+    # No `actor`: who decided is the admin credential the call carries (a body naming one is
+    # a 422, extra fields being forbidden).
     until: InstantIn | None = None  # the override's review; a year after it by default

@@ -84,13 +84,16 @@ async def override_tier(
     call: IdempotentCall,
     customer_id: str,
     request: TierOverrideIn,
+    *,
+    actor: str,
 ) -> CustomerTierOut | JSONResponse:
     """Staff assign a tier: it holds as a floor (spend may still raise it) until `until`,
     when it is reviewed, or by default a year after the change. Announced with a
-    tier.changed; the answer is kept under the call's Idempotency-Key."""
+    tier.changed naming `actor` (the credential the call carries); the answer is kept under
+    the call's Idempotency-Key."""
 
     async def work(conn: AsyncConnection) -> CustomerTierOut:
-        return await _override(conn, programs, clock, customer_id, request)
+        return await _override(conn, programs, clock, customer_id, request, actor)
 
     answer = await run_keyed(
         runtime.engine, call, tables.idempotency_keys, status_code=200, clock=clock, work=work
@@ -105,6 +108,7 @@ async def _override(
     clock: Clock,
     customer_id: str,
     request: TierOverrideIn,
+    actor: str,
 ) -> CustomerTierOut:
     program = await programs.for_writing(conn)
     tiers = api_repository(conn)
@@ -119,7 +123,7 @@ async def _override(
             customer,
             tier=request.tier,
             reason=request.reason,
-            actor=request.actor,
+            actor=actor,
             at=now,
             until=request.until,
         )

@@ -33,7 +33,7 @@ from tests.support.factories import purchase
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running
-from tests.support.stack import ADMIN_TOKEN, READ_TOKEN, Stack
+from tests.support.stack import ADMIN_TOKEN, READ_TOKEN, Stack, sha256_hex
 
 pytestmark = pytest.mark.integration
 
@@ -243,8 +243,8 @@ async def admin_api(stack: Stack, engine: AsyncEngine) -> AsyncIterator[httpx.As
     settings = ServiceSettings(
         database_url=stack.database_url("points"),
         kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-        admin_token=ADMIN_TOKEN,
-        read_token=READ_TOKEN,
+        admin_token_sha256=sha256_hex(ADMIN_TOKEN),
+        read_token_sha256=sha256_hex(READ_TOKEN),
         port=18000,
         retention_days=30,
         run_workers=False,
@@ -345,7 +345,7 @@ async def test_every_consuming_service_gets_the_inbox_purge(stack: Stack) -> Non
     settings = ServiceSettings(
         database_url=stack.database_url("points"),
         kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-        admin_token=ADMIN_TOKEN,
+        admin_token_sha256=sha256_hex(ADMIN_TOKEN),
         port=18000,
     )
     runtime = service_runtime("jobs-test", settings, FixedClock(AS_OF), outbox=OUTBOX, inbox=INBOX)

@@ -13,11 +13,12 @@ import pytest
 
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent
+from shared.web.auth import actor_of
 from tests.support import factories
 from tests.support.kafka import events_for, publish
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER
-from tests.support.stack import Stack
+from tests.support.stack import ADMIN_TOKEN, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -181,7 +182,6 @@ async def test_a_staff_override_is_a_floor_until_its_date_then_reviewed(
     body = {
         "tier": "platinum",
         "reason": "VIP guest",
-        "actor": "ops-anna",
         "until": until.isoformat(),
     }
     headers = {**ADMIN, "Idempotency-Key": str(uuid.uuid4())}
@@ -215,7 +215,7 @@ async def test_a_staff_override_is_a_floor_until_its_date_then_reviewed(
         (c["from_tier"], c["to_tier"], c["reason"], c["actor"]) for c in history["changes"]
     ] == [
         ("platinum", "gold", "review", None),
-        ("bronze", "platinum", "VIP guest", "ops-anna"),
+        ("bronze", "platinum", "VIP guest", actor_of("admin", ADMIN_TOKEN)),
     ]
 
 
@@ -224,7 +224,7 @@ async def test_an_override_of_an_unknown_customer_is_a_404_problem(
 ) -> None:
     response = await client.post(
         f"/v1/customers/{new_customer_id()}/tier",
-        json={"tier": "gold", "reason": "x", "actor": "ops"},
+        json={"tier": "gold", "reason": "x"},
         headers=ADMIN,
     )
     assert response.status_code == 404

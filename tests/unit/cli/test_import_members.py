@@ -269,8 +269,11 @@ def dev_env(tmp_path: Path) -> dict[str, str]:
                 "FEDELTA_NOTIFICATIONS_URL=http://notifications",
                 "FEDELTA_PARTNER_KEY=k",
                 "FEDELTA_PARTNER_SECRET=s",
-                "FEDELTA_READ_TOKEN=r",
-                "FEDELTA_ADMIN_TOKEN=a",
+                *(
+                    f"FEDELTA_{service}_{role}_TOKEN={role[0].lower()}"
+                    for service in ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS")
+                    for role in ("READ", "OPERATE", "ADMIN")
+                ),
                 "FEDELTA_PARTNER_ID=shop",
             ]
         )

@@ -21,8 +21,10 @@ ENV = DevEnv(
     notifications_url="http://notifications",
     partner_key="fk",
     partner_secret="fs",
-    read_token="read",
-    admin_token="admin",
+    tokens={
+        service: {"read": "read", "operate": "operate", "admin": "admin"}
+        for service in ("ingest", "points", "tiers", "notifications")
+    },
     mail_dir=Path("mail"),
 )
 

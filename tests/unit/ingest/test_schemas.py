@@ -238,7 +238,7 @@ class TestSettings:
     required = {
         "FEDELTA_INGEST_DATABASE_URL": "postgresql+asyncpg://ingest:ingest@127.0.0.1:5432/x",
         "FEDELTA_INGEST_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
-        "FEDELTA_INGEST_ADMIN_TOKEN": "0123456789abcdef0123",
+        "FEDELTA_INGEST_ADMIN_TOKEN_SHA256": "0123456789abcdef" * 4,
     }
 
     def test_defaults(self) -> None:

@@ -39,6 +39,7 @@ from services.ingest.usecases.purchases import purchase_fingerprint
 from shared.bounds import MAX_POINTS
 from tests.support.fakes.ingest import FakePointsGateway, json_answer
 from tests.support.fakes.till_signatures import FakeTillSignatures
+from tests.support.stack import sha256_hex
 
 PARTNER = Partner(
     partner_id="bar-1",
@@ -50,7 +51,7 @@ PARTNER = Partner(
 SETTINGS = IngestSettings(
     database_url="postgresql+asyncpg://u:p@localhost/db",
     kafka_bootstrap_servers="localhost:9092",
-    admin_token="admin-token-0123456789",
+    admin_token_sha256=sha256_hex("admin-token-0123456789"),
     points_token="till-token-0123456789",
     points_retry_after_seconds=2,
 )
@@ -485,13 +486,13 @@ class TestHttpGateway:
 class TestSettings:
     def test_the_points_url_must_be_http(self) -> None:
         base = SETTINGS.model_dump()
-        base["admin_token"] = "admin-token-0123456789"
+        base["admin_token_sha256"] = sha256_hex("admin-token-0123456789")
         for url in ("ftp://points", "points:8081", "http://", "http://a b", "http://p/?x=1"):
             with pytest.raises(ValidationError):
                 IngestSettings(**{**base, "points_url": url, "points_token": None})
 
     def test_a_till_token_is_long_enough(self) -> None:
         base = SETTINGS.model_dump()
-        base["admin_token"] = "admin-token-0123456789"
+        base["admin_token_sha256"] = sha256_hex("admin-token-0123456789")
         with pytest.raises(ValidationError):
             IngestSettings(**{**base, "points_token": "short"})

@@ -26,11 +26,12 @@ from services.ingest.usecases import till
 from shared.web.auth import signed_message
 from tests.support.fakes.ingest import FakePointsGateway, json_answer
 from tests.support.fakes.till_signatures import FakeTillSignatures
+from tests.support.stack import sha256_hex
 
 SETTINGS = IngestSettings(
     database_url="postgresql+asyncpg://u:p@localhost/db",
     kafka_bootstrap_servers="localhost:9092",
-    admin_token="admin-token-0123456789",
+    admin_token_sha256=sha256_hex("admin-token-0123456789"),
     points_token="till-token-0123456789",
 )
 T = 1_800_000_000

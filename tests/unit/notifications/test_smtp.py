@@ -21,6 +21,7 @@ from services.notifications.adapters.smtp import (
 from services.notifications.domain.unsubscribe import unsubscribe_token
 from services.notifications.settings import NotificationsSettings
 from tests.support.fakes.notifications import NOW
+from tests.support.stack import sha256_hex
 
 SENDER = "Fedelta <no-reply@fedelta.localhost>"
 
@@ -152,7 +153,7 @@ def test_a_header_value_that_cannot_stay_on_one_ascii_line_is_refused() -> None:
 REQUIRED = {
     "database_url": "postgresql+asyncpg://n@localhost/n",
     "kafka_bootstrap_servers": "localhost:9092",
-    "admin_token": "a" * 16,
+    "admin_token_sha256": sha256_hex("a" * 16),
 }
 
 

@@ -5,9 +5,16 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
-from shared.web.auth import SignatureError, bearer_token, sign, token_scope, verify_signature
+from shared.web.auth import (
+    Role,
+    SignatureError,
+    bearer_token,
+    credential_of,
+    sign,
+    token_hash,
+    verify_signature,
+)
 
 SECRET = "whsec_test"
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
@@ -109,7 +116,13 @@ def test_another_secret_does_not_verify() -> None:
 
 
 def test_token_scopes() -> None:
-    admin, read = SecretStr("a" * 20), SecretStr("r" * 20)
+    admin, read = token_hash("a" * 20), token_hash("r" * 20)
+
+    def token_scope(presented: str, admin: str, read: str | None) -> str | None:
+        hashes: dict[Role, list[str]] = {"admin": [admin], "read": [] if read is None else [read]}
+        credential = credential_of(presented, hashes)
+        return None if credential is None else credential.scope
+
     assert token_scope("a" * 20, admin, read) == "admin"
     assert token_scope("r" * 20, admin, read) == "read"
     assert token_scope("x" * 20, admin, read) is None

@@ -14,7 +14,7 @@ class ExampleSettings(ServiceSettings):
 GOOD = {
     "FEDELTA_EXAMPLE_DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1:5432/db",
     "FEDELTA_EXAMPLE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092,127.0.0.1:9093",
-    "FEDELTA_EXAMPLE_ADMIN_TOKEN": "an-admin-token-long-enough",
+    "FEDELTA_EXAMPLE_ADMIN_TOKEN_SHA256": "0123456789abcdef" * 4,
 }
 
 
@@ -40,7 +40,8 @@ def test_a_complete_environment_is_accepted(monkeypatch: pytest.MonkeyPatch) -> 
         ("FEDELTA_EXAMPLE_DATABASE_URL", None, "database_url"),
         ("FEDELTA_EXAMPLE_DATABASE_URL", "postgresql://u:p@h/db", "asyncpg"),
         ("FEDELTA_EXAMPLE_KAFKA_BOOTSTRAP_SERVERS", "localhost", "host:port"),
-        ("FEDELTA_EXAMPLE_ADMIN_TOKEN", "short", "admin_token"),
+        ("FEDELTA_EXAMPLE_ADMIN_TOKEN_SHA256", None, "admin_token_sha256"),
+        ("FEDELTA_EXAMPLE_ADMIN_TOKEN_SHA256", "an-admin-token-long-enough", "admin_token"),
         ("FEDELTA_EXAMPLE_PORT", "70000", "port"),
         ("FEDELTA_EXAMPLE_LOG_LEVEL", "chatty", "log_level"),
     ],

@@ -20,7 +20,7 @@ from services.points.domain.holds import Hold, lapse_all
 from services.points.domain.lots import Allocation
 from services.points.settings import PointsSettings
 from shared.settings import ServiceSettings
-from shared.web.auth import token_scope
+from shared.web.auth import credential_of
 from shared.web.deps import (
     AdminOrTillCaller,
     AdminScope,
@@ -31,6 +31,7 @@ from shared.web.deps import (
 )
 from shared.web.idempotency import call_of
 from shared.web.problems import install_problem_handlers
+from tests.support.stack import sha256_hex
 
 ADMIN = "admin-token-0123456789abcdef"
 READ = "read-token-0123456789abcdef"
@@ -52,8 +53,8 @@ def settings(till: str | None = TILL) -> PointsSettings:
     return PointsSettings(
         database_url="postgresql+asyncpg://u:p@localhost:5432/points",
         kafka_bootstrap_servers="localhost:9092",
-        admin_token=SecretStr(ADMIN),
-        read_token=SecretStr(READ),
+        admin_token_sha256=sha256_hex(ADMIN),
+        read_token_sha256=sha256_hex(READ),
         till_token=None if till is None else SecretStr(till),
     )
 
@@ -63,12 +64,18 @@ def bearer(token: str, **headers: str) -> dict[str, str]:
 
 
 def test_the_till_token_grants_the_till_scope_only_when_configured() -> None:
-    admin, read, till = SecretStr(ADMIN), SecretStr(READ), SecretStr(TILL)
-    assert token_scope(TILL, admin, read, till) == "till"
-    assert token_scope(ADMIN, admin, read, till) == "admin"
-    assert token_scope(READ, admin, read, till) == "read"
-    assert token_scope(TILL, admin, read, None) is None
-    assert token_scope(TILL, admin, read) is None
+    hashes = settings().token_hashes()
+    till = SecretStr(TILL)
+
+    def token_scope(presented: str, till_token: SecretStr | None = None) -> str | None:
+        credential = credential_of(presented, hashes, till_token)
+        return None if credential is None else credential.scope
+
+    assert token_scope(TILL, till) == "till"
+    assert token_scope(ADMIN, till) == "admin"
+    assert token_scope(READ, till) == "read"
+    assert token_scope(TILL, None) is None
+    assert token_scope(TILL) is None
 
 
 def _scope_checks(dependant: Dependant) -> Iterator[frozenset[str]]:

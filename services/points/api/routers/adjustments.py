@@ -1,11 +1,12 @@
-"""Staff adjustments and surprise rewards: points given or taken by staff, with who and why."""
+"""Staff adjustments and surprise rewards: points given or taken by staff, with who and why:
+who is the admin credential the call carries, never a name in the body."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from services.points.api.deps import AdminScope, ClockDep, ProgramDep, RuntimeDep
+from services.points.api.deps import AdminCredential, ClockDep, ProgramDep, RuntimeDep
 from services.points.api.problems import problems
 from services.points.api.schemas import AdjustmentIn, AdjustmentOut
 from services.points.usecases import adjustments
@@ -29,6 +30,8 @@ async def add_adjustment(
     clock: ClockDep,
     program: ProgramDep,
     call: IdempotencyDep,
-    _: AdminScope,
+    credential: AdminCredential,
 ) -> AdjustmentOut | JSONResponse:
-    return await adjustments.add_adjustment(runtime.engine, clock, program, call, customer_id, body)
+    return await adjustments.add_adjustment(
+        runtime.engine, clock, program, call, customer_id, body, actor=credential.actor
+    )

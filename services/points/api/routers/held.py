@@ -1,12 +1,12 @@
 """Earnings the velocity guard held for review: staff release them (they become a lot, and
-repay debt first) or reject them, once."""
+repay debt first) or reject them, once; the operate role (or admin) decides."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from services.points.api.deps import AdminScope, ClockDep, RuntimeDep
+from services.points.api.deps import ClockDep, OperateScope, RuntimeDep
 from services.points.api.problems import problems
 from services.points.api.schemas import HeldDecisionOut
 from services.points.usecases import held
@@ -26,7 +26,7 @@ HeldId = Annotated[Identifier, Path()]
     responses=problems(400, 401, 403, 404, 409, 422),
 )
 async def release_held(
-    held_id: HeldId, runtime: RuntimeDep, clock: ClockDep, call: IdempotencyDep, _: AdminScope
+    held_id: HeldId, runtime: RuntimeDep, clock: ClockDep, call: IdempotencyDep, _: OperateScope
 ) -> HeldDecisionOut | JSONResponse:
     return await held.decide_held(runtime.engine, clock, call, held_id, "released")
 
@@ -37,6 +37,6 @@ async def release_held(
     responses=problems(400, 401, 403, 404, 409, 422),
 )
 async def reject_held(
-    held_id: HeldId, runtime: RuntimeDep, clock: ClockDep, call: IdempotencyDep, _: AdminScope
+    held_id: HeldId, runtime: RuntimeDep, clock: ClockDep, call: IdempotencyDep, _: OperateScope
 ) -> HeldDecisionOut | JSONResponse:
     return await held.decide_held(runtime.engine, clock, call, held_id, "rejected")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from services.tiers.api.deps import (
-    AdminScope,
+    AdminCredential,
     ClockDep,
     IdempotencyDep,
     ProgramsDep,
@@ -67,8 +67,11 @@ async def override_tier(
     programs: ProgramsDep,
     clock: ClockDep,
     call: IdempotencyDep,
-    _: AdminScope,
+    credential: AdminCredential,
 ) -> CustomerTierOut | JSONResponse:
     """Staff assign a tier: it holds as a floor (spend may still raise it) until `until`,
-    when it is reviewed, or by default a year after the change."""
-    return await customers.override_tier(runtime, programs, clock, call, customer_id, body)
+    when it is reviewed, or by default a year after the change. The history names the admin
+    credential the call carries as its actor (a body naming one is a 422)."""
+    return await customers.override_tier(
+        runtime, programs, clock, call, customer_id, body, actor=credential.actor
+    )
