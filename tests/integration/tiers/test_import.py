@@ -73,6 +73,21 @@ async def history(client: httpx.AsyncClient, customer_id: str) -> list[dict[str,
     return changes
 
 
+async def enrolled_at(engine: AsyncEngine, customer_id: str) -> datetime:
+    """The customer's enrolment instant once tiers has read the enrolment."""
+
+    async def enrolled() -> datetime | None:
+        async with engine.connect() as conn:
+            found: datetime | None = (
+                await conn.execute(
+                    sa.select(customers.c.enrolled_at).where(customers.c.customer_id == customer_id)
+                )
+            ).scalar_one_or_none()
+        return found
+
+    return await eventually(enrolled, within=WITHIN, what=f"{customer_id}'s enrolment")
+
+
 async def tier_changes(stack: Stack, customer_id: str) -> list[CloudEvent]:
     found = await events_for(stack.kafka_bootstrap_servers, topics.TIERS, customer_id)
     return [e for e in found if e.type == events.TIER_CHANGED]
@@ -126,13 +141,20 @@ async def test_an_import_delivered_again_or_naming_bronze_changes_nothing_more(
     now = datetime.now(UTC).replace(microsecond=0)
     the_import = imported(silver, "silver", None, now)
     again = CloudEvent.model_validate(the_import.model_dump() | {"id": str(uuid.uuid4())})
+    # Enrolments travel on another topic than purchases: wait until both are read, or a
+    # purchase read first would date bronze's tier from itself.
     await send(
         stack,
         factories.enrolment(silver, at=now, imported=True),
+        factories.enrolment(bronze, at=now, imported=True),
+    )
+    for member in (silver, bronze):
+        assert await enrolled_at(engine, member) == now
+    await send(
+        stack,
         the_import,
         the_import,  # redelivered: the inbox knows it
         again,  # published again under a new id: the activity knows it
-        factories.enrolment(bronze, at=now, imported=True),
         imported(bronze, "bronze", now - timedelta(days=30), now),
         # The markers: once they count, everything before them on the partition was read.
         factories.purchase(silver, "10", at=now + timedelta(seconds=1)),
@@ -177,16 +199,7 @@ async def test_an_import_read_before_the_enrolment_gives_the_tier_and_then_the_e
 
     await send(stack, factories.enrolment(customer, at=now, imported=True))
 
-    async def enrolled() -> datetime | None:
-        async with engine.connect() as conn:
-            found: datetime | None = (
-                await conn.execute(
-                    sa.select(customers.c.enrolled_at).where(customers.c.customer_id == customer)
-                )
-            ).scalar_one()
-        return found
-
-    assert await eventually(enrolled, within=WITHIN, what="the enrolment") == now
+    assert await enrolled_at(engine, customer) == now
     after = await tier_when(client, customer, "platinum")
     assert after["since"] == body["since"] and after["review_at"] == body["review_at"]
     # The enrolment changes no tier: the history stays the import alone.
