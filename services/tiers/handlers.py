@@ -10,11 +10,12 @@ at a time, and a batch (or any part of it) applied again changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from services.tiers.domain.buckets import ActivityBucket, Window, summarise, window, year_zone
 from services.tiers.domain.imports import imported_activity, imported_change
 from services.tiers.domain.model import (
     CustomerTier,
@@ -37,7 +38,12 @@ from services.tiers.domain.model import (
     review_due,
     takes_visit_back,
 )
-from services.tiers.ports import ConsumerRepository, JobRepository, RefundedPurchase
+from services.tiers.ports import (
+    ConsumerRepository,
+    CountedActivity,
+    JobRepository,
+    RefundedPurchase,
+)
 from shared.messaging import events
 from shared.messaging.events import CloudEvent
 from shared.messaging.outbox import EventSink, emit
@@ -126,23 +132,123 @@ async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
     await ctx.tiers.add_customers(list(first_seen.values()))
     customers = await ctx.tiers.lock_customers(first_seen)
     # Keyed by the purchase or refund, not the event: one counts once whichever carried it.
-    # Recorded before the history is read, purchases under their customer's lock, so
-    # RETURNING tells for sure which ones are new.
     activities = await _attributed(
         _unique(step.activity for step in steps if not isinstance(step, _Enrolment)), steps, ctx
     )
+    # The buckets as they were before this batch (recording its activity adds it to them).
+    looked_at = _looked_at(steps, customers, ctx.program)
+    buckets = await read_buckets(ctx.tiers, ctx.program, looked_at)
+    # Recorded before the history is read, purchases under their customer's lock, so
+    # RETURNING tells for sure which ones are new.
     recorded = await ctx.tiers.record_activities(activities)
     referred_by = _referred_by(steps)
     if referred_by:
         # After the activity: a referred member's purchases of this batch are recorded.
         await ctx.tiers.add_referrals(referred_by)
-    loaded = await ctx.tiers.activities_since(_counted_since(steps, recorded, ctx.program))
+    judged = _judged(steps, recorded)
+    loaded = await counted_activity(
+        ctx.tiers,
+        ctx.program,
+        {c: w for c, w in looked_at.items() if c in judged},
+        buckets,
+        recorded,
+    )
     # What was there before this batch: the batch's own activity is added back in order.
     histories = {
-        customer_id: SpendHistory(ctx.program, (a for a in found if a.activity_id not in recorded))
-        for customer_id, found in loaded.items()
+        customer_id: SpendHistory(ctx.program, found) for customer_id, found in loaded.items()
     }
     return _Loaded(customers, {a.activity_id: a for a in activities}, recorded, histories)
+
+
+@dataclass(frozen=True)
+class LookedAt:
+    """What a member's standing is looked at for: as of which instants, counting the activity
+    since which one, and, when given, as of every activity after that instant too."""
+
+    since: datetime
+    at: frozenset[datetime]
+    checkpoints_after: datetime | None = None
+
+    def window(self, program: Program) -> Window:
+        return window(program, self.since, self.at, self.checkpoints_after)
+
+
+async def read_buckets(
+    repository: CountedActivity, program: Program, looked_at: Mapping[str, LookedAt]
+) -> Mapping[str, Sequence[ActivityBucket]]:
+    """The members' buckets for their windows, as few rows as exactness allows."""
+    if not looked_at:
+        return {}
+    windows = {c: w.window(program) for c, w in looked_at.items()}
+    return await repository.buckets_since(windows, year_zone(program))
+
+
+async def counted_activity(
+    repository: CountedActivity,
+    program: Program,
+    looked_at: Mapping[str, LookedAt],
+    buckets: Mapping[str, Sequence[ActivityBucket]] | None = None,
+    leave_out: Collection[str] = frozenset(),
+) -> dict[str, list[QualifyingActivity]]:
+    """Each member's activity since their `since`, exact for the standing as of their
+    instants: the day buckets no instant cuts, each as one activity, and the activity of the
+    others (`leave_out`: activity ids recorded after `buckets` were read). Two statements
+    at most, whatever the members' histories: `buckets` (read now when not given) and the
+    activity of the cut ones."""
+    if not looked_at:
+        return {}
+    if buckets is None:
+        buckets = await read_buckets(repository, program, looked_at)
+    summaries = {
+        customer_id: summarise(program, buckets.get(customer_id, ()), w.window(program))
+        for customer_id, w in looked_at.items()
+    }
+    to_read = [key for summary in summaries.values() for key in summary.to_read]
+    read = await repository.bucket_activities(to_read) if to_read else {}
+    return {
+        customer_id: [
+            *summary.activities,
+            *(
+                a
+                for a in read.get(customer_id, ())
+                if a.occurred_at >= looked_at[customer_id].since and a.activity_id not in leave_out
+            ),
+        ]
+        for customer_id, summary in summaries.items()
+    }
+
+
+def _looked_at(
+    steps: Sequence[_Step], customers: Mapping[str, CustomerTier], program: Program
+) -> dict[str, LookedAt]:
+    """Per customer with a purchase or an import in the batch, the instants the walk may look
+    at their standing as of: each of their activity of the batch (a purchase judged, a
+    refund a later purchase's checkpoint), their enrolment and the start of their tier (an
+    upgrade takes effect at the later of it and the purchase); counting from the window of
+    the earliest activity."""
+    buying = {step.activity.customer_id for step in steps if isinstance(step, _Purchase | _Import)}
+    instants: dict[str, set[datetime]] = {}
+    earliest: dict[str, datetime] = {}  # the earliest purchase or import
+    for step in steps:
+        if isinstance(step, _Enrolment):
+            customer_id, instant = step.customer.customer_id, step.customer.since
+        else:
+            customer_id, instant = step.activity.customer_id, step.activity.occurred_at
+        if customer_id not in buying:
+            continue
+        instants.setdefault(customer_id, set()).add(instant)
+        if isinstance(step, _Purchase | _Import):
+            earliest[customer_id] = min(earliest.get(customer_id, instant), instant)
+    looked_at: dict[str, LookedAt] = {}
+    for customer_id, found in instants.items():
+        known = customers.get(customer_id)
+        first = earliest[customer_id]
+        looked_at[customer_id] = LookedAt(
+            since=program.earliest_counted(first),
+            at=frozenset(found | ({known.since} if known else set())),
+            checkpoints_after=first,
+        )
+    return looked_at
 
 
 def _referred_by(steps: Sequence[_Step]) -> dict[str, str]:
@@ -170,18 +276,13 @@ def _first_seen(steps: Sequence[_Step], program: Program) -> dict[str, CustomerT
     return first_seen
 
 
-def _counted_since(
-    steps: Sequence[_Step], recorded: set[str], program: Program
-) -> dict[str, datetime]:
-    """Per customer with a new purchase or import, the earliest instant whose activity that
-    purchase's spend (or the standing the import's tier announces) counts."""
-    since: dict[str, datetime] = {}
-    for step in steps:
-        if isinstance(step, _Purchase | _Import) and step.activity.activity_id in recorded:
-            customer_id = step.activity.customer_id
-            earliest = program.earliest_counted(step.activity.occurred_at)
-            since[customer_id] = min(since.get(customer_id, earliest), earliest)
-    return since
+def _judged(steps: Sequence[_Step], recorded: set[str]) -> set[str]:
+    """The customers with a purchase or an import new to tiers: their history is walked."""
+    return {
+        step.activity.customer_id
+        for step in steps
+        if isinstance(step, _Purchase | _Import) and step.activity.activity_id in recorded
+    }
 
 
 def _walk(steps: Sequence[_Step], state: _Loaded, program: Program) -> _Walked:
@@ -393,8 +494,15 @@ async def review_tiers(as_of: datetime, after: str, limit: int, ctx: JobContext)
     if not due:
         return ChunkDone(None, 0, 0)
     program = ctx.program
-    loaded = await ctx.tiers.activities_since(
-        {c.customer_id: program.earliest_counted(c.review_at) for c in due}
+    loaded = await counted_activity(
+        ctx.tiers,
+        program,
+        {
+            c.customer_id: LookedAt(
+                program.earliest_counted(c.review_at), _review_dates(program, c, as_of)
+            )
+            for c in due
+        },
     )
     reviewed: list[CustomerTier] = []
     changes: list[TierChange] = []
@@ -418,8 +526,13 @@ async def warn_downgrades(as_of: datetime, after: str, limit: int, ctx: JobConte
     due = await ctx.tiers.lock_due_for_warning(as_of, warn_until, after=after, limit=limit)
     if not due:
         return ChunkDone(None, 0, 0)
-    loaded = await ctx.tiers.activities_since(
-        {c.customer_id: program.earliest_counted(c.review_at) for c in due}
+    loaded = await counted_activity(
+        ctx.tiers,
+        program,
+        {
+            c.customer_id: LookedAt(program.earliest_counted(c.review_at), frozenset({c.review_at}))
+            for c in due
+        },
     )
     warnings = [
         warning
@@ -459,6 +572,9 @@ async def qualify_referrals(as_of: datetime, after: str, limit: int, ctx: JobCon
     referrals = [
         referral_activity(program, d.referrer_id, d.referred_id, d.first_purchase_at) for d in kept
     ]
+    # The referrers' standing as recorded before these referrals (recording adds them).
+    looked_at = _referrers_looked_at(referrals, customers, program)
+    buckets = await read_buckets(ctx.tiers, ctx.program, looked_at)
     recorded = await ctx.tiers.record_activities(referrals)
     await ctx.tiers.decide_referrals(
         [d.referred_id for d in kept],
@@ -466,13 +582,39 @@ async def qualify_referrals(as_of: datetime, after: str, limit: int, ctx: JobCon
         ctx.now,
     )
     new = [a for a in referrals if a.activity_id in recorded]
-    changes = await _upgrade_referrers(new, recorded, customers, ctx)
+    loaded = await counted_activity(
+        ctx.tiers,
+        program,
+        {a.customer_id: looked_at[a.customer_id] for a in new},
+        buckets,
+        recorded,
+    )
+    changes = await _upgrade_referrers(new, loaded, customers, ctx)
     return ChunkDone(max(candidates), len(candidates), len(changes))
+
+
+def _referrers_looked_at(
+    referrals: Sequence[QualifyingActivity], customers: Mapping[str, CustomerTier], program: Program
+) -> dict[str, LookedAt]:
+    """Each referrer judged as of each referral's instant (and as of their tier's start), and
+    as of every activity after the earliest, as a late purchase is."""
+    instants: dict[str, set[datetime]] = {}
+    for referral in referrals:
+        instants.setdefault(referral.customer_id, set()).add(referral.occurred_at)
+    looked_at: dict[str, LookedAt] = {}
+    for referrer, found in instants.items():
+        first = min(found)
+        looked_at[referrer] = LookedAt(
+            program.earliest_counted(first),
+            frozenset({*found, customers[referrer].since}),
+            checkpoints_after=first,
+        )
+    return looked_at
 
 
 async def _upgrade_referrers(
     referrals: Sequence[QualifyingActivity],
-    recorded: set[str],
+    loaded: Mapping[str, Sequence[QualifyingActivity]],
     customers: dict[str, CustomerTier],
     ctx: JobContext,
 ) -> list[TierChange]:
@@ -484,14 +626,10 @@ async def _upgrade_referrers(
     mine: dict[str, list[QualifyingActivity]] = {}
     for referral in sorted(referrals, key=lambda a: (a.occurred_at, a.activity_id)):
         mine.setdefault(referral.customer_id, []).append(referral)
-    loaded = await ctx.tiers.activities_since(
-        {r: program.earliest_counted(listed[0].occurred_at) for r, listed in mine.items()}
-    )
     changed: dict[str, CustomerTier] = {}
     changes: list[tuple[TierChange, str, Progress | None]] = []
     for referrer, listed in sorted(mine.items()):
-        before = (a for a in loaded.get(referrer, []) if a.activity_id not in recorded)
-        history = SpendHistory(program, before)
+        history = SpendHistory(program, loaded.get(referrer, ()))
         customer = customers[referrer]
         for referral in listed:
             history.record(referral)
@@ -505,6 +643,17 @@ async def _upgrade_referrers(
     for change, cause, ahead in changes:
         await _emit_change(change, cause, ctx.sink, ctx.now, ahead)
     return [change for change, _, _ in changes]
+
+
+def _review_dates(program: Program, customer: CustomerTier, as_of: datetime) -> frozenset[datetime]:
+    """The dates `review_due` judges the customer's standing on: their review, and each one a
+    review period after it up to `as_of` (whether the tier is kept or lowered)."""
+    dates = {customer.review_at}
+    review_at = customer.review_at
+    while review_at <= as_of:
+        review_at = program.review_at(review_at)
+        dates.add(review_at)
+    return frozenset(dates)
 
 
 def _review_cause(customer_id: str, review_at: datetime) -> str:

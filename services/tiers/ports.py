@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple, Protocol
 
+from services.tiers.domain.buckets import ActivityBucket, BucketKey, Window
 from services.tiers.domain.model import (
     CustomerTier,
     DowngradeWarning,
@@ -21,10 +22,33 @@ from services.tiers.domain.model import (
     TierChange,
 )
 
+# -- the qualifying activity, summed per member and day ---------------------------------------
+
+
+class CountedActivity(Protocol):
+    """How the rules read a member's qualifying activity: its day buckets (a bounded number of
+    rows per member, whatever their history), and the activity itself of the few buckets an
+    instant looked at cuts (`domain/buckets.py`)."""
+
+    async def buckets_since(
+        self, windows: Mapping[str, Window], year_zone: str | None
+    ) -> dict[str, list[ActivityBucket]]:
+        """For each customer, `domain.buckets.merged`: their buckets holding activity from
+        their window's `since` on, those no cut divides summed per stretch between cuts (and
+        calendar year of `year_zone`), in one statement."""
+        ...
+
+    async def bucket_activities(
+        self, keys: Sequence[BucketKey]
+    ) -> dict[str, list[QualifyingActivity]]:
+        """The activity these buckets hold, per customer (one statement)."""
+        ...
+
+
 # -- the consumer's batch ---------------------------------------------------------------------
 
 
-class ConsumerRepository(Protocol):
+class ConsumerRepository(CountedActivity, Protocol):
     """What `handlers.apply_batch` reads and writes: set-based, each method takes or returns
     the rows of a whole batch and costs one statement, whatever the batch's size."""
 
@@ -52,12 +76,6 @@ class ConsumerRepository(Protocol):
     async def add_referrals(self, referred_by: Mapping[str, str]) -> None:
         """Referred member -> referrer: a pending referral each, unless the member has one
         already, with their first purchase if one is recorded (after `record_activities`)."""
-        ...
-
-    async def activities_since(
-        self, since: Mapping[str, datetime]
-    ) -> dict[str, list[QualifyingActivity]]:
-        """For each customer, their activity that occurred at or after their instant."""
         ...
 
     async def purchase_times(self, activity_ids: Collection[str]) -> dict[str, datetime]:
@@ -93,7 +111,7 @@ class DueReferral:
     refunded_in_window: Decimal  # refunds of the first purchase up to the window's end
 
 
-class JobRepository(Protocol):
+class JobRepository(CountedActivity, Protocol):
     """What the review and warning jobs need, a chunk of customers at a time."""
 
     async def lock_due_for_review(
@@ -113,10 +131,6 @@ class JobRepository(Protocol):
     async def record_warnings(self, warnings: Sequence[DowngradeWarning], at: datetime) -> None:
         """Remembers these warnings as given (once per customer and review)."""
         ...
-
-    async def activities_since(
-        self, since: Mapping[str, datetime]
-    ) -> dict[str, list[QualifyingActivity]]: ...
 
     async def save_customers(self, customers: Sequence[CustomerTier]) -> None: ...
 
@@ -155,15 +169,11 @@ class JobRepository(Protocol):
 # -- the API's use cases ----------------------------------------------------------------------
 
 
-class ApiRepository(Protocol):
+class ApiRepository(CountedActivity, Protocol):
     """What the HTTP use cases read (a customer's standing and history) and write (a staff
     override)."""
 
     async def customer(self, customer_id: str) -> CustomerTier | None: ...
-
-    async def activities(self, customer_id: str, since: datetime) -> list[QualifyingActivity]:
-        """The customer's activity that occurred at or after `since`, oldest first."""
-        ...
 
     async def history(self, customer_id: str) -> list[TierChange]:
         """The customer's tier changes, newest first."""

@@ -29,7 +29,7 @@ qualifying_activity = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("activity_id", sa.Text, nullable=False, unique=True),
-    sa.Column("customer_id", sa.Text, nullable=False, index=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
     sa.Column("amount", sa.Numeric(14, 2), nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     # A refund's purchase instant, when known: the calendar year its spend is taken from.
@@ -46,7 +46,36 @@ qualifying_activity = sa.Table(
         "refunded_activity_id",
         postgresql_where=sa.text("refunded_activity_id IS NOT NULL"),
     ),
+    # A member's activity of a day (since revision 0009, instead of customer_id alone).
+    sa.Index("ix_qualifying_activity_customer_occurred", "customer_id", "occurred_at"),
 )
+
+
+# The qualifying activity summed per member, UTC day it occurred on and UTC day its spend was
+# made (`domain/buckets.py`); and the same per UTC calendar month (`day`, `spent_day`: the
+# month's first day), read whole where no instant a decision looks at falls in the month.
+# Kept by triggers on qualifying_activity (revision 0009): every statement that inserts,
+# deletes or updates activity updates both, set-based.
+def _buckets(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("customer_id", sa.Text, primary_key=True),
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("spent_day", sa.Date, primary_key=True),
+        sa.Column("amount", sa.Numeric, nullable=False),
+        sa.Column("visits", sa.Integer, nullable=False),
+        sa.Column("referrals", sa.Integer, nullable=False),
+        sa.Column("activities", sa.Integer, nullable=False),
+        sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("first_spent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_spent_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+qualifying_buckets = _buckets("qualifying_buckets")
+qualifying_months = _buckets("qualifying_months")
 
 # A referred member (customer.enrolled's `referred_by`), waiting until their first purchase
 # has been kept past the return window (`qualify-referrals` job): then `qualified`, and a

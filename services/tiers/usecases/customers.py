@@ -24,7 +24,7 @@ from services.tiers.domain.model import (
     standing,
     to_keep_tier,
 )
-from services.tiers.handlers import announce_override
+from services.tiers.handlers import LookedAt, announce_override, counted_activity
 from services.tiers.ports import ApiRepository
 from services.tiers.programs import ProgramSource
 from shared.clock import Clock
@@ -154,7 +154,9 @@ async def _standing(
 ) -> CustomerTierOut:
     now = clock.now()
     since = min(program.earliest_counted(now), program.earliest_counted(customer.review_at))
-    activities = await tiers.activities(customer.customer_id, since=since)
+    looked_at = LookedAt(since, frozenset({now, customer.review_at}))
+    counted = await counted_activity(tiers, program, {customer.customer_id: looked_at})
+    activities = counted[customer.customer_id]
     last = await tiers.last_change(customer.customer_id)
     ahead = progress(program, customer.tier, standing(program, activities, now))
     keep = to_keep_tier(program, customer, activities)

@@ -3,13 +3,22 @@ checks they keep up with them."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from services.tiers import ports
 from services.tiers.adapters.program_file import program_json
+from services.tiers.domain.buckets import (
+    ActivityBucket,
+    BucketKey,
+    Window,
+    bucket_key,
+    buckets_of,
+    merged,
+    utc_day,
+)
 from services.tiers.domain.model import (
     CustomerTier,
     DowngradeWarning,
@@ -156,18 +165,17 @@ class FakeTiers:
     async def record_warnings(self, warnings: Sequence[DowngradeWarning], at: datetime) -> None:
         return None
 
-    async def activities_since(
-        self, since: Mapping[str, datetime]
+    async def buckets_since(
+        self, windows: Mapping[str, Window], year_zone: str | None
+    ) -> dict[str, list[ActivityBucket]]:
+        self.calls.append("buckets_since")
+        return _buckets_since(self.activity.values(), windows, year_zone)
+
+    async def bucket_activities(
+        self, keys: Sequence[BucketKey]
     ) -> dict[str, list[QualifyingActivity]]:
-        self.calls.append("activities_since")
-        return {
-            customer_id: [
-                a
-                for a in self.activity.values()
-                if a.customer_id == customer_id and a.occurred_at >= instant
-            ]
-            for customer_id, instant in since.items()
-        }
+        self.calls.append("bucket_activities")
+        return _bucket_activities(self.activity.values(), keys)
 
     async def purchase_times(self, activity_ids: Collection[str]) -> dict[str, datetime]:
         self.calls.append("purchase_times")
@@ -182,6 +190,37 @@ class FakeTiers:
     async def append_history(self, changes: Sequence[TierChange]) -> None:
         self.calls.append("append_history")
         self.history.extend(changes)
+
+
+def _buckets_since(
+    activity: Iterable[QualifyingActivity], windows: Mapping[str, Window], year_zone: str | None
+) -> dict[str, list[ActivityBucket]]:
+    """What the database answers (its buckets kept by its triggers, read as its statement
+    reads them) for these customers' windows."""
+    mine = [a for a in activity if a.customer_id in windows]
+    return {
+        customer_id: merged(
+            (
+                b
+                for b in buckets_of(a for a in mine if a.customer_id == customer_id)
+                if b.key.day >= utc_day(window.since)
+            ),
+            window,
+            year_zone,
+        )
+        for customer_id, window in windows.items()
+    }
+
+
+def _bucket_activities(
+    activity: Iterable[QualifyingActivity], keys: Sequence[BucketKey]
+) -> dict[str, list[QualifyingActivity]]:
+    wanted = set(keys)
+    found: dict[str, list[QualifyingActivity]] = {}
+    for a in sorted(activity, key=lambda a: a.occurred_at):
+        if bucket_key(a) in wanted:
+            found.setdefault(a.customer_id, []).append(a)
+    return found
 
 
 def _is_purchase(activity: QualifyingActivity) -> bool:
@@ -236,15 +275,15 @@ class FakeReviews:
     async def record_warnings(self, warnings: Sequence[DowngradeWarning], at: datetime) -> None:
         self.warned.update((w.customer_id, w.review_at) for w in warnings)
 
-    async def activities_since(
-        self, since: Mapping[str, datetime]
+    async def buckets_since(
+        self, windows: Mapping[str, Window], year_zone: str | None
+    ) -> dict[str, list[ActivityBucket]]:
+        return _buckets_since(self.activity, windows, year_zone)
+
+    async def bucket_activities(
+        self, keys: Sequence[BucketKey]
     ) -> dict[str, list[QualifyingActivity]]:
-        return {
-            customer_id: [
-                a for a in self.activity if a.customer_id == customer_id and a.occurred_at >= at
-            ]
-            for customer_id, at in since.items()
-        }
+        return _bucket_activities(self.activity, keys)
 
     async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
         for customer in customers:

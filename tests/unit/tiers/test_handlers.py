@@ -337,8 +337,8 @@ async def test_a_batch_costs_one_repository_call_per_step_whatever_its_size(
     assert tiers.calls == [
         "add_customers",
         "lock_customers",
+        "buckets_since",
         "record_activities",
-        "activities_since",
         "save_customers",
         "append_history",
     ]

@@ -3,15 +3,15 @@ override)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tiers import ports
 from services.tiers.adapters.repositories import common
-from services.tiers.adapters.tables import customers, qualifying_activity, tier_history
+from services.tiers.adapters.tables import customers, tier_history
+from services.tiers.domain.buckets import ActivityBucket, BucketKey, Window
 from services.tiers.domain.model import CustomerTier, Direction, QualifyingActivity, TierChange
 
 
@@ -31,16 +31,15 @@ class SqlApiRepository:
         ).first()
         return common.customer_of(row) if row else None
 
-    async def activities(self, customer_id: str, since: datetime) -> list[QualifyingActivity]:
-        rows = await self._conn.execute(
-            sa.select(qualifying_activity)
-            .where(
-                qualifying_activity.c.customer_id == customer_id,
-                qualifying_activity.c.occurred_at >= since,
-            )
-            .order_by(qualifying_activity.c.occurred_at, qualifying_activity.c.id)
-        )
-        return [common.activity_of(row) for row in rows]
+    async def buckets_since(
+        self, windows: Mapping[str, Window], year_zone: str | None
+    ) -> dict[str, list[ActivityBucket]]:
+        return await common.buckets_since(self._conn, windows, year_zone)
+
+    async def bucket_activities(
+        self, keys: Sequence[BucketKey]
+    ) -> dict[str, list[QualifyingActivity]]:
+        return await common.bucket_activities(self._conn, keys)
 
     async def history(self, customer_id: str) -> list[TierChange]:
         rows = await self._conn.execute(

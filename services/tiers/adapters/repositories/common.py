@@ -6,11 +6,11 @@ prepared plan, stays the same whatever the number of rows."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.tiers.domain.buckets import ActivityBucket, BucketKey, Window
 from services.tiers.domain.model import CustomerTier, QualifyingActivity, TierChange
 
 
@@ -25,17 +25,60 @@ async def lock_customers(
     return {row.customer_id: customer_of(row) for row in rows}
 
 
-async def activities_since(
-    conn: AsyncConnection, since: Mapping[str, datetime]
-) -> dict[str, list[QualifyingActivity]]:
-    if not since:
+async def buckets_since(
+    conn: AsyncConnection, windows: Mapping[str, Window], year_zone: str | None
+) -> dict[str, list[ActivityBucket]]:
+    """`domain.buckets.merged` for each customer's window, in one statement: the buckets a cut
+    divides (all of them when activity came after the checkpoints' start) one by one, the
+    others summed per stretch between two cuts, so a member costs a few rows."""
+    if not windows:
         return {}
+    cut_ids = [c for c, w in windows.items() for _ in w.cuts]
     rows = await conn.execute(
-        _ACTIVITIES_SINCE, {"ids": list(since), "sinces": list(since.values())}
+        _BUCKETS_SINCE,
+        {
+            "ids": list(windows),
+            "sinces": [w.since for w in windows.values()],
+            "lates": [w.checkpoints_after for w in windows.values()],
+            "cut_ids": cut_ids,
+            "cuts": [cut for w in windows.values() for cut in w.cuts],
+            "zone": year_zone,
+        },
     )
-    found: dict[str, list[QualifyingActivity]] = {customer_id: [] for customer_id in since}
+    found: dict[str, list[ActivityBucket]] = {customer_id: [] for customer_id in windows}
     for row in rows:
-        found[row.customer_id].append(activity_of(row))
+        found[row.customer_id].append(
+            ActivityBucket(
+                key=BucketKey(row.customer_id, row.day, row.spent_day),
+                amount=row.amount,
+                visits=row.visits,
+                referrals=row.referrals,
+                first_at=row.first_at,
+                last_at=row.last_at,
+                first_spent_at=row.first_spent_at,
+                last_spent_at=row.last_spent_at,
+            )
+        )
+    return found
+
+
+async def bucket_activities(
+    conn: AsyncConnection, keys: Sequence[BucketKey]
+) -> dict[str, list[QualifyingActivity]]:
+    if not keys:
+        return {}
+    ordered = sorted(set(keys))
+    rows = await conn.execute(
+        _BUCKET_ACTIVITIES,
+        {
+            "ids": [k.customer_id for k in ordered],
+            "days": [k.day for k in ordered],
+            "spent_days": [k.spent_day for k in ordered],
+        },
+    )
+    found: dict[str, list[QualifyingActivity]] = {}
+    for row in rows:
+        found.setdefault(row.customer_id, []).append(activity_of(row))
     return found
 
 
@@ -127,12 +170,79 @@ _LOCK_CUSTOMERS = sa.text(
     "WHERE customer_id = ANY(CAST(:ids AS text[])) ORDER BY customer_id FOR UPDATE"
 )
 
-_ACTIVITIES_SINCE = sa.text(
+
+def _year(instant: str) -> str:
+    """The calendar year of an instant in the program's zone (0 under the rolling basis)."""
+    return (
+        f"CASE WHEN CAST(:zone AS text) IS NULL THEN 0 "
+        f"ELSE extract(year FROM timezone(CAST(:zone AS text), {instant})) END"
+    )
+
+
+# A bucket row with its member's since, cuts and lateness: the stretch between two cuts it
+# starts in, its year, and whether it must come alone (`domain.buckets.merged`).
+# width_bucket(x - 1 µs, cuts) counts the cuts before x: a bucket whose first and last
+# instants count as many lies between two cuts.
+_CLASSIFIED = (
+    "width_bucket(first_at - interval '1 microsecond', cuts) AS first_n, "
+    f"{_year('first_spent_at')} AS first_year, "
+    "late OR first_at < since "
+    "OR width_bucket(first_at - interval '1 microsecond', cuts) "
+    "<> width_bucket(last_at - interval '1 microsecond', cuts) "
+    f"OR {_year('first_spent_at')} <> {_year('last_spent_at')} AS alone"
+)
+_ROW = (
+    "customer_id, day, spent_day, amount, visits, referrals, first_at, last_at, "
+    "first_spent_at, last_spent_at"
+)
+
+# `domain.buckets.merged` for many members in one statement, on the primary keys: each
+# member's month buckets from their `since` on; a month no cut divides taken whole, the day
+# buckets of the others; then what may be summed, summed per stretch between two cuts.
+# OFFSET 0 keeps each lateral read on its index.
+_BUCKETS_SINCE = sa.text(
+    "WITH w AS (SELECT * FROM unnest("  # noqa: S608 - fixed fragments
+    "CAST(:ids AS text[]), CAST(:sinces AS timestamptz[]), "
+    "CAST(:lates AS timestamptz[])) AS w(customer_id, since, late_after)), "
+    "c AS (SELECT customer_id, array_agg(cut ORDER BY cut) AS cuts "
+    "FROM unnest(CAST(:cut_ids AS text[]), CAST(:cuts AS timestamptz[])) AS c(customer_id, cut) "
+    "GROUP BY customer_id), "
+    # Per member: their cuts, and whether activity came after the checkpoints' start.
+    "m AS (SELECT w.*, COALESCE(c.cuts, '{}') AS cuts, EXISTS (SELECT 1 "
+    "FROM qualifying_months AS l WHERE l.customer_id = w.customer_id "
+    "AND l.day >= CAST(date_trunc('month', timezone('UTC', w.late_after)) AS date) "
+    "AND l.last_at > w.late_after) AS late FROM w LEFT JOIN c ON c.customer_id = w.customer_id), "
+    "mo AS (SELECT b.*, m.since, m.late, m.cuts FROM m CROSS JOIN LATERAL "
+    "(SELECT * FROM qualifying_months AS b WHERE b.customer_id = m.customer_id "
+    "AND b.day >= CAST(date_trunc('month', timezone('UTC', m.since)) AS date) "
+    "AND b.last_at >= m.since OFFSET 0) AS b), "
+    f"mc AS (SELECT *, {_CLASSIFIED} FROM mo), "
+    "da AS (SELECT b.*, mc.since, mc.late, mc.cuts FROM mc CROSS JOIN LATERAL "
+    "(SELECT * FROM qualifying_buckets AS b WHERE b.customer_id = mc.customer_id "
+    "AND b.day >= mc.day AND b.day < CAST(mc.day + interval '1 month' AS date) "
+    "AND b.spent_day >= mc.spent_day "
+    "AND b.spent_day < CAST(mc.spent_day + interval '1 month' AS date) "
+    "AND b.last_at >= mc.since OFFSET 0) AS b WHERE mc.alone), "
+    f"r AS (SELECT {_ROW}, first_n, first_year, alone FROM mc WHERE NOT alone "
+    f"UNION ALL SELECT {_ROW}, {_CLASSIFIED} FROM da) "
+    f"SELECT {_ROW} FROM r WHERE alone "
+    "UNION ALL "
+    "SELECT customer_id, CAST(timezone('UTC', min(first_at)) AS date), "
+    "CAST(timezone('UTC', min(first_spent_at)) AS date), sum(amount), sum(visits), "
+    "sum(referrals), min(first_at), max(last_at), min(first_spent_at), max(last_spent_at) "
+    "FROM r WHERE NOT alone GROUP BY customer_id, first_n, first_year"
+)
+
+# On ix_qualifying_activity_customer_occurred: each bucket's day of the member's activity.
+_BUCKET_ACTIVITIES = sa.text(
     "SELECT a.activity_id, a.customer_id, a.amount, a.occurred_at, a.attributed_at, "
     "a.visits, a.referrals, a.refunded_activity_id, a.tier "
-    "FROM unnest(CAST(:ids AS text[]), CAST(:sinces AS timestamptz[])) AS w(customer_id, since) "
-    "JOIN qualifying_activity AS a "
-    "ON a.customer_id = w.customer_id AND a.occurred_at >= w.since "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:days AS date[]), CAST(:spent_days AS date[])) "
+    "AS k(customer_id, day, spent_day) "
+    "JOIN qualifying_activity AS a ON a.customer_id = k.customer_id "
+    "AND a.occurred_at >= timezone('UTC', CAST(k.day AS timestamp)) "
+    "AND a.occurred_at < timezone('UTC', CAST(k.day + 1 AS timestamp)) "
+    "AND CAST(timezone('UTC', COALESCE(a.attributed_at, a.occurred_at)) AS date) = k.spent_day "
     "ORDER BY a.occurred_at, a.id"
 )
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tiers import ports
 from services.tiers.adapters.repositories import common
+from services.tiers.domain.buckets import ActivityBucket, BucketKey, Window
 from services.tiers.domain.model import CustomerTier, QualifyingActivity, TierChange
 from services.tiers.ports import RefundedPurchase
 
@@ -66,10 +67,15 @@ class SqlConsumerRepository:
             {"referred": [r for r, _ in ordered], "referrers": [x for _, x in ordered]},
         )
 
-    async def activities_since(
-        self, since: Mapping[str, datetime]
+    async def buckets_since(
+        self, windows: Mapping[str, Window], year_zone: str | None
+    ) -> dict[str, list[ActivityBucket]]:
+        return await common.buckets_since(self._conn, windows, year_zone)
+
+    async def bucket_activities(
+        self, keys: Sequence[BucketKey]
     ) -> dict[str, list[QualifyingActivity]]:
-        return await common.activities_since(self._conn, since)
+        return await common.bucket_activities(self._conn, keys)
 
     async def purchase_times(self, activity_ids: Collection[str]) -> dict[str, datetime]:
         if not activity_ids:

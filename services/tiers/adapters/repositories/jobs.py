@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tiers import ports
 from services.tiers.adapters.repositories import common
+from services.tiers.domain.buckets import ActivityBucket, BucketKey, Window
 from services.tiers.domain.model import (
     CustomerTier,
     DowngradeWarning,
@@ -56,10 +57,15 @@ class SqlJobRepository:
             },
         )
 
-    async def activities_since(
-        self, since: Mapping[str, datetime]
+    async def buckets_since(
+        self, windows: Mapping[str, Window], year_zone: str | None
+    ) -> dict[str, list[ActivityBucket]]:
+        return await common.buckets_since(self._conn, windows, year_zone)
+
+    async def bucket_activities(
+        self, keys: Sequence[BucketKey]
     ) -> dict[str, list[QualifyingActivity]]:
-        return await common.activities_since(self._conn, since)
+        return await common.bucket_activities(self._conn, keys)
 
     async def save_customers(self, customers: Sequence[CustomerTier]) -> None:
         await common.save_customers(self._conn, customers)
