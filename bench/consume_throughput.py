@@ -1,12 +1,16 @@
 """Consumer throughput: how fast points, tiers and notifications get through a purchase backlog.
 
     python -m bench.consume_throughput [--customers 1000] [--purchases 15000] [--sample 50]
+                                       [--history 0]
 
 Ingest is not involved: the customers are enrolled by writing `CustomerEnrolled` events
 straight onto `fedelta.customers.v1` (so ingest does not know them, which this benchmark does
 not need), and, once points and tiers have applied every enrolment, `--purchases` valid
 `PurchaseCompleted` CloudEvents (key = customer_id) are written straight onto
 `fedelta.purchases.v1`, pre-encoded and with every send in flight at once.
+`--history N` first gives every customer N earlier purchases (written the same way, in chunks,
+and waited for until every consumer has applied them: not timed), so that the timed part
+measures the per-purchase cost of members with a long history (issue 24 asks for 1,000).
 The clock starts at the first send: from then on the consumers can start on them. Each
 service's progress is read from `fedelta_events_consumed_total{topic="fedelta.purchases.v1"}`
 on its `/metrics` every `--poll` seconds, and its figure is the time from the first send until
@@ -14,8 +18,9 @@ it has finished with every purchase, and purchases/s over that time. Notificatio
 to the purchases topic but acts on none of its types yet: its figure is the rate at which it
 passes over them (outcome `ignored`).
 Effects are checked over HTTP for `--sample` customers: the points ledger holds exactly one
-entry per purchase sent to the customer, and the tiers qualifying spend is the sum of their
-totals.
+entry per timed purchase sent to the customer (the newest entries, read page by page back to the
+first entry that is not one of them), and the tiers qualifying spend is the sum of their totals
+(history included).
 Then, in the same run, the raw limits of the machine for the same work:
   kafka: a fresh consumer group reading the same records and `json.loads`-parsing each;
   postgres: asyncpg inserting ledger-sized rows (8 columns) into a TEMP table of the points
@@ -41,7 +46,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -51,20 +56,29 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.metrics import consumed, finished, wait_quiet
 from fedelta_client import StackClient
-from fedelta_client.devenv import REPO, DevEnv
+from fedelta_client.devenv import REPO, DevEnv, load_values
 from shared.messaging import events
+from shared.messaging.kafka import KafkaConnection, client_options
 from shared.messaging.topics import CUSTOMERS, PARTITIONS, PURCHASES
 
 REQUEST_TIMEOUT_S = 30.0
-SOURCE = "bench.consume_throughput"
+# Ingest owns the customers and purchases topics: a consumer refuses (dead-letters) an event
+# on them from any other source (shared.messaging.provenance), so the benchmark writes as
+# ingest does for the demo partner.
+SOURCE = "ingest/partner/demo"
 PARTNER_ID = "demo"
 RAW_BATCH = 1000
 LEDGER_PAGE = 199  # the points ledger answers at most 200 entries a page; one is the welcome
+HISTORY_CHUNK = 50_000  # history records built and written at a time (memory stays bounded)
+HISTORY_LABEL = "h"  # history purchase ids: bench-ct-<run>-h<n>; the timed ones bench-ct-<run>-<n>
+# History is spread over the past 300 days: within tiers' rolling year, and a few purchases a
+# day, far below points' velocity guard (else the history would be held back for review).
+HISTORY_DAYS = 300
 
 
 @dataclass(frozen=True)
 class StackSettings:
-    kafka_bootstrap: str
+    kafka: KafkaConnection  # dev.env's admin principal (PLAINTEXT on a stack without SASL)
     points_database_dsn: str  # plain libpq form, for asyncpg
 
 
@@ -76,7 +90,7 @@ def stack_settings() -> StackSettings:
         raise SystemExit(f"{path} not found: start the stack first with `make up`")
     values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
     return StackSettings(
-        kafka_bootstrap=values["FEDELTA_POINTS_KAFKA_BOOTSTRAP_SERVERS"],
+        kafka=admin_connection(values["FEDELTA_POINTS_KAFKA_BOOTSTRAP_SERVERS"]),
         points_database_dsn=values["FEDELTA_POINTS_DATABASE_URL"].replace(
             "postgresql+asyncpg://", "postgresql://", 1
         ),
@@ -107,18 +121,35 @@ def enrolments(customers: list[str], now: datetime) -> list[tuple[bytes, bytes]]
     ]
 
 
-def purchases(customers: list[str], count: int, run_id: str, now: datetime) -> Backlog:
+def purchases(
+    customers: list[str],
+    count: int,
+    run_id: str,
+    now: datetime,
+    *,
+    label: str = "",
+    first: int = 0,
+    spread_days: int = 0,
+) -> Backlog:
+    """`count` purchases, numbered from `first`, spread round-robin over the customers (so
+    `len(customers) * n` of them give each customer n); ids `bench-ct-<run>-<label><n>`. With
+    `spread_days`, a customer's k-th purchase is made 1 + k % spread_days days before `now`."""
     backlog = Backlog(records=[])
-    for sequence in range(count):
+    for sequence in range(first, first + count):
         customer = customers[sequence % len(customers)]
+        occurred_at = (
+            now - timedelta(days=1 + sequence // len(customers) % spread_days)
+            if spread_days
+            else now
+        )
         total = Decimal(f"{10 + sequence % 90}.{sequence % 100:02d}")
-        purchase_id = f"bench-ct-{run_id}-{sequence}"
+        purchase_id = f"bench-ct-{run_id}-{label}{sequence}"
         event = events.new_event(
             events.PurchaseCompleted(
                 purchase_id=purchase_id,
                 partner_id=PARTNER_ID,
                 customer_id=customer,
-                occurred_at=now,
+                occurred_at=occurred_at,
                 currency="EUR",
                 total=total,
             ),
@@ -132,10 +163,18 @@ def purchases(customers: list[str], count: int, run_id: str, now: datetime) -> B
     return backlog
 
 
-async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> float:
+def admin_connection(bootstrap_servers: str) -> KafkaConnection:
+    """The benchmarks' Kafka login: dev.env's admin principal, at the stack's broker."""
+    dev_values = load_values()[1]
+    return KafkaConnection.from_env(dev_values | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers})
+
+
+async def produce(
+    bootstrap: str | KafkaConnection, topic: str, records: list[tuple[bytes, bytes]]
+) -> float:
     """Writes every record with all sends in flight; returns the seconds until all are acked."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -152,8 +191,8 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]
         await producer.stop()
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def end_offsets(bootstrap: str | KafkaConnection, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -221,18 +260,14 @@ async def verify(
     problems: list[str] = []
     for customer in sample:
         if "points" in services:
-            response = await pos.read(
-                f"{pos.env.points_url}/v1/customers/{customer}/ledger?limit={LEDGER_PAGE + 1}"
-            )
-            if response.status_code != 200:
-                problems.append(f"points ledger of {customer}: HTTP {response.status_code}")
-            else:
-                entries = [e["purchase_id"] for e in response.json()["entries"] if e["purchase_id"]]
-                if sorted(entries) != sorted(backlog.purchase_ids[customer]):
-                    problems.append(
-                        f"points ledger of {customer}: {len(entries)} purchase entries, "
-                        f"{len(set(entries))} distinct, {len(backlog.purchase_ids[customer])} sent"
-                    )
+            entries, status = await newest_purchase_entries(pos, customer, backlog)
+            if status != 200:
+                problems.append(f"points ledger of {customer}: HTTP {status}")
+            elif sorted(entries) != sorted(backlog.purchase_ids[customer]):
+                problems.append(
+                    f"points ledger of {customer}: {len(entries)} purchase entries, "
+                    f"{len(set(entries))} distinct, {len(backlog.purchase_ids[customer])} sent"
+                )
         if "tiers" in services:
             response = await pos.tier(customer)
             if response.status_code != 200:
@@ -245,12 +280,79 @@ async def verify(
     return problems
 
 
+async def newest_purchase_entries(
+    pos: StackClient, customer: str, backlog: Backlog
+) -> tuple[list[str], int]:
+    """The purchase ids of the customer's newest ledger entries, page by page, up to the first
+    entry that is not one of the timed purchases (a history purchase, the welcome bonus); and
+    the HTTP status of the last page read."""
+    timed = backlog.purchase_ids[customer]
+    found: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": str(LEDGER_PAGE + 1)} | ({"cursor": cursor} if cursor else {})
+        response = await pos.read(f"{pos.env.points_url}/v1/customers/{customer}/ledger", params)
+        if response.status_code != 200:
+            return found, response.status_code
+        page = response.json()
+        for entry in page["entries"]:
+            if entry["purchase_id"] not in timed:
+                return found, 200
+            found.append(entry["purchase_id"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found, 200
+
+
+async def apply_history(
+    http: httpx.AsyncClient,
+    stack: StackSettings,
+    services: dict[str, str],
+    customers: list[str],
+    args: argparse.Namespace,
+    run_id: str,
+    now: datetime,
+) -> dict[str, Decimal]:
+    """Writes `--history` purchases per customer and waits until every consumer has finished
+    with them (not timed); returns each customer's total spent in them."""
+    count = args.history * len(customers)
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    baseline = {n: finished(await consumed(http, u, PURCHASES)) for n, u in services.items()}
+    started = time.perf_counter()
+    for first in range(0, count, HISTORY_CHUNK):
+        chunk = purchases(
+            customers,
+            min(HISTORY_CHUNK, count - first),
+            run_id,
+            now,
+            label=HISTORY_LABEL,
+            first=first,
+            spread_days=HISTORY_DAYS,
+        )
+        await produce(stack.kafka, PURCHASES, chunk.records)
+        for customer, total in chunk.totals.items():
+            totals[customer] += total
+    # At least the timed deadline, and time for 500 purchases/s: a long history is slow.
+    within_s = max(args.deadline, count / 500)
+    progress = await follow(http, services, baseline, count, started, args.poll, within_s)
+    late = [name for name, state in progress.items() if state.done_s is None]
+    if late:
+        raise SystemExit(f"history: {', '.join(late)} did not apply {count} purchases in time")
+    print(
+        f"{'history':<24} {args.history} purchases per customer ({count}) applied by every "
+        f"consumer in {max(s.done_s or 0.0 for s in progress.values()):.1f} s (not timed)"
+    )
+    return totals
+
+
 async def raw_kafka(
-    bootstrap: str, start: dict[TopicPartition, int], end: dict[TopicPartition, int]
+    bootstrap: str | KafkaConnection,
+    start: dict[TopicPartition, int],
+    end: dict[TopicPartition, int],
 ) -> float:
     """Messages/s for a fresh consumer group reading [start, end) and parsing every value."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap),
         group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
         max_poll_records=1000,
@@ -408,7 +510,7 @@ async def report_raw_limits(
     rates: dict[str, float],
 ) -> None:
     """The raw Kafka and PostgreSQL limits of this run, and each consumer's share of them."""
-    kafka_rate = await raw_kafka(stack.kafka_bootstrap, start_offsets, end)
+    kafka_rate = await raw_kafka(stack.kafka, start_offsets, end)
     postgres_rate = await raw_postgres(stack.points_database_dsn, purchases)
     print(f"{'raw kafka':<14} fresh group reading + json.loads: {kafka_rate:8.0f} messages/s")
     print(
@@ -435,21 +537,28 @@ async def run(args: argparse.Namespace) -> int:
             n: finished(await consumed(http, u, CUSTOMERS)) for n, u in services.items()
         }
         now = datetime.now(UTC)
-        await produce(stack.kafka_bootstrap, CUSTOMERS, enrolments(customers, now))
+        await produce(stack.kafka, CUSTOMERS, enrolments(customers, now))
         await wait_enrolled(http, services, customer_base, len(customers))
 
+        history = (
+            await apply_history(http, stack, services, customers, args, run_id, now)
+            if args.history
+            else {}
+        )
         backlog = purchases(customers, args.purchases, run_id, now)
+        for customer, total in history.items():
+            backlog.totals[customer] += total
         await wait_quiet(http, services, (CUSTOMERS,), quiet_s=1.0)
         baseline = {n: finished(await consumed(http, u, PURCHASES)) for n, u in services.items()}
-        start_offsets = await end_offsets(stack.kafka_bootstrap, PURCHASES)
+        start_offsets = await end_offsets(stack.kafka, PURCHASES)
 
         started = time.perf_counter()
-        produced = asyncio.create_task(produce(stack.kafka_bootstrap, PURCHASES, backlog.records))
+        produced = asyncio.create_task(produce(stack.kafka, PURCHASES, backlog.records))
         progress = await follow(
             http, services, baseline, args.purchases, started, args.poll, args.deadline
         )
         produce_s = await produced
-        end = await end_offsets(stack.kafka_bootstrap, PURCHASES)
+        end = await end_offsets(stack.kafka, PURCHASES)
 
         print(
             f"consume throughput: {args.purchases} purchases of {args.customers} customers "
@@ -481,6 +590,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=1000, help="customers to spread over")
     parser.add_argument("--purchases", type=int, default=15000, help="purchases in the backlog")
     parser.add_argument("--sample", type=int, default=50, help="customers whose effects to check")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="earlier purchases per customer, applied before the timed part",
+    )
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between /metrics reads")
     parser.add_argument(
         "--deadline", type=float, default=300.0, help="seconds for every consumer to finish"
@@ -488,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.customers < 1 or args.purchases < args.customers or args.sample < 0:
         parser.error("--customers >= 1, --purchases >= --customers, --sample >= 0")
+    if args.history < 0:
+        parser.error("--history must be >= 0")
     if args.purchases > LEDGER_PAGE * args.customers:
         parser.error(f"at most {LEDGER_PAGE} purchases per customer: one ledger page is checked")
     if args.poll <= 0 or args.deadline <= 0:

@@ -40,7 +40,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench.consume_throughput import end_offsets, produce, raw_kafka, raw_postgres
+from bench.consume_throughput import (
+    admin_connection,
+    end_offsets,
+    produce,
+    raw_kafka,
+    raw_postgres,
+)
 from bench.metrics import consumed, finished, wait_quiet
 from fedelta_client.devenv import REPO, DevEnv
 from shared.messaging import events
@@ -120,7 +126,7 @@ async def check(dsn: str, prefix: str, totals: dict[str, int], lots: int, sample
 
 async def run(args: argparse.Namespace) -> int:
     values = stack_values()
-    bootstrap = values["FEDELTA_NOTIFICATIONS_KAFKA_BOOTSTRAP_SERVERS"]
+    bootstrap = admin_connection(values["FEDELTA_NOTIFICATIONS_KAFKA_BOOTSTRAP_SERVERS"])
     dsn = values["FEDELTA_NOTIFICATIONS_DATABASE_URL"].replace(
         "postgresql+asyncpg://", "postgresql://", 1
     )

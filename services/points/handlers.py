@@ -95,6 +95,7 @@ class _Purchase:
     purchase_id: str
     facts_key: str  # the purchase's key among refunds: partner and purchase id
     facts: PurchaseFacts
+    day: datetime  # the start of the program's day it was made on, for the velocity guard
     redemption_id: str | None = None  # points as tender: the redemption that paid for part
 
 
@@ -194,14 +195,8 @@ async def _earned_today(
     purchases: Sequence[_Purchase], ctx: Context
 ) -> dict[tuple[str, datetime], int]:
     """What each buyer earned already on the day of each of their purchases."""
-    zone = ctx.program.zone
-    return await ctx.ledger.earned_on(
-        {
-            (p.customer_id, start, next_day(start, zone))
-            for p in purchases
-            for start in (day_of(p.facts.occurred_at, zone),)
-        }
-    )
+    ends = {day: next_day(day, ctx.program.zone) for day in {p.day for p in purchases}}
+    return await ctx.ledger.earned_on({(p.customer_id, p.day, ends[p.day]) for p in purchases})
 
 
 async def _campaigns_for(purchases: Sequence[_Purchase], ctx: Context) -> list[Campaign]:
@@ -285,7 +280,7 @@ class _Walk:
 
     def _guarded(self, step: _Purchase, entry: LedgerEntry, purpose: str) -> None:
         """The velocity guard: what passes the day's ceiling is held back for review."""
-        day = (step.customer_id, day_of(step.facts.occurred_at, self.program.zone))
+        day = (step.customer_id, step.day)
         before = self.loaded.earned_today.get(day, 0)
         self.loaded.earned_today[day] = before + entry.points
         granted, kept_back = cap(entry, before, self.program.max_points_per_day)
@@ -689,6 +684,7 @@ def _purchase_step(event: CloudEvent, program: Program) -> _Purchase:
         purchase_id=purchase.purchase_id,
         facts_key=purchase_key(purchase.partner_id, purchase.purchase_id),
         facts=facts,
+        day=day_of(purchase.occurred_at, program.zone),
         redemption_id=purchase.redemption_id,
     )
 

@@ -54,6 +54,15 @@ ledger_entries = sa.Table(
         "occurred_at",
         postgresql_where=sa.text("kind IN ('redeem', 'hold', 'release')"),
     ),
+    # A member's earnings of one day, for the velocity guard, whatever their history
+    # (migration 0010).
+    sa.Index(
+        "ix_ledger_entries_earned_days",
+        "customer_id",
+        "occurred_at",
+        postgresql_include=["points"],
+        postgresql_where=sa.text("kind IN ('earn', 'held') AND entry_id NOT LIKE 'released:%'"),
+    ),
 )
 
 # The tier each customer has, as told by the tiers service, for earning multipliers.

@@ -8,7 +8,6 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points import ports
@@ -18,6 +17,7 @@ from services.points.domain.earning import Campaign
 from services.points.domain.model import Member, TierAssignment
 from services.points.domain.refunds import PurchaseRecord, RefundRecord
 from services.points.domain.tender import TenderLink
+from shared.storage.batches import by_keys
 
 
 def consumer_repository(conn: AsyncConnection) -> ports.ConsumerRepository:
@@ -71,11 +71,7 @@ class SqlConsumerRepository(SqlLedger):
         )
 
     async def campaigns_during(self, earliest: datetime, latest: datetime) -> list[Campaign]:
-        rows = await self._conn.execute(
-            sa.select(campaigns).where(
-                campaigns.c.starts_at <= latest, campaigns.c.ends_at > earliest
-            )
-        )
+        rows = await self._conn.execute(_CAMPAIGNS_DURING, {"earliest": earliest, "latest": latest})
         return [campaign_of(row) for row in rows]
 
     async def earned_on(
@@ -113,11 +109,7 @@ class SqlConsumerRepository(SqlLedger):
     async def purchases_of(self, keys: Collection[str]) -> dict[str, PurchaseRecord]:
         if not keys:
             return {}
-        rows = await self._conn.execute(
-            sa.select(purchases).where(
-                purchases.c.purchase_key == sa.any_(sa.cast(list(keys), ARRAY(sa.Text)))
-            )
-        )
+        rows = await self._conn.execute(_PURCHASES_OF, {"keys": list(keys)})
         return {
             row.purchase_key: PurchaseRecord(
                 row.purchase_key,
@@ -149,11 +141,7 @@ class SqlConsumerRepository(SqlLedger):
     async def refunds_of(self, keys: Collection[str]) -> dict[str, list[RefundRecord]]:
         if not keys:
             return {}
-        rows = await self._conn.execute(
-            sa.select(refunds)
-            .where(refunds.c.purchase_key == sa.any_(sa.cast(list(keys), ARRAY(sa.Text))))
-            .order_by(refunds.c.seq)
-        )
+        rows = await self._conn.execute(_REFUNDS_OF, {"keys": list(keys)})
         found: dict[str, list[RefundRecord]] = {}
         for row in rows:
             found.setdefault(row.purchase_key, []).append(
@@ -188,6 +176,14 @@ class SqlConsumerRepository(SqlLedger):
         return set(rows.scalars())
 
 
+# Built once (shared.storage.batches): the same compiled statement and plan for every batch,
+# and a lookup of each key through the index, never a scan of the table.
+_PURCHASES_OF = by_keys(purchases, purchases.c.purchase_key)
+_REFUNDS_OF = by_keys(refunds, refunds.c.purchase_key).order_by(refunds.c.seq)
+_CAMPAIGNS_DURING = sa.select(campaigns).where(
+    campaigns.c.starts_at <= sa.bindparam("latest"), campaigns.c.ends_at > sa.bindparam("earliest")
+)
+
 # The refunds table is read as it was before the insert (one snapshot): it only answers
 # which purchases have refunds waiting, which the insert does not change.
 _RECORD_PURCHASES = sa.text(
@@ -197,8 +193,8 @@ _RECORD_PURCHASES = sa.text(
     "CAST(:ids AS text[]), CAST(:totals AS numeric[]), CAST(:points AS integer[]), "
     "CAST(:partners AS text[])) "
     "ON CONFLICT (purchase_key) DO NOTHING) "
-    "SELECT DISTINCT r.purchase_key FROM refunds r "
-    "WHERE r.purchase_key = ANY(CAST(:keys AS text[]))"
+    "SELECT DISTINCT r.purchase_key FROM unnest(CAST(:keys AS text[])) AS k(key) "
+    "JOIN refunds r ON r.purchase_key = k.key"
 )
 
 # WITH ORDINALITY and ORDER BY: `seq` keeps the order the refunds came in.
@@ -247,7 +243,9 @@ _DEBTORS = sa.text(
     "WHERE a.entry_id = l.entry_id)"
 )
 
-# A released earning keeps its held twin in the ledger: the day counts the twin only.
+# A released earning keeps its held twin in the ledger: the day counts the twin only. The
+# predicate is the one of the partial index ix_ledger_entries_earned_days (migration 0010),
+# which reads the day's entries of each buyer, not their whole history: keep them the same.
 _EARNED_ON = sa.text(
     "SELECT k.customer_id, k.day, sum(l.points) AS points "
     "FROM unnest(CAST(:customers AS text[]), CAST(:days AS timestamptz[]), "
