@@ -45,12 +45,14 @@ from urllib.parse import urlsplit
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.consume_throughput import LEDGER_PAGE, stack_settings
+from bench.consume_throughput import LEDGER_PAGE
 from bench.metrics import wait_quiet
 from bench.report import latency_line
 from fedelta_client import DevEnv, StackClient
+from fedelta_client.devenv import kafka_bootstrap_servers, load_values
 from fedelta_client.signing import SIGNATURE_HEADER, sign
 from shared.messaging import events
+from shared.messaging.kafka import KafkaConnection, client_options
 from shared.messaging.topics import CUSTOMERS, PARTITIONS, POINTS, PURCHASES
 
 REQUEST_TIMEOUT_S = 10.0
@@ -229,10 +231,10 @@ class EarningWatcher:
     """A side consumer of the points topic, from its end at start, that timestamps the
     PointsEarned of the purchases being watched."""
 
-    def __init__(self, bootstrap: str, purchases: list[Purchase]) -> None:
+    def __init__(self, bootstrap: str | KafkaConnection, purchases: list[Purchase]) -> None:
         self.by_id = {p.purchase_id: p for p in purchases}
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=1000
+            **client_options(bootstrap), enable_auto_commit=False, max_poll_records=1000
         )
         self.seen = 0
         self._target = len(purchases)
@@ -314,7 +316,6 @@ async def verify_sample(pos: StackClient, sample: list[Purchase]) -> list[str]:
 
 
 async def run_open(args: argparse.Namespace, env: DevEnv) -> int:
-    stack = stack_settings()
     run_id = uuid.uuid4().hex[:8]
     customers = [f"bench-lat-{run_id}-{i}" for i in range(args.customers)]
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
@@ -328,7 +329,11 @@ async def run_open(args: argparse.Namespace, env: DevEnv) -> int:
         )
         count = int(args.rate * args.seconds)
         purchases = signed_purchases(env, customers, count, run_id)
-        watcher = EarningWatcher(stack.kafka_bootstrap, purchases)
+        # As dev.env's admin principal (a stack from before SASL: PLAINTEXT, at the same place).
+        kafka = KafkaConnection.from_env(
+            load_values()[1] | {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers()}
+        )
+        watcher = EarningWatcher(kafka, purchases)
         await watcher.start()
         try:
             sending_started = time.perf_counter()

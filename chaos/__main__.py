@@ -274,12 +274,12 @@ async def run(args: argparse.Namespace) -> int:
             for service in ("ingest", "points", "tiers", "notifications")
         }
         quiescence_s = await wait_for_quiescence(
-            dsns, stack.kafka_bootstrap, run_prefix, within=args.quiescence_timeout
+            dsns, stack.kafka, run_prefix, within=args.quiescence_timeout
         )
         findings = await verify(
             [model for model, _, _ in plan],
             dsns=dsns,
-            bootstrap=stack.kafka_bootstrap,
+            bootstrap=stack.kafka,
             points_url=endpoints.points[0],
             tiers_url=f"http://127.0.0.1:{ports.instances('tiers')[0]}",
             points_read_token=secrets["FEDELTA_POINTS_READ_TOKEN"],

@@ -15,6 +15,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedelta_client.devenv import read_env_file
+from shared.messaging.kafka import KafkaConnection
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "deploy" / "local"
 SERVICES = ("ingest", "points", "tiers", "notifications")
@@ -62,6 +65,13 @@ class ChaosStack:
     @property
     def kafka_bootstrap(self) -> str:
         return f"127.0.0.1:{self.ports.kafka}"
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The broker as the admin principal of the stack's dev.env (PLAINTEXT without one)."""
+        dev_env = self.state_dir / "dev.env"
+        values = read_env_file(dev_env) if dev_env.exists() else {}
+        return KafkaConnection.from_env(values | {"KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap})
 
     @property
     def mail_dir(self) -> Path:

@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from chaos.traffic import CustomerModel
 from shared.messaging import topics
 from shared.messaging.events import CloudEvent
+from shared.messaging.kafka import KafkaConnection, client_options
 
 # What each consuming service subscribes to (its bootstrap's CONSUMES).
 CONSUMED: Mapping[str, tuple[str, ...]] = {
@@ -57,7 +58,9 @@ async def _connect(dsn: str) -> asyncpg.Connection:
     return await asyncpg.connect(dsn, timeout=10)
 
 
-async def _quiet_once(dsns: Mapping[str, str], bootstrap: str, run_prefix: str) -> str | None:
+async def _quiet_once(
+    dsns: Mapping[str, str], bootstrap: str | KafkaConnection, run_prefix: str
+) -> str | None:
     """None when everything is drained, else what still is not."""
     for service in SERVICES_WITH_OUTBOX:
         conn = await _connect(dsns[service])
@@ -83,7 +86,7 @@ async def _quiet_once(dsns: Mapping[str, str], bootstrap: str, run_prefix: str) 
 
 
 async def wait_for_quiescence(
-    dsns: Mapping[str, str], bootstrap: str, run_prefix: str, *, within: float
+    dsns: Mapping[str, str], bootstrap: str | KafkaConnection, run_prefix: str, *, within: float
 ) -> float:
     """Seconds until the outboxes are empty, every group's lag is 0 and no delivery is still
     scheduled, twice in a row (a relay may publish between two looks)."""
@@ -104,9 +107,9 @@ async def wait_for_quiescence(
     return time.monotonic() - started
 
 
-async def consumer_lags(bootstrap: str) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def consumer_lags(bootstrap: str | KafkaConnection) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=10000)
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
@@ -140,8 +143,8 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def read_topic(bootstrap: str | KafkaConnection, topic: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
@@ -167,8 +170,8 @@ async def _at_end(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]
     return True
 
 
-async def topic_sizes(bootstrap: str, names: Iterable[str]) -> dict[str, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def topic_sizes(bootstrap: str | KafkaConnection, names: Iterable[str]) -> dict[str, int]:
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         sizes = {}
@@ -186,7 +189,7 @@ async def verify(
     customers: Sequence[CustomerModel],
     *,
     dsns: Mapping[str, str],
-    bootstrap: str,
+    bootstrap: str | KafkaConnection,
     points_url: str,
     tiers_url: str,
     points_read_token: str,
@@ -463,7 +466,7 @@ def _mail_files_by_message_id(mail_dir: Path, ours: set[str]) -> Counter[str]:
 
 
 async def _check_topics(
-    found: Findings, customers: Sequence[CustomerModel], bootstrap: str
+    found: Findings, customers: Sequence[CustomerModel], bootstrap: str | KafkaConnection
 ) -> None:
     names = [spec.name for spec in topics.ALL_TOPICS]
     sizes = await topic_sizes(bootstrap, names)

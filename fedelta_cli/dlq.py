@@ -29,6 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from shared.messaging.kafka import KafkaConnection, client_options
 from shared.messaging.topics import (
     CUSTOMERS,
     NOTIFICATIONS,
@@ -200,9 +201,9 @@ async def _replayed_below(
     return committed
 
 
-def _replay_consumer(bootstrap_servers: str) -> AIOKafkaConsumer:
+def _replay_consumer(bootstrap_servers: str | KafkaConnection) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **client_options(bootstrap_servers),
         group_id=REPLAY_GROUP,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -210,7 +211,7 @@ def _replay_consumer(bootstrap_servers: str) -> AIOKafkaConsumer:
 
 
 async def list_dead_letters(
-    bootstrap_servers: str, topics: Sequence[str], since: datetime | None = None
+    bootstrap_servers: str | KafkaConnection, topics: Sequence[str], since: datetime | None = None
 ) -> list[DeadLetter]:
     consumer = _replay_consumer(bootstrap_servers)
     await consumer.start()
@@ -226,7 +227,7 @@ async def list_dead_letters(
     return sorted(letters, key=lambda d: (d.dead_lettered_at, d.topic, d.partition, d.offset))
 
 
-async def find_dead_letter(bootstrap_servers: str, ref: str) -> DeadLetter | None:
+async def find_dead_letter(bootstrap_servers: str | KafkaConnection, ref: str) -> DeadLetter | None:
     topic, partition, offset = parse_ref(ref)
     tp = TopicPartition(topic, partition)
     consumer = _replay_consumer(bootstrap_servers)
@@ -264,7 +265,7 @@ def replay_headers(letter: DeadLetter, raw: Sequence[tuple[str, bytes]]) -> list
 
 
 async def replay(
-    bootstrap_servers: str,
+    bootstrap_servers: str | KafkaConnection,
     topics: Sequence[str],
     since: datetime | None = None,
     *,
@@ -274,7 +275,7 @@ async def replay(
     original topic, then commits the replay group past them."""
     consumer = _replay_consumer(bootstrap_servers)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **client_options(bootstrap_servers),
         client_id=REPLAY_GROUP,
         enable_idempotence=True,
         acks="all",

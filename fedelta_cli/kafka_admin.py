@@ -3,20 +3,33 @@ the offsets it committed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from fedelta_client.devenv import kafka_bootstrap_servers, load_values
+from shared.messaging.kafka import KafkaConnection, client_options
+
 CONSUMER_GROUPS = ("fedelta-points", "fedelta-tiers", "fedelta-notifications")
 
 
+def kafka_connection(environ: Mapping[str, str] | None = None) -> KafkaConnection:
+    """The broker as dev.env's admin principal (KAFKA_USERNAME, KAFKA_PASSWORD,
+    KAFKA_SECURITY_PROTOCOL; the environment's win): what every Kafka command of the fedelta
+    command connects with. None given (a stack from before SASL): PLAINTEXT."""
+    _, values = load_values(None, environ)
+    servers = kafka_bootstrap_servers(environ)
+    return KafkaConnection.from_env(values | {"KAFKA_BOOTSTRAP_SERVERS": servers})
+
+
 async def consumer_lag(
-    bootstrap_servers: str, groups: tuple[str, ...] = CONSUMER_GROUPS
+    bootstrap_servers: str | KafkaConnection, groups: tuple[str, ...] = CONSUMER_GROUPS
 ) -> dict[str, dict[tuple[str, int], int]]:
     """{group: {(topic, partition): lag}} over the partitions each group has committed."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap_servers))
+    probe = AIOKafkaConsumer(**client_options(bootstrap_servers), enable_auto_commit=False)
     await admin.start()
     await probe.start()
     try:

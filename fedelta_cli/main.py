@@ -18,9 +18,10 @@ from fedelta_cli import dlq as dead_letters
 from fedelta_cli import imports as member_imports
 from fedelta_cli import operations
 from fedelta_cli.demo import demo
+from fedelta_cli.kafka_admin import kafka_connection
 from fedelta_cli.simulate import simulate as run_simulation
 from fedelta_client import FedeltaError, StackClient
-from fedelta_client.devenv import SERVICES, DevEnv, kafka_bootstrap_servers, load_values
+from fedelta_client.devenv import SERVICES, DevEnv, load_values
 
 app = typer.Typer(
     name="fedelta",
@@ -343,7 +344,7 @@ def topics_create(
         )
     except ValueError as error:
         raise _fail(str(error), 2) from None
-    result = asyncio.run(operations.create_topics(kafka_bootstrap_servers(), settings))
+    result = asyncio.run(operations.create_topics(kafka_connection(), settings))
     created = result.created
     console.print(
         f"topics: {len(created)} created"
@@ -364,7 +365,7 @@ def topics_describe(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
 ) -> None:
     """Partitions, replication, in-sync replicas and non-default configuration."""
-    topics = asyncio.run(operations.describe_topics(kafka_bootstrap_servers()))
+    topics = asyncio.run(operations.describe_topics(kafka_connection()))
     if as_json:
         print(json.dumps(topics, indent=2))
     else:
@@ -433,7 +434,7 @@ def dlq_list(topic: TopicOption = None, since: SinceOption = None) -> None:
     """What was dead-lettered and why (headers only)."""
     letters = asyncio.run(
         dead_letters.list_dead_letters(
-            kafka_bootstrap_servers(), dead_letters.dead_letter_topics(topic), _since(since)
+            kafka_connection(), dead_letters.dead_letter_topics(topic), _since(since)
         )
     )
     table = Table(
@@ -465,7 +466,7 @@ def dlq_show(
 ) -> None:
     """One dead letter: its headers and event id and type; the body only with --show-body."""
     try:
-        letter = asyncio.run(dead_letters.find_dead_letter(kafka_bootstrap_servers(), ref))
+        letter = asyncio.run(dead_letters.find_dead_letter(kafka_connection(), ref))
     except ValueError as error:
         raise _fail(str(error), 2) from None
     if letter is None:
@@ -494,7 +495,7 @@ def dlq_replay(
     consumers' inboxes apply each event at most once."""
     report = asyncio.run(
         dead_letters.replay(
-            kafka_bootstrap_servers(),
+            kafka_connection(),
             dead_letters.dead_letter_topics(topic),
             _since(since),
             dry_run=dry_run,

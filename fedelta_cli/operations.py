@@ -21,6 +21,7 @@ from rich.table import Table
 
 from fedelta_client import FedeltaError, InternalClient
 from fedelta_client.devenv import REPO, SERVICES, DevEnv, DevEnvError, read_env_file
+from shared.messaging.kafka import KafkaConnection, client_options
 from shared.messaging.topics import EnsureResult, TopicSettings, ensure_topic_layout
 
 
@@ -128,14 +129,18 @@ def topic_settings(values: Mapping[str, str], **chosen: int | None) -> TopicSett
     )
 
 
-async def create_topics(bootstrap_servers: str, settings: TopicSettings) -> EnsureResult:
+async def create_topics(
+    bootstrap_servers: str | KafkaConnection, settings: TopicSettings
+) -> EnsureResult:
     return await ensure_topic_layout(bootstrap_servers, settings)
 
 
-async def describe_topics(bootstrap_servers: str, prefix: str = "fedelta.") -> list[dict[str, Any]]:
+async def describe_topics(
+    bootstrap_servers: str | KafkaConnection, prefix: str = "fedelta."
+) -> list[dict[str, Any]]:
     """Every topic of the platform: partitions with leader, replicas and in-sync replicas,
     and the topic's configuration that differs from the broker's defaults."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap_servers))
     await admin.start()
     try:
         names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))

@@ -30,7 +30,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from fedelta_cli.kafka_admin import consumer_lag, total_lag
+from fedelta_cli.kafka_admin import consumer_lag, kafka_connection, total_lag
 from fedelta_cli.traffic import (
     Call,
     CustomerModel,
@@ -228,7 +228,7 @@ async def _lag(env: DevEnv) -> dict[str, dict[tuple[str, int], int]] | None:
     if not env.kafka_bootstrap_servers:
         return None
     try:
-        return await consumer_lag(env.kafka_bootstrap_servers)
+        return await consumer_lag(kafka_connection())
     except Exception:  # the summary says "unknown"; the model check decides the verdict
         return None
 

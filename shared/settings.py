@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.sealing import Keyring
 
 TokenRole = Literal["read", "operate", "admin"]
 
@@ -27,6 +28,12 @@ class ServiceSettings(BaseSettings):
     database_url: str
     database_pool_size: int = Field(default=20, ge=1, le=100)
     kafka_bootstrap_servers: str
+    # Who the service is to the broker (shared.messaging.kafka.KafkaConnection): its own
+    # principal, allowed only its own topics (shared.messaging.acls). PLAINTEXT: none.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
     # The service's own credentials, by role: the SHA-256 (hex) of each bearer token, never
     # the token. Two slots per role, so that a token is rotated without downtime: the new
     # one's hash goes into `_next`, the clients move to it, then it becomes the current one.
@@ -36,12 +43,18 @@ class ServiceSettings(BaseSettings):
     operate_token_sha256_next: TokenHash | None = None
     read_token_sha256: TokenHash | None = None
     read_token_sha256_next: TokenHash | None = None
-    # The till scope (points: what ingest calls on a partner's till's behalf); unset: none.
-    till_token: SecretStr | None = None
+    # The till scope (points: what ingest calls on a partner's till's behalf), by the SHA-256
+    # of the till token, never the token (ingest holds the token itself); `_next` during a
+    # rotation, as for the roles. Unset: no till scope.
+    till_token_sha256: TokenHash | None = None
+    till_token_sha256_next: TokenHash | None = None
     host: str = "127.0.0.1"
     # A validator, not Field(ge=, le=): each service redeclares `port` with its own default,
     # which would drop constraints declared here, but validators are inherited by name.
     port: int
+    # Where /metrics, /docs and /openapi.json are served instead of `port` (on the same
+    # host), which then answers 404 for them (shared.web.internal_port); unset: all on `port`.
+    internal_port: int | None = Field(default=None, ge=1, le=65535)
     log_level: str = "INFO"
     # The largest request body accepted; a larger one is refused with 413 before it is read.
     max_body_bytes: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
@@ -74,15 +87,30 @@ class ServiceSettings(BaseSettings):
         }
         return {role: tuple(h for h in pair if h is not None) for role, pair in slots.items()}
 
+    def till_hashes(self) -> tuple[str, ...]:
+        """The till token's accepted hashes: the current one and the next, when set."""
+        pair = (self.till_token_sha256, self.till_token_sha256_next)
+        return tuple(h for h in pair if h is not None)
+
     @model_validator(mode="after")
     def _one_role_per_token(self) -> ServiceSettings:
         every = [h for hashes in self.token_hashes().values() for h in set(hashes)]
-        if self.till_token is not None:
-            every.append(hashlib.sha256(self.till_token.get_secret_value().encode()).hexdigest())
+        every.extend(set(self.till_hashes()))
         if len(set(every)) != len(every):
             raise ValueError(
                 "token hashes: one token is given two roles (each role and the till scope "
                 "need tokens of their own)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_credentials(self) -> ServiceSettings:
+        if self.kafka_security_protocol != "PLAINTEXT" and not (
+            self.kafka_username and self.kafka_password
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_username "
+                "and kafka_password"
             )
         return self
 
@@ -109,6 +137,12 @@ class ServiceSettings(BaseSettings):
             raise ValueError("port must be between 1 and 65535")
         return value
 
+    @model_validator(mode="after")
+    def _internal_port_apart(self) -> ServiceSettings:
+        if self.internal_port == self.port:
+            raise ValueError("internal_port must differ from port")
+        return self
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -116,3 +150,32 @@ class ServiceSettings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+
+class SealedSecretsSettings(BaseSettings):
+    """For a service that keeps secrets it must read back (ingest: partners' signing secrets;
+    notifications: webhooks' secrets): stored sealed (`shared.sealing`) under a key kept
+    outside the database. Base64 of 32 random bytes; the previous keys (comma-separated)
+    still open what they sealed during a rotation (SECURITY.md). Malformed: refused at start."""
+
+    secrets_key: SecretStr | None = None
+    secrets_key_previous: SecretStr | None = None
+
+    def keyring(self) -> Keyring | None:
+        if self.secrets_key is None:
+            return None
+        previous = self.secrets_key_previous
+        return Keyring.parse(
+            self.secrets_key.get_secret_value(),
+            None if previous is None else previous.get_secret_value(),
+        )
+
+    @model_validator(mode="after")
+    def _keys_parse(self) -> SealedSecretsSettings:
+        if self.secrets_key is None and self.secrets_key_previous is not None:
+            raise ValueError("secrets_key_previous is set but secrets_key is not")
+        try:
+            self.keyring()
+        except ValueError as malformed:
+            raise ValueError(f"secrets_key: {malformed}") from None
+        return self

@@ -19,7 +19,7 @@ def stack() -> Iterator[Stack]:
     stack = Stack.from_env()
     stack.run("infra.sh", "up")
     try:
-        asyncio.run(ensure_topics(stack.kafka_bootstrap_servers, TopicSettings.local()))
+        asyncio.run(ensure_topics(stack.kafka, TopicSettings.local()))
         yield stack
     finally:
         if os.environ.get("FEDELTA_TEST_KEEP_STACK") != "1":

@@ -22,6 +22,32 @@ for service in ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS"):
 EOT
 }
 
+# What came after the first version of this file: the keys ingest and notifications seal
+# stored secrets with (base64 of 32 random bytes; a key lost is every sealed secret lost), and
+# the SHA-256 of the till token in the file (points is given the hash only).
+later_credentials() {
+    python3 - "$1" <<'EOT'
+import base64, hashlib, os, secrets, sys
+values = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    name, sep, value = line.rstrip("\n").partition("=")
+    if sep:
+        values[name] = value
+for service in ("INGEST", "NOTIFICATIONS"):
+    name = f"FEDELTA_{service}_SECRETS_KEY"
+    if name not in values:
+        print(f"{name}={base64.b64encode(os.urandom(32)).decode()}")
+# Kafka's principals (SECURITY.md, "The broker"): the broker's own login, admin, one a service.
+for principal in ("CONTROLLER", "ADMIN", "INGEST", "POINTS", "TIERS", "NOTIFICATIONS"):
+    name = f"FEDELTA_KAFKA_{principal}_PASSWORD"
+    if name not in values:
+        print(f"{name}={secrets.token_urlsafe(32)}")
+if "FEDELTA_TILL_TOKEN" in values and "FEDELTA_TILL_TOKEN_SHA256" not in values:
+    digest = hashlib.sha256(values["FEDELTA_TILL_TOKEN"].encode()).hexdigest()
+    print(f"FEDELTA_TILL_TOKEN_SHA256={digest}")
+EOT
+}
+
 file="${1:-.fedelta/compose.env}"
 if [[ -f "$file" ]]; then
     # A file made before the till token existed gets one added; nothing else changes.
@@ -36,6 +62,13 @@ if [[ -f "$file" ]]; then
     if [[ -n "$added" ]]; then
         (umask 077 && printf '%s\n' "$added" >>"$file")
         echo "compose-env: added the services' own tokens to $file" >&2
+    fi
+    # Nor the keys secrets are sealed with at rest, nor the till token's hash (points holds
+    # the hash only): those missing are added.
+    added="$(later_credentials "$file")"
+    if [[ -n "$added" ]]; then
+        (umask 077 && printf '%s\n' "$added" >>"$file")
+        echo "compose-env: added secrets keys / the till token's hash to $file" >&2
     fi
     echo "compose-env: $file exists; kept" >&2
     exit 0
@@ -60,4 +93,6 @@ umask 077
     # Points' till scope, held by ingest only: tills call ingest, never points.
     printf 'FEDELTA_TILL_TOKEN=%s\n' "${tokens[10]}"
 } >"$file"
+added="$(later_credentials "$file")"
+printf '%s\n' "$added" >>"$file"
 echo "compose-env: wrote $file (mode 600)" >&2

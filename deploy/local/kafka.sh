@@ -6,6 +6,13 @@
 #   deploy/local/kafka.sh stop      clean shutdown (SIGTERM, then SIGKILL after a deadline)
 #   deploy/local/kafka.sh status    exit 0 when running, 3 when stopped
 #
+# The broker requires SASL/SCRAM-SHA-512 on loopback (SASL_PLAINTEXT; production adds TLS) and
+# refuses what the ACLs of shared/messaging/acls.py do not allow. On every start, the principals'
+# passwords are made if missing (secrets.env, owner-only), the SCRAM users made or updated through
+# deploy/kafka/FedeltaPrincipals.java as the broker's own PLAIN login, and the ACLs applied by
+# `python -m shared.messaging.acls apply` as admin (SECURITY.md, *The broker*); a restart with
+# the same passwords and table skips the last two (the broker keeps them).
+#
 # Env: FEDELTA_STATE_DIR, FEDELTA_CACHE_DIR, FEDELTA_KAFKA_PORT, FEDELTA_KAFKA_CONTROLLER_PORT,
 # FEDELTA_PYTHON (see lib.sh); FEDELTA_KAFKA_START_TIMEOUT (90 s), FEDELTA_KAFKA_STOP_TIMEOUT (60 s),
 # FEDELTA_KAFKA_HEAP_OPTS (-Xms256m -Xmx512m).
@@ -21,6 +28,7 @@ KAFKA_VERSION=4.1.1
 KAFKA_DEPLOY_DIR="$FEDELTA_REPO_ROOT/deploy/kafka"
 KAFKA_POM="$KAFKA_DEPLOY_DIR/pom.xml"
 KAFKA_TEMPLATE="$KAFKA_DEPLOY_DIR/server.properties.template"
+KAFKA_PRINCIPALS_TOOL="$KAFKA_DEPLOY_DIR/FedeltaPrincipals.java"
 KAFKA_LOG4J="$KAFKA_DEPLOY_DIR/log4j2.properties"
 KAFKA_HOME="$FEDELTA_CACHE_DIR/kafka-$KAFKA_VERSION"
 KAFKA_LIBS="$KAFKA_HOME/libs"
@@ -29,6 +37,8 @@ KAFKA_MARKER="$KAFKA_HOME/.installed"
 KAFKA_STATE="$FEDELTA_STATE_DIR/kafka"
 KAFKA_DATA="$KAFKA_STATE/data"
 KAFKA_PROPS="$KAFKA_STATE/server.properties"
+# The broker's own login for the principals tool (owner-only: it holds a password).
+KAFKA_CONTROLLER_CLIENT="$KAFKA_STATE/controller-client.properties"
 KAFKA_CLUSTER_ID_FILE="$KAFKA_STATE/cluster.id"
 KAFKA_PIDFILE="$FEDELTA_RUN_DIR/kafka.pid"
 KAFKA_LOG="$FEDELTA_LOG_DIR/kafka.log"
@@ -104,15 +114,65 @@ cmd_install() {
     log "installed $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars in $(elapsed_since "$t0") s"
 }
 
-# Substitute @NAME@ placeholders; values are escaped for sed.
+# Substitute @NAME@ placeholders; values are escaped for sed (the passwords are URL-safe
+# base64). The rendered files hold passwords: owner-only.
 render_properties() {
-    local esc_data
+    local esc_data controller
     esc_data="$(printf '%s' "$KAFKA_DATA" | sed -e 's/[\\|&]/\\&/g')"
-    sed -e "s|@KAFKA_PORT@|$FEDELTA_KAFKA_PORT|g" \
-        -e "s|@KAFKA_CONTROLLER_PORT@|$FEDELTA_KAFKA_CONTROLLER_PORT|g" \
-        -e "s|@KAFKA_DATA_DIR@|$esc_data|g" \
-        "$KAFKA_TEMPLATE" >"$KAFKA_PROPS.tmp"
-    mv -- "$KAFKA_PROPS.tmp" "$KAFKA_PROPS"
+    controller="$(kafka_password controller)"
+    [[ -n "$controller" ]] || die "no Kafka passwords in $FEDELTA_SECRETS_ENV"
+    (
+        umask 077
+        sed -e "s|@KAFKA_PORT@|$FEDELTA_KAFKA_PORT|g" \
+            -e "s|@KAFKA_CONTROLLER_PORT@|$FEDELTA_KAFKA_CONTROLLER_PORT|g" \
+            -e "s|@KAFKA_DATA_DIR@|$esc_data|g" \
+            -e "s|@KAFKA_CONTROLLER_PASSWORD@|$controller|g" \
+            "$KAFKA_TEMPLATE" >"$KAFKA_PROPS.tmp"
+        mv -- "$KAFKA_PROPS.tmp" "$KAFKA_PROPS"
+        cat >"$KAFKA_CONTROLLER_CLIENT" <<EOF
+bootstrap.servers=$KAFKA_BOOTSTRAP
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=PLAIN
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" password="$controller";
+default.api.timeout.ms=$((START_TIMEOUT * 1000))
+EOF
+    )
+}
+
+# The SCRAM users (one per service, and admin), made or updated as the broker's own PLAIN login
+# (so a data dir formatted before SASL gets them too). The passwords go through stdin, never a
+# command line.
+apply_principals() {
+    local name
+    for name in "${KAFKA_PRINCIPALS[@]}"; do
+        [[ "$name" == controller ]] || printf '%s %s\n' "$name" "$(kafka_password "$name")"
+    done | java "-Dlog4j2.configurationFile=$KAFKA_LOG4J" -cp "$KAFKA_LIBS/*" \
+        "$KAFKA_PRINCIPALS_TOOL" "$KAFKA_CONTROLLER_CLIENT" >>"$KAFKA_LOG" 2>&1
+}
+
+# What the users and ACLs were last applied from (passwords, table, tool), kept in the data dir:
+# the broker keeps both in its metadata, so a restart with the same ones skips applying them
+# (a restart stays as quick as before SASL; a wiped data dir applies them again).
+KAFKA_PRINCIPALS_APPLIED="$KAFKA_DATA/fedelta-principals.sha256"
+principals_fingerprint() {
+    {
+        grep -E '^FEDELTA_KAFKA_[A-Z]+_PASSWORD=' "$FEDELTA_SECRETS_ENV"
+        (cd "$FEDELTA_REPO_ROOT" && "$FEDELTA_PYTHON" -m shared.messaging.acls lines)
+        cat -- "$KAFKA_PRINCIPALS_TOOL"
+    } | sha256sum | cut -d' ' -f1
+}
+
+# The ACLs of shared/messaging/acls.py, as the admin user: the missing ones created, our
+# principals' stale ones removed.
+apply_acls() {
+    (
+        set -a
+        # shellcheck source=/dev/null
+        source <(kafka_client_env KAFKA_ admin)
+        set +a
+        cd "$FEDELTA_REPO_ROOT"
+        "$FEDELTA_PYTHON" -m shared.messaging.acls apply --bootstrap-servers "$KAFKA_BOOTSTRAP"
+    ) >>"$KAFKA_LOG" 2>&1
 }
 
 # A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, not starting with '-'
@@ -152,7 +212,8 @@ format_storage() {
 # the process dies. Exit codes: 0 ready, 1 timeout, 2 process died.
 wait_ready() {
     local pid="$1"
-    "$FEDELTA_PYTHON" - "$KAFKA_BOOTSTRAP" "$pid" "$START_TIMEOUT" <<'PY'
+    KAFKA_PASSWORD="$(kafka_password admin)" \
+        "$FEDELTA_PYTHON" - "$KAFKA_BOOTSTRAP" "$pid" "$START_TIMEOUT" <<'PY'
 import asyncio
 import logging
 import os
@@ -181,7 +242,14 @@ def alive() -> bool:
 
 
 async def probe() -> bool:
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    client = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=5000,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_plain_username="admin",
+        sasl_plain_password=os.environ["KAFKA_PASSWORD"],
+    )
     try:
         await asyncio.wait_for(client.start(), 10)
         await asyncio.wait_for(client.list_topics(), 10)
@@ -224,13 +292,32 @@ cmd_start() {
     require_port_free "$FEDELTA_KAFKA_CONTROLLER_PORT" "kafka controller"
     mkdir -p -- "$KAFKA_STATE"
     chmod 700 -- "$KAFKA_STATE"  # log segments hold personal data (the customers topic)
+    ensure_kafka_secrets
     render_properties
     format_storage
     t0="$(now_s)"
     printf '\n===== %s starting Kafka %s =====\n' "$(date -u +%FT%TZ)" "$KAFKA_VERSION" >>"$KAFKA_LOG"
     pid="$(start_daemon "$KAFKA_PIDFILE" "$KAFKA_LOG" \
         java "${JVM_OPTS[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS")"
+    local fingerprint applied=""
+    fingerprint="$(principals_fingerprint)"
+    [[ -f "$KAFKA_PRINCIPALS_APPLIED" ]] && applied="$(cat -- "$KAFKA_PRINCIPALS_APPLIED")"
+    if [[ "$applied" != "$fingerprint" ]] && ! apply_principals; then
+        show_log_tail "$KAFKA_LOG"
+        stop_pid "$pid" 15 || true
+        rm -f -- "$KAFKA_PIDFILE"
+        die "could not create the Kafka users (log: $KAFKA_LOG)"
+    fi
     wait_ready "$pid" || rc=$?
+    if ((rc == 0)) && [[ "$applied" != "$fingerprint" ]]; then
+        if ! apply_acls; then
+            show_log_tail "$KAFKA_LOG"
+            stop_pid "$pid" 15 || true
+            rm -f -- "$KAFKA_PIDFILE"
+            die "could not apply the ACLs of shared/messaging/acls.py (log: $KAFKA_LOG)"
+        fi
+        printf '%s\n' "$fingerprint" >"$KAFKA_PRINCIPALS_APPLIED"
+    fi
     case "$rc" in
         0)
             log "started on $KAFKA_BOOTSTRAP (pid $pid) in $(elapsed_since "$t0") s"

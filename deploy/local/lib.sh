@@ -81,6 +81,51 @@ ensure_state_dirs() {
         die "cannot make $FEDELTA_STATE_DIR owner-only"
 }
 
+# Kafka's principals (deploy/local/kafka.sh, shared/messaging/acls.py): the admin super user,
+# one per service, and the broker's own login to its controller listener. Their passwords are
+# made once per state dir, kept in the owner-only secrets.env beside the other credentials, and
+# added to a secrets.env made before them (under a lock: infra starts its parts concurrently).
+KAFKA_PRINCIPALS=(admin ingest points tiers notifications controller)
+FEDELTA_SECRETS_ENV="$FEDELTA_STATE_DIR/secrets.env"
+
+ensure_kafka_secrets() {
+    (
+        umask 077
+        exec 8>>"$FEDELTA_SECRETS_ENV.lock"
+        flock -w 60 8 || die "timed out waiting for the lock $FEDELTA_SECRETS_ENV.lock"
+        touch -- "$FEDELTA_SECRETS_ENV"
+        local name variable
+        for name in "${KAFKA_PRINCIPALS[@]}"; do
+            variable="FEDELTA_KAFKA_${name^^}_PASSWORD"
+            grep -q "^$variable=" "$FEDELTA_SECRETS_ENV" ||
+                printf '%s=%s\n' "$variable" \
+                    "$("$FEDELTA_PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))')" \
+                    >>"$FEDELTA_SECRETS_ENV"
+        done
+    )
+}
+
+# kafka_password NAME: a Kafka principal's password from secrets.env (empty when it has none).
+kafka_password() {
+    { grep "^FEDELTA_KAFKA_${1^^}_PASSWORD=" "$FEDELTA_SECRETS_ENV" 2>/dev/null || true; } |
+        tail -n 1 | cut -d= -f2-
+}
+
+# Whether this stack's broker requires SASL: its rendered properties (from the last start) say so.
+# A broker started before SASL keeps running in PLAINTEXT; its clients get no principal.
+kafka_is_sasl() {
+    grep -q '^listeners=SASL_PLAINTEXT://' "$FEDELTA_STATE_DIR/kafka/server.properties" 2>/dev/null
+}
+
+# kafka_client_env PREFIX NAME: the client settings of Kafka principal NAME, as PREFIX-named
+# variables (KafkaConnection's: SECURITY_PROTOCOL, SASL_MECHANISM, USERNAME, PASSWORD); nothing
+# when the broker is PLAINTEXT.
+kafka_client_env() {
+    kafka_is_sasl || return 0
+    printf '%sSECURITY_PROTOCOL=SASL_PLAINTEXT\n%sSASL_MECHANISM=SCRAM-SHA-512\n' "$1" "$1"
+    printf '%sUSERNAME=%s\n%sPASSWORD=%s\n' "$1" "$2" "$1" "$(kafka_password "$2")"
+}
+
 require_python() {
     [[ -x "$FEDELTA_PYTHON" ]] ||
         die "python not found at FEDELTA_PYTHON=$FEDELTA_PYTHON (create the venv: python3 -m venv .venv && .venv/bin/pip install -e '.[dev]')"

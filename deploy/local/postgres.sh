@@ -6,13 +6,18 @@
 #                                         one role + one database per service (idempotent)
 #   deploy/local/postgres.sh stop         fast shutdown
 #   deploy/local/postgres.sh status       exit 0 when running, 3 when stopped
-#   deploy/local/postgres.sh dsn NAME     print the service's SQLAlchemy/asyncpg DSN
+#   deploy/local/postgres.sh dsn NAME     print the service's SQLAlchemy/asyncpg DSN (with its password)
+#   deploy/local/postgres.sh passwords    make the services' passwords (kept; `start` does it too)
 #   deploy/local/postgres.sh psql [ARGS]  psql as the superuser over the cluster's unix socket
 #
 # When run as root the server runs as the `postgres` OS user (initdb refuses root). Its files then
 # live in $FEDELTA_STATE_DIR/postgres when that user can enter the state dir, otherwise in
 # /var/tmp/fedelta-pg-<port>-<hash of the state dir>; the chosen place is recorded in
 # $FEDELTA_STATE_DIR/postgres/location. $FEDELTA_STATE_DIR/logs/postgres.log links to its log.
+#
+# Each service's role has a random password, made once per state dir and kept in the owner-only
+# $FEDELTA_STATE_DIR/secrets.env (FEDELTA_PG_<NAME>_PASSWORD); every start sets the roles' passwords
+# from it, so a cluster made before (when a role's password was its name) gets them too.
 #
 # Env: FEDELTA_STATE_DIR, FEDELTA_PG_PORT (see lib.sh); FEDELTA_PG_BIN (default: the highest
 # /usr/lib/postgresql/*/bin), FEDELTA_PG_START_TIMEOUT (60 s), FEDELTA_PG_STOP_TIMEOUT (60 s).
@@ -22,9 +27,10 @@ FEDELTA_COMPONENT=postgres
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-# One role (password = name, dev credentials) and one database fedelta_<name> per service.
+# One role (its password random, in secrets.env) and one database fedelta_<name> per service.
 PG_SERVICES=(ingest points tiers notifications)
 PG_SUPERUSER=postgres
+PG_SECRETS_ENV="$FEDELTA_STATE_DIR/secrets.env"
 
 PG_STATE="$FEDELTA_STATE_DIR/postgres"
 PG_LOCATION_FILE="$PG_STATE/location"
@@ -239,13 +245,45 @@ admin_psql() {
     as_pg "$PG_BIN/psql" -X -h "$PG_SOCKDIR" -p "$FEDELTA_PG_PORT" -U "$PG_SUPERUSER" "$@"
 }
 
+# The services' passwords, made once and kept in secrets.env (appended under the lock the other
+# scripts that add credentials to it take: infra starts PostgreSQL and Kafka concurrently).
+# URL-safe, so that they go into the DSNs as they are.
+ensure_passwords() {
+    (
+        umask 077
+        exec 9>>"$PG_SECRETS_ENV.lock"
+        flock -w 60 9 || die "timed out waiting for the lock $PG_SECRETS_ENV.lock"
+        touch -- "$PG_SECRETS_ENV"
+        chmod 600 -- "$PG_SECRETS_ENV"
+        local name variable
+        for name in "${PG_SERVICES[@]}"; do
+            variable="FEDELTA_PG_${name^^}_PASSWORD"
+            grep -q "^$variable=" "$PG_SECRETS_ENV" ||
+                printf '%s=%s\n' "$variable" \
+                    "$(head -c 32 /dev/urandom | base64 -w 0 | tr '+/' '-_' | tr -d '=')" \
+                    >>"$PG_SECRETS_ENV"
+        done
+    )
+}
+
+# pg_password NAME: the service's password from secrets.env (empty when it has none yet).
+pg_password() {
+    { grep "^FEDELTA_PG_${1^^}_PASSWORD=" "$PG_SECRETS_ENV" 2>/dev/null || true; } |
+        tail -n 1 | cut -d= -f2-
+}
+
 provision() {
-    local name sql=""
+    local name password sql=""
+    ensure_passwords
     for name in "${PG_SERVICES[@]}"; do
+        password="$(pg_password "$name")"
+        [[ "$password" =~ ^[A-Za-z0-9_-]{32,}$ ]] ||
+            die "FEDELTA_PG_${name^^}_PASSWORD in $PG_SECRETS_ENV is not a generated password"
+        # Through psql's stdin, never its arguments (which `ps` shows to every local user).
         sql+="
 SELECT format('CREATE ROLE %I LOGIN', '$name')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$name')\\gexec
-ALTER ROLE \"$name\" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$name';
+ALTER ROLE \"$name\" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$password';
 SELECT format('CREATE DATABASE %I OWNER %I', 'fedelta_$name', '$name')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'fedelta_$name')\\gexec
 ALTER DATABASE \"fedelta_$name\" OWNER TO \"$name\";
@@ -323,11 +361,14 @@ cmd_status() {
 }
 
 cmd_dsn() {
-    local name="${1:-}" s
+    local name="${1:-}" s password
     for s in "${PG_SERVICES[@]}"; do
         if [[ "$name" == "$s" ]]; then
+            password="$(pg_password "$name")"
+            [[ -n "$password" ]] ||
+                die "no password for $name in $PG_SECRETS_ENV yet: run $0 start (or $0 passwords)"
             printf 'postgresql+asyncpg://%s:%s@127.0.0.1:%s/fedelta_%s\n' \
-                "$name" "$name" "$FEDELTA_PG_PORT" "$name"
+                "$name" "$password" "$FEDELTA_PG_PORT" "$name"
             return 0
         fi
     done
@@ -346,12 +387,16 @@ case "${1:-}" in
     stop) cmd_stop ;;
     status) cmd_status ;;
     dsn) cmd_dsn "${2:-}" ;;
+    passwords)
+        ensure_state_dirs
+        ensure_passwords
+        ;;
     psql)
         shift
         cmd_psql "$@"
         ;;
     *)
-        echo "usage: $0 install|start|stop|status|dsn NAME|psql [ARGS]" >&2
+        echo "usage: $0 install|start|stop|status|dsn NAME|passwords|psql [ARGS]" >&2
         exit 2
         ;;
 esac

@@ -35,13 +35,14 @@ TOKEN_ROLES=(read operate admin)
 
 # Credentials are made once per state dir and kept, so `up` twice gives the same ones.
 ensure_secrets() {
-    if [[ ! -f "$SECRETS_ENV" ]]; then
+    # (Appended: the infrastructure's scripts may have started the file, with Kafka's passwords.)
+    if ! grep -q '^FEDELTA_PARTNER_KEY=' "$SECRETS_ENV" 2>/dev/null; then
         umask 077
         {
             printf 'FEDELTA_PARTNER_KEY=fk_%s\n' "$(random_token)"
             printf 'FEDELTA_PARTNER_SECRET=fs_%s\n' "$(random_token)"
             printf 'FEDELTA_TILL_TOKEN=%s\n' "$(random_token)"
-        } >"$SECRETS_ENV"
+        } >>"$SECRETS_ENV"
         log "made development credentials in $SECRETS_ENV"
     fi
     # The till token (points' till scope, held by ingest only) came later: a state dir made
@@ -61,8 +62,24 @@ ensure_secrets() {
             fi
         done
     done
+    ensure_kafka_secrets  # each Kafka principal's password (lib.sh; kafka.sh makes them first)
+    ensure_secrets_keys  # the keys ingest and notifications seal stored secrets with
     # shellcheck source=/dev/null
     source "$SECRETS_ENV"
+}
+
+# The keys ingest and notifications seal the secrets they store with (partners' signing
+# secrets, webhooks' secrets: SECURITY.md), base64 of 32 random bytes, made once per state dir
+# (a key lost is every sealed secret lost). The databases' passwords are postgres.sh's (it
+# makes them before it starts: FEDELTA_PG_<NAME>_PASSWORD).
+ensure_secrets_keys() {
+    local name variable
+    for name in ingest notifications; do
+        variable="FEDELTA_${name^^}_SECRETS_KEY"
+        if ! grep -q "^$variable=" "$SECRETS_ENV"; then
+            (umask 077 && printf '%s=%s\n' "$variable" "$(head -c 32 /dev/urandom | base64 -w 0)" >>"$SECRETS_ENV")
+        fi
+    done
 }
 
 write_services_env() {
@@ -73,15 +90,18 @@ write_services_env() {
             upper="${name^^}"
             printf 'FEDELTA_%s_DATABASE_URL=%s\n' "$upper" "$("$FEDELTA_LOCAL_DIR/postgres.sh" dsn "$name")"
             printf 'FEDELTA_%s_KAFKA_BOOTSTRAP_SERVERS=%s\n' "$upper" "$KAFKA"
+            kafka_client_env "FEDELTA_${upper}_KAFKA_" "$name"
             # The hashes of the service's own tokens, never the tokens (docs/operations.md).
             for role in "${TOKEN_ROLES[@]}"; do
                 token="FEDELTA_${upper}_${role^^}_TOKEN"
                 printf 'FEDELTA_%s_%s_TOKEN_SHA256=%s\n' "$upper" "${role^^}" "$(token_sha256 "${!token}")"
             done
         done
+        printf 'FEDELTA_INGEST_SECRETS_KEY=%s\n' "$FEDELTA_INGEST_SECRETS_KEY"
+        printf 'FEDELTA_NOTIFICATIONS_SECRETS_KEY=%s\n' "$FEDELTA_NOTIFICATIONS_SECRETS_KEY"
         # Tills reach points only through ingest, which holds the till token; points grants
-        # it the till scope (docs/operations.md, "Till calls").
-        printf 'FEDELTA_POINTS_TILL_TOKEN=%s\n' "$FEDELTA_TILL_TOKEN"
+        # it the till scope by its hash (docs/operations.md, "Till calls").
+        printf 'FEDELTA_POINTS_TILL_TOKEN_SHA256=%s\n' "$(token_sha256 "$FEDELTA_TILL_TOKEN")"
         printf 'FEDELTA_INGEST_POINTS_TOKEN=%s\n' "$FEDELTA_TILL_TOKEN"
         printf 'FEDELTA_INGEST_POINTS_URL=http://127.0.0.1:%s\n' "$FEDELTA_POINTS_PORT"
         printf 'FEDELTA_NOTIFICATIONS_SMTP_HOST=127.0.0.1\n'
@@ -121,6 +141,7 @@ write_dev_env() {
         printf 'FEDELTA_MAIL_DIR=%s\n' "$FEDELTA_MAIL_DIR"
         printf 'FEDELTA_SMS_DIR=%s\n' "$(abspath "${FEDELTA_SMS_DIR:-$FEDELTA_STATE_DIR/sms}")"
         printf 'KAFKA_BOOTSTRAP_SERVERS=%s\n' "$KAFKA"
+        kafka_client_env KAFKA_ admin  # the fedelta command's Kafka commands, bench, chaos
         # One broker: what `fedelta topics create` asks for here.
         printf 'FEDELTA_TOPIC_REPLICATION_FACTOR=1\nFEDELTA_TOPIC_MIN_ISR=1\n'
         # For `fedelta migrate`: each service's database, as the services themselves get it.
@@ -169,8 +190,10 @@ cmd_up() {
     "$FEDELTA_LOCAL_DIR/infra.sh" up
     # Status 3: an existing topic is weaker than asked (say one made by an older version with
     # the broker's 24 h retention). It was printed; a development stack goes on with it.
-    (cd "$FEDELTA_REPO_ROOT" && "$FEDELTA_PYTHON" -m shared.messaging.topics --bootstrap-servers "$KAFKA" \
-        --replication-factor 1 --min-insync-replicas 1) || {
+    # As the admin principal (its password through the environment, not the arguments).
+    (set -a && source <(kafka_client_env KAFKA_ admin) && set +a && cd "$FEDELTA_REPO_ROOT" &&
+        "$FEDELTA_PYTHON" -m shared.messaging.topics --bootstrap-servers "$KAFKA" \
+            --replication-factor 1 --min-insync-replicas 1) || {
         local status=$?
         ((status == 3)) || exit "$status"
         log "WARNING: the topics above are weaker than asked; recreate them with make clean"

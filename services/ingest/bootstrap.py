@@ -8,8 +8,11 @@ from datetime import timedelta
 from services.ingest import ports
 from services.ingest.adapters import tables
 from services.ingest.adapters.points_gateway import HttpPointsGateway
+from services.ingest.adapters.quiet_partitions import QuietPartitionWriter
 from services.ingest.adapters.repositories.partner_directory import PartnerDirectory
 from services.ingest.adapters.repositories.till_signatures import SqlTillSignatures
+from services.ingest.adapters.sealed_secrets import use_keyring
+from services.ingest.domain.rate_limits import PartnerRateLimits
 from services.ingest.domain.till_replays import remembered_for
 from services.ingest.settings import IngestSettings
 from services.ingest.usecases.purchase_groups import PurchaseGroups
@@ -28,10 +31,11 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
     # may hold a coupon code, and logs carry ids and error classes only.
     for library in ("httpx", "httpcore"):
         logging.getLogger(library).setLevel(logging.WARNING)
+    use_keyring(settings.keyring())  # partners' signing secrets are stored sealed
     # Ingest consumes nothing: its workers publish what the API wrote to the outbox (so a
     # POS keeps being answered while Kafka is away) and purge the kept idempotency keys and
     # the till signatures no instance could accept any more.
-    return service_runtime(
+    runtime = service_runtime(
         SERVICE,
         settings,
         clock or SystemClock(),
@@ -48,6 +52,12 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
             ),
         ],
     )
+    # Rolls a quiet partition of the customers topic and its dead letters: the erasure
+    # deadline holds on every partition (adapters/quiet_partitions.py).
+    runtime.workers.append(
+        QuietPartitionWriter(runtime.producer, settings.quiet_partition_write_seconds)
+    )
+    return runtime
 
 
 def partner_directory(runtime: Runtime, settings: IngestSettings) -> ports.PartnerDirectory:
@@ -89,3 +99,8 @@ def till_signatures(runtime: Runtime) -> ports.TillSignatures:
     """The signed till calls that spent or reserved points, in ingest's database (shared by
     every instance): a signed call is never sent to points again under another key."""
     return SqlTillSignatures(runtime.engine)
+
+
+def rate_limits(settings: IngestSettings) -> PartnerRateLimits:
+    """This worker process's buckets of the partners' rate limits: its share of each limit."""
+    return PartnerRateLimits(settings.partner_rate_limit_per_second, settings.workers)

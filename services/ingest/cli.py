@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 
+from services.ingest.adapters.sealed_secrets import use_keyring
 from services.ingest.settings import IngestSettings
 from services.ingest.usecases import partners
 from shared.clock import Clock, SystemClock
@@ -36,6 +37,7 @@ async def provision_partner(
     clock: Clock | None = None,
 ) -> None:
     """`usecases.partners.provision` on an engine of its own, for this one command."""
+    use_keyring(settings.keyring())  # the signing secret is stored sealed
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         await partners.provision(

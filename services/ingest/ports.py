@@ -72,6 +72,11 @@ class PartnerRepository(Protocol):
         """The partner, revoked: its key is refused from now on; None when there is none."""
         ...
 
+    async def set_rate_limit(self, partner_id: str, per_second: float | None) -> Partner | None:
+        """The partner with its calls-per-second limit set (None: the default); None when
+        there is no such partner."""
+        ...
+
 
 class LookupsThrottled(Exception):
     """Too many lookups of unknown API keys right now: answered 429 without a lookup."""

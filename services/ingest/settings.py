@@ -1,11 +1,11 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import SealedSecretsSettings, ServiceSettings
 from shared.web.auth import SIGNATURE_TOLERANCE_SECONDS
 
 
-class IngestSettings(ServiceSettings):
+class IngestSettings(ServiceSettings, SealedSecretsSettings):
     model_config = SettingsConfigDict(env_prefix="FEDELTA_INGEST_", extra="ignore", frozen=True)
 
     port: int = 8080
@@ -47,6 +47,16 @@ class IngestSettings(ServiceSettings):
     points_connections: int = Field(default=32, ge=1, le=512)
     # What a 503 of a till call asks the till to wait before it retries.
     points_retry_after_seconds: int = Field(default=1, ge=1, le=300)
+    # How often each ingest process appends a tombstone of a reserved key to every partition
+    # of the customers topic and its dead-letter topic, so that a quiet partition's segment
+    # rolls and the cleaner can compact an erased profile (docs/operations.md, *Erasure on
+    # Kafka*): at most half of the topics' segment.ms (FEDELTA_TOPIC_MAX_COMPACTION_LAG_MS,
+    # 1 day by default).
+    quiet_partition_write_seconds: float = Field(default=43_200.0, gt=0, le=43_200.0)
+    # A partner's calls per second when its record sets none, for the whole instance (each
+    # of the `workers` processes allows its share): far above one till's needs and above
+    # bench.ingest_throughput's ~3,500/s from one partner; 429 with Retry-After past it.
+    partner_rate_limit_per_second: float = Field(default=10_000.0, gt=0, le=1_000_000)
 
 
 def load_settings() -> IngestSettings:

@@ -14,6 +14,7 @@ from services.notifications.adapters.coupons import HttpCouponReader
 from services.notifications.adapters.http_channels import HttpSmsSender, HttpWebhookSender
 from services.notifications.adapters.repositories.consumer import consumer_repository
 from services.notifications.adapters.repositories.dispatcher import dispatch_repository
+from services.notifications.adapters.sealed_secrets import use_keyring
 from services.notifications.adapters.smtp import SmtpEmailSender
 from services.notifications.adapters.webhook_addresses import WebhookGuard
 from services.notifications.dispatcher import (
@@ -161,6 +162,7 @@ def make_dispatcher(
     """The dispatcher with its senders: a pool of `smtp_connections` SMTP connections, and
     HTTP clients for SMS, webhooks and points' coupons with `dispatch_concurrency`
     connections each."""
+    use_keyring(settings.keyring())  # it opens the webhooks' sealed secrets
     return DeliveryDispatcher(
         transactions=make_dispatch_transactions(engine, clock),
         sender=SmtpEmailSender(
@@ -199,6 +201,7 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
     # httpx logs every request line at INFO: a partner's webhook URL may carry its own
     # credentials in the query, and logs carry ids and error classes only.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    use_keyring(settings.keyring())  # webhooks' secrets are stored sealed
     runtime = service_runtime(
         SERVICE,
         settings,

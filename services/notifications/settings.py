@@ -2,13 +2,13 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.notifications.domain.unsubscribe import derived_secret
-from shared.settings import ServiceSettings
+from shared.settings import SealedSecretsSettings, ServiceSettings
 
 # HH:MM on a 24-hour clock.
 WALL_CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
-class NotificationsSettings(ServiceSettings):
+class NotificationsSettings(ServiceSettings, SealedSecretsSettings):
     model_config = SettingsConfigDict(
         env_prefix="FEDELTA_NOTIFICATIONS_", extra="ignore", frozen=True
     )

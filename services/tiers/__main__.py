@@ -45,13 +45,14 @@ async def run_replay(
 ) -> int:
     from services.tiers.usecases.replay import Replay, ReplayRefused
     from shared.clock import SystemClock
+    from shared.runtime.process import kafka_connection
     from shared.storage.db import create_engine
 
     engine = create_engine(settings.database_url, pool_size=2)
     try:
         replay = Replay(
             engine=engine,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            bootstrap_servers=kafka_connection(settings),
             program=program,
             clock=SystemClock(),
             report=lambda line: print(line, flush=True),

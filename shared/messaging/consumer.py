@@ -31,9 +31,15 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import Clock
-from shared.messaging import inbox, tracing
+from shared.messaging import inbox, provenance, tracing
 from shared.messaging.events import EVENT_KINDS, CloudEvent
-from shared.messaging.kafka import CONTENT_TYPE_HEADER, EVENT_TYPE_HEADER, Producer
+from shared.messaging.kafka import (
+    CONTENT_TYPE_HEADER,
+    EVENT_TYPE_HEADER,
+    KafkaConnection,
+    Producer,
+    client_options,
+)
 from shared.messaging.topics import dead_letter_topic
 from shared.observability.metrics import (
     CONSUMER_BATCH_EVENTS,
@@ -95,7 +101,7 @@ class Outcome:
 class EventConsumer:
     service: str
     subscription: Subscription
-    bootstrap_servers: str
+    bootstrap_servers: str | KafkaConnection
     engine: AsyncEngine
     inbox_table: sa.Table
     dead_letters: Producer
@@ -119,7 +125,7 @@ class EventConsumer:
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **client_options(self.bootstrap_servers),
             group_id=f"fedelta-{self.service}",
             client_id=f"fedelta-{self.service}",
             enable_auto_commit=False,
@@ -283,6 +289,9 @@ class EventConsumer:
                 event.payload()
             except ValidationError as error:
                 await self._dead_letter(message, error, attempts=1)
+                continue
+            if (refused := provenance.refused(self.service, event, message.topic)) is not None:
+                await self._dead_letter(message, refused, attempts=1)
                 continue
             if event.id in seen:  # the same event twice in one poll: the first one counts
                 tally[message.topic, event.type, "duplicate"] += 1

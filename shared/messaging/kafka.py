@@ -10,6 +10,10 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
+# Re-exported: where the clients of ours take their connection options from.
+from shared.messaging.connection import KafkaConnection as KafkaConnection
+from shared.messaging.connection import client_options as client_options
+from shared.messaging.connection import connection_of
 from shared.messaging.events import CLOUDEVENTS_JSON
 
 log = logging.getLogger(__name__)
@@ -50,13 +54,13 @@ class ResilientProducer:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: str | KafkaConnection,
         client_id: str,
         *,
         linger_ms: int = 5,
         max_batch_size: int = 512 * 1024,
     ) -> None:
-        self._bootstrap_servers = bootstrap_servers
+        self._connection = connection_of(bootstrap_servers)
         self._partitioner = DefaultPartitioner()
         self._client_id = client_id
         # A relay batch is thousands of records: a few milliseconds of linger and large
@@ -70,7 +74,7 @@ class ResilientProducer:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self._bootstrap_servers,
+                    **self._connection.options(),
                     client_id=self._client_id,
                     enable_idempotence=True,
                     acks="all",
@@ -134,6 +138,15 @@ class ResilientProducer:
                         batch.append(key=key, value=value, timestamp=None, headers=headers)
                 deliveries.append(await producer.send_batch(batch, topic, partition=partition))
             await asyncio.gather(*deliveries)
+        except Exception:
+            await self.close()
+            raise
+
+    async def partitions_for(self, topic: str) -> list[int]:
+        """The topic's partition ids, sorted, from the cluster's metadata."""
+        producer = await self._started()
+        try:
+            return sorted(await producer.partitions_for(topic))
         except Exception:
             await self.close()
             raise

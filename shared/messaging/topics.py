@@ -13,7 +13,9 @@ The erasure deadline: the customers topic and its dead-letter topic (the only on
 data) are compacted with `max.compaction.lag.ms` (24 h by default), `segment.ms` no larger, a low
 `min.cleanable.dirty.ratio` and `delete.retention.ms` no longer than the lag, so a record that a
 later one (an erasure's tombstone) supersedes is compacted away within the lag once its segment
-rolls (see docs/operations.md, *Erasure on Kafka*).
+rolls; ingest rolls a quiet partition's segment with a periodic write of a reserved key to every
+partition of both (services/ingest/adapters/quiet_partitions.py; see docs/operations.md,
+*Erasure on Kafka*).
 
 An existing topic's layout is never changed: fewer partitions would move keys to other
 partitions, and replication is the operator's to reassign. When one is weaker than asked (fewer
@@ -33,6 +35,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from shared.messaging.connection import KafkaConnection, client_options
 
 CUSTOMERS = "fedelta.customers.v1"
 PURCHASES = "fedelta.purchases.v1"
@@ -261,12 +265,12 @@ _TOPIC_CONFIG_SOURCE = 1
 
 
 async def describe_topics(
-    bootstrap_servers: str, names: Sequence[str] | None = None
+    bootstrap_servers: str | KafkaConnection, names: Sequence[str] | None = None
 ) -> list[TopicState]:
     """The actual layout and main configs of Fedelta's topics (by default) that exist."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap_servers))
     await admin.start()
     try:
         return await _describe(admin, list(names or [spec.name for spec in ALL_TOPICS]))
@@ -327,7 +331,9 @@ def _set_on_topic(entry: Any) -> bool:
     return bool(marker == _TOPIC_CONFIG_SOURCE) and entry[1] is not None
 
 
-async def ensure_topics(bootstrap_servers: str, settings: TopicSettings | None = None) -> list[str]:
+async def ensure_topics(
+    bootstrap_servers: str | KafkaConnection, settings: TopicSettings | None = None
+) -> list[str]:
     """Create the topics that do not exist yet (with TopicSettings.from_env() unless given);
     returns the names created, and logs a warning for each existing topic that is weaker."""
     result = await ensure_topic_layout(bootstrap_servers, settings)
@@ -337,14 +343,14 @@ async def ensure_topics(bootstrap_servers: str, settings: TopicSettings | None =
 
 
 async def ensure_topic_layout(
-    bootstrap_servers: str, settings: TopicSettings | None = None
+    bootstrap_servers: str | KafkaConnection, settings: TopicSettings | None = None
 ) -> EnsureResult:
     """Create the topics that do not exist yet, and compare the others with `settings`
     (TopicSettings.from_env() when not given)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     settings = settings or TopicSettings.from_env()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap_servers))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -429,7 +435,12 @@ def parse_settings(argv: Sequence[str] | None = None) -> tuple[str, TopicSetting
 
 def main(argv: Sequence[str] | None = None) -> int:
     bootstrap_servers, settings = parse_settings(argv)
-    result = asyncio.run(ensure_topic_layout(bootstrap_servers, settings))
+    # The admin principal from KAFKA_USERNAME / KAFKA_PASSWORD (and KAFKA_SECURITY_PROTOCOL),
+    # never from arguments (which `ps` shows); none given: PLAINTEXT.
+    connection = KafkaConnection.from_env(
+        {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers}
+    )
+    result = asyncio.run(ensure_topic_layout(connection, settings))
     print(
         f"topics: {len(result.created)} created, "
         f"{len(ALL_TOPICS) - len(result.created)} already there "

@@ -62,6 +62,13 @@ DEAD_LETTERS = Counter(
     "Messages sent to a dead-letter topic, by original topic and error class",
     ["consumer", "topic", "error"],
 )
+# Events refused because their `source` is not the producer that owns their topic (dead-lettered
+# with the reason as the error class): shared.messaging.provenance.
+EVENTS_REFUSED = Counter(
+    "fedelta_events_refused_total",
+    "Events a consumer refused (and dead-lettered) for where they came from, by topic and reason",
+    ["consumer", "topic", "reason"],
+)
 
 # -- outbox -----------------------------------------------------------------------------------
 
@@ -112,6 +119,15 @@ JOB_LAST_SUCCESS = Gauge(
 WORKER_RESTARTS = Counter(
     "fedelta_worker_restarts_total", "Background workers restarted after a failure", ["worker"]
 )
+# Ingest's periodic write to every partition of the compacted topics, which rolls a quiet
+# partition's segment so that the erasure deadline holds there (services/ingest/adapters/
+# quiet_partitions.py): older than the compaction lag, an erased profile may outlive it.
+QUIET_PARTITIONS_WRITTEN = Gauge(
+    "fedelta_quiet_partitions_written_timestamp_seconds",
+    "Unix time at which this process last wrote a reserved key's tombstone to every partition "
+    "of the topic",
+    ["topic"],
+)
 
 _ALL = (
     HTTP_REQUEST_SECONDS,
@@ -122,6 +138,7 @@ _ALL = (
     CONSUMER_BATCH_EVENTS,
     CONSUMER_LAG,
     DEAD_LETTERS,
+    EVENTS_REFUSED,
     OUTBOX_PUBLISHED,
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_AGE_SECONDS,
@@ -130,6 +147,7 @@ _ALL = (
     JOB_SECONDS,
     JOB_LAST_SUCCESS,
     WORKER_RESTARTS,
+    QUIET_PARTITIONS_WRITTEN,
 )
 _SUFFIXES = {
     "counter": ("_total",),

@@ -6,10 +6,9 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI
 
-from shared.runtime.http_limits import BoundedHttpToolsProtocol
+from shared.runtime.serving import serve
 from shared.settings import ServiceSettings
 from shared.storage.migrations import upgrade_to_head
 
@@ -31,6 +30,9 @@ def run_service_cli(
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.port is not None:
+        # The internal port comes from the environment only: so does each worker's app.
+        if args.port == settings.internal_port:
+            parser.error(f"--port {args.port} is the internal port")
         settings = settings.model_copy(update={"port": args.port})
     if args.command == "migrate":
         upgrade_to_head(migrations_dir, settings.database_url)
@@ -38,18 +40,7 @@ def run_service_cli(
         return
     if app_factory is None and settings.workers > 1:
         parser.error(f"{name} cannot run several workers: it has no app factory")
-    uvicorn.run(
-        create_app(settings) if app_factory is None else app_factory,
-        factory=app_factory is not None,
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        loop="uvloop",
-        # httptools, with bounds on the request head and deadlines for head and body.
-        http=BoundedHttpToolsProtocol,
-    )
+    serve(create_app(settings) if app_factory is None else app_factory, settings)
 
 
 def _tcp_port(text: str) -> int:

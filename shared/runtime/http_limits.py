@@ -50,6 +50,10 @@ _TOO_LARGE_BODY = (
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: application/problem+json\r\n"
+    # What every answer carries (shared.web.security_headers), this one written here.
+    b"x-content-type-options: nosniff\r\n"
+    b"content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n"
+    b"cache-control: no-store\r\n"
     b"connection: close\r\n"
     b"content-length: %d\r\n\r\n%s"
 ) % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import Clock
 from shared.messaging.consumer import EventConsumer, Subscription
-from shared.messaging.kafka import ResilientProducer
+from shared.messaging.kafka import KafkaConnection, ResilientProducer
 from shared.messaging.relay import OutboxRelay, PostgresWakeups
 from shared.observability.metrics import WORKER_RESTARTS
 from shared.runtime.jobs import Job, JobScheduler
@@ -24,6 +24,18 @@ from shared.storage.db import create_engine
 from shared.storage.retention import purge_inbox
 
 log = logging.getLogger(__name__)
+
+
+def kafka_connection(settings: ServiceSettings) -> KafkaConnection:
+    """The service's own principal on the broker, from its settings."""
+    password = settings.kafka_password
+    return KafkaConnection(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        username=settings.kafka_username,
+        password=password.get_secret_value() if password is not None else None,
+    )
 
 
 class Worker(Protocol):
@@ -42,6 +54,7 @@ class Runtime:
     engine: AsyncEngine
     clock: Clock
     kafka_bootstrap_servers: str
+    kafka: KafkaConnection
     producer: ResilientProducer
     relay: OutboxRelay
     workers: list[Worker] = field(default_factory=list)
@@ -67,7 +80,8 @@ def service_runtime(
     and — for a service that consumes — the consumer and the inbox's purge. `jobs` are the
     service's own time-driven jobs; a service appends workers of its own."""
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    producer = ResilientProducer(settings.kafka_bootstrap_servers, client_id=f"fedelta-{service}")
+    kafka = kafka_connection(settings)
+    producer = ResilientProducer(kafka, client_id=f"fedelta-{service}")
     relay = OutboxRelay(
         engine,
         outbox,
@@ -86,7 +100,7 @@ def service_runtime(
         consumer = EventConsumer(
             service=service,
             subscription=subscription,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            bootstrap_servers=kafka,
             engine=engine,
             inbox_table=inbox,
             dead_letters=producer,
@@ -105,6 +119,7 @@ def service_runtime(
         engine=engine,
         clock=clock,
         kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka=kafka,
         producer=producer,
         relay=relay,
         workers=workers,

@@ -77,7 +77,7 @@ async def _credential_of(settings: ServiceSettings, authorization: str | None) -
         raise Problem(
             401, "Unauthorized", "send Authorization: Bearer <service token>", slug="unauthorized"
         )
-    credential = credential_of(token, settings.token_hashes(), settings.till_token)
+    credential = credential_of(token, settings.token_hashes(), settings.till_hashes())
     if credential is None:
         # A token of another service is as unknown here as a made-up one.
         raise Problem(401, "Unauthorized", "unknown service token", slug="unauthorized")

@@ -18,6 +18,8 @@ from shared.observability.tracing import configure_tracing, serving, shutdown_tr
 from shared.runtime.process import RunningWorkers, Runtime
 from shared.settings import ServiceSettings
 from shared.web.body_limit import BodyLimit
+from shared.web.docs import docs_router
+from shared.web.edge import ServiceApp
 from shared.web.jobs_api import jobs_router
 from shared.web.openapi import install_openapi
 from shared.web.probes import probes
@@ -59,16 +61,21 @@ def create_service_app(
             await runtime.aclose()
             shutdown_tracing()
 
-    app = FastAPI(
+    app = ServiceApp(
         title=f"Fedelta {name}",
         version=version,
         lifespan=lifespan,
+        # /docs is shared.web.docs' page, with its assets served here (no CDN); no /redoc.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         # FastAPI's own OpenTelemetry (off: spans are ours, `RequestTimer`, with a provider
         # that is never the global one); left on, it asks the global providers, through
         # os.environ, whether to start on every request (3 % of a busy ingest worker).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    app.internal_port = settings.internal_port
     install_problem_handlers(app)
     app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(OSError, _on_database_error)
@@ -77,6 +84,7 @@ def create_service_app(
     app.add_middleware(RequestTimer, service=name)
     install_openapi(app)
     app.include_router(probes)
+    app.include_router(docs_router)
     app.include_router(jobs_router)
     for router in routers:
         app.include_router(router)

@@ -27,7 +27,7 @@ from tests.support.tools import tool_path
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_CHECK = tool_path("compose-check")
 SERVICES = list(SETTINGS_CLASSES)
-JOBS = ("topics", "migrate")
+JOBS = ("kafka-users", "topics", "migrate")
 # ${NAME:?message}: compose refuses to start while NAME is unset or empty.
 REQUIRED_VARIABLE = re.compile(r"\$\{[A-Z][A-Z0-9_]*:\?[^}]*\}")
 ANY_VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)")

@@ -9,6 +9,8 @@ never skipped."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,6 +292,8 @@ def secret_value(key: str, service: str) -> str:
         return f"postgresql+asyncpg://{service}:pw@pg.internal:5432/fedelta_{service}"
     if key.endswith(("-sha256", "-sha256-next")):  # a token's hash, one of its own per key
         return sha256_hex(f"{key}-of-{service}")
+    if key.startswith("secrets-key"):  # a sealing key: base64 of 32 bytes
+        return base64.b64encode(hashlib.sha256(f"{key}-of-{service}".encode()).digest()).decode()
     return f"{key}-of-{service}-long-enough"
 
 

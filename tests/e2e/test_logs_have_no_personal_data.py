@@ -32,6 +32,7 @@ import pytest
 
 from fedelta_client import StackClient
 from shared.messaging import topics
+from shared.messaging.kafka import KafkaConnection
 from tests.e2e.conftest import Pipeline
 from tests.support.kafka import consumed_everywhere, read_all
 from tests.support.polling import eventually
@@ -55,7 +56,9 @@ def literals_in_the_e2e_tests() -> set[str]:
     return found
 
 
-async def published_contacts(bootstrap_servers: str, key: str | None = None) -> set[str]:
+async def published_contacts(
+    bootstrap_servers: str | KafkaConnection, key: str | None = None
+) -> set[str]:
     """The email addresses and phone numbers of every profile on the customers topic (of one
     customer's only, if `key` is given)."""
     contacts: set[str] = set()
@@ -129,7 +132,7 @@ async def drive_a_customer_with_personal_data(
         what="the tier_up sent",
     )
     assert set(contacts) <= await published_contacts(
-        pipeline.stack.kafka_bootstrap_servers, customer
+        pipeline.stack.kafka, customer
     )  # what the services were given is what the search below looks for
     erased = await pos.erase_customer(customer)
     return erased.event_id
@@ -141,7 +144,7 @@ async def test_no_log_holds_an_email_address_or_a_phone_number(
     customer = f"pii-{uuid.uuid4().hex[:12]}"
     contacts = [f"{customer}@example.com", new_phone(), f"{customer}-new@example.com", new_phone()]
     last_event = await drive_a_customer_with_personal_data(pipeline, pos, customer, contacts)
-    bootstrap = pipeline.stack.kafka_bootstrap_servers
+    bootstrap = pipeline.stack.kafka
     await eventually(
         lambda: consumed_everywhere(bootstrap, customer, marker_event_id=last_event),
         within=WITHIN,

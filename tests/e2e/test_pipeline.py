@@ -15,6 +15,7 @@ import pytest
 
 from fedelta_client import StackClient
 from shared.messaging import topics
+from shared.messaging.kafka import KafkaConnection
 from shared.web.auth import SIGNATURE_HEADER, sign
 from tests.e2e.conftest import Pipeline
 from tests.support.kafka import events_for, publish
@@ -103,7 +104,7 @@ async def test_the_same_purchase_twice_and_a_redelivered_event_change_nothing(
     again = await pos.purchase(customer, "40.00", purchase_id, occurred_at)
     assert again.event_id == first.event_id
 
-    bootstrap = pipeline.stack.kafka_bootstrap_servers
+    bootstrap = pipeline.stack.kafka
     published = await eventually(
         lambda: _events(bootstrap, topics.PURCHASES, customer, 1), what="the purchase on Kafka"
     )
@@ -221,7 +222,7 @@ async def test_a_malformed_body_is_a_problem_and_changes_nothing(
         within=60,
         what="only the good purchase",
     )
-    purchases = await events_for(pipeline.stack.kafka_bootstrap_servers, topics.PURCHASES, customer)
+    purchases = await events_for(pipeline.stack.kafka, topics.PURCHASES, customer)
     assert [e.data["total"] for e in purchases] == ["7.00"]
 
 
@@ -250,7 +251,9 @@ async def test_a_purchase_accepted_while_the_broker_is_down_is_processed_when_it
     assert balance["lifetime_earned"] == 199
 
 
-async def _events(bootstrap: str, topic: str, customer: str, count: int) -> list[Any] | None:
+async def _events(
+    bootstrap: str | KafkaConnection, topic: str, customer: str, count: int
+) -> list[Any] | None:
     found = await events_for(bootstrap, topic, customer)
     return found if len(found) >= count else None
 

@@ -211,7 +211,7 @@ async def test_a_customers_points_story_from_enrolment_to_expiry(
     assert sum(e["points"] for e in expiries) == -805  # once, though the job ran twice
 
     async def announced() -> tuple[list[int], list[int]] | None:
-        found = await events_for(pipeline.stack.kafka_bootstrap_servers, topics.POINTS, customer)
+        found = await events_for(pipeline.stack.kafka, topics.POINTS, customer)
         expiring = sorted(e.data["points"] for e in found if e.type == events.POINTS_EXPIRING)
         expired_points = sorted(e.data["points"] for e in found if e.type == events.POINTS_EXPIRED)
         return (expiring, expired_points) if sum(expired_points) == 805 else None

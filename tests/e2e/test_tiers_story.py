@@ -61,9 +61,7 @@ async def published(
     pipeline: Pipeline, customer_id: str, event_type: str, count: int
 ) -> list[CloudEvent]:
     async def found() -> list[CloudEvent] | None:
-        on_topic = await events_for(
-            pipeline.stack.kafka_bootstrap_servers, topics.TIERS, customer_id
-        )
+        on_topic = await events_for(pipeline.stack.kafka, topics.TIERS, customer_id)
         of_type = [e for e in on_topic if e.type == event_type]
         return of_type if len(of_type) >= count else None
 

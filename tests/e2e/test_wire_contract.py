@@ -19,6 +19,7 @@ from jsonschema import Draft7Validator
 
 from fedelta_client import StackClient
 from shared.messaging import events, topics
+from shared.messaging.kafka import KafkaConnection
 from shared.messaging.schema import OUTPUT
 from tests.e2e.conftest import Pipeline
 from tests.support.kafka import read_all
@@ -53,7 +54,7 @@ def headers_of(record: Any) -> dict[str, bytes]:
     return {name: bytes(value) for name, value in record.headers or ()}
 
 
-async def records_of_every_topic(bootstrap: str) -> list[Any]:
+async def records_of_every_topic(bootstrap: str | KafkaConnection) -> list[Any]:
     found: list[Any] = []
     for spec in topics.MAIN_TOPICS:
         found.extend(record for record in await read_all(bootstrap, spec.name) if record.value)
@@ -107,7 +108,7 @@ async def test_every_event_on_the_wire_passes_its_schema_and_both_official_sdks(
 ) -> None:
     customer = f"contract-{uuid.uuid4().hex[:12]}"
     await report_the_flow(pos, customer)
-    bootstrap = pipeline.stack.kafka_bootstrap_servers
+    bootstrap = pipeline.stack.kafka
 
     async def all_published() -> list[Any] | None:
         records = await records_of_every_topic(bootstrap)

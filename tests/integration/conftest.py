@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.stack import Stack
+
 HERE = Path(__file__).parent
 
 
@@ -18,3 +20,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sealing_keys(stack: Stack) -> None:
+    """Partners' and webhooks' secrets are stored sealed: the adapters open them with the
+    keys the in-process services install, from the first test on."""
+    stack.install_keyrings()

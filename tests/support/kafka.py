@@ -12,11 +12,14 @@ from pydantic import ValidationError
 
 from shared.messaging import topics
 from shared.messaging.events import CloudEvent
+from shared.messaging.kafka import KafkaConnection, client_options
 from shared.messaging.schema import CONSUMES
 
 
-async def publish(bootstrap: str, topic: str, key: str, value: bytes | CloudEvent) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def publish(
+    bootstrap: str | KafkaConnection, topic: str, key: str, value: bytes | CloudEvent
+) -> None:
+    producer = AIOKafkaProducer(**client_options(bootstrap), acks="all")
     await producer.start()
     try:
         raw = value.to_bytes() if isinstance(value, CloudEvent) else value
@@ -25,9 +28,11 @@ async def publish(bootstrap: str, topic: str, key: str, value: bytes | CloudEven
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, *, settle: float = 1.0) -> list[Any]:
+async def read_all(
+    bootstrap: str | KafkaConnection, topic: str, *, settle: float = 1.0
+) -> list[Any]:
     """Every record now on the topic, from the beginning of each partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -52,15 +57,15 @@ async def read_all(bootstrap: str, topic: str, *, settle: float = 1.0) -> list[A
         await consumer.stop()
 
 
-async def records_if_any(bootstrap: str, topic: str) -> list[Any] | None:
+async def records_if_any(bootstrap: str | KafkaConnection, topic: str) -> list[Any] | None:
     """Every record on the topic, or None while it has none: a probe for `eventually`."""
     records = await read_all(bootstrap, topic, settle=0.2)
     return records or None
 
 
-async def create_topics(bootstrap: str, *names: str, partitions: int = 1) -> None:
+async def create_topics(bootstrap: str | KafkaConnection, *names: str, partitions: int = 1) -> None:
     """Scratch topics of a test's own (one partition, one replica unless told)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
@@ -68,7 +73,9 @@ async def create_topics(bootstrap: str, *names: str, partitions: int = 1) -> Non
         await admin.close()
 
 
-async def events_for(bootstrap: str, topic: str, subject: str) -> list[CloudEvent]:
+async def events_for(
+    bootstrap: str | KafkaConnection, topic: str, subject: str
+) -> list[CloudEvent]:
     """The CloudEvents on a topic about one customer, in the order of their partition."""
     found = []
     for record in await read_all(bootstrap, topic):
@@ -90,7 +97,9 @@ async def _at_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
     return True
 
 
-async def consumed_everywhere(bootstrap: str, key: str, *, marker_event_id: str) -> bool:
+async def consumed_everywhere(
+    bootstrap: str | KafkaConnection, key: str, *, marker_event_id: str
+) -> bool:
     """Whether every service that acts on an event about `key` (a customer id) has applied it:
     its consumer group committed past the record, which it does only after the transaction
     that applied the record's batch. Looks at every record with that key on the main topics,
@@ -112,8 +121,10 @@ async def consumed_everywhere(bootstrap: str, key: str, *, marker_event_id: str)
     return marked and await _committed_past(bootstrap, needed)
 
 
-async def _committed_past(bootstrap: str, needed: dict[str, dict[TopicPartition, int]]) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _committed_past(
+    bootstrap: str | KafkaConnection, needed: dict[str, dict[TopicPartition, int]]
+) -> bool:
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         for group, offsets in needed.items():
@@ -127,7 +138,9 @@ async def _committed_past(bootstrap: str, needed: dict[str, dict[TopicPartition,
         await admin.close()
 
 
-async def dead_letters(bootstrap: str, topic: str, *, key: str, consumer: str) -> list[Any]:
+async def dead_letters(
+    bootstrap: str | KafkaConnection, topic: str, *, key: str, consumer: str
+) -> list[Any]:
     """What one consuming service dead-lettered from `topic` for one key: every consuming
     service dead-letters a poison message on its own, so each test looks at its own."""
     from shared.messaging.topics import dead_letter_topic

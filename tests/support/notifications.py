@@ -51,7 +51,7 @@ def tier_up(customer_id: str, to_tier: events.TierName) -> CloudEvent:
 
 
 async def send(stack: Stack, topic: str, event: CloudEvent) -> None:
-    await publish(stack.kafka_bootstrap_servers, topic, event.subject, event)
+    await publish(stack.kafka, topic, event.subject, event)
 
 
 def mails_to(stack: Stack, address: str) -> list[EmailMessage]:

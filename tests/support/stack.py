@@ -4,12 +4,18 @@ stack."""
 
 from __future__ import annotations
 
+import base64
+import fcntl
 import hashlib
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
+
+from shared.messaging.connection import KafkaConnection
+from shared.sealing import Keyring
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ingest", "points", "tiers", "notifications")
@@ -22,6 +28,15 @@ OPERATE_TOKEN = "test-operate-token-0123456789abcdef"
 READ_TOKEN = "test-read-token-0123456789abcdef"
 # Points' till scope, held by ingest (FEDELTA_INGEST_POINTS_TOKEN) and never by a till.
 TILL_TOKEN = "test-till-token-0123456789abcdef"
+# The services that seal stored secrets (FEDELTA_<NAME>_SECRETS_KEY, base64 of 32 bytes). The
+# stack's key is the one in its secrets.env, shared with the services deploy/local/stack.sh
+# starts on it (the end-to-end tests), so that both open what the other sealed; these fixed
+# keys were the test stack's first ones and stay readable as its previous keys.
+SEALING_SERVICES = ("ingest", "notifications")
+PREVIOUS_SECRETS_KEYS = {
+    "ingest": base64.b64encode(b"test-ingest-secrets-key-32-bytes").decode(),
+    "notifications": base64.b64encode(b"test-notifications-key-32-bytes!").decode(),
+}
 
 
 def sha256_hex(token: str) -> str:
@@ -61,6 +76,31 @@ class Stack:
         return f"127.0.0.1:{self.kafka_port}"
 
     @property
+    def kafka(self) -> KafkaConnection:
+        """The admin principal (a super user): what tests read and write the broker as."""
+        return self.kafka_as("admin")
+
+    def kafka_as(self, principal: str) -> KafkaConnection:
+        """The broker as one principal (deploy/local/kafka.sh makes them, with their passwords
+        in the state dir's secrets.env). A broker started before it required SASL (its rendered
+        properties say PLAINTEXT) is reached without one."""
+        plaintext = KafkaConnection(self.kafka_bootstrap_servers)
+        password = self.kafka_password(principal)
+        return plaintext.as_user(principal, password) if password else plaintext
+
+    def kafka_password(self, principal: str) -> str | None:
+        try:
+            properties = (self.state_dir / "kafka" / "server.properties").read_text()
+            secrets = (self.state_dir / "secrets.env").read_text()
+        except OSError:
+            return None
+        if "\nlisteners=SASL_PLAINTEXT://" not in properties:
+            return None
+        name = f"FEDELTA_KAFKA_{principal.upper()}_PASSWORD="
+        found = [line[len(name) :] for line in secrets.splitlines() if line.startswith(name)]
+        return found[-1] if found else None
+
+    @property
     def mail_dir(self) -> Path:
         return self.state_dir / "mail"
 
@@ -73,9 +113,68 @@ class Stack:
         return f"http://127.0.0.1:{self.sms_port}/v1/messages"
 
     def database_url(self, service: str) -> str:
+        """As `deploy/local/postgres.sh dsn` prints it: the role's password is the one
+        postgres.sh made for this state dir (secrets.env), set on every `infra.sh up`."""
+        password = self.database_password(service)
         return (
-            f"postgresql+asyncpg://{service}:{service}@127.0.0.1:{self.pg_port}/fedelta_{service}"
+            f"postgresql+asyncpg://{service}:{password}@127.0.0.1:{self.pg_port}/fedelta_{service}"
         )
+
+    def secrets_key(self, service: str) -> str:
+        """The service's key in the stack's secrets.env, made there (as stack.sh would) when
+        missing, under the lock the deploy/local scripts take to add to that file."""
+        name = f"FEDELTA_{service.upper()}_SECRETS_KEY="
+        secrets = self.state_dir / "secrets.env"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(f"{secrets}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            lines = secrets.read_text().splitlines() if secrets.exists() else []
+            found = [line[len(name) :] for line in lines if line.startswith(name)]
+            if found:
+                return found[-1]
+            key = base64.b64encode(os.urandom(32)).decode()
+            descriptor = os.open(secrets, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(descriptor, "a") as file:
+                file.write(f"{name}{key}\n")
+            return key
+
+    def keyring(self, service: str) -> Keyring:
+        """What the service seals and opens its stored secrets with on this stack."""
+        env = self.service_env(service, 0)
+        prefix = f"FEDELTA_{service.upper()}_"
+        return Keyring.parse(env[f"{prefix}SECRETS_KEY"], env[f"{prefix}SECRETS_KEY_PREVIOUS"])
+
+    def sealed_as_stored(self, service: str, partner_id: str, secret: str) -> str:
+        """A partner's secret as `service` stores it on this stack, for a test that writes such
+        a row itself."""
+        if service == "ingest":
+            from services.ingest.adapters.sealed_secrets import context
+        else:
+            from services.notifications.adapters.sealed_secrets import context
+        return self.keyring(service).seal(secret, context(partner_id))
+
+    def install_keyrings(self) -> None:
+        """What the in-process services' bootstrap installs, for a test that reads partners or
+        webhooks through the adapters before any service app of its process started."""
+        from services.ingest.adapters import sealed_secrets as ingest_secrets
+        from services.notifications.adapters import sealed_secrets as notifications_secrets
+
+        ingest_secrets.use_keyring(self.keyring("ingest"))
+        notifications_secrets.use_keyring(self.keyring("notifications"))
+
+    def database_password(self, service: str) -> str:
+        name = f"FEDELTA_PG_{service.upper()}_PASSWORD="
+        try:
+            lines = (self.state_dir / "secrets.env").read_text().splitlines()
+        except OSError:
+            lines = []
+        found = [line[len(name) :] for line in lines if line.startswith(name)]
+        if not found:
+            raise RuntimeError(
+                f"no {name[:-1]} in {self.state_dir / 'secrets.env'}: start the stack's "
+                "PostgreSQL with deploy/local/infra.sh up (or postgres.sh start), which makes it"
+            )
+        return found[-1]
 
     def script_env(self) -> dict[str, str]:
         return {
@@ -106,7 +205,9 @@ class Stack:
         from shared.storage.migrations import upgrade_to_head
 
         migrations = REPO / "services" / service / "migrations"
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        # A migration that seals stored secrets reads the service's key from its environment.
+        keys = {k: v for k, v in self.service_env(service, 0).items() if "SECRETS_KEY" in k}
+        with mock.patch.dict(os.environ, keys), ThreadPoolExecutor(max_workers=1) as pool:
             pool.submit(upgrade_to_head, migrations, self.database_url(service)).result()
 
     def service_env(self, service: str, port: int) -> dict[str, str]:
@@ -121,8 +222,15 @@ class Stack:
             f"{prefix}PORT": str(port),
             f"{prefix}CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
         }
+        if (kafka_password := self.kafka_password(service)) is not None:
+            env[f"{prefix}KAFKA_SECURITY_PROTOCOL"] = "SASL_PLAINTEXT"
+            env[f"{prefix}KAFKA_USERNAME"] = service
+            env[f"{prefix}KAFKA_PASSWORD"] = kafka_password
+        if service in SEALING_SERVICES:
+            env[f"{prefix}SECRETS_KEY"] = self.secrets_key(service)
+            env[f"{prefix}SECRETS_KEY_PREVIOUS"] = PREVIOUS_SECRETS_KEYS[service]
         if service == "points":
-            env[f"{prefix}TILL_TOKEN"] = TILL_TOKEN
+            env[f"{prefix}TILL_TOKEN_SHA256"] = sha256_hex(TILL_TOKEN)  # the token is ingest's
         if service == "ingest":
             env[f"{prefix}POINTS_TOKEN"] = TILL_TOKEN
         if service == "notifications":

@@ -19,6 +19,8 @@ partners = sa.Table(
     sa.Column("signing_secret", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    # Calls per second (domain/rate_limits.py); NULL: the default from settings.
+    sa.Column("rate_limit_per_second", sa.Float, nullable=True),
 )
 
 # The current profile of every customer enrolled here: `customer.updated` carries the full

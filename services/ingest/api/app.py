@@ -17,6 +17,7 @@ from services.ingest.bootstrap import (
     partner_directory,
     points_gateway,
     purchase_groups,
+    rate_limits,
     till_signatures,
 )
 from services.ingest.settings import IngestSettings, load_settings
@@ -33,6 +34,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         app.state.purchase_groups = purchase_groups(runtime, settings)
         app.state.points = points_gateway(settings)
         app.state.till_signatures = till_signatures(runtime)
+        app.state.rate_limits = rate_limits(settings)
 
     app = create_service_app(
         name=SERVICE,

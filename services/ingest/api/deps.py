@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Request
 from starlette.types import Scope
 
 from services.ingest.domain.model import Partner, hash_api_key
+from services.ingest.domain.rate_limits import PartnerRateLimits, retry_after_seconds
 from services.ingest.domain.till_replays import Signature, signature_of
 from services.ingest.ports import LookupsThrottled, PartnerDirectory, PointsGateway, TillSignatures
 from services.ingest.settings import IngestSettings
@@ -93,7 +94,7 @@ async def _authenticated(
     authorization: str | None,
     signature: str | None,
 ) -> Partner:
-    return await authenticated(
+    partner = await authenticated(
         partners,
         now,
         settings,
@@ -103,6 +104,23 @@ async def _authenticated(
         request_target(request.scope),
         await request.body(),
     )
+    admit(request.app.state.rate_limits, partner, now)
+    return partner
+
+
+def admit(limits: PartnerRateLimits, partner: Partner, now: datetime) -> None:
+    """Counts an authenticated call against its partner's rate limit (domain/rate_limits.py):
+    a 429 with Retry-After past it, before the call does anything."""
+    wait = limits.take(partner.partner_id, partner.rate_limit_per_second, now)
+    if wait > 0:
+        raise Problem(
+            429,
+            "Too many requests",
+            "this partner's calls exceed its rate limit: retry after the seconds that "
+            "Retry-After says",
+            slug="rate-limited",
+            headers={"Retry-After": str(retry_after_seconds(wait))},
+        )
 
 
 async def authenticated(

@@ -30,7 +30,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.ingest.api.deps import authenticated, request_target
+from services.ingest.api.deps import admit, authenticated, request_target
 from services.ingest.api.schemas import AcceptedOut, PurchaseIn
 from services.ingest.domain.model import Partner
 from services.ingest.settings import IngestSettings
@@ -126,6 +126,7 @@ async def _in_order(
             body,
         )
         purchase = PurchaseIn.model_validate(loads_strictly(body))
+        admit(state.rate_limits, partner, now)  # a call in order counts once, here
     except (Problem, ValueError, ValidationError):  # the documented route says which, and how
         return None
     authorization = headers.get("authorization", "")

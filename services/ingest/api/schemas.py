@@ -179,9 +179,21 @@ class AcceptedOut(BaseModel):
     event_id: str
 
 
+# A partner's calls per second for the whole ingest instance (domain/rate_limits.py).
+RateLimit = Annotated[float, Field(strict=True, gt=0, le=100_000, examples=[50])]
+
+
 class PartnerIn(Request):
     name: Label
     partner_id: Identifier | None = None
+    # None: the default (FEDELTA_INGEST_PARTNER_RATE_LIMIT_PER_SECOND).
+    rate_limit_per_second: RateLimit | None = None
+
+
+class PartnerRateLimitIn(Request):
+    """The partner's calls per second; null: the default from settings."""
+
+    rate_limit_per_second: RateLimit | None
 
 
 class PartnerOut(BaseModel):
@@ -191,6 +203,8 @@ class PartnerOut(BaseModel):
     name: str
     created_at: datetime
     active: bool
+    # Its own limit of calls per second; null: the default from settings.
+    rate_limit_per_second: float | None = None
 
 
 class PartnerListOut(BaseModel):

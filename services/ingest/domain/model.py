@@ -52,6 +52,9 @@ class Partner:
     signing_secret: str
     created_at: datetime
     active: bool = True
+    # Calls per second for the whole ingest instance (domain/rate_limits.py); None: the
+    # default from settings.
+    rate_limit_per_second: float | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ async def create(runtime: Runtime, body: PartnerIn) -> PartnerCreatedOut:
         api_key_hash=hash_api_key(credentials.api_key),
         signing_secret=credentials.signing_secret,
         created_at=runtime.clock.now(),
+        rate_limit_per_second=body.rate_limit_per_second,
     )
     if not await in_transaction(
         runtime.engine, lambda conn: partner_repository(conn).add_partner(partner)
@@ -71,6 +72,18 @@ async def revoke(runtime: Runtime, partner_id: str) -> PartnerOut:
     return _out(partner)
 
 
+async def set_rate_limit(runtime: Runtime, partner_id: str, per_second: float | None) -> PartnerOut:
+    """The partner's calls per second (None: the default), in force in each ingest process
+    once its partner cache renews (`partner_cache_seconds`)."""
+    partner = await in_transaction(
+        runtime.engine,
+        lambda conn: partner_repository(conn).set_rate_limit(partner_id, per_second),
+    )
+    if partner is None:
+        raise _unknown(partner_id)
+    return _out(partner)
+
+
 async def provision(
     engine: AsyncEngine,
     clock: Clock,
@@ -107,6 +120,7 @@ def _out(partner: Partner) -> PartnerOut:
         name=partner.name,
         created_at=partner.created_at,
         active=partner.active,
+        rate_limit_per_second=partner.rate_limit_per_second,
     )
 
 

@@ -23,16 +23,16 @@ from services.tiers.handlers import HANDLED_TYPES
 from services.tiers.ports import Partition, Polled, ReplayBatch
 from shared.messaging import events
 from shared.messaging.events import CloudEvent
-from shared.messaging.kafka import EVENT_TYPE_HEADER
+from shared.messaging.kafka import EVENT_TYPE_HEADER, KafkaConnection, client_options
 
 
 @asynccontextmanager
 async def kafka_replay_reader(
-    bootstrap_servers: str, program: Program, max_records: int
+    bootstrap_servers: str | KafkaConnection, program: Program, max_records: int
 ) -> AsyncIterator[ports.ReplayReader]:
     """A started reader, stopped on the way out."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **client_options(bootstrap_servers),
         client_id="fedelta-tiers-replay",
         group_id=None,
         enable_auto_commit=False,

@@ -45,6 +45,7 @@ from services.tiers.ports import (
 )
 from shared.clock import Clock
 from shared.messaging import topics
+from shared.messaging.kafka import KafkaConnection
 from shared.messaging.outbox import CollectingSink, Outbox
 from shared.storage.locks import lock_name, try_lock_for_session, unlock
 from shared.storage.transactions import in_transaction
@@ -55,7 +56,9 @@ _REPLAY_LOCK = lock_name("tiers", "replay")
 # Empty polls in a row after which the offsets left below the ends are taken to hold nothing.
 _IDLE_POLLS = 30
 
-OpenReader = Callable[[str, Program, int], AbstractAsyncContextManager[ReplayReader]]
+OpenReader = Callable[
+    [str | KafkaConnection, Program, int], AbstractAsyncContextManager[ReplayReader]
+]
 
 
 class ReplayRefused(Exception):
@@ -86,7 +89,7 @@ class _Begun:
 @dataclass
 class Replay:
     engine: AsyncEngine
-    bootstrap_servers: str
+    bootstrap_servers: str | KafkaConnection
     program: Program
     clock: Clock
     report: Callable[[str], None] = print

@@ -37,6 +37,7 @@ from services.tiers.api.app import create_app as create_tiers
 from services.tiers.settings import TiersSettings
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent
+from shared.messaging.kafka import KafkaConnection, client_options
 from tests.support.factories import enrolment, erasure, profile_update, purchase
 from tests.support.notifications import delivering_settings, mails_to, send, tier_up
 from tests.support.polling import eventually
@@ -90,16 +91,18 @@ def profile_event(
     )
 
 
-async def compacted_by_the_broker(bootstrap: str, records: list[CloudEvent]) -> list[CloudEvent]:
+async def compacted_by_the_broker(
+    bootstrap: str | KafkaConnection, records: list[CloudEvent]
+) -> list[CloudEvent]:
     """What the broker's log cleaner leaves of `records` (keyed by subject), in log order.
 
     A scratch topic rolls a segment every 100 ms and is dirty enough to clean at once; the
     cleaner compacts only rolled segments, so a filler record is appended on every poll to
     roll the one holding the customer's records."""
     scratch = f"fedelta.test.compaction.{uuid.uuid4().hex}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_options(bootstrap), acks="all")
     await producer.start()
     try:
         await admin.create_topics(
@@ -142,8 +145,8 @@ async def compacted_by_the_broker(bootstrap: str, records: list[CloudEvent]) -> 
             await admin.close()
 
 
-async def _read_events(bootstrap: str, topic: str) -> list[CloudEvent]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def _read_events(bootstrap: str | KafkaConnection, topic: str) -> list[CloudEvent]:
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         partition = TopicPartition(topic, 0)
@@ -200,7 +203,7 @@ async def test_the_latest_profile_alone_enrols_in_every_service(
     enrolled = profile_event(events.CustomerEnrolled, customer, enrolled_at, old_email, 1)
     update = profile_event(events.CustomerUpdated, customer, enrolled_at, new_email, 2)
 
-    left = await compacted_by_the_broker(stack.kafka_bootstrap_servers, [enrolled, update])
+    left = await compacted_by_the_broker(stack.kafka, [enrolled, update])
     assert [(e.type, e.id) for e in left] == [(events.CUSTOMER_UPDATED, update.id)]
 
     for event in left:
@@ -328,7 +331,7 @@ async def test_compaction_leaves_no_personal_data_of_an_erased_customer(stack: S
         erased,
     ]
 
-    left = await compacted_by_the_broker(stack.kafka_bootstrap_servers, records)
+    left = await compacted_by_the_broker(stack.kafka, records)
 
     assert [(e.type, e.id) for e in left] == [(events.CUSTOMER_ERASED, erased.id)]
     assert not any(email in e.model_dump_json() for e in left for email in emails)

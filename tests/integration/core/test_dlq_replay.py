@@ -23,7 +23,7 @@ from shared.clock import SystemClock
 from shared.messaging import events
 from shared.messaging.consumer import EventConsumer, Subscription
 from shared.messaging.events import CloudEvent
-from shared.messaging.kafka import ResilientProducer
+from shared.messaging.kafka import ResilientProducer, client_options
 from shared.messaging.topics import dead_letter_topic
 from tests.integration.core.support import INBOX, enrolled, insert_enrolments, row_count
 from tests.support.factories import enrolment
@@ -77,6 +77,7 @@ async def fedelta(stack: Stack, *args: str) -> str:
             **os.environ,
             "FEDELTA_DEV_ENV": str(stack.state_dir / "no-dev.env"),
             "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
+            **stack.kafka.env(),  # the admin principal, as dev.env gives it
             "COLUMNS": "300",
         },
         stdout=asyncio.subprocess.PIPE,
@@ -100,7 +101,7 @@ async def committed(stack: Stack, group: str, topic: str) -> int:
     """How far the consumer group has committed on the topic's one partition."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(stack.kafka))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -114,10 +115,10 @@ async def test_a_dead_letter_fixed_and_replayed_is_applied_once(
 ) -> None:
     topic = f"fedelta.test-replay-{uuid.uuid4().hex[:8]}.v1"
     dlq = dead_letter_topic(topic)
-    await create_topics(stack.kafka_bootstrap_servers, topic, dlq)
+    await create_topics(stack.kafka, topic, dlq)
     good = with_contact(f"replay-{uuid.uuid4().hex[:8]}", "demo")
     poison = with_contact(f"replay-{uuid.uuid4().hex[:8]}", "late-partner")
-    publisher = ResilientProducer(stack.kafka_bootstrap_servers, client_id="replay-test")
+    publisher = ResilientProducer(stack.kafka, client_id="replay-test")
     try:
         await publisher.send_batch(
             [(topic, e.to_bytes(), e.subject.encode()) for e in (good, poison)]
@@ -126,13 +127,13 @@ async def test_a_dead_letter_fixed_and_replayed_is_applied_once(
         await publisher.close()
 
     handler = Handler()
-    dead_letters = ResilientProducer(stack.kafka_bootstrap_servers, client_id="replay-test-dlq")
+    dead_letters = ResilientProducer(stack.kafka, client_id="replay-test-dlq")
     consumer = EventConsumer(
         service=f"replay-{uuid.uuid4().hex[:8]}",
         subscription=Subscription(
             topics=(topic,), event_types=frozenset({events.CUSTOMER_ENROLLED}), handle=handler
         ),
-        bootstrap_servers=stack.kafka_bootstrap_servers,
+        bootstrap_servers=stack.kafka,
         engine=engine,
         inbox_table=INBOX,
         dead_letters=dead_letters,
@@ -146,7 +147,7 @@ async def test_a_dead_letter_fixed_and_replayed_is_applied_once(
             lambda: row_count(engine, good.subject), within=60, what="the good enrolment applied"
         )
         [dead] = await eventually(
-            lambda: records_if_any(stack.kafka_bootstrap_servers, dlq),
+            lambda: records_if_any(stack.kafka, dlq),
             within=60,
             what="the poison dead-lettered",
         )
@@ -176,11 +177,11 @@ async def test_a_dead_letter_fixed_and_replayed_is_applied_once(
         assert "yes" in await fedelta(stack, "dlq", "list", "--topic", topic)  # replayed
 
         # Even replayed twice (say the replay group was reset), the inbox applies it once.
-        copies = [r for r in await read_all(stack.kafka_bootstrap_servers, topic) if r.offset >= 2]
+        copies = [r for r in await read_all(stack.kafka, topic) if r.offset >= 2]
         assert len(copies) == 1
         assert dict(copies[0].headers)["fedelta-replayed-from"] == f"{dlq}:0:0".encode()
         assert "fedelta-error" not in dict(copies[0].headers)
-        again_publisher = ResilientProducer(stack.kafka_bootstrap_servers, client_id="replay-2")
+        again_publisher = ResilientProducer(stack.kafka, client_id="replay-2")
         try:
             await again_publisher.send_batch([(topic, copies[0].value, copies[0].key)])
         finally:
@@ -197,7 +198,7 @@ async def test_a_dead_letter_fixed_and_replayed_is_applied_once(
 
     assert await row_count(engine, poison.subject) == 1
     assert await inbox_rows(engine, poison.id) == 1
-    assert len(await read_all(stack.kafka_bootstrap_servers, dlq, settle=0.2)) == 1
+    assert len(await read_all(stack.kafka, dlq, settle=0.2)) == 1
 
 
 async def _async_at_least(offset: Awaitable[int], least: int) -> bool:

@@ -80,7 +80,7 @@ async def partner(ingest: httpx.AsyncClient) -> Pos:
 async def customer_records(stack: Stack, customer_id: str) -> list[Any]:
     return [
         record
-        for record in await read_all(stack.kafka_bootstrap_servers, topics.CUSTOMERS)
+        for record in await read_all(stack.kafka, topics.CUSTOMERS)
         if record.key == customer_id.encode()
     ]
 

@@ -10,7 +10,8 @@ history), so the records go, in order and as they are, to two scratch topics cre
 exactly the configs `fedelta topics create` gives the customers topic and its dead-letter
 topic, with a lag of one second. The cleaner compacts only rolled segments, and a segment rolls
 on the first write after segment.ms: a record of another key (the traffic of any other
-customer) is appended on every poll.
+customer) is appended on every poll. A partition with no such traffic is rolled by ingest's
+periodic write instead: test_erasure_everywhere.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from services.ingest.api.app import create_app as create_ingest
 from services.ingest.settings import IngestSettings
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent
+from shared.messaging.kafka import KafkaConnection, client_options
 from shared.messaging.topics import (
     ALL_TOPICS,
     ERASURE_CONFIGS,
@@ -65,9 +67,7 @@ async def ingest(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def records_of(stack: Stack, topic: str, key: str) -> list[Any]:
-    return [
-        r for r in await read_all(stack.kafka_bootstrap_servers, topic) if r.key == key.encode()
-    ]
+    return [r for r in await read_all(stack.kafka, topic) if r.key == key.encode()]
 
 
 def carrying(records: list[Any], secrets: list[str]) -> list[Any]:
@@ -77,7 +77,7 @@ def carrying(records: list[Any], secrets: list[str]) -> list[Any]:
 
 async def test_the_stack_topics_give_the_erasure_bound(stack: Stack) -> None:
     specs = {spec.name: spec for spec in ALL_TOPICS}
-    states = {s.name: s for s in await describe_topics(stack.kafka_bootstrap_servers)}
+    states = {s.name: s for s in await describe_topics(stack.kafka)}
     local = TopicSettings.local()
     for name in (topics.CUSTOMERS, DLQ):
         assert weaknesses(specs[name], local, states[name]) == [], name
@@ -87,7 +87,7 @@ async def test_the_stack_topics_give_the_erasure_bound(stack: Stack) -> None:
 async def test_a_looser_compacted_topic_is_tightened_in_place(stack: Stack) -> None:
     """What `fedelta topics create` does to an existing customers topic made without the
     erasure configs: sets them, keeps the topic's other configs, and then leaves it alone."""
-    bootstrap = stack.kafka_bootstrap_servers
+    bootstrap = stack.kafka
     spec = TopicSpec(f"fedelta.test.tighten.{uuid.uuid4().hex}", 1, compacted=True)
     settings = dataclasses.replace(SHORT_LAG, partitions=1)
     made_by_an_older_version = {
@@ -96,7 +96,7 @@ async def test_a_looser_compacted_topic_is_tightened_in_place(stack: Stack) -> N
         "max.message.bytes": "200000",
         "delete.retention.ms": "500",  # stricter than asked: kept
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics(
@@ -157,7 +157,7 @@ async def test_an_erased_customer_leaves_the_customers_topic_and_its_dead_letter
 
     profiles = await eventually(both_profiles, within=60, what="enrolment and update on Kafka")
     # A consumer gave up on the enrolment: its dead-letter copy, as the consumer writes it.
-    await _copy(stack.kafka_bootstrap_servers, DLQ, profiles[:1])
+    await _copy(stack.kafka, DLQ, profiles[:1])
 
     erased = await pos.send("DELETE", path, raw=b"", headers={"Idempotency-Key": uuid.uuid4().hex})
     assert erased.status_code == 202, erased.text
@@ -177,12 +177,12 @@ async def test_an_erased_customer_leaves_the_customers_topic_and_its_dead_letter
 
     # The broker's cleaner, with the configs of `fedelta topics create` and a short lag.
     for topic, records in ((topics.CUSTOMERS, on_topic), (DLQ, on_dlq)):
-        left = await _compacted(stack.kafka_bootstrap_servers, topic, records, secrets)
+        left = await _compacted(stack.kafka, topic, records, secrets)
         assert carrying(left, secrets) == [], topic
 
 
-async def _copy(bootstrap: str, topic: str, records: list[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def _copy(bootstrap: str | KafkaConnection, topic: str, records: list[Any]) -> None:
+    producer = AIOKafkaProducer(**client_options(bootstrap), acks="all")
     await producer.start()
     try:
         for record in records:
@@ -194,13 +194,13 @@ async def _copy(bootstrap: str, topic: str, records: list[Any]) -> None:
 
 
 async def _compacted(
-    bootstrap: str, like: str, records: list[Any], secrets: list[str]
+    bootstrap: str | KafkaConnection, like: str, records: list[Any], secrets: list[str]
 ) -> list[Any]:
     """What the cleaner leaves of `records` on a scratch topic configured as `like` is with
     SHORT_LAG, once none of them carries a secret (an AssertionError past the deadline)."""
     spec = next(spec for spec in ALL_TOPICS if spec.name == like)
     scratch = f"fedelta.test.erasure.{uuid.uuid4().hex}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(scratch, 1, 1, topic_configs=spec.config(SHORT_LAG))])
@@ -214,8 +214,8 @@ async def _compacted(
             await admin.close()
 
 
-async def _cleaned(bootstrap: str, scratch: str, secrets: list[str]) -> list[Any]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def _cleaned(bootstrap: str | KafkaConnection, scratch: str, secrets: list[str]) -> list[Any]:
+    producer = AIOKafkaProducer(**client_options(bootstrap), acks="all")
     await producer.start()
     deadline = time.monotonic() + COMPACTION_DEADLINE_S
     try:

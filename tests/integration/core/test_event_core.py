@@ -151,7 +151,7 @@ async def test_a_poison_event_in_the_middle_of_a_batch_goes_to_the_dlq_alone(
     """Over the real broker: 21 enrolments in one partition, the 11th one the database
     refuses; behind it, one more event with the same key."""
     topic = f"fedelta.test-core-{uuid.uuid4().hex[:8]}"
-    dead_letter_producer = ResilientProducer(stack.kafka_bootstrap_servers, client_id="core-test")
+    dead_letter_producer = ResilientProducer(stack.kafka, client_id="core-test")
     ids = [f"core-{uuid.uuid4()}" for _ in range(20)]
     poison_key = ids[10]
     batch = [enrolment(c, at=NOW) for c in ids[:10]]
@@ -160,8 +160,8 @@ async def test_a_poison_event_in_the_middle_of_a_batch_goes_to_the_dlq_alone(
     behind = enrolment(f"{poison_key}-behind", at=NOW, subject=poison_key)
     batch.append(behind)
 
-    await create_topics(stack.kafka_bootstrap_servers, topic, dead_letter_topic(topic))
-    publisher = ResilientProducer(stack.kafka_bootstrap_servers, client_id="core-test-publisher")
+    await create_topics(stack.kafka, topic, dead_letter_topic(topic))
+    publisher = ResilientProducer(stack.kafka, client_id="core-test-publisher")
     try:
         await publisher.send_batch([(topic, e.to_bytes(), e.subject.encode()) for e in batch])
     finally:
@@ -174,7 +174,7 @@ async def test_a_poison_event_in_the_middle_of_a_batch_goes_to_the_dlq_alone(
             event_types=frozenset({events.CUSTOMER_ENROLLED}),
             handle=record_enrolments,
         ),
-        bootstrap_servers=stack.kafka_bootstrap_servers,
+        bootstrap_servers=stack.kafka,
         engine=engine,
         inbox_table=INBOX,
         dead_letters=dead_letter_producer,
@@ -191,7 +191,7 @@ async def test_a_poison_event_in_the_middle_of_a_batch_goes_to_the_dlq_alone(
             what="every enrolment but the poison applied",
         )
         dead = await eventually(
-            lambda: records_if_any(stack.kafka_bootstrap_servers, dead_letter_topic(topic)),
+            lambda: records_if_any(stack.kafka, dead_letter_topic(topic)),
             what="the dead letter",
         )
     finally:

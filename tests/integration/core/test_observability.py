@@ -156,9 +156,7 @@ async def test_one_purchase_is_one_trace_across_every_service(
 
     # On the wire: the envelope's attribute, and the same in the record's headers.
     [record] = [
-        r
-        for r in await read_all(stack.kafka_bootstrap_servers, topics.PURCHASES)
-        if r.key == customer_id.encode()
+        r for r in await read_all(stack.kafka, topics.PURCHASES) if r.key == customer_id.encode()
     ]
     carried = CloudEvent.from_bytes(record.value).traceparent
     assert carried == f"00-{trace_id:032x}-{server.context.span_id:016x}-01"

@@ -50,7 +50,7 @@ RETENTION = timedelta(days=30)
 
 @pytest.fixture
 async def relay(stack: Stack, engine: AsyncEngine) -> AsyncIterator[OutboxRelay]:
-    producer = ResilientProducer(stack.kafka_bootstrap_servers, client_id="test-relay")
+    producer = ResilientProducer(stack.kafka, client_id="test-relay")
     relay = OutboxRelay(
         engine,
         OUTBOX,
@@ -127,7 +127,7 @@ async def test_a_row_committed_elsewhere_is_published_on_commit_not_by_the_poll(
 
     await published(engine, [purchase_event(customer, 2)], "a row published on NOTIFY")
 
-    on_topic = await events_for(stack.kafka_bootstrap_servers, topics.PURCHASES, customer)
+    on_topic = await events_for(stack.kafka, topics.PURCHASES, customer)
     assert [e.data_as(events.PurchaseCompleted).total for e in on_topic] == [
         Decimal("11.00"),
         Decimal("12.00"),
@@ -159,7 +159,7 @@ async def test_thousands_of_rows_go_out_in_order_and_parse_as_cloud_events(
 
     await published(engine, batch, "2,500 rows published")
 
-    on_topic = await events_for(stack.kafka_bootstrap_servers, topics.PURCHASES, customers[0])
+    on_topic = await events_for(stack.kafka, topics.PURCHASES, customers[0])
     expected = [event.id for event in batch if event.subject == customers[0]]
     assert [event.id for event in on_topic] == expected
 

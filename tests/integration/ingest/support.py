@@ -102,7 +102,7 @@ async def published(stack: Stack, topic: str, customer_id: str, count: int) -> l
     """The customer's events on the topic, once there are at least `count` of them."""
 
     async def probe() -> list[CloudEvent] | None:
-        found = await events_for(stack.kafka_bootstrap_servers, topic, subject=customer_id)
+        found = await events_for(stack.kafka, topic, subject=customer_id)
         return found if len(found) >= count else None
 
     return await eventually(probe, what=f"{count} event(s) for {customer_id} on {topic}")
@@ -115,7 +115,7 @@ async def published_until(
     partition, so whatever an earlier call published would be here before the marker."""
 
     async def probe() -> list[CloudEvent] | None:
-        found = await events_for(stack.kafka_bootstrap_servers, topic, subject=customer_id)
+        found = await events_for(stack.kafka, topic, subject=customer_id)
         return found if any(event.id == marker_event_id for event in found) else None
 
     return await eventually(probe, what=f"event {marker_event_id} on {topic}")

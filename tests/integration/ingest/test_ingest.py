@@ -701,7 +701,9 @@ class TestPartnerCache:
                         partner_id=partner_id,
                         name="Late café",
                         api_key_hash=hash_api_key(api_key),
-                        signing_secret=uuid.uuid4().hex,
+                        signing_secret=stack.sealed_as_stored(
+                            "ingest", partner_id, uuid.uuid4().hex
+                        ),
                         created_at=datetime.now(UTC),
                     )
                 )

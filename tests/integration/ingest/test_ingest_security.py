@@ -125,7 +125,7 @@ async def stored_profile(db: AsyncEngine, customer_id: str) -> dict[str, Any]:
 
 async def published(stack: Stack, customer_id: str, count: int) -> list[CloudEvent]:
     async def probe() -> list[CloudEvent] | None:
-        found = await events_for(stack.kafka_bootstrap_servers, topics.CUSTOMERS, customer_id)
+        found = await events_for(stack.kafka, topics.CUSTOMERS, customer_id)
         return found if len(found) >= count else None
 
     return await eventually(probe, what=f"{count} event(s) of {customer_id}")

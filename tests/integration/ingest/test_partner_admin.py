@@ -37,7 +37,8 @@ async def test_the_list_shows_partners_without_their_credentials(client: httpx.A
     [listed] = [p for p in response.json()["items"] if p["partner_id"] == pos.partner_id]
     assert listed["name"] == "Listed Café"
     assert listed["active"] is True
-    assert set(listed) == {"partner_id", "name", "created_at", "active"}
+    assert set(listed) == {"partner_id", "name", "created_at", "active", "rate_limit_per_second"}
+    assert listed["rate_limit_per_second"] is None  # the default (docs/operations.md)
     assert pos.api_key not in response.text and pos.signing_secret not in response.text
 
 

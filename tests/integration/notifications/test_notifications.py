@@ -27,6 +27,7 @@ from shared.clock import FixedClock
 from shared.messaging import events, topics
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.kafka import client_options
 from tests.support import factories
 from tests.support.kafka import events_for
 from tests.support.notifications import delivering_settings, mails_to, new_customer, send, tier_up
@@ -181,7 +182,7 @@ async def test_a_sent_message_is_announced_on_the_notifications_topic(
     await send(stack, topics.CUSTOMERS, cause)
 
     async def delivered() -> list[CloudEvent] | None:
-        found = await events_for(stack.kafka_bootstrap_servers, topics.NOTIFICATIONS, customer_id)
+        found = await events_for(stack.kafka, topics.NOTIFICATIONS, customer_id)
         return found or None
 
     (event,) = await eventually(delivered, within=60, what="notification.delivered on Kafka")
@@ -668,7 +669,7 @@ async def test_many_enrolments_published_at_once_each_get_one_welcome(
 ) -> None:
     prefix = f"burst-{uuid.uuid4().hex[:8]}"
     burst = [enrolment(f"{prefix}-{n}", None, consent_email=False) for n in range(300)]
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(stack.kafka), acks="all")
     await producer.start()
     try:
         for event in burst + burst:  # and every one of them delivered twice

@@ -121,14 +121,14 @@ async def settled(client: httpx.AsyncClient, customer_id: str, channel: str) -> 
     return await eventually(probe, within=60, what=f"the {channel} message of {customer_id}")
 
 
-async def _stored_webhook(database: AsyncEngine, partner_id: str, url: str) -> None:
+async def _stored_webhook(stack: Stack, database: AsyncEngine, partner_id: str, url: str) -> None:
     """A URL stored before this service checked them, or a name since rebound."""
     async with database.begin() as conn:
         await conn.execute(
             sa.insert(tables.partner_webhooks).values(
                 partner_id=partner_id,
                 url=url,
-                secret="s" * 32,
+                secret=stack.sealed_as_stored("notifications", partner_id, "s" * 32),
                 created_at=sa.func.now(),
                 updated_at=sa.func.now(),
             )
@@ -146,7 +146,9 @@ async def test_a_stored_url_at_this_machine_is_never_called_and_logged_as_refuse
     port, calls = listener
     partner_id = f"p-{uuid.uuid4().hex[:12]}"
     target = port if open_port else closed_port()
-    await _stored_webhook(database, partner_id, f"https://localhost:{target}/hooks/{partner_id}")
+    await _stored_webhook(
+        stack, database, partner_id, f"https://localhost:{target}/hooks/{partner_id}"
+    )
     customer_id = f"cust-{uuid.uuid4().hex}"
     await send(stack, topics.CUSTOMERS, factories.enrolment(customer_id, partner_id=partner_id))
 

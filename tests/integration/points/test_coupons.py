@@ -23,7 +23,7 @@ from tests.integration.points.support import NOW, customer_with_lots
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running, settings_for
-from tests.support.stack import Stack
+from tests.support.stack import Stack, sha256_hex
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,9 @@ def till(partner: str, store: str | None = None) -> dict[str, str]:
 async def points(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """The points service with a till token (ingest's, in production)."""
     stack.migrate("points")
-    settings = settings_for(PointsSettings, stack, "points", till_token=TILL_TOKEN)
+    settings = settings_for(
+        PointsSettings, stack, "points", till_token_sha256=sha256_hex(TILL_TOKEN)
+    )
     async with running(create_app, settings) as (_, client):
         yield client
 
@@ -110,7 +112,7 @@ async def test_a_coupon_is_taken_once_and_its_till_credited(
     async def announced() -> Any:
         found = [
             e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
+            for e in await events_for(stack.kafka, topics.POINTS, customer)
             if e.type == events.COUPON_REDEEMED
         ]
         return found or None
@@ -250,7 +252,7 @@ async def test_an_unused_coupon_expires_and_gives_back_what_its_lots_still_hold(
     async def announced() -> Any:
         found = [
             e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
+            for e in await events_for(stack.kafka, topics.POINTS, customer)
             if e.type == events.COUPON_EXPIRED
         ]
         return found or None
@@ -278,7 +280,7 @@ async def test_with_coupon_expiry_forfeit_nothing_goes_back(
         PointsSettings,
         stack,
         "points",
-        till_token=TILL_TOKEN,
+        till_token_sha256=sha256_hex(TILL_TOKEN),
         program_file=str(program),
         run_workers="false",
     )

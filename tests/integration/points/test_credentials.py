@@ -156,7 +156,7 @@ async def test_an_adjustment_records_the_credential_as_its_actor(
     async def announced() -> list[events.CloudEvent] | None:
         found = [
             e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
+            for e in await events_for(stack.kafka, topics.POINTS, customer)
             if e.type == events.POINTS_ADJUSTED
         ]
         return found if len(found) == 2 else None

@@ -86,7 +86,7 @@ async def ledger_of(engine: AsyncEngine, customer: str) -> list[sa.Row[Any]]:
 async def import_and_mark(stack: Stack, customer: str, *, welcome: bool) -> None:
     """The enrolment and the import (delivered twice), then a purchase of 2.00 behind the
     import on its partition: once that is applied, so is every copy of the import."""
-    bootstrap = stack.kafka_bootstrap_servers
+    bootstrap = stack.kafka
     await publish(
         bootstrap, topics.CUSTOMERS, customer, imported_enrolment(customer, welcome=welcome)
     )
@@ -125,7 +125,6 @@ async def test_an_imported_member_holds_exactly_the_valid_lots_and_no_welcome_bo
         (200, "import"),
         (300, "import"),
     ]
-    assert all(e.type == events.POINTS_EARNED for e in announced)
 
 
 async def test_with_the_welcome_the_imported_member_gets_the_bonus_too(
@@ -145,5 +144,9 @@ async def test_with_the_welcome_the_imported_member_gets_the_bonus_too(
 
 
 async def _n_events(stack: Stack, customer: str, count: int) -> list[CloudEvent] | None:
-    found = await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
-    return found if len(found) >= count else None
+    """The member's `points.earned` events once there are `count`. Only those: another test's
+    expiry-warning job, run a year ahead on the shared stack, may announce the lot expiring in
+    a month with a `points.expiring` of its own."""
+    found = await events_for(stack.kafka, topics.POINTS, customer)
+    earned = [e for e in found if e.type == events.POINTS_EARNED]
+    return earned if len(earned) >= count else None

@@ -19,6 +19,7 @@ from services.points.settings import PointsSettings
 from shared.clock import FixedClock
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
+from shared.messaging.kafka import KafkaConnection, client_options
 from tests.support import factories
 from tests.support.kafka import dead_letters, events_for, publish
 from tests.support.polling import eventually
@@ -57,7 +58,7 @@ async def test_welcome_bonus_and_purchases_make_the_balance(
     stack: Stack, points: httpx.AsyncClient
 ) -> None:
     customer = f"c-{uuid.uuid4()}"
-    bootstrap = stack.kafka_bootstrap_servers
+    bootstrap = stack.kafka
     await publish(bootstrap, topics.CUSTOMERS, customer, enrolment(customer))
     await publish(bootstrap, topics.PURCHASES, customer, purchase(customer, "300.00"))
     await publish(bootstrap, topics.PURCHASES, customer, purchase(customer, "250.99"))
@@ -93,14 +94,14 @@ async def test_the_latest_profile_alone_enrols_after_compaction(
         subject=customer,
         time=NOW,
     )
-    await publish(stack.kafka_bootstrap_servers, topics.CUSTOMERS, customer, latest)
+    await publish(stack.kafka, topics.CUSTOMERS, customer, latest)
     balance = await eventually(lambda: balance_once(points, customer, 100), what="welcome bonus")
     assert balance["lifetime_earned"] == 100
 
 
 async def test_a_redelivered_event_changes_nothing(stack: Stack, points: httpx.AsyncClient) -> None:
     customer = f"c-{uuid.uuid4()}"
-    bootstrap = stack.kafka_bootstrap_servers
+    bootstrap = stack.kafka
     first = purchase(customer, "40.00")
     for _ in range(3):
         await publish(bootstrap, topics.PURCHASES, customer, first)
@@ -119,7 +120,7 @@ async def test_a_poison_message_is_dead_lettered_and_the_partition_moves_on(
     stack: Stack, points: httpx.AsyncClient
 ) -> None:
     customer = f"c-{uuid.uuid4()}"
-    bootstrap = stack.kafka_bootstrap_servers
+    bootstrap = stack.kafka
     await publish(bootstrap, topics.PURCHASES, customer, b'{"specversion": "1.0", "oops"')
     await publish(bootstrap, topics.PURCHASES, customer, purchase(customer, "12.00"))
 
@@ -143,7 +144,9 @@ async def test_balance_needs_a_service_token(points: httpx.AsyncClient) -> None:
     assert response.json()["type"] == "urn:fedelta:problem:unauthorized"
 
 
-async def _n_events(bootstrap: str, customer: str, count: int) -> list[CloudEvent] | None:
+async def _n_events(
+    bootstrap: str | KafkaConnection, customer: str, count: int
+) -> list[CloudEvent] | None:
     found = await events_for(bootstrap, topics.POINTS, customer)
     return found if len(found) >= count else None
 
@@ -153,7 +156,7 @@ async def test_two_instances_share_the_partitions_without_double_effects(
 ) -> None:
     """Scale-out: a second instance joins the group mid-stream; the rebalance may redeliver,
     and every balance must still be exact with exactly one points.earned per purchase."""
-    bootstrap = stack.kafka_bootstrap_servers
+    bootstrap = stack.kafka
     customers = [f"c-{uuid.uuid4()}" for _ in range(12)]
     settings = settings_for(PointsSettings, stack, "points")
     for customer in customers:
@@ -300,7 +303,7 @@ async def test_a_batch_delivered_again_under_new_event_ids_changes_nothing(
 
 async def send_all(stack: Stack, batch: list[CloudEvent]) -> None:
     """Every event with one producer, flushed once: they reach the consumer in few polls."""
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(stack.kafka), acks="all")
     await producer.start()
     try:
         for event in batch:
@@ -324,7 +327,7 @@ async def test_many_customers_events_sent_at_once_earn_as_one_by_one(
         assert balance["lifetime_earned"] == 650
 
     announced = {event.id for event in story}
-    bootstrap = stack.kafka_bootstrap_servers
+    bootstrap = stack.kafka
     for customer in customer_ids[:5]:
         earned = await eventually(
             partial(_n_events, bootstrap, customer, 3), what="three points.earned events"
@@ -357,7 +360,7 @@ async def test_a_purchase_in_another_currency_is_dead_lettered_alone(
 
     async def dead_lettered_by_points() -> list[Any] | None:
         found = await dead_letters(
-            stack.kafka_bootstrap_servers, topics.PURCHASES, key=refused_customer, consumer="points"
+            stack.kafka, topics.PURCHASES, key=refused_customer, consumer="points"
         )
         return found or None
 

@@ -38,7 +38,7 @@ async def test_adjustments_give_and_take_points_and_are_announced_with_their_act
     async def adjusted() -> list[events.CloudEvent] | None:
         found = [
             e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
+            for e in await events_for(stack.kafka, topics.POINTS, customer)
             if e.type == events.POINTS_ADJUSTED
         ]
         return found if len(found) == 2 else None

@@ -13,6 +13,7 @@ from services.points.adapters.tables import customer_tiers
 from services.points.domain.model import add_months
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, new_event
+from shared.messaging.kafka import KafkaConnection
 from shared.storage.db import create_engine
 from tests.support import factories
 from tests.support.kafka import events_for, publish
@@ -86,7 +87,7 @@ async def test_a_silver_customer_earns_double_on_coffee_with_the_rules_recorded(
     customer = f"c-{uuid.uuid4()}"
     # A partner of its own, so that campaigns of other tests cannot touch this purchase.
     partner = f"p-{uuid.uuid4().hex[:12]}"
-    bootstrap = stack.kafka_bootstrap_servers
+    bootstrap = stack.kafka
     created = await points.post(
         "/v1/campaigns", json=campaign_body(partner_id=partner, validity_days=60), headers=ADMIN
     )
@@ -136,7 +137,7 @@ async def test_a_silver_customer_earns_double_on_coffee_with_the_rules_recorded(
     assert earned == [(13, [f"campaign:{campaign_id}"]), (37, ["base", "tier:silver"])]
 
 
-async def _events(bootstrap: str, customer: str) -> list[CloudEvent] | None:
+async def _events(bootstrap: str | KafkaConnection, customer: str) -> list[CloudEvent] | None:
     found = await events_for(bootstrap, topics.POINTS, customer)
     return found or None
 

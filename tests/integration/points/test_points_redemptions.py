@@ -60,7 +60,7 @@ async def test_a_redemption_draws_the_soonest_expiring_lots_and_is_announced(
     async def redeemed() -> list[Any] | None:
         found = [
             e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
+            for e in await events_for(stack.kafka, topics.POINTS, customer)
             if e.type == events.POINTS_REDEEMED
         ]
         return found or None
@@ -169,7 +169,7 @@ async def test_a_captured_hold_keeps_its_points_spent_and_is_announced(
     async def redeemed() -> list[Any] | None:
         found = [
             e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
+            for e in await events_for(stack.kafka, topics.POINTS, customer)
             if e.type == events.POINTS_REDEEMED
         ]
         return found or None
@@ -244,9 +244,7 @@ async def test_an_uncaptured_hold_lapses_at_its_timeout_and_its_points_return(
 
 async def points_events(stack: Stack, customer: str, event_type: str) -> list[Any]:
     return [
-        e
-        for e in await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
-        if e.type == event_type
+        e for e in await events_for(stack.kafka, topics.POINTS, customer) if e.type == event_type
     ]
 
 

@@ -27,7 +27,7 @@ from tests.integration.points.support import NOW, customer_with_lots
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER, running, settings_for
-from tests.support.stack import Stack
+from tests.support.stack import Stack, sha256_hex
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,9 @@ def till(partner: str, store: str | None = None) -> dict[str, str]:
 async def points(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """The points service with a till token (ingest's, in production)."""
     stack.migrate("points")
-    settings = settings_for(PointsSettings, stack, "points", till_token=TILL_TOKEN)
+    settings = settings_for(
+        PointsSettings, stack, "points", till_token_sha256=sha256_hex(TILL_TOKEN)
+    )
     async with running(create_app, settings) as (_, client):
         yield client
 
@@ -239,10 +241,7 @@ async def test_a_reward_redeemed_issues_a_coupon_and_announces_both(
     assert lasts == timedelta(days=10)
 
     async def announced() -> dict[str, Any] | None:
-        found = {
-            e.type: e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
-        }
+        found = {e.type: e for e in await events_for(stack.kafka, topics.POINTS, customer)}
         wanted = (events.POINTS_REDEEMED, events.COUPON_ISSUED)
         return found if all(t in found for t in wanted) else None
 

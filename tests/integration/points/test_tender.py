@@ -74,7 +74,7 @@ async def test_a_refund_through_kafka_gives_the_spent_points_back_once_in_propor
     # 100 points expiring in 20 days, 400 in 300: the redemption takes all of the first.
     customer = await customer_with_lots(engine, (100, 20), (400, 300))
     redemption_id = await redeem(points, customer, 300)
-    bootstrap = stack.kafka_bootstrap_servers
+    bootstrap = stack.kafka
     purchase_id = f"{customer}.p1"
     await publish(
         bootstrap, topics.PURCHASES, customer, paid(customer, purchase_id, "40.00", redemption_id)

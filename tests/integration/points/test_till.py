@@ -24,7 +24,7 @@ from tests.integration.points.support import customer_with_lots
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, running, settings_for
-from tests.support.stack import Stack
+from tests.support.stack import Stack, sha256_hex
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,9 @@ def till(partner: str, store: str | None = None) -> dict[str, str]:
 @pytest.fixture(scope="module")
 async def app_and_client(stack: Stack) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     stack.migrate("points")
-    settings = settings_for(PointsSettings, stack, "points", till_token=TILL_TOKEN)
+    settings = settings_for(
+        PointsSettings, stack, "points", till_token_sha256=sha256_hex(TILL_TOKEN)
+    )
     async with running(create_app, settings) as (app, client):
         yield app, client
 
@@ -119,7 +121,7 @@ async def test_a_free_form_redemption_at_a_till_names_its_partner_and_store(
     async def announced() -> Any:
         found = [
             e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
+            for e in await events_for(stack.kafka, topics.POINTS, customer)
             if e.type == events.POINTS_REDEEMED
         ]
         return found or None
@@ -150,7 +152,7 @@ async def test_a_hold_at_a_till_keeps_its_partner_for_the_capture(
     async def announced() -> Any:
         found = [
             e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.POINTS, customer)
+            for e in await events_for(stack.kafka, topics.POINTS, customer)
             if e.type == events.POINTS_REDEEMED
         ]
         return found or None

@@ -57,7 +57,7 @@ async def enrolled_customer(stack: Stack, client: httpx.AsyncClient) -> str:
         factories.purchase(customer_id, "100", at=at),
     ):
         assert event.subject is not None
-        await publish(stack.kafka_bootstrap_servers, event.topic, event.subject, event)
+        await publish(stack.kafka, event.topic, event.subject, event)
 
     async def standing() -> dict[str, Any] | None:
         response = await client.get(f"/v1/customers/{customer_id}/tier", headers=bearer(READ))
@@ -96,7 +96,7 @@ async def test_only_tiers_own_admin_token_overrides_and_it_is_the_actor(
     async def announced() -> list[events.CloudEvent] | None:
         found = [
             e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.TIERS, customer_id)
+            for e in await events_for(stack.kafka, topics.TIERS, customer_id)
             if e.type == events.TIER_CHANGED and e.data["to_tier"] == "gold"
         ]
         return found or None

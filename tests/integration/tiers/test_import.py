@@ -47,7 +47,7 @@ def imported(
 
 async def send(stack: Stack, *batch: CloudEvent) -> None:
     for event in batch:
-        await publish(stack.kafka_bootstrap_servers, event.topic, event.subject, event)
+        await publish(stack.kafka, event.topic, event.subject, event)
 
 
 async def tier_when(
@@ -89,7 +89,7 @@ async def enrolled_at(engine: AsyncEngine, customer_id: str) -> datetime:
 
 
 async def tier_changes(stack: Stack, customer_id: str) -> list[CloudEvent]:
-    found = await events_for(stack.kafka_bootstrap_servers, topics.TIERS, customer_id)
+    found = await events_for(stack.kafka, topics.TIERS, customer_id)
     return [e for e in found if e.type == events.TIER_CHANGED]
 
 

@@ -72,7 +72,7 @@ async def standing(client: httpx.AsyncClient, customer_id: str, spend: str) -> d
 
 
 async def changes(stack: Stack, customer_id: str) -> list[events.TierChanged]:
-    found = await events_for(stack.kafka_bootstrap_servers, topics.TIERS, customer_id)
+    found = await events_for(stack.kafka, topics.TIERS, customer_id)
     return [e.data_as(events.TierChanged) for e in found if e.type == events.TIER_CHANGED]
 
 
@@ -93,7 +93,7 @@ async def test_a_replay_rebuilds_the_imported_tier_from_its_since(
         factories.purchase(raised, "1500", at=now - timedelta(days=2), occurred_at=bought_at),
     ):
         assert event.subject is not None
-        await publish(stack.kafka_bootstrap_servers, event.topic, event.subject, event)
+        await publish(stack.kafka, event.topic, event.subject, event)
     before = await standing(client, kept, "1")
     assert (before["tier"], before["reason"]) == ("gold", "import")
     # Under the default program 1500 keeps the imported silver.
@@ -102,7 +102,7 @@ async def test_a_replay_rebuilds_the_imported_tier_from_its_since(
     lines: list[str] = []
     replay = Replay(
         engine=engine,
-        bootstrap_servers=stack.kafka_bootstrap_servers,
+        bootstrap_servers=stack.kafka,
         program=NEW_PROGRAM,
         clock=SystemClock(),
         report=lines.append,

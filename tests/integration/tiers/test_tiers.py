@@ -22,6 +22,7 @@ from services.tiers.programs import ProgramSource
 from shared.clock import FixedClock
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
+from shared.messaging.kafka import client_options
 from tests.support import factories
 from tests.support.kafka import dead_letters, events_for, publish, read_all
 from tests.support.polling import eventually
@@ -58,12 +59,12 @@ def refund(customer_id: str, purchase_id: str, amount: str, at: datetime) -> Clo
 
 
 async def send(stack: Stack, event: CloudEvent) -> None:
-    await publish(stack.kafka_bootstrap_servers, event.topic, event.subject, event)
+    await publish(stack.kafka, event.topic, event.subject, event)
 
 
 async def send_all(stack: Stack, batch: list[CloudEvent]) -> None:
     """Every event with one producer, flushed once: they reach the consumer in few polls."""
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(stack.kafka), acks="all")
     await producer.start()
     try:
         for event in batch:
@@ -94,7 +95,7 @@ async def wait_for_spend(client: httpx.AsyncClient, customer_id: str, spend: str
 
 
 async def tier_changes(stack: Stack, customer_id: str) -> list[CloudEvent]:
-    return await events_for(stack.kafka_bootstrap_servers, topics.TIERS, customer_id)
+    return await events_for(stack.kafka, topics.TIERS, customer_id)
 
 
 async def some_tier_changes(stack: Stack, customer_id: str) -> list[CloudEvent] | None:
@@ -188,7 +189,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_partition_moves_on(
     customer = new_customer_id()
     now = datetime.now(UTC)
     bad: bytes = spoil(purchase(customer, "700", now - timedelta(hours=2)))
-    await publish(stack.kafka_bootstrap_servers, topics.PURCHASES, customer, bad)
+    await publish(stack.kafka, topics.PURCHASES, customer, bad)
     await send(stack, purchase(customer, "600", now - timedelta(hours=1)))
 
     body = await wait_for_spend(client, customer, "600")
@@ -196,9 +197,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_partition_moves_on(
 
     async def dead_lettered_by_tiers() -> list[Any] | None:
         return (
-            await dead_letters(
-                stack.kafka_bootstrap_servers, topics.PURCHASES, key=customer, consumer="tiers"
-            )
+            await dead_letters(stack.kafka, topics.PURCHASES, key=customer, consumer="tiers")
             or None
         )
 
@@ -377,7 +376,7 @@ async def test_many_customers_events_sent_at_once_are_applied_as_one_by_one(
 
     async def every_change() -> dict[str, list[CloudEvent]] | None:
         found: dict[str, list[CloudEvent]] = {}
-        for record in await read_all(stack.kafka_bootstrap_servers, topics.TIERS):
+        for record in await read_all(stack.kafka, topics.TIERS):
             key = record.key.decode() if record.key else ""
             if key in crossings and record.value is not None:
                 found.setdefault(key, []).append(CloudEvent.from_bytes(record.value))
@@ -413,7 +412,7 @@ async def test_a_purchase_in_another_currency_is_dead_lettered_alone(
     async def dead_lettered_by_tiers() -> list[Any] | None:
         return (
             await dead_letters(
-                stack.kafka_bootstrap_servers,
+                stack.kafka,
                 topics.PURCHASES,
                 key=refused_customer,
                 consumer="tiers",

@@ -162,7 +162,7 @@ async def test_a_member_climbs_to_gold_by_two_friends_kept_past_the_window(
     assert statuses == {kept: "qualified", also_kept: "qualified", returned: "disqualified"}
 
     async def announced() -> list[CloudEvent] | None:
-        found = await events_for(stack.kafka_bootstrap_servers, topics.TIERS, referrer)
+        found = await events_for(stack.kafka, topics.TIERS, referrer)
         return [e for e in found if e.type == events.TIER_CHANGED] or None
 
     [changed] = await eventually(announced, within=WITHIN, what="the tier.changed")
@@ -252,7 +252,7 @@ async def test_a_replay_counts_the_referrals_the_live_service_qualified(
     try:
         done = await Replay(
             engine=engine,
-            bootstrap_servers=stack.kafka_bootstrap_servers,
+            bootstrap_servers=stack.kafka,
             program=REPLAYED,
             clock=SystemClock(),
             report=lambda _: None,
@@ -266,7 +266,7 @@ async def test_a_replay_counts_the_referrals_the_live_service_qualified(
         assert after[0]["referrals_to_next_tier"] == 1  # gold at 3 now
 
         async def announced(customer_id: str) -> list[events.TierChanged] | None:
-            found = await events_for(stack.kafka_bootstrap_servers, topics.TIERS, customer_id)
+            found = await events_for(stack.kafka, topics.TIERS, customer_id)
             changes = [
                 events.TierChanged.model_validate(e.data)
                 for e in found

@@ -77,7 +77,7 @@ async def customer_buying(
         batch.append(factories.enrolment(customer_id, at=at))
     batch.append(factories.purchase(customer_id, total, at=at, occurred_at=at + timedelta(hours=1)))
     for event in batch:
-        await publish(stack.kafka_bootstrap_servers, event.topic, customer_id, event)
+        await publish(stack.kafka, event.topic, customer_id, event)
 
     async def shown() -> dict[str, Any] | None:
         response = await client.get(f"/v1/customers/{customer_id}/tier", headers=READER)
@@ -108,9 +108,7 @@ async def relayed(engine: AsyncEngine) -> bool:
 
 
 async def replay_changes(stack: Stack, customer_id: str) -> list[events.TierChanged]:
-    found: list[CloudEvent] = await events_for(
-        stack.kafka_bootstrap_servers, topics.TIERS, customer_id
-    )
+    found: list[CloudEvent] = await events_for(stack.kafka, topics.TIERS, customer_id)
     changed = [
         events.TierChanged.model_validate(e.data) for e in found if e.type == events.TIER_CHANGED
     ]
@@ -128,7 +126,7 @@ async def test_a_threshold_change_announces_only_the_tiers_that_change_and_resum
     lines: list[str] = []
     replay = Replay(
         engine=engine,
-        bootstrap_servers=stack.kafka_bootstrap_servers,
+        bootstrap_servers=stack.kafka,
         program=NEW_PROGRAM,
         clock=SystemClock(),
         report=lines.append,
@@ -215,7 +213,7 @@ async def test_what_the_live_service_applies_just_before_the_switch_is_in_the_sw
 
     replay = BuyingJustBeforeTheSwitch(
         engine=engine,
-        bootstrap_servers=stack.kafka_bootstrap_servers,
+        bootstrap_servers=stack.kafka,
         program=NEW_PROGRAM,
         clock=SystemClock(),
         report=lambda _: None,
@@ -245,7 +243,7 @@ async def test_the_live_service_follows_a_switch_without_a_restart(
 
     replay = Replay(
         engine=engine,
-        bootstrap_servers=stack.kafka_bootstrap_servers,
+        bootstrap_servers=stack.kafka,
         program=NEW_PROGRAM,
         clock=SystemClock(),
         report=lambda _: None,
@@ -276,7 +274,7 @@ async def test_the_live_service_follows_a_switch_without_a_restart(
     await customer_buying(stack, client, "700", "bronze")
     await customer_buying(stack, client, "900", "gold", customer, spend="1500")
     await eventually(lambda: relayed(engine), within=WITHIN, what="the outbox relayed")
-    found = await events_for(stack.kafka_bootstrap_servers, topics.TIERS, customer)
+    found = await events_for(stack.kafka, topics.TIERS, customer)
     changed = [
         events.TierChanged.model_validate(e.data) for e in found if e.type == events.TIER_CHANGED
     ]

@@ -32,7 +32,7 @@ def new_customer_id() -> str:
 async def send(stack: Stack, *batch: CloudEvent) -> None:
     for event in batch:
         assert event.subject is not None
-        await publish(stack.kafka_bootstrap_servers, event.topic, event.subject, event)
+        await publish(stack.kafka, event.topic, event.subject, event)
 
 
 async def tier_with_spend(
@@ -96,7 +96,7 @@ async def published(
     async def found() -> list[CloudEvent] | None:
         of_type = [
             e
-            for e in await events_for(stack.kafka_bootstrap_servers, topics.TIERS, customer_id)
+            for e in await events_for(stack.kafka, topics.TIERS, customer_id)
             if e.type == event_type
         ]
         return of_type if len(of_type) >= count else None
@@ -167,9 +167,7 @@ async def test_a_customer_who_keeps_the_spend_is_neither_warned_nor_downgraded(
     body = (await client.get(f"/v1/customers/{customer_id}/tier", headers=READER)).json()
     assert body["tier"] == "gold"
     assert datetime.fromisoformat(body["review_at"]) == review_at + timedelta(days=365)
-    types = [
-        e.type for e in await events_for(stack.kafka_bootstrap_servers, topics.TIERS, customer_id)
-    ]
+    types = [e.type for e in await events_for(stack.kafka, topics.TIERS, customer_id)]
     assert types == [events.TIER_CHANGED]  # the upgrade alone
 
 

@@ -13,7 +13,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from pydantic import SecretStr
 
 from services.points.api.app import create_app
 from services.points.domain.holds import Hold, lapse_all
@@ -55,7 +54,7 @@ def settings(till: str | None = TILL) -> PointsSettings:
         kafka_bootstrap_servers="localhost:9092",
         admin_token_sha256=sha256_hex(ADMIN),
         read_token_sha256=sha256_hex(READ),
-        till_token=None if till is None else SecretStr(till),
+        till_token_sha256=None if till is None else sha256_hex(till),
     )
 
 
@@ -65,16 +64,16 @@ def bearer(token: str, **headers: str) -> dict[str, str]:
 
 def test_the_till_token_grants_the_till_scope_only_when_configured() -> None:
     hashes = settings().token_hashes()
-    till = SecretStr(TILL)
+    till = (sha256_hex(TILL),)
 
-    def token_scope(presented: str, till_token: SecretStr | None = None) -> str | None:
-        credential = credential_of(presented, hashes, till_token)
+    def token_scope(presented: str, till_hashes: tuple[str, ...] = ()) -> str | None:
+        credential = credential_of(presented, hashes, till_hashes)
         return None if credential is None else credential.scope
 
     assert token_scope(TILL, till) == "till"
     assert token_scope(ADMIN, till) == "admin"
     assert token_scope(READ, till) == "read"
-    assert token_scope(TILL, None) is None
+    assert token_scope(TILL, ()) is None
     assert token_scope(TILL) is None
 
 

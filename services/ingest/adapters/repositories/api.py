@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest import ports
+from services.ingest.adapters.sealed_secrets import seal_signing_secret, unseal_signing_secret
 from services.ingest.adapters.tables import customers, partners, purchases, refunds
 from services.ingest.domain.model import Accepted, CustomerProfile, Partner
 from services.ingest.ports import PurchaseKey, StoredPurchase, StoredRefund
@@ -82,7 +83,10 @@ class SqlPartnerRepository:
             await self._conn.execute(
                 sa.update(partners)
                 .where(partners.c.partner_id == partner_id)
-                .values(api_key_hash=api_key_hash, signing_secret=signing_secret)
+                .values(
+                    api_key_hash=api_key_hash,
+                    signing_secret=seal_signing_secret(partner_id, signing_secret),
+                )
                 .returning(*partners.c)
             )
         ).first()
@@ -94,6 +98,17 @@ class SqlPartnerRepository:
                 sa.update(partners)
                 .where(partners.c.partner_id == partner_id)
                 .values(active=False)
+                .returning(*partners.c)
+            )
+        ).first()
+        return None if row is None else _partner(row)
+
+    async def set_rate_limit(self, partner_id: str, per_second: float | None) -> Partner | None:
+        row = (
+            await self._conn.execute(
+                sa.update(partners)
+                .where(partners.c.partner_id == partner_id)
+                .values(rate_limit_per_second=per_second)
                 .returning(*partners.c)
             )
         ).first()
@@ -301,9 +316,10 @@ def _partner(row: sa.Row[Any]) -> Partner:
         partner_id=row.partner_id,
         name=row.name,
         api_key_hash=row.api_key_hash,
-        signing_secret=row.signing_secret,
+        signing_secret=unseal_signing_secret(row.partner_id, row.signing_secret),
         created_at=row.created_at,
         active=row.active,
+        rate_limit_per_second=row.rate_limit_per_second,
     )
 
 
@@ -312,9 +328,11 @@ def _partner_values(partner: Partner) -> dict[str, object]:
         "partner_id": partner.partner_id,
         "name": partner.name,
         "api_key_hash": partner.api_key_hash,
-        "signing_secret": partner.signing_secret,
+        # Sealed: the partner's id is its associated data (adapters/sealed_secrets.py).
+        "signing_secret": seal_signing_secret(partner.partner_id, partner.signing_secret),
         "created_at": partner.created_at,
         "active": partner.active,
+        "rate_limit_per_second": partner.rate_limit_per_second,
     }
 
 

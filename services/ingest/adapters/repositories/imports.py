@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest import ports
+from services.ingest.adapters.sealed_secrets import unseal_signing_secret
 from services.ingest.adapters.tables import customers, partners
 from services.ingest.domain.model import Accepted, CustomerProfile, Partner
 
@@ -32,7 +33,7 @@ class SqlMemberImports:
             partner_id=row.partner_id,
             name=row.name,
             api_key_hash=row.api_key_hash,
-            signing_secret=row.signing_secret,
+            signing_secret=unseal_signing_secret(row.partner_id, row.signing_secret),
             created_at=row.created_at,
             active=row.active,
         )

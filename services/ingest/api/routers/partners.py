@@ -12,6 +12,7 @@ from services.ingest.api.schemas import (
     PartnerIn,
     PartnerListOut,
     PartnerOut,
+    PartnerRateLimitIn,
 )
 from services.ingest.usecases import partners
 from shared.web.strict_json import StrictJsonRoute
@@ -52,3 +53,13 @@ async def revoke_partner(partner_id: PartnerId, runtime: RuntimeDep, _: AdminSco
     """The partner's calls are refused (401) from now on; what it reported stays. Revoking
     twice is harmless."""
     return await partners.revoke(runtime, partner_id)
+
+
+@router.put("/{partner_id}/rate-limit")
+async def set_rate_limit(
+    partner_id: PartnerId, body: PartnerRateLimitIn, runtime: RuntimeDep, _: AdminScope
+) -> PartnerOut:
+    """The partner's calls per second for the whole ingest instance (null: the default,
+    FEDELTA_INGEST_PARTNER_RATE_LIMIT_PER_SECOND); in force within the partner cache's few
+    seconds. Calls past it are answered 429 with Retry-After."""
+    return await partners.set_rate_limit(runtime, partner_id, body.rate_limit_per_second)

@@ -15,6 +15,7 @@ from services.notifications.adapters.repositories.common import (
     WebhookReads,
     delivery_of,
 )
+from services.notifications.adapters.sealed_secrets import seal_webhook_secret
 from services.notifications.adapters.tables import (
     contacts,
     deliveries,
@@ -49,7 +50,7 @@ class SqlApiRepository(ContactReads, WebhookReads):
             .values(
                 partner_id=webhook.partner_id,
                 url=webhook.url,
-                secret=webhook.secret,
+                secret=seal_webhook_secret(webhook.partner_id, webhook.secret),
                 created_at=now,
                 updated_at=now,
             )

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.notifications.adapters.sealed_secrets import unseal_webhook_secret
 from services.notifications.adapters.tables import (
     contacts,
     partner_webhooks,
@@ -96,7 +97,10 @@ class WebhookReads(SqlRepository):
         if row is None:
             return None
         return PartnerWebhook(
-            partner_id=row.partner_id, url=row.url, secret=row.secret, created_at=row.created_at
+            partner_id=row.partner_id,
+            url=row.url,
+            secret=unseal_webhook_secret(row.partner_id, row.secret),
+            created_at=row.created_at,
         )
 
 

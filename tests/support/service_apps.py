@@ -1,0 +1,50 @@
+"""Each service's real app, built in-process with settings that need no environment (no
+lifespan runs: routes that need the runtime are not for these tests)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from services.ingest.api.app import create_app as ingest_app
+from services.notifications.api.app import create_app as notifications_app
+from services.points.api.app import create_app as points_app
+from services.tiers.api.app import create_app as tiers_app
+from shared.settings import ServiceSettings
+from tests.support.service_settings import SETTINGS_CLASSES
+from tests.support.stack import sha256_hex
+
+CREATE_APPS: dict[str, Callable[[ServiceSettings], FastAPI]] = {
+    "ingest": ingest_app,
+    "points": points_app,
+    "tiers": tiers_app,
+    "notifications": notifications_app,
+}
+ADMIN_TOKEN = "service-apps-admin-token-0123456789"
+
+
+def service_settings(service: str, **overrides: Any) -> ServiceSettings:
+    settings = SETTINGS_CLASSES[service](
+        database_url=f"postgresql+asyncpg://u:p@localhost:5432/{service}",
+        kafka_bootstrap_servers="localhost:9092",
+        admin_token_sha256=sha256_hex(ADMIN_TOKEN),
+        **overrides,
+    )
+    assert isinstance(settings, ServiceSettings)
+    return settings
+
+
+def service_app(service: str, **overrides: Any) -> FastAPI:
+    return CREATE_APPS[service](service_settings(service, **overrides))
+
+
+@asynccontextmanager
+async def client_of(app: FastAPI, port: int = 8080) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose calls arrive on `port` (the ASGI scope's `server`, as a socket's)."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://svc:{port}") as client:
+        yield client
