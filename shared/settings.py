@@ -48,6 +48,9 @@ class ServiceSettings(BaseSettings):
     # rotation, as for the roles. Unset: no till scope.
     till_token_sha256: TokenHash | None = None
     till_token_sha256_next: TokenHash | None = None
+    # The plaintext till token, as services were configured before the hash: read only to
+    # refuse it, so that an upgrade that still sets it fails at start, not at a till's call.
+    till_token: SecretStr | None = Field(default=None, exclude=True, repr=False)
     host: str = "127.0.0.1"
     # A validator, not Field(ge=, le=): each service redeclares `port` with its own default,
     # which would drop constraints declared here, but validators are inherited by name.
@@ -100,6 +103,15 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 "token hashes: one token is given two roles (each role and the till scope "
                 "need tokens of their own)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _no_plaintext_till_token(self) -> ServiceSettings:
+        if self.till_token is not None:
+            raise ValueError(
+                "till_token is no longer read: set till_token_sha256 to the SHA-256 (hex) of "
+                "the till token instead, and remove till_token (docs/operations.md)"
             )
         return self
 

@@ -232,3 +232,17 @@ def test_a_till_holds_lapse_gives_back_under_the_partner_and_store_it_named() ->
         ("p1", None, 40),
         (None, None, 10),
     ]
+
+
+def test_a_plaintext_till_token_in_the_environment_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # How points was configured before the hash: an upgrade that keeps it must not start and
+    # then answer every till call with a 401.
+    monkeypatch.setenv("FEDELTA_POINTS_TILL_TOKEN", TILL)
+    with pytest.raises(ValueError, match="till_token is no longer read"):
+        PointsSettings(
+            database_url="postgresql+asyncpg://u:p@localhost:5432/points",
+            kafka_bootstrap_servers="localhost:9092",
+            admin_token_sha256=sha256_hex(ADMIN),
+        )
