@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
+from pydantic import ValidationError
 
 from services.points.settings import PointsSettings
 from shared.web.auth import credential_of
@@ -46,8 +48,10 @@ def test_points_knows_the_till_token_by_its_hash_and_rotates_it_without_downtime
 
 def test_points_has_no_setting_that_holds_the_till_token_itself() -> None:
     fields = set(PointsSettings.model_fields)
-    assert "till_token" not in fields
     assert {"till_token_sha256", "till_token_sha256_next"} <= fields
+    # `till_token` is read only to be refused: points never starts holding the token itself.
+    with pytest.raises(ValidationError, match="till_token is no longer read"):
+        points(till_token=OLD)
 
 
 def test_the_deployments_give_points_the_hash_and_ingest_the_token() -> None:
