@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.sealing import Keyring, is_sealed, keyring_from_environment
+from shared.sealing import Keyring, SealingError, is_sealed, keyring_from_environment
 
 
 def migration_keyring(prefix: str, bind: Connection, table: str, column: str) -> Keyring | None:
@@ -100,3 +100,44 @@ async def reseal_table(
             )
     finally:
         await engine.dispose()
+
+
+class SealedColumn:
+    """One column of secrets a service keeps sealed, and the process's keyring for it: its
+    adapters seal and unseal through it, bootstrap and the command line install the keyring
+    from the settings (`use_keyring`) before any row is read or written, and an operator
+    reseals it after a key rotation (`reseal_stored`)."""
+
+    def __init__(self, service: str, what: str, table: str, id_column: str, column: str) -> None:
+        self.service, self.what = service, what
+        self.setting = f"FEDELTA_{service.upper()}_SECRETS_KEY"
+        self.table, self.id_column, self.column = table, id_column, column
+        self._keyring: Keyring | None = None
+
+    def use_keyring(self, keyring: Keyring | None) -> None:
+        self._keyring = keyring
+
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            raise SealingError(f"{self.setting} is not set: {self.what} cannot be read")
+        return self._keyring
+
+    def context(self, row_id: str) -> str:
+        """The associated data: the row's id, so a value copied to another row does not open."""
+        return f"{self.service}.{self.table}.{self.column}/{row_id}"
+
+    def seal(self, row_id: str, secret: str) -> str:
+        return self.keyring().seal(secret, self.context(row_id))
+
+    def unseal(self, row_id: str, sealed: str) -> str:
+        return self.keyring().unseal(sealed, self.context(row_id))
+
+    async def reseal_stored(self, database_url: str, keyring: Keyring | None) -> int:
+        """Seals again with the current key every value sealed with a previous key (and any
+        stored in clear); returns how many. Run after a key rotation, before the previous key
+        is dropped (SECURITY.md)."""
+        if keyring is None:
+            raise SealingError(f"{self.setting} is not set")
+        return await reseal_table(
+            database_url, self.table, self.id_column, self.column, self.context, keyring
+        )

@@ -11,52 +11,24 @@ from __future__ import annotations
 import asyncio
 
 from services.notifications.settings import NotificationsSettings
-from shared.sealing import Keyring, SealingError
-from shared.storage.sealed_columns import reseal_table
+from shared.storage.sealed_columns import SealedColumn
 
-SETTING = "FEDELTA_NOTIFICATIONS_SECRETS_KEY"
-
-_keyring: Keyring | None = None
-
-
-def use_keyring(keyring: Keyring | None) -> None:
-    global _keyring
-    _keyring = keyring
-
-
-def keyring() -> Keyring:
-    if _keyring is None:
-        raise SealingError(f"{SETTING} is not set: webhooks' secrets cannot be read")
-    return _keyring
-
-
-def context(partner_id: str) -> str:
-    return f"notifications.partner_webhooks.secret/{partner_id}"
-
-
-def seal_webhook_secret(partner_id: str, secret: str) -> str:
-    return keyring().seal(secret, context(partner_id))
-
-
-def unseal_webhook_secret(partner_id: str, sealed: str) -> str:
-    return keyring().unseal(sealed, context(partner_id))
-
-
-async def reseal_stored(settings: NotificationsSettings) -> int:
-    """Seals again with the current key every webhook secret sealed with a previous key
-    (and any stored in clear); returns how many. Run after a key rotation, before the previous
-    key is dropped: `python -m services.notifications.adapters.sealed_secrets` (SECURITY.md)."""
-    keys = settings.keyring()
-    if keys is None:
-        raise SealingError(f"{SETTING} is not set")
-    return await reseal_table(
-        settings.database_url, "partner_webhooks", "partner_id", "secret", context, keys
-    )
+WEBHOOK_SECRETS = SealedColumn(
+    "notifications", "webhooks' secrets", "partner_webhooks", "partner_id", "secret"
+)
+SETTING = WEBHOOK_SECRETS.setting
+use_keyring = WEBHOOK_SECRETS.use_keyring
+keyring = WEBHOOK_SECRETS.keyring
+context = WEBHOOK_SECRETS.context
+seal_webhook_secret = WEBHOOK_SECRETS.seal
+unseal_webhook_secret = WEBHOOK_SECRETS.unseal
 
 
 def main() -> None:
+    """`python -m services.notifications.adapters.sealed_secrets`: reseals after a key
+    rotation."""
     settings = NotificationsSettings()  # from the environment
-    changed = asyncio.run(reseal_stored(settings))
+    changed = asyncio.run(WEBHOOK_SECRETS.reseal_stored(settings.database_url, settings.keyring()))
     print(f"sealed {changed} value(s) with the current key")
 
 

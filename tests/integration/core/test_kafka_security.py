@@ -43,7 +43,7 @@ NOW = datetime.now(UTC)
 
 def secured(stack: Stack) -> KafkaConnection:
     if not stack.kafka.sasl:
-        pytest.skip("this stack's broker was started before it required SASL: restart it")
+        pytest.fail("this stack's broker was started before it required SASL: restart it")
     return stack.kafka
 
 
