@@ -7,29 +7,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
 from bench import consume_throughput as bench
-from fedelta_client import DevEnv, StackClient
+from fedelta_client import StackClient
 from shared.messaging.events import CloudEvent, PurchaseCompleted
+from tests.support.devenv import FAKE_DEV_ENV
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
-ENV = DevEnv(
-    ingest_url="http://ingest",
-    points_url="http://points",
-    tiers_url="http://tiers",
-    notifications_url="http://notifications",
-    partner_key="fk",
-    partner_secret="fs",
-    tokens={
-        service: {"read": "read", "operate": "operate", "admin": "admin"}
-        for service in ("ingest", "points", "tiers", "notifications")
-    },
-    mail_dir=Path("mail"),
-)
+ENV = FAKE_DEV_ENV
 
 
 def test_history_gives_every_customer_its_purchases_on_past_days_below_the_velocity_guard() -> None:

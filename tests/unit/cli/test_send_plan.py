@@ -5,28 +5,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 
 from fedelta_cli.simulate import send_plan
 from fedelta_cli.traffic import build_model, plan_traffic
-from fedelta_client import DevEnv, StackClient
+from fedelta_client import StackClient
+from tests.support.devenv import FAKE_DEV_ENV
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-ENV = DevEnv(
-    ingest_url="http://ingest",
-    points_url="http://points",
-    tiers_url="http://tiers",
-    notifications_url="http://notifications",
-    partner_key="fk",
-    partner_secret="fs",
-    tokens={
-        service: {"read": "read", "operate": "operate", "admin": "admin"}
-        for service in ("ingest", "points", "tiers", "notifications")
-    },
-    mail_dir=Path("mail"),
-)
+ENV = FAKE_DEV_ENV
 
 
 async def test_refused_dependencies_skip_their_dependants_and_lost_answers_are_retried() -> None:

@@ -1,0 +1,21 @@
+"""A `DevEnv` for unit tests that never reach a stack: made-up URLs and tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fedelta_client import DevEnv
+
+FAKE_DEV_ENV = DevEnv(
+    ingest_url="http://ingest",
+    points_url="http://points",
+    tiers_url="http://tiers",
+    notifications_url="http://notifications",
+    partner_key="fk",
+    partner_secret="fs",
+    tokens={
+        service: {"read": "read", "operate": "operate", "admin": "admin"}
+        for service in ("ingest", "points", "tiers", "notifications")
+    },
+    mail_dir=Path("mail"),
+)
