@@ -1,9 +1,11 @@
-"""The one way to open a transaction that changes state: `in_transaction(engine, work)`."""
+"""The one way to open a transaction that changes state, `in_transaction(engine, work)`, and
+the one way to read, `read_snapshot(engine)`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -35,3 +37,14 @@ async def in_transaction(engine: AsyncEngine, work: Work[T]) -> T:
         log.warning("database connection lost (%s); retrying once", type(error.orig).__name__)
     async with engine.begin() as conn:
         return await work(conn)
+
+
+@asynccontextmanager
+async def read_snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads whose statements all see the database as of one instant: a
+    read-only REPEATABLE READ transaction (begun in the same round trip as the first query).
+    An answer built from several queries never mixes before and after a commit made between
+    them, such as a tier read before a purchase committed shown beside that purchase's spend."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        yield conn

@@ -16,6 +16,7 @@ from shared.bounds import IDENTIFIER_PATTERN, MAX_ID_LENGTH
 from shared.clock import Clock
 from shared.runtime.process import Runtime
 from shared.settings import ServiceSettings
+from shared.storage.transactions import read_snapshot
 from shared.web.auth import Credential, Role, bearer_token, credential_of
 from shared.web.auth import Scope as TokenScope
 from shared.web.idempotency import PARTNER_HEADER
@@ -46,7 +47,7 @@ async def get_connection(runtime: RuntimeDep) -> AsyncIterator[AsyncConnection]:
     """A connection for reads. A call that changes state opens its own transaction in its use
     case (`in_transaction` or `run_keyed`) and commits it before it answers, so that what the
     client is told was accepted is already durable."""
-    async with runtime.engine.connect() as conn:
+    async with read_snapshot(runtime.engine) as conn:
         yield conn
 
 

@@ -16,7 +16,7 @@ from services.ingest.domain.model import (
 )
 from shared.clock import Clock
 from shared.runtime.process import Runtime
-from shared.storage.transactions import in_transaction
+from shared.storage.transactions import in_transaction, read_snapshot
 from shared.web.problems import Problem
 
 
@@ -41,7 +41,7 @@ async def create(runtime: Runtime, body: PartnerIn) -> PartnerCreatedOut:
 
 
 async def list_all(runtime: Runtime) -> PartnerListOut:
-    async with runtime.engine.connect() as conn:
+    async with read_snapshot(runtime.engine) as conn:
         found = await partner_repository(conn).partners()
     return PartnerListOut(items=[_out(p) for p in found])
 

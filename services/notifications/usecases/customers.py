@@ -7,12 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.notifications.adapters.repositories.api import api_repository
 from services.notifications.api.schemas import NotificationLogOut, NotificationOut
 from services.notifications.domain.model import Delivery, DeliveryStatus
+from shared.storage.transactions import read_snapshot
 from shared.web.problems import Problem
 
 
 async def delivery_log(engine: AsyncEngine, customer_id: str, limit: int) -> NotificationLogOut:
     """The messages for one customer, newest first, with their delivery status."""
-    async with engine.connect() as conn:
+    async with read_snapshot(engine) as conn:
         notifications = api_repository(conn)
         if not await notifications.is_known(customer_id):
             raise Problem(

@@ -13,7 +13,7 @@ from services.notifications.adapters.webhook_addresses import WebhookGuard, Webh
 from services.notifications.api.schemas import WebhookIn, WebhookOut
 from services.notifications.domain.model import PartnerWebhook
 from shared.clock import Clock
-from shared.storage.transactions import in_transaction
+from shared.storage.transactions import in_transaction, read_snapshot
 from shared.web.problems import Problem
 
 
@@ -71,7 +71,7 @@ async def register_webhook(
 
 async def get_webhook(engine: AsyncEngine, partner_id: str) -> WebhookOut:
     """The partner's webhook, without its secret."""
-    async with engine.connect() as conn:
+    async with read_snapshot(engine) as conn:
         stored = await api_repository(conn).webhook(partner_id)
     if stored is None:
         raise _not_found(partner_id)

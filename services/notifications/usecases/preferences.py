@@ -18,6 +18,7 @@ from services.notifications.api.schemas import (
 )
 from services.notifications.domain.model import HarassmentPolicy, Preferences, QuietHours
 from shared.clock import Clock
+from shared.storage.transactions import read_snapshot
 from shared.web.idempotency import IdempotentCall, run_keyed
 from shared.web.problems import Problem
 
@@ -26,7 +27,7 @@ async def get_preferences(
     engine: AsyncEngine, customer_id: str, harassment: HarassmentPolicy
 ) -> PreferencesOut:
     """The customer's preferences, or the defaults while they have chosen none."""
-    async with engine.connect() as conn:
+    async with read_snapshot(engine) as conn:
         notifications = api_repository(conn)
         chosen = await notifications.preferences(customer_id)
         await _ensure_known(notifications, customer_id, chosen)

@@ -30,6 +30,7 @@ from services.tiers.programs import ProgramSource
 from shared.clock import Clock
 from shared.messaging.outbox import CollectingSink, Outbox
 from shared.runtime.process import Runtime
+from shared.storage.transactions import read_snapshot
 from shared.web.idempotency import IdempotentCall, run_keyed
 from shared.web.problems import Problem
 
@@ -44,7 +45,7 @@ async def tier_of(
     engine: AsyncEngine, programs: ProgramSource, clock: Clock, customer_id: str
 ) -> CustomerTierOut:
     """The customer's tier and their progress under the program in force."""
-    async with engine.connect() as conn:
+    async with read_snapshot(engine) as conn:
         program = await programs.current(conn)
         tiers = api_repository(conn)
         customer = await tiers.customer(customer_id)
@@ -55,7 +56,7 @@ async def tier_of(
 
 async def history_of(engine: AsyncEngine, customer_id: str) -> TierHistoryOut:
     """The customer's tier changes, newest first."""
-    async with engine.connect() as conn:
+    async with read_snapshot(engine) as conn:
         tiers = api_repository(conn)
         if await tiers.customer(customer_id) is None:
             raise unknown_customer(customer_id)

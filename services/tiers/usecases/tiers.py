@@ -6,10 +6,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.tiers.api.schemas import TierDefinitionOut, TierProgramOut
 from services.tiers.programs import ProgramSource
+from shared.storage.transactions import read_snapshot
 
 
 async def program_in_force(engine: AsyncEngine, programs: ProgramSource) -> TierProgramOut:
-    async with engine.connect() as conn:
+    async with read_snapshot(engine) as conn:
         program = await programs.current(conn)
     return TierProgramOut(
         tiers=[
