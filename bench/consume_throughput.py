@@ -1,4 +1,5 @@
-"""Consumer throughput: how fast points, tiers and notifications get through a purchase backlog.
+"""Consumer throughput: how fast points, tiers, notifications and engagement get through a
+purchase backlog.
 
     python -m bench.consume_throughput [--customers 1000] [--purchases 15000] [--sample 50]
                                        [--history 0]
@@ -16,8 +17,11 @@ service's progress is read from `fedelta_events_consumed_total{topic="fedelta.pu
 on its `/metrics` every `--poll` seconds, and its figure is the time from the first send until
 it has finished with every purchase, and purchases/s over that time. Notifications subscribes
 to the purchases topic but acts on none of its types yet: its figure is the rate at which it
-passes over them (outcome `ignored`).
-Effects are checked over HTTP for `--sample` customers: the points ledger holds exactly one
+passes over them (outcome `ignored`). Engagement works on each purchase under a stamp card (a
+stamp a purchase) and a spend challenge made for the run over its admin API, neither
+reachable in a run (so no reward adds to the points ledger), and ended after it.
+Effects are checked over HTTP for `--sample` customers: the bench card holds a stamp per
+purchase sent (history included), the points ledger holds exactly one
 entry per timed purchase sent to the customer (the newest entries, read page by page back to the
 first entry that is not one of them), and the tiers qualifying spend is the sum of their totals
 (history included).
@@ -254,11 +258,20 @@ async def wait_enrolled(
 
 
 async def verify(
-    pos: StackClient, backlog: Backlog, sample: list[str], services: dict[str, str]
+    pos: StackClient,
+    backlog: Backlog,
+    sample: list[str],
+    services: dict[str, str],
+    card_id: str | None = None,
+    history: int = 0,
 ) -> list[str]:
-    """What is wrong with the sampled customers' points ledgers and qualifying spends."""
+    """What is wrong with the sampled customers' points ledgers, qualifying spends and
+    stamp cards."""
     problems: list[str] = []
     for customer in sample:
+        if card_id is not None:
+            bought = len(backlog.purchase_ids[customer]) + history
+            problems += await wrong_stamps(pos, customer, card_id, bought)
         if "points" in services:
             entries, status = await newest_purchase_entries(pos, customer, backlog)
             if status != 200:
@@ -278,6 +291,15 @@ async def verify(
                     f" purchases total {backlog.totals[customer]}"
                 )
     return problems
+
+
+async def wrong_stamps(pos: StackClient, customer: str, card_id: str, bought: int) -> list[str]:
+    """A stamp per purchase of the run (history included) on the bench card."""
+    response = await pos.stamp_cards(customer)
+    if response.status_code != 200:
+        return [f"stamp cards of {customer}: HTTP {response.status_code}"]
+    stamps = next((c["stamps"] for c in response.json()["items"] if c["card_id"] == card_id), 0)
+    return [] if stamps == bought else [f"stamp card of {customer}: {stamps} stamps, {bought} sent"]
 
 
 async def newest_purchase_entries(
@@ -434,7 +456,42 @@ def consumer_urls(env: DevEnv) -> dict[str, str]:
         "points": env.points_url,
         "tiers": env.tiers_url,
         "notifications": env.notifications_url,
+        "engagement": env.engagement_url,
     }
+
+
+# Engagement's work per purchase with a program manager's rules in force: a stamp per
+# purchase and a spend challenge, neither reachable in a run (no reward, so the points ledger
+# holds the purchases' entries alone); ended once the run is over.
+BENCH_CARD = {"name": "bench card", "stamps_required": 1000, "reward": {"points": 1}}
+BENCH_CHALLENGE = {
+    "name": "bench challenge",
+    "goal": {"kind": "spend", "target": "100000"},
+    "reward": {"points": 1},
+}
+
+
+async def engagement_rules(pos: StackClient, now: datetime) -> dict[str, str]:
+    """The rules engagement applies to every purchase of the run: kind -> id."""
+    window = {"starts_at": (now - timedelta(days=HISTORY_DAYS + 2)).isoformat()}
+    made = {}
+    for kind, body in (("stamp-cards", BENCH_CARD), ("challenges", BENCH_CHALLENGE)):
+        extra = {"ends_at": (now + timedelta(days=1)).isoformat()} if kind == "challenges" else {}
+        response = await pos.admin_post(
+            f"{pos.env.engagement_url}/v1/{kind}",
+            {**body, **window, **extra},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        if response.status_code != 201:
+            raise SystemExit(f"engagement {kind}: HTTP {response.status_code} {response.text}")
+        made[kind] = response.json()["id"]
+    return made
+
+
+async def end_engagement_rules(http: httpx.AsyncClient, env: DevEnv, rules: dict[str, str]) -> None:
+    headers = {"Authorization": f"Bearer {env.token('engagement', 'admin')}"}
+    for kind, rule_id in rules.items():
+        await http.delete(f"{env.engagement_url}/v1/{kind}/{rule_id}", headers=headers)
 
 
 async def reachable(http: httpx.AsyncClient, services: dict[str, str]) -> dict[str, str]:
@@ -484,7 +541,7 @@ def report_consumers(
 
 def report_effects(problems: list[str], sample: list[str], services: dict[str, str]) -> bool:
     """Prints what the sampled customers' effects showed; True when one was wrong."""
-    checked = [n for n in ("points", "tiers") if n in services]
+    checked = [n for n in ("points", "tiers", "engagement") if n in services]
     if problems:
         print(f"EFFECTS WRONG for {len(problems)} of {len(sample)} sampled customers:")
         for problem in problems[:20]:
@@ -494,7 +551,11 @@ def report_effects(problems: list[str], sample: list[str], services: dict[str, s
         print(
             f"{'effects':<14} {len(sample)} sampled customers: "
             + " and ".join(
-                {"points": "one ledger entry per purchase", "tiers": "spend = Σ totals"}[n]
+                {
+                    "points": "one ledger entry per purchase",
+                    "tiers": "spend = Σ totals",
+                    "engagement": "a stamp per purchase",
+                }[n]
                 for n in checked
             )
             + ": all correct"
@@ -537,6 +598,8 @@ async def run(args: argparse.Namespace) -> int:
             n: finished(await consumed(http, u, CUSTOMERS)) for n, u in services.items()
         }
         now = datetime.now(UTC)
+        pos = StackClient(env, http)
+        rules = await engagement_rules(pos, now) if "engagement" in services else {}
         await produce(stack.kafka, CUSTOMERS, enrolments(customers, now))
         await wait_enrolled(http, services, customer_base, len(customers))
 
@@ -571,8 +634,10 @@ async def run(args: argparse.Namespace) -> int:
         rates, failed = report_consumers(progress, args.purchases, args.deadline)
 
         sample = random.Random(run_id).sample(customers, min(args.sample, len(customers)))
-        problems = await verify(StackClient(env, http), backlog, sample, services)
+        card_id = rules.get("stamp-cards")
+        problems = await verify(pos, backlog, sample, services, card_id, args.history)
         failed = report_effects(problems, sample, services) or failed
+        await end_engagement_rules(http, env, rules)
 
     await report_raw_limits(stack, start_offsets, end, args.purchases, rates)
     if not services:

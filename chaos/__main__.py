@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
-from chaos.stack import CONSUMERS, REPO, ChaosStack, Ports, Target
+from chaos.stack import CONSUMERS, REPO, SERVICE_PORT_SPAN, SERVICES, ChaosStack, Ports, Target
 from chaos.traffic import CustomerModel, CustomerScript, Driver, Endpoints, Tally, plan_calls
-from chaos.verify import Findings, asyncpg_dsn, verify, wait_for_quiescence
+from chaos.verify import ChaosCard, Findings, asyncpg_dsn, verify, wait_for_quiescence
 
 MAX_CALLS = 100_000
 MAX_DURATION_S = 4 * 3600
@@ -140,6 +140,33 @@ async def with_reward(endpoints: Endpoints) -> Endpoints:
     return dataclasses.replace(endpoints, reward_id=response.json()["id"], reward_cost=cost)
 
 
+CHAOS_CARD = {"name": "Chaos card", "stamps_required": 3, "reward": {"points": 7}}
+
+
+async def with_stamp_card(url: str, admin_token: str) -> ChaosCard:
+    """A stamp card every purchase of the run qualifies for (a stamp each, 7 points every
+    third), so that the kills also hit engagement's completions, revocations and points'
+    grants; created before the traffic, retried while engagement is starting."""
+    starts_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 400 * 86400))
+    body = {**CHAOS_CARD, "starts_at": starts_at}
+    headers = {"Authorization": f"Bearer {admin_token}", "Idempotency-Key": str(uuid.uuid4())}
+    deadline = time.monotonic() + 120
+    answer = "no answer"
+    async with httpx.AsyncClient(timeout=15, trust_env=False) as http:
+        while time.monotonic() < deadline:
+            try:
+                response = await http.post(f"{url}/v1/stamp-cards", json=body, headers=headers)
+            except httpx.TransportError as error:
+                answer = type(error).__name__
+            else:
+                if response.status_code == 201:
+                    card_id: str = response.json()["id"]
+                    return ChaosCard(card_id, int(str(CHAOS_CARD["stamps_required"])), 7)
+                answer = f"{response.status_code} {response.text[:200]}"
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"chaos: the stamp card was not created: {answer}")
+
+
 async def drive(
     endpoints: Endpoints,
     customers: Sequence[tuple[CustomerModel, int, random.Random]],
@@ -226,6 +253,10 @@ async def run(args: argparse.Namespace) -> int:
             admin_token=secrets["FEDELTA_POINTS_ADMIN_TOKEN"],
         )
         endpoints = await with_reward(endpoints)
+        card = await with_stamp_card(
+            f"http://127.0.0.1:{ports.instances('engagement')[0]}",
+            secrets["FEDELTA_ENGAGEMENT_ADMIN_TOKEN"],
+        )
         run_prefix = f"chaos-{args.seed}-{uuid.uuid4().hex[:6]}-"
         plan = []
         for index, calls in enumerate(plan_calls(args.calls, rng)):
@@ -271,7 +302,7 @@ async def run(args: argparse.Namespace) -> int:
         await asyncio.to_thread(stack.script, "services.sh", "start")
         dsns = {
             service: asyncpg_dsn(services_env[f"FEDELTA_{service.upper()}_DATABASE_URL"])
-            for service in ("ingest", "points", "tiers", "notifications")
+            for service in SERVICES
         }
         quiescence_s = await wait_for_quiescence(
             dsns, stack.kafka, run_prefix, within=args.quiescence_timeout
@@ -285,6 +316,7 @@ async def run(args: argparse.Namespace) -> int:
             points_read_token=secrets["FEDELTA_POINTS_READ_TOKEN"],
             tiers_read_token=secrets["FEDELTA_TIERS_READ_TOKEN"],
             mail_dir=stack.mail_dir,
+            card=card,
         )
         untouched = {t.name for t in stack.targets()} - set(scheduler.kills.by_target)
         if untouched:
@@ -350,9 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--service-port-base",
-        type=_bounded(1024, 32756),
+        type=_bounded(1024, 32768 - SERVICE_PORT_SPAN),
         default=18090,
-        help="11 ports from here: 2 instances of 4 services, 3 rebalancers",
+        help=(
+            f"{SERVICE_PORT_SPAN} ports from here: 2 instances of {len(SERVICES)} services, "
+            f"{len(CONSUMERS)} rebalancers"
+        ),
     )
     parser.add_argument("--keep-running", action="store_true", help="leave the stack up after")
     args = parser.parse_args(argv)

@@ -20,16 +20,19 @@ from shared.messaging.kafka import KafkaConnection
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "deploy" / "local"
-SERVICES = ("ingest", "points", "tiers", "notifications")
-CONSUMERS = ("points", "tiers", "notifications")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement")
+CONSUMERS = ("points", "tiers", "notifications", "engagement")
 INFRASTRUCTURE = ("kafka", "postgres")
+# Two instances of every service and one rebalancer per consumer, from Ports.service_base.
+SERVICE_PORT_SPAN = 2 * len(SERVICES) + len(CONSUMERS)
 
 
 @dataclass(frozen=True)
 class Ports:
     """Service ports are `service_base + i` for the first instances (ingest, points, tiers,
-    notifications), `+4 + i` for the second ones and `+8 ..` for a third consumer instance
-    started only to force a rebalance."""
+    notifications, engagement: i in SERVICES' order), `+5 + i` for the second ones and
+    `+10 + j` for a third instance of consumer j (CONSUMERS' order), started only to force a
+    rebalance: SERVICE_PORT_SPAN ports in all."""
 
     pg: int = 15462
     kafka: int = 19212
@@ -39,10 +42,10 @@ class Ports:
 
     def instances(self, service: str) -> tuple[int, int]:
         index = SERVICES.index(service)
-        return self.service_base + index, self.service_base + 4 + index
+        return self.service_base + index, self.service_base + len(SERVICES) + index
 
     def rebalance_port(self, service: str) -> int:
-        return self.service_base + 8 + CONSUMERS.index(service)
+        return self.service_base + 2 * len(SERVICES) + CONSUMERS.index(service)
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,43 @@ from shared.messaging.kafka import KafkaConnection, client_options
 
 # What each consuming service subscribes to (its bootstrap's CONSUMES).
 CONSUMED: Mapping[str, tuple[str, ...]] = {
-    "points": (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS),
+    "points": (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.ENGAGEMENT),
     "tiers": (topics.CUSTOMERS, topics.PURCHASES),
-    "notifications": (topics.CUSTOMERS, topics.TIERS, topics.POINTS, topics.PURCHASES),
+    "notifications": (
+        topics.CUSTOMERS,
+        topics.TIERS,
+        topics.POINTS,
+        topics.PURCHASES,
+        topics.ENGAGEMENT,
+    ),
+    "engagement": (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.FEEDBACK),
 }
-SERVICES_WITH_OUTBOX = ("ingest", "points", "tiers", "notifications")
+SERVICES_WITH_OUTBOX = ("ingest", "points", "tiers", "notifications", "engagement")
+# The ledger entries of engagement's grants and their revocations (services/points/domain/
+# engagement.py): checked against engagement's completions by `_check_engagement`.
+GRANT_ENTRY, REVOCATION_ENTRY = "engagement:", "engagement-revoked:"
+
+
+@dataclass(frozen=True)
+class ChaosCard:
+    """The stamp card chaos makes before its traffic: a stamp per purchase, every purchase of
+    the run qualifies, `points` a full card."""
+
+    card_id: str
+    stamps_required: int
+    points: int
+
+
+@dataclass
+class Granted:
+    """What engagement and points hold of one customer's card."""
+
+    stamps: int = 0
+    completed: int = 0
+    grants: set[str] = field(default_factory=set)  # every completion's grant
+    revoked: set[str] = field(default_factory=set)
+    credited: set[str] = field(default_factory=set)  # points' grant entries, by grant
+    taken_back: set[str] = field(default_factory=set)  # points' revocation entries
 
 
 @dataclass
@@ -203,6 +235,7 @@ async def verify(
     points_read_token: str,
     tiers_read_token: str,
     mail_dir: Path,
+    card: ChaosCard,
 ) -> Findings:
     found = Findings()
     enrolled = [c for c in customers if c.enrolled]
@@ -211,7 +244,8 @@ async def verify(
     for c in customers:
         if c.unknown:
             found.differ(f"{c.customer_id}: {c.unknown} call(s) without a definite answer")
-    await _check_points(found, by_id, ids, dsns["points"], points_url, points_read_token)
+    granted = await _check_engagement(found, by_id, ids, dsns, card)
+    await _check_points(found, by_id, ids, dsns["points"], points_url, points_read_token, granted)
     await _check_tiers(found, by_id, ids, dsns["tiers"], tiers_url, tiers_read_token)
     await _check_notifications(found, by_id, ids, dsns["notifications"], mail_dir)
     await _check_topics(found, customers, bootstrap)
@@ -262,17 +296,21 @@ async def _check_points(
     dsn: str,
     url: str,
     token: str,
+    granted: Mapping[str, int],
 ) -> None:
+    """`granted`: the points engagement's standing grants give each customer beyond the
+    model's (checked by `_check_engagement`), and what all its grants ever gave."""
     rows = await _points_rows(dsn, ids)
     for customer_id, model in by_id.items():
         _check_ledger(found, model, rows.entries[customer_id])
         _check_tender_and_coupons(found, model, rows)
-    await _check_balances(found, by_id, url, token)
+    await _check_balances(found, by_id, url, token, granted)
 
 
 def _check_ledger(found: Findings, model: CustomerModel, mine: list[Any]) -> None:
     customer_id = model.customer_id
-    kinds = Counter(row["kind"] for row in mine)
+    engagement = (GRANT_ENTRY, REVOCATION_ENTRY)
+    kinds = Counter(row["kind"] for row in mine if not row["entry_id"].startswith(engagement))
     by_entry = {row["entry_id"]: row for row in mine}
     expected = {
         "bonus": 1,
@@ -333,7 +371,11 @@ def _check_tender_and_coupons(found: Findings, model: CustomerModel, rows: Point
 
 
 async def _check_balances(
-    found: Findings, by_id: Mapping[str, CustomerModel], url: str, token: str
+    found: Findings,
+    by_id: Mapping[str, CustomerModel],
+    url: str,
+    token: str,
+    granted: Mapping[str, int],
 ) -> None:
     async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
         for customer_id, model in by_id.items():
@@ -345,17 +387,101 @@ async def _check_balances(
                 continue
             body = response.json()
             net = body["available"] - body["debt"]
-            if (net, body["lifetime_earned"], body["pending"]) != (
-                model.net_points,
-                model.lifetime_earned,
-                0,
-            ):
+            standing, ever = granted.get(f"{customer_id}/standing", 0), granted.get(customer_id, 0)
+            expected = (model.net_points + standing, model.lifetime_earned + ever, 0)
+            if (net, body["lifetime_earned"], body["pending"]) != expected:
                 found.differ(
                     f"points {customer_id}: available-debt {net},"
                     f" lifetime {body['lifetime_earned']},"
-                    f" pending {body['pending']}; expected {model.net_points},"
-                    f" {model.lifetime_earned}, 0"
+                    f" pending {body['pending']}; expected {expected}"
                 )
+
+
+async def _check_engagement(
+    found: Findings,
+    by_id: Mapping[str, CustomerModel],
+    ids: list[str],
+    dsns: Mapping[str, str],
+    card: ChaosCard,
+) -> dict[str, int]:
+    """A stamp a purchase, taken back by any refund of it: the card holds the purchases not
+    refunded (T) as T // required completed and T % required stamps; every completion
+    engagement made is credited by points exactly once, and every one it took back is taken
+    back once. Returns the points the grants give each customer (`<id>/standing`: those not
+    taken back; `<id>`: all ever given, which lifetime_earned counts)."""
+    held = await _engagement_rows(dsns, ids, card)
+    points: dict[str, int] = {}
+    for customer_id, model in by_id.items():
+        mine = held.get(customer_id, Granted())
+        kept = sum(1 for p in model.purchases if not model.refunded(p))
+        wanted = (kept % card.stamps_required, kept // card.stamps_required)
+        if (mine.stamps, mine.completed) != wanted:
+            found.differ(
+                f"engagement {customer_id}: card at {mine.stamps} stamps,"
+                f" {mine.completed} completed; {wanted} expected ({kept} purchases kept)"
+            )
+        if len(mine.grants) - len(mine.revoked) != mine.completed:
+            found.differ(
+                f"engagement {customer_id}: {len(mine.grants)} grants, {len(mine.revoked)}"
+                f" revoked, for {mine.completed} completed cards"
+            )
+        for what, ours, theirs in (
+            ("credited", mine.grants, mine.credited),
+            ("taken back", mine.revoked, mine.taken_back),
+        ):
+            if ours != theirs:
+                found.differ(
+                    f"points {customer_id}: grants {what} {sorted(theirs)},"
+                    f" engagement's {sorted(ours)}",
+                    lost=bool(ours - theirs),
+                    duplicated=bool(theirs - ours),
+                )
+        points[customer_id] = card.points * len(mine.credited)
+        points[f"{customer_id}/standing"] = card.points * len(mine.credited - mine.taken_back)
+    return points
+
+
+async def _engagement_rows(
+    dsns: Mapping[str, str], ids: list[str], card: ChaosCard
+) -> dict[str, Granted]:
+    held: dict[str, Granted] = defaultdict(Granted)
+    conn = await _connect(dsns["engagement"])
+    try:
+        for row in await conn.fetch(
+            "SELECT customer_id, stamps, completed_count FROM stamp_cards"
+            " WHERE card_id = $1 AND customer_id = ANY($2::text[])",
+            card.card_id,
+            ids,
+        ):
+            held[row["customer_id"]].stamps = row["stamps"]
+            held[row["customer_id"]].completed = row["completed_count"]
+        for row in await conn.fetch(
+            "SELECT customer_id, grant_id, revoked_at FROM stamp_completions"
+            " WHERE card_id = $1 AND customer_id = ANY($2::text[])",
+            card.card_id,
+            ids,
+        ):
+            held[row["customer_id"]].grants.add(row["grant_id"])
+            if row["revoked_at"] is not None:
+                held[row["customer_id"]].revoked.add(row["grant_id"])
+    finally:
+        await conn.close()
+    conn = await _connect(dsns["points"])
+    try:
+        for row in await conn.fetch(
+            "SELECT customer_id, entry_id FROM ledger_entries"
+            " WHERE customer_id = ANY($1::text[]) AND entry_id LIKE 'engagement%'",
+            ids,
+        ):
+            entry_id: str = row["entry_id"]
+            mine = held[row["customer_id"]]
+            if entry_id.startswith(REVOCATION_ENTRY):
+                mine.taken_back.add(entry_id.removeprefix(REVOCATION_ENTRY))
+            elif entry_id.startswith(GRANT_ENTRY):
+                mine.credited.add(entry_id.removeprefix(GRANT_ENTRY))
+    finally:
+        await conn.close()
+    return held
 
 
 async def _check_tiers(

@@ -12,7 +12,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from fedelta_client.devenv import kafka_bootstrap_servers, load_values
 from shared.messaging.kafka import KafkaConnection, client_options
 
-CONSUMER_GROUPS = ("fedelta-points", "fedelta-tiers", "fedelta-notifications")
+CONSUMER_GROUPS = (
+    "fedelta-points",
+    "fedelta-tiers",
+    "fedelta-notifications",
+    "fedelta-engagement",
+)
 
 
 def kafka_connection(environ: Mapping[str, str] | None = None) -> KafkaConnection:

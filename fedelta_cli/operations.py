@@ -257,11 +257,14 @@ async def run_job(env: DevEnv, service: str, name: str, as_of: str | None) -> di
 async def customer_view(env: DevEnv, customer_id: str, ledger_tail: int) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=20) as http:
         reader = InternalClient.from_dev_env(http, env)
-        balance, ledger, tier, notifications = await asyncio.gather(
+        balance, ledger, tier, notifications, cards, challenges, badges = await asyncio.gather(
             reader.balance(customer_id),
             reader.ledger(customer_id, limit=ledger_tail),
             reader.tier(customer_id),
             reader.notifications(customer_id),
+            reader.stamp_cards(customer_id),
+            reader.challenges(customer_id),
+            reader.badges(customer_id),
         )
 
     def body(response: httpx.Response) -> Any:
@@ -272,25 +275,31 @@ async def customer_view(env: DevEnv, customer_id: str, ledger_tail: int) -> dict
         "ledger": (body(ledger) or {}).get("entries", []),
         "tier": body(tier),
         "notifications": (body(notifications) or {}).get("items", []),
+        "stamp_cards": (body(cards) or {}).get("items", []),
+        "challenges": (body(challenges) or {}).get("items", []),
+        "badges": (body(badges) or {}).get("items", []),
     }
 
 
-def render_customer(customer_id: str, view: Mapping[str, Any], console: Console) -> None:
-    balance = view["balance"]
-    if balance is None:
-        points: Any = "[dim]points does not know this customer (yet)[/]"
-    else:
-        expiries = ", ".join(
-            f"{e['points']} on {str(e['expires_at'])[:10]}" for e in balance["next_expiries"][:3]
-        )
-        points = (
-            f"available [bold]{balance['available']}[/]  pending {balance['pending']}  "
-            f"debt {balance['debt']}  lifetime earned {balance['lifetime_earned']}\n"
-            f"next expiries: {expiries or 'none'}"
-        )
-    tier = view["tier"]
+def engagement_panel(view: Mapping[str, Any]) -> Table:
+    """The member's stamp cards, challenges and badges (engagement), one row each."""
+    rows = Table("engagement", "name", "where", "done", box=None)
+    for card in view.get("stamp_cards", []):
+        stamps = f"{card['stamps']}/{card['stamps_required']} stamps"
+        rows.add_row("stamp card", card["name"], stamps, f"{card['completed_count']} completed")
+    for challenge in view.get("challenges", []):
+        done = str(challenge["completed_at"])[:10] if challenge["completed_at"] else ""
+        where = f"{challenge['progress']}/{challenge['target']} {challenge['goal']['kind']}"
+        rows.add_row("challenge", challenge["name"], where, done)
+    for badge in view.get("badges", []):
+        rows.add_row("badge", badge["badge"], "", str(badge["earned_at"])[:10])
+    return rows
+
+
+def tier_text_of(tier: Mapping[str, Any] | None) -> Any:
+    """The tier lines: the tier, its spend and routes, the progress and what keeps it."""
     if tier is None:
-        tier_text: Any = "[dim]tiers does not know this customer (yet)[/]"
+        return "[dim]tiers does not know this customer (yet)[/]"
     else:
 
         def by_routes(kind: str, match: Any, amount: Any) -> str:
@@ -319,12 +328,28 @@ def render_customer(customer_id: str, view: Mapping[str, Any], console: Console)
         keep = by_routes(
             "to_keep_tier", tier.get("tier_match"), tier.get("amount_to_keep_tier", "0")
         )
-        tier_text = (
+        return (
             f"[bold]{tier['tier']}[/] since {str(tier['since'])[:10]}  "
             f"qualifying spend {tier['qualifying_spend']}{routes}  ({progress})\n"
             f"review {str(tier['review_at'])[:10]}, "
             f"{keep} keeps the tier"
         )
+
+
+def render_customer(customer_id: str, view: Mapping[str, Any], console: Console) -> None:
+    balance = view["balance"]
+    if balance is None:
+        points: Any = "[dim]points does not know this customer (yet)[/]"
+    else:
+        expiries = ", ".join(
+            f"{e['points']} on {str(e['expires_at'])[:10]}" for e in balance["next_expiries"][:3]
+        )
+        points = (
+            f"available [bold]{balance['available']}[/]  pending {balance['pending']}  "
+            f"debt {balance['debt']}  lifetime earned {balance['lifetime_earned']}\n"
+            f"next expiries: {expiries or 'none'}"
+        )
+    tier_text = tier_text_of(view["tier"])
     ledger = Table("when", "kind", "points", "reason", "purchase", box=None)
     for entry in view["ledger"]:
         ledger.add_row(
@@ -350,6 +375,7 @@ def render_customer(customer_id: str, view: Mapping[str, Any], console: Console)
                 Panel(tier_text, title="tier", title_align="left"),
                 Panel(ledger, title="ledger (newest first)", title_align="left"),
                 Panel(notes, title="notifications", title_align="left"),
+                Panel(engagement_panel(view), title="engagement", title_align="left"),
             ),
             title=f"customer {customer_id}",
         )

@@ -6,7 +6,7 @@
   calls (till_balance, customer_rewards, redeem, hold, capture, void, redeem_coupon) answer a
   `TillAnswer` (points' answer, relayed by ingest).
 - `InternalClient`: the services' internal APIs with a bearer token (balance, ledger, tier,
-  notifications, jobs, partners).
+  notifications, stamp cards, challenges and badges, jobs, partners).
 - `DevEnv` and `StackClient`: a local stack as `make up` describes it in `.fedelta/dev.env`.
 
 Only httpx and the standard library: nothing of the services is imported.

@@ -1,4 +1,4 @@
-"""The services' internal HTTP APIs (points, tiers, notifications, and ingest's
+"""The services' internal HTTP APIs (points, tiers, notifications, engagement, and ingest's
 `/v1/admin/*`), with each service's own bearer token of one role: `read` reads, `operate`
 also runs jobs and decides held earnings, `admin` does everything. A token of one service is
 worthless at another, so the client sends each service its own (`tokens`), chosen by the
@@ -19,7 +19,7 @@ import httpx
 from fedelta_client.answers import json_object
 from fedelta_client.devenv import DevEnv, Role
 
-SERVICES = ("ingest", "points", "tiers", "notifications")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement")
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,21 @@ class ServiceUrls:
     points: str
     tiers: str
     notifications: str
+    # Optional, so that code written before the service existed keeps working; calls to it
+    # then fail by name.
+    engagement: str | None = None
 
     def of(self, service: str) -> str:
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
-        url: str = getattr(self, service)
+        url: str | None = getattr(self, service)
+        if url is None:
+            raise ValueError(f"no URL given for the service {service!r} (ServiceUrls.{service})")
         return url.rstrip("/")
+
+    def known(self) -> tuple[str, ...]:
+        """The services this client has a URL for."""
+        return tuple(service for service in SERVICES if getattr(self, service) is not None)
 
 
 class InternalClient:
@@ -66,7 +75,9 @@ class InternalClient:
         """A local stack's services with each one's token of `role` (read unless given;
         admin if `admin`)."""
         env = env or DevEnv.load()
-        urls = ServiceUrls(env.ingest_url, env.points_url, env.tiers_url, env.notifications_url)
+        urls = ServiceUrls(
+            env.ingest_url, env.points_url, env.tiers_url, env.notifications_url, env.engagement_url
+        )
         chosen: Role = role or ("admin" if admin else "read")
         return InternalClient(http, urls=urls, tokens=env.tokens_of(chosen))
 
@@ -78,7 +89,7 @@ class InternalClient:
 
     def service_of(self, url: str) -> str:
         """The service a URL belongs to: the one whose base URL it starts with."""
-        for service in SERVICES:
+        for service in self.urls.known():
             base = self.urls.of(service)
             if url == base or url.startswith(f"{base}/") or url.startswith(f"{base}?"):
                 return service
@@ -140,6 +151,21 @@ class InternalClient:
 
     async def notifications(self, customer_id: str) -> httpx.Response:
         return await self.get(f"{self.urls.notifications}/v1/customers/{customer_id}/notifications")
+
+    async def stamp_cards(self, customer_id: str) -> httpx.Response:
+        """The member's stamp cards (engagement): stamps on the current card of each."""
+        return await self._engagement(customer_id, "stamp-cards")
+
+    async def challenges(self, customer_id: str) -> httpx.Response:
+        """The member's challenges (engagement), with their progress."""
+        return await self._engagement(customer_id, "challenges")
+
+    async def badges(self, customer_id: str) -> httpx.Response:
+        """The badges the member earned (engagement)."""
+        return await self._engagement(customer_id, "badges")
+
+    async def _engagement(self, customer_id: str, what: str) -> httpx.Response:
+        return await self.get(f"{self.urls.of('engagement')}/v1/customers/{customer_id}/{what}")
 
     # --- admin (admin token) ------------------------------------------------------------
 

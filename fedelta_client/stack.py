@@ -63,6 +63,15 @@ class StackClient(PosClient):
     async def notifications(self, customer_id: str) -> httpx.Response:
         return await self.reader.notifications(customer_id)
 
+    async def stamp_cards(self, customer_id: str) -> httpx.Response:
+        return await self.reader.stamp_cards(customer_id)
+
+    async def challenges(self, customer_id: str) -> httpx.Response:
+        return await self.reader.challenges(customer_id)
+
+    async def badges(self, customer_id: str) -> httpx.Response:
+        return await self.reader.badges(customer_id)
+
 
 def service_urls(env: DevEnv) -> ServiceUrls:
     return ServiceUrls(
@@ -70,4 +79,5 @@ def service_urls(env: DevEnv) -> ServiceUrls:
         points=env.points_url,
         tiers=env.tiers_url,
         notifications=env.notifications_url,
+        engagement=env.engagement_url,
     )

@@ -17,7 +17,9 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 : "${FEDELTA_POINTS_PORT:=8081}"
 : "${FEDELTA_TIERS_PORT:=8082}"
 : "${FEDELTA_NOTIFICATIONS_PORT:=8083}"
-export FEDELTA_INGEST_PORT FEDELTA_POINTS_PORT FEDELTA_TIERS_PORT FEDELTA_NOTIFICATIONS_PORT
+: "${FEDELTA_ENGAGEMENT_PORT:=8084}"
+export FEDELTA_INGEST_PORT FEDELTA_POINTS_PORT FEDELTA_TIERS_PORT FEDELTA_NOTIFICATIONS_PORT \
+    FEDELTA_ENGAGEMENT_PORT
 
 SECRETS_ENV="$FEDELTA_STATE_DIR/secrets.env"
 SERVICES_ENV="$FEDELTA_STATE_DIR/services.env"
@@ -30,7 +32,7 @@ random_token() { "$FEDELTA_PYTHON" -c 'import secrets; print(secrets.token_urlsa
 token_sha256() {
     printf %s "$1" | "$FEDELTA_PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'
 }
-SERVICE_NAMES=(ingest points tiers notifications)
+SERVICE_NAMES=(ingest points tiers notifications engagement)
 TOKEN_ROLES=(read operate admin)
 
 # Credentials are made once per state dir and kept, so `up` twice gives the same ones.
@@ -64,6 +66,10 @@ ensure_secrets() {
     done
     ensure_kafka_secrets  # each Kafka principal's password (lib.sh; kafka.sh makes them first)
     ensure_secrets_keys  # the keys ingest and notifications seal stored secrets with
+    # Engagement's surprise draws are keyed with the program's secret (docs/engagement.md).
+    if ! grep -q '^FEDELTA_ENGAGEMENT_SURPRISE_SECRET=' "$SECRETS_ENV"; then
+        (umask 077 && printf 'FEDELTA_ENGAGEMENT_SURPRISE_SECRET=%s\n' "$(random_token)" >>"$SECRETS_ENV")
+    fi
     # shellcheck source=/dev/null
     source "$SECRETS_ENV"
 }
@@ -86,7 +92,7 @@ write_services_env() {
     local name upper role token
     umask 077
     {
-        for name in ingest points tiers notifications; do
+        for name in "${SERVICE_NAMES[@]}"; do
             upper="${name^^}"
             printf 'FEDELTA_%s_DATABASE_URL=%s\n' "$upper" "$("$FEDELTA_LOCAL_DIR/postgres.sh" dsn "$name")"
             printf 'FEDELTA_%s_KAFKA_BOOTSTRAP_SERVERS=%s\n' "$upper" "$KAFKA"
@@ -99,6 +105,7 @@ write_services_env() {
         done
         printf 'FEDELTA_INGEST_SECRETS_KEY=%s\n' "$FEDELTA_INGEST_SECRETS_KEY"
         printf 'FEDELTA_NOTIFICATIONS_SECRETS_KEY=%s\n' "$FEDELTA_NOTIFICATIONS_SECRETS_KEY"
+        printf 'FEDELTA_ENGAGEMENT_SURPRISE_SECRET=%s\n' "$FEDELTA_ENGAGEMENT_SURPRISE_SECRET"
         # Tills reach points only through ingest, which holds the till token; points grants
         # it the till scope by its hash (docs/operations.md, "Till calls").
         printf 'FEDELTA_POINTS_TILL_TOKEN_SHA256=%s\n' "$(token_sha256 "$FEDELTA_TILL_TOKEN")"
@@ -132,6 +139,7 @@ write_dev_env() {
         printf 'FEDELTA_POINTS_URL=http://127.0.0.1:%s\n' "$FEDELTA_POINTS_PORT"
         printf 'FEDELTA_TIERS_URL=http://127.0.0.1:%s\n' "$FEDELTA_TIERS_PORT"
         printf 'FEDELTA_NOTIFICATIONS_URL=http://127.0.0.1:%s\n' "$FEDELTA_NOTIFICATIONS_PORT"
+        printf 'FEDELTA_ENGAGEMENT_URL=http://127.0.0.1:%s\n' "$FEDELTA_ENGAGEMENT_PORT"
         printf 'FEDELTA_PARTNER_ID=%s\n' "$DEMO_PARTNER_ID"
         printf 'FEDELTA_PARTNER_KEY=%s\n' "$FEDELTA_PARTNER_KEY"
         printf 'FEDELTA_PARTNER_SECRET=%s\n' "$FEDELTA_PARTNER_SECRET"
@@ -159,6 +167,7 @@ Fedelta is up.
   points          http://127.0.0.1:$FEDELTA_POINTS_PORT/docs
   tiers           http://127.0.0.1:$FEDELTA_TIERS_PORT/docs
   notifications   http://127.0.0.1:$FEDELTA_NOTIFICATIONS_PORT/docs
+  engagement      http://127.0.0.1:$FEDELTA_ENGAGEMENT_PORT/docs   (stamp cards, challenges, badges)
   mail catcher    $FEDELTA_MAIL_DIR (one .eml file per message)
   SMS catcher     http://127.0.0.1:${FEDELTA_SMS_PORT:-8026}/v1/messages -> ${FEDELTA_SMS_DIR:-$FEDELTA_STATE_DIR/sms} (one .json file per SMS)
   Kafka           $KAFKA      PostgreSQL 127.0.0.1:$FEDELTA_PG_PORT
@@ -200,7 +209,7 @@ cmd_up() {
     }
     ensure_secrets
     write_services_env
-    for name in ingest points tiers notifications; do
+    for name in "${SERVICE_NAMES[@]}"; do
         with_services_env "$FEDELTA_PYTHON" -m "services.$name" migrate
     done
     # The credentials go through the environment of this one command, not its arguments

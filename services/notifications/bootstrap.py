@@ -47,7 +47,7 @@ from shared.storage.retention import purge_idempotency_keys
 from shared.storage.transactions import in_transaction
 
 SERVICE = "notifications"
-CONSUMES = (topics.CUSTOMERS, topics.TIERS, topics.POINTS, topics.PURCHASES)
+CONSUMES = (topics.CUSTOMERS, topics.TIERS, topics.POINTS, topics.PURCHASES, topics.ENGAGEMENT)
 
 
 def make_subscription(

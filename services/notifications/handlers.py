@@ -17,6 +17,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.notifications.domain.coupons import REDEMPTION_CONFIRMED, coupon_params
+from services.notifications.domain.engagement import (
+    BADGE_EARNED,
+    CHALLENGE_COMPLETED,
+    STAMP_CARD_COMPLETED,
+    badge_params,
+    challenge_params,
+    granted_params,
+    reward_template,
+    stamp_card_params,
+)
 from services.notifications.domain.model import (
     POINTS_EARNED_DIGEST,
     POINTS_EXPIRING,
@@ -76,6 +86,14 @@ def expiry_warning_id(customer_id: str, first_day: date, days: int, channel: Cha
     lot's warning of the window, in this batch or a later one, finds the same message."""
     window = f"{first_day.isoformat()}/{days}d"
     return derived_event_id(f"customer/{customer_id}", f"{POINTS_EXPIRING}/{window}/{channel}")
+
+
+def achievement_id(customer_id: str, challenge_id: str, channel: Channel) -> str:
+    """The one message of a challenge met, per channel: `challenge_completed` and
+    `badge_earned` share it, so a member told of the challenge (which names its badge) is not
+    told of the badge again, whichever event comes first and in whatever batch
+    (domain/engagement.py)."""
+    return derived_event_id(f"customer/{customer_id}", f"challenge/{challenge_id}/{channel}")
 
 
 @dataclass(frozen=True)
@@ -169,6 +187,37 @@ class Changes:
         """One message per channel the customer is reachable on for this event."""
         for channel in self.channels(customer_id):
             self.schedule(cause, customer_id, template, params, channel)
+
+    def achieve(
+        self,
+        cause: CloudEvent,
+        customer_id: str,
+        challenge_id: str,
+        template: str,
+        params: dict[str, Any],
+    ) -> None:
+        """The message of a challenge met, on every channel, under its one id per challenge
+        (achievement_id): a badge's is dropped when the challenge's is already in the batch,
+        and the challenge's, naming the badge, replaces a badge's still in it."""
+        waiting = self.deliveries.setdefault(customer_id, [])
+        for channel in self.channels(customer_id):
+            notification_id = achievement_id(customer_id, challenge_id, channel)
+            at = next(
+                (i for i, d in enumerate(waiting) if d.notification_id == notification_id), None
+            )
+            if at is None:
+                self.schedule(
+                    cause,
+                    customer_id,
+                    template,
+                    params,
+                    channel=channel,
+                    notification_id=notification_id,
+                )
+            elif template == CHALLENGE_COMPLETED and waiting[at].template == BADGE_EARNED:
+                waiting[at] = replace(
+                    waiting[at], template=template, params=params, cause_event_id=cause.id
+                )
 
     def bought(self, customer_id: str, occurred_at: datetime) -> None:
         current = self.last_purchases.get(customer_id)
@@ -417,8 +466,53 @@ def coupon_issued(cause: CloudEvent, changes: Changes) -> None:
         points=issued.points,
         expires_at=issued.expires_at,
         zone=changes.zone_of(issued.customer_id),
+        gift=issued.grant_id is not None,  # engagement's reward: a gift's words
     )
     changes.notify(cause, issued.customer_id, REDEMPTION_CONFIRMED, params)
+
+
+def stamp_card_completed(cause: CloudEvent, changes: Changes) -> None:
+    card = cause.data_as(events.StampCardCompleted)
+    params = stamp_card_params(
+        card_id=card.card_id,
+        name=card.name,
+        stamps_required=card.stamps_required,
+        completed_count=card.completed_count,
+    )
+    changes.notify(cause, card.customer_id, STAMP_CARD_COMPLETED, params)
+
+
+def challenge_completed(cause: CloudEvent, changes: Changes) -> None:
+    done = cause.data_as(events.ChallengeCompleted)
+    params = challenge_params(
+        challenge_id=done.challenge_id,
+        name=done.name,
+        badge=done.badge,
+        rewarded=done.grant_id is not None,
+    )
+    changes.achieve(cause, done.customer_id, done.challenge_id, CHALLENGE_COMPLETED, params)
+
+
+def badge_earned(cause: CloudEvent, changes: Changes) -> None:
+    earned = cause.data_as(events.BadgeEarned)
+    params = badge_params(challenge_id=earned.challenge_id, badge=earned.badge)
+    changes.achieve(cause, earned.customer_id, earned.challenge_id, BADGE_EARNED, params)
+
+
+def engagement_rewarded(cause: CloudEvent, changes: Changes) -> None:
+    # Only a surprise's and a birthday's reward are their own message: a stamp card's or a
+    # challenge's is told by its completion event, a feedback's is not told.
+    granted = cause.data_as(events.EngagementRewarded)
+    template = reward_template(granted.reason)
+    if template is None:
+        return
+    params = granted_params(
+        rule_id=granted.rule_id,
+        name=granted.name,
+        points=granted.points,
+        reward_id=granted.reward_id,
+    )
+    changes.notify(cause, granted.customer_id, template, params)
 
 
 def points_expiring(cause: CloudEvent, changes: Changes) -> None:
@@ -445,6 +539,10 @@ RULES: dict[str, Rule] = {
     events.POINTS_EXPIRING: points_expiring,
     events.COUPON_ISSUED: coupon_issued,
     events.PURCHASE_COMPLETED: purchase_completed,
+    events.STAMP_CARD_COMPLETED: stamp_card_completed,
+    events.CHALLENGE_COMPLETED: challenge_completed,
+    events.BADGE_EARNED: badge_earned,
+    events.ENGAGEMENT_REWARDED: engagement_rewarded,
 }
 
 HANDLED_TYPES = frozenset(RULES)
@@ -512,6 +610,10 @@ _NOTIFYING = frozenset(
         events.POINTS_REDEEMED,
         events.POINTS_EXPIRING,
         events.COUPON_ISSUED,
+        events.STAMP_CARD_COMPLETED,
+        events.CHALLENGE_COMPLETED,
+        events.BADGE_EARNED,
+        events.ENGAGEMENT_REWARDED,
     }
 )
 

@@ -7,6 +7,13 @@ sees the tier an earlier event of the same batch gave them), and what it caused 
 with a few multi-row statements, announcing only the entries the ledger did not have. The
 result is the same as applying the events one at a time, and a batch (or any part of it)
 applied again changes nothing.
+
+Engagement's gifts (a grant of a catalogue's reward: `domain.engagement`) are coupons: the
+revoked ones issued before the batch are voided once the revocations are kept (a gift being
+issued by another consumer at that moment is waited for, then found) and before any lock on
+the customers (the expiry job locks a coupon, then its customer); the new ones are issued
+last, counted off their rewards' stock after any lock on the customers (the order the API's
+redemptions take: the customer, then the reward).
 """
 
 from __future__ import annotations
@@ -16,7 +23,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from services.points.domain.coupons import Coupon, CouponStatus, new_code, revoke_gift
 from services.points.domain.earning import Campaign, Earning, Item, PurchaseFacts, purchase_points
+from services.points.domain.engagement import (
+    CouponGrantRefused,
+    Gift,
+    Grant,
+    Revocation,
+    gift_coupon,
+    grant_entry_id,
+    grant_lot,
+    revocation_entry_id,
+    take_back_grant,
+)
 from services.points.domain.imports import OpeningLot, opening_lots
 from services.points.domain.lots import Allocation
 from services.points.domain.model import (
@@ -45,6 +64,7 @@ from services.points.domain.refunds import (
     reversal_id,
     reverse,
 )
+from services.points.domain.rewards import Reward
 from services.points.domain.tender import RETURN_RULE, TenderLink, returns
 from services.points.domain.velocity import cap, day_of, next_day
 from services.points.ports import ConsumerRepository
@@ -67,6 +87,8 @@ HANDLED_TYPES = frozenset(
         events.PURCHASE_REFUNDED,
         events.TIER_CHANGED,
         events.POINTS_IMPORTED,
+        events.ENGAGEMENT_REWARDED,
+        events.ENGAGEMENT_REWARD_REVOKED,
     }
 )
 
@@ -119,7 +141,29 @@ class _Import:
     lots: list[LedgerEntry]
 
 
-_Step = _Enrolment | _Purchase | _TierChange | _Refund | _Import
+@dataclass(frozen=True)
+class _Grant:
+    """Engagement's grant of points (`domain.engagement`)."""
+
+    cause: CloudEvent
+    grant: Grant
+
+
+@dataclass(frozen=True)
+class _Give:
+    """Engagement's grant of a catalogue's reward: its coupon, given."""
+
+    cause: CloudEvent
+    gift: Gift
+
+
+@dataclass(frozen=True)
+class _Revoke:
+    cause: CloudEvent
+    revocation: Revocation
+
+
+_Step = _Enrolment | _Purchase | _TierChange | _Refund | _Import | _Grant | _Give | _Revoke
 
 
 async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
@@ -131,7 +175,11 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     loaded = await _load(steps, ctx)
     walk = _walk(steps, loaded, ctx.program)
     waited = await _write(walk, ctx)
+    if walk.revocations:
+        await _void_gifts(walk.revocations, ctx)
     await _refund_and_repay(walk, loaded, waited, ctx)
+    if walk.gifts:
+        await _issue_gifts(walk, ctx)
 
 
 @dataclass
@@ -146,6 +194,9 @@ class _Loaded:
     referrers: dict[str, str]
     earned_today: dict[tuple[str, datetime], int]  # for the velocity guard
     campaigns: list[Campaign]
+    # The batch's engagement grants points had never seen (neither granted nor revoked).
+    new_grants: set[str] = field(default_factory=set)
+    rewards: dict[str, Reward] = field(default_factory=dict)  # those new gifts give
 
 
 async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
@@ -156,8 +207,15 @@ async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
     buyers: set[str] = set()
     purchase_keys: set[str] = set()
     refunded_keys: set[str] = set()
+    granted: set[tuple[str, str]] = set()
+    gifts: list[Gift] = []
     for step in steps:
-        if isinstance(step, _Enrolment):
+        if isinstance(step, _Grant):
+            granted.add((step.grant.grant_id, step.grant.customer_id))
+        elif isinstance(step, _Give):
+            granted.add((step.gift.grant_id, step.gift.customer_id))
+            gifts.append(step.gift)
+        elif isinstance(step, _Enrolment):
             first_enrolments.setdefault(step.member.customer_id, step.member)
         elif isinstance(step, _Purchase):
             buyers.add(step.customer_id)
@@ -178,7 +236,9 @@ async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
     )
     tiers, referrers = await ctx.ledger.buyers_of(buyers) if buyers else ({}, {})
     purchases = [s for s in steps if isinstance(s, _Purchase)]
-    earned_today = await _earned_today(purchases, ctx) if guarded else {}
+    earned_today = await _earned_today(purchases, ctx) if guarded and purchases else {}
+    new_grants = await ctx.ledger.claim_grants(sorted(granted)) if granted else set()
+    given = {gift.reward_id for gift in gifts if gift.grant_id in new_grants}
     return _Loaded(
         refunded_keys=refunded_keys,
         known_purchases=known_purchases,
@@ -188,6 +248,8 @@ async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
         referrers=referrers,
         earned_today=earned_today,
         campaigns=await _campaigns_for(purchases, ctx),
+        new_grants=new_grants,
+        rewards=await ctx.ledger.rewards_of(given) if given else {},
     )
 
 
@@ -222,6 +284,13 @@ class _Walk:
     # The purchases whose refunds to apply, in order: a refund's always; a purchase's when
     # refunds were kept before this batch (`record_purchases` tells which, after the walk).
     refund_moments: list[tuple[str, bool]] = field(default_factory=list)  # (key, by a refund)
+    revocations: list[Revocation] = field(default_factory=list)
+    revoked: set[str] = field(default_factory=set)  # by the batch's revocations so far
+    # The coupons the batch gives, by grant id, with their reward and cause; the first
+    # revocation of one of them later in the batch; how many each reward gives.
+    gifts: dict[str, tuple[Coupon, Reward, CloudEvent]] = field(default_factory=dict)
+    gifts_revoked: dict[str, Revocation] = field(default_factory=dict)
+    given: dict[str, int] = field(default_factory=dict)
 
     def enrol(self, step: _Enrolment) -> None:
         customer_id = step.member.customer_id
@@ -313,6 +382,40 @@ class _Walk:
         for lot in step.lots:
             self.grants.append((lot, step.cause, f"points-imported/{lot.entry_id}"))
 
+    def grant(self, step: _Grant) -> None:
+        """A grant's lot when points never saw the grant (granted or revoked before this
+        batch) and no revocation earlier in the batch took it: one per grant id, whichever
+        event carried it."""
+        grant_id = step.grant.grant_id
+        if grant_id not in self.loaded.new_grants or grant_id in self.revoked:
+            return
+        self.grants.append((grant_lot(self.program, step.grant), step.cause, "points-earned"))
+
+    def give(self, step: _Give) -> None:
+        """A gift's coupon, under the same rule as a grant's lot; refused (the event set
+        aside) for a reward unknown, closed at the grant, or whose stock the gifts before it
+        took (`domain.engagement.gift_coupon`)."""
+        gift = step.gift
+        grant_id = gift.grant_id
+        if grant_id not in self.loaded.new_grants or grant_id in self.revoked:
+            return
+        if grant_id in self.gifts:  # the same grant earlier in the batch
+            return
+        reward = self.loaded.rewards.get(gift.reward_id)
+        given = self.given.get(gift.reward_id, 0)
+        before = given + (reward.redeemed if reward is not None else 0)
+        coupon = gift_coupon(gift, reward, issued_before=before, code=new_code())
+        assert reward is not None  # gift_coupon refuses an unknown one
+        self.given[gift.reward_id] = given + 1
+        self.gifts[grant_id] = (coupon, reward, step.cause)
+
+    def revoke(self, step: _Revoke) -> None:
+        grant_id = step.revocation.grant_id
+        self.revoked.add(grant_id)
+        self.revocations.append(step.revocation)
+        if grant_id in self.gifts:
+            self.gifts_revoked.setdefault(grant_id, step.revocation)
+
     def change_tier(self, step: _TierChange) -> None:
         assignment = step.assignment
         customer_id = assignment.customer_id
@@ -331,6 +434,12 @@ def _walk(steps: Sequence[_Step], loaded: _Loaded, program: Program) -> _Walk:
             walk.purchase(step)
         elif isinstance(step, _Import):
             walk.bring_over(step)
+        elif isinstance(step, _Grant):
+            walk.grant(step)
+        elif isinstance(step, _Give):
+            walk.give(step)
+        elif isinstance(step, _Revoke):
+            walk.revoke(step)
         else:
             walk.change_tier(step)
     return walk
@@ -356,7 +465,87 @@ async def _write(walk: _Walk, ctx: Context) -> set[str]:
     await _link_redemptions(walk, ctx)
     if walk.new_refunds:
         await ctx.ledger.add_refunds(walk.new_refunds)
+    if walk.revocations:
+        await ctx.ledger.add_revocations(walk.revocations)
     return waited
+
+
+async def _void_gifts(revocations: Sequence[Revocation], ctx: Context) -> None:
+    """The coupons of revoked gifts issued before the batch, locked (a till taking one waits
+    for this batch, or this batch for it): voided while unused; a used or expired one only
+    records the revocation. Nothing is emitted for a voided coupon (no event tells
+    of it: `coupon.expired` is a coupon that reached its expiry)."""
+    found = await ctx.ledger.gift_coupons({r.grant_id for r in revocations})
+    if not found:
+        return
+    first: dict[str, Revocation] = {}
+    for revocation in revocations:
+        first.setdefault(revocation.grant_id, revocation)
+    revoked = [
+        changed
+        for coupon in found
+        if coupon.grant_id is not None
+        and (changed := revoke_gift(coupon, first[coupon.grant_id].revoked_at, ctx.now)) is not None
+    ]
+    await ctx.ledger.save_revoked(revoked)
+    for coupon in revoked:
+        _log_revoked(coupon)
+
+
+def _log_revoked(coupon: Coupon) -> None:
+    if coupon.status is CouponStatus.VOIDED:
+        log.info("gift coupon %s of grant %s voided", coupon.coupon_id, coupon.grant_id)
+    else:
+        log.info(
+            "gift coupon %s of grant %s revoked when %s: nothing taken back",
+            coupon.coupon_id,
+            coupon.grant_id,
+            coupon.status.value,
+        )
+
+
+async def _issue_gifts(walk: _Walk, ctx: Context) -> None:
+    """The batch's gift coupons, counted off their rewards' stock (a redemption may have
+    taken it since it was read: the event is refused then) and kept; `coupon.issued` for
+    each, but one its grant's revocation voided in the same batch."""
+    refused = await ctx.ledger.take_stock(walk.given)
+    if refused:
+        raise CouponGrantRefused(f"rewards {sorted(refused)} are out of stock")
+    issued: list[tuple[Coupon, Reward, CloudEvent]] = []
+    for grant_id, (coupon, reward, cause) in walk.gifts.items():
+        revocation = walk.gifts_revoked.get(grant_id)
+        voided = None if revocation is None else revoke_gift(coupon, revocation.revoked_at, ctx.now)
+        issued.append((voided or coupon, reward, cause))
+    await ctx.ledger.add_coupons([coupon for coupon, _, _ in issued])
+    for coupon, reward, _ in issued:
+        if coupon.revoked_at is None:
+            await _announce_gift(ctx, coupon, reward)
+        else:
+            _log_revoked(coupon)
+
+
+async def _announce_gift(ctx: Context, coupon: Coupon, reward: Reward) -> None:
+    """`coupon.issued` of a gift: 0 points, its grant named (notifications words it as a
+    gift); derived from the coupon as a redemption's is."""
+    await emit(
+        ctx.sink,
+        events.CouponIssued(
+            coupon_id=coupon.coupon_id,
+            customer_id=coupon.customer_id,
+            redemption_id=coupon.redemption_id,
+            reward_id=coupon.reward_id,
+            reward=reward.name,
+            points=coupon.points,
+            partner_id=reward.partner_id,
+            expires_at=coupon.expires_at,
+            grant_id=coupon.grant_id,
+        ),
+        source=SOURCE,
+        customer_id=coupon.customer_id,
+        time=ctx.now,
+        cause_id=coupon.coupon_id,
+        purpose="coupon-issued",
+    )
 
 
 async def _link_redemptions(walk: _Walk, ctx: Context) -> None:
@@ -433,6 +622,7 @@ async def _refund_and_repay(walk: _Walk, loaded: _Loaded, waited: set[str], ctx:
         refunded,
         debtors=await ctx.ledger.debtors(grantees) if grantees else set(),
         referrers=await _referrers_of(refunded, ctx),
+        revocations=walk.revocations,
     )
 
 
@@ -450,9 +640,11 @@ async def _reverse_and_repay(
     refunded: list[tuple[PurchaseRecord, list[RefundRecord]]],
     debtors: set[str],
     referrers: dict[str, str],
+    revocations: Sequence[Revocation] = (),
 ) -> None:
     customers = {purchase.customer_id for purchase, _ in refunded} | debtors
     customers |= {referrers[p.customer_id] for p, _ in refunded if p.customer_id in referrers}
+    customers |= {revocation.customer_id for revocation in revocations}
     if not customers:
         return
     # The API's spends draw on the same lots: they wait for this batch, and it for them.
@@ -461,7 +653,7 @@ async def _reverse_and_repay(
     drawn: list[Allocation] = list(allocations)
     reversals: list[LedgerEntry] = []
     new_allocations: list[tuple[str, Allocation]] = []
-    refunds_by_entry: dict[str, RefundRecord] = {}
+    refund_ids: dict[str, str] = {}  # the refund (or grant) each reversal names
     returned: list[tuple[LedgerEntry, list[Allocation]]] = []
     for purchase, refunds in refunded:
         entries = ledgers[purchase.customer_id]
@@ -489,11 +681,15 @@ async def _reverse_and_repay(
             entries.append(entry)
             drawn.extend(taken)
             reversals.append(entry)
-            refunds_by_entry[entry.entry_id] = refund
+            refund_ids[entry.entry_id] = refund.refund_id
             new_allocations.extend((purchase.customer_id, a) for a in taken)
     for entry, taken, refund in _referrals_taken_back(ctx, refunded, referrers, ledgers, drawn):
         reversals.append(entry)
-        refunds_by_entry[entry.entry_id] = refund
+        refund_ids[entry.entry_id] = refund.refund_id
+        new_allocations.extend((entry.customer_id, a) for a in taken)
+    for entry, taken, refund_id in _grants_taken_back(ctx, revocations, ledgers, drawn):
+        reversals.append(entry)
+        refund_ids[entry.entry_id] = refund_id
         new_allocations.extend((entry.customer_id, a) for a in taken)
     for customer_id in sorted(customers):
         repaid = repay_debt(ledgers[customer_id], drawn, ctx.now)
@@ -504,11 +700,12 @@ async def _reverse_and_repay(
     await _announce_returned(ctx, returned, ledgers)
     for entry in reversals:
         if entry.points < 0:
-            refund = refunds_by_entry[entry.entry_id]
             await emit(
                 ctx.sink,
                 events.PointsReversed(
-                    customer_id=entry.customer_id, points=-entry.points, refund_id=refund.refund_id
+                    customer_id=entry.customer_id,
+                    points=-entry.points,
+                    refund_id=refund_ids[entry.entry_id],
                 ),
                 source=SOURCE,
                 customer_id=entry.customer_id,
@@ -537,6 +734,36 @@ def _referrals_taken_back(
             ledgers[referrer].append(taken_back[0])
             drawn.extend(taken_back[1])
             found.append(taken_back)
+    return found
+
+
+def _grants_taken_back(
+    ctx: Context,
+    revocations: Sequence[Revocation],
+    ledgers: dict[str, list[LedgerEntry]],
+    drawn: list[Allocation],
+) -> list[tuple[LedgerEntry, list[Allocation], str]]:
+    """The reversal of each revoked grant the ledger holds and did not take back yet, with
+    what it drew and the refund id its `points.reversed` names; added to the members' ledgers
+    and to `drawn` as they go. A grant never seen has nothing to take back."""
+    found: list[tuple[LedgerEntry, list[Allocation], str]] = []
+    for revocation in revocations:
+        entries = ledgers[revocation.customer_id]
+        present = {entry.entry_id: entry for entry in entries}
+        granted = present.get(grant_entry_id(revocation.grant_id))
+        if granted is None or revocation_entry_id(revocation.grant_id) in present:
+            continue
+        entry, taken = take_back_grant(
+            entries,
+            drawn,
+            grant=granted,
+            revocation=revocation,
+            policy=ctx.program.refund_policy,
+            now=ctx.now,
+        )
+        entries.append(entry)
+        drawn.extend(taken)
+        found.append((entry, taken, revocation.reversal_refund_id))
     return found
 
 
@@ -647,6 +874,10 @@ def _read(batch: Sequence[CloudEvent], program: Program, now: datetime) -> list[
     for event in batch:
         if event.type == events.POINTS_IMPORTED:
             steps.append(_import_step(event, program, now))
+        elif event.type == events.ENGAGEMENT_REWARDED:
+            steps.append(_grant_step(event))
+        elif event.type == events.ENGAGEMENT_REWARD_REVOKED:
+            steps.append(_revoke_step(event))
         elif event.type == events.PURCHASE_COMPLETED:
             steps.append(_purchase_step(event, program))
         elif event.type in (events.CUSTOMER_ENROLLED, events.CUSTOMER_UPDATED):
@@ -740,3 +971,43 @@ def _refund_step(event: CloudEvent) -> _Refund:
         occurred_at=refunded.occurred_at,
     )
     return _Refund(event, record)
+
+
+def _grant_step(event: CloudEvent) -> _Grant | _Give:
+    """A grant of points, or of a catalogue's reward (a gift: its coupon)."""
+    rewarded = event.data_as(events.EngagementRewarded)
+    if rewarded.points is None:
+        assert rewarded.reward_id is not None  # the event holds one or the other
+        gift = Gift(
+            grant_id=rewarded.grant_id,
+            customer_id=rewarded.customer_id,
+            reason=rewarded.reason,
+            rule_id=rewarded.rule_id,
+            name=rewarded.name,
+            reward_id=rewarded.reward_id,
+            granted_at=rewarded.granted_at,
+            purchase_id=rewarded.purchase_id,
+        )
+        return _Give(event, gift)
+    grant = Grant(
+        grant_id=rewarded.grant_id,
+        customer_id=rewarded.customer_id,
+        reason=rewarded.reason,
+        rule_id=rewarded.rule_id,
+        name=rewarded.name,
+        points=rewarded.points,
+        granted_at=rewarded.granted_at,
+        purchase_id=rewarded.purchase_id,
+    )
+    return _Grant(event, grant)
+
+
+def _revoke_step(event: CloudEvent) -> _Revoke:
+    revoked = event.data_as(events.EngagementRewardRevoked)
+    revocation = Revocation(
+        grant_id=revoked.grant_id,
+        customer_id=revoked.customer_id,
+        revoked_at=revoked.revoked_at,
+        refund_id=revoked.refund_id,
+    )
+    return _Revoke(event, revocation)

@@ -6,13 +6,14 @@ same ones (`tests/support/fakes/points.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from services.points.domain.coupons import Coupon
 from services.points.domain.earning import Campaign
+from services.points.domain.engagement import Revocation
 from services.points.domain.holds import Hold
 from services.points.domain.liability import Liability
 from services.points.domain.lots import Allocation
@@ -90,6 +91,40 @@ class ConsumerRepository(Protocol):
 
     async def record_allocations(self, drawn: Sequence[tuple[str, Allocation]]) -> None:
         """(customer id, allocation) pairs, in one statement."""
+        ...
+
+    async def claim_grants(self, grants: Sequence[tuple[str, str]]) -> set[str]:
+        """Keeps each engagement grant, (grant id, customer id), unless that grant or its
+        revocation is kept already; the grant ids that were new. A grant a concurrent
+        transaction is keeping waits for it."""
+        ...
+
+    async def add_revocations(self, revocations: Sequence[Revocation]) -> None:
+        """Marks each engagement grant revoked, kept or not yet seen (then kept as revoked,
+        and `claim_grants` never claims it); a grant revoked already keeps its first
+        revocation."""
+        ...
+
+    async def rewards_of(self, reward_ids: Collection[str]) -> dict[str, Reward]:
+        """The catalogue's rewards among these ids, by id (gifts: `domain.engagement`)."""
+        ...
+
+    async def take_stock(self, counts: Mapping[str, int]) -> set[str]:
+        """Counts each reward's gifts as issued, each only where its stock takes them all
+        (none: unlimited); the reward ids whose stock could not, left as they were."""
+        ...
+
+    async def add_coupons(self, coupons: Sequence[Coupon]) -> None:
+        """Keeps the gift coupons, in one statement."""
+        ...
+
+    async def gift_coupons(self, grant_ids: Collection[str]) -> list[Coupon]:
+        """The gift coupons of these grants, locked until the transaction ends (a till taking
+        one waits, or is waited for)."""
+        ...
+
+    async def save_revoked(self, coupons: Sequence[Coupon]) -> None:
+        """Stores each gift coupon's status and revocation (`domain.coupons.revoke_gift`)."""
         ...
 
     async def link_redemptions(self, links: Sequence[TenderLink]) -> dict[str, str]:
@@ -313,7 +348,8 @@ class CatalogueRepository(Protocol):
     async def tier_of(self, customer_id: str) -> str | None: ...
 
     async def coupons_held(self, customer_id: str, reward_ids: Collection[str]) -> dict[str, int]:
-        """How many coupons of each of these rewards the customer was ever issued."""
+        """How many coupons of each of these rewards the customer was ever issued by a
+        redemption (gift coupons, engagement's, count against no per-member limit)."""
         ...
 
     async def add_coupon(self, coupon: Coupon) -> None: ...

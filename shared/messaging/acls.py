@@ -25,6 +25,8 @@ from typing import Any
 from shared.messaging.connection import KafkaConnection, client_options
 from shared.messaging.topics import (
     CUSTOMERS,
+    ENGAGEMENT,
+    FEEDBACK,
     NOTIFICATIONS,
     POINTS,
     PURCHASES,
@@ -34,7 +36,7 @@ from shared.messaging.topics import (
 
 # The super user: topic and ACL administration, never a service.
 ADMIN = "admin"
-SERVICES = ("ingest", "points", "tiers", "notifications")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement")
 
 
 def consumer_group(service: str) -> str:
@@ -63,14 +65,24 @@ def _consumer(service: str, own: str, consumes: tuple[str, ...]) -> Grant:
 
 GRANTS: dict[str, Grant] = {
     # Ingest publishes profiles and purchases; an erasure's tombstone also goes to the
-    # customers dead-letter topic (services/ingest/usecases/customers.erasure_tombstones).
-    "ingest": Grant(writes=(CUSTOMERS, PURCHASES, dead_letter_topic(CUSTOMERS))),
-    "points": _consumer("points", POINTS, (CUSTOMERS, PURCHASES, TIERS)),
+    # customers dead-letter topic (services/ingest/usecases/customers.erasure_tombstones), and
+    # the tombstones of an erased member's feedback to the feedback dead-letter topic.
+    "ingest": Grant(
+        writes=(
+            CUSTOMERS,
+            PURCHASES,
+            FEEDBACK,
+            dead_letter_topic(CUSTOMERS),
+            dead_letter_topic(FEEDBACK),
+        )
+    ),
+    "points": _consumer("points", POINTS, (CUSTOMERS, PURCHASES, TIERS, ENGAGEMENT)),
     # Tiers' replay reads customers and purchases without a group (services/tiers/adapters).
     "tiers": _consumer("tiers", TIERS, (CUSTOMERS, PURCHASES)),
     "notifications": _consumer(
-        "notifications", NOTIFICATIONS, (CUSTOMERS, TIERS, POINTS, PURCHASES)
+        "notifications", NOTIFICATIONS, (CUSTOMERS, TIERS, POINTS, PURCHASES, ENGAGEMENT)
     ),
+    "engagement": _consumer("engagement", ENGAGEMENT, (CUSTOMERS, PURCHASES, TIERS, FEEDBACK)),
 }
 
 

@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    model_validator,
 )
 
 from shared import bounds
@@ -201,19 +202,22 @@ class PointsAdjusted(Payload):
 
 
 class CouponIssued(Payload):
-    """A reward redeemed: its single-use coupon exists. The code never travels in an event
-    (whoever holds it can use it): the member gets it in the message notifications sends,
-    which reads it from points by the coupon's id."""
+    """A reward redeemed, or given by engagement: its single-use coupon exists. The code never
+    travels in an event (whoever holds it can use it): the member gets it in the message
+    notifications sends, which reads it from points by the coupon's id."""
 
     coupon_id: bounds.Identifier
     customer_id: bounds.Identifier
+    # A gift's is its grant id: no points were spent on it.
     redemption_id: bounds.Identifier
     reward_id: bounds.Identifier
     reward: bounds.Label
-    points: bounds.Points
+    points: bounds.Points  # 0 for a gift
     # The partner that honours (and funds) the reward: none for any partner.
     partner_id: bounds.Identifier | None = None
     expires_at: bounds.Instant
+    # A gift: the engagement grant (`fedelta.engagement.rewarded`) that gave the coupon.
+    grant_id: bounds.Identifier | None = None
 
 
 class CouponRedeemed(Payload):
@@ -291,6 +295,114 @@ class NotificationFailed(NotificationOutcome):
     error: str | None = None
 
 
+
+EngagementReason = Literal["stamp_card", "challenge", "surprise", "birthday", "feedback"]
+
+
+class EngagementRewarded(Payload):
+    """A reward engagement grants (a full stamp card, a challenge met, a surprise, a birthday,
+    feedback given): points makes it an earning of `points`, or a coupon of the catalogue's
+    `reward_id`, once per `grant_id`, and takes it back on `fedelta.engagement.reward_revoked`."""
+
+    grant_id: bounds.Identifier
+    customer_id: bounds.Identifier
+    reason: EngagementReason
+    rule_id: bounds.Identifier  # the stamp card, challenge or surprise that granted it
+    name: bounds.Label  # the rule's name, for the ledger and the member's message
+    points: Annotated[int, Field(ge=1, le=bounds.MAX_POINTS)] | None = None
+    reward_id: bounds.Identifier | None = None
+    purchase_id: bounds.Identifier | None = None  # the purchase that earned it, if one did
+    granted_at: bounds.Instant
+
+    @model_validator(mode="after")
+    def _one_reward(self) -> EngagementRewarded:
+        if (self.points is None) == (self.reward_id is None):
+            raise ValueError("a reward is either points or a reward_id")
+        return self
+
+
+class EngagementRewardRevoked(Payload):
+    """A granted reward taken back: the purchase that earned it was refunded."""
+
+    grant_id: bounds.Identifier
+    customer_id: bounds.Identifier
+    refund_id: bounds.Identifier | None = None
+    revoked_at: bounds.Instant
+
+
+class StampCardCompleted(Payload):
+    customer_id: bounds.Identifier
+    card_id: bounds.Identifier
+    name: bounds.Label
+    stamps_required: int = Field(ge=1, le=1_000)
+    completed_count: int = Field(ge=1, le=bounds.MAX_POINTS)  # this card's, the member's nth
+    grant_id: bounds.Identifier  # the reward's `EngagementRewarded`
+    purchase_id: bounds.Identifier
+    completed_at: bounds.Instant
+    # The reward, as its `EngagementRewarded` grants it: points or a catalogue reward.
+    points: Annotated[int, Field(ge=1, le=bounds.MAX_POINTS)] | None = None
+    reward_id: bounds.Identifier | None = None
+
+
+class ChallengeCompleted(Payload):
+    customer_id: bounds.Identifier
+    challenge_id: bounds.Identifier
+    name: bounds.Label
+    badge: bounds.Label | None = None
+    grant_id: bounds.Identifier | None = None  # the reward's `EngagementRewarded`, if any
+    completed_at: bounds.Instant
+    points: Annotated[int, Field(ge=1, le=bounds.MAX_POINTS)] | None = None
+    reward_id: bounds.Identifier | None = None
+
+
+class BadgeEarned(Payload):
+    customer_id: bounds.Identifier
+    badge: bounds.Label
+    challenge_id: bounds.Identifier
+    earned_at: bounds.Instant
+
+
+FeedbackKind = Literal["review", "survey", "nps"]
+MAX_FEEDBACK_COMMENT_LENGTH = 1_000
+FeedbackComment = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_FEEDBACK_COMMENT_LENGTH, pattern=bounds.PRINTABLE_PATTERN),
+]
+# The scores each kind allows (inclusive); an `nps` feedback must have one.
+FEEDBACK_SCORES: dict[str, tuple[int, int]] = {"nps": (0, 10), "review": (1, 5), "survey": (0, 10)}
+
+
+class FeedbackReceived(Payload):
+    """A member's feedback, given at a partner's POS or app (issue 20, part F). Published by
+    ingest on the compacted feedback topic, keyed by `feedback_key(partner_id, feedback_id)`:
+    the comment is personal data, and an erasure writes a tombstone of each of the member's
+    feedback keys (docs/operations.md, *Erasure on Kafka*). Never logged."""
+
+    feedback_id: bounds.Identifier  # the partner's own id, unique per partner
+    partner_id: bounds.Identifier
+    store_id: bounds.Identifier | None = None
+    customer_id: bounds.Identifier
+    purchase_id: bounds.Identifier | None = None  # a purchase this partner reported
+    kind: FeedbackKind
+    score: int | None = Field(default=None, ge=0, le=10)
+    comment: FeedbackComment | None = None
+    given_at: bounds.Instant
+
+    @model_validator(mode="after")
+    def _score_fits_kind(self) -> FeedbackReceived:
+        low, high = FEEDBACK_SCORES[self.kind]
+        if self.score is None and self.kind == "nps":
+            raise ValueError("an nps feedback has a score")
+        if self.score is not None and not low <= self.score <= high:
+            raise ValueError(f"a {self.kind} score is {low} to {high}")
+        return self
+
+
+def feedback_key(partner_id: str, feedback_id: str) -> str:
+    """A feedback's id across partners, and its record's key on the feedback topic."""
+    return f"{partner_id}:{feedback_id}"
+
+
 CUSTOMER_ENROLLED = "fedelta.customer.enrolled.v1"
 CUSTOMER_UPDATED = "fedelta.customer.updated.v1"
 CUSTOMER_ERASED = "fedelta.customer.erased.v1"
@@ -310,6 +422,12 @@ TIER_CHANGED = "fedelta.tier.changed.v1"
 TIER_DOWNGRADE_WARNING = "fedelta.tier.downgrade_warning.v1"
 NOTIFICATION_DELIVERED = "fedelta.notification.delivered.v1"
 NOTIFICATION_FAILED = "fedelta.notification.failed.v1"
+ENGAGEMENT_REWARDED = "fedelta.engagement.rewarded.v1"
+ENGAGEMENT_REWARD_REVOKED = "fedelta.engagement.reward_revoked.v1"
+STAMP_CARD_COMPLETED = "fedelta.stampcard.completed.v1"
+CHALLENGE_COMPLETED = "fedelta.challenge.completed.v1"
+BADGE_EARNED = "fedelta.badge.earned.v1"
+FEEDBACK_RECEIVED = "fedelta.feedback.received.v1"
 
 
 @dataclass(frozen=True)
@@ -349,6 +467,22 @@ EVENT_KINDS: dict[str, EventKind] = {
         EventKind(
             event_type=NOTIFICATION_FAILED, topic=topics.NOTIFICATIONS, payload=NotificationFailed
         ),
+        EventKind(
+            event_type=ENGAGEMENT_REWARDED, topic=topics.ENGAGEMENT, payload=EngagementRewarded
+        ),
+        EventKind(
+            event_type=ENGAGEMENT_REWARD_REVOKED,
+            topic=topics.ENGAGEMENT,
+            payload=EngagementRewardRevoked,
+        ),
+        EventKind(
+            event_type=STAMP_CARD_COMPLETED, topic=topics.ENGAGEMENT, payload=StampCardCompleted
+        ),
+        EventKind(
+            event_type=CHALLENGE_COMPLETED, topic=topics.ENGAGEMENT, payload=ChallengeCompleted
+        ),
+        EventKind(event_type=BADGE_EARNED, topic=topics.ENGAGEMENT, payload=BadgeEarned),
+        EventKind(event_type=FEEDBACK_RECEIVED, topic=topics.FEEDBACK, payload=FeedbackReceived),
     )
 }
 _TYPE_OF_PAYLOAD = {kind.payload: kind.event_type for kind in EVENT_KINDS.values()}

@@ -34,6 +34,7 @@ PRODUCES: dict[str, tuple[str, ...]] = {
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
         events.POINTS_IMPORTED,
+        events.FEEDBACK_RECEIVED,
     ),
     "points": (
         events.POINTS_EARNED,
@@ -48,6 +49,13 @@ PRODUCES: dict[str, tuple[str, ...]] = {
     ),
     "tiers": (events.TIER_CHANGED, events.TIER_DOWNGRADE_WARNING),
     "notifications": (events.NOTIFICATION_DELIVERED, events.NOTIFICATION_FAILED),
+    "engagement": (
+        events.ENGAGEMENT_REWARDED,
+        events.ENGAGEMENT_REWARD_REVOKED,
+        events.STAMP_CARD_COMPLETED,
+        events.CHALLENGE_COMPLETED,
+        events.BADGE_EARNED,
+    ),
 }
 CONSUMES: dict[str, tuple[str, ...]] = {
     "points": (
@@ -57,6 +65,8 @@ CONSUMES: dict[str, tuple[str, ...]] = {
         events.PURCHASE_REFUNDED,
         events.TIER_CHANGED,
         events.POINTS_IMPORTED,
+        events.ENGAGEMENT_REWARDED,
+        events.ENGAGEMENT_REWARD_REVOKED,
     ),
     "tiers": (
         events.CUSTOMER_ENROLLED,
@@ -76,6 +86,19 @@ CONSUMES: dict[str, tuple[str, ...]] = {
         events.COUPON_ISSUED,
         events.TIER_CHANGED,
         events.TIER_DOWNGRADE_WARNING,
+        events.ENGAGEMENT_REWARDED,
+        events.STAMP_CARD_COMPLETED,
+        events.CHALLENGE_COMPLETED,
+        events.BADGE_EARNED,
+    ),
+    "engagement": (
+        events.CUSTOMER_ENROLLED,
+        events.CUSTOMER_UPDATED,
+        events.CUSTOMER_ERASED,
+        events.PURCHASE_COMPLETED,
+        events.PURCHASE_REFUNDED,
+        events.TIER_CHANGED,
+        events.FEEDBACK_RECEIVED,
     ),
 }
 # Envelope attributes that are left out of the JSON when unset: never null on the wire.

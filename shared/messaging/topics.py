@@ -9,13 +9,13 @@ passes them). Each setting also comes from the environment (FEDELTA_TOPIC_PARTIT
 FEDELTA_TOPIC_REPLICATION_FACTOR, FEDELTA_TOPIC_MIN_ISR, FEDELTA_TOPIC_RETENTION_MS,
 FEDELTA_TOPIC_MAX_COMPACTION_LAG_MS); a flag wins.
 
-The erasure deadline: the customers topic and its dead-letter topic (the only ones with personal
-data) are compacted with `max.compaction.lag.ms` (24 h by default), `segment.ms` no larger, a low
-`min.cleanable.dirty.ratio` and `delete.retention.ms` no longer than the lag, so a record that a
-later one (an erasure's tombstone) supersedes is compacted away within the lag once its segment
-rolls; ingest rolls a quiet partition's segment with a periodic write of a reserved key to every
-partition of both (services/ingest/adapters/quiet_partitions.py; see docs/operations.md,
-*Erasure on Kafka*).
+The erasure deadline: the customers and feedback topics and their dead-letter topics (the only
+ones with personal data) are compacted with `max.compaction.lag.ms` (24 h by default),
+`segment.ms` no larger, a low `min.cleanable.dirty.ratio` and `delete.retention.ms` no longer
+than the lag, so a record that a later one (an erasure's tombstone) supersedes is compacted
+away within the lag once its segment rolls; ingest rolls a quiet partition's segment with a
+periodic write of a reserved key to every partition of each
+(services/ingest/adapters/quiet_partitions.py; see docs/operations.md, *Erasure on Kafka*).
 
 An existing topic's layout is never changed: fewer partitions would move keys to other
 partitions, and replication is the operator's to reassign. When one is weaker than asked (fewer
@@ -43,6 +43,10 @@ PURCHASES = "fedelta.purchases.v1"
 POINTS = "fedelta.points.v1"
 TIERS = "fedelta.tiers.v1"
 NOTIFICATIONS = "fedelta.notifications.v1"
+ENGAGEMENT = "fedelta.engagement.v1"
+# Members' feedback (issue 20, part F): compacted and keyed by the feedback's own key, so that
+# an erasure's tombstone per feedback removes its comment (docs/operations.md, *Erasure on Kafka*).
+FEEDBACK = "fedelta.feedback.v1"
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +164,8 @@ MAIN_TOPICS = (
     TopicSpec(POINTS, PARTITIONS),
     TopicSpec(TIERS, PARTITIONS),
     TopicSpec(NOTIFICATIONS, PARTITIONS),
+    TopicSpec(ENGAGEMENT, PARTITIONS),
+    TopicSpec(FEEDBACK, PARTITIONS, compacted=True),
 )
 # A dead-letter topic keeps its topic's policy: the customers one holds personal data too, so
 # it is compacted, and an erasure's tombstone removes a dead-lettered profile as well.

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from chaos.stack import SERVICES
 from tests.support.stack import REPO
 
 pytestmark = pytest.mark.e2e
@@ -23,10 +24,10 @@ PORTS = {
     "--pg-port": ENV.get("FEDELTA_TEST_CHAOS_PG_PORT", "15482"),
     "--kafka-port": ENV.get("FEDELTA_TEST_CHAOS_KAFKA_PORT", "19232"),  # and the next one
     "--smtp-port": ENV.get("FEDELTA_TEST_CHAOS_SMTP_PORT", "10056"),
-    "--service-port-base": ENV.get("FEDELTA_TEST_CHAOS_SERVICE_PORT_BASE", "18110"),  # 11 ports
+    "--service-port-base": ENV.get("FEDELTA_TEST_CHAOS_SERVICE_PORT_BASE", "18110"),  # 14 ports
 }
 STATE_DIR = ENV.get("FEDELTA_TEST_CHAOS_STATE_DIR", str(REPO / ".fedelta" / "chaos-test"))
-# Generous: a loaded 2-core machine restarts a JVM broker and eight service processes slowly.
+# Generous: a loaded 2-core machine restarts a JVM broker and ten service processes slowly.
 RUN_TIMEOUT_S = 1800
 
 
@@ -65,4 +66,4 @@ def test_a_small_chaos_run_loses_and_doubles_nothing() -> None:
     killed = re.findall(r"^  (\S+)\s+(\d+)$", output, flags=re.MULTILINE)
     targets = {name for name, count in killed if int(count) >= 1 and not name.startswith("fed")}
     assert {"kafka", "postgres"} <= targets, output[-6000:]
-    assert sum(1 for name in targets if ":" in name) == 8, output[-6000:]
+    assert sum(1 for name in targets if ":" in name) == 2 * len(SERVICES), output[-6000:]

@@ -1,4 +1,4 @@
-"""The whole pipeline as `make up` runs it, on the test stack's ports: four service processes,
+"""The whole pipeline as `make up` runs it, on the test stack's ports: five service processes,
 the demo partner, real Kafka, PostgreSQL and SMTP."""
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import httpx
 import pytest
 
 from fedelta_client import DevEnv, StackClient
-from tests.support.stack import Stack
-
-SERVICE_PORT_NAMES = ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS")
+from tests.support.stack import Stack, service_ports
 
 
 @dataclass(frozen=True)
@@ -29,10 +27,7 @@ class Pipeline:
 
 @pytest.fixture(scope="session")
 def pipeline(stack: Stack) -> Iterator[Pipeline]:
-    ports = os.environ.get("FEDELTA_TEST_SERVICE_PORTS", "18080,18081,18082,18083").split(",")
-    script_env = stack.script_env() | {
-        f"FEDELTA_{name}_PORT": port for name, port in zip(SERVICE_PORT_NAMES, ports, strict=True)
-    }
+    script_env = stack.script_env() | service_ports(os.environ)
     # No quiet hours: the pipeline's mails must go out whatever the time of day the suite runs.
     script_env |= {
         "FEDELTA_NOTIFICATIONS_QUIET_HOURS_START": "00:00",

@@ -1,6 +1,6 @@
 """Schemathesis against each service's own OpenAPI document, over HTTP, on the running pipeline.
 
-Every operation of the four documents gets its documented examples, the coverage phase's
+Every operation of the five documents gets its documented examples, the coverage phase's
 boundary values and a bounded number of generated requests, valid and invalid alike, from a
 fixed seed so that a run repeats exactly. Each request carries real credentials (ingest's
 signed over the exact bytes sent), so the fuzzer reaches the handlers rather than the 401;
@@ -60,7 +60,7 @@ if not hasattr(pytest.Function, "_nodeid"):
     pytest.Function._nodeid = property(_node_id, _rename_node)  # type: ignore[attr-defined]
 
 # Generated requests per operation, beside the examples and the coverage phase's boundary
-# values: about 2,000 requests in all, some 25 s for the four services on two shared cores.
+# values: about 2,500 requests in all, some 30 s for the five services on two shared cores.
 MAX_EXAMPLES = 100
 SEED = 20261122
 REQUEST_TIMEOUT_SECONDS = 20
@@ -273,11 +273,32 @@ def notifications_api(pipeline: Pipeline) -> BaseSchema:
     return load_schema("notifications", pipeline.env)
 
 
+@pytest.fixture(scope="module")
+def engagement_api(pipeline: Pipeline) -> Iterator[BaseSchema]:
+    yield load_schema("engagement", pipeline.env)
+    end_engagement_rules(pipeline.env)
+
+
+def end_engagement_rules(env: DevEnv) -> None:
+    """The stamp cards and challenges the fuzzer made would reward later purchases of the
+    session: ended, nothing read from then on counts for them."""
+    auth = ServiceToken(env.token("engagement", "admin"))
+    for kind in ("stamp-cards", "challenges"):
+        listed = requests.get(f"{env.engagement_url}/v1/{kind}", auth=auth, timeout=30)
+        listed.raise_for_status()
+        for rule in listed.json()["items"]:
+            ended = requests.delete(
+                f"{env.engagement_url}/v1/{kind}/{rule['id']}", auth=auth, timeout=30
+            )
+            assert ended.status_code in (204, 404), ended.text
+
+
 # Every operation of every document: none is excluded.
 ingest = schemathesis.pytest.from_fixture("ingest_api")
 points = schemathesis.pytest.from_fixture("points_api")
 tiers = schemathesis.pytest.from_fixture("tiers_api")
 notifications = schemathesis.pytest.from_fixture("notifications_api")
+engagement = schemathesis.pytest.from_fixture("engagement_api")
 
 
 @ingest.parametrize()
@@ -300,8 +321,13 @@ def test_notifications_answers_as_documented(case: FuzzCase, pipeline: Pipeline)
     exercise(case, "notifications", pipeline.env)
 
 
+@engagement.parametrize()
+def test_engagement_answers_as_documented(case: FuzzCase, pipeline: Pipeline) -> None:
+    exercise(case, "engagement", pipeline.env)
+
+
 def test_the_fuzzed_services_accepted_its_credentials_and_data() -> None:
-    """Runs after the four above: a fuzzer whose every call is refused (a signer that went
+    """Runs after the five above: a fuzzer whose every call is refused (a signer that went
     wrong, generated data the handlers never accept) would pass them all and test nothing."""
     print(dict(SECURED_ANSWERS))
     assert SECURED_ANSWERS, "no call with credentials was sent: run this module whole"

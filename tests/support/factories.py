@@ -197,3 +197,166 @@ def points_import(
         time=at,
         event_id=event_id or derived_event_id(f"customer/{customer_id}", "points-imported"),
     )
+
+
+ENGAGEMENT_SOURCE = "engagement"  # urn:fedelta:engagement, the owner of its topic
+
+
+def engagement_rewarded(
+    customer_id: str,
+    *,
+    grant_id: str | None = None,
+    points: int | None = 50,
+    reward_id: str | None = None,
+    reason: events.EngagementReason = "stamp_card",
+    rule_id: str = "card-1",
+    name: str = "Coffee card",
+    purchase_id: str | None = None,
+    at: datetime | None = None,
+    granted_at: datetime | None = None,
+    event_id: str | None = None,
+) -> CloudEvent:
+    """A fedelta.engagement.rewarded event as engagement publishes it: `points` (default 50)
+    or, with `reward_id` and `points=None`, a catalogue's reward."""
+    at = at or _now()
+    payload = events.EngagementRewarded(
+        grant_id=grant_id or f"g-{uuid.uuid4()}",
+        customer_id=customer_id,
+        reason=reason,
+        rule_id=rule_id,
+        name=name,
+        points=points,
+        reward_id=reward_id,
+        purchase_id=purchase_id,
+        granted_at=granted_at or at,
+    )
+    return new_event(
+        payload, source=ENGAGEMENT_SOURCE, subject=customer_id, time=at, event_id=event_id
+    )
+
+
+def engagement_reward_revoked(
+    customer_id: str,
+    grant_id: str,
+    *,
+    refund_id: str | None = None,
+    at: datetime | None = None,
+    revoked_at: datetime | None = None,
+    event_id: str | None = None,
+) -> CloudEvent:
+    """A fedelta.engagement.reward_revoked event as engagement publishes it."""
+    at = at or _now()
+    payload = events.EngagementRewardRevoked(
+        grant_id=grant_id,
+        customer_id=customer_id,
+        refund_id=refund_id,
+        revoked_at=revoked_at or at,
+    )
+    return new_event(
+        payload, source=ENGAGEMENT_SOURCE, subject=customer_id, time=at, event_id=event_id
+    )
+
+
+# -- engagement's messages to the member (notifications tells of them) ------------------------
+
+
+def stamp_card_completed(
+    customer_id: str,
+    *,
+    card_id: str = "card-1",
+    name: str = "Coffee card",
+    stamps_required: int = 10,
+    completed_count: int = 1,
+    grant_id: str | None = None,
+    purchase_id: str | None = None,
+    at: datetime | None = None,
+    event_id: str | None = None,
+) -> CloudEvent:
+    """A fedelta.stampcard.completed event as engagement publishes it: the member's
+    `completed_count`th full card of `card_id`."""
+    at = at or _now()
+    payload = events.StampCardCompleted(
+        customer_id=customer_id,
+        card_id=card_id,
+        name=name,
+        stamps_required=stamps_required,
+        completed_count=completed_count,
+        grant_id=grant_id or f"g-{uuid.uuid4()}",
+        purchase_id=purchase_id or f"p-{uuid.uuid4()}",
+        completed_at=at,
+    )
+    return new_event(
+        payload, source=ENGAGEMENT_SOURCE, subject=customer_id, time=at, event_id=event_id
+    )
+
+
+def challenge_completed(
+    customer_id: str,
+    *,
+    challenge_id: str = "challenge-1",
+    name: str = "Five visits in May",
+    badge: str | None = None,
+    grant_id: str | None = None,
+    at: datetime | None = None,
+    event_id: str | None = None,
+) -> CloudEvent:
+    """A fedelta.challenge.completed event as engagement publishes it (`grant_id` None: a
+    challenge without a reward)."""
+    at = at or _now()
+    payload = events.ChallengeCompleted(
+        customer_id=customer_id,
+        challenge_id=challenge_id,
+        name=name,
+        badge=badge,
+        grant_id=grant_id,
+        completed_at=at,
+    )
+    return new_event(
+        payload, source=ENGAGEMENT_SOURCE, subject=customer_id, time=at, event_id=event_id
+    )
+
+
+def badge_earned(
+    customer_id: str,
+    *,
+    badge: str = "Explorer",
+    challenge_id: str = "challenge-1",
+    at: datetime | None = None,
+    event_id: str | None = None,
+) -> CloudEvent:
+    """A fedelta.badge.earned event as engagement publishes it."""
+    at = at or _now()
+    payload = events.BadgeEarned(
+        customer_id=customer_id, badge=badge, challenge_id=challenge_id, earned_at=at
+    )
+    return new_event(
+        payload, source=ENGAGEMENT_SOURCE, subject=customer_id, time=at, event_id=event_id
+    )
+
+
+def feedback(
+    customer_id: str,
+    kind: str = "nps",
+    score: int | None = 9,
+    *,
+    feedback_id: str | None = None,
+    purchase_id: str | None = None,
+    partner_id: str = PARTNER,
+    store_id: str | None = None,
+    comment: str | None = None,
+    at: datetime | None = None,
+) -> CloudEvent:
+    """A feedback.received event (issue 20, part F), as ingest publishes it."""
+    at = at or _now()
+    payload = events.FeedbackReceived(
+        feedback_id=feedback_id or f"f-{uuid.uuid4()}",
+        partner_id=partner_id,
+        store_id=store_id,
+        customer_id=customer_id,
+        purchase_id=purchase_id,
+        kind=kind,  # type: ignore[arg-type]
+        score=score,
+        comment=comment,
+        given_at=at,
+    )
+    return ingest_event(payload, customer_id, at, partner_id)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from services.engagement.api.app import create_app as engagement_app
 from services.ingest.api.app import create_app as ingest_app
 from services.notifications.api.app import create_app as notifications_app
 from services.points.api.app import create_app as points_app
@@ -23,6 +24,7 @@ CREATE_APPS: dict[str, Callable[[ServiceSettings], FastAPI]] = {
     "points": points_app,
     "tiers": tiers_app,
     "notifications": notifications_app,
+    "engagement": engagement_app,
 }
 ADMIN_TOKEN = "service-apps-admin-token-0123456789"
 

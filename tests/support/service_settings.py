@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 from pytest import MonkeyPatch
 
+from services.engagement.settings import EngagementSettings
 from services.ingest.settings import IngestSettings
 from services.notifications.settings import NotificationsSettings
 from services.points.settings import PointsSettings
@@ -20,6 +21,7 @@ SETTINGS_CLASSES: dict[str, type[BaseSettings]] = {
     "points": PointsSettings,
     "tiers": TiersSettings,
     "notifications": NotificationsSettings,
+    "engagement": EngagementSettings,
 }
 
 

@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import os
 import subprocess
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from shared.messaging.connection import KafkaConnection
 from shared.sealing import Keyring
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("ingest", "points", "tiers", "notifications")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement")
 # Each service is configured with the hashes of its tokens. The in-process services of the
 # integration tests share these three for convenience (one header per role for all four);
 # tests/integration/*/test_credentials*.py give a service tokens of its own. The local stack
@@ -42,6 +43,27 @@ PREVIOUS_SECRETS_KEYS = {
 def sha256_hex(token: str) -> str:
     """What a service is configured with for a token (FEDELTA_<SERVICE>_<ROLE>_TOKEN_SHA256)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# The end-to-end pipeline's service processes listen here unless FEDELTA_TEST_SERVICE_PORTS
+# (one port per service, in the order of SERVICES) says otherwise: what `make test` gives.
+DEFAULT_SERVICE_PORTS = "18080,18081,18082,18083,18084"
+
+
+def service_ports(environ: Mapping[str, str]) -> dict[str, str]:
+    """FEDELTA_<SERVICE>_PORT for each service process of the end-to-end pipeline, as
+    deploy/local/stack.sh reads them; a list that is not one port per service is refused by
+    name (a list written for four services would silently leave one on its default port)."""
+    listed = environ.get("FEDELTA_TEST_SERVICE_PORTS") or DEFAULT_SERVICE_PORTS
+    ports = [port.strip() for port in listed.split(",")]
+    if len(ports) != len(SERVICES) or not all(port.isdigit() for port in ports):
+        raise ValueError(
+            f"FEDELTA_TEST_SERVICE_PORTS={listed!r}: give {len(SERVICES)} port numbers, one "
+            f"per service in this order: {', '.join(SERVICES)}"
+        )
+    return {
+        f"FEDELTA_{name.upper()}_PORT": port for name, port in zip(SERVICES, ports, strict=True)
+    }
 
 
 @dataclass(frozen=True)
@@ -123,7 +145,16 @@ class Stack:
     def secrets_key(self, service: str) -> str:
         """The service's key in the stack's secrets.env, made there (as stack.sh would) when
         missing, under the lock the deploy/local scripts take to add to that file."""
-        name = f"FEDELTA_{service.upper()}_SECRETS_KEY="
+        return self.kept_secret(
+            f"FEDELTA_{service.upper()}_SECRETS_KEY",
+            lambda: base64.b64encode(os.urandom(32)).decode(),
+        )
+
+    def kept_secret(self, variable: str, make: Callable[[], str]) -> str:
+        """`variable` in the stack's secrets.env, made there by `make` (as stack.sh would)
+        when missing, under the lock the deploy/local scripts take to add to that file: the
+        in-process services and those stack.sh starts on this stack share it."""
+        name = f"{variable}="
         secrets = self.state_dir / "secrets.env"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with open(f"{secrets}.lock", "a") as lock:
@@ -132,7 +163,7 @@ class Stack:
             found = [line[len(name) :] for line in lines if line.startswith(name)]
             if found:
                 return found[-1]
-            key = base64.b64encode(os.urandom(32)).decode()
+            key = make()
             descriptor = os.open(secrets, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(descriptor, "a") as file:
                 file.write(f"{name}{key}\n")
@@ -233,6 +264,11 @@ class Stack:
             env[f"{prefix}TILL_TOKEN_SHA256"] = sha256_hex(TILL_TOKEN)  # the token is ingest's
         if service == "ingest":
             env[f"{prefix}POINTS_TOKEN"] = TILL_TOKEN
+        if service == "engagement":  # the key of the surprise draws (as stack.sh makes it)
+            env[f"{prefix}SURPRISE_SECRET"] = self.kept_secret(
+                "FEDELTA_ENGAGEMENT_SURPRISE_SECRET",
+                lambda: base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
+            )
         if service == "notifications":
             env[f"{prefix}SMTP_HOST"] = "127.0.0.1"
             env[f"{prefix}SMTP_PORT"] = str(self.smtp_port)

@@ -1,9 +1,9 @@
 """The periodic write that makes the erasure deadline hold on every partition
 (`domain/quiet_partitions.py` says why): a worker of every ingest process that appends a
-tombstone of a reserved key to each partition of the customers topic and of its dead-letter
-topic every `interval` seconds (half of `segment.ms` or less, docs/operations.md, *Erasure on
-Kafka*), through the producer ingest publishes its outbox with (the same principal that
-writes the erasures' own tombstones on both topics)."""
+tombstone of a reserved key to each partition of the customers and feedback topics and of
+their dead-letter topics every `interval` seconds (half of `segment.ms` or less,
+docs/operations.md, *Erasure on Kafka*), through the producer ingest publishes its outbox with
+(the same principal that writes the erasures' own tombstones on all four)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,12 @@ from shared.observability.metrics import QUIET_PARTITIONS_WRITTEN
 log = logging.getLogger(__name__)
 
 # The compacted topics, the only ones with personal data, which ingest writes.
-ROLLED_TOPICS = (topics.CUSTOMERS, topics.dead_letter_topic(topics.CUSTOMERS))
+ROLLED_TOPICS = (
+    topics.CUSTOMERS,
+    topics.dead_letter_topic(topics.CUSTOMERS),
+    topics.FEEDBACK,
+    topics.dead_letter_topic(topics.FEEDBACK),
+)
 # After a failed write (Kafka away), the next try comes this soon, or at the interval if sooner.
 RETRY_SECONDS = 30.0
 

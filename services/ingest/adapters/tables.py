@@ -111,3 +111,18 @@ welcomed_emails = sa.Table(
     sa.Column("email_hash", sa.Text, primary_key=True),
     sa.Column("welcomed_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Members' feedback (issue 20, part F; migration 0011): the ids accepted per partner and their
+# member, whose erasure tombstones each on the feedback topic. The comment is never kept here.
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("partner_id", sa.Text, primary_key=True),
+    sa.Column("feedback_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    # Blanked when the member is erased (it hashed a body with the comment).
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_feedback_customer_id", "customer_id"),
+)

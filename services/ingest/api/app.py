@@ -10,7 +10,14 @@ from services.ingest.api.replies import (
     install_rule_violation_handler,
     install_till_failure_handler,
 )
-from services.ingest.api.routers import customers, imports, partners, purchases, till
+from services.ingest.api.routers import (
+    customers,
+    feedback,
+    imports,
+    partners,
+    purchases,
+    till,
+)
 from services.ingest.bootstrap import (
     SERVICE,
     bootstrap,
@@ -40,7 +47,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         name=SERVICE,
         settings=settings,
         bootstrap=bootstrap,
-        routers=[customers.router, purchases.router, partners.router, till.router, imports.router],
+        routers=[
+            customers.router,
+            purchases.router,
+            partners.router,
+            till.router,
+            imports.router,
+            feedback.router,
+        ],
         on_start=on_start,
         larger_bodies={imports.PATH: imports.MAX_BODY_BYTES},
     )

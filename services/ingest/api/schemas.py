@@ -14,6 +14,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.json_schema import WithJsonSchema
@@ -24,6 +26,7 @@ from services.ingest.domain.till import (
     COUPON_CODE_PATTERN,
 )
 from shared import bounds
+from shared.messaging import events
 
 
 def _known_time_zone(name: str) -> str:
@@ -377,3 +380,34 @@ def _reason(error: Any) -> str:
         return f"{field}: {_SPELLING[field]}"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{field}: {message}"
+
+
+# Members' feedback (issue 20, part F) -----------------------------------------------------
+
+
+class FeedbackIn(Request):
+    """A member's feedback: `score` 0 to 10 for `nps` (required), 1 to 5 for a `review`, 0 to
+    10 for a `survey`; `comment` printable, at most 1,000 characters (kept only by engagement,
+    erased with the member); `purchase_id` one this partner reported for the member;
+    `store_id` the store it is about (the NPS report groups by it)."""
+
+    feedback_id: Identifier
+    customer_id: Identifier
+    purchase_id: Identifier | None = None
+    store_id: Identifier | None = None
+    kind: Literal["review", "survey", "nps"]
+    score: int | None = Field(default=None, strict=True, ge=0, le=10, validate_default=True)
+    comment: events.FeedbackComment | None = None
+
+    @field_validator("score")
+    @classmethod
+    def _score_fits_kind(cls, score: int | None, info: ValidationInfo) -> int | None:
+        kind = info.data.get("kind")
+        if kind is None:  # the kind itself is invalid: its own error says so
+            return score
+        low, high = events.FEEDBACK_SCORES[kind]
+        if score is None and kind == "nps":
+            raise ValueError("an nps feedback needs a score, 0 to 10")
+        if score is not None and not low <= score <= high:
+            raise ValueError(f"a {kind} score is {low} to {high}")
+        return score

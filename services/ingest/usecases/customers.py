@@ -33,6 +33,7 @@ from services.ingest.domain.model import (
 from services.ingest.domain.till_replays import REPLAYED_DETAIL, Signature, SignedCall
 from services.ingest.domain.welcomes import welcome_key
 from services.ingest.usecases.answers import Answer, accept, keyed, source_of
+from services.ingest.usecases.feedback_erasure import erase_feedback
 from shared.messaging import events
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
 from shared.messaging.outbox import Outbox
@@ -182,6 +183,8 @@ async def erase(
             await outbox.add_tombstone(
                 row_id=derived_event_id(event_id, cause), key=customer_id, topic=topic
             )
+        # Each feedback comment of the member leaves the feedback topic the same way.
+        await erase_feedback(conn, outbox, customer_id, event_id)
         return answer
 
     return await keyed(runtime, call, work)

@@ -25,6 +25,7 @@ from services.notifications.domain.model import (
 
 REDEMPTION_CONFIRMED = "redemption_confirmed"
 COUPON_ID = "coupon_id"
+VOIDED = "voided"  # a coupon's status in points once its gift's grant was revoked
 
 # The most characters of a code the messages carry: points' codes are far shorter.
 MAX_CODE_LENGTH = 64
@@ -41,11 +42,13 @@ def coupon_params(
     points: int,
     expires_at: datetime,
     zone: ZoneInfo,
+    gift: bool = False,
 ) -> dict[str, Any]:
     """What a coupon's `redemption_confirmed` stores: the reward, the points it cost, the
     coupon's id and its expiry (the instant, and the customer's local day it falls on);
-    never the code."""
-    return {
+    never the code. A gift (engagement gave it, no points spent) says so: its message thanks
+    the member rather than confirming a redemption."""
+    params: dict[str, Any] = {
         "points": points,
         "reward": reward,
         "reward_id": reward_id,
@@ -53,6 +56,9 @@ def coupon_params(
         "expires_at": expires_at.astimezone(UTC).isoformat(),
         "expires_on": expires_at.astimezone(zone).date().isoformat(),
     }
+    if gift:
+        params["gift"] = True
+    return params
 
 
 def coupon_of(delivery: Delivery) -> str | None:
@@ -98,12 +104,22 @@ class UnknownCoupon(CouponLookupError):
     permanent = True
 
 
+class VoidedCoupon(CouponLookupError):
+    """Points voided the coupon (a gift whose engagement grant was revoked before it went out):
+    its code is of no use, and the message fails."""
+
+    permanent = True
+
+
 def check_coupon(coupon: Coupon, delivery: Delivery) -> Coupon:
-    """The coupon, if it is the message's own: the one it names, of its customer."""
+    """The coupon, if it is the message's own: the one it names, of its customer, and not
+    voided."""
     if coupon.coupon_id != delivery.params.get(COUPON_ID):
         raise CouponUnavailable("points answered with another coupon")
     if coupon.customer_id != delivery.customer_id:
         raise UnknownCoupon("the coupon is another customer's")
+    if coupon.status == VOIDED:
+        raise VoidedCoupon("the coupon was voided")
     return coupon
 
 

@@ -560,8 +560,20 @@ class Lane(IntEnum):
 
 # The one place a template's lane is decided. Every other template, and every one added later
 # unless it is named here, is bulk: points_expiring, points_earned (the digest), win_back,
-# tier_downgrade_warning and tier_down (both from the tier reviews, thousands at a time).
-TRANSACTIONAL_TEMPLATES = frozenset({"welcome", "redemption_confirmed", "tier_up"})
+# tier_downgrade_warning and tier_down (both from the tier reviews, thousands at a time), and
+# birthday (a yearly job's, to every member born that day). Engagement's answers to a purchase
+# (a full stamp card, a challenge met, its badge, a surprise) are transactional.
+TRANSACTIONAL_TEMPLATES = frozenset(
+    {
+        "welcome",
+        "redemption_confirmed",
+        "tier_up",
+        "stamp_card_completed",
+        "challenge_completed",
+        "badge_earned",
+        "surprise",
+    }
+)
 
 
 def lane_of(template: str) -> Lane:

@@ -66,6 +66,12 @@ def _coupon_sms(subject: str, coupon: str) -> str:
     return subject + _coupon(coupon)
 
 
+def _gift_or(gift: str, redeemed: str) -> str:
+    """A gift coupon's words (`gift`: engagement gave the reward, no points spent) or a
+    redemption's."""
+    return "{% if gift | default(false) %}" + gift + "{% else %}" + redeemed + "{% endif %}"
+
+
 def _expiry_when(on: str, between: str) -> str:
     """When a merged expiry warning's points expire, in its words: `on` one local day
     (`{date}`), or `between` the first and the last of a window of several (`{first}`,
@@ -169,6 +175,54 @@ def _routes_or(with_routes: str, spend_only: str) -> str:
     )
 
 
+def _reward(points: str, reward: str, pending: str = "") -> str:
+    """The reward an engagement message names: `points` (`points` param), a catalogue
+    reward (`reward_id`; its coupon, if it is one, comes in its own message), or `pending`
+    when the message knows only that a reward is coming (`rewarded`)."""
+    return (
+        "{% if points is defined %}"
+        + points
+        + "{% elif reward_id is defined %}"
+        + reward
+        + "{% elif rewarded | default(false) %}"
+        + pending
+        + "{% endif %}"
+    )
+
+
+def _nth_card(text: str) -> str:
+    """Said only from a member's second full card of a kind on: `#` is the count."""
+    return (
+        "{% if completed_count > 1 %}"
+        + text.replace("#", "{{ format_number(completed_count) }}")
+        + "{% endif %}"
+    )
+
+
+_ENGAGEMENT_REWARD = {
+    "en": _reward(
+        "We have added {{ points_text(points) }} to your account.",
+        "A reward is waiting for you in your account.",
+        "Your reward is on its way to your account.",
+    ),
+    "it": _reward(
+        "Abbiamo aggiunto {{ points_text(points) }} al tuo conto.",
+        "Un premio ti aspetta nel tuo conto.",
+        "Il tuo premio sta arrivando nel tuo conto.",
+    ),
+    "fi": _reward(
+        "Lisäsimme tilillesi {{ points_text(points) }}.",
+        "Tililläsi odottaa sinua palkinto.",
+        "Palkintosi on tulossa tilillesi.",
+    ),
+    "pl": _reward(
+        "Dodaliśmy do Twojego konta {{ points_text(points) }}.",
+        "Na Twoim koncie czeka na Ciebie nagroda.",
+        "Twoja nagroda jest już w drodze na Twoje konto.",
+    ),
+}
+
+
 TEMPLATES: dict[str, dict[str, Template]] = {
     "welcome": {
         "en": _t(
@@ -236,7 +290,10 @@ TEMPLATES: dict[str, dict[str, Template]] = {
         "en": _t(
             "Your reward is confirmed",
             "Hello,",
-            "you have redeemed {{ points_text(points) }} for: {{ reward }}. Enjoy it!",
+            _gift_or(
+                "thank you for your loyalty: {{ reward }} is our gift to you. Enjoy it!",
+                "you have redeemed {{ points_text(points) }} for: {{ reward }}. Enjoy it!",
+            ),
             _coupon(
                 "Your coupon code is {{ code }}: show it at the till by "
                 "{{ format_date(expires_on) }}. It can be used once."
@@ -249,7 +306,10 @@ TEMPLATES: dict[str, dict[str, Template]] = {
         "it": _t(
             "Il tuo premio è confermato",
             "Ciao,",
-            "hai utilizzato {{ points_text(points) }} per: {{ reward }}. Goditelo!",
+            _gift_or(
+                "grazie per la tua fedeltà: {{ reward }} è il nostro regalo per te. Goditelo!",
+                "hai utilizzato {{ points_text(points) }} per: {{ reward }}. Goditelo!",
+            ),
             _coupon(
                 "Il tuo codice coupon è {{ code }}: mostralo alla cassa entro il "
                 "{{ format_date(expires_on) }}. Si può usare una sola volta."
@@ -262,7 +322,10 @@ TEMPLATES: dict[str, dict[str, Template]] = {
         "fi": _t(
             "Palkintosi on vahvistettu",
             "Hei,",
-            "käytit {{ points_text(points) }} palkintoon: {{ reward }}. Nauti siitä!",
+            _gift_or(
+                "kiitos uskollisuudestasi: {{ reward }} on lahjamme sinulle. Nauti siitä!",
+                "käytit {{ points_text(points) }} palkintoon: {{ reward }}. Nauti siitä!",
+            ),
             _coupon(
                 "Kuponkikoodisi on {{ code }}: näytä se kassalla viimeistään "
                 "{{ format_date(expires_on) }}. Koodin voi käyttää kerran."
@@ -275,7 +338,11 @@ TEMPLATES: dict[str, dict[str, Template]] = {
         "pl": _t(
             "Twoja nagroda została potwierdzona",
             "Dzień dobry,",
-            "wymieniłeś {{ points_text(points) }} na: {{ reward }}. Miłego korzystania!",
+            _gift_or(
+                "dziękujemy za Twoją lojalność: {{ reward }} to nasz prezent dla Ciebie. "
+                "Miłego korzystania!",
+                "wymieniłeś {{ points_text(points) }} na: {{ reward }}. Miłego korzystania!",
+            ),
             _coupon(
                 "Twój kod kuponu to {{ code }}: okaż go przy kasie do "
                 "{{ format_date(expires_on) }}. Można go użyć tylko raz."
@@ -471,6 +538,170 @@ TEMPLATES: dict[str, dict[str, Template]] = {
             "a każdy zakup przynosi kolejne: mamy nadzieję, że wkrótce znów się zobaczymy.",
         ),
     },
+    # Engagement (product §8; domain/engagement.py says which event tells what).
+    "stamp_card_completed": {
+        "en": _t(
+            "Stamp card complete: {{ name }}",
+            "Hello,",
+            "you have collected {{ plural(stamps_required, one='the stamp', "
+            "other='all ' ~ format_number(stamps_required) ~ ' stamps') }} of your stamp card "
+            "“{{ name }}”" + _nth_card(": that makes # full cards") + ". A new card has begun.",
+            _ENGAGEMENT_REWARD["en"],
+            "Thank you for coming back!",
+        ),
+        "it": _t(
+            "Tessera timbri completata: {{ name }}",
+            "Ciao,",
+            "hai raccolto {{ plural(stamps_required, one='il timbro', "
+            "other='tutti i ' ~ format_number(stamps_required) ~ ' timbri') }} della tua "
+            "tessera «{{ name }}»" + _nth_card(": sono già # tessere complete") + ". "
+            "Una nuova tessera è già iniziata.",
+            _ENGAGEMENT_REWARD["it"],
+            "Grazie per essere tornato a trovarci!",
+        ),
+        "fi": _t(
+            "Leimakortti täynnä: {{ name }}",
+            "Hei,",
+            "olet kerännyt {{ plural(stamps_required, one='leiman', "
+            "other='kaikki ' ~ format_number(stamps_required) ~ ' leimaa') }} "
+            "leimakorttiisi ”{{ name }}”" + _nth_card(": täysiä kortteja on jo #") + ". "
+            "Uusi kortti on jo alkanut.",
+            _ENGAGEMENT_REWARD["fi"],
+            "Kiitos, että palasit!",
+        ),
+        "pl": _t(
+            "Karta pieczątek pełna: {{ name }}",
+            "Dzień dobry,",
+            "zebrałeś komplet pieczątek ({{ format_number(stamps_required) }}) na karcie "
+            "„{{ name }}”"
+            + _nth_card(
+                ": to już # {{ plural(completed_count, one='pełna karta', few='pełne karty', "
+                "many='pełnych kart', other='pełnej karty') }}"
+            )
+            + ". "
+            "Nowa karta już się zaczęła.",
+            _ENGAGEMENT_REWARD["pl"],
+            "Dziękujemy, że do nas wracasz!",
+        ),
+    },
+    "challenge_completed": {
+        "en": _t(
+            "Challenge completed: {{ name }}",
+            "Hello,",
+            "congratulations: you have completed the challenge “{{ name }}”."
+            "{% if badge is defined %} You have earned the badge “{{ badge }}”.{% endif %}",
+            _ENGAGEMENT_REWARD["en"],
+            "Thank you for your loyalty!",
+        ),
+        "it": _t(
+            "Sfida completata: {{ name }}",
+            "Ciao,",
+            "congratulazioni: hai completato la sfida «{{ name }}»."
+            "{% if badge is defined %} Hai conquistato il distintivo «{{ badge }}».{% endif %}",
+            _ENGAGEMENT_REWARD["it"],
+            "Grazie per la tua fedeltà!",
+        ),
+        "fi": _t(
+            "Haaste suoritettu: {{ name }}",
+            "Hei,",
+            "onnittelut: olet suorittanut haasteen ”{{ name }}”."
+            "{% if badge is defined %} Ansaitsit merkin ”{{ badge }}”.{% endif %}",
+            _ENGAGEMENT_REWARD["fi"],
+            "Kiitos uskollisuudestasi!",
+        ),
+        "pl": _t(
+            "Wyzwanie ukończone: {{ name }}",
+            "Dzień dobry,",
+            "gratulacje: ukończyłeś wyzwanie „{{ name }}”."
+            "{% if badge is defined %} Zdobyłeś odznakę „{{ badge }}”.{% endif %}",
+            _ENGAGEMENT_REWARD["pl"],
+            "Dziękujemy za lojalność!",
+        ),
+    },
+    "badge_earned": {
+        "en": _t(
+            "New badge: {{ badge }}",
+            "Hello,",
+            "congratulations: you have earned the badge “{{ badge }}”. More challenges are "
+            "waiting for you.",
+        ),
+        "it": _t(
+            "Nuovo distintivo: {{ badge }}",
+            "Ciao,",
+            "congratulazioni: hai conquistato il distintivo «{{ badge }}». Altre sfide ti "
+            "aspettano.",
+        ),
+        "fi": _t(
+            "Uusi merkki: {{ badge }}",
+            "Hei,",
+            "onnittelut: ansaitsit merkin ”{{ badge }}”. Uusia haasteita odottaa sinua.",
+        ),
+        "pl": _t(
+            "Nowa odznaka: {{ badge }}",
+            "Dzień dobry,",
+            "gratulacje: zdobyłeś odznakę „{{ badge }}”. Czekają na Ciebie kolejne wyzwania.",
+        ),
+    },
+    "surprise": {
+        "en": _t(
+            "A surprise for you",
+            "Hello,",
+            "thank you for shopping with us: here is a surprise for you, “{{ name }}”.",
+            _ENGAGEMENT_REWARD["en"],
+            "Enjoy it!",
+        ),
+        "it": _t(
+            "Una sorpresa per te",
+            "Ciao,",
+            "grazie per i tuoi acquisti: ecco una sorpresa per te, «{{ name }}».",
+            _ENGAGEMENT_REWARD["it"],
+            "Goditela!",
+        ),
+        "fi": _t(
+            "Yllätys sinulle",
+            "Hei,",
+            "kiitos, että asioit kanssamme: tässä sinulle yllätys, ”{{ name }}”.",
+            _ENGAGEMENT_REWARD["fi"],
+            "Nauti siitä!",
+        ),
+        "pl": _t(
+            "Niespodzianka dla Ciebie",
+            "Dzień dobry,",
+            "dziękujemy za zakupy: mamy dla Ciebie niespodziankę, „{{ name }}”.",
+            _ENGAGEMENT_REWARD["pl"],
+            "Miłego korzystania!",
+        ),
+    },
+    "birthday": {
+        "en": _t(
+            "Happy birthday!",
+            "Hello,",
+            "happy birthday from all of us!",
+            _ENGAGEMENT_REWARD["en"],
+            "Have a wonderful day!",
+        ),
+        "it": _t(
+            "Buon compleanno!",
+            "Ciao,",
+            "tanti auguri di buon compleanno da tutti noi!",
+            _ENGAGEMENT_REWARD["it"],
+            "Passa una splendida giornata!",
+        ),
+        "fi": _t(
+            "Hyvää syntymäpäivää!",
+            "Hei,",
+            "hyvää syntymäpäivää meiltä kaikilta!",
+            _ENGAGEMENT_REWARD["fi"],
+            "Oikein ihanaa päivää!",
+        ),
+        "pl": _t(
+            "Wszystkiego najlepszego!",
+            "Dzień dobry,",
+            "z okazji urodzin życzymy Ci wszystkiego najlepszego!",
+            _ENGAGEMENT_REWARD["pl"],
+            "Wspaniałego dnia!",
+        ),
+    },
 }
 
 # Parameters to render a template with when there is no real message: the preview.
@@ -488,6 +719,12 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "amount_to_keep_tier": "125.50",
     # A coupon's confirmation: the code the dispatcher reads from points at send time.
     "code": SAMPLE_CODE,
+    # Engagement: a stamp card's, a challenge's or a surprise's name, a badge, a full card.
+    "name": "Summer of coffee",
+    "badge": "Explorer",
+    "stamps_required": 10,
+    "completed_count": 2,
+    "rewarded": True,
 }
 
 # Tier names as a customer reads them; the events carry the lower-case ids.

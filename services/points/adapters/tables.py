@@ -205,7 +205,9 @@ rewards = sa.Table(
 )
 
 # The single-use coupons a reward's redemptions issue (migration 0008); `code` normalised
-# (upper case, no dashes); `redemption_id` the ledger entry that paid for it.
+# (upper case, no dashes); `redemption_id` the ledger entry that paid for it. A gift coupon
+# (migration 0012) names the engagement grant that gave it (`grant_id`, one coupon each), costs
+# 0 points and has the grant's id as `redemption_id`; `revoked_at` records its revocation.
 coupons = sa.Table(
     "coupons",
     metadata,
@@ -215,7 +217,7 @@ coupons = sa.Table(
     sa.Column("reward_id", sa.Text, sa.ForeignKey("rewards.reward_id"), nullable=False),
     sa.Column("redemption_id", sa.Text, nullable=False, unique=True),
     sa.Column("points", sa.Integer, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),  # issued, redeemed, expired
+    sa.Column("status", sa.Text, nullable=False),  # issued, redeemed, expired, voided
     sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("redeemed_at", sa.DateTime(timezone=True)),
@@ -224,11 +226,31 @@ coupons = sa.Table(
     sa.Column("purchase_id", sa.Text),
     sa.Column("expired_at", sa.DateTime(timezone=True)),
     sa.Column("points_returned", sa.Integer),
+    sa.Column("grant_id", sa.Text),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
     sa.Index("ix_coupons_customer_reward", "customer_id", "reward_id"),
+    sa.Index(
+        "ux_coupons_grant_id",
+        "grant_id",
+        unique=True,
+        postgresql_where=sa.text("grant_id IS NOT NULL"),
+    ),
     sa.Index(
         "ix_coupons_issued_expires_at",
         "expires_at",
         "coupon_id",
         postgresql_where=sa.text("status = 'issued'"),
     ),
+)
+
+# Engagement's grants (migration 0011): each grant id points has seen, granted or revoked; a
+# revocation of a grant never seen is kept too, so the grant arriving after it is not credited
+# (`domain.engagement`). The key serialises a grant and its revocation applied concurrently.
+engagement_grants = sa.Table(
+    "engagement_grants",
+    metadata,
+    sa.Column("grant_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("refund_id", sa.Text),
 )

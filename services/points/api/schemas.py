@@ -472,7 +472,7 @@ class CouponOut(BaseModel):
     reward: str
     redemption_id: str
     points: int
-    status: Literal["issued", "redeemed", "expired"]
+    status: Literal["issued", "redeemed", "expired", "voided"]
     issued_at: datetime
     expires_at: datetime
     redeemed_at: datetime | None
@@ -480,6 +480,10 @@ class CouponOut(BaseModel):
     store_id: str | None
     purchase_id: str | None
     points_returned: int | None  # on expiry: given back (0: forfeited)
+    # A gift (points 0): the engagement grant that gave it, and when that grant was revoked
+    # (the coupon is voided then, unless it was used or expired before).
+    grant_id: str | None = None
+    revoked_at: datetime | None = None
 
 
 class CustomerCouponsOut(BaseModel):

@@ -1,6 +1,10 @@
 """Coupons: the single-use codes a reward's redemptions issue, taken at a till, and given back
 (or forfeited) when they expire unused. Pure Python: no framework, no I/O, time passed in.
 
+A gift coupon is one an engagement grant gave (`domain.engagement`): no points spent (0), so
+nothing to give back when it expires; its grant revoked, it is voided while unused, and a used
+one stays used (nothing can be taken back: the revocation is only recorded on it).
+
 A code is 16 characters of Crockford's base32 (80 random bits from `secrets`), shown as
 XXXX-XXXX-XXXX-XXXX and accepted in any case, with or without dashes or spaces, and with
 the look-alikes O for 0 and I or L for 1."""
@@ -28,6 +32,7 @@ class CouponStatus(StrEnum):
     ISSUED = "issued"
     REDEEMED = "redeemed"
     EXPIRED = "expired"
+    VOIDED = "voided"  # a gift coupon whose grant was revoked before it was used
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,12 @@ class Coupon:
     purchase_id: str | None = None
     expired_at: datetime | None = None
     points_returned: int | None = None
+    grant_id: str | None = None  # a gift: the engagement grant that gave it
+    revoked_at: datetime | None = None  # a gift whose grant was revoked (voided, or too late)
+
+    @property
+    def is_gift(self) -> bool:
+        return self.grant_id is not None
 
 
 def new_code(choose: Callable[[str], str] = secrets.choice) -> str:
@@ -96,6 +107,12 @@ class CouponExpired(CouponRefused):
         self.coupon = coupon
 
 
+class CouponVoided(CouponRefused):
+    def __init__(self, coupon: Coupon) -> None:
+        super().__init__(f"coupon {coupon.coupon_id} was voided at {coupon.revoked_at}")
+        self.coupon = coupon
+
+
 def take(
     coupon: Coupon,
     *,
@@ -107,11 +124,13 @@ def take(
 ) -> Coupon:
     """The coupon used at the till of `partner_id` (None: an administrator) at `now`. A
     reward honoured by one partner is refused at another's till before anything is said of
-    its state; then a used one, then an expired one."""
+    its state; then a used one, a voided one, then an expired one."""
     if partner_id is not None and honoured_by is not None and honoured_by != partner_id:
         raise AnotherPartnersReward(f"the reward is honoured by partner {honoured_by!r}")
     if coupon.status is CouponStatus.REDEEMED:
         raise CouponUsed(coupon)
+    if coupon.status is CouponStatus.VOIDED:
+        raise CouponVoided(coupon)
     if status_at(coupon, now) is CouponStatus.EXPIRED:
         raise CouponExpired(coupon)
     return replace(
@@ -178,7 +197,8 @@ def expire_all(
     refund: bool,
 ) -> list[tuple[Coupon, tuple[LedgerEntry, list[Allocation]] | None]]:
     """Each issued coupon expired by `now`, marked expired, with the release that gives its
-    points back (`refund`, and only what can go back) or None."""
+    points back (`refund`, and only what can go back) or None. A gift gives nothing back: no
+    points were spent on it."""
     expired = []
     for coupon in coupons:
         if status_at(coupon, now) is not CouponStatus.EXPIRED:
@@ -187,7 +207,7 @@ def expire_all(
             continue
         back = (
             give_back(coupon, redemptions.get(coupon.redemption_id), drawn, lot_expiries, now)
-            if refund
+            if refund and not coupon.is_gift
             else None
         )
         returned = 0 if back is None else back[0].points
@@ -199,3 +219,14 @@ def expire_all(
         )
         expired.append((marked, back))
     return expired
+
+
+def revoke_gift(coupon: Coupon, revoked_at: datetime, now: datetime) -> Coupon | None:
+    """A gift coupon once its grant is revoked (at `revoked_at`, applied at `now`): voided
+    while still usable at `now`; a used or expired one keeps its state (nothing can be taken
+    back) and only records the revocation. None when it recorded one already, or is no gift."""
+    if not coupon.is_gift or coupon.revoked_at is not None:
+        return None
+    if status_at(coupon, now) is CouponStatus.ISSUED:
+        return replace(coupon, status=CouponStatus.VOIDED, revoked_at=revoked_at)
+    return replace(coupon, revoked_at=revoked_at)

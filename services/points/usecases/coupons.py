@@ -19,6 +19,7 @@ from services.points.domain.coupons import (
     Coupon,
     CouponExpired,
     CouponUsed,
+    CouponVoided,
     normalised,
     shown,
     status_at,
@@ -42,7 +43,8 @@ async def redeem_coupon(
     body: CouponRedeemIn,
 ) -> CouponRedeemedOut | JSONResponse:
     """Uses the coupon once (200; a retry under the same key replays it): 404 unknown, 403 a
-    reward another partner honours, 409 used already (with when), 410 expired. The till's
+    reward another partner honours, 409 used already (with when), 410 expired or voided (a
+    gift whose grant engagement revoked). The till's
     partner and store become the redemption's honouring ones when it named none."""
 
     async def work(conn: AsyncConnection) -> CouponRedeemedOut:
@@ -68,8 +70,10 @@ async def redeem_coupon(
             raise _used(used.coupon) from None
         except CouponExpired as expired:
             raise _expired(expired.coupon) from None
+        except CouponVoided as voided:
+            raise _voided(voided.coupon) from None
         await catalogue.save_taken(taken)
-        if caller.partner_id is not None:
+        if caller.partner_id is not None and not taken.is_gift:  # a gift has no ledger entry
             await catalogue.attribute_redemption(taken.redemption_id, caller.partner_id, store_id)
         await _announce(conn, clock, taken, found.honoured_by)
         return _redeemed(taken, found.reward)
@@ -157,6 +161,8 @@ def coupon_out(found: ports.IssuedCoupon, now: datetime) -> CouponOut:
         store_id=coupon.store_id,
         purchase_id=coupon.purchase_id,
         points_returned=coupon.points_returned,
+        grant_id=coupon.grant_id,
+        revoked_at=coupon.revoked_at,
     )
 
 
@@ -187,4 +193,15 @@ def _expired(coupon: Coupon) -> Problem:
         f"this coupon expired at {coupon.expires_at.isoformat()}",
         slug="coupon-expired",
         expires_at=coupon.expires_at.isoformat(),
+    )
+
+
+def _voided(coupon: Coupon) -> Problem:
+    assert coupon.revoked_at is not None
+    return Problem(
+        410,
+        "Coupon voided",
+        "this coupon was a reward taken back, and can no longer be used",
+        slug="coupon-voided",
+        voided_at=coupon.revoked_at.isoformat(),
     )

@@ -56,7 +56,7 @@ async def send_as(connection: KafkaConnection, topic: str, value: bytes) -> None
         await producer.stop()
 
 
-@pytest.mark.parametrize("service", ["points", "tiers", "notifications"])
+@pytest.mark.parametrize("service", ["points", "tiers", "notifications", "engagement"])
 async def test_a_service_principal_cannot_write_the_purchases_topic(
     stack: Stack, service: str
 ) -> None:

@@ -219,7 +219,7 @@ async def test_the_preview_falls_back_to_english(client: httpx.AsyncClient) -> N
 
 
 async def test_an_unknown_template_is_a_404_problem(client: httpx.AsyncClient) -> None:
-    response = await client.get("/v1/templates/birthday/preview", headers=READER)
+    response = await client.get("/v1/templates/no_such_template/preview", headers=READER)
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["status"] == 404

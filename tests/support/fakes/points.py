@@ -3,16 +3,18 @@ mypy checks they keep up with them."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from services.points import ports
 from services.points.domain.coupons import Coupon, CouponStatus
 from services.points.domain.earning import Campaign
+from services.points.domain.engagement import Revocation
 from services.points.domain.lots import Allocation, balance_of
 from services.points.domain.model import Balance, EntryKind, LedgerEntry, Member, TierAssignment
 from services.points.domain.refunds import PurchaseRecord, RefundRecord, debts
+from services.points.domain.rewards import Reward
 from services.points.domain.tender import (
     ANOTHER_CUSTOMERS,
     REDEMPTION_USED,
@@ -35,6 +37,9 @@ class FakeLedger(ports.ConsumerRepository):
         self.purchases: dict[str, PurchaseRecord] = {}
         self.refunds: list[RefundRecord] = []
         self.allocations: list[tuple[str, Allocation]] = []
+        self.grants: dict[str, Revocation | None] = {}  # grant id -> its revocation
+        self.rewards: dict[str, Reward] = {}  # the catalogue, for gifts
+        self.coupons: dict[str, Coupon] = {}  # gift coupons, by coupon id
         self.calls: list[str] = []
 
     async def add_customers(self, members: Sequence[Member]) -> set[str]:
@@ -147,6 +152,59 @@ class FakeLedger(ports.ConsumerRepository):
                     self.purchases[link.purchase_key], redemption_id=link.redemption_id
                 )
         return refused
+
+    async def claim_grants(self, grants: Sequence[tuple[str, str]]) -> set[str]:
+        self.calls.append("claim_grants")
+        new: set[str] = set()
+        for grant_id, _ in grants:
+            if grant_id not in self.grants:
+                self.grants[grant_id] = None
+                new.add(grant_id)
+        return new
+
+    async def add_revocations(self, revocations: Sequence[Revocation]) -> None:
+        self.calls.append("add_revocations")
+        for revocation in revocations:
+            if self.grants.get(revocation.grant_id) is None:
+                self.grants[revocation.grant_id] = revocation
+
+    async def rewards_of(self, reward_ids: Collection[str]) -> dict[str, Reward]:
+        self.calls.append("rewards_of")
+        return {r: self.rewards[r] for r in reward_ids if r in self.rewards}
+
+    async def take_stock(self, counts: Mapping[str, int]) -> set[str]:
+        self.calls.append("take_stock")
+        refused: set[str] = set()
+        for reward_id, n in counts.items():
+            reward = self.rewards.get(reward_id)
+            if reward is None or (reward.stock is not None and reward.redeemed + n > reward.stock):
+                refused.add(reward_id)
+            else:
+                self.rewards[reward_id] = replace(reward, redeemed=reward.redeemed + n)
+        return refused
+
+    async def add_coupons(self, coupons: Sequence[Coupon]) -> None:
+        self.calls.append("add_coupons")
+        for coupon in coupons:
+            assert coupon.coupon_id not in self.coupons, "a grant gives one coupon"
+            self.coupons[coupon.coupon_id] = coupon
+
+    async def gift_coupons(self, grant_ids: Collection[str]) -> list[Coupon]:
+        self.calls.append("gift_coupons")
+        return sorted(
+            (c for c in self.coupons.values() if c.grant_id in grant_ids),
+            key=lambda c: c.coupon_id,
+        )
+
+    async def save_revoked(self, coupons: Sequence[Coupon]) -> None:
+        self.calls.append("save_revoked")
+        for coupon in coupons:
+            if self.coupons[coupon.coupon_id].revoked_at is None:
+                self.coupons[coupon.coupon_id] = coupon
+
+    def coupon_of(self, grant_id: str) -> Coupon:
+        [coupon] = [c for c in self.coupons.values() if c.grant_id == grant_id]
+        return coupon
 
     async def debtors(self, customer_ids: Collection[str]) -> set[str]:
         self.calls.append("debtors")

@@ -69,26 +69,29 @@ def test_a_topic_has_partitions() -> None:
 async def test_one_tombstone_on_every_partition_of_the_customers_topic_and_its_dead_letters() -> (
     None
 ):
-    producer = FakePartitionProducer({topics.CUSTOMERS: 3, DLQ: 5})
+    # The feedback topic and its dead letters hold personal data too (issue 20, part F).
+    feedback_dlq = topics.dead_letter_topic(topics.FEEDBACK)
+    layout = {topics.CUSTOMERS: 3, DLQ: 5, topics.FEEDBACK: 3, feedback_dlq: 2}
+    producer = FakePartitionProducer(layout)
     writer = QuietPartitionWriter(producer, interval=60)
 
-    assert await writer.write_once() == 8
+    assert await writer.write_once() == 13
 
     [batch] = producer.batches
-    for topic in (topics.CUSTOMERS, DLQ):  # the time of the write, for the alert
+    for topic in layout:  # the time of the write, for the alert
         written = REGISTRY.get_sample_value(
             "fedelta_quiet_partitions_written_timestamp_seconds", {"topic": topic}
         )
         assert written is not None and abs(written - time.time()) < 60
-    assert set(ROLLED_TOPICS) == {topics.CUSTOMERS, DLQ}
-    for topic, count in ((topics.CUSTOMERS, 3), (DLQ, 5)):
+    assert set(ROLLED_TOPICS) == set(layout)
+    for topic, count in layout.items():
         sent = [record for record in batch if record[0] == topic]
         assert all(record[1] is None for record in sent)  # tombstones: no event
         assert sorted(partition_of(record[2], count) for record in sent) == list(range(count))
 
 
 async def test_the_writer_writes_every_interval_until_stopped() -> None:
-    producer = FakePartitionProducer({topics.CUSTOMERS: 2, DLQ: 2})
+    producer = FakePartitionProducer({topic: 2 for topic in ROLLED_TOPICS})
     writer = QuietPartitionWriter(producer, interval=0.01)
     running = asyncio.create_task(writer.run())
     try:
@@ -96,11 +99,11 @@ async def test_the_writer_writes_every_interval_until_stopped() -> None:
     finally:
         await writer.stop()
         await asyncio.wait_for(running, timeout=5)
-    assert all(len(batch) == 4 for batch in producer.batches)
+    assert all(len(batch) == 2 * len(ROLLED_TOPICS) for batch in producer.batches)
 
 
 async def test_a_failed_write_is_retried_without_stopping_the_writer() -> None:
-    producer = FakePartitionProducer({topics.CUSTOMERS: 1, DLQ: 1}, failures=2)
+    producer = FakePartitionProducer({topic: 1 for topic in ROLLED_TOPICS}, failures=2)
     writer = QuietPartitionWriter(producer, interval=0.01)
     running = asyncio.create_task(writer.run())
     try:
@@ -112,7 +115,7 @@ async def test_a_failed_write_is_retried_without_stopping_the_writer() -> None:
 
 
 async def test_a_stopped_writer_ends_at_once_however_long_its_interval() -> None:
-    producer = FakePartitionProducer({topics.CUSTOMERS: 1, DLQ: 1})
+    producer = FakePartitionProducer({topic: 1 for topic in ROLLED_TOPICS})
     writer = QuietPartitionWriter(producer, interval=3600)
     running = asyncio.create_task(writer.run())
     await eventually(lambda: _at_least(producer, 1), within=10, what="the first write")
@@ -139,7 +142,12 @@ async def test_every_ingest_process_runs_the_writer_at_the_configured_interval()
         [writer] = [w for w in runtime.workers if isinstance(w, QuietPartitionWriter)]
         assert writer.interval == 600
         assert writer.producer is runtime.producer
-        assert tuple(writer.topics) == (topics.CUSTOMERS, DLQ)
+        assert tuple(writer.topics) == (
+            topics.CUSTOMERS,
+            DLQ,
+            topics.FEEDBACK,
+            topics.dead_letter_topic(topics.FEEDBACK),
+        )
     finally:
         await runtime.aclose()
 

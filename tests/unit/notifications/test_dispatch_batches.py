@@ -129,8 +129,19 @@ def test_the_transactional_lane_is_the_answer_to_what_the_customer_did() -> None
         "welcome",
         "redemption_confirmed",
         "tier_up",
+        # Engagement's answers to a purchase.
+        "stamp_card_completed",
+        "challenge_completed",
+        "badge_earned",
+        "surprise",
     }
-    for bulk in ("points_expiring", "points_earned", "win_back", "tier_downgrade_warning"):
+    for bulk in (
+        "points_expiring",
+        "points_earned",
+        "win_back",
+        "tier_downgrade_warning",
+        "birthday",
+    ):
         assert lane_of(bulk) is Lane.BULK
     assert lane_of("a_template_added_later") is Lane.BULK
 

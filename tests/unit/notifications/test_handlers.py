@@ -191,6 +191,11 @@ def test_only_the_types_it_uses_are_handled() -> None:
         events.POINTS_EXPIRING,
         events.COUPON_ISSUED,
         events.PURCHASE_COMPLETED,
+        # Engagement: the member's stamp cards, challenges and badges; surprises and birthdays.
+        events.STAMP_CARD_COMPLETED,
+        events.CHALLENGE_COMPLETED,
+        events.BADGE_EARNED,
+        events.ENGAGEMENT_REWARDED,
     } == HANDLED_TYPES
 
 

@@ -297,9 +297,13 @@ async def test_points_earned_is_the_event_emit_would_build(
     assert CloudEvent.from_bytes(built.to_bytes()).data_as(events.PointsEarned).points == 12
 
 
-def test_points_subscribes_to_three_topics_and_acts_on_six_types() -> None:
+def test_points_subscribes_to_four_topics_and_acts_on_eight_types() -> None:
     subscription = make_subscription(Program(), FixedClock(NOW))
-    assert subscription.topics == CONSUMES == (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS)
+    assert (
+        subscription.topics
+        == CONSUMES
+        == (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.ENGAGEMENT)
+    )
     assert subscription.event_types == HANDLED_TYPES
     assert set(HANDLED_TYPES) == {
         events.CUSTOMER_ENROLLED,
@@ -308,6 +312,8 @@ def test_points_subscribes_to_three_topics_and_acts_on_six_types() -> None:
         events.PURCHASE_REFUNDED,
         events.TIER_CHANGED,
         events.POINTS_IMPORTED,
+        events.ENGAGEMENT_REWARDED,
+        events.ENGAGEMENT_REWARD_REVOKED,
     }
 
 

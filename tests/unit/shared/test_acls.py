@@ -39,6 +39,8 @@ def produced_topics(service: str) -> set[str]:
     found = {events.EVENT_KINDS[t].topic for t in schema.PRODUCES[service]}
     if service == "ingest":
         found |= {topic for topic, _ in erasure_tombstones(topics.CUSTOMERS)}
+        # and the tombstones of an erased member's feedback (services/ingest/usecases/feedback)
+        found |= {topic for topic, _ in erasure_tombstones(topics.FEEDBACK)}
     return found
 
 

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from services.engagement.api.app import create_app as engagement_app
 from services.ingest.api.app import create_app as ingest_app
 from services.notifications.api.app import create_app as notifications_app
 from services.points.api.app import create_app as points_app
@@ -260,6 +261,7 @@ CREATE_APPS = {
     "points": points_app,
     "tiers": tiers_app,
     "notifications": notifications_app,
+    "engagement": engagement_app,
 }
 
 

@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
 
+from services.engagement.handlers import HANDLED_TYPES as ENGAGEMENT_HANDLES
 from services.notifications.handlers import HANDLED_TYPES as NOTIFICATIONS_HANDLES
 from services.points.handlers import HANDLED_TYPES as POINTS_HANDLES
 from services.tiers.handlers import HANDLED_TYPES as TIERS_HANDLES
@@ -94,6 +95,7 @@ def test_who_sends_and_receives_what_matches_the_services() -> None:
     assert set(CONSUMES["points"]) == POINTS_HANDLES
     assert set(CONSUMES["tiers"]) == TIERS_HANDLES
     assert set(CONSUMES["notifications"]) == NOTIFICATIONS_HANDLES
+    assert set(CONSUMES["engagement"]) == ENGAGEMENT_HANDLES
     produced = [event_type for types in PRODUCES.values() for event_type in types]
     assert sorted(produced) == sorted(EVENT_KINDS)  # each type has exactly one producer
 

@@ -6,6 +6,7 @@ import pytest
 from shared.messaging.topics import (
     ALL_TOPICS,
     CUSTOMERS,
+    FEEDBACK,
     PURCHASES,
     RETENTION_MS,
     WEAKER_EXIT_STATUS,
@@ -26,9 +27,15 @@ def test_the_customers_dead_letter_topic_is_compacted_like_the_customers_topic()
     assert SPECS[dead_letter_topic(CUSTOMERS)].config()["cleanup.policy"] == "compact"
 
 
-def test_only_the_customers_topics_are_compacted() -> None:
+def test_only_the_customers_and_feedback_topics_are_compacted() -> None:
+    # The only topics with personal data (the feedback's comment: issue 20, part F).
     compacted = {spec.name for spec in ALL_TOPICS if spec.compacted}
-    assert compacted == {CUSTOMERS, dead_letter_topic(CUSTOMERS)}
+    assert compacted == {
+        CUSTOMERS,
+        dead_letter_topic(CUSTOMERS),
+        FEEDBACK,
+        dead_letter_topic(FEEDBACK),
+    }
 
 
 def test_the_defaults_are_for_a_cluster_and_local_is_one_broker() -> None:

@@ -85,6 +85,7 @@ class SqlCatalogueRepository:
             .where(
                 coupons.c.customer_id == customer_id,
                 coupons.c.reward_id == sa.any_(sa.cast(list(reward_ids), ARRAY(sa.Text))),
+                coupons.c.grant_id.is_(None),  # gifts count against no member's limit
             )
             .group_by(coupons.c.reward_id)
         )
@@ -171,6 +172,8 @@ def coupon_of(row: sa.Row[Any]) -> Coupon:
         purchase_id=row.purchase_id,
         expired_at=row.expired_at,
         points_returned=row.points_returned,
+        grant_id=row.grant_id,
+        revoked_at=row.revoked_at,
     )
 
 

@@ -4,18 +4,23 @@ batch's size."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points import ports
+from services.points.adapters.repositories.catalogue import coupon_of, reward_of
 from services.points.adapters.repositories.common import SqlLedger, campaign_of
-from services.points.adapters.tables import campaigns, purchases, refunds
+from services.points.adapters.tables import campaigns, coupons, purchases, refunds, rewards
+from services.points.domain.coupons import Coupon
 from services.points.domain.earning import Campaign
+from services.points.domain.engagement import Revocation
 from services.points.domain.model import Member, TierAssignment
 from services.points.domain.refunds import PurchaseRecord, RefundRecord
+from services.points.domain.rewards import Reward
 from services.points.domain.tender import TenderLink
 from shared.storage.batches import by_keys
 
@@ -169,6 +174,75 @@ class SqlConsumerRepository(SqlLedger):
         )
         return {row.purchase_key: row.refused for row in rows}
 
+    async def claim_grants(self, grants: Sequence[tuple[str, str]]) -> set[str]:
+        if not grants:
+            return set()
+        # In grant order: two instances keeping the same grants wait in one order.
+        ordered = sorted(set(grants))
+        result = await self._conn.execute(
+            _CLAIM_GRANTS,
+            {"ids": [g for g, _ in ordered], "customers": [c for _, c in ordered]},
+        )
+        return set(result.scalars())
+
+    async def add_revocations(self, revocations: Sequence[Revocation]) -> None:
+        if not revocations:
+            return
+        # In grant order: two instances keeping the same revocations wait in one order.
+        ordered = sorted(revocations, key=lambda r: r.grant_id)
+        await self._conn.execute(
+            _ADD_REVOCATIONS,
+            {
+                "ids": [r.grant_id for r in ordered],
+                "customers": [r.customer_id for r in ordered],
+                "refunds": [r.refund_id for r in ordered],
+                "revoked": [r.revoked_at for r in ordered],
+            },
+        )
+
+    async def rewards_of(self, reward_ids: Collection[str]) -> dict[str, Reward]:
+        if not reward_ids:
+            return {}
+        rows = await self._conn.execute(_REWARDS_OF, {"keys": sorted(set(reward_ids))})
+        return {row.reward_id: reward_of(row) for row in rows}
+
+    async def take_stock(self, counts: Mapping[str, int]) -> set[str]:
+        if not counts:
+            return set()
+        # In reward order: two instances counting off the same rewards wait in one order.
+        ids = sorted(counts)
+        taken = await self._conn.execute(
+            _TAKE_STOCK, {"ids": ids, "counts": [counts[i] for i in ids]}
+        )
+        return set(ids) - set(taken.scalars())
+
+    async def add_coupons(self, issued: Sequence[Coupon]) -> None:
+        if not issued:
+            return
+        rows = [asdict(c) | {"status": c.status.value} for c in issued]
+        await self._conn.execute(
+            _ADD_COUPONS, {column: [row[column] for row in rows] for column in _COUPON_COLUMNS}
+        )
+
+    async def gift_coupons(self, grant_ids: Collection[str]) -> list[Coupon]:
+        if not grant_ids:
+            return []
+        # In coupon order, as a till or the expiry job locks them one or a chunk at a time.
+        rows = await self._conn.execute(_GIFT_COUPONS, {"keys": sorted(set(grant_ids))})
+        return [coupon_of(row) for row in rows]
+
+    async def save_revoked(self, revoked: Sequence[Coupon]) -> None:
+        if not revoked:
+            return
+        await self._conn.execute(
+            _SAVE_REVOKED,
+            {
+                "ids": [c.coupon_id for c in revoked],
+                "statuses": [c.status.value for c in revoked],
+                "revoked": [c.revoked_at for c in revoked],
+            },
+        )
+
     async def debtors(self, customer_ids: Collection[str]) -> set[str]:
         if not customer_ids:
             return set()
@@ -283,4 +357,69 @@ _SET_TIERS = sa.text(
     "ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, "
     "effective_at = excluded.effective_at "
     "WHERE customer_tiers.effective_at <= excluded.effective_at"
+)
+
+# A grant id kept already (granted, or revoked first) is not claimed again.
+_CLAIM_GRANTS = sa.text(
+    "INSERT INTO engagement_grants (grant_id, customer_id) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[])) "
+    "ON CONFLICT (grant_id) DO NOTHING RETURNING grant_id"
+)
+
+# A grant revoked twice keeps its first revocation (DISTINCT ON: one row per grant, as an
+# upsert may touch a row once per statement).
+_ADD_REVOCATIONS = sa.text(
+    "INSERT INTO engagement_grants (grant_id, customer_id, refund_id, revoked_at) "
+    "SELECT DISTINCT ON (grant_id) grant_id, customer_id, refund_id, revoked_at "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), "
+    "CAST(:refunds AS text[]), CAST(:revoked AS timestamptz[])) WITH ORDINALITY "
+    "AS r(grant_id, customer_id, refund_id, revoked_at, n) "
+    "ORDER BY grant_id, n "
+    "ON CONFLICT (grant_id) DO UPDATE SET revoked_at = excluded.revoked_at, "
+    "refund_id = excluded.refund_id WHERE engagement_grants.revoked_at IS NULL"
+)
+
+_REWARDS_OF = by_keys(rewards, rewards.c.reward_id)
+
+# Each reward's gifts counted off its stock, all or none of them.
+_TAKE_STOCK = sa.text(
+    "UPDATE rewards r SET redeemed = r.redeemed + w.n "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:counts AS integer[])) AS w(reward_id, n) "
+    "WHERE r.reward_id = w.reward_id AND (r.stock IS NULL OR r.redeemed + w.n <= r.stock) "
+    "RETURNING r.reward_id"
+)
+
+_COUPON_COLUMNS = (
+    "coupon_id",
+    "code",
+    "customer_id",
+    "reward_id",
+    "redemption_id",
+    "points",
+    "status",
+    "issued_at",
+    "expires_at",
+    "grant_id",
+    "revoked_at",
+)
+_ADD_COUPONS = sa.text(
+    "INSERT INTO coupons (coupon_id, code, customer_id, reward_id, redemption_id, points, "
+    "status, issued_at, expires_at, grant_id, revoked_at) "
+    "SELECT * FROM unnest(CAST(:coupon_id AS text[]), CAST(:code AS text[]), "
+    "CAST(:customer_id AS text[]), CAST(:reward_id AS text[]), CAST(:redemption_id AS text[]), "
+    "CAST(:points AS integer[]), CAST(:status AS text[]), CAST(:issued_at AS timestamptz[]), "
+    "CAST(:expires_at AS timestamptz[]), CAST(:grant_id AS text[]), "
+    "CAST(:revoked_at AS timestamptz[]))"
+)
+
+_GIFT_COUPONS = (
+    by_keys(coupons, coupons.c.grant_id).order_by(coupons.c.coupon_id).with_for_update(of=coupons)
+)
+
+# A coupon's first revocation is the one kept.
+_SAVE_REVOKED = sa.text(
+    "UPDATE coupons c SET status = w.status, revoked_at = w.revoked_at "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), "
+    "CAST(:revoked AS timestamptz[])) AS w(coupon_id, status, revoked_at) "
+    "WHERE c.coupon_id = w.coupon_id AND c.revoked_at IS NULL"
 )
