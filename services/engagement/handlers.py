@@ -239,6 +239,8 @@ async def _announce_card(
         grant_id=grant_id,
         purchase_id=purchase.purchase_id,
         completed_at=purchase.occurred_at,
+        points=rule.reward.points,
+        reward_id=rule.reward.reward_id,
     )
     await _emit(ctx, completed, purchase.customer_id, grant_id, "stamp-card-completed")
 
@@ -414,6 +416,8 @@ async def _announce_challenge(
         badge=rule.badge,
         grant_id=grant_id if rule.reward is not None else None,
         completed_at=at,
+        points=rule.reward.points if rule.reward is not None else None,
+        reward_id=rule.reward.reward_id if rule.reward is not None else None,
     )
     await _emit(ctx, completed, customer_id, grant_id, "challenge-completed")
 

@@ -57,6 +57,7 @@ def make_subscription(
     welcome_window: timedelta = DEFAULT_WELCOME_WINDOW,
     expiry_window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS,
     expiry_hold: timedelta = DEFAULT_EXPIRY_HOLD,
+    feedback_request_delay: timedelta | None = None,
 ) -> Subscription:
     async def apply(conn: AsyncConnection, batch: Sequence[CloudEvent], sink: EventSink) -> None:
         await apply_batch(
@@ -70,6 +71,7 @@ def make_subscription(
                 welcome_window=welcome_window,
                 expiry_window_days=expiry_window_days,
                 expiry_hold=expiry_hold,
+                feedback_request_delay=feedback_request_delay,
             ),
         )
 
@@ -215,6 +217,7 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
             timedelta(days=settings.welcome_window_days),
             settings.expiry_warning_window_days,
             timedelta(minutes=settings.expiry_warning_hold_minutes),
+            feedback_request_delay(settings),
         ),
         jobs=[
             ReleaseHeld(),
@@ -229,3 +232,9 @@ async def bootstrap(settings: ServiceSettings, clock: Clock | None = None) -> Ru
         make_dispatcher(settings, runtime.engine, clock, after_commit=runtime.relay.notify)
     )
     return runtime
+
+
+def feedback_request_delay(settings: NotificationsSettings) -> timedelta | None:
+    """How long after a purchase its member is invited to give feedback (None: 0, off)."""
+    hours = settings.feedback_request_delay_hours
+    return timedelta(hours=hours) if hours > 0 else None

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.notifications.domain import feedback as feedback_rules
 from services.notifications.domain.coupons import REDEMPTION_CONFIRMED, coupon_params
 from services.notifications.domain.engagement import (
     BADGE_EARNED,
@@ -24,6 +25,7 @@ from services.notifications.domain.engagement import (
     badge_params,
     challenge_params,
     granted_params,
+    reward_params,
     reward_template,
     stamp_card_params,
 )
@@ -110,6 +112,8 @@ class Context:
     # Expiry warnings of one customer's window of local days go out as one message.
     expiry_window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS
     expiry_hold: timedelta = DEFAULT_EXPIRY_HOLD
+    # How long after a purchase its member is invited to give feedback; None: never (part F).
+    feedback_request_delay: timedelta | None = None
 
 
 @dataclass
@@ -123,6 +127,7 @@ class Changes:
     welcome_window: timedelta = DEFAULT_WELCOME_WINDOW
     expiry_window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS
     expiry_hold: timedelta = DEFAULT_EXPIRY_HOLD
+    feedback_request_delay: timedelta | None = None  # part F
     # The points digest still gathering earnings, per customer: loaded for the batch, or
     # started by it. Those loaded and changed are rewritten in `write`.
     digests: dict[str, Delivery] = field(default_factory=dict)
@@ -223,6 +228,32 @@ class Changes:
         current = self.last_purchases.get(customer_id)
         if current is None or current < occurred_at:
             self.last_purchases[customer_id] = occurred_at
+
+    def invite_feedback(self, cause: CloudEvent, purchase: events.PurchaseCompleted) -> None:
+        """The purchase's invitation to give feedback, by email, once per purchase, the
+        configured delay after it (domain/feedback.py); nothing when the delay is off."""
+        customer_id = purchase.customer_id
+        contact = self.contacts.get(customer_id) or self.stored_contacts.get(customer_id)
+        # Only members who can be emailed now (consent is checked again at send time): an
+        # invitation per purchase suppressed at once would only fill the delivery log.
+        if self.feedback_request_delay is None or not (
+            contact and contact.email and contact.consent_email
+        ):
+            return
+        on = feedback_rules.purchased_on(purchase.occurred_at, self.zone_of(customer_id))
+        self.schedule(
+            cause,
+            customer_id,
+            feedback_rules.FEEDBACK_REQUEST,
+            {"purchased_on": on.isoformat(), "partner_id": purchase.partner_id},
+            Channel.EMAIL,
+            send_at=feedback_rules.request_at(
+                purchase.occurred_at, self.now, self.feedback_request_delay
+            ),
+            notification_id=feedback_rules.feedback_request_id(
+                purchase.partner_id, purchase.purchase_id
+            ),
+        )
 
     def keep_profile(self, contact: Contact) -> None:
         current = self.contacts.get(contact.customer_id)
@@ -478,7 +509,7 @@ def stamp_card_completed(cause: CloudEvent, changes: Changes) -> None:
         name=card.name,
         stamps_required=card.stamps_required,
         completed_count=card.completed_count,
-    )
+    ) | reward_params(card.points, card.reward_id)
     changes.notify(cause, card.customer_id, STAMP_CARD_COMPLETED, params)
 
 
@@ -489,7 +520,7 @@ def challenge_completed(cause: CloudEvent, changes: Changes) -> None:
         name=done.name,
         badge=done.badge,
         rewarded=done.grant_id is not None,
-    )
+    ) | reward_params(done.points, done.reward_id)
     changes.achieve(cause, done.customer_id, done.challenge_id, CHALLENGE_COMPLETED, params)
 
 
@@ -524,6 +555,7 @@ def points_expiring(cause: CloudEvent, changes: Changes) -> None:
 def purchase_completed(cause: CloudEvent, changes: Changes) -> None:
     purchase = cause.data_as(events.PurchaseCompleted)
     changes.bought(purchase.customer_id, purchase.occurred_at)
+    changes.invite_feedback(cause, purchase)
 
 
 Rule = Callable[[CloudEvent, Changes], None]
@@ -561,6 +593,7 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
         ctx.welcome_window,
         ctx.expiry_window_days,
         ctx.expiry_hold,
+        feedback_request_delay=ctx.feedback_request_delay,
     )
     await _load_channels(batch, changes, ctx.notifications)
     await _load_expiry_warnings(batch, changes, ctx.notifications)
@@ -623,10 +656,13 @@ async def _load_channels(
 ) -> None:
     """Two set-based loads for the whole batch: the stored contacts of the customers it
     notifies, then which of their partners have a webhook."""
+    notifying = _NOTIFYING
+    if changes.feedback_request_delay is not None:  # purchases invite feedback (part F)
+        notifying = notifying | {events.PURCHASE_COMPLETED}
     notified = {
         str(getattr(event.payload(), "customer_id", ""))
         for event in batch
-        if event.type in _NOTIFYING
+        if event.type in notifying
     } - {""}
     if not notified:
         return

@@ -354,7 +354,7 @@ def feedback(
         store_id=store_id,
         customer_id=customer_id,
         purchase_id=purchase_id,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         score=score,
         comment=comment,
         given_at=at,

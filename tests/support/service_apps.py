@@ -27,6 +27,10 @@ CREATE_APPS: dict[str, Callable[[ServiceSettings], FastAPI]] = {
     "engagement": engagement_app,
 }
 ADMIN_TOKEN = "service-apps-admin-token-0123456789"
+# What a service requires beyond the settings every service does.
+REQUIRED_OF: dict[str, dict[str, Any]] = {
+    "engagement": {"surprise_secret": "service-apps-surprise-secret-0123456789"},
+}
 
 
 def service_settings(service: str, **overrides: Any) -> ServiceSettings:
@@ -34,7 +38,7 @@ def service_settings(service: str, **overrides: Any) -> ServiceSettings:
         database_url=f"postgresql+asyncpg://u:p@localhost:5432/{service}",
         kafka_bootstrap_servers="localhost:9092",
         admin_token_sha256=sha256_hex(ADMIN_TOKEN),
-        **overrides,
+        **{**REQUIRED_OF.get(service, {}), **overrides},
     )
     assert isinstance(settings, ServiceSettings)
     return settings

@@ -702,6 +702,33 @@ TEMPLATES: dict[str, dict[str, Template]] = {
             "Wspaniałego dnia!",
         ),
     },
+    # Feedback (issue 20, part F; domain/feedback.py): an invitation after a purchase.
+    "feedback_request": {
+        "en": _t(
+            "How was your visit?",
+            "Hello,",
+            "thank you for your purchase on {{ format_date(purchased_on) }}. How did it go? Tell "
+            "us at the till or in the app: your feedback helps us do better.",
+        ),
+        "it": _t(
+            "Com'è andata la tua visita?",
+            "Ciao,",
+            "grazie per il tuo acquisto del {{ format_date(purchased_on) }}. Com'è andata? "
+            "Raccontacelo alla cassa o nell'app: il tuo parere ci aiuta a migliorare.",
+        ),
+        "fi": _t(
+            "Millainen käyntisi oli?",
+            "Hei,",
+            "kiitos ostoksestasi {{ format_date(purchased_on) }}. Miten kaikki sujui? Kerro "
+            "meille kassalla tai sovelluksessa: palautteesi auttaa meitä parantamaan.",
+        ),
+        "pl": _t(
+            "Jak minęła Twoja wizyta?",
+            "Dzień dobry,",
+            "dziękujemy za zakupy w dniu {{ format_date(purchased_on) }}. Jak było? Powiedz nam "
+            "przy kasie lub w aplikacji: Twoja opinia pomaga nam być lepszymi.",
+        ),
+    },
 }
 
 # Parameters to render a template with when there is no real message: the preview.
@@ -725,6 +752,8 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "stamps_required": 10,
     "completed_count": 2,
     "rewarded": True,
+    # Feedback: the day of the purchase the member is invited to tell about.
+    "purchased_on": "2027-03-30",
 }
 
 # Tier names as a customer reads them; the events carry the lower-case ids.

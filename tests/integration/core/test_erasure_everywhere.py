@@ -3,14 +3,17 @@ erasure with a deadline), on the real broker and the real services.
 
 A member enrolled through ingest with an email and a phone of their own goes through the whole
 pipeline (points, tiers and notifications consume the enrolment; the welcome email is sent),
-and a consumer's dead-letter copy of the enrolment sits on the customers' dead-letter topic.
-Then the enrolling partner erases them. Every topic the broker has (listed from it: the main
-topics, the dead-letter topics, anything else) is read whole, record values, keys and headers:
+and a consumer's dead-letter copy of the enrolment sits on the customers' dead-letter topic;
+the member gives feedback with a comment (issue 20, part F), dead-lettered too on the feedback
+dead-letter topic. Then the enrolling partner erases them. Every topic the broker has (listed
+from it: the main topics, the dead-letter topics, anything else) is read whole, record values,
+keys and headers:
 
-- a topic that deletes by retention must hold neither the email nor the phone at all (it would
-  keep them for its retention, 7 days): only the compacted customers topic and its dead-letter
-  topic may carry them, and only in records an erasure's tombstone of the same key follows;
-- on those two, the broker's cleaner must then remove them. The shared stack's topics keep the
+- a topic that deletes by retention must hold neither the email, the phone nor the comment (it would
+  keep them for its retention, 7 days): only the compacted customers and feedback topics and
+  their dead-letter topics may carry them, and only in records an erasure's
+  tombstone of the same key follows;
+- on those, the broker's cleaner must then remove them. The shared stack's topics keep the
   default lag (a day, and other tests read their history), so each one's records of the member
   go, partition by partition and in order, to a scratch topic created exactly as `fedelta
   topics create` creates it, with a lag of one second. Nothing else is written to the scratch
@@ -44,7 +47,7 @@ from services.points.api.app import create_app as create_points
 from services.points.settings import PointsSettings
 from services.tiers.api.app import create_app as create_tiers
 from services.tiers.settings import TiersSettings
-from shared.messaging import topics
+from shared.messaging import events, topics
 from shared.messaging.kafka import KafkaConnection, ResilientProducer, client_options
 from shared.messaging.topics import ALL_TOPICS, TopicSettings, dead_letter_topic
 from tests.integration.core.support import new_pos
@@ -57,6 +60,9 @@ from tests.support.stack import Stack
 pytestmark = pytest.mark.integration
 
 DLQ = dead_letter_topic(topics.CUSTOMERS)
+# Feedback's comment is personal data too (issue 20, part F): its compacted topic, keyed by
+# the feedback, gets a tombstone of each of the member's feedback keys.
+FEEDBACK_DLQ = dead_letter_topic(topics.FEEDBACK)
 COMPACTED = {spec.name: spec for spec in ALL_TOPICS if spec.compacted}
 SHORT_LAG = dataclasses.replace(TopicSettings.local(), max_compaction_lag_ms=1000)
 # The log cleaner wakes every log.cleaner.backoff.ms (15 s by default) when it found nothing to
@@ -119,21 +125,47 @@ async def test_no_byte_of_an_erased_email_or_phone_is_left_on_any_topic(
         lambda: _keyed(bootstrap, topics.CUSTOMERS, customer_id), within=60, what="enrolment"
     )
     await _copy(bootstrap, DLQ, [enrolment])
+    # Feedback with a comment of the member's own, and a consumer's dead-letter copy of it.
+    comment = f"erase-comment-{token}"
+    secrets.append(comment.encode())
+    given = await pos.send(
+        "POST",
+        "/v1/feedback",
+        {
+            "feedback_id": f"fb-{token}",
+            "customer_id": customer_id,
+            "kind": "nps",
+            "score": 3,
+            "comment": comment,
+        },
+    )
+    assert given.status_code == 202, given.text
+    feedback_key = events.feedback_key(pos.partner_id, f"fb-{token}")
+    [feedback] = await eventually(
+        lambda: _keyed(bootstrap, topics.FEEDBACK, feedback_key), within=60, what="feedback"
+    )
+    await _copy(bootstrap, FEEDBACK_DLQ, [feedback])
+    keys = {
+        topics.CUSTOMERS: customer_id,
+        DLQ: customer_id,
+        topics.FEEDBACK: feedback_key,
+        FEEDBACK_DLQ: feedback_key,
+    }
 
     erased = await pos.send(
         "DELETE", f"/v1/customers/{customer_id}", raw=b"", headers={"Idempotency-Key": token}
     )
     assert erased.status_code == 202, erased.text
-    for topic in (topics.CUSTOMERS, DLQ):
-        await _tombstoned(bootstrap, topic, customer_id)
+    for topic, key in keys.items():
+        await _tombstoned(bootstrap, topic, key)
 
     carrying = await _carrying_on_every_topic(bootstrap, secrets)
     # Only the compacted topics may carry them (a topic that deletes by retention would keep
     # them for days), and only in records that a tombstone of their key follows.
     assert set(carrying) <= set(COMPACTED), sorted(set(carrying) - set(COMPACTED))
-    assert set(carrying) == {topics.CUSTOMERS, DLQ}
+    assert set(carrying) == set(keys)
     for topic, found in carrying.items():
-        assert {r.key for r in found} == {customer_id.encode()}, topic
+        assert {r.key for r in found} == {keys[topic].encode()}, topic
 
     # The broker's cleaner, with the configs of `fedelta topics create`, a one-second lag and
     # no traffic but the quiet-partition writer's.
@@ -142,7 +174,7 @@ async def test_no_byte_of_an_erased_email_or_phone_is_left_on_any_topic(
         topic: [
             r
             for r in await read_all(bootstrap, topic)
-            if r.key == customer_id.encode() and r.partition in partitions[topic]
+            if r.key == keys[topic].encode() and r.partition in partitions[topic]
         ]
         for topic in carrying
     }

@@ -218,3 +218,12 @@ async def test_the_job_rewards_the_members_whose_birthday_it_is_in_their_zone_on
         grant_id(ids["la"], day.year),
         grant_id(ids["la"], day.year + 1),
     ]
+
+    # Erased, a member loses the birthday and the grants with the rest.
+    gone = ids["kiritimati"]
+    await send_all(stack, [factories.erasure(gone, at=datetime.now(UTC))])
+
+    async def erased() -> bool:
+        return not await birthdays_of(engine, [gone]) and not await grants_of(engine, [gone])
+
+    await eventually(erased, within=WITHIN, what=f"{gone} erased")

@@ -5,7 +5,6 @@ member)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -196,13 +195,3 @@ async def test_feedback_in_the_erasures_batch_is_not_kept() -> None:
     )
     assert emitted == []
     assert repository.feedback == {}
-
-
-def test_concurrent_batches_are_independent() -> None:
-    """Two repositories, two runs: the fake holds no global state."""
-
-    async def run() -> int:
-        repository = FakeEngagement(feedback_config=REWARD)
-        return len(await apply(repository, received(purchase_id="p1")))
-
-    assert asyncio.run(run()) == asyncio.run(run()) == 1

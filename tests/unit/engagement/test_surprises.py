@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import math
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from itertools import pairwise
@@ -259,7 +259,7 @@ def test_admitted_wins_never_pass_a_budget_a_cooldown_or_a_purchase_once(
 
     keys = [(w.surprise_id, w.purchase_key) for w in admitted]
     assert len(keys) == len(set(keys))
-    per_day: dict[tuple[str, object], int] = defaultdict(int)
+    per_day: dict[tuple[str, date], int] = defaultdict(int)
     for w in admitted:
         per_day[(w.surprise_id, budget_day(w.won_at))] += by_id[w.surprise_id].reward.points or 0
     for (surprise_id, day), points in per_day.items():

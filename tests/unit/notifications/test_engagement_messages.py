@@ -385,3 +385,18 @@ async def test_each_achievement_is_one_message_per_channel(
     for delivery in notifications.deliveries.values():
         if delivery.params.get("challenge_id") in challenges:
             assert delivery.template == engagement.CHALLENGE_COMPLETED
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_a_full_card_names_the_points_its_event_carries(locale: str) -> None:
+    notifications = FakeNotifications()
+    notifications.contacts["c1"] = texting()
+    card = factories.stamp_card_completed(
+        "c1", card_id="card-1", name="Coffee card", stamps_required=9, completed_count=1, at=NOW
+    )
+    card = card.model_copy(update={"data": {**card.data, "points": 40}})
+    await apply(notifications, card)
+    email = notifications.deliveries[derived_event_id(card.id, "stamp_card_completed/email")]
+    assert email.params["points"] == 40
+    body = render(engagement.STAMP_CARD_COMPLETED, locale, email.params).body
+    assert FORTY_POINTS[locale] in body.replace("\u00a0", " ")

@@ -32,6 +32,7 @@ from shared.web.deps import (
     scopes_taken,
 )
 from shared.web.problems import install_problem_handlers
+from tests.support.service_apps import REQUIRED_OF
 from tests.support.service_settings import SETTINGS_CLASSES
 from tests.support.stack import sha256_hex
 
@@ -270,6 +271,7 @@ def _service_settings(service: str) -> Any:
         database_url=f"postgresql+asyncpg://u:p@localhost:5432/{service}",
         kafka_bootstrap_servers="localhost:9092",
         admin_token_sha256=sha256_hex(ADMIN),
+        **REQUIRED_OF.get(service, {}),
     )
 
 
