@@ -295,7 +295,6 @@ class NotificationFailed(NotificationOutcome):
     error: str | None = None
 
 
-
 EngagementReason = Literal["stamp_card", "challenge", "surprise", "birthday", "feedback"]
 
 
