@@ -58,7 +58,7 @@ HANDLED_TYPES = frozenset(
         events.PURCHASE_COMPLETED,
         events.PURCHASE_REFUNDED,
         events.TIER_CHANGED,
-        events.FEEDBACK_RECEIVED,  # part F
+        events.FEEDBACK_RECEIVED,
     }
 )
 
@@ -68,7 +68,7 @@ class Context:
     engagement: ports.ConsumerRepository
     sink: EventSink
     now: datetime
-    # The program's secret the surprise draws are keyed with (part S; the settings require it,
+    # The program's secret the surprise draws are keyed with (the settings require it,
     # so only a test without surprise rules goes without).
     surprise_key: bytes | None = None
 
@@ -93,8 +93,8 @@ class _Batch:
     purchases: list[Purchase] = field(default_factory=list)
     refunds: list[Refund] = field(default_factory=list)
     erased: set[str] = field(default_factory=set)
-    birthdays: dict[str, ports.ProfileBirthday] = field(default_factory=dict)  # part B
-    feedback: list[Feedback] = field(default_factory=list)  # part F
+    birthdays: dict[str, ports.ProfileBirthday] = field(default_factory=dict)
+    feedback: list[Feedback] = field(default_factory=list)
 
 
 async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
@@ -433,7 +433,7 @@ async def _announce_badge(badge: Badge, ctx: Context) -> None:
     await _emit(ctx, earned, badge.customer_id, cause, "badge-earned")
 
 
-# Surprises (issue 20, part S) -------------------------------------------------------------
+# Surprises -------------------------------------------------------------
 
 
 async def _surprise(purchases: list[Purchase], tiers: dict[str, str | None], ctx: Context) -> None:
@@ -511,7 +511,7 @@ async def _revoke_surprises(
         await _revoke(last[win.purchase_key], win.grant_id, ctx)
 
 
-# Birthdays (issue 20, part B) -------------------------------------------------------------
+# Birthdays -------------------------------------------------------------
 
 
 async def _note_birthdays(read: _Batch, ctx: Context) -> None:
@@ -586,7 +586,7 @@ async def grant_birthdays(
     return BirthdaysDone(celebrants[-1].customer_id, len(celebrants), len(new))
 
 
-# Feedback (issue 20, part F) --------------------------------------------------------------
+# Feedback --------------------------------------------------------------
 
 
 async def _feedback(read: _Batch, ctx: Context) -> None:

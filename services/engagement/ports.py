@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from services.engagement.domain.birthdays import Birthday, BirthdayReward, Celebrated
 from services.engagement.domain.challenges import ChallengeRule, Contribution
@@ -19,6 +19,7 @@ from services.engagement.domain.surprises import BudgetKey, MemberKey, SurpriseR
 CardKey = tuple[str, str]  # (card_id, customer_id)
 ChallengeKey = tuple[str, str]  # (challenge_id, customer_id)
 CompletionKey = tuple[str, str, int]  # (card_id, customer_id, number)
+RuleT = TypeVar("RuleT", StampCardRule, ChallengeRule, SurpriseRule)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class ConsumerRepository(RuleRepository, Protocol):
         whose version is below the one kept changes nothing; one without a birthday clears
         it)."""
 
-    # Surprises (part S)
+    # Surprises
 
     async def surprises_in_force(self, since: datetime) -> list[SurpriseRule]:
         """The surprise rules not ended whose window ends after `since`."""
@@ -170,7 +171,7 @@ class ConsumerRepository(RuleRepository, Protocol):
         """Adds each purchase key's refunded amount to its wins not revoked; those it wholly
         refunds are revoked at `at`: returned."""
 
-    # Feedback (part F)
+    # Feedback
 
     async def note_feedback_erased(self, customer_ids: Collection[str], at: datetime) -> None:
         """Remembers that these members were erased: their feedback read later is dropped."""
@@ -197,6 +198,15 @@ class MemberChallenge:
     rule: ChallengeRule
     contributions: list[Contribution]
     completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LockedRule(Generic[RuleT]):
+    """A rule read to be changed, its row locked until the transaction ends; `ended_at`: when
+    a program manager ended it (None: in force)."""
+
+    rule: RuleT
+    ended_at: datetime | None
 
 
 class ApiRepository(RuleRepository, Protocol):
@@ -228,8 +238,20 @@ class ApiRepository(RuleRepository, Protocol):
 
     async def end_challenge(self, challenge_id: str, at: datetime) -> bool: ...
 
+    async def stamp_card_for_update(self, card_id: str) -> LockedRule[StampCardRule] | None: ...
 
-# Birthdays (issue 20, part B) -------------------------------------------------------------
+    async def challenge_for_update(self, challenge_id: str) -> LockedRule[ChallengeRule] | None: ...
+
+    async def replace_stamp_card(self, rule: StampCardRule) -> None:
+        """Writes what a PATCH may change of the card (name, reward, ends_at, min_tier,
+        min_amount), one UPDATE."""
+
+    async def replace_challenge(self, rule: ChallengeRule) -> None:
+        """Writes what a PATCH may change of the challenge (name, reward, badge, ends_at,
+        min_tier), one UPDATE."""
+
+
+# Birthdays -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -281,7 +303,7 @@ class BirthdayRepository(Protocol):
         """The grant ids new among `grants` (one per member and year)."""
 
 
-# Surprises (issue 20, part S) ---------------------------------------------------------------
+# Surprises ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -314,8 +336,14 @@ class SurpriseRepository(Protocol):
 
     async def win_of(self, surprise_id: str, purchase_key: str) -> RecordedWin | None: ...
 
+    async def surprise_for_update(self, surprise_id: str) -> LockedRule[SurpriseRule] | None: ...
 
-# Feedback (issue 20, part F) --------------------------------------------------------------
+    async def replace_surprise(self, rule: SurpriseRule) -> None:
+        """Writes what a PATCH may change of the rule (name, reward, chance, daily_budget,
+        cooldown_days, ends_at, min_tier), one UPDATE."""
+
+
+# Feedback --------------------------------------------------------------
 
 
 @dataclass(frozen=True)

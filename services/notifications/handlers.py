@@ -112,7 +112,7 @@ class Context:
     # Expiry warnings of one customer's window of local days go out as one message.
     expiry_window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS
     expiry_hold: timedelta = DEFAULT_EXPIRY_HOLD
-    # How long after a purchase its member is invited to give feedback; None: never (part F).
+    # How long after a purchase its member is invited to give feedback; None: never.
     feedback_request_delay: timedelta | None = None
 
 
@@ -127,7 +127,7 @@ class Changes:
     welcome_window: timedelta = DEFAULT_WELCOME_WINDOW
     expiry_window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS
     expiry_hold: timedelta = DEFAULT_EXPIRY_HOLD
-    feedback_request_delay: timedelta | None = None  # part F
+    feedback_request_delay: timedelta | None = None
     # The points digest still gathering earnings, per customer: loaded for the batch, or
     # started by it. Those loaded and changed are rewritten in `write`.
     digests: dict[str, Delivery] = field(default_factory=dict)
@@ -657,7 +657,7 @@ async def _load_channels(
     """Two set-based loads for the whole batch: the stored contacts of the customers it
     notifies, then which of their partners have a webhook."""
     notifying = _NOTIFYING
-    if changes.feedback_request_delay is not None:  # purchases invite feedback (part F)
+    if changes.feedback_request_delay is not None:  # purchases invite feedback
         notifying = notifying | {events.PURCHASE_COMPLETED}
     notified = {
         str(getattr(event.payload(), "customer_id", ""))

@@ -54,8 +54,8 @@ class NotificationsSettings(ServiceSettings, SealedSecretsSettings):
     # held past the last lot's own warning time by this long, points' jobs interval and more.
     expiry_warning_window_days: int = Field(default=1, ge=1, le=31)
     expiry_warning_hold_minutes: float = Field(default=65.0, ge=0, le=1440)
-    # A member is invited to give feedback this many hours after a purchase (issue 20, part
-    # F; domain/feedback.py); 0: no invitation.
+    # A member is invited to give feedback this many hours after a purchase
+    # (domain/feedback.py); 0: no invitation.
     feedback_request_delay_hours: float = Field(default=0.0, ge=0, le=720)
     # A customer without a purchase for this many days gets one win-back message per lapse.
     win_back_days: int = Field(default=90, ge=1, le=3650)

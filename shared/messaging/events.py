@@ -372,7 +372,7 @@ FEEDBACK_SCORES: dict[str, tuple[int, int]] = {"nps": (0, 10), "review": (1, 5),
 
 
 class FeedbackReceived(Payload):
-    """A member's feedback, given at a partner's POS or app (issue 20, part F). Published by
+    """A member's feedback, given at a partner's POS or app. Published by
     ingest on the compacted feedback topic, keyed by `feedback_key(partner_id, feedback_id)`:
     the comment is personal data, and an erasure writes a tombstone of each of the member's
     feedback keys (docs/operations.md, *Erasure on Kafka*). Never logged."""

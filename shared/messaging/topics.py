@@ -44,7 +44,7 @@ POINTS = "fedelta.points.v1"
 TIERS = "fedelta.tiers.v1"
 NOTIFICATIONS = "fedelta.notifications.v1"
 ENGAGEMENT = "fedelta.engagement.v1"
-# Members' feedback (issue 20, part F): compacted and keyed by the feedback's own key, so that
+# Members' feedback: compacted and keyed by the feedback's own key, so that
 # an erasure's tombstone per feedback removes its comment (docs/operations.md, *Erasure on Kafka*).
 FEEDBACK = "fedelta.feedback.v1"
 

@@ -280,10 +280,11 @@ def engagement_api(pipeline: Pipeline) -> Iterator[BaseSchema]:
 
 
 def end_engagement_rules(env: DevEnv) -> None:
-    """The stamp cards and challenges the fuzzer made would reward later purchases of the
-    session: ended, nothing read from then on counts for them."""
+    """The rules the fuzzer made would reward later purchases of the session (a surprise
+    of chance 1 would add points to every balance the other tests expect): each ended,
+    nothing read from then on counts for it, and the birthday and feedback rewards stopped."""
     auth = ServiceToken(env.token("engagement", "admin"))
-    for kind in ("stamp-cards", "challenges"):
+    for kind in ("stamp-cards", "challenges", "surprises"):
         listed = requests.get(f"{env.engagement_url}/v1/{kind}", auth=auth, timeout=30)
         listed.raise_for_status()
         for rule in listed.json()["items"]:
@@ -291,6 +292,12 @@ def end_engagement_rules(env: DevEnv) -> None:
                 f"{env.engagement_url}/v1/{kind}/{rule['id']}", auth=auth, timeout=30
             )
             assert ended.status_code in (204, 404), ended.text
+    for reward in ("birthday-reward", "feedback-reward"):
+        stopped = requests.delete(f"{env.engagement_url}/v1/{reward}", auth=auth, timeout=30)
+        assert stopped.status_code in (204, 404), stopped.text
+    for kind in ("stamp-cards", "challenges", "surprises"):
+        listed = requests.get(f"{env.engagement_url}/v1/{kind}", auth=auth, timeout=30)
+        assert all(rule["ends_at"] is not None for rule in listed.json()["items"]), kind
 
 
 # Every operation of every document: none is excluded.

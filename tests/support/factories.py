@@ -346,7 +346,7 @@ def feedback(
     comment: str | None = None,
     at: datetime | None = None,
 ) -> CloudEvent:
-    """A feedback.received event (issue 20, part F), as ingest publishes it."""
+    """A feedback.received event, as ingest publishes it."""
     at = at or _now()
     payload = events.FeedbackReceived(
         feedback_id=feedback_id or f"f-{uuid.uuid4()}",

@@ -30,7 +30,7 @@ members = sa.Table(
     _instant("first_purchase_at", nullable=True),
     sa.Column("first_purchase_total", sa.Numeric(14, 2)),
     # The birthday (month and day, no year) and time zone of the member's latest profile
-    # (`profile_version`), for the birthday-rewards job (issue 20, part B).
+    # (`profile_version`), for the birthday-rewards job.
     sa.Column("birthday_month", sa.SmallInteger),
     sa.Column("birthday_day", sa.SmallInteger),
     sa.Column("time_zone", sa.Text),
@@ -181,7 +181,7 @@ refunds_seen = sa.Table(
 )
 
 
-# Birthdays (issue 20, part B) -------------------------------------------------------------
+# Birthdays -------------------------------------------------------------
 
 # The birthday reward a program manager configured: one row, or none (stopped).
 birthday_reward = sa.Table(
@@ -205,7 +205,7 @@ birthday_grants = sa.Table(
     _instant("granted_at"),
 )
 
-# Surprises (issue 20, part S) ---------------------------------------------------------------
+# Surprises ---------------------------------------------------------------
 
 # A program manager's surprise rules: a chance per qualifying purchase, a reward, and
 # optionally a daily budget (points a UTC day) and a per-member cooldown. Ended, never deleted.
@@ -256,7 +256,7 @@ surprise_budgets = sa.Table(
     sa.Column("spent", sa.Integer, nullable=False),
 )
 
-# Feedback (issue 20, part F; migration 0004) ----------------------------------------------
+# Feedback (migration 0004) ----------------------------------------------
 
 # Each feedback a member gave (`feedback_key`: partner and feedback id), the comment kept only
 # here and erased with the member; `nps` scores make the NPS report per partner and store.

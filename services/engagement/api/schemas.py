@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -170,7 +170,7 @@ class BadgesOut(BaseModel):
     items: list[BadgeOut]
 
 
-# Birthdays (issue 20, part B) -------------------------------------------------------------
+# Birthdays -------------------------------------------------------------
 
 
 class BirthdayRewardIn(BaseModel):
@@ -185,7 +185,7 @@ class BirthdayRewardOut(BaseModel):
     min_tier: str | None
 
 
-# Surprises (issue 20, part S) -------------------------------------------------------------
+# Surprises -------------------------------------------------------------
 
 _CHANCE_PATTERN = r"^(0(\.[0-9]{1,9})?|1(\.0{1,9})?)$"
 
@@ -261,7 +261,7 @@ class DrawOut(BaseModel):
     revoked: bool  # a whole refund of the purchase took it back
 
 
-# Feedback (issue 20, part F) --------------------------------------------------------------
+# Feedback --------------------------------------------------------------
 
 FeedbackKindIn = Literal["review", "survey", "nps"]
 
@@ -298,3 +298,75 @@ class NpsOut(BaseModel):
     passives: int
     detractors: int
     nps: float | None
+
+
+# Changes to rules in force (PATCH, part U) ------------------------------
+
+
+class RulePatchIn(BaseModel):
+    """A JSON merge patch of a rule in force: the fields sent change (`reward` is replaced
+    whole), an optional one sent as null is cleared. A field that would change what members'
+    progress already means (`FROZEN`: the start, the scope, a card's stamps, a challenge's
+    goal) is refused by name: end the rule and create a new one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    KIND: ClassVar[str] = "rule"
+    FROZEN: ClassVar[tuple[str, ...]] = ("starts_at",)
+    REQUIRED: ClassVar[tuple[str, ...]] = ("name", "reward")
+
+    name: bounds.Label | None = None
+    reward: RewardIn | None = None
+    ends_at: bounds.InstantIn | None = None
+    min_tier: TierName | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _frozen_fields_are_refused(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in cls.FROZEN:
+                if name in data:
+                    raise ValueError(
+                        f"{name} cannot be changed on a {cls.KIND} in force: end the "
+                        f"{cls.KIND} (DELETE) and create a new one"
+                    )
+        return data
+
+    @model_validator(mode="after")
+    def _required_fields_are_not_cleared(self) -> RulePatchIn:
+        for required in self.REQUIRED:
+            if required in self.model_fields_set and getattr(self, required) is None:
+                raise ValueError(f"{required} cannot be null")
+        return self
+
+
+class StampCardPatchIn(RulePatchIn):
+    KIND: ClassVar[str] = "stamp card"
+    FROZEN: ClassVar[tuple[str, ...]] = (
+        "stamps_required",
+        "per",
+        "category",
+        "partner_id",
+        "store_id",
+        "starts_at",
+    )
+
+    min_amount: bounds.AmountIn | None = None
+
+
+class ChallengePatchIn(RulePatchIn):
+    KIND: ClassVar[str] = "challenge"
+    FROZEN: ClassVar[tuple[str, ...]] = ("goal", "starts_at")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("name", "reward", "ends_at")
+
+    badge: bounds.Label | None = None
+
+
+class SurprisePatchIn(RulePatchIn):
+    KIND: ClassVar[str] = "surprise"
+    FROZEN: ClassVar[tuple[str, ...]] = ("category", "partner_id", "store_id", "starts_at")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("name", "reward", "chance")
+
+    chance: Chance | None = None
+    daily_budget: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+    cooldown_days: Annotated[int, Field(ge=1, le=3650)] | None = None

@@ -1,4 +1,4 @@
-"""Members' feedback (issue 20, part F; product.md §8): what engagement keeps of it, when it
+"""Members' feedback (product.md §8): what engagement keeps of it, when it
 earns a reward, and the Net Promoter Score. Pure Python: no framework, no I/O.
 
 - A feedback earns the configured reward only when it names a purchase (feedback without one

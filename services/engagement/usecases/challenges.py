@@ -9,10 +9,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.engagement.adapters import tables
 from services.engagement.adapters.repositories.api import api_repository
-from services.engagement.api.schemas import ChallengeIn, ChallengeListOut, ChallengeOut, GoalOut
+from services.engagement.api.schemas import (
+    ChallengeIn,
+    ChallengeListOut,
+    ChallengeOut,
+    ChallengePatchIn,
+    GoalOut,
+)
 from services.engagement.domain.challenges import ChallengeRule, Goal
 from services.engagement.domain.model import InvalidRule, Window
-from services.engagement.usecases.rules import invalid, reward_of, reward_out, unknown
+from services.engagement.usecases.rules import (
+    in_force,
+    invalid,
+    patched,
+    reward_of,
+    reward_out,
+    unknown,
+)
 from shared.clock import Clock
 from shared.storage.transactions import in_transaction, read_snapshot
 from shared.web.idempotency import IdempotentCall, run_keyed
@@ -46,6 +59,22 @@ async def get_challenge(engine: AsyncEngine, challenge_id: str) -> ChallengeOut:
     if rule is None:
         raise unknown(KIND, challenge_id)
     return challenge_out(rule)
+
+
+async def update_challenge(
+    engine: AsyncEngine, challenge_id: str, patch: ChallengePatchIn
+) -> ChallengeOut:
+    """Changes what a program manager may change of a challenge in force (its name, reward,
+    badge, end, min_tier); its goal and start stay, and so does what members completed."""
+
+    async def work(conn: AsyncConnection) -> ChallengeRule:
+        repository = api_repository(conn)
+        locked = await repository.challenge_for_update(challenge_id)
+        changed = patched(KIND, in_force(KIND, challenge_id, locked), patch)
+        await repository.replace_challenge(changed)
+        return changed
+
+    return challenge_out(await in_transaction(engine, work))
 
 
 async def end_challenge(engine: AsyncEngine, clock: Clock, challenge_id: str) -> None:

@@ -9,10 +9,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.engagement.adapters import tables
 from services.engagement.adapters.repositories.api import api_repository
-from services.engagement.api.schemas import StampCardIn, StampCardListOut, StampCardOut
+from services.engagement.api.schemas import (
+    StampCardIn,
+    StampCardListOut,
+    StampCardOut,
+    StampCardPatchIn,
+)
 from services.engagement.domain.model import InvalidRule, Scope, Window
 from services.engagement.domain.stamps import StampCardRule
-from services.engagement.usecases.rules import invalid, reward_of, reward_out, unknown
+from services.engagement.usecases.rules import (
+    in_force,
+    invalid,
+    patched,
+    reward_of,
+    reward_out,
+    unknown,
+)
 from shared.clock import Clock
 from shared.storage.transactions import in_transaction, read_snapshot
 from shared.web.idempotency import IdempotentCall, run_keyed
@@ -46,6 +58,23 @@ async def get_stamp_card(engine: AsyncEngine, card_id: str) -> StampCardOut:
     if rule is None:
         raise unknown(KIND, card_id)
     return stamp_card_out(rule)
+
+
+async def update_stamp_card(
+    engine: AsyncEngine, card_id: str, patch: StampCardPatchIn
+) -> StampCardOut:
+    """Changes what a program manager may change of a card in force (its name, reward, end,
+    min_tier, min_amount): the next stamps and completions follow it, what members hold
+    stays."""
+
+    async def work(conn: AsyncConnection) -> StampCardRule:
+        repository = api_repository(conn)
+        current = in_force(KIND, card_id, await repository.stamp_card_for_update(card_id))
+        changed = patched(KIND, current, patch)
+        await repository.replace_stamp_card(changed)
+        return changed
+
+    return stamp_card_out(await in_transaction(engine, work))
 
 
 async def end_stamp_card(engine: AsyncEngine, clock: Clock, card_id: str) -> None:

@@ -10,11 +10,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.engagement.adapters import tables
 from services.engagement.adapters.repositories.surprises import surprise_repository
-from services.engagement.api.schemas import DrawOut, SurpriseIn, SurpriseListOut, SurpriseOut
+from services.engagement.api.schemas import (
+    DrawOut,
+    SurpriseIn,
+    SurpriseListOut,
+    SurpriseOut,
+    SurprisePatchIn,
+)
 from services.engagement.domain import surprises as rules
 from services.engagement.domain.model import InvalidRule, Scope, Window, purchase_key
 from services.engagement.domain.surprises import SurpriseRule
-from services.engagement.usecases.rules import invalid, reward_of, reward_out, unknown
+from services.engagement.usecases.rules import (
+    in_force,
+    invalid,
+    patched,
+    reward_of,
+    reward_out,
+    unknown,
+)
 from shared.clock import Clock
 from shared.storage.transactions import in_transaction, read_snapshot
 from shared.web.idempotency import IdempotentCall, run_keyed
@@ -48,6 +61,23 @@ async def get_surprise(engine: AsyncEngine, surprise_id: str) -> SurpriseOut:
     if rule is None:
         raise unknown(KIND, surprise_id)
     return surprise_out(rule)
+
+
+async def update_surprise(
+    engine: AsyncEngine, surprise_id: str, patch: SurprisePatchIn
+) -> SurpriseOut:
+    """Changes what a program manager may change of a rule in force (its name, reward,
+    chance, daily budget, cooldown, end, min_tier): the next purchases draw by it; what was
+    won stays won."""
+
+    async def work(conn: AsyncConnection) -> SurpriseRule:
+        repository = surprise_repository(conn)
+        locked = await repository.surprise_for_update(surprise_id)
+        changed = patched(KIND, in_force(KIND, surprise_id, locked), patch)
+        await repository.replace_surprise(changed)
+        return changed
+
+    return surprise_out(await in_transaction(engine, work))
 
 
 async def end_surprise(engine: AsyncEngine, clock: Clock, surprise_id: str) -> None:

@@ -112,7 +112,7 @@ welcomed_emails = sa.Table(
     sa.Column("welcomed_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# Members' feedback (issue 20, part F; migration 0011): the ids accepted per partner and their
+# Members' feedback (migration 0011): the ids accepted per partner and their
 # member, whose erasure tombstones each on the feedback topic. The comment is never kept here.
 feedback = sa.Table(
     "feedback",

@@ -382,7 +382,7 @@ def _reason(error: Any) -> str:
     return f"{field}: {message}"
 
 
-# Members' feedback (issue 20, part F) -----------------------------------------------------
+# Members' feedback -----------------------------------------------------
 
 
 class FeedbackIn(Request):

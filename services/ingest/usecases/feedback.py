@@ -1,4 +1,4 @@
-"""Members' feedback, given at a partner's POS or app (issue 20, part F; product.md §8).
+"""Members' feedback, given at a partner's POS or app (product.md §8).
 
 One call through `answers.keyed`: the feedback's id is its natural key (the same body again is
 answered as the first time, another body under it is a 409), the member must be enrolled and

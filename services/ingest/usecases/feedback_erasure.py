@@ -1,4 +1,4 @@
-"""What an erasure does to the member's feedback (issue 20, part F): their comments travel on
+"""What an erasure does to the member's feedback: their comments travel on
 the compacted feedback topic keyed by each feedback (`events.feedback_key`), so the erasure
 writes a tombstone of every one of their keys there and on its dead-letter topic, in the
 erasure's own transaction, after `customer.erased` (docs/operations.md, *Erasure on Kafka*)."""

@@ -1,4 +1,4 @@
-"""The invitation to give feedback after a purchase (issue 20, part F; product.md §8): one
+"""The invitation to give feedback after a purchase (product.md §8): one
 `feedback_request` email per purchase, a configurable time after it
 (`FEDELTA_NOTIFICATIONS_FEEDBACK_REQUEST_DELAY_HOURS`; 0, the default, invites no one). It is
 scheduled when the purchase is read, to go out at the purchase's time plus the delay (at once

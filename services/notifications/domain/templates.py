@@ -702,7 +702,7 @@ TEMPLATES: dict[str, dict[str, Template]] = {
             "Wspaniałego dnia!",
         ),
     },
-    # Feedback (issue 20, part F; domain/feedback.py): an invitation after a purchase.
+    # Feedback (domain/feedback.py): an invitation after a purchase.
     "feedback_request": {
         "en": _t(
             "How was your visit?",

@@ -4,7 +4,7 @@ erasure with a deadline), on the real broker and the real services.
 A member enrolled through ingest with an email and a phone of their own goes through the whole
 pipeline (points, tiers and notifications consume the enrolment; the welcome email is sent),
 and a consumer's dead-letter copy of the enrolment sits on the customers' dead-letter topic;
-the member gives feedback with a comment (issue 20, part F), dead-lettered too on the feedback
+the member gives feedback with a comment, dead-lettered too on the feedback
 dead-letter topic. Then the enrolling partner erases them. Every topic the broker has (listed
 from it: the main topics, the dead-letter topics, anything else) is read whole, record values,
 keys and headers:
@@ -60,7 +60,7 @@ from tests.support.stack import Stack
 pytestmark = pytest.mark.integration
 
 DLQ = dead_letter_topic(topics.CUSTOMERS)
-# Feedback's comment is personal data too (issue 20, part F): its compacted topic, keyed by
+# Feedback's comment is personal data too: its compacted topic, keyed by
 # the feedback, gets a tombstone of each of the member's feedback keys.
 FEEDBACK_DLQ = dead_letter_topic(topics.FEEDBACK)
 COMPACTED = {spec.name: spec for spec in ALL_TOPICS if spec.compacted}

@@ -1,4 +1,4 @@
-"""Feedback in engagement on the test stack's Kafka and PostgreSQL (issue 20, part F): feedback
+"""Feedback in engagement on the test stack's Kafka and PostgreSQL: feedback
 read from the feedback topic is kept with its comment and store, rewarded once per purchase
 when a feedback reward is set (its API refusing bad bodies), counted in the NPS report per
 partner and store (computed in SQL), and erased with the member: the comment gone from

@@ -1,4 +1,4 @@
-"""`POST /v1/feedback` against the real PostgreSQL and Kafka (issue 20, part F): accepted and
+"""`POST /v1/feedback` against the real PostgreSQL and Kafka: accepted and
 published on the compacted feedback topic under the feedback's own key, the same feedback
 again answered as the first time and another body under its id a 409, bad input refused by
 field, unknown members and purchases refused; an erasure tombstones every feedback key of the

@@ -1,4 +1,4 @@
-"""The invitation to give feedback on the real stack (issue 20, part F): with a delay set, a
+"""The invitation to give feedback on the real stack: with a delay set, a
 purchase read by notifications becomes one `feedback_request` email in the member's language
 once the delay after the purchase has passed (at once for an older purchase), however often
 the purchase is told; a fresh purchase's invitation waits for its delay.

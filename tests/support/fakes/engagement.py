@@ -292,7 +292,7 @@ class FakeEngagement(ports.ConsumerRepository):
                 new.add((b.customer_id, b.badge))
         return new
 
-    # Birthdays (issue 20, part B) ---------------------------------------------------------
+    # Birthdays ---------------------------------------------------------
 
     async def note_birthdays(self, profiles: Mapping[str, ports.ProfileBirthday]) -> None:
         self.calls.append("note_birthdays")
@@ -305,7 +305,7 @@ class FakeEngagement(ports.ConsumerRepository):
             member.time_zone = profile.time_zone
             member.profile_version = profile.version
 
-    # Surprises (issue 20, part S) ---------------------------------------------------------
+    # Surprises ---------------------------------------------------------
 
     surprise_rules: list[SurpriseRule] = field(default_factory=list)
     surprise_wins: dict[tuple[str, str], StoredWin] = field(default_factory=dict)  # rule, key
@@ -368,7 +368,7 @@ class FakeEngagement(ports.ConsumerRepository):
                 revoked.append(stored.win)
         return revoked
 
-    # Feedback (part F) --------------------------------------------------------------------
+    # Feedback --------------------------------------------------------------------
 
     feedback: dict[str, Feedback] = field(default_factory=dict)  # by feedback key
     feedback_config: FeedbackReward | None = None

@@ -1,4 +1,4 @@
-"""Birthdays (issue 20, part B): whose birthday it is as of an instant in their own time zone
+"""Birthdays: whose birthday it is as of an instant in their own time zone
 (29 February on the 28th in other years, an unknown zone as UTC), once per member and year;
 the handler keeping each member's birthday from their latest profile; and the job's chunk
 granting the birthday reward once, on fakes."""

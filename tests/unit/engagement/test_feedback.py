@@ -1,4 +1,4 @@
-"""Feedback in engagement (issue 20, part F): the domain's rules (rewardable feedback, one
+"""Feedback in engagement: the domain's rules (rewardable feedback, one
 grant per purchase, the NPS and its rounding) and the handler on the fake repository (kept
 once, never for an erased member, rewarded once per purchase when configured, erased with the
 member)."""

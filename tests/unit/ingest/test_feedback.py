@@ -1,4 +1,4 @@
-"""`POST /v1/feedback`'s body (issue 20, part F): each bad field is refused by name, the score
+"""`POST /v1/feedback`'s body: each bad field is refused by name, the score
 fits the kind, the comment is bounded and printable; and the erasure's feedback tombstones."""
 
 from __future__ import annotations

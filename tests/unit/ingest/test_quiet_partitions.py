@@ -69,7 +69,7 @@ def test_a_topic_has_partitions() -> None:
 async def test_one_tombstone_on_every_partition_of_the_customers_topic_and_its_dead_letters() -> (
     None
 ):
-    # The feedback topic and its dead letters hold personal data too (issue 20, part F).
+    # The feedback topic and its dead letters hold personal data too.
     feedback_dlq = topics.dead_letter_topic(topics.FEEDBACK)
     layout = {topics.CUSTOMERS: 3, DLQ: 5, topics.FEEDBACK: 3, feedback_dlq: 2}
     producer = FakePartitionProducer(layout)

@@ -1,4 +1,4 @@
-"""The invitation to give feedback after a purchase (issue 20, part F): off by default, one
+"""The invitation to give feedback after a purchase: off by default, one
 email per purchase the configured delay after it (never before now), in the bulk lane, in
 every locale, and none for a member without an email address."""
 

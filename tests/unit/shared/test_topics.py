@@ -28,7 +28,7 @@ def test_the_customers_dead_letter_topic_is_compacted_like_the_customers_topic()
 
 
 def test_only_the_customers_and_feedback_topics_are_compacted() -> None:
-    # The only topics with personal data (the feedback's comment: issue 20, part F).
+    # The only topics with personal data: profiles, and feedback (its comment).
     compacted = {spec.name for spec in ALL_TOPICS if spec.compacted}
     assert compacted == {
         CUSTOMERS,

@@ -140,6 +140,57 @@ class SqlApiRepository(SqlRules):
     async def end_challenge(self, challenge_id: str, at: datetime) -> bool:
         return await self._end(_challenges, _challenges.c.challenge_id == challenge_id, at)
 
+    async def stamp_card_for_update(self, card_id: str) -> ports.LockedRule[StampCardRule] | None:
+        row = (
+            await self._conn.execute(
+                sa.select(_cards).where(_cards.c.card_id == card_id).with_for_update()
+            )
+        ).first()
+        return ports.LockedRule(stamp_card_of(row), row.ended_at) if row is not None else None
+
+    async def challenge_for_update(
+        self, challenge_id: str
+    ) -> ports.LockedRule[ChallengeRule] | None:
+        row = (
+            await self._conn.execute(
+                sa.select(_challenges)
+                .where(_challenges.c.challenge_id == challenge_id)
+                .with_for_update()
+            )
+        ).first()
+        return ports.LockedRule(challenge_of(row), row.ended_at) if row is not None else None
+
+    async def replace_stamp_card(self, rule: StampCardRule) -> None:
+        # Only what a PATCH may change: the card's stamps_required, per, scope and start stay.
+        await self._conn.execute(
+            _cards.update()
+            .where(_cards.c.card_id == rule.card_id)
+            .values(
+                name=rule.name,
+                reward_points=rule.reward.points,
+                reward_id=rule.reward.reward_id,
+                ends_at=rule.window.ends_at,
+                min_tier=rule.min_tier,
+                min_amount=rule.min_amount,
+            )
+        )
+
+    async def replace_challenge(self, rule: ChallengeRule) -> None:
+        # Only what a PATCH may change: the goal and the start stay.
+        reward = rule.reward
+        await self._conn.execute(
+            _challenges.update()
+            .where(_challenges.c.challenge_id == rule.challenge_id)
+            .values(
+                name=rule.name,
+                reward_points=reward.points if reward else None,
+                reward_id=reward.reward_id if reward else None,
+                badge=rule.badge,
+                ends_at=rule.window.ends_at,
+                min_tier=rule.min_tier,
+            )
+        )
+
     async def _end(self, table: sa.Table, which: sa.ColumnElement[bool], at: datetime) -> bool:
         """Ends the rule at `at`: its window closes then (unless it closes earlier) and
         nothing read from then on counts for it. A rule that had not begun is removed

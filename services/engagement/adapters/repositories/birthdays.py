@@ -1,4 +1,4 @@
-"""Birthdays (issue 20, part B): the birthday reward a program manager configured, and what the
+"""Birthdays: the birthday reward a program manager configured, and what the
 birthday-rewards job reads and writes, each one statement (a chunk's at most two)."""
 
 from __future__ import annotations

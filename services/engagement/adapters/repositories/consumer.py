@@ -384,7 +384,7 @@ class SqlConsumerRepository(SqlRules):
             },
         )
 
-    # Surprises (part S): the statements are in `surprises.py`.
+    # Surprises: the statements are in `surprises.py`.
 
     async def surprises_in_force(self, since: datetime) -> list[SurpriseRule]:
         return await surprise_sql.surprises_in_force(self._conn, since)
@@ -406,7 +406,7 @@ class SqlConsumerRepository(SqlRules):
     ) -> list[ports.SurpriseWin]:
         return await surprise_sql.refund_surprise_wins(self._conn, refunded, at)
 
-    # Feedback (part F): the statements are in `feedback.py`.
+    # Feedback: the statements are in `feedback.py`.
 
     async def note_feedback_erased(self, customer_ids: Collection[str], at: datetime) -> None:
         await feedback_sql.note_feedback_erased(self._conn, customer_ids, at)

@@ -1,4 +1,4 @@
-"""Feedback's storage (issue 20, part F): the consumer's statements (each one per batch, called
+"""Feedback's storage: the consumer's statements (each one per batch, called
 by `SqlConsumerRepository`) and the feedback API's repository (the reward, the NPS report)."""
 
 from __future__ import annotations

@@ -215,6 +215,31 @@ class SqlSurpriseRepository(SqlApiRepository):
     async def end_surprise(self, surprise_id: str, at: datetime) -> bool:
         return await self._end(_rules, _rules.c.surprise_id == surprise_id, at)
 
+    async def surprise_for_update(self, surprise_id: str) -> ports.LockedRule[SurpriseRule] | None:
+        row = (
+            await self._conn.execute(
+                sa.select(_rules).where(_rules.c.surprise_id == surprise_id).with_for_update()
+            )
+        ).first()
+        return ports.LockedRule(surprise_of(row), row.ended_at) if row is not None else None
+
+    async def replace_surprise(self, rule: SurpriseRule) -> None:
+        # Only what a PATCH may change: the scope and the start stay.
+        await self._conn.execute(
+            _rules.update()
+            .where(_rules.c.surprise_id == rule.surprise_id)
+            .values(
+                name=rule.name,
+                reward_points=rule.reward.points,
+                reward_id=rule.reward.reward_id,
+                chance=rule.chance,
+                daily_budget=rule.daily_budget,
+                cooldown_days=rule.cooldown_days,
+                ends_at=rule.window.ends_at,
+                min_tier=rule.min_tier,
+            )
+        )
+
     async def win_of(self, surprise_id: str, purchase_key: str) -> ports.RecordedWin | None:
         row = (
             await self._conn.execute(

@@ -6,7 +6,12 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
 from services.engagement.api.deps import AdminScope, ClockDep, IdempotencyDep, RuntimeDep
-from services.engagement.api.schemas import ChallengeIn, ChallengeListOut, ChallengeOut
+from services.engagement.api.schemas import (
+    ChallengeIn,
+    ChallengeListOut,
+    ChallengeOut,
+    ChallengePatchIn,
+)
 from services.engagement.usecases import challenges as usecases
 from shared.bounds import Identifier
 from shared.web.strict_json import StrictJsonRoute
@@ -33,6 +38,14 @@ async def get_challenge(
     challenge_id: ChallengeId, runtime: RuntimeDep, _: AdminScope
 ) -> ChallengeOut:
     return await usecases.get_challenge(runtime.engine, challenge_id)
+
+
+@router.patch("/{challenge_id}")
+async def update_challenge(
+    challenge_id: ChallengeId, patch: ChallengePatchIn, runtime: RuntimeDep, _: AdminScope
+) -> ChallengeOut:
+    """A JSON merge patch of name, reward, badge, ends_at, min_tier (409 once ended)."""
+    return await usecases.update_challenge(runtime.engine, challenge_id, patch)
 
 
 @router.delete("/{challenge_id}", status_code=204, response_class=Response)

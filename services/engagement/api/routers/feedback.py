@@ -1,4 +1,4 @@
-"""Feedback (issue 20, part F): the feedback reward, set and read by a program manager, and
+"""Feedback: the feedback reward, set and read by a program manager, and
 the NPS report (admin)."""
 
 from typing import Annotated

@@ -6,7 +6,12 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
 from services.engagement.api.deps import AdminScope, ClockDep, IdempotencyDep, RuntimeDep
-from services.engagement.api.schemas import StampCardIn, StampCardListOut, StampCardOut
+from services.engagement.api.schemas import (
+    StampCardIn,
+    StampCardListOut,
+    StampCardOut,
+    StampCardPatchIn,
+)
 from services.engagement.usecases import stamp_cards as usecases
 from shared.bounds import Identifier
 from shared.web.strict_json import StrictJsonRoute
@@ -31,6 +36,14 @@ async def list_stamp_cards(runtime: RuntimeDep, _: AdminScope) -> StampCardListO
 @router.get("/{card_id}")
 async def get_stamp_card(card_id: CardId, runtime: RuntimeDep, _: AdminScope) -> StampCardOut:
     return await usecases.get_stamp_card(runtime.engine, card_id)
+
+
+@router.patch("/{card_id}")
+async def update_stamp_card(
+    card_id: CardId, patch: StampCardPatchIn, runtime: RuntimeDep, _: AdminScope
+) -> StampCardOut:
+    """A JSON merge patch of name, reward, ends_at, min_tier, min_amount (409 once ended)."""
+    return await usecases.update_stamp_card(runtime.engine, card_id, patch)
 
 
 @router.delete("/{card_id}", status_code=204, response_class=Response)

@@ -6,7 +6,13 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
 from services.engagement.api.deps import AdminScope, ClockDep, IdempotencyDep, RuntimeDep
-from services.engagement.api.schemas import DrawOut, SurpriseIn, SurpriseListOut, SurpriseOut
+from services.engagement.api.schemas import (
+    DrawOut,
+    SurpriseIn,
+    SurpriseListOut,
+    SurpriseOut,
+    SurprisePatchIn,
+)
 from services.engagement.bootstrap import surprise_key
 from services.engagement.settings import EngagementSettings
 from services.engagement.usecases import surprises as usecases
@@ -36,6 +42,15 @@ async def list_surprises(runtime: RuntimeDep, _: AdminScope) -> SurpriseListOut:
 @router.get("/{surprise_id}")
 async def get_surprise(surprise_id: SurpriseId, runtime: RuntimeDep, _: AdminScope) -> SurpriseOut:
     return await usecases.get_surprise(runtime.engine, surprise_id)
+
+
+@router.patch("/{surprise_id}")
+async def update_surprise(
+    surprise_id: SurpriseId, patch: SurprisePatchIn, runtime: RuntimeDep, _: AdminScope
+) -> SurpriseOut:
+    """A JSON merge patch of name, reward, chance, daily_budget, cooldown_days, ends_at,
+    min_tier (409 once ended)."""
+    return await usecases.update_surprise(runtime.engine, surprise_id, patch)
 
 
 @router.delete("/{surprise_id}", status_code=204, response_class=Response)

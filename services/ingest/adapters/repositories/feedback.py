@@ -1,4 +1,4 @@
-"""Members' feedback as ingest keeps it (issue 20, part F): the ids accepted per partner with
+"""Members' feedback as ingest keeps it: the ids accepted per partner with
 their member and request fingerprint, never the comment."""
 
 from __future__ import annotations

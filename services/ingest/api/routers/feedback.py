@@ -1,4 +1,4 @@
-"""Members' feedback, given at a partner's POS or app (issue 20, part F)."""
+"""Members' feedback, given at a partner's POS or app."""
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse

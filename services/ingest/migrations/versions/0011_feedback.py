@@ -1,4 +1,4 @@
-"""Members' feedback (issue 20, part F): the feedback ids ingest accepted, per partner, with
+"""Members' feedback: the feedback ids ingest accepted, per partner, with
 their member (an erasure writes a tombstone of each on the feedback topic) and the request's
 fingerprint (a retry is answered as the first time, another body under the id is a 409). The
 comment itself is never stored here: it travels in the event only.
