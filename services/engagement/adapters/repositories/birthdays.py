@@ -91,7 +91,7 @@ class SqlBirthdays:
             for g in sorted(grants, key=lambda g: (g.customer_id, g.year))
         ]
         result = await self._conn.execute(
-            insert(table).values(rows).on_conflict_do_nothing().returning(table.c.grant_id)
+            insert(table).on_conflict_do_nothing().returning(table.c.grant_id), rows
         )
         return {row.grant_id for row in result}
 

@@ -29,6 +29,7 @@ from services.engagement.ports import (
     CompletionKey,
     Counted,
 )
+from shared.storage.db import insert_many
 
 _ERASED_FROM = (
     tables.members,
@@ -104,11 +105,12 @@ class SqlConsumerRepository(SqlRules):
         if not tiers:
             return
         rows = [{"customer_id": c, "tier": tier} for c, tier in sorted(tiers.items())]
-        statement = insert(tables.members).values(rows)
+        statement = insert(tables.members)
         await self._conn.execute(
             statement.on_conflict_do_update(
                 index_elements=["customer_id"], set_={"tier": statement.excluded.tier}
-            )
+            ),
+            rows,
         )
 
     async def tiers_of(self, customer_ids: Collection[str]) -> dict[str, str | None]:
@@ -136,14 +138,8 @@ class SqlConsumerRepository(SqlRules):
             }
             for g in given
         ]
-        table = tables.stamp_purchases
-        result = await self._conn.execute(
-            insert(table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(table.c.card_id, table.c.purchase_key)
-        )
-        return {(row.card_id, row.purchase_key) for row in result}
+        new = await insert_many(self._conn, tables.stamp_purchases, rows)
+        return {(card_id, purchase_key) for card_id, purchase_key in new}
 
     async def lock_cards(self, keys: Collection[CardKey]) -> dict[CardKey, Card]:
         if not keys:
@@ -153,7 +149,7 @@ class SqlConsumerRepository(SqlRules):
         new = [
             {"card_id": k, "customer_id": c, "stamps": 0, "completed_count": 0} for k, c in ordered
         ]
-        await self._conn.execute(insert(table).values(new).on_conflict_do_nothing())
+        await self._conn.execute(insert(table).on_conflict_do_nothing(), new)
         rows = await self._conn.execute(
             _LOCK_CARDS, {"cards": [k for k, _ in ordered], "customers": [c for _, c in ordered]}
         )
@@ -195,9 +191,7 @@ class SqlConsumerRepository(SqlRules):
             }
             for c in completed
         ]
-        await self._conn.execute(
-            insert(tables.stamp_completions).values(rows).on_conflict_do_nothing()
-        )
+        await self._conn.execute(insert(tables.stamp_completions).on_conflict_do_nothing(), rows)
 
     async def revoke_completions(
         self, completions: Collection[CompletionKey], at: datetime
@@ -219,12 +213,8 @@ class SqlConsumerRepository(SqlRules):
     async def record_refunds(self, refunds: Mapping[str, str]) -> set[str]:
         if not refunds:
             return set()
-        table = tables.refunds_seen
         rows = [{"refund_key": k, "customer_id": c} for k, c in sorted(refunds.items())]
-        result = await self._conn.execute(
-            insert(table).values(rows).on_conflict_do_nothing().returning(table.c.refund_key)
-        )
-        return set(result.scalars())
+        return {key for (key,) in await insert_many(self._conn, tables.refunds_seen, rows)}
 
     async def stamp_purchases_of(self, purchase_keys: Collection[str]) -> list[ports.StampPurchase]:
         if not purchase_keys:
@@ -278,13 +268,7 @@ class SqlConsumerRepository(SqlRules):
             }
             for c in counted
         ]
-        result = await self._conn.execute(
-            insert(table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(table.c.challenge_id, table.c.customer_id, table.c.source_key)
-        )
-        return {(row.challenge_id, row.customer_id, row.source_key) for row in result}
+        return {tuple(key) for key in await insert_many(self._conn, table, rows)}
 
     async def open_challenges(self, keys: Collection[ChallengeKey]) -> set[ChallengeKey]:
         if not keys:
@@ -292,7 +276,7 @@ class SqlConsumerRepository(SqlRules):
         ordered = sorted(keys)
         table = tables.challenge_progress
         new = [{"challenge_id": k, "customer_id": c, "completed_at": None} for k, c in ordered]
-        await self._conn.execute(insert(table).values(new).on_conflict_do_nothing())
+        await self._conn.execute(insert(table).on_conflict_do_nothing(), new)
         rows = await self._conn.execute(
             _LOCK_PROGRESS,
             {"challenges": [k for k, _ in ordered], "customers": [c for _, c in ordered]},
@@ -354,13 +338,7 @@ class SqlConsumerRepository(SqlRules):
             }
             for b in badges
         ]
-        result = await self._conn.execute(
-            insert(table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(table.c.customer_id, table.c.badge)
-        )
-        return {(row.customer_id, row.badge) for row in result}
+        return {(customer, badge) for customer, badge in await insert_many(self._conn, table, rows)}
 
     async def erase(self, customer_ids: Collection[str]) -> None:
         if not customer_ids:

@@ -17,6 +17,7 @@ from services.engagement.adapters.repositories.api import SqlApiRepository
 from services.engagement.adapters.repositories.rules import reward_of
 from services.engagement.domain.model import Scope, Window
 from services.engagement.domain.surprises import BudgetKey, MemberKey, SurpriseRule, Win
+from shared.storage.db import insert_many
 from shared.storage.locks import lock_for_transaction, lock_name
 
 _rules = tables.surprise_rules
@@ -96,7 +97,7 @@ async def lock_budgets(conn: AsyncConnection, keys: Collection[BudgetKey]) -> di
     ordered = sorted(keys)
     table = tables.surprise_budgets
     new = [{"surprise_id": r, "day": d, "spent": 0} for r, d in ordered]
-    await conn.execute(insert(table).values(new).on_conflict_do_nothing())
+    await conn.execute(insert(table).on_conflict_do_nothing(), new)
     rows = await conn.execute(
         _LOCK_BUDGETS, {"rules": [r for r, _ in ordered], "days": [d for _, d in ordered]}
     )
@@ -135,13 +136,7 @@ async def record_surprise_wins(
         }
         for w in wins
     ]
-    result = await conn.execute(
-        insert(_wins)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(_wins.c.surprise_id, _wins.c.purchase_key)
-    )
-    return {(row.surprise_id, row.purchase_key) for row in result}
+    return {(rule, key) for rule, key in await insert_many(conn, _wins, rows)}
 
 
 async def refund_surprise_wins(
