@@ -30,13 +30,14 @@ from shared.messaging.topics import (
     NOTIFICATIONS,
     POINTS,
     PURCHASES,
+    SEGMENTS,
     TIERS,
     dead_letter_topic,
 )
 
 # The super user: topic and ACL administration, never a service.
 ADMIN = "admin"
-SERVICES = ("ingest", "points", "tiers", "notifications", "engagement")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights")
 
 
 def consumer_group(service: str) -> str:
@@ -76,13 +77,20 @@ GRANTS: dict[str, Grant] = {
             dead_letter_topic(FEEDBACK),
         )
     ),
-    "points": _consumer("points", POINTS, (CUSTOMERS, PURCHASES, TIERS, ENGAGEMENT)),
+    "points": _consumer("points", POINTS, (CUSTOMERS, PURCHASES, TIERS, ENGAGEMENT, SEGMENTS)),
     # Tiers' replay reads customers and purchases without a group (services/tiers/adapters).
     "tiers": _consumer("tiers", TIERS, (CUSTOMERS, PURCHASES)),
     "notifications": _consumer(
         "notifications", NOTIFICATIONS, (CUSTOMERS, TIERS, POINTS, PURCHASES, ENGAGEMENT)
     ),
-    "engagement": _consumer("engagement", ENGAGEMENT, (CUSTOMERS, PURCHASES, TIERS, FEEDBACK)),
+    "engagement": _consumer(
+        "engagement", ENGAGEMENT, (CUSTOMERS, PURCHASES, TIERS, FEEDBACK, SEGMENTS)
+    ),
+    # Insights reads every topic whose events say what members do (issue 21); the messages'
+    # outcomes tell it nothing yet, so it does not read the notifications topic.
+    "insights": _consumer(
+        "insights", SEGMENTS, (CUSTOMERS, PURCHASES, POINTS, TIERS, ENGAGEMENT, FEEDBACK)
+    ),
 }
 
 

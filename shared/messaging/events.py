@@ -397,6 +397,57 @@ class FeedbackReceived(Payload):
         return self
 
 
+# A segment of insights (issue 21): `loyalty:<type>`, `lifecycle:<stage>`, `tier:<tier>` built
+# in, or a custom segment's own name (lower case, digits and dashes: never a colon).
+SEGMENT_NAME_PATTERN = r"^(?:(?:loyalty|lifecycle|tier):)?[a-z0-9][a-z0-9_-]{0,62}$"
+SegmentName = Annotated[str, Field(min_length=1, max_length=72, pattern=SEGMENT_NAME_PATTERN)]
+
+
+class SegmentMembershipChanged(Payload):
+    """A member entered or left a segment (published by insights on the segments topic, key =
+    the member). `changed_at` is the instant of the evaluation that found the change: a read
+    model keeps, per member and segment, the event with the latest and ignores older ones."""
+
+    customer_id: bounds.Identifier
+    segment: SegmentName
+    changed_at: bounds.Instant
+    # Why the member is in it (an entry only): the rule's reasons, for the console and logs.
+    reasons: Annotated[list[bounds.Text], Field(max_length=10)] = []
+
+
+class SegmentEntered(SegmentMembershipChanged):
+    pass
+
+
+class SegmentLeft(SegmentMembershipChanged):
+    pass
+
+
+class PointsOfferGranted(Payload):
+    """A personal offer points made for one member: a campaign of theirs alone (a win-back
+    incentive when they enter `lifecycle:lapsed`), applied to their purchases in [starts_at,
+    ends_at); notifications tells them, in the win-back message."""
+
+    offer_id: bounds.Identifier  # the personal campaign's id
+    customer_id: bounds.Identifier
+    reason: Literal["win_back"]
+    name: bounds.Label
+    multiplier: Annotated[Decimal, Field(gt=0, le=100, max_digits=6, decimal_places=2)] | None = (
+        None
+    )
+    bonus: Annotated[int, Field(ge=1, le=bounds.MAX_POINTS)] | None = None
+    starts_at: bounds.Instant
+    ends_at: bounds.Instant
+
+    @model_validator(mode="after")
+    def _gives_something(self) -> PointsOfferGranted:
+        if self.multiplier is None and self.bonus is None:
+            raise ValueError("an offer has a multiplier, a bonus or both")
+        if self.starts_at >= self.ends_at:
+            raise ValueError("starts_at must be before ends_at")
+        return self
+
+
 def feedback_key(partner_id: str, feedback_id: str) -> str:
     """A feedback's id across partners, and its record's key on the feedback topic."""
     return f"{partner_id}:{feedback_id}"
@@ -427,6 +478,9 @@ STAMP_CARD_COMPLETED = "fedelta.stampcard.completed.v1"
 CHALLENGE_COMPLETED = "fedelta.challenge.completed.v1"
 BADGE_EARNED = "fedelta.badge.earned.v1"
 FEEDBACK_RECEIVED = "fedelta.feedback.received.v1"
+SEGMENT_ENTERED = "fedelta.segment.entered.v1"
+SEGMENT_LEFT = "fedelta.segment.left.v1"
+POINTS_OFFER_GRANTED = "fedelta.points.offer_granted.v1"
 
 
 @dataclass(frozen=True)
@@ -482,6 +536,11 @@ EVENT_KINDS: dict[str, EventKind] = {
         ),
         EventKind(event_type=BADGE_EARNED, topic=topics.ENGAGEMENT, payload=BadgeEarned),
         EventKind(event_type=FEEDBACK_RECEIVED, topic=topics.FEEDBACK, payload=FeedbackReceived),
+        EventKind(event_type=SEGMENT_ENTERED, topic=topics.SEGMENTS, payload=SegmentEntered),
+        EventKind(event_type=SEGMENT_LEFT, topic=topics.SEGMENTS, payload=SegmentLeft),
+        EventKind(
+            event_type=POINTS_OFFER_GRANTED, topic=topics.POINTS, payload=PointsOfferGranted
+        ),
     )
 }
 _TYPE_OF_PAYLOAD = {kind.payload: kind.event_type for kind in EVENT_KINDS.values()}

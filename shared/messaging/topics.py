@@ -47,6 +47,8 @@ ENGAGEMENT = "fedelta.engagement.v1"
 # Members' feedback: compacted and keyed by the feedback's own key, so that
 # an erasure's tombstone per feedback removes its comment (docs/operations.md, *Erasure on Kafka*).
 FEEDBACK = "fedelta.feedback.v1"
+# Segment membership changes (insights), keyed by member: read models in points and engagement.
+SEGMENTS = "fedelta.segments.v1"
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,7 @@ MAIN_TOPICS = (
     TopicSpec(NOTIFICATIONS, PARTITIONS),
     TopicSpec(ENGAGEMENT, PARTITIONS),
     TopicSpec(FEEDBACK, PARTITIONS, compacted=True),
+    TopicSpec(SEGMENTS, PARTITIONS),
 )
 # A dead-letter topic keeps its topic's policy: the customers one holds personal data too, so
 # it is compacted, and an erasure's tombstone removes a dead-lettered profile as well.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -360,3 +360,74 @@ def feedback(
         given_at=at,
     )
     return ingest_event(payload, customer_id, at, partner_id)
+
+
+POINTS_SOURCE = "points"
+TIERS_SOURCE = "tiers"
+
+
+def points_earned(
+    customer_id: str,
+    points: int = 10,
+    *,
+    purchase_id: str | None = None,
+    rule_ids: Sequence[str] = (),
+    at: datetime | None = None,
+) -> CloudEvent:
+    """A fedelta.points.earned event as points publishes it (`rule_ids` names a campaign as
+    `campaign:<id>`)."""
+    at = at or _now()
+    payload = events.PointsEarned(
+        customer_id=customer_id,
+        points=points,
+        purchase_id=purchase_id,
+        reason="purchase" if purchase_id else "bonus",
+        rule_ids=list(rule_ids),
+        available_at=at,
+        expires_at=at + timedelta(days=365),
+    )
+    return new_event(payload, source=POINTS_SOURCE, subject=customer_id, time=at)
+
+
+def points_redeemed(
+    customer_id: str, points: int = 10, *, at: datetime | None = None
+) -> CloudEvent:
+    at = at or _now()
+    payload = events.PointsRedeemed(
+        customer_id=customer_id,
+        points=points,
+        redemption_id=f"red-{uuid.uuid4()}",
+        reward="A reward",
+    )
+    return new_event(payload, source=POINTS_SOURCE, subject=customer_id, time=at)
+
+
+def points_expired(customer_id: str, points: int = 10, *, at: datetime | None = None) -> CloudEvent:
+    at = at or _now()
+    payload = events.PointsExpired(customer_id=customer_id, points=points)
+    return new_event(payload, source=POINTS_SOURCE, subject=customer_id, time=at)
+
+
+def tier_change(
+    customer_id: str,
+    to_tier: events.TierName = "silver",
+    *,
+    from_tier: events.TierName = "bronze",
+    at: datetime | None = None,
+) -> CloudEvent:
+    """A fedelta.tier.changed event as tiers publishes it."""
+    at = at or _now()
+    payload = events.TierChanged(
+        customer_id=customer_id,
+        from_tier=from_tier,
+        to_tier=to_tier,
+        direction="up" if events_order(to_tier) > events_order(from_tier) else "down",
+        reason="spend",
+        effective_at=at,
+        review_at=at + timedelta(days=365),
+    )
+    return new_event(payload, source=TIERS_SOURCE, subject=customer_id, time=at)
+
+
+def events_order(tier: str) -> int:
+    return ("bronze", "silver", "gold", "platinum").index(tier)
