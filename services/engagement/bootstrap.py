@@ -22,7 +22,7 @@ from shared.settings import ServiceSettings
 from shared.storage.retention import purge_idempotency_keys
 
 SERVICE = SOURCE
-CONSUMES = (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.FEEDBACK)
+CONSUMES = (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.FEEDBACK, topics.SEGMENTS)
 
 
 def make_subscription(clock: Clock, surprise_key: bytes | None = None) -> Subscription:

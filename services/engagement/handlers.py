@@ -21,8 +21,10 @@ from services.engagement.domain.challenges import ChallengeRule
 from services.engagement.domain.feedback import Feedback
 from services.engagement.domain.model import (
     Item,
+    Membership,
     Purchase,
     Reward,
+    newest,
     purchase_key,
     refund_key,
     tier_at_least,
@@ -59,6 +61,8 @@ HANDLED_TYPES = frozenset(
         events.PURCHASE_REFUNDED,
         events.TIER_CHANGED,
         events.FEEDBACK_RECEIVED,
+        events.SEGMENT_ENTERED,
+        events.SEGMENT_LEFT,
     }
 )
 
@@ -95,6 +99,22 @@ class _Batch:
     erased: set[str] = field(default_factory=set)
     birthdays: dict[str, ports.ProfileBirthday] = field(default_factory=dict)
     feedback: list[Feedback] = field(default_factory=list)
+    segments: list[Membership] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who the batch's purchases and referrals are by, as rules target them: each member's
+    tier and the segments they are in when engagement applies the batch."""
+
+    tiers: dict[str, str | None]
+    segments: dict[str, frozenset[str]]
+
+    def tier(self, customer_id: str) -> str | None:
+        return self.tiers.get(customer_id)
+
+    def segments_of(self, customer_id: str) -> frozenset[str]:
+        return self.segments.get(customer_id, frozenset())
 
 
 async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
@@ -102,16 +122,19 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     referrals = await ctx.engagement.enrol(read.enrolled, read.referred_by)
     await _note_birthdays(read, ctx)
     await ctx.engagement.set_tiers(read.tiers)
+    # Before the purchases: a targeted rule reads the membership as of the whole batch.
+    await ctx.engagement.note_segments(list(newest(read.segments).values()))
     if read.purchases:
         firsts = _first_of_each(read.purchases, lambda p: p.customer_id)
         referrals += await ctx.engagement.note_first_purchases(firsts)
     if read.purchases or referrals:
-        tiers = await ctx.engagement.tiers_of(
-            {p.customer_id for p in read.purchases} | {r.referrer for r in referrals}
+        buyers = {p.customer_id for p in read.purchases} | {r.referrer for r in referrals}
+        audience = Audience(
+            await ctx.engagement.tiers_of(buyers), await ctx.engagement.segments_of(buyers)
         )
-        await _stamp(read.purchases, tiers, ctx)
-        await _count(read.purchases, referrals, tiers, ctx)
-        await _surprise(read.purchases, tiers, ctx)
+        await _stamp(read.purchases, audience, ctx)
+        await _count(read.purchases, referrals, audience, ctx)
+        await _surprise(read.purchases, audience, ctx)
     if read.refunds:
         await _refund(read.refunds, ctx)
     await _feedback(read, ctx)
@@ -140,6 +163,8 @@ def _read(batch: Sequence[CloudEvent]) -> _Batch:
             read.erased.add(event.data_as(events.CustomerErased).customer_id)
         elif event.type == events.FEEDBACK_RECEIVED:
             read.feedback.append(_feedback_of(event.data_as(events.FeedbackReceived)))
+        elif event.type in (events.SEGMENT_ENTERED, events.SEGMENT_LEFT):
+            read.segments.append(_membership(event))
     read.purchases = _first_of_each(read.purchases, lambda p: p.key)
     read.refunds = _first_of_each(read.refunds, lambda r: r.refund_key)
     return read
@@ -151,6 +176,12 @@ def _first_of_each(items: list[T], key: Callable[[T], str]) -> list[T]:
     for item in items:
         firsts.setdefault(key(item), item)
     return list(firsts.values())
+
+
+def _membership(event: CloudEvent) -> Membership:
+    entered = event.type == events.SEGMENT_ENTERED
+    changed = event.data_as(events.SegmentEntered if entered else events.SegmentLeft)
+    return Membership(changed.customer_id, changed.segment, entered, changed.changed_at)
 
 
 def _purchase(purchase: events.PurchaseCompleted) -> Purchase:
@@ -182,7 +213,7 @@ def _refund_of(refund: events.PurchaseRefunded) -> Refund:
 # Stamp cards ------------------------------------------------------------------------------
 
 
-async def _stamp(purchases: list[Purchase], tiers: dict[str, str | None], ctx: Context) -> None:
+async def _stamp(purchases: list[Purchase], audience: Audience, ctx: Context) -> None:
     """Each purchase's stamps on each card it qualifies for, once per purchase; a full card
     completes (its reward granted) and a new one begins with the surplus."""
     if not purchases:
@@ -192,7 +223,14 @@ async def _stamp(purchases: list[Purchase], tiers: dict[str, str | None], ctx: C
         (rule, purchase, stamps)
         for purchase in purchases
         for rule in rules
-        if (stamps := stamp_rules.stamps_for(rule, purchase, tiers.get(purchase.customer_id)))
+        if (
+            stamps := stamp_rules.stamps_for(
+                rule,
+                purchase,
+                audience.tier(purchase.customer_id),
+                audience.segments_of(purchase.customer_id),
+            )
+        )
     ]
     recorded = await ctx.engagement.record_stamps(
         [StampPurchase(rule.card_id, p.customer_id, p.key, n, p.total) for rule, p, n in given]
@@ -306,7 +344,7 @@ async def _revoke(refund: Refund, grant_id: str, ctx: Context) -> None:
 async def _count(
     purchases: list[Purchase],
     referrals: list[FirstPurchase],
-    tiers: dict[str, str | None],
+    audience: Audience,
     ctx: Context,
 ) -> None:
     """What the batch's purchases and referrals add to members' challenges; each challenge
@@ -316,8 +354,8 @@ async def _count(
     instants = [p.occurred_at for p in purchases] + [r.occurred_at for r in referrals]
     rules = await ctx.engagement.challenges_in_force(min(instants))
     counted = [
-        *_purchase_counts(rules, purchases, tiers),
-        *_referral_counts(rules, referrals, tiers),
+        *_purchase_counts(rules, purchases, audience),
+        *_referral_counts(rules, referrals, audience),
     ]
     recorded = await ctx.engagement.record_contributions(counted)
     touched = {
@@ -355,7 +393,7 @@ async def _count(
 
 
 def _purchase_counts(
-    rules: list[ChallengeRule], purchases: list[Purchase], tiers: dict[str, str | None]
+    rules: list[ChallengeRule], purchases: list[Purchase], audience: Audience
 ) -> list[Counted]:
     return [
         Counted(
@@ -369,7 +407,10 @@ def _purchase_counts(
         for rule in rules
         if (
             contribution := challenge_rules.contribution_of(
-                rule, purchase, tiers.get(purchase.customer_id)
+                rule,
+                purchase,
+                audience.tier(purchase.customer_id),
+                audience.segments_of(purchase.customer_id),
             )
         )
         is not None
@@ -377,7 +418,7 @@ def _purchase_counts(
 
 
 def _referral_counts(
-    rules: list[ChallengeRule], referrals: list[FirstPurchase], tiers: dict[str, str | None]
+    rules: list[ChallengeRule], referrals: list[FirstPurchase], audience: Audience
 ) -> list[Counted]:
     """Keyed by the referred member's first purchase: its refunds reach the referral too."""
     return [
@@ -386,7 +427,11 @@ def _referral_counts(
         for rule in rules
         if (
             contribution := challenge_rules.referral_contribution(
-                rule, r.member, r.occurred_at, tiers.get(r.referrer)
+                rule,
+                r.member,
+                r.occurred_at,
+                audience.tier(r.referrer),
+                audience.segments_of(r.referrer),
             )
         )
         is not None
@@ -436,7 +481,7 @@ async def _announce_badge(badge: Badge, ctx: Context) -> None:
 # Surprises -------------------------------------------------------------
 
 
-async def _surprise(purchases: list[Purchase], tiers: dict[str, str | None], ctx: Context) -> None:
+async def _surprise(purchases: list[Purchase], audience: Audience, ctx: Context) -> None:
     """Each purchase's draw for each surprise rule it qualifies for; a win is granted unless
     the member's cooldown or the rule's daily budget holds it back, once per rule and
     purchase. The (rule, member) pairs and the budget days are locked first, so two consumers
@@ -453,7 +498,12 @@ async def _surprise(purchases: list[Purchase], tiers: dict[str, str | None], ctx
         (rule, purchase)
         for purchase in purchases
         for rule in rules
-        if surprise_rules.qualifies(rule, purchase, tiers.get(purchase.customer_id))
+        if surprise_rules.qualifies(
+            rule,
+            purchase,
+            audience.tier(purchase.customer_id),
+            audience.segments_of(purchase.customer_id),
+        )
         and surprise_rules.draw(key, rule.surprise_id, purchase.key).wins(rule.chance)
     ]
     if not drawn:

@@ -12,7 +12,7 @@ from typing import Generic, Protocol, TypeVar
 from services.engagement.domain.birthdays import Birthday, BirthdayReward, Celebrated
 from services.engagement.domain.challenges import ChallengeRule, Contribution
 from services.engagement.domain.feedback import Feedback, FeedbackReward, Nps
-from services.engagement.domain.model import Purchase
+from services.engagement.domain.model import Membership, Purchase
 from services.engagement.domain.stamps import Card, StampCardRule
 from services.engagement.domain.surprises import BudgetKey, MemberKey, SurpriseRule, Win
 
@@ -82,6 +82,9 @@ class RuleRepository(Protocol):
 
     async def stamp_cards_by_id(self, card_ids: Collection[str]) -> dict[str, StampCardRule]: ...
 
+    async def segments_of(self, customer_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        """The segments each member is in now (a member in none is left out), one read."""
+
 
 class ConsumerRepository(RuleRepository, Protocol):
     """What `handlers.apply_batch` reads and writes: each method one statement for the batch."""
@@ -99,6 +102,11 @@ class ConsumerRepository(RuleRepository, Protocol):
     async def set_tiers(self, tiers: Mapping[str, str]) -> None: ...
 
     async def tiers_of(self, customer_ids: Collection[str]) -> dict[str, str | None]: ...
+
+    async def note_segments(self, changes: Collection[Membership]) -> None:
+        """Keeps, per member and segment, the newest change (`Membership.rank`): one older than
+        the one kept changes nothing; a member erased (`note_feedback_erased`) is not noted.
+        At most one change per (customer_id, segment)."""
 
     async def record_stamps(self, given: Sequence[StampPurchase]) -> set[tuple[str, str]]:
         """The (card_id, purchase_key) pairs new to engagement among `given`."""
@@ -243,12 +251,12 @@ class ApiRepository(RuleRepository, Protocol):
     async def challenge_for_update(self, challenge_id: str) -> LockedRule[ChallengeRule] | None: ...
 
     async def replace_stamp_card(self, rule: StampCardRule) -> None:
-        """Writes what a PATCH may change of the card (name, reward, ends_at, min_tier,
-        min_amount), one UPDATE."""
+        """Writes what a PATCH may change of the card (name, reward, ends_at, min_tier, tier,
+        segment, min_amount), one UPDATE."""
 
     async def replace_challenge(self, rule: ChallengeRule) -> None:
         """Writes what a PATCH may change of the challenge (name, reward, badge, ends_at,
-        min_tier), one UPDATE."""
+        min_tier, tier, segment), one UPDATE."""
 
 
 # Birthdays -------------------------------------------------------------
@@ -340,7 +348,7 @@ class SurpriseRepository(Protocol):
 
     async def replace_surprise(self, rule: SurpriseRule) -> None:
         """Writes what a PATCH may change of the rule (name, reward, chance, daily_budget,
-        cooldown_days, ends_at, min_tier), one UPDATE."""
+        cooldown_days, ends_at, min_tier, tier, segment), one UPDATE."""
 
 
 # Feedback --------------------------------------------------------------

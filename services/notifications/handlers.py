@@ -32,6 +32,7 @@ from services.notifications.domain.engagement import (
 from services.notifications.domain.model import (
     POINTS_EARNED_DIGEST,
     POINTS_EXPIRING,
+    WIN_BACK_OFFER,
     Channel,
     Contact,
     Delivery,
@@ -46,6 +47,7 @@ from services.notifications.domain.model import (
     schedule,
     time_zone_of,
 )
+from services.notifications.domain.win_back_offers import offer_params
 from services.notifications.ports import ConsumerRepository
 from shared.messaging import events
 from shared.messaging.events import CloudEvent, derived_event_id
@@ -142,6 +144,9 @@ class Changes:
     # The latest purchase time seen per customer since their last erasure: the win-back
     # job's measure of a lapse.
     last_purchases: dict[str, datetime] = field(default_factory=dict)
+    # Per customer told of a win-back offer, the latest offer's start: the lapse it is for
+    # is marked as won back once the batch's purchases are recorded (domain.covered_by_offer).
+    offers: dict[str, datetime] = field(default_factory=dict)
     # The contacts stored before the batch, and the partners with a webhook: which channels
     # a message goes out on besides email (SMS with consent and a phone; the partner's
     # webhook when it has one). Consent is checked again at send time.
@@ -228,6 +233,24 @@ class Changes:
         current = self.last_purchases.get(customer_id)
         if current is None or current < occurred_at:
             self.last_purchases[customer_id] = occurred_at
+
+    def offer_win_back(self, cause: CloudEvent, offer: events.PointsOfferGranted) -> None:
+        """The offer's message on every channel (its id derives from the event), and the lapse
+        it is for remembered, so that the win-back job tells no plain win-back of it."""
+        customer_id = offer.customer_id
+        params = offer_params(
+            offer_id=offer.offer_id,
+            name=offer.name,
+            multiplier=offer.multiplier,
+            bonus=offer.bonus,
+            starts_at=offer.starts_at,
+            ends_at=offer.ends_at,
+            zone=self.zone_of(customer_id),
+        )
+        self.notify(cause, customer_id, WIN_BACK_OFFER, params)
+        current = self.offers.get(customer_id)
+        if current is None or current < offer.starts_at:
+            self.offers[customer_id] = offer.starts_at
 
     def invite_feedback(self, cause: CloudEvent, purchase: events.PurchaseCompleted) -> None:
         """The purchase's invitation to give feedback, by email, once per purchase, the
@@ -347,6 +370,7 @@ class Changes:
         self.contacts.pop(customer_id, None)
         self.stored_contacts.pop(customer_id, None)
         self.last_purchases.pop(customer_id, None)
+        self.offers.pop(customer_id, None)
         self.erased.add(customer_id)
         waiting = self.deliveries.get(customer_id)
         digest = self.digests.pop(customer_id, None)
@@ -378,7 +402,19 @@ class Changes:
         )
         await notifications.upsert_contacts(list(self.contacts.values()))
         await notifications.record_purchases(self.last_purchases)
+        await notifications.cover_lapses(self._new_offers(scheduled))
         return scheduled
+
+    def _new_offers(self, scheduled: set[str]) -> dict[str, datetime]:
+        """The offers whose message is new: a replayed one (its inbox claim purged) must not
+        suppress the plain win-back of a later lapse."""
+        told = {
+            d.customer_id
+            for per_customer in self.deliveries.values()
+            for d in per_customer
+            if d.template == WIN_BACK_OFFER and d.notification_id in scheduled
+        }
+        return {c: at for c, at in self.offers.items() if c in told}
 
 
 def customer_enrolled(cause: CloudEvent, changes: Changes) -> None:
@@ -552,6 +588,12 @@ def points_expiring(cause: CloudEvent, changes: Changes) -> None:
     changes.warn_expiry(cause, expiring.customer_id, expiring.points, expiring.expires_at)
 
 
+def points_offer_granted(cause: CloudEvent, changes: Changes) -> None:
+    # A personal offer of points' (a win-back incentive, the only reason there is): its
+    # message is the member's win-back for this lapse (domain/win_back_offers.py).
+    changes.offer_win_back(cause, cause.data_as(events.PointsOfferGranted))
+
+
 def purchase_completed(cause: CloudEvent, changes: Changes) -> None:
     purchase = cause.data_as(events.PurchaseCompleted)
     changes.bought(purchase.customer_id, purchase.occurred_at)
@@ -575,6 +617,7 @@ RULES: dict[str, Rule] = {
     events.CHALLENGE_COMPLETED: challenge_completed,
     events.BADGE_EARNED: badge_earned,
     events.ENGAGEMENT_REWARDED: engagement_rewarded,
+    events.POINTS_OFFER_GRANTED: points_offer_granted,
 }
 
 HANDLED_TYPES = frozenset(RULES)
@@ -647,6 +690,7 @@ _NOTIFYING = frozenset(
         events.CHALLENGE_COMPLETED,
         events.BADGE_EARNED,
         events.ENGAGEMENT_REWARDED,
+        events.POINTS_OFFER_GRANTED,
     }
 )
 

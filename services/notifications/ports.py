@@ -63,6 +63,13 @@ class ConsumerRepository(ReachabilityReads, Scheduler, Protocol):
         """Suppresses every message still waiting for these customers; returns how many."""
         ...
 
+    async def cover_lapses(self, offers: Mapping[str, datetime]) -> None:
+        """Per customer told of a win-back offer starting at the given instant: marks the
+        lapse it is for as won back (domain.covered_by_offer, after this batch's purchases),
+        so that the win-back job sends no plain `win_back` for it, and suppresses their plain
+        `win_back` messages still waiting (superseded by the offer's)."""
+        ...
+
     async def open_digests(self, customer_ids: Collection[str], now: datetime) -> list[Delivery]:
         """The points digests of these customers still gathering earnings at `now` (not yet
         due, never attempted, not held), at most one per customer, locked for the current

@@ -24,7 +24,7 @@ from shared.settings import ServiceSettings
 from shared.storage.retention import purge_idempotency_keys
 
 SERVICE = "points"
-CONSUMES = (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.ENGAGEMENT)
+CONSUMES = (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.ENGAGEMENT, topics.SEGMENTS)
 
 
 def make_subscription(program: Program, clock: Clock) -> Subscription:

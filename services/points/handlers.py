@@ -14,6 +14,12 @@ issued by another consumer at that moment is waited for, then found) and before 
 the customers (the expiry job locks a coupon, then its customer); the new ones are issued
 last, counted off their rewards' stock after any lock on the customers (the order the API's
 redemptions take: the customer, then the reward).
+
+Targeting (issue 21): insights' segment changes keep a read model of who is in which segment
+(the latest change of a member and segment wins), which campaigns that name a segment read;
+a member entering `lifecycle:lapsed` is made the program's win-back offer, a personal campaign
+(`domain.offers`). What a batch's purchases need of both, and what its segment changes need to
+tell a newer change from an older one, is loaded in one query.
 """
 
 from __future__ import annotations
@@ -47,6 +53,15 @@ from services.points.domain.model import (
     purchase_earning,
     referral_bonus,
     welcome_bonus,
+)
+from services.points.domain.offers import (
+    WIN_BACK_SEGMENT,
+    Membership,
+    PersonalOffer,
+    SegmentChange,
+    segments_in,
+    supersedes,
+    win_back_offer,
 )
 from services.points.domain.referrals import (
     referral_id,
@@ -89,6 +104,9 @@ HANDLED_TYPES = frozenset(
         events.POINTS_IMPORTED,
         events.ENGAGEMENT_REWARDED,
         events.ENGAGEMENT_REWARD_REVOKED,
+        events.SEGMENT_ENTERED,
+        events.SEGMENT_LEFT,
+        events.CUSTOMER_ERASED,
     }
 )
 
@@ -163,7 +181,33 @@ class _Revoke:
     revocation: Revocation
 
 
-_Step = _Enrolment | _Purchase | _TierChange | _Refund | _Import | _Grant | _Give | _Revoke
+@dataclass(frozen=True)
+class _SegmentChange:
+    cause: CloudEvent
+    change: SegmentChange
+
+
+@dataclass(frozen=True)
+class _Erasure:
+    """An erased member: their segment memberships and offers go (the ledger stays: it holds
+    no personal data)."""
+
+    cause: CloudEvent
+    customer_id: str
+
+
+_Step = (
+    _Enrolment
+    | _Purchase
+    | _TierChange
+    | _Refund
+    | _Import
+    | _Grant
+    | _Give
+    | _Revoke
+    | _SegmentChange
+    | _Erasure
+)
 
 
 async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
@@ -197,6 +241,11 @@ class _Loaded:
     # The batch's engagement grants points had never seen (neither granted nor revoked).
     new_grants: set[str] = field(default_factory=set)
     rewards: dict[str, Reward] = field(default_factory=dict)  # those new gifts give
+    # Targeting: the memberships kept of the members whose segments the batch needs, by
+    # member and segment; the offers of its buyers (and of members entering lapsed) live
+    # during it. The walk keeps both up to date as it goes.
+    segments: dict[str, dict[str, Membership]] = field(default_factory=dict)
+    offers: dict[str, list[PersonalOffer]] = field(default_factory=dict)
 
 
 async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
@@ -239,6 +288,8 @@ async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
     earned_today = await _earned_today(purchases, ctx) if guarded and purchases else {}
     new_grants = await ctx.ledger.claim_grants(sorted(granted)) if granted else set()
     given = {gift.reward_id for gift in gifts if gift.grant_id in new_grants}
+    campaigns = await _campaigns_for(purchases, ctx)
+    segments, offers = await _targeting_for(steps, purchases, campaigns, ctx)
     return _Loaded(
         refunded_keys=refunded_keys,
         known_purchases=known_purchases,
@@ -247,9 +298,11 @@ async def _load(steps: Sequence[_Step], ctx: Context) -> _Loaded:
         tiers=tiers,
         referrers=referrers,
         earned_today=earned_today,
-        campaigns=await _campaigns_for(purchases, ctx),
+        campaigns=campaigns,
         new_grants=new_grants,
         rewards=await ctx.ledger.rewards_of(given) if given else {},
+        segments=segments,
+        offers=offers,
     )
 
 
@@ -267,6 +320,32 @@ async def _campaigns_for(purchases: Sequence[_Purchase], ctx: Context) -> list[C
         return []
     times = [p.facts.occurred_at for p in purchases]
     return await ctx.ledger.campaigns_during(min(times), max(times))
+
+
+async def _targeting_for(
+    steps: Sequence[_Step],
+    purchases: Sequence[_Purchase],
+    campaigns: Sequence[Campaign],
+    ctx: Context,
+) -> tuple[dict[str, dict[str, Membership]], dict[str, list[PersonalOffer]]]:
+    """In one query: the memberships of the members whose segments change in the batch (to
+    tell a newer change from an older one), and of its buyers when a campaign names a
+    segment; the offers running during the batch's purchases of its buyers and, when the
+    program makes an offer, of the members entering lapsed (a running one is not doubled)."""
+    changes = [step.change for step in steps if isinstance(step, _SegmentChange)]
+    members = {change.customer_id for change in changes}
+    buyers = {p.customer_id for p in purchases}
+    if any(c.segment is not None for c in campaigns):
+        members |= buyers
+    offered, times = set(buyers), [p.facts.occurred_at for p in purchases]
+    if ctx.program.win_back_offer is not None:
+        lapsing = [c for c in changes if c.member and c.segment == WIN_BACK_SEGMENT]
+        offered |= {c.customer_id for c in lapsing}
+        times += [c.changed_at for c in lapsing]
+    if not members and not offered:
+        return {}, {}
+    earliest, latest = (min(times), max(times)) if times else (ctx.now, ctx.now)
+    return await ctx.ledger.targeting_of(members, offered, earliest, latest)
 
 
 @dataclass
@@ -291,6 +370,11 @@ class _Walk:
     gifts: dict[str, tuple[Coupon, Reward, CloudEvent]] = field(default_factory=dict)
     gifts_revoked: dict[str, Revocation] = field(default_factory=dict)
     given: dict[str, int] = field(default_factory=dict)
+    # Targeting: the latest change of each (member, segment) to keep, the offers made (each
+    # with its cause), and the members erased (their rows deleted before the rest is kept).
+    segment_changes: dict[tuple[str, str], SegmentChange] = field(default_factory=dict)
+    offers_made: list[tuple[PersonalOffer, CloudEvent]] = field(default_factory=list)
+    erased: set[str] = field(default_factory=set)
 
     def enrol(self, step: _Enrolment) -> None:
         customer_id = step.member.customer_id
@@ -318,13 +402,16 @@ class _Walk:
         self.refund_moments.append((refund.purchase_key, True))
 
     def purchase(self, step: _Purchase) -> None:
-        # The tier as of this purchase: a tier change earlier in the batch counts.
+        # The tier and segments as of this purchase: a change earlier in the batch counts.
         assignment = self.loaded.tiers.get(step.customer_id)
+        memberships = self.loaded.segments.get(step.customer_id)
         earning = purchase_points(
             self.program,
             step.facts,
             tier=assignment.tier if assignment is not None else None,
             campaigns=self.loaded.campaigns,
+            segments=segments_in(memberships) if memberships else frozenset(),
+            offers=[offer.terms() for offer in self.loaded.offers.get(step.customer_id, ())],
         )
         applied_before = (
             step.facts_key in self.loaded.known_purchases or step.facts_key in self.new_purchases
@@ -422,6 +509,41 @@ class _Walk:
         self.loaded.tiers[customer_id] = latest_tier(self.loaded.tiers.get(customer_id), assignment)
         self.tier_changes[customer_id] = latest_tier(self.tier_changes.get(customer_id), assignment)
 
+    def change_segment(self, step: _SegmentChange) -> None:
+        """Kept when newer than what is known of the member and segment; an entry into
+        lapsed makes the program's win-back offer, its id derived from the event's (a second
+        delivery makes the same one)."""
+        change = step.change
+        known = self.loaded.segments.setdefault(change.customer_id, {})
+        if not supersedes(change, known.get(change.segment)):
+            return
+        known[change.segment] = change.membership
+        self.segment_changes[change.customer_id, change.segment] = change
+        offers = self.loaded.offers.setdefault(change.customer_id, [])
+        offer = win_back_offer(
+            self.program.win_back_offer,
+            change,
+            offer_id=derived_event_id(step.cause.id, "win-back-offer"),
+            offers=offers,
+        )
+        if offer is not None:
+            offers.append(offer)
+            self.offers_made.append((offer, step.cause))
+
+    def erase(self, step: _Erasure) -> None:
+        """What the batch knew or made of the member's segments and offers goes with them; a
+        change after the erasure in the batch is kept afresh."""
+        customer_id = step.customer_id
+        self.erased.add(customer_id)
+        self.loaded.segments.pop(customer_id, None)
+        self.loaded.offers.pop(customer_id, None)
+        self.segment_changes = {
+            key: change for key, change in self.segment_changes.items() if key[0] != customer_id
+        }
+        self.offers_made = [
+            (offer, cause) for offer, cause in self.offers_made if offer.customer_id != customer_id
+        ]
+
 
 def _walk(steps: Sequence[_Step], loaded: _Loaded, program: Program) -> _Walk:
     walk = _Walk(program, loaded)
@@ -440,6 +562,10 @@ def _walk(steps: Sequence[_Step], loaded: _Loaded, program: Program) -> _Walk:
             walk.give(step)
         elif isinstance(step, _Revoke):
             walk.revoke(step)
+        elif isinstance(step, _SegmentChange):
+            walk.change_segment(step)
+        elif isinstance(step, _Erasure):
+            walk.erase(step)
         else:
             walk.change_tier(step)
     return walk
@@ -449,6 +575,7 @@ async def _write(walk: _Walk, ctx: Context) -> set[str]:
     """Writes what the walk caused, and announces only what the ledger did not have: a
     purchase earns once whichever event carried it, in this batch or before it. The keys of
     the new purchases that found refunds waiting."""
+    await _write_targeting(walk, ctx)
     if walk.tier_changes:
         await ctx.ledger.set_tiers(list(walk.tier_changes.values()))
     new_entries = [*(entry for entry, _, _ in walk.grants), *walk.held]
@@ -468,6 +595,40 @@ async def _write(walk: _Walk, ctx: Context) -> set[str]:
     if walk.revocations:
         await ctx.ledger.add_revocations(walk.revocations)
     return waited
+
+
+async def _write_targeting(walk: _Walk, ctx: Context) -> None:
+    """The erasures first (a change after one in the batch is kept afresh), then the segment
+    changes, then the offers, each announced once: `points.offer_granted` only for an offer
+    not kept before."""
+    if walk.erased:
+        await ctx.ledger.erase_targeting(walk.erased)
+    if walk.segment_changes:
+        await ctx.ledger.set_segments(list(walk.segment_changes.values()))
+    if not walk.offers_made:
+        return
+    made = await ctx.ledger.add_offers([offer for offer, _ in walk.offers_made], ctx.now)
+    for offer, cause in walk.offers_made:
+        if offer.offer_id in made:
+            log.info("offer %s (%s) made to %s", offer.offer_id, offer.reason, offer.customer_id)
+            await emit(
+                ctx.sink,
+                events.PointsOfferGranted(
+                    offer_id=offer.offer_id,
+                    customer_id=offer.customer_id,
+                    reason="win_back",
+                    name=offer.name,
+                    multiplier=offer.multiplier,
+                    bonus=offer.bonus,
+                    starts_at=offer.starts_at,
+                    ends_at=offer.ends_at,
+                ),
+                source=SOURCE,
+                customer_id=offer.customer_id,
+                time=ctx.now,
+                cause_id=cause.id,
+                purpose="offer-granted",
+            )
 
 
 async def _void_gifts(revocations: Sequence[Revocation], ctx: Context) -> None:
@@ -888,7 +1049,18 @@ def _read(batch: Sequence[CloudEvent], program: Program, now: datetime) -> list[
             change = event.data_as(events.TierChanged)
             assignment = TierAssignment(change.customer_id, change.to_tier, change.effective_at)
             steps.append(_TierChange(event, assignment))
+        elif event.type in (events.SEGMENT_ENTERED, events.SEGMENT_LEFT):
+            steps.append(_segment_step(event))
+        elif event.type == events.CUSTOMER_ERASED:
+            steps.append(_Erasure(event, event.data_as(events.CustomerErased).customer_id))
     return steps
+
+
+def _segment_step(event: CloudEvent) -> _SegmentChange:
+    entered = event.type == events.SEGMENT_ENTERED
+    changed = event.data_as(events.SegmentEntered if entered else events.SegmentLeft)
+    change = SegmentChange(changed.customer_id, changed.segment, entered, changed.changed_at)
+    return _SegmentChange(event, change)
 
 
 def _purchase_step(event: CloudEvent, program: Program) -> _Purchase:

@@ -18,6 +18,7 @@ from services.points.domain.holds import Hold
 from services.points.domain.liability import Liability
 from services.points.domain.lots import Allocation
 from services.points.domain.model import LedgerEntry, Member, TierAssignment
+from services.points.domain.offers import Membership, PersonalOffer, SegmentChange
 from services.points.domain.refunds import PurchaseRecord, RefundRecord
 from services.points.domain.rewards import Reward
 from services.points.domain.tender import TenderLink
@@ -125,6 +126,31 @@ class ConsumerRepository(Protocol):
 
     async def save_revoked(self, coupons: Sequence[Coupon]) -> None:
         """Stores each gift coupon's status and revocation (`domain.coupons.revoke_gift`)."""
+        ...
+
+    async def targeting_of(
+        self,
+        members: Collection[str],
+        offered: Collection[str],
+        earliest: datetime,
+        latest: datetime,
+    ) -> tuple[dict[str, dict[str, Membership]], dict[str, list[PersonalOffer]]]:
+        """In one query: every segment membership kept of `members` (in or out), by member
+        and segment, and the personal offers of `offered` running at some instant in
+        [earliest, latest], by member."""
+        ...
+
+    async def set_segments(self, changes: Sequence[SegmentChange]) -> None:
+        """Keeps each change unless the one kept of its member and segment is as recent or
+        newer; at most one change per member and segment."""
+        ...
+
+    async def add_offers(self, offers: Sequence[PersonalOffer], made_at: datetime) -> set[str]:
+        """Keeps each offer unless kept already; the offer ids that were new."""
+        ...
+
+    async def erase_targeting(self, customer_ids: Collection[str]) -> None:
+        """Deletes these members' segment memberships and offers."""
         ...
 
     async def link_redemptions(self, links: Sequence[TenderLink]) -> dict[str, str]:
@@ -239,6 +265,10 @@ class CampaignRepository(Protocol):
         ...
 
     async def replace(self, campaign: Campaign) -> None: ...
+
+    async def offers_of(self, customer_id: str, at: datetime) -> list[PersonalOffer]:
+        """The member's personal offers running at `at`, the soonest-starting first."""
+        ...
 
     async def delete(self, campaign_id: str) -> bool:
         """True when there was such a campaign."""

@@ -58,6 +58,9 @@ stamp_card_rules = sa.Table(
     sa.Column("category", sa.Text),
     sa.Column("min_amount", sa.Numeric(14, 2)),
     sa.Column("min_tier", sa.Text),
+    # Targeting (migration 0005): exactly this tier, only members in this segment.
+    sa.Column("tier", sa.Text),
+    sa.Column("segment", sa.Text),
     sa.Column("reward_points", sa.Integer),
     sa.Column("reward_id", sa.Text),
     _instant("starts_at"),
@@ -81,6 +84,8 @@ challenge_rules = sa.Table(
     sa.Column("reward_id", sa.Text),
     sa.Column("badge", sa.Text),
     sa.Column("min_tier", sa.Text),
+    sa.Column("tier", sa.Text),
+    sa.Column("segment", sa.Text),
     _instant("starts_at"),
     _instant("ends_at"),
     _instant("created_at"),
@@ -219,6 +224,8 @@ surprise_rules = sa.Table(
     sa.Column("store_id", sa.Text),
     sa.Column("category", sa.Text),
     sa.Column("min_tier", sa.Text),
+    sa.Column("tier", sa.Text),
+    sa.Column("segment", sa.Text),
     sa.Column("reward_points", sa.Integer),
     sa.Column("reward_id", sa.Text),
     sa.Column("daily_budget", sa.Integer),
@@ -304,10 +311,27 @@ feedback_reward = sa.Table(
 )
 
 # The members erased (a pseudonymous id, like ingest's row): feedback is on its own topic, so
-# it may be read after the member's erasure; its comment must then never be stored.
+# it may be read after the member's erasure; its comment must then never be stored. Segment
+# events (their own topic too) of a member erased are not kept either.
 feedback_erased_members = sa.Table(
     "feedback_erased_members",
     metadata,
     sa.Column("customer_id", sa.Text, primary_key=True),
     _instant("erased_at"),
+)
+
+
+# Segments (migration 0005) ----------------------------------------------
+
+# The read model of insights' segment events: per member and segment, the newest change
+# (`changed_at`, leaving first at the same instant) and whether the member is in. A row of a
+# member who left stays, so an older "entered" read late changes nothing. Erased with the
+# member. Rules targeted by a segment read it when engagement applies a purchase.
+segment_memberships = sa.Table(
+    "segment_memberships",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("segment", sa.Text, primary_key=True),
+    sa.Column("member", sa.Boolean, nullable=False),
+    _instant("changed_at"),
 )

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from shared import bounds
-from shared.messaging.events import TierName
+from shared.messaging.events import SegmentName, TierName
 
 StampsRequired = Annotated[int, Field(ge=1, le=1_000)]
 RewardPoints = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -57,6 +57,8 @@ class StampCardIn(BaseModel):
     store_id: bounds.Identifier | None = None
     min_amount: bounds.AmountIn | None = None
     min_tier: TierName | None = None
+    tier: TierName | None = None
+    segment: SegmentName | None = None
     reward: RewardIn
     starts_at: bounds.InstantIn
     ends_at: bounds.InstantIn | None = None
@@ -72,6 +74,8 @@ class StampCardOut(BaseModel):
     store_id: str | None
     min_amount: bounds.MoneyOut | None
     min_tier: str | None
+    tier: str | None
+    segment: str | None
     reward: RewardOut
     starts_at: datetime
     ends_at: datetime | None
@@ -101,6 +105,8 @@ class ChallengeIn(BaseModel):
     reward: RewardIn
     badge: bounds.Label | None = None
     min_tier: TierName | None = None
+    tier: TierName | None = None
+    segment: SegmentName | None = None
 
 
 class GoalOut(BaseModel):
@@ -119,6 +125,8 @@ class ChallengeOut(BaseModel):
     reward: RewardOut | None
     badge: str | None
     min_tier: str | None
+    tier: str | None
+    segment: str | None
 
 
 class ChallengeListOut(BaseModel):
@@ -214,6 +222,8 @@ class SurpriseIn(BaseModel):
     chance: Chance
     reward: RewardIn
     min_tier: TierName | None = None
+    tier: TierName | None = None
+    segment: SegmentName | None = None
     partner_id: bounds.Identifier | None = None
     store_id: bounds.Identifier | None = None
     category: bounds.Label | None = None
@@ -229,6 +239,8 @@ class SurpriseOut(BaseModel):
     chance: str
     reward: RewardOut
     min_tier: str | None
+    tier: str | None
+    segment: str | None
     partner_id: str | None
     store_id: str | None
     category: str | None
@@ -319,6 +331,9 @@ class RulePatchIn(BaseModel):
     reward: RewardIn | None = None
     ends_at: bounds.InstantIn | None = None
     min_tier: TierName | None = None
+    # Targeting may change like min_tier: the next purchases read follow it.
+    tier: TierName | None = None
+    segment: SegmentName | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -10,7 +10,7 @@ and challenge.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -24,11 +24,11 @@ from services.engagement.domain.model import (
     Window,
     check_identifier,
     check_label,
-    check_tier,
+    check_targeting,
     is_aware,
     lines_value,
     refunded_share,
-    tier_at_least,
+    targets,
 )
 
 GoalKind = Literal[
@@ -89,12 +89,14 @@ class ChallengeRule:
     reward: Reward | None = None
     badge: str | None = None
     min_tier: str | None = None
+    tier: str | None = None  # exactly this tier
+    segment: str | None = None  # only members in this segment of insights
 
     def __post_init__(self) -> None:
         check_identifier("challenge_id", self.challenge_id)
         check_label("name", self.name)
         check_label("badge", self.badge)
-        check_tier("min_tier", self.min_tier)
+        check_targeting(self.min_tier, self.tier, self.segment)
         if self.window.ends_at is None:
             raise InvalidRule("ends_at", "a challenge is time-boxed: it needs an end")
         if self.reward is None and self.badge is None:
@@ -121,15 +123,19 @@ class Contribution:
 
 
 def contribution_of(
-    rule: ChallengeRule, purchase: Purchase, tier: str | None
+    rule: ChallengeRule,
+    purchase: Purchase,
+    tier: str | None,
+    segments: Collection[str] = frozenset(),
 ) -> Contribution | None:
     """What a purchase brings to the challenge, or None when it does not count: a goal of
-    referrals, outside the window (`occurred_at`), below `min_tier`, at another partner than
+    referrals, outside the window (`occurred_at`), not targeting the member (`model.targets`:
+    their `tier` and `segments`), at another partner than
     the goal's, or without a line of the goal's category. `amount` is the spend that
     qualifies: the category's lines (at most the total) when the goal has one, else the
     total; `categories` are its items' (only the goal's, when it has one)."""
     goal = rule.goal
-    if not _counts(rule, purchase.occurred_at, tier) or goal.kind == "referrals":
+    if not _counts(rule, purchase.occurred_at, tier, segments) or goal.kind == "referrals":
         return None
     if goal.partner_id not in (None, purchase.partner_id):
         return None
@@ -152,16 +158,21 @@ def _categories(purchase: Purchase) -> frozenset[str]:
     return frozenset(item.category for item in purchase.items if item.category is not None)
 
 
-def _counts(rule: ChallengeRule, at: datetime, tier: str | None) -> bool:
-    return rule.window.contains(at) and tier_at_least(tier, rule.min_tier)
+def _counts(rule: ChallengeRule, at: datetime, tier: str | None, segments: Collection[str]) -> bool:
+    return rule.window.contains(at) and targets(rule, tier, segments)
 
 
 def referral_contribution(
-    rule: ChallengeRule, referred_id: str, enrolled_at: datetime, tier: str | None
+    rule: ChallengeRule,
+    referred_id: str,
+    enrolled_at: datetime,
+    tier: str | None,
+    segments: Collection[str] = frozenset(),
 ) -> Contribution | None:
     """A member referred by the challenger (enrolled at `enrolled_at`): counts for a goal of
-    referrals only, inside the window, for a referrer of `min_tier` (their `tier`)."""
-    if rule.goal.kind != "referrals" or not _counts(rule, enrolled_at, tier):
+    referrals only, inside the window, for a referrer the rule targets (their `tier` and
+    `segments`)."""
+    if rule.goal.kind != "referrals" or not _counts(rule, enrolled_at, tier, segments):
         return None
     return Contribution(
         source_id=referred_id,

@@ -9,9 +9,11 @@ admin API can answer with a 4xx problem that says which field to correct.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from shared.bounds import (
     IDENTIFIER_PATTERN,
@@ -20,6 +22,7 @@ from shared.bounds import (
     MAX_POINTS,
     PRINTABLE_PATTERN,
 )
+from shared.messaging.events import SEGMENT_NAME_PATTERN
 
 # The program's tiers, lowest first; a member whose tier is not known yet is bronze.
 TIERS = ("bronze", "silver", "gold", "platinum")
@@ -27,6 +30,8 @@ DEFAULT_TIER = TIERS[0]
 
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 _PRINTABLE = re.compile(PRINTABLE_PATTERN)
+_SEGMENT = re.compile(SEGMENT_NAME_PATTERN)
+MAX_SEGMENT_LENGTH = 72  # as the segment events bound it
 
 
 class InvalidRule(ValueError):
@@ -78,6 +83,54 @@ def tier_at_least(tier: str | None, min_tier: str | None) -> bool:
     check_tier("min_tier", min_tier)
     rank = TIERS.index(tier) if tier in TIERS else 0
     return rank >= TIERS.index(min_tier)
+
+
+def check_segment(field: str, value: str | None) -> None:
+    """A segment of insights as the segment events name it: `loyalty:<type>`,
+    `lifecycle:<stage>`, `tier:<tier>` or a custom segment's name."""
+    if value is None:
+        return
+    if not (0 < len(value) <= MAX_SEGMENT_LENGTH and _SEGMENT.fullmatch(value)):
+        raise InvalidRule(
+            field,
+            "must be a segment: loyalty:<type>, lifecycle:<stage>, tier:<tier> or a custom "
+            "segment's name (lower case letters, digits, _ and -)",
+        )
+
+
+def check_targeting(min_tier: str | None, tier: str | None, segment: str | None) -> None:
+    """A rule's targeting: `min_tier` (at least), `tier` (exactly) and `segment`; an exact
+    tier below `min_tier` would leave the rule to nobody."""
+    check_tier("min_tier", min_tier)
+    check_tier("tier", tier)
+    check_segment("segment", segment)
+    if tier is not None and not tier_at_least(tier, min_tier):
+        raise InvalidRule("tier", "is below min_tier: no member could qualify")
+
+
+class Targeted(Protocol):
+    """A rule that may be targeted: by tier (`min_tier` at least, `tier` exactly) and by a
+    segment of insights (None: every member)."""
+
+    @property
+    def min_tier(self) -> str | None: ...
+
+    @property
+    def tier(self) -> str | None: ...
+
+    @property
+    def segment(self) -> str | None: ...
+
+
+def targets(rule: Targeted, tier: str | None, segments: Collection[str]) -> bool:
+    """True when the rule is for a member of `tier` (None: not known yet, so bronze) who is in
+    `segments` (those engagement holds them in when it applies the purchase)."""
+    member_tier = tier if tier in TIERS else DEFAULT_TIER
+    return (
+        tier_at_least(tier, rule.min_tier)
+        and rule.tier in (None, member_tier)
+        and (rule.segment is None or rule.segment in segments)
+    )
 
 
 def is_aware(at: datetime) -> bool:
@@ -205,3 +258,33 @@ def refunded_share(total: Decimal, refunded: Decimal) -> Decimal:
     if refunded >= total:
         return Decimal(1)
     return refunded / total
+
+
+# Segment membership (the read model of insights' segment events) ---------------------------
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A member entered (`member`) or left a segment at `changed_at`: per member and segment
+    the newest wins, so a redelivery or an event read out of order never flips it back."""
+
+    customer_id: str
+    segment: str
+    member: bool
+    changed_at: datetime
+
+    @property
+    def rank(self) -> tuple[datetime, bool]:
+        """What "newer" means: the later `changed_at`; at the same instant leaving outranks
+        entering (a doubt never grants a targeted reward), so any order ends the same."""
+        return (self.changed_at, not self.member)
+
+
+def newest(changes: Iterable[Membership]) -> dict[tuple[str, str], Membership]:
+    """The newest change of each (customer_id, segment) among `changes`, in any order."""
+    kept: dict[tuple[str, str], Membership] = {}
+    for change in changes:
+        key = (change.customer_id, change.segment)
+        if key not in kept or change.rank > kept[key].rank:
+            kept[key] = change
+    return kept

@@ -19,6 +19,7 @@ number; the caller finds their grant ids where it recorded them.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
@@ -33,10 +34,10 @@ from services.engagement.domain.model import (
     Window,
     check_identifier,
     check_label,
-    check_tier,
+    check_targeting,
     check_whole,
     lines_value,
-    tier_at_least,
+    targets,
 )
 
 Per = Literal["purchase", "item"]
@@ -58,6 +59,8 @@ class StampCardRule:
     window: Window
     min_amount: Decimal | None = None  # per purchase: its (category's) value; per item: a line's
     min_tier: str | None = None
+    tier: str | None = None  # exactly this tier
+    segment: str | None = None  # only members in this segment of insights
 
     def __post_init__(self) -> None:
         check_identifier("card_id", self.card_id)
@@ -71,17 +74,23 @@ class StampCardRule:
             raise InvalidRule("min_amount", "must be an amount")
         if self.min_amount is not None and self.min_amount < 0:
             raise InvalidRule("min_amount", "cannot be negative")
-        check_tier("min_tier", self.min_tier)
+        check_targeting(self.min_tier, self.tier, self.segment)
 
 
-def stamps_for(rule: StampCardRule, purchase: Purchase, tier: str | None) -> int:
+def stamps_for(
+    rule: StampCardRule,
+    purchase: Purchase,
+    tier: str | None,
+    segments: Collection[str] = frozenset(),
+) -> int:
     """The stamps a purchase gives: none outside the rule's window (by `occurred_at`), scope or
-    `min_tier`; per purchase one (see `_purchase_qualifies`), per item the whole units of the
-    lines that qualify (see `_units`), at most `MAX_STAMPS_PER_PURCHASE`."""
+    targeting (`model.targets`: the member's `tier` and `segments`); per purchase one (see
+    `_purchase_qualifies`), per item the whole units of the lines that qualify (see `_units`),
+    at most `MAX_STAMPS_PER_PURCHASE`."""
     if not (
         rule.window.contains(purchase.occurred_at)
         and rule.scope.places(purchase)
-        and tier_at_least(tier, rule.min_tier)
+        and targets(rule, tier, segments)
     ):
         return 0
     if rule.per == "purchase":

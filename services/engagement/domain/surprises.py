@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -33,9 +33,9 @@ from services.engagement.domain.model import (
     Window,
     check_identifier,
     check_label,
-    check_tier,
+    check_targeting,
     check_whole,
-    tier_at_least,
+    targets,
 )
 
 DRAW_BYTES = 8
@@ -62,12 +62,14 @@ class SurpriseRule:
     min_tier: str | None = None
     daily_budget: int | None = None
     cooldown_days: int | None = None
+    tier: str | None = None  # exactly this tier
+    segment: str | None = None  # only members in this segment of insights
 
     def __post_init__(self) -> None:
         check_identifier("surprise_id", self.surprise_id)
         check_label("name", self.name)
         check_chance(self.chance)
-        check_tier("min_tier", self.min_tier)
+        check_targeting(self.min_tier, self.tier, self.segment)
         if self.cooldown_days is not None:
             check_whole("cooldown_days", self.cooldown_days, 1, MAX_COOLDOWN_DAYS)
         if self.daily_budget is not None:
@@ -87,15 +89,21 @@ def check_chance(chance: object) -> None:
         raise InvalidRule("chance", f"may have at most {MAX_CHANCE_PLACES} decimal places")
 
 
-def qualifies(rule: SurpriseRule, purchase: Purchase, tier: str | None) -> bool:
+def qualifies(
+    rule: SurpriseRule,
+    purchase: Purchase,
+    tier: str | None,
+    segments: Collection[str] = frozenset(),
+) -> bool:
     """Made inside the window, at the scope's partner and store, with a line of the scope's
-    category (if it names one), by a member of at least `min_tier`."""
+    category (if it names one), by a member the rule targets (`model.targets`: their `tier`
+    and `segments`)."""
     category = rule.scope.category
     return (
         rule.window.contains(purchase.occurred_at)
         and rule.scope.places(purchase)
         and (category is None or bool(purchase.lines_of(category)))
-        and tier_at_least(tier, rule.min_tier)
+        and targets(rule, tier, segments)
     )
 
 

@@ -65,7 +65,7 @@ async def update_challenge(
     engine: AsyncEngine, challenge_id: str, patch: ChallengePatchIn
 ) -> ChallengeOut:
     """Changes what a program manager may change of a challenge in force (its name, reward,
-    badge, end, min_tier); its goal and start stay, and so does what members completed."""
+    badge, end, targeting); its goal and start stay, and so does what members completed."""
 
     async def work(conn: AsyncConnection) -> ChallengeRule:
         repository = api_repository(conn)
@@ -102,6 +102,8 @@ def _rule(challenge_id: str, body: ChallengeIn) -> ChallengeRule:
             reward=reward_of(body.reward),
             badge=body.badge,
             min_tier=body.min_tier,
+            tier=body.tier,
+            segment=body.segment,
         )
     except InvalidRule as error:
         raise invalid(KIND, error) from None
@@ -123,4 +125,6 @@ def challenge_out(rule: ChallengeRule) -> ChallengeOut:
         reward=reward_out(rule.reward) if rule.reward is not None else None,
         badge=rule.badge,
         min_tier=rule.min_tier,
+        tier=rule.tier,
+        segment=rule.segment,
     )

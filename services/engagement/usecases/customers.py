@@ -18,7 +18,7 @@ from services.engagement.api.schemas import (
 )
 from services.engagement.domain import challenges as challenge_rules
 from services.engagement.domain.challenges import ChallengeRule
-from services.engagement.domain.model import tier_at_least
+from services.engagement.domain.model import targets
 from services.engagement.domain.stamps import StampCardRule
 from services.engagement.usecases.challenges import goal_out
 from services.engagement.usecases.rules import reward_out
@@ -39,14 +39,14 @@ async def stamp_cards_of(
     engine: AsyncEngine, customer_id: str, now: datetime
 ) -> MemberStampCardsOut:
     """The member's cards: those they have stamps on or completed, and the cards in force
-    they may collect (empty)."""
+    they may collect (empty; a targeted card only to the members it targets now)."""
     async with read_snapshot(engine) as conn:
         engagement = await _known(api_repository(conn), customer_id)
         held = await engagement.cards_of(customer_id)
-        tier = await engagement.tier_of(customer_id)
+        audience = await _audience(engagement, customer_id)
         in_force = await engagement.stamp_cards_in_force(now)
         rules = {
-            **{r.card_id: r for r in in_force if _open_to(r, tier, now)},
+            **{r.card_id: r for r in in_force if _open_to(r, audience, now)},
             **await engagement.stamp_cards_by_id(held),
         }
     items = [_card_out(rule, *held.get(card_id, (0, 0))) for card_id, rule in sorted(rules.items())]
@@ -56,15 +56,16 @@ async def stamp_cards_of(
 async def challenges_of(
     engine: AsyncEngine, customer_id: str, now: datetime
 ) -> MemberChallengesOut:
-    """The challenges the member has progress in, and those in force they may take up."""
+    """The challenges the member has progress in, and those in force they may take up (a
+    targeted one only when it targets them now)."""
     async with read_snapshot(engine) as conn:
         engagement = await _known(api_repository(conn), customer_id)
         taken = {c.rule.challenge_id: c for c in await engagement.challenges_of(customer_id)}
-        tier = await engagement.tier_of(customer_id)
+        audience = await _audience(engagement, customer_id)
         offered = [
             ports.MemberChallenge(rule, [], None)
             for rule in await engagement.challenges_in_force(now)
-            if rule.challenge_id not in taken and _open_to(rule, tier, now)
+            if rule.challenge_id not in taken and _open_to(rule, audience, now)
         ]
     every = sorted(
         [*taken.values(), *offered], key=lambda c: (c.rule.window.starts_at, c.rule.challenge_id)
@@ -91,8 +92,20 @@ async def _known(engagement: ports.ApiRepository, customer_id: str) -> ports.Api
     return engagement
 
 
-def _open_to(rule: StampCardRule | ChallengeRule, tier: str | None, now: datetime) -> bool:
-    return rule.window.contains(now) and tier_at_least(tier, rule.min_tier)
+async def _audience(
+    engagement: ports.ApiRepository, customer_id: str
+) -> tuple[str | None, frozenset[str]]:
+    """The member's tier and the segments they are in now."""
+    segments = await engagement.segments_of([customer_id])
+    return await engagement.tier_of(customer_id), segments.get(customer_id, frozenset())
+
+
+def _open_to(
+    rule: StampCardRule | ChallengeRule, audience: tuple[str | None, frozenset[str]], now: datetime
+) -> bool:
+    """In force now and targeting the member (their tier and segments now): a rule of a
+    segment they are not in is not offered."""
+    return rule.window.contains(now) and targets(rule, *audience)
 
 
 def _card_out(rule: StampCardRule, stamps: int, completed_count: int) -> MemberStampCardOut:

@@ -64,7 +64,7 @@ async def update_stamp_card(
     engine: AsyncEngine, card_id: str, patch: StampCardPatchIn
 ) -> StampCardOut:
     """Changes what a program manager may change of a card in force (its name, reward, end,
-    min_tier, min_amount): the next stamps and completions follow it, what members hold
+    targeting, min_amount): the next stamps and completions follow it, what members hold
     stays."""
 
     async def work(conn: AsyncConnection) -> StampCardRule:
@@ -100,6 +100,8 @@ def _rule(card_id: str, body: StampCardIn) -> StampCardRule:
             window=Window(starts_at=body.starts_at, ends_at=body.ends_at),
             min_amount=body.min_amount,
             min_tier=body.min_tier,
+            tier=body.tier,
+            segment=body.segment,
         )
     except InvalidRule as error:
         raise invalid(KIND, error) from None
@@ -116,6 +118,8 @@ def stamp_card_out(rule: StampCardRule) -> StampCardOut:
         store_id=rule.scope.store_id,
         min_amount=rule.min_amount,
         min_tier=rule.min_tier,
+        tier=rule.tier,
+        segment=rule.segment,
         reward=reward_out(rule.reward),
         starts_at=rule.window.starts_at,
         ends_at=rule.window.ends_at,

@@ -67,7 +67,7 @@ async def update_surprise(
     engine: AsyncEngine, surprise_id: str, patch: SurprisePatchIn
 ) -> SurpriseOut:
     """Changes what a program manager may change of a rule in force (its name, reward,
-    chance, daily budget, cooldown, end, min_tier): the next purchases draw by it; what was
+    chance, daily budget, cooldown, end, targeting): the next purchases draw by it; what was
     won stays won."""
 
     async def work(conn: AsyncConnection) -> SurpriseRule:
@@ -131,6 +131,8 @@ def _rule(surprise_id: str, body: SurpriseIn) -> SurpriseRule:
             min_tier=body.min_tier,
             daily_budget=body.daily_budget,
             cooldown_days=body.cooldown_days,
+            tier=body.tier,
+            segment=body.segment,
         )
     except InvalidRule as error:
         raise invalid(KIND, error) from None
@@ -148,6 +150,8 @@ def surprise_out(rule: SurpriseRule) -> SurpriseOut:
         chance=chance_text(rule.chance),
         reward=reward_out(rule.reward),
         min_tier=rule.min_tier,
+        tier=rule.tier,
+        segment=rule.segment,
         partner_id=rule.scope.partner_id,
         store_id=rule.scope.store_id,
         category=rule.scope.category,

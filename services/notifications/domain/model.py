@@ -345,7 +345,8 @@ def stale_reason(delivery: Delivery, at: datetime) -> str | None:
     """Why a message would be pointless if it went out at `at`, or None while it is not:
     an expiry warning after the expiry, a downgrade warning after the review, a points
     digest more than DIGEST_STALE_AFTER old, a coupon's confirmation (it carries the code)
-    after the coupon's expiry. The other messages stay true, so never stale."""
+    after the coupon's expiry, a win-back offer once the offer has ended. The other messages
+    stay true, so never stale."""
     if delivery.template == "points_expiring":
         expires_at = _instant(delivery.params.get("expires_at"))
         if expires_at is not None and expires_at <= at:
@@ -358,6 +359,10 @@ def stale_reason(delivery: Delivery, at: datetime) -> str | None:
         review_at = _instant(delivery.params.get("review_at"))
         if review_at is not None and review_at <= at:
             return "the tier review it warns about is past"
+    elif delivery.template == WIN_BACK_OFFER:
+        ends_at = _instant(delivery.params.get("ends_at"))
+        if ends_at is not None and ends_at <= at:
+            return "the offer it states has ended"
     elif (
         delivery.template == POINTS_EARNED_DIGEST and delivery.created_at + DIGEST_STALE_AFTER <= at
     ):
@@ -508,6 +513,8 @@ def mark_attempt_failed(
 
 
 WIN_BACK = "win_back"
+# The win-back that states a personal offer points granted (domain/win_back_offers.py).
+WIN_BACK_OFFER = "win_back_offer"
 DEFAULT_WIN_BACK_AFTER = timedelta(days=90)
 
 
@@ -526,6 +533,19 @@ def is_lapsed(activity: PurchaseActivity, as_of: datetime, after: timedelta) -> 
     return activity.last_purchase_at <= as_of - after and (
         activity.win_back_for is None or activity.win_back_for < activity.last_purchase_at
     )
+
+
+def covered_by_offer(activity: PurchaseActivity, offer_starts_at: datetime) -> datetime | None:
+    """The lapse a win-back offer starting at `offer_starts_at` is for, as the win-back job
+    marks it (`win_back_for`): the customer's last purchase, when it is no later than the
+    offer's start and no win-back was for it yet; None when there is nothing to mark (a
+    purchase after the start is a new activity: its lapse, if any, is a new one)."""
+    last = activity.last_purchase_at
+    if last > offer_starts_at or not (
+        activity.win_back_for is None or activity.win_back_for < last
+    ):
+        return None
+    return last
 
 
 def win_back_cause(activity: PurchaseActivity) -> str:

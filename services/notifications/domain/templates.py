@@ -223,6 +223,63 @@ _ENGAGEMENT_REWARD = {
 }
 
 
+# A win-back offer (domain/win_back_offers.py) in words: "double points and 500 bonus
+# points". `{x}` is the multiplier (2 has words of its own), `#` the bonus per purchase.
+_OFFER_WORDS: dict[str, dict[str, Any]] = {
+    "en": {
+        "double": "double points",
+        "times": "{x}\u00d7 points",
+        "bonus": {"one": "# bonus point", "other": "# bonus points"},
+        "and": " and ",
+    },
+    "it": {
+        "double": "punti doppi",
+        "times": "punti \u00d7{x}",
+        "bonus": {"one": "# punto bonus", "other": "# punti bonus"},
+        "and": " e ",
+    },
+    "fi": {
+        "double": "tuplapisteet",
+        "times": "{x}-kertaiset pisteet",
+        "bonus": {"one": "# bonuspiste", "other": "# bonuspistettä"},
+        "and": " ja ",
+    },
+    "pl": {
+        "double": "podwójne punkty",
+        "times": "punkty \u00d7{x}",
+        "bonus": {
+            "one": "# punkt bonusowy",
+            "few": "# punkty bonusowe",
+            "many": "# punktów bonusowych",
+            "other": "# punktu bonusowego",
+        },
+        "and": " i ",
+    },
+}
+
+
+def _offer(language: str) -> str:
+    """Jinja for what a win-back offer gives, from its `multiplier` and/or `bonus` params."""
+    words = _OFFER_WORDS[language]
+    forms = ", ".join(f"{form}={text!r}" for form, text in words["bonus"].items())
+    double: str = words["double"]
+    times: str = words["times"].replace("{x}", "{{ format_number(multiplier) }}")
+    joined: str = words["and"]
+    return (
+        "{% if multiplier is defined %}{% if multiplier == '2' %}"
+        + double
+        + "{% else %}"
+        + times
+        + "{% endif %}{% if bonus is defined %}"
+        + joined
+        + "{% endif %}{% endif %}"
+        + f"{{% if bonus is defined %}}{{{{ plural(bonus, {forms}) "
+        + "| replace('#', format_number(bonus)) }}{% endif %}"
+    )
+
+
+_OFFER_END = "{{ format_date(ends_on) }}"
+
 TEMPLATES: dict[str, dict[str, Template]] = {
     "welcome": {
         "en": _t(
@@ -538,6 +595,40 @@ TEMPLATES: dict[str, dict[str, Template]] = {
             "a każdy zakup przynosi kolejne: mamy nadzieję, że wkrótce znów się zobaczymy.",
         ),
     },
+    # Win-back with a personal offer points granted (domain/win_back_offers.py).
+    "win_back_offer": {
+        "en": _t(
+            "A gift for you: " + _offer("en") + " until " + _OFFER_END,
+            "Hello,",
+            "it has been a while since your last purchase, and we miss you. To welcome you "
+            "back, you get " + _offer("en") + " on every purchase until " + _OFFER_END + ".",
+            "We look forward to seeing you again!",
+        ),
+        "it": _t(
+            "Un regalo per te: " + _offer("it") + " fino al " + _OFFER_END,
+            "Ciao,",
+            "è passato un po' di tempo dal tuo ultimo acquisto e ci manchi. Per darti il "
+            "bentornato, ricevi " + _offer("it") + " su ogni acquisto fino al " + _OFFER_END + ".",
+            "Speriamo di rivederti presto!",
+        ),
+        "fi": _t(
+            "Lahja sinulle: " + _offer("fi") + " " + _OFFER_END + " asti",
+            "Hei,",
+            "edellisestä ostoksestasi on jo aikaa, ja kaipaamme sinua. Tervetuloa takaisin: "
+            + _offer("fi")
+            + " jokaisesta ostoksesta "
+            + _OFFER_END
+            + " asti.",
+            "Toivottavasti näemme pian!",
+        ),
+        "pl": _t(
+            "Prezent dla Ciebie: " + _offer("pl") + " do " + _OFFER_END,
+            "Dzień dobry,",
+            "od Twoich ostatnich zakupów minęło już trochę czasu i tęsknimy za Tobą. Na "
+            "powitanie otrzymujesz " + _offer("pl") + " za każdy zakup do " + _OFFER_END + ".",
+            "Mamy nadzieję, że wkrótce znów się zobaczymy!",
+        ),
+    },
     # Engagement (product §8; domain/engagement.py says which event tells what).
     "stamp_card_completed": {
         "en": _t(
@@ -754,6 +845,10 @@ SAMPLE_PARAMS: dict[str, Any] = {
     "rewarded": True,
     # Feedback: the day of the purchase the member is invited to tell about.
     "purchased_on": "2027-03-30",
+    # A win-back offer: double points and a bonus per purchase, until its last local day.
+    "multiplier": "2",
+    "bonus": 100,
+    "ends_on": "2027-03-31",
 }
 
 # Tier names as a customer reads them; the events carry the lower-case ids.

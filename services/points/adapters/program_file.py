@@ -9,9 +9,17 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from services.points.domain.model import Program
+from services.points.domain.model import Program, WinBackOffer
+from shared import bounds
 from shared.bounds import MAX_TIER_MULTIPLIER
 
 DEFAULT_PROGRAM_FILE = Path(__file__).resolve().parent.parent / "program.yaml"
@@ -36,6 +44,25 @@ class ProgramError(ValueError):
     """The program file cannot be used; the message names the file and the bad field."""
 
 
+# Written as a string ("2", "1.5"), as a campaign's; at most what the offer's event carries.
+OfferMultiplier = Annotated[Decimal, Field(ge=1, le=100, max_digits=5, decimal_places=2)]
+
+
+class _WinBackOfferFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: bounds.Label
+    days: int = Field(ge=1, le=365)
+    multiplier: OfferMultiplier | None = None
+    bonus: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _gives_something(self) -> _WinBackOfferFile:
+        if self.multiplier is None and self.bonus is None:
+            raise ValueError("an offer needs a multiplier, a bonus or both")
+        return self
+
+
 class _ProgramFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +85,8 @@ class _ProgramFile(BaseModel):
     tier_multipliers: dict[TierName, TierMultiplier] = Field(min_length=1)
     refund_policy: Literal["unlimited", "within_balance"] = "unlimited"
     coupon_expiry: Literal["refund_points", "forfeit"] = "refund_points"
+    # Made to a member entering `lifecycle:lapsed`; absent or null: none.
+    win_back_offer: _WinBackOfferFile | None = None
 
 
 def load_program(path: Path = DEFAULT_PROGRAM_FILE) -> Program:
@@ -71,7 +100,10 @@ def load_program(path: Path = DEFAULT_PROGRAM_FILE) -> Program:
         parsed = _ProgramFile.model_validate(document)
     except ValidationError as error:
         raise ProgramError(f"{path}: {_first_problem(error)}") from None
-    return Program(**parsed.model_dump())
+    fields = parsed.model_dump(exclude={"win_back_offer"})
+    offer = parsed.win_back_offer
+    win_back = None if offer is None else WinBackOffer(**offer.model_dump())
+    return Program(**fields, win_back_offer=win_back)
 
 
 def _first_problem(error: ValidationError) -> str:

@@ -88,6 +88,9 @@ campaigns = sa.Table(
     sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("validity_days", sa.Integer),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Only purchases of members of that tier and in that segment (migration 0013).
+    sa.Column("tier", sa.Text),
+    sa.Column("segment", sa.Text),
 )
 
 # Which lots each spend, hold, release and expiry drew from, and how much (negative: given
@@ -253,4 +256,30 @@ engagement_grants = sa.Table(
     sa.Column("customer_id", sa.Text, nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
     sa.Column("refund_id", sa.Text),
+)
+
+# Targeting (migration 0013): insights' segment changes, the latest per member and segment.
+segment_memberships = sa.Table(
+    "segment_memberships",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("segment", sa.Text, primary_key=True),
+    sa.Column("member", sa.Boolean, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The personal offers made to members (a win-back offer), each a campaign of one member.
+personal_offers = sa.Table(
+    "personal_offers",
+    metadata,
+    sa.Column("offer_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("multiplier", sa.Numeric(5, 2)),
+    sa.Column("bonus", sa.Integer),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_personal_offers_customer_ends_at", "customer_id", "ends_at"),
 )

@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic.json_schema import WithJsonSchema
 
 from shared import bounds
+from shared.messaging.events import SegmentName, TierName
 
 # Ledger entries are numbered by a BIGINT identity: a cursor is one of those numbers.
 MAX_CURSOR = 2**63 - 1
@@ -109,6 +110,10 @@ class CampaignIn(BaseModel):
     starts_at: bounds.InstantIn
     ends_at: bounds.InstantIn
     validity_days: ValidityDays | None = None
+    # Only purchases of members of this tier (as the tiers service last said) and in this
+    # segment (as insights last said) when points applies them.
+    tier: TierName | None = None
+    segment: SegmentName | None = None
 
 
 class CampaignPatchIn(BaseModel):
@@ -125,6 +130,8 @@ class CampaignPatchIn(BaseModel):
     starts_at: bounds.InstantIn | None = None
     ends_at: bounds.InstantIn | None = None
     validity_days: ValidityDays | None = None
+    tier: TierName | None = None
+    segment: SegmentName | None = None
 
     @model_validator(mode="after")
     def _required_fields_are_not_cleared(self) -> CampaignPatchIn:
@@ -145,6 +152,10 @@ def _plain_decimal(value: Decimal) -> str:
 _PLAIN_DECIMAL = PlainSerializer(_plain_decimal, return_type=str, when_used="json")
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class CampaignOut(BaseModel):
     id: bounds.Identifier
     name: str
@@ -156,10 +167,29 @@ class CampaignOut(BaseModel):
     starts_at: datetime
     ends_at: datetime
     validity_days: int | None
+    # Left out when the campaign is for every member.
+    tier: TierName | None = Field(default=None, exclude_if=_is_none)
+    segment: str | None = Field(default=None, exclude_if=_is_none)
 
 
 class CampaignListOut(BaseModel):
     items: list[CampaignOut]
+
+
+class OfferOut(BaseModel):
+    """A personal offer: a campaign of one member's (a win-back offer)."""
+
+    id: str
+    reason: str
+    name: str
+    multiplier: Annotated[Decimal, _PLAIN_DECIMAL] | None
+    bonus: int | None
+    starts_at: datetime
+    ends_at: datetime
+
+
+class OfferListOut(BaseModel):
+    items: list[OfferOut]
 
 
 # --- Redemptions ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,8 +26,10 @@ BASE_RULE = "base"
 @dataclass(frozen=True)
 class Campaign:
     """A multiplier and/or a fixed bonus for the purchases it scopes: those made (by their
-    `occurred_at`) in [starts_at, ends_at), at a partner and a store if given; with a
-    category, the multiplier boosts only the items of that category and the bonus needs one."""
+    `occurred_at`) in [starts_at, ends_at), at a partner and a store if given, by a member of
+    that tier and in that segment if given (as points knows them when it applies the
+    purchase); with a category, the multiplier boosts only the items of that category and the
+    bonus needs one."""
 
     campaign_id: str
     name: str
@@ -38,17 +41,27 @@ class Campaign:
     store_id: str | None = None
     category: str | None = None
     validity_days: int | None = None
+    tier: str | None = None
+    segment: str | None = None
 
     @property
     def rule_id(self) -> str:
         return f"campaign:{self.campaign_id}"
 
-    def scopes(self, purchase: PurchaseFacts) -> bool:
-        """True when the purchase's time, partner and store are within the campaign's."""
+    def scopes(
+        self,
+        purchase: PurchaseFacts,
+        tier: str | None = None,
+        segments: AbstractSet[str] = frozenset(),
+    ) -> bool:
+        """True when the purchase's time, partner and store are within the campaign's, and
+        the buyer's tier and segments (`segments`: those they are in) are those it names."""
         return (
             self.starts_at <= purchase.occurred_at < self.ends_at
             and self.partner_id in (None, purchase.partner_id)
             and self.store_id in (None, purchase.store_id)
+            and self.tier in (None, tier)
+            and (self.segment is None or self.segment in segments)
         )
 
 
@@ -133,21 +146,25 @@ def purchase_points(
     *,
     tier: str | None,
     campaigns: Iterable[Campaign],
+    segments: AbstractSet[str] = frozenset(),
+    offers: Iterable[Campaign] = (),
 ) -> Earning:
     """The formula of the contract, with the rule ids of everything that counted: `base`,
-    `tier:<name>` when the customer has a tier, and `campaign:<id>` for each campaign that
-    changed the points. The points of campaigns with a `validity_days` of their own are
-    told apart (`campaign_points`): they make a lot of their own."""
+    `tier:<name>` when the customer has a tier, `campaign:<id>` for each campaign that
+    changed the points and `offer:<id>` for each of the buyer's personal offers that did
+    (`offers`: theirs alone, as campaigns: `domain.offers`). The points of campaigns with a
+    `validity_days` of their own are told apart (`campaign_points`): they make a lot of their
+    own. `segments`: those the buyer is in, for the campaigns that target one."""
     tier_factor = _EXACT.multiply(tier_multiplier(program, tier), program.points_per_unit)
     base_rules = (BASE_RULE,) if tier is None else (BASE_RULE, f"tier:{tier}")
-    scoped = [c for c in campaigns if c.scopes(purchase)]
+    scoped = [c for c in (*campaigns, *offers) if c.scopes(purchase, tier, segments)]
     if not scoped:  # the common case, kept cheap: one product, one floor
         points = min(_floor_of_parts(purchase, tier_factor, ()), MAX_POINTS)
         return Earning(points, base_rules, program.expiry_for(purchase.occurred_at))
     scoped.sort(key=lambda c: (c.starts_at, c.campaign_id))
     categories = _categories_of(purchase)
     boosting = [c for c in scoped if c.multiplier is not None and _covers_any(c, categories)]
-    boosting_ids = {c.campaign_id for c in boosting}
+    boosting_ids = {c.rule_id for c in boosting}
     bonuses = 0
     applied: list[Campaign] = []
     for campaign in scoped:
@@ -155,7 +172,7 @@ def purchase_points(
         if gives_bonus:
             assert campaign.bonus is not None
             bonuses += campaign.bonus
-        if gives_bonus or campaign.campaign_id in boosting_ids:
+        if gives_bonus or campaign.rule_id in boosting_ids:
             applied.append(campaign)
     points = min(_floor_of_parts(purchase, tier_factor, boosting) + bonuses, MAX_POINTS)
     rule_ids = (*base_rules, *(c.rule_id for c in applied))

@@ -31,6 +31,17 @@ LOT_KINDS = frozenset({EntryKind.EARN, EntryKind.BONUS, EntryKind.ADJUST})
 
 
 @dataclass(frozen=True)
+class WinBackOffer:
+    """The personal offer a member is made on entering `lifecycle:lapsed` (`domain.offers`):
+    a multiplier and/or a bonus on their purchases for `days` from then."""
+
+    name: str
+    days: int
+    multiplier: Decimal | None = None
+    bonus: int | None = None
+
+
+@dataclass(frozen=True)
 class Program:
     currency: str = "EUR"
     # "within_balance": a refund takes back at most what the lots hold, and never makes debt.
@@ -53,6 +64,8 @@ class Program:
     validity_months: int = 12
     hold_timeout_minutes: int = 15
     expiry_warning_days: int = 30
+    # None: a lapsed member is made no offer.
+    win_back_offer: WinBackOffer | None = None
     tier_multipliers: dict[str, Decimal] = field(
         default_factory=lambda: {
             "bronze": Decimal("1.0"),

@@ -1,4 +1,5 @@
-"""Campaigns: multipliers and bonuses for a partner, a store, a category and a period."""
+"""Campaigns: multipliers and bonuses for a partner, a store, a category, a tier, a segment and
+a period."""
 
 import uuid
 from dataclasses import replace
@@ -81,6 +82,8 @@ def _out(campaign: Campaign) -> CampaignOut:
         starts_at=campaign.starts_at,
         ends_at=campaign.ends_at,
         validity_days=campaign.validity_days,
+        tier=campaign.tier,
+        segment=campaign.segment,
     )
 
 

@@ -1,4 +1,4 @@
-"""A customer's points: balance and ledger."""
+"""A customer's points: balance, ledger and the personal offers running."""
 
 from dataclasses import replace
 from datetime import datetime
@@ -10,6 +10,8 @@ from services.points.api.schemas import (
     LedgerEntryOut,
     LedgerPageOut,
     LotDrawnOut,
+    OfferListOut,
+    OfferOut,
 )
 from services.points.domain.lots import Allocation, balance_of
 from services.points.domain.model import LedgerEntry
@@ -52,6 +54,26 @@ async def get_ledger(
     return LedgerPageOut(
         entries=[_entry_out(entry, drawn[entry.entry_id]) for _, entry in page],
         next_cursor=str(page[-1][0]) if has_more else None,
+    )
+
+
+async def get_offers(
+    campaigns: ports.CampaignRepository, customer_id: str, now: datetime
+) -> OfferListOut:
+    """The member's offers running now (none for a member points does not know)."""
+    return OfferListOut(
+        items=[
+            OfferOut(
+                id=offer.offer_id,
+                reason=offer.reason,
+                name=offer.name,
+                multiplier=offer.multiplier,
+                bonus=offer.bonus,
+                starts_at=offer.starts_at,
+                ends_at=offer.ends_at,
+            )
+            for offer in await campaigns.offers_of(customer_id, now)
+        ]
     )
 
 

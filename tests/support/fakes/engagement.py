@@ -13,7 +13,7 @@ from services.engagement import ports
 from services.engagement.domain.birthdays import Birthday
 from services.engagement.domain.challenges import ChallengeRule, Contribution
 from services.engagement.domain.feedback import Feedback, FeedbackReward
-from services.engagement.domain.model import Purchase, refunded_share
+from services.engagement.domain.model import Membership, Purchase, refunded_share
 from services.engagement.domain.stamps import Card, StampCardRule
 from services.engagement.domain.surprises import BudgetKey, MemberKey, SurpriseRule, Win
 from services.engagement.ports import (
@@ -153,6 +153,7 @@ class FakeEngagement(ports.ConsumerRepository):
         self.feedback_grants = {
             k: v for k, v in self.feedback_grants.items() if v.customer_id not in gone
         }
+        self.memberships = {k: v for k, v in self.memberships.items() if k[0] not in gone}
 
     # Stamp cards --------------------------------------------------------------------------
 
@@ -400,6 +401,32 @@ class FakeEngagement(ports.ConsumerRepository):
                 self.feedback_grants[g.purchase_key] = g
                 new.add(g.purchase_key)
         return new
+
+    # Segments (the read model of insights' segment events) ------------------------
+
+    memberships: dict[tuple[str, str], Membership] = field(default_factory=dict)
+
+    async def note_segments(self, changes: Collection[Membership]) -> None:
+        """Like the SQL upsert: the newest change by `Membership.rank` stays; nothing of a
+        member erased is kept; one change per (customer_id, segment), as the statement needs."""
+        self.calls.append("note_segments")
+        keys = [(m.customer_id, m.segment) for m in changes]
+        assert len(keys) == len(set(keys)), "one change per member and segment a statement"
+        for change in changes:
+            key = (change.customer_id, change.segment)
+            kept = self.memberships.get(key)
+            if change.customer_id in self.feedback_erased:
+                continue
+            if kept is None or change.rank > kept.rank:
+                self.memberships[key] = change
+
+    async def segments_of(self, customer_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        self.calls.append("segments_of")
+        found: dict[str, set[str]] = {}
+        for (customer_id, segment), kept in self.memberships.items():
+            if customer_id in customer_ids and kept.member:
+                found.setdefault(customer_id, set()).add(segment)
+        return {c: frozenset(segments) for c, segments in found.items()}
 
 
 @dataclass

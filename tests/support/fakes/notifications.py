@@ -17,15 +17,19 @@ from services.notifications.domain.coupons import Coupon, UnknownCoupon
 from services.notifications.domain.model import (
     PERSONAL_CHANNELS,
     POINTS_EARNED_DIGEST,
+    WIN_BACK,
     Contact,
     Delivery,
     DeliveryStatus,
     Hold,
     PartnerWebhook,
     Preferences,
+    PurchaseActivity,
     SentMessage,
+    covered_by_offer,
     lane_of,
 )
+from services.notifications.domain.win_back_offers import SUPERSEDED
 from shared.messaging import events
 from shared.messaging.events import CloudEvent, new_event
 from shared.messaging.outbox import CollectingSink
@@ -41,6 +45,8 @@ class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, port
         self.chosen: dict[str, Preferences] = {}
         self.deliveries: dict[str, Delivery] = {}
         self.last_purchases: dict[str, datetime] = {}
+        # purchase_activity.win_back_for: the last purchase each customer's win-back was for.
+        self.won_back: dict[str, datetime] = {}
         self.webhooks: dict[str, PartnerWebhook] = {}
         self.statements = 0  # set-based writes, as the SQL repository would issue them
         self.claims = 0
@@ -63,6 +69,7 @@ class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, port
             self.contacts.pop(customer_id, None)
             self.chosen.pop(customer_id, None)
             self.last_purchases.pop(customer_id, None)
+            self.won_back.pop(customer_id, None)
 
     async def record_purchases(self, last_purchase_at: Mapping[str, datetime]) -> None:
         # Counted only when there is something to record: batches without purchases cost
@@ -72,6 +79,34 @@ class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, port
             current = self.last_purchases.get(customer_id)
             if current is None or current < occurred_at:
                 self.last_purchases[customer_id] = occurred_at
+
+    async def cover_lapses(self, offers: Mapping[str, datetime]) -> None:
+        if not offers:
+            return
+        self.statements += 2
+        for customer_id, starts_at in offers.items():
+            last = self.last_purchases.get(customer_id)
+            if last is None:
+                continue
+            activity = PurchaseActivity(customer_id, last, self.won_back.get(customer_id))
+            covered = covered_by_offer(activity, starts_at)
+            if covered is not None:
+                self.won_back[customer_id] = covered
+        for delivery in list(self.deliveries.values()):
+            if (
+                delivery.customer_id in offers
+                and delivery.template == WIN_BACK
+                and delivery.status is DeliveryStatus.SCHEDULED
+            ):
+                self.deliveries[delivery.notification_id] = replace(
+                    delivery, status=DeliveryStatus.SUPPRESSED, last_error=SUPERSEDED
+                )
+
+    def activity(self, customer_id: str) -> PurchaseActivity:
+        """The customer's purchase_activity row, as the win-back job reads it."""
+        return PurchaseActivity(
+            customer_id, self.last_purchases[customer_id], self.won_back.get(customer_id)
+        )
 
     async def contact(self, customer_id: str) -> Contact | None:
         return self.contacts.get(customer_id)

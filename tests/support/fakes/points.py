@@ -13,6 +13,7 @@ from services.points.domain.earning import Campaign
 from services.points.domain.engagement import Revocation
 from services.points.domain.lots import Allocation, balance_of
 from services.points.domain.model import Balance, EntryKind, LedgerEntry, Member, TierAssignment
+from services.points.domain.offers import Membership, PersonalOffer, SegmentChange
 from services.points.domain.refunds import PurchaseRecord, RefundRecord, debts
 from services.points.domain.rewards import Reward
 from services.points.domain.tender import (
@@ -40,6 +41,9 @@ class FakeLedger(ports.ConsumerRepository):
         self.grants: dict[str, Revocation | None] = {}  # grant id -> its revocation
         self.rewards: dict[str, Reward] = {}  # the catalogue, for gifts
         self.coupons: dict[str, Coupon] = {}  # gift coupons, by coupon id
+        # Targeting: memberships by (member, segment); personal offers by offer id.
+        self.segments: dict[tuple[str, str], Membership] = {}
+        self.offers: dict[str, PersonalOffer] = {}
         self.calls: list[str] = []
 
     async def add_customers(self, members: Sequence[Member]) -> set[str]:
@@ -201,6 +205,52 @@ class FakeLedger(ports.ConsumerRepository):
         for coupon in coupons:
             if self.coupons[coupon.coupon_id].revoked_at is None:
                 self.coupons[coupon.coupon_id] = coupon
+
+    async def targeting_of(
+        self,
+        members: Collection[str],
+        offered: Collection[str],
+        earliest: datetime,
+        latest: datetime,
+    ) -> tuple[dict[str, dict[str, Membership]], dict[str, list[PersonalOffer]]]:
+        self.calls.append("targeting_of")
+        segments: dict[str, dict[str, Membership]] = {}
+        for (customer_id, segment), membership in self.segments.items():
+            if customer_id in members:
+                segments.setdefault(customer_id, {})[segment] = membership
+        offers: dict[str, list[PersonalOffer]] = {}
+        for offer in self.offers.values():
+            running = offer.ends_at > earliest and offer.starts_at <= latest
+            if offer.customer_id in offered and running:
+                offers.setdefault(offer.customer_id, []).append(offer)
+        return segments, offers
+
+    async def set_segments(self, changes: Sequence[SegmentChange]) -> None:
+        self.calls.append("set_segments")
+        keys = [(c.customer_id, c.segment) for c in changes]
+        assert len(keys) == len(set(keys)), "at most one change per member and segment"
+        for change in changes:
+            current = self.segments.get((change.customer_id, change.segment))
+            if current is None or current.changed_at < change.changed_at:
+                self.segments[change.customer_id, change.segment] = change.membership
+
+    async def add_offers(self, offers: Sequence[PersonalOffer], made_at: datetime) -> set[str]:
+        self.calls.append("add_offers")
+        new: set[str] = set()
+        for offer in offers:
+            if offer.offer_id not in self.offers:
+                self.offers[offer.offer_id] = offer
+                new.add(offer.offer_id)
+        return new
+
+    async def erase_targeting(self, customer_ids: Collection[str]) -> None:
+        self.calls.append("erase_targeting")
+        self.segments = {k: m for k, m in self.segments.items() if k[0] not in customer_ids}
+        self.offers = {k: o for k, o in self.offers.items() if o.customer_id not in customer_ids}
+
+    def in_segment(self, customer_id: str) -> set[str]:
+        """The segments the member is in, as the read model keeps them."""
+        return {s for (c, s), m in self.segments.items() if c == customer_id and m.member}
 
     def coupon_of(self, grant_id: str) -> Coupon:
         [coupon] = [c for c in self.coupons.values() if c.grant_id == grant_id]

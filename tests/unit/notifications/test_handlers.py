@@ -196,6 +196,8 @@ def test_only_the_types_it_uses_are_handled() -> None:
         events.CHALLENGE_COMPLETED,
         events.BADGE_EARNED,
         events.ENGAGEMENT_REWARDED,
+        # Points' personal win-back offer: the win-back message that states it.
+        events.POINTS_OFFER_GRANTED,
     } == HANDLED_TYPES
 
 
@@ -213,6 +215,7 @@ def test_the_points_types_it_tells_customers_about_are_claimed_and_completed_pur
         events.POINTS_REDEEMED,
         events.POINTS_EXPIRING,
         events.COUPON_ISSUED,  # a reward's coupon: redemption_confirmed with its code
+        events.POINTS_OFFER_GRANTED,  # a win-back offer: win_back_offer
         events.PURCHASE_COMPLETED,  # the win-back job's last purchase times
     }
 

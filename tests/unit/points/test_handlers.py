@@ -185,6 +185,7 @@ async def test_a_batch_costs_the_same_few_calls_whatever_its_size(sink: Collecti
             "add_customers",
             "buyers_of",
             "campaigns_during",
+            "targeting_of",  # segments and personal offers (issue 21)
             "record",
             "record_purchases",
             "debtors",
@@ -235,10 +236,13 @@ async def test_a_batch_with_a_foreign_currency_purchase_raises_before_writing(
 async def test_events_of_other_types_are_passed_over_without_touching_the_ledger(
     ledger: FakeLedger, sink: CollectingSink
 ) -> None:
-    erased = new_event(
-        events.CustomerErased(customer_id="c1"), source="ingest/demo", subject="c1", time=NOW
+    badge = new_event(
+        events.BadgeEarned(customer_id="c1", badge="Regular", challenge_id="ch1", earned_at=NOW),
+        source="engagement",
+        subject="c1",
+        time=NOW,
     )
-    await apply(erased, ledger, sink)
+    await apply(badge, ledger, sink)
     assert ledger.calls == []
     assert sink.events == []
 
@@ -297,12 +301,12 @@ async def test_points_earned_is_the_event_emit_would_build(
     assert CloudEvent.from_bytes(built.to_bytes()).data_as(events.PointsEarned).points == 12
 
 
-def test_points_subscribes_to_four_topics_and_acts_on_eight_types() -> None:
+def test_points_subscribes_to_five_topics_and_acts_on_eleven_types() -> None:
     subscription = make_subscription(Program(), FixedClock(NOW))
     assert (
         subscription.topics
         == CONSUMES
-        == (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.ENGAGEMENT)
+        == (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.ENGAGEMENT, topics.SEGMENTS)
     )
     assert subscription.event_types == HANDLED_TYPES
     assert set(HANDLED_TYPES) == {
@@ -314,6 +318,9 @@ def test_points_subscribes_to_four_topics_and_acts_on_eight_types() -> None:
         events.POINTS_IMPORTED,
         events.ENGAGEMENT_REWARDED,
         events.ENGAGEMENT_REWARD_REVOKED,
+        events.SEGMENT_ENTERED,
+        events.SEGMENT_LEFT,
+        events.CUSTOMER_ERASED,
     }
 
 

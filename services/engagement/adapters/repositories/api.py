@@ -171,6 +171,8 @@ class SqlApiRepository(SqlRules):
                 reward_id=rule.reward.reward_id,
                 ends_at=rule.window.ends_at,
                 min_tier=rule.min_tier,
+                tier=rule.tier,
+                segment=rule.segment,
                 min_amount=rule.min_amount,
             )
         )
@@ -188,6 +190,8 @@ class SqlApiRepository(SqlRules):
                 badge=rule.badge,
                 ends_at=rule.window.ends_at,
                 min_tier=rule.min_tier,
+                tier=rule.tier,
+                segment=rule.segment,
             )
         )
 

@@ -18,7 +18,7 @@ from services.engagement.adapters.repositories import surprises as surprise_sql
 from services.engagement.adapters.repositories.rules import SqlRules
 from services.engagement.domain.challenges import Contribution
 from services.engagement.domain.feedback import Feedback, FeedbackReward
-from services.engagement.domain.model import Purchase, refunded_share
+from services.engagement.domain.model import Membership, Purchase, refunded_share
 from services.engagement.domain.stamps import Card
 from services.engagement.domain.surprises import BudgetKey, MemberKey, SurpriseRule, Win
 from services.engagement.ports import (
@@ -44,6 +44,7 @@ _ERASED_FROM = (
     tables.birthday_grants,
     tables.feedback,
     tables.feedback_rewards,
+    tables.segment_memberships,
 )
 
 
@@ -123,6 +124,20 @@ class SqlConsumerRepository(SqlRules):
             )
         )
         return {row.customer_id: row.tier for row in rows}
+
+    async def note_segments(self, changes: Collection[Membership]) -> None:
+        if not changes:
+            return
+        ordered = sorted(changes, key=lambda m: (m.customer_id, m.segment))
+        await self._conn.execute(
+            _NOTE_SEGMENTS,
+            {
+                "ids": [m.customer_id for m in ordered],
+                "segments": [m.segment for m in ordered],
+                "members": [m.member for m in ordered],
+                "ats": [m.changed_at for m in ordered],
+            },
+        )
 
     async def record_stamps(self, given: Sequence[ports.StampPurchase]) -> set[tuple[str, str]]:
         if not given:
@@ -485,4 +500,20 @@ _NOTE_BIRTHDAYS = sa.text(
     "profile_version = EXCLUDED.profile_version "
     "WHERE members.profile_version IS NULL "
     "OR EXCLUDED.profile_version >= members.profile_version"
+)
+
+# A member's place in a segment follows the newest change (`Membership.rank`: the later
+# changed_at, leaving first at the same instant); an older one read late changes nothing, and
+# nothing is kept of a member erased (segment events are on a topic of their own, so one may
+# be read after the erasure).
+_NOTE_SEGMENTS = sa.text(
+    "INSERT INTO segment_memberships AS s (customer_id, segment, member, changed_at) "
+    "SELECT v.* FROM unnest(CAST(:ids AS text[]), CAST(:segments AS text[]), "
+    "CAST(:members AS boolean[]), CAST(:ats AS timestamptz[])) "
+    "AS v(customer_id, segment, member, changed_at) "
+    "WHERE NOT EXISTS (SELECT 1 FROM feedback_erased_members AS e "
+    "WHERE e.customer_id = v.customer_id) "
+    "ON CONFLICT (customer_id, segment) DO UPDATE SET member = EXCLUDED.member, "
+    "changed_at = EXCLUDED.changed_at "
+    "WHERE (EXCLUDED.changed_at, NOT EXCLUDED.member) > (s.changed_at, NOT s.member)"
 )

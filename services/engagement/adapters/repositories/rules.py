@@ -37,6 +37,8 @@ def stamp_card_of(row: sa.Row[tuple[object, ...]]) -> StampCardRule:
         window=Window(starts_at=row.starts_at, ends_at=row.ends_at),
         min_amount=row.min_amount,
         min_tier=row.min_tier,
+        tier=row.tier,
+        segment=row.segment,
     )
 
 
@@ -54,6 +56,8 @@ def challenge_of(row: sa.Row[tuple[object, ...]]) -> ChallengeRule:
         reward=reward_of(row),
         badge=row.badge,
         min_tier=row.min_tier,
+        tier=row.tier,
+        segment=row.segment,
     )
 
 
@@ -68,6 +72,8 @@ def stamp_card_row(rule: StampCardRule, created_at: datetime) -> dict[str, objec
         "category": rule.scope.category,
         "min_amount": rule.min_amount,
         "min_tier": rule.min_tier,
+        "tier": rule.tier,
+        "segment": rule.segment,
         "reward_points": rule.reward.points,
         "reward_id": rule.reward.reward_id,
         "starts_at": rule.window.starts_at,
@@ -89,6 +95,8 @@ def challenge_row(rule: ChallengeRule, created_at: datetime) -> dict[str, object
         "reward_id": reward.reward_id if reward else None,
         "badge": rule.badge,
         "min_tier": rule.min_tier,
+        "tier": rule.tier,
+        "segment": rule.segment,
         "starts_at": rule.window.starts_at,
         "ends_at": rule.window.ends_at,
         "created_at": created_at,
@@ -124,3 +132,17 @@ class SqlRules:
             sa.select(_cards).where(_cards.c.card_id.in_(sorted(card_ids)))
         )
         return {row.card_id: stamp_card_of(row) for row in rows}
+
+    async def segments_of(self, customer_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        if not customer_ids:
+            return {}
+        table = tables.segment_memberships
+        rows = await self._conn.execute(
+            sa.select(table.c.customer_id, table.c.segment).where(
+                table.c.customer_id.in_(sorted(customer_ids)), table.c.member
+            )
+        )
+        found: dict[str, set[str]] = {}
+        for row in rows:
+            found.setdefault(row.customer_id, set()).add(row.segment)
+        return {customer_id: frozenset(segments) for customer_id, segments in found.items()}

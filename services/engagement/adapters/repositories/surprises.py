@@ -38,6 +38,8 @@ def surprise_of(row: sa.Row[tuple[object, ...]]) -> SurpriseRule:
         min_tier=row.min_tier,
         daily_budget=row.daily_budget,
         cooldown_days=row.cooldown_days,
+        tier=row.tier,
+        segment=row.segment,
     )
 
 
@@ -50,6 +52,8 @@ def surprise_row(rule: SurpriseRule, created_at: datetime) -> dict[str, object]:
         "store_id": rule.scope.store_id,
         "category": rule.scope.category,
         "min_tier": rule.min_tier,
+        "tier": rule.tier,
+        "segment": rule.segment,
         "reward_points": rule.reward.points,
         "reward_id": rule.reward.reward_id,
         "daily_budget": rule.daily_budget,
@@ -232,6 +236,8 @@ class SqlSurpriseRepository(SqlApiRepository):
                 cooldown_days=rule.cooldown_days,
                 ends_at=rule.window.ends_at,
                 min_tier=rule.min_tier,
+                tier=rule.tier,
+                segment=rule.segment,
             )
         )
 

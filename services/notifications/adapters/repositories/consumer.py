@@ -26,11 +26,13 @@ from services.notifications.adapters.tables import (
 )
 from services.notifications.domain.model import (
     POINTS_EARNED_DIGEST,
+    WIN_BACK,
     Contact,
     Delivery,
     DeliveryStatus,
     Hold,
 )
+from services.notifications.domain.win_back_offers import SUPERSEDED
 
 # Multi-row statements bound as one array per column (unnest): a handful of parameters
 # whatever the batch size, and nothing for SQLAlchemy to render per row.
@@ -67,6 +69,18 @@ _RECORD_PURCHASES = sa.text(
     "CAST(:last_purchase_ats AS timestamptz[])) "
     "ON CONFLICT (customer_id) DO UPDATE SET last_purchase_at = excluded.last_purchase_at "
     "WHERE purchase_activity.last_purchase_at < excluded.last_purchase_at"
+)
+
+# domain.covered_by_offer, in SQL, after the batch's purchases are recorded: a purchase later
+# than the offer's start is a new activity, whose lapse is not the offer's.
+_COVER_LAPSES = sa.text(
+    "UPDATE purchase_activity SET win_back_for = purchase_activity.last_purchase_at "
+    "FROM unnest(CAST(:customer_ids AS text[]), CAST(:starts_ats AS timestamptz[])) "
+    "AS o(customer_id, starts_at) "
+    "WHERE purchase_activity.customer_id = o.customer_id "
+    "AND purchase_activity.last_purchase_at <= o.starts_at "
+    "AND (purchase_activity.win_back_for IS NULL "
+    "OR purchase_activity.win_back_for < purchase_activity.last_purchase_at)"
 )
 
 
@@ -127,6 +141,25 @@ class SqlConsumerRepository(Reachability, Scheduling):
             {"customer_ids": list(customer_ids)},
         )
         return result.rowcount
+
+    async def cover_lapses(self, offers: Mapping[str, datetime]) -> None:
+        if not offers:
+            return
+        await self._conn.execute(
+            _COVER_LAPSES,
+            {"customer_ids": list(offers), "starts_ats": list(offers.values())},
+        )
+        # A dispatcher sending one of them holds its row: this waits, then finds it sent.
+        await self._conn.execute(
+            deliveries.update()
+            .where(
+                deliveries.c.customer_id == ANY_CUSTOMER,
+                deliveries.c.template == WIN_BACK,
+                deliveries.c.status == DeliveryStatus.SCHEDULED.value,
+            )
+            .values(status=DeliveryStatus.SUPPRESSED.value, last_error=SUPERSEDED),
+            {"customer_ids": list(offers)},
+        )
 
     async def open_digests(self, customer_ids: Collection[str], now: datetime) -> list[Delivery]:
         if not customer_ids:

@@ -21,6 +21,7 @@ from services.points.adapters.repositories.common import (
     customer_lock,
     entry_of,
     hold_of,
+    offer_of,
 )
 from services.points.adapters.tables import (
     adjustments,
@@ -30,11 +31,13 @@ from services.points.adapters.tables import (
     held_decisions,
     holds,
     ledger_entries,
+    personal_offers,
 )
 from services.points.domain.earning import Campaign
 from services.points.domain.holds import Hold
 from services.points.domain.lots import Allocation
 from services.points.domain.model import EntryKind, LedgerEntry
+from services.points.domain.offers import PersonalOffer
 from shared.storage.locks import lock_for_transaction
 
 # The stand-in movement of `open_lots`: whatever was drawn from a lot before.
@@ -192,6 +195,18 @@ class SqlCampaignRepository:
             .where(campaigns.c.campaign_id == campaign.campaign_id)
             .values(**values)
         )
+
+    async def offers_of(self, customer_id: str, at: datetime) -> list[PersonalOffer]:
+        rows = await self._conn.execute(
+            sa.select(personal_offers)
+            .where(
+                personal_offers.c.customer_id == customer_id,
+                personal_offers.c.ends_at > at,
+                personal_offers.c.starts_at <= at,
+            )
+            .order_by(personal_offers.c.starts_at, personal_offers.c.offer_id)
+        )
+        return [offer_of(row) for row in rows]
 
     async def delete(self, campaign_id: str) -> bool:
         result = await self._conn.execute(

@@ -19,6 +19,7 @@ from services.points.domain.earning import Campaign
 from services.points.domain.holds import Hold, HoldStatus
 from services.points.domain.lots import Allocation
 from services.points.domain.model import EntryKind, LedgerEntry
+from services.points.domain.offers import PersonalOffer
 from shared.storage.locks import lock_for_transaction, lock_name
 
 RULE_SEPARATOR = chr(31)
@@ -197,6 +198,21 @@ def campaign_of(row: sa.Row[Any]) -> Campaign:
         store_id=row.store_id,
         category=row.category,
         validity_days=row.validity_days,
+        tier=row.tier,
+        segment=row.segment,
+    )
+
+
+def offer_of(row: sa.Row[Any]) -> PersonalOffer:
+    return PersonalOffer(
+        offer_id=row.offer_id,
+        customer_id=row.customer_id,
+        reason=row.reason,
+        name=row.name,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        multiplier=row.multiplier,
+        bonus=row.bonus,
     )
 
 

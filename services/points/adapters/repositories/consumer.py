@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points import ports
 from services.points.adapters.repositories.catalogue import coupon_of, reward_of
-from services.points.adapters.repositories.common import SqlLedger, campaign_of
+from services.points.adapters.repositories.common import SqlLedger, campaign_of, offer_of
 from services.points.adapters.tables import campaigns, coupons, purchases, refunds, rewards
 from services.points.domain.coupons import Coupon
 from services.points.domain.earning import Campaign
 from services.points.domain.engagement import Revocation
 from services.points.domain.model import Member, TierAssignment
+from services.points.domain.offers import Membership, PersonalOffer, SegmentChange
 from services.points.domain.refunds import PurchaseRecord, RefundRecord
 from services.points.domain.rewards import Reward
 from services.points.domain.tender import TenderLink
@@ -160,6 +161,73 @@ class SqlConsumerRepository(SqlLedger):
                 )
             )
         return found
+
+    async def targeting_of(
+        self,
+        members: Collection[str],
+        offered: Collection[str],
+        earliest: datetime,
+        latest: datetime,
+    ) -> tuple[dict[str, dict[str, Membership]], dict[str, list[PersonalOffer]]]:
+        segments: dict[str, dict[str, Membership]] = {}
+        offers: dict[str, list[PersonalOffer]] = {}
+        if not members and not offered:
+            return segments, offers
+        rows = await self._conn.execute(
+            _TARGETING_OF,
+            {
+                "members": sorted(members),
+                "offered": sorted(offered),
+                "earliest": earliest,
+                "latest": latest,
+            },
+        )
+        for row in rows:
+            if row.offer_id is None:
+                known = segments.setdefault(row.customer_id, {})
+                known[row.name] = Membership(row.member, row.changed_at)
+            else:
+                offers.setdefault(row.customer_id, []).append(offer_of(row))
+        return segments, offers
+
+    async def set_segments(self, changes: Sequence[SegmentChange]) -> None:
+        if not changes:
+            return
+        # In key order: two instances keeping the same members' changes wait in one order.
+        ordered = sorted(changes, key=lambda c: (c.customer_id, c.segment))
+        await self._conn.execute(
+            _SET_SEGMENTS,
+            {
+                "customers": [c.customer_id for c in ordered],
+                "segments": [c.segment for c in ordered],
+                "members": [c.member for c in ordered],
+                "changed": [c.changed_at for c in ordered],
+            },
+        )
+
+    async def add_offers(self, offers: Sequence[PersonalOffer], made_at: datetime) -> set[str]:
+        if not offers:
+            return set()
+        ordered = sorted(offers, key=lambda o: o.offer_id)
+        result = await self._conn.execute(
+            _ADD_OFFERS,
+            {
+                "ids": [o.offer_id for o in ordered],
+                "customers": [o.customer_id for o in ordered],
+                "reasons": [o.reason for o in ordered],
+                "names": [o.name for o in ordered],
+                "multipliers": [o.multiplier for o in ordered],
+                "bonuses": [o.bonus for o in ordered],
+                "starts": [o.starts_at for o in ordered],
+                "ends": [o.ends_at for o in ordered],
+                "made": made_at,
+            },
+        )
+        return set(result.scalars())
+
+    async def erase_targeting(self, customer_ids: Collection[str]) -> None:
+        if customer_ids:
+            await self._conn.execute(_ERASE_TARGETING, {"ids": sorted(customer_ids)})
 
     async def link_redemptions(self, links: Sequence[TenderLink]) -> dict[str, str]:
         if not links:
@@ -422,4 +490,48 @@ _SAVE_REVOKED = sa.text(
     "FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), "
     "CAST(:revoked AS timestamptz[])) AS w(coupon_id, status, revoked_at) "
     "WHERE c.coupon_id = w.coupon_id AND c.revoked_at IS NULL"
+)
+
+# Targeting in one statement: the members' segment rows (offer columns null), then the offers
+# running during the batch (membership columns null), each through its table's key or index.
+_TARGETING_OF = sa.text(
+    "SELECT s.customer_id, s.segment AS name, s.member, s.changed_at, "
+    "CAST(NULL AS text) AS offer_id, CAST(NULL AS text) AS reason, "
+    "CAST(NULL AS numeric) AS multiplier, CAST(NULL AS integer) AS bonus, "
+    "CAST(NULL AS timestamptz) AS starts_at, CAST(NULL AS timestamptz) AS ends_at "
+    "FROM segment_memberships s WHERE s.customer_id = ANY(CAST(:members AS text[])) "
+    "UNION ALL "
+    "SELECT o.customer_id, o.name, NULL, NULL, o.offer_id, o.reason, o.multiplier, o.bonus, "
+    "o.starts_at, o.ends_at FROM personal_offers o "
+    "WHERE o.customer_id = ANY(CAST(:offered AS text[])) "
+    "AND o.ends_at > CAST(:earliest AS timestamptz) "
+    "AND o.starts_at <= CAST(:latest AS timestamptz)"
+)
+
+# The latest change of a member and segment wins: an older or equally recent one (the same
+# evaluation delivered again) leaves the row as it is, whatever order they come in.
+_SET_SEGMENTS = sa.text(
+    "INSERT INTO segment_memberships (customer_id, segment, member, changed_at) "
+    "SELECT * FROM unnest(CAST(:customers AS text[]), CAST(:segments AS text[]), "
+    "CAST(:members AS boolean[]), CAST(:changed AS timestamptz[])) "
+    "ON CONFLICT (customer_id, segment) DO UPDATE SET member = excluded.member, "
+    "changed_at = excluded.changed_at "
+    "WHERE segment_memberships.changed_at < excluded.changed_at"
+)
+
+_ADD_OFFERS = sa.text(
+    "INSERT INTO personal_offers (offer_id, customer_id, reason, name, multiplier, bonus, "
+    "starts_at, ends_at, created_at) "
+    "SELECT o.*, CAST(:made AS timestamptz) FROM unnest(CAST(:ids AS text[]), "
+    "CAST(:customers AS text[]), CAST(:reasons AS text[]), CAST(:names AS text[]), "
+    "CAST(:multipliers AS numeric[]), CAST(:bonuses AS integer[]), "
+    "CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[])) "
+    "AS o(offer_id, customer_id, reason, name, multiplier, bonus, starts_at, ends_at) "
+    "ON CONFLICT (offer_id) DO NOTHING RETURNING offer_id"
+)
+
+_ERASE_TARGETING = sa.text(
+    "WITH gone AS (DELETE FROM segment_memberships "
+    "WHERE customer_id = ANY(CAST(:ids AS text[]))) "
+    "DELETE FROM personal_offers WHERE customer_id = ANY(CAST(:ids AS text[]))"
 )

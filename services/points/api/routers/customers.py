@@ -1,11 +1,17 @@
-"""A customer's points: balance and ledger."""
+"""A customer's points: balance, ledger and the personal offers running."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from services.points.api.deps import ClockDep, LedgerDep, ReadOrTillCaller, ReadScope
-from services.points.api.schemas import BalanceOut, LedgerCursor, LedgerPageOut
+from services.points.api.deps import (
+    CampaignsDep,
+    ClockDep,
+    LedgerDep,
+    ReadOrTillCaller,
+    ReadScope,
+)
+from services.points.api.schemas import BalanceOut, LedgerCursor, LedgerPageOut, OfferListOut
 from services.points.usecases import customers
 from shared.bounds import Identifier
 
@@ -32,3 +38,13 @@ async def get_ledger(
 ) -> LedgerPageOut:
     before_seq = int(cursor) if cursor else None
     return await customers.get_ledger(ledger, customer_id, limit=limit, before_seq=before_seq)
+
+
+@router.get("/{customer_id}/offers")
+async def get_offers(
+    customer_id: Annotated[Identifier, Path()],
+    campaigns: CampaignsDep,
+    clock: ClockDep,
+    _: ReadScope,
+) -> OfferListOut:
+    return await customers.get_offers(campaigns, customer_id, clock.now())
