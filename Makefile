@@ -11,11 +11,11 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 TEST_STACK := FEDELTA_STATE_DIR=$(CURDIR)/.fedelta/test FEDELTA_PG_PORT=15442 \
 	FEDELTA_KAFKA_PORT=19192 FEDELTA_KAFKA_CONTROLLER_PORT=19193 FEDELTA_SMTP_PORT=10026 \
 	FEDELTA_SMS_PORT=10027 FEDELTA_INGEST_PORT=18080 FEDELTA_POINTS_PORT=18081 FEDELTA_TIERS_PORT=18082 \
-	FEDELTA_NOTIFICATIONS_PORT=18083 FEDELTA_ENGAGEMENT_PORT=18084
+	FEDELTA_NOTIFICATIONS_PORT=18083 FEDELTA_ENGAGEMENT_PORT=18084 FEDELTA_INSIGHTS_PORT=18085
 TEST_ENV := FEDELTA_TEST_STATE_DIR=$(CURDIR)/.fedelta/test FEDELTA_TEST_PG_PORT=15442 \
 	FEDELTA_TEST_KAFKA_PORT=19192 FEDELTA_TEST_KAFKA_CONTROLLER_PORT=19193 \
 	FEDELTA_TEST_SMTP_PORT=10026 FEDELTA_TEST_SMS_PORT=10027 \
-	FEDELTA_TEST_SERVICE_PORTS=18080,18081,18082,18083,18084
+	FEDELTA_TEST_SERVICE_PORTS=18080,18081,18082,18083,18084,18085
 
 .PHONY: help setup test-tools up down status demo lint typecheck unit integration e2e test test-down bench chaos clean
 
@@ -39,7 +39,7 @@ test-tools: setup ## the checkers the tests run: AsyncAPI parser, CloudEvents SD
 	@deploy/local/k8s-tools.sh install
 	@deploy/local/tools.sh install
 
-up: setup ## start Kafka, PostgreSQL, a mail catcher and the five services; print what to do next
+up: setup ## start Kafka, PostgreSQL, a mail catcher and the six services; print what to do next
 	@deploy/local/stack.sh up
 
 down: ## stop everything `make up` started
@@ -64,7 +64,7 @@ unit: setup ## fast tests, no infrastructure
 integration: setup ## each service on the real Kafka and PostgreSQL of the test stack
 	@$(TEST_ENV) $(VENV)/bin/pytest tests/integration; rc=$$?; $(MAKE) --no-print-directory test-down; exit $$rc
 
-e2e: test-tools ## the five services as processes, over HTTP, through the whole pipeline
+e2e: test-tools ## the six services as processes, over HTTP, through the whole pipeline
 	@$(TEST_ENV) $(VENV)/bin/pytest tests/e2e; rc=$$?; $(MAKE) --no-print-directory test-down; exit $$rc
 
 test: test-tools lint typecheck ## everything CI runs: lint, types, unit, integration, end-to-end; leaves nothing running
@@ -83,7 +83,7 @@ bench: setup ## run the benchmarks against a running stack (make up first)
 	$(PY) -m bench.jobs
 	$(PY) -m bench.import_members
 
-# Its own stack (.fedelta/chaos; ports 15462, 19212-3, 10036-7, 18090-18103): beside any other.
+# Its own stack (.fedelta/chaos; ports 15462, 19212-3, 10036-7, 18090-18106): beside any other.
 CHAOS_SEED ?= 1
 CHAOS_CALLS ?= 10000
 chaos: setup ## SIGKILL every part under 10,000 calls, then prove nothing lost or doubled (own stack)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fedelta_client.devenv import DEFAULT_DEV_ENV
 
-CONSUMER_SERVICES = ("points", "tiers", "notifications", "engagement")
+CONSUMER_SERVICES = ("points", "tiers", "notifications", "engagement", "insights")
 
 
 def run_dir() -> Path:

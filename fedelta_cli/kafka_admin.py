@@ -17,6 +17,7 @@ CONSUMER_GROUPS = (
     "fedelta-tiers",
     "fedelta-notifications",
     "fedelta-engagement",
+    "fedelta-insights",
 )
 
 

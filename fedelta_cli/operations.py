@@ -257,15 +257,19 @@ async def run_job(env: DevEnv, service: str, name: str, as_of: str | None) -> di
 async def customer_view(env: DevEnv, customer_id: str, ledger_tail: int) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=20) as http:
         reader = InternalClient.from_dev_env(http, env)
-        balance, ledger, tier, notifications, cards, challenges, badges = await asyncio.gather(
-            reader.balance(customer_id),
-            reader.ledger(customer_id, limit=ledger_tail),
-            reader.tier(customer_id),
-            reader.notifications(customer_id),
-            reader.stamp_cards(customer_id),
-            reader.challenges(customer_id),
-            reader.badges(customer_id),
+        responses, insights = await asyncio.gather(
+            asyncio.gather(
+                reader.balance(customer_id),
+                reader.ledger(customer_id, limit=ledger_tail),
+                reader.tier(customer_id),
+                reader.notifications(customer_id),
+                reader.stamp_cards(customer_id),
+                reader.challenges(customer_id),
+                reader.badges(customer_id),
+            ),
+            insights_of(reader, customer_id),
         )
+    balance, ledger, tier, notifications, cards, challenges, badges = responses
 
     def body(response: httpx.Response) -> Any:
         return response.json() if response.status_code == 200 else None
@@ -278,7 +282,59 @@ async def customer_view(env: DevEnv, customer_id: str, ledger_tail: int) -> dict
         "stamp_cards": (body(cards) or {}).get("items", []),
         "challenges": (body(challenges) or {}).get("items", []),
         "badges": (body(badges) or {}).get("items", []),
+        **insights,
     }
+
+
+NOT_KNOWN_TO_INSIGHTS = "insights does not know this customer (yet)"
+
+
+async def insights_of(reader: InternalClient, customer_id: str) -> dict[str, Any]:
+    """`insights`: the member's insights, or None with `insights_note` saying why. A stack
+    whose insights is down or not started yet still shows the rest of the member."""
+    try:
+        response = await reader.insights().customer_insights(customer_id)
+    except httpx.HTTPError as error:
+        note = f"insights is unreachable ({type(error).__name__})"
+        return {"insights": None, "insights_note": note}
+    if response.status_code == 200:
+        return {"insights": response.json()}
+    if response.status_code == 404:
+        return {"insights": None, "insights_note": NOT_KNOWN_TO_INSIGHTS}
+    return {"insights": None, "insights_note": f"insights answered {response.status_code}"}
+
+
+def _shown(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def insights_panel(view: Mapping[str, Any]) -> Any:
+    """The member's lifecycle stage, RFM scores, loyalty types with their reasons and
+    segments (insights); a dim line saying why when there is nothing to show."""
+    insights = view.get("insights")
+    if insights is None:
+        return f"[dim]{view.get('insights_note', NOT_KNOWN_TO_INSIGHTS)}[/]"
+    rfm = insights.get("rfm") or {}
+    recency = rfm.get("recency_days")
+    reason = f" ({insights['lifecycle_reason']})" if insights.get("lifecycle_reason") else ""
+    summary = (
+        f"lifecycle [bold]{_shown(insights.get('lifecycle'))}[/]{reason}  "
+        f"RFM r {_shown(rfm.get('r'))} f {_shown(rfm.get('f'))} m {_shown(rfm.get('m'))}  "
+        f"(last purchase {'never' if recency is None else f'{recency} days ago'}, "
+        f"{_shown(rfm.get('frequency'))} purchases, {_shown(rfm.get('monetary'))} spent)  "
+        f"as of {str(insights.get('as_of') or '')[:19]}"
+    )
+    types: Any = "loyalty types: none"
+    if insights.get("loyalty_types"):
+        types = Table("loyalty type", "why", box=None)
+        for kind in insights["loyalty_types"]:
+            types.add_row(kind["type"], "; ".join(kind.get("reasons") or []))
+    # A segment may come as its name or as an object naming it.
+    names = [
+        s if isinstance(s, str) else s.get("name", s.get("segment", "?"))
+        for s in insights.get("segments") or []
+    ]
+    return Group(summary, types, f"segments: {', '.join(names) or 'none'}")
 
 
 def engagement_panel(view: Mapping[str, Any]) -> Table:
@@ -376,6 +432,7 @@ def render_customer(customer_id: str, view: Mapping[str, Any], console: Console)
                 Panel(ledger, title="ledger (newest first)", title_align="left"),
                 Panel(notes, title="notifications", title_align="left"),
                 Panel(engagement_panel(view), title="engagement", title_align="left"),
+                Panel(insights_panel(view), title="insights", title_align="left"),
             ),
             title=f"customer {customer_id}",
         )

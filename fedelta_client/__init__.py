@@ -7,6 +7,8 @@
   `TillAnswer` (points' answer, relayed by ingest).
 - `InternalClient`: the services' internal APIs with a bearer token (balance, ledger, tier,
   notifications, stamp cards, challenges and badges, jobs, partners).
+- `InsightsClient`: insights' API (a member's RFM, lifecycle, loyalty types and segments; the
+  segments and their members; KPIs); `InternalClient.insights()` gives one with its token.
 - `DevEnv` and `StackClient`: a local stack as `make up` describes it in `.fedelta/dev.env`.
 
 Only httpx and the standard library: nothing of the services is imported.
@@ -14,7 +16,7 @@ Only httpx and the standard library: nothing of the services is imported.
 
 from fedelta_client.answers import Accepted, FedeltaError, Refused, Unavailable
 from fedelta_client.devenv import DevEnv, DevEnvError
-from fedelta_client.internal import InternalClient, ServiceUrls
+from fedelta_client.internal import InsightsClient, InternalClient, ServiceUrls
 from fedelta_client.pos import PosClient, TillAnswer, new_idempotency_key
 from fedelta_client.retry import NO_RETRIES, RetryPolicy
 from fedelta_client.signing import SIGNATURE_HEADER, sign, sign_request
@@ -27,6 +29,7 @@ __all__ = [
     "DevEnv",
     "DevEnvError",
     "FedeltaError",
+    "InsightsClient",
     "InternalClient",
     "PosClient",
     "Refused",

@@ -15,7 +15,7 @@ from typing import Literal
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DEV_ENV = REPO / ".fedelta" / "dev.env"
-SERVICES = ("ingest", "points", "tiers", "notifications", "engagement")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights")
 Role = Literal["read", "operate", "admin"]
 ROLES: tuple[Role, ...] = ("read", "operate", "admin")
 
@@ -80,6 +80,7 @@ class DevEnv:
     tiers_url: str
     notifications_url: str
     engagement_url: str
+    insights_url: str
     partner_key: str
     partner_secret: str
     # service -> role -> bearer token: a token of one service is worthless at another.
@@ -99,6 +100,7 @@ class DevEnv:
             "FEDELTA_TIERS_URL",
             "FEDELTA_NOTIFICATIONS_URL",
             "FEDELTA_ENGAGEMENT_URL",
+            "FEDELTA_INSIGHTS_URL",
             "FEDELTA_PARTNER_KEY",
             "FEDELTA_PARTNER_SECRET",
             *(token_variable(service, role) for service in SERVICES for role in ROLES),
@@ -116,6 +118,7 @@ class DevEnv:
             tiers_url=values["FEDELTA_TIERS_URL"].rstrip("/"),
             notifications_url=values["FEDELTA_NOTIFICATIONS_URL"].rstrip("/"),
             engagement_url=values["FEDELTA_ENGAGEMENT_URL"].rstrip("/"),
+            insights_url=values["FEDELTA_INSIGHTS_URL"].rstrip("/"),
             partner_key=values["FEDELTA_PARTNER_KEY"],
             partner_secret=values["FEDELTA_PARTNER_SECRET"],
             tokens={
@@ -140,6 +143,7 @@ class DevEnv:
             "tiers": self.tiers_url,
             "notifications": self.notifications_url,
             "engagement": self.engagement_url,
+            "insights": self.insights_url,
         }
         if service not in urls:
             raise DevEnvError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")

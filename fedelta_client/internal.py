@@ -1,5 +1,5 @@
-"""The services' internal HTTP APIs (points, tiers, notifications, engagement, and ingest's
-`/v1/admin/*`), with each service's own bearer token of one role: `read` reads, `operate`
+"""The services' internal HTTP APIs (points, tiers, notifications, engagement, insights, and
+ingest's `/v1/admin/*`), with each service's own bearer token of one role: `read` reads, `operate`
 also runs jobs and decides held earnings, `admin` does everything. A token of one service is
 worthless at another, so the client sends each service its own (`tokens`), chosen by the
 service a call goes to (by its URL, for the calls made by URL).
@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from fedelta_client.answers import json_object
 from fedelta_client.devenv import DevEnv, Role
+from fedelta_client.pos import IDEMPOTENCY_HEADER, new_idempotency_key
 
-SERVICES = ("ingest", "points", "tiers", "notifications", "engagement")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights")
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,10 @@ class ServiceUrls:
     points: str
     tiers: str
     notifications: str
-    # Optional, so that code written before the service existed keeps working; calls to it
-    # then fail by name.
+    # Optional, so that code written before these services existed keeps working; calls to
+    # one of them then fail by name.
     engagement: str | None = None
+    insights: str | None = None
 
     def of(self, service: str) -> str:
         if service not in SERVICES:
@@ -76,7 +80,12 @@ class InternalClient:
         admin if `admin`)."""
         env = env or DevEnv.load()
         urls = ServiceUrls(
-            env.ingest_url, env.points_url, env.tiers_url, env.notifications_url, env.engagement_url
+            env.ingest_url,
+            env.points_url,
+            env.tiers_url,
+            env.notifications_url,
+            env.engagement_url,
+            env.insights_url,
         )
         chosen: Role = role or ("admin" if admin else "read")
         return InternalClient(http, urls=urls, tokens=env.tokens_of(chosen))
@@ -167,6 +176,13 @@ class InternalClient:
     async def _engagement(self, customer_id: str, what: str) -> httpx.Response:
         return await self.get(f"{self.urls.of('engagement')}/v1/customers/{customer_id}/{what}")
 
+    def insights(self) -> InsightsClient:
+        """Insights' API with this client's insights token (its role: read, or admin for
+        `create_segment`)."""
+        url = self.urls.of("insights")
+        self.authorization("insights")  # a client without an insights token says so
+        return InsightsClient(self.http, url=url, token=self.tokens["insights"])
+
     # --- admin (admin token) ------------------------------------------------------------
 
     async def run_job(self, service: str, name: str, as_of: str | None = None) -> dict[str, Any]:
@@ -238,3 +254,96 @@ class InternalClient:
         )
         results: list[dict[str, Any]] = answer["results"]
         return results
+
+
+# --- insights (issue 21) --------------------------------------------------------------------
+
+# A date or an instant, sent as ISO 8601 (an RFC 3339 string is sent as it is).
+When = str | date | datetime
+
+
+def _iso(when: When) -> str:
+    return when if isinstance(when, str) else when.isoformat()
+
+
+class InsightsClient:
+    """Insights' API with one token of it: a member's RFM scores, lifecycle stage, loyalty
+    types and segments; the segments and their members; the program's KPIs. Every read takes
+    an instant to look as of (default: now). `customer_insights` answers the response as it
+    is (a 404 is normal until insights has processed a new member's events); the others
+    answer the JSON body and raise `Refused` or `Unavailable` for anything but a success."""
+
+    def __init__(self, http: httpx.AsyncClient, *, url: str, token: str) -> None:
+        self.http = http
+        self.url = url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    @staticmethod
+    def from_dev_env(
+        http: httpx.AsyncClient, env: DevEnv | None = None, *, role: Role = "read"
+    ) -> InsightsClient:
+        """A local stack's insights with its token of `role`."""
+        env = env or DevEnv.load()
+        return InsightsClient(http, url=env.insights_url, token=env.token("insights", role))
+
+    async def _get(self, path: str, params: Mapping[str, str]) -> httpx.Response:
+        return await self.http.get(f"{self.url}{path}", params=params, headers=self.headers)
+
+    async def customer_insights(
+        self, customer_id: str, as_of: When | None = None
+    ) -> httpx.Response:
+        """`customer_id`, `as_of`, `rfm` (`recency_days`, `frequency`, `monetary` and their
+        quintile scores `r`, `f`, `m`), `lifecycle`, `loyalty_types` (each `type` with its
+        `reasons`) and `segments`."""
+        path = f"/v1/customers/{quote(customer_id, safe='')}/insights"
+        return await self._get(path, _as_of(as_of))
+
+    async def segments(self) -> list[dict[str, Any]]:
+        """Every segment (built in and custom): its definition and member count."""
+        answer = json_object(await self._get("/v1/segments", {}))
+        items: list[dict[str, Any]] = answer["items"]
+        return items
+
+    async def segment(self, name: str) -> dict[str, Any]:
+        """One segment by its name (`loyalty:happy`, `lifecycle:lapsed`, a custom one's)."""
+        return json_object(await self._get(f"/v1/segments/{_segment_path(name)}", {}))
+
+    async def segment_members(
+        self, name: str, cursor: str | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """A page of the segment's members: `items` (each `customer_id` and `since`) and
+        `next_cursor` (None on the last page; pass it back for the next)."""
+        params = ({"cursor": cursor} if cursor else {}) | (
+            {"limit": str(limit)} if limit is not None else {}
+        )
+        path = f"/v1/segments/{_segment_path(name)}/members"
+        return json_object(await self._get(path, params))
+
+    async def kpis(self, from_: When | None = None, to: When | None = None) -> dict[str, Any]:
+        """The program's KPIs over [from_, to) (insights' default period where not given):
+        active members, repeat-purchase rate, average basket, points issued / redeemed /
+        expired, breakage, redemption rate, liability trend, tier distribution, NPS, win-back
+        rate."""
+        period = {"from": from_, "to": to}
+        params = {name: _iso(when) for name, when in period.items() if when is not None}
+        return json_object(await self._get("/v1/kpis", params))
+
+    async def create_segment(
+        self, segment: Mapping[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """A custom segment (admin token): the segment as insights stored it. Sent with an
+        Idempotency-Key (a new one unless given): the same key sent again creates nothing."""
+        headers = self.headers | {IDEMPOTENCY_HEADER: idempotency_key or new_idempotency_key()}
+        response = await self.http.post(
+            f"{self.url}/v1/segments", json=dict(segment), headers=headers
+        )
+        return json_object(response)
+
+
+def _as_of(as_of: When | None) -> dict[str, str]:
+    return {} if as_of is None else {"as_of": _iso(as_of)}
+
+
+def _segment_path(name: str) -> str:
+    # A built-in segment's colon stays readable; anything else a name could not hold is escaped.
+    return quote(name, safe=":")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from fedelta_client.devenv import DevEnv
-from fedelta_client.internal import InternalClient, ServiceUrls
+from fedelta_client.internal import InternalClient, ServiceUrls, When
 from fedelta_client.pos import PosClient
 from fedelta_client.retry import RetryPolicy
 
@@ -72,6 +72,12 @@ class StackClient(PosClient):
     async def badges(self, customer_id: str) -> httpx.Response:
         return await self.reader.badges(customer_id)
 
+    async def customer_insights(
+        self, customer_id: str, as_of: When | None = None
+    ) -> httpx.Response:
+        """The member's RFM, lifecycle, loyalty types and segments (insights)."""
+        return await self.reader.insights().customer_insights(customer_id, as_of)
+
 
 def service_urls(env: DevEnv) -> ServiceUrls:
     return ServiceUrls(
@@ -80,4 +86,5 @@ def service_urls(env: DevEnv) -> ServiceUrls:
         tiers=env.tiers_url,
         notifications=env.notifications_url,
         engagement=env.engagement_url,
+        insights=env.insights_url,
     )

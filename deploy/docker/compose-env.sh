@@ -12,7 +12,7 @@ service_tokens() {
     python3 - "$@" <<'EOT'
 import hashlib, secrets, sys
 have = set(sys.argv[1:])
-for service in ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS", "ENGAGEMENT"):
+for service in ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS", "ENGAGEMENT", "INSIGHTS"):
     for role in ("READ", "OPERATE", "ADMIN"):
         name = f"FEDELTA_{service}_{role}_TOKEN"
         if name not in have:
@@ -25,8 +25,8 @@ EOT
 # What came after the first version of this file: the keys ingest and notifications seal
 # stored secrets with (base64 of 32 random bytes; a key lost is every sealed secret lost), the
 # SHA-256 of the till token in the file (points is given the hash only), and the database
-# password of a service added since (engagement: docs/operations.md, "Docker Compose", says how
-# a postgres volume made before it gets its role and database).
+# password of a service added since (engagement, insights: docs/operations.md, "Docker Compose",
+# says how a postgres volume made before it gets its role and database).
 later_credentials() {
     python3 - "$1" <<'EOT'
 import base64, hashlib, os, secrets, sys
@@ -39,7 +39,7 @@ for service in ("INGEST", "NOTIFICATIONS"):
     name = f"FEDELTA_{service}_SECRETS_KEY"
     if name not in values:
         print(f"{name}={base64.b64encode(os.urandom(32)).decode()}")
-for service in ("ENGAGEMENT",):
+for service in ("ENGAGEMENT", "INSIGHTS"):
     name = f"FEDELTA_{service}_DB_PASSWORD"
     if name not in values:
         print(f"{name}={secrets.token_urlsafe(32)}")
@@ -47,7 +47,9 @@ for service in ("ENGAGEMENT",):
 if "FEDELTA_ENGAGEMENT_SURPRISE_SECRET" not in values:
     print(f"FEDELTA_ENGAGEMENT_SURPRISE_SECRET={secrets.token_urlsafe(32)}")
 # Kafka's principals (SECURITY.md, "The broker"): the broker's own login, admin, one a service.
-for principal in ("CONTROLLER", "ADMIN", "INGEST", "POINTS", "TIERS", "NOTIFICATIONS", "ENGAGEMENT"):
+for principal in (
+    "CONTROLLER", "ADMIN", "INGEST", "POINTS", "TIERS", "NOTIFICATIONS", "ENGAGEMENT", "INSIGHTS"
+):
     name = f"FEDELTA_KAFKA_{principal}_PASSWORD"
     if name not in values:
         print(f"{name}={secrets.token_urlsafe(32)}")

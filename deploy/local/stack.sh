@@ -18,8 +18,9 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 : "${FEDELTA_TIERS_PORT:=8082}"
 : "${FEDELTA_NOTIFICATIONS_PORT:=8083}"
 : "${FEDELTA_ENGAGEMENT_PORT:=8084}"
+: "${FEDELTA_INSIGHTS_PORT:=8085}"
 export FEDELTA_INGEST_PORT FEDELTA_POINTS_PORT FEDELTA_TIERS_PORT FEDELTA_NOTIFICATIONS_PORT \
-    FEDELTA_ENGAGEMENT_PORT
+    FEDELTA_ENGAGEMENT_PORT FEDELTA_INSIGHTS_PORT
 
 SECRETS_ENV="$FEDELTA_STATE_DIR/secrets.env"
 SERVICES_ENV="$FEDELTA_STATE_DIR/services.env"
@@ -32,7 +33,7 @@ random_token() { "$FEDELTA_PYTHON" -c 'import secrets; print(secrets.token_urlsa
 token_sha256() {
     printf %s "$1" | "$FEDELTA_PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'
 }
-SERVICE_NAMES=(ingest points tiers notifications engagement)
+SERVICE_NAMES=(ingest points tiers notifications engagement insights)
 TOKEN_ROLES=(read operate admin)
 
 # Credentials are made once per state dir and kept, so `up` twice gives the same ones.
@@ -140,6 +141,7 @@ write_dev_env() {
         printf 'FEDELTA_TIERS_URL=http://127.0.0.1:%s\n' "$FEDELTA_TIERS_PORT"
         printf 'FEDELTA_NOTIFICATIONS_URL=http://127.0.0.1:%s\n' "$FEDELTA_NOTIFICATIONS_PORT"
         printf 'FEDELTA_ENGAGEMENT_URL=http://127.0.0.1:%s\n' "$FEDELTA_ENGAGEMENT_PORT"
+        printf 'FEDELTA_INSIGHTS_URL=http://127.0.0.1:%s\n' "$FEDELTA_INSIGHTS_PORT"
         printf 'FEDELTA_PARTNER_ID=%s\n' "$DEMO_PARTNER_ID"
         printf 'FEDELTA_PARTNER_KEY=%s\n' "$FEDELTA_PARTNER_KEY"
         printf 'FEDELTA_PARTNER_SECRET=%s\n' "$FEDELTA_PARTNER_SECRET"
@@ -168,6 +170,7 @@ Fedelta is up.
   tiers           http://127.0.0.1:$FEDELTA_TIERS_PORT/docs
   notifications   http://127.0.0.1:$FEDELTA_NOTIFICATIONS_PORT/docs
   engagement      http://127.0.0.1:$FEDELTA_ENGAGEMENT_PORT/docs   (stamp cards, challenges, badges)
+  insights        http://127.0.0.1:$FEDELTA_INSIGHTS_PORT/docs   (RFM, lifecycle, loyalty types, segments, KPIs)
   mail catcher    $FEDELTA_MAIL_DIR (one .eml file per message)
   SMS catcher     http://127.0.0.1:${FEDELTA_SMS_PORT:-8026}/v1/messages -> ${FEDELTA_SMS_DIR:-$FEDELTA_STATE_DIR/sms} (one .json file per SMS)
   Kafka           $KAFKA      PostgreSQL 127.0.0.1:$FEDELTA_PG_PORT

@@ -13,6 +13,7 @@ FAKE_DEV_ENV = DevEnv(
     tiers_url="http://tiers",
     notifications_url="http://notifications",
     engagement_url="http://engagement",
+    insights_url="http://insights",
     partner_key="fk",
     partner_secret="fs",
     tokens={

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from services.engagement.api.app import create_app as engagement_app
 from services.ingest.api.app import create_app as ingest_app
+from services.insights.api.app import create_app as insights_app
 from services.notifications.api.app import create_app as notifications_app
 from services.points.api.app import create_app as points_app
 from services.tiers.api.app import create_app as tiers_app
@@ -25,6 +26,7 @@ CREATE_APPS: dict[str, Callable[[ServiceSettings], FastAPI]] = {
     "tiers": tiers_app,
     "notifications": notifications_app,
     "engagement": engagement_app,
+    "insights": insights_app,
 }
 ADMIN_TOKEN = "service-apps-admin-token-0123456789"
 # What a service requires beyond the settings every service does.

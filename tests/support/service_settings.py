@@ -12,6 +12,7 @@ from pytest import MonkeyPatch
 
 from services.engagement.settings import EngagementSettings
 from services.ingest.settings import IngestSettings
+from services.insights.settings import InsightsSettings
 from services.notifications.settings import NotificationsSettings
 from services.points.settings import PointsSettings
 from services.tiers.settings import TiersSettings
@@ -22,6 +23,7 @@ SETTINGS_CLASSES: dict[str, type[BaseSettings]] = {
     "tiers": TiersSettings,
     "notifications": NotificationsSettings,
     "engagement": EngagementSettings,
+    "insights": InsightsSettings,
 }
 
 

@@ -19,9 +19,9 @@ from shared.messaging.connection import KafkaConnection
 from shared.sealing import Keyring
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("ingest", "points", "tiers", "notifications", "engagement")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights")
 # Each service is configured with the hashes of its tokens. The in-process services of the
-# integration tests share these three for convenience (one header per role for all four);
+# integration tests share these three for convenience (one header per role for all);
 # tests/integration/*/test_credentials*.py give a service tokens of its own. The local stack
 # (deploy/local/stack.sh) gives every service its own.
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
@@ -47,13 +47,13 @@ def sha256_hex(token: str) -> str:
 
 # The end-to-end pipeline's service processes listen here unless FEDELTA_TEST_SERVICE_PORTS
 # (one port per service, in the order of SERVICES) says otherwise: what `make test` gives.
-DEFAULT_SERVICE_PORTS = "18080,18081,18082,18083,18084"
+DEFAULT_SERVICE_PORTS = "18080,18081,18082,18083,18084,18085"
 
 
 def service_ports(environ: Mapping[str, str]) -> dict[str, str]:
     """FEDELTA_<SERVICE>_PORT for each service process of the end-to-end pipeline, as
     deploy/local/stack.sh reads them; a list that is not one port per service is refused by
-    name (a list written for four services would silently leave one on its default port)."""
+    name (a list written for fewer services would silently leave one on its default port)."""
     listed = environ.get("FEDELTA_TEST_SERVICE_PORTS") or DEFAULT_SERVICE_PORTS
     ports = [port.strip() for port in listed.split(",")]
     if len(ports) != len(SERVICES) or not all(port.isdigit() for port in ports):

@@ -4,9 +4,10 @@ the SQL reads them."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from services.insights import ports
 from services.insights.domain.model import (
@@ -18,6 +19,15 @@ from services.insights.domain.model import (
     Purchase,
 )
 from services.insights.domain.segments import Change, CustomSegment
+
+
+R = TypeVar("R")
+
+
+def _keep(keyed: dict[str, R], rows: Iterable[R], key: Callable[[R], str]) -> None:
+    """Each row once by its key, as the SQL's ON CONFLICT DO NOTHING keeps it."""
+    for row in rows:
+        keyed.setdefault(key(row), row)
 
 
 @dataclass
@@ -60,15 +70,11 @@ class FakeInsights(ports.ConsumerRepository, ports.JobRepository):
             self._profile(profile)
         for tier in facts.tiers:
             self.tiers.setdefault((tier.customer_id, tier.effective_at), tier.tier)
-        for keyed, rows, key in (
-            (self.purchases, facts.purchases, "purchase_key"),
-            (self.refunds, facts.refunds, "refund_key"),
-            (self.movements, facts.movements, "event_id"),
-            (self.perks, facts.perks, "perk_key"),
-            (self.feedback, facts.feedback, "feedback_key"),
-        ):
-            for row in rows:
-                keyed.setdefault(getattr(row, key), row)  # type: ignore[attr-defined]
+        _keep(self.purchases, facts.purchases, lambda row: row.purchase_key)
+        _keep(self.refunds, facts.refunds, lambda row: row.refund_key)
+        _keep(self.movements, facts.movements, lambda row: row.event_id)
+        _keep(self.perks, facts.perks, lambda row: row.perk_key)
+        _keep(self.feedback, facts.feedback, lambda row: row.feedback_key)
         self.campaign |= {(c.customer_id, c.purchase_id) for c in facts.campaign_purchases}
         for revocation in facts.revocations:
             self.revoked.setdefault(revocation.perk_key, revocation.revoked_at)

@@ -29,11 +29,15 @@ BEFORE_ENGAGEMENT = {
 ENGAGEMENT = {"FEDELTA_ENGAGEMENT_URL": "http://engagement:8084/"} | {
     token_variable("engagement", role): f"engagement-{role}" for role in ROLES
 }
+# What came after engagement (issue 21): a dev.env has it too.
+INSIGHTS = {"FEDELTA_INSIGHTS_URL": "http://insights:8085"} | {
+    token_variable("insights", role): f"insights-{role}" for role in ROLES
+}
 NOWHERE = Path("/nonexistent/dev.env")
 
 
 def test_dev_env_holds_engagements_url_and_tokens() -> None:
-    env = DevEnv.load(NOWHERE, environ=BEFORE_ENGAGEMENT | ENGAGEMENT)
+    env = DevEnv.load(NOWHERE, environ=BEFORE_ENGAGEMENT | ENGAGEMENT | INSIGHTS)
     assert "engagement" in SERVICES
     assert env.engagement_url == "http://engagement:8084"  # the trailing slash removed
     assert env.service_url("engagement") == env.engagement_url
@@ -57,7 +61,7 @@ async def test_the_member_reads_go_to_engagement_with_its_own_read_token() -> No
         seen.append((request.url.host, request.url.path, request.headers["Authorization"]))
         return httpx.Response(200, json={"items": []})
 
-    env = DevEnv.load(NOWHERE, environ=BEFORE_ENGAGEMENT | ENGAGEMENT)
+    env = DevEnv.load(NOWHERE, environ=BEFORE_ENGAGEMENT | ENGAGEMENT | INSIGHTS)
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
         stack = StackClient(env, http)
         assert (await stack.stamp_cards("c-1")).status_code == 200

@@ -268,11 +268,19 @@ def dev_env(tmp_path: Path) -> dict[str, str]:
                 "FEDELTA_TIERS_URL=http://tiers",
                 "FEDELTA_NOTIFICATIONS_URL=http://notifications",
                 "FEDELTA_ENGAGEMENT_URL=http://engagement",
+                "FEDELTA_INSIGHTS_URL=http://insights",
                 "FEDELTA_PARTNER_KEY=k",
                 "FEDELTA_PARTNER_SECRET=s",
                 *(
                     f"FEDELTA_{service}_{role}_TOKEN={role[0].lower()}"
-                    for service in ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS", "ENGAGEMENT")
+                    for service in (
+                        "INGEST",
+                        "POINTS",
+                        "TIERS",
+                        "NOTIFICATIONS",
+                        "ENGAGEMENT",
+                        "INSIGHTS",
+                    )
                     for role in ("READ", "OPERATE", "ADMIN")
                 ),
                 "FEDELTA_PARTNER_ID=shop",

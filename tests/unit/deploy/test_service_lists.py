@@ -1,4 +1,4 @@
-"""Issue 20: a service is first-class only if every place that lists the services lists it
+"""Issues 20 and 21: a service is first-class only if every place that lists the services lists it
 (the local scripts, the Makefile's test ports, the clients, the test stack, compose's
 credentials, Kubernetes, chaos and bench). The truth is `services/`: each directory with a
 settings class is a service. A service added to `services/` and forgotten in one list fails
@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 import bench.processes
 import chaos.stack
@@ -49,8 +50,8 @@ def make_variable(name: str) -> str:
     return found.group(1)
 
 
-def test_the_ground_truth_has_engagement() -> None:
-    assert "engagement" in SERVICES
+def test_the_ground_truth_has_engagement_and_insights() -> None:
+    assert {"engagement", "insights"} <= set(SERVICES)
     assert sorted(SETTINGS_CLASSES) == SERVICES
 
 
@@ -99,15 +100,18 @@ def test_the_e2e_pipeline_ports_default_to_the_makefiles_and_refuse_a_short_list
     ports = tests.support.stack.service_ports({})
     assert set(ports) == {f"FEDELTA_{s.upper()}_PORT" for s in SERVICES}
     assert ports["FEDELTA_ENGAGEMENT_PORT"] == "18084"
+    assert ports["FEDELTA_INSIGHTS_PORT"] == "18085"
     given = tests.support.stack.service_ports(
-        {"FEDELTA_TEST_SERVICE_PORTS": "28080,28081,28082,28083,28084"}
+        {"FEDELTA_TEST_SERVICE_PORTS": "28080,28081,28082,28083,28084,28085"}
     )
     assert given["FEDELTA_INGEST_PORT"] == "28080"
     assert given["FEDELTA_ENGAGEMENT_PORT"] == "28084"
-    with pytest.raises(ValueError, match="engagement"):
-        tests.support.stack.service_ports({"FEDELTA_TEST_SERVICE_PORTS": "1,2,3,4"})
+    assert given["FEDELTA_INSIGHTS_PORT"] == "28085"
+    # A list written for the five services of before names the one it would leave out.
+    with pytest.raises(ValueError, match="insights"):
+        tests.support.stack.service_ports({"FEDELTA_TEST_SERVICE_PORTS": "1,2,3,4,5"})
     with pytest.raises(ValueError, match="port numbers"):
-        tests.support.stack.service_ports({"FEDELTA_TEST_SERVICE_PORTS": "1,2,3,4,x"})
+        tests.support.stack.service_ports({"FEDELTA_TEST_SERVICE_PORTS": "1,2,3,4,5,x"})
 
 
 def test_the_clients_and_the_test_stack_know_every_service() -> None:
@@ -125,6 +129,19 @@ def test_compose_and_its_credentials_cover_every_service() -> None:
     assert sorted(re.findall(r'"([A-Z]+)"', tokens.group(1))) == [s.upper() for s in SERVICES]
     named = set(re.findall(r'"([A-Z]+)"', principals.group(1))) - {"CONTROLLER", "ADMIN"}
     assert named == {s.upper() for s in SERVICES}
+
+
+def test_the_image_exposes_every_port_and_compose_makes_every_kafka_user() -> None:
+    dockerfile = (REPO / "deploy/docker/Dockerfile").read_text()
+    exposed = re.search(r"^EXPOSE ([\d ]+)$", dockerfile, re.MULTILINE)
+    assert exposed is not None, "the Dockerfile no longer EXPOSEs the ports: update this test"
+    assert sorted(map(int, exposed.group(1).split())) == sorted(map(default_port, SERVICES))
+    # The kafka-users job's lines (`<principal> <password>`), one per service.
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    command = " ".join(compose["services"]["kafka-users"]["command"])
+    for service in SERVICES:
+        assert f"{service} %s\\n" in command, service
+        assert f"$$FEDELTA_KAFKA_{service.upper()}_PASSWORD" in command, service
 
 
 def test_kubernetes_has_a_manifest_and_a_config_per_service() -> None:

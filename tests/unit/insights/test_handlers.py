@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from itertools import pairwise
 
 from hypothesis import given, settings
@@ -94,7 +95,7 @@ async def test_an_erased_member_is_forgotten_and_later_events_dropped() -> None:
 
 
 async def test_a_custom_segment_is_entered_with_its_reasons() -> None:
-    big = CustomSegment("big", "", Criteria(min_monetary=factories.Decimal("100")))
+    big = CustomSegment("big", "", Criteria(min_monetary=Decimal("100")))
     repo = FakeInsights(custom=[big])
     sink = await apply(repo, [factories.purchase("c1", "150.00", at=days_ago(1))])
     entered = [event for _, _, event in sink.events if event.data["segment"] == "big"]

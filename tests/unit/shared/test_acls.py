@@ -80,6 +80,18 @@ def test_no_service_writes_another_services_main_topic() -> None:
     assert acls.owner(dead_letter_topic(topics.CUSTOMERS)) is None  # several write it
 
 
+def test_insights_alone_writes_the_segments_which_points_and_engagement_read() -> None:
+    # Issue 21: insights publishes membership changes, and reads no topic of its own making.
+    assert acls.owner(topics.SEGMENTS) == "insights"
+    grant = acls.GRANTS["insights"]
+    assert topics.SEGMENTS not in grant.reads and grant.groups == ("fedelta-insights",)
+    readers = {service for service, g in acls.GRANTS.items() if topics.SEGMENTS in g.reads}
+    assert readers == {"points", "engagement"}
+    # Each reader may dead-letter a segment event it cannot apply.
+    for service in readers:
+        assert dead_letter_topic(topics.SEGMENTS) in acls.GRANTS[service].writes, service
+
+
 def test_every_producer_may_write_idempotently_and_no_one_is_given_everything() -> None:
     table = acls.acls()
     for service in SERVICES:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from services.engagement.api.app import create_app as engagement_app
 from services.ingest.api.app import create_app as ingest_app
+from services.insights.api.app import create_app as insights_app
 from services.notifications.api.app import create_app as notifications_app
 from services.points.api.app import create_app as points_app
 from services.tiers.api.app import create_app as tiers_app
@@ -263,6 +264,7 @@ CREATE_APPS = {
     "tiers": tiers_app,
     "notifications": notifications_app,
     "engagement": engagement_app,
+    "insights": insights_app,
 }
 
 

@@ -18,6 +18,7 @@ URLS = {
     "FEDELTA_TIERS_URL": "http://tiers:8082",
     "FEDELTA_NOTIFICATIONS_URL": "http://notifications:8083",
     "FEDELTA_ENGAGEMENT_URL": "http://engagement:8084",
+    "FEDELTA_INSIGHTS_URL": "http://insights:8085",
     "FEDELTA_PARTNER_KEY": "fk",
     "FEDELTA_PARTNER_SECRET": "fs",
 }

@@ -9,6 +9,7 @@ from shared.messaging.topics import (
     FEEDBACK,
     PURCHASES,
     RETENTION_MS,
+    SEGMENTS,
     WEAKER_EXIT_STATUS,
     TopicSettings,
     TopicSpec,
@@ -36,6 +37,14 @@ def test_only_the_customers_and_feedback_topics_are_compacted() -> None:
         FEEDBACK,
         dead_letter_topic(FEEDBACK),
     }
+
+
+def test_the_segments_topic_and_its_dead_letters_are_created_like_the_purchases_one() -> None:
+    # Issue 21: membership changes carry a customer id and segment names, no personal data:
+    # deleted by time like the other event topics, never compacted.
+    for name in (SEGMENTS, dead_letter_topic(SEGMENTS)):
+        assert SPECS[name].config(CLUSTER) == SPECS[PURCHASES].config(CLUSTER), name
+    assert SEGMENTS == "fedelta.segments.v1"
 
 
 def test_the_defaults_are_for_a_cluster_and_local_is_one_broker() -> None:

@@ -20,31 +20,54 @@ from services.insights.domain.kpis import (
     PurchaseCounts,
 )
 
-# One pass over the purchases before the end. A purchase of the period is kept unless its
-# refunds made by the end cover it, one before the period unless those made by the start do
-# (as the lifecycle stage as of the start saw it): the kept ones of the period make the
-# active members and the basket, the latest kept one before it the lapsed members.
+# The purchases of the period (the index on occurred_at), each kept unless its refunds made
+# by the end cover it: the kept ones make the active members and the basket.
 _PURCHASES = sa.text(
     "WITH refunded AS ("
-    " SELECT purchase_key, COALESCE(sum(amount) FILTER (WHERE occurred_at < :start), 0) AS by_start,"
-    " sum(amount) AS by_end FROM refunds WHERE occurred_at < :end GROUP BY purchase_key),"
+    " SELECT purchase_key, sum(amount) AS amount FROM refunds WHERE occurred_at < :end"
+    " GROUP BY purchase_key),"
     " kept AS ("
-    " SELECT p.customer_id, p.occurred_at, p.occurred_at >= :start AS in_period,"
-    " p.total - CASE WHEN p.occurred_at >= :start THEN COALESCE(r.by_end, 0)"
-    " ELSE COALESCE(r.by_start, 0) END AS net"
+    " SELECT p.customer_id, p.total - COALESCE(r.amount, 0) AS net"
     " FROM purchases p LEFT JOIN refunded r ON r.purchase_key = p.purchase_key"
-    " WHERE p.occurred_at < :end),"
+    " WHERE p.occurred_at >= :start AND p.occurred_at < :end),"
     " per_member AS ("
-    " SELECT customer_id, count(*) FILTER (WHERE in_period) AS bought,"
-    " sum(net) FILTER (WHERE in_period) AS net,"
-    " max(occurred_at) FILTER (WHERE NOT in_period) AS last_before"
-    " FROM kept WHERE net > 0 GROUP BY customer_id)"
-    " SELECT count(*) FILTER (WHERE bought >= 1) AS active_members,"
-    " count(*) FILTER (WHERE bought >= 2) AS repeat_members,"
-    " COALESCE(sum(bought), 0) AS purchases, COALESCE(sum(net), 0) AS net_total,"
-    " count(*) FILTER (WHERE last_before <= :lapsed_before) AS lapsed_at_start,"
-    " count(*) FILTER (WHERE last_before <= :lapsed_before AND bought >= 1) AS won_back"
+    " SELECT customer_id, count(*) AS bought, sum(net) AS net FROM kept WHERE net > 0"
+    " GROUP BY customer_id)"
+    " SELECT count(*) AS active_members, count(*) FILTER (WHERE bought >= 2) AS repeat_members,"
+    " COALESCE(sum(bought), 0) AS purchases, COALESCE(sum(net), 0) AS net_total"
     " FROM per_member"
+)
+
+
+def _kept(member: str, during: str, refunded_before: str) -> str:
+    """Whether the member has a purchase in the span not wholly refunded by the instant: an
+    index probe (customer_id, occurred_at), then one on the refunds' purchase_key."""
+    return (
+        f"EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = {member} AND {during}"
+        " AND p.total > COALESCE((SELECT sum(r.amount) FROM refunds r"
+        f" WHERE r.purchase_key = p.purchase_key AND r.occurred_at < {refunded_before}), 0))"
+    )
+
+
+# Lapsed at the start: a kept purchase (as the lifecycle stage as of the start sees it) at or
+# before `lapsed_before` and none after it. Those who bought in the `lapsed_days` before the
+# start come from one range of the occurred_at index; only the other members are probed.
+_WIN_BACK = sa.text(
+    "WITH refunded AS ("
+    " SELECT purchase_key, sum(amount) AS amount FROM refunds WHERE occurred_at < :start"
+    " GROUP BY purchase_key),"
+    " recent AS MATERIALIZED ("
+    " SELECT DISTINCT p.customer_id FROM purchases p"
+    " LEFT JOIN refunded r ON r.purchase_key = p.purchase_key"
+    " WHERE p.occurred_at > :lapsed_before AND p.occurred_at < :start"
+    " AND p.total > COALESCE(r.amount, 0)),"
+    " lapsed AS ("
+    " SELECT m.customer_id FROM members m"
+    " WHERE NOT EXISTS (SELECT 1 FROM recent WHERE recent.customer_id = m.customer_id)"
+    f" AND {_kept('m.customer_id', 'p.occurred_at <= :lapsed_before', ':start')})"
+    " SELECT count(*) AS lapsed_at_start, count(*) FILTER (WHERE"
+    f" {_kept('l.customer_id', 'p.occurred_at >= :start AND p.occurred_at < :end', ':end')})"
+    " AS won_back FROM lapsed l"
 )
 _POINTS = sa.text(
     "SELECT COALESCE(sum(points) FILTER (WHERE kind IN ('earned', 'imported')"
@@ -63,7 +86,8 @@ _POINTS = sa.text(
 _LIABILITY = sa.text(
     "WITH buckets AS ("
     " SELECT bucket AT TIME ZONE 'UTC' AS starts,"
-    " LEAST((bucket + CAST(:step AS interval)) AT TIME ZONE 'UTC', CAST(:end AS timestamptz)) AS ends"
+    " LEAST((bucket + CAST(:step AS interval)) AT TIME ZONE 'UTC',"
+    " CAST(:end AS timestamptz)) AS ends"
     " FROM generate_series(date_trunc(CAST(:unit AS text), CAST(:start AS timestamptz)"
     " AT TIME ZONE 'UTC'), CAST(:end AS timestamptz) AT TIME ZONE 'UTC',"
     " CAST(:step AS interval)) AS bucket"
@@ -109,14 +133,15 @@ class SqlReports:
     ) -> PurchaseCounts:
         """`lapsed_before`: a member whose latest purchase before the start is at or before
         it was lapsed at the start."""
-        row = await self._row(_PURCHASES, start=start, end=end, lapsed_before=lapsed_before)
+        row = await self._row(_PURCHASES, start=start, end=end)
+        lapsed = await self._row(_WIN_BACK, start=start, end=end, lapsed_before=lapsed_before)
         return PurchaseCounts(
             active_members=int(row.active_members),
             repeat_members=int(row.repeat_members),
             purchases=int(row.purchases),
             net_total=Decimal(row.net_total),
-            lapsed_at_start=int(row.lapsed_at_start),
-            won_back=int(row.won_back),
+            lapsed_at_start=int(lapsed.lapsed_at_start),
+            won_back=int(lapsed.won_back),
         )
 
     async def points_counts(self, start: datetime, end: datetime) -> PointsCounts:

@@ -41,7 +41,7 @@ async def program_kpis(
     - `tier_distribution`: members enrolled by `to`, each in the tier of their latest tier
       change by `to` (the program's entry tier without one); every tier listed.
     - `nps`: over the `nps` feedback with a score given in the period: promoters score 9-10,
-      passives 7-8, detractors 0-6; `score` = 100 × (promoters − detractors) / responses,
+      passives 7-8, detractors 0-6; `score` = 100 * (promoters - detractors) / responses,
       rounded to a whole number, null without a response.
     - `win_back`: `lapsed_at_start`, the members whose latest purchase before `from` (not
       wholly refunded by refunds before `from`) was the lifecycle's `lapsed_days` (90) or more
