@@ -26,7 +26,13 @@ from shared.messaging.kafka import KafkaConnection, client_options
 
 # What each consuming service subscribes to (its bootstrap's CONSUMES).
 CONSUMED: Mapping[str, tuple[str, ...]] = {
-    "points": (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.ENGAGEMENT),
+    "points": (
+        topics.CUSTOMERS,
+        topics.PURCHASES,
+        topics.TIERS,
+        topics.ENGAGEMENT,
+        topics.SEGMENTS,
+    ),
     "tiers": (topics.CUSTOMERS, topics.PURCHASES),
     "notifications": (
         topics.CUSTOMERS,
@@ -35,9 +41,23 @@ CONSUMED: Mapping[str, tuple[str, ...]] = {
         topics.PURCHASES,
         topics.ENGAGEMENT,
     ),
-    "engagement": (topics.CUSTOMERS, topics.PURCHASES, topics.TIERS, topics.FEEDBACK),
+    "engagement": (
+        topics.CUSTOMERS,
+        topics.PURCHASES,
+        topics.TIERS,
+        topics.FEEDBACK,
+        topics.SEGMENTS,
+    ),
+    "insights": (
+        topics.CUSTOMERS,
+        topics.PURCHASES,
+        topics.POINTS,
+        topics.TIERS,
+        topics.ENGAGEMENT,
+        topics.FEEDBACK,
+    ),
 }
-SERVICES_WITH_OUTBOX = ("ingest", "points", "tiers", "notifications", "engagement")
+SERVICES_WITH_OUTBOX = ("ingest", "points", "tiers", "notifications", "engagement", "insights")
 # The ledger entries of engagement's grants and their revocations (services/points/domain/
 # engagement.py): checked against engagement's completions by `_check_engagement`.
 GRANT_ENTRY, REVOCATION_ENTRY = "engagement:", "engagement-revoked:"
@@ -248,6 +268,7 @@ async def verify(
     await _check_points(found, by_id, ids, dsns["points"], points_url, points_read_token, granted)
     await _check_tiers(found, by_id, ids, dsns["tiers"], tiers_url, tiers_read_token)
     await _check_notifications(found, by_id, ids, dsns["notifications"], mail_dir)
+    await _check_insights(found, by_id, ids, dsns["insights"])
     await _check_topics(found, customers, bootstrap)
     return found
 
@@ -525,6 +546,42 @@ async def _check_tiers(
                     f"tiers {customer_id}: {body['tier']} with spend {spend},"
                     f" bronze with {model.spend} expected"
                 )
+
+
+async def _check_insights(
+    found: Findings, by_id: Mapping[str, CustomerModel], ids: list[str], dsn: str
+) -> None:
+    """Insights keeps each accepted purchase and refund once, and the amounts add up to the
+    customer's spend (its features are computed from these facts)."""
+    conn = await _connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT m.customer_id,"
+            " (SELECT count(*) FROM purchases p WHERE p.customer_id = m.customer_id) AS bought,"
+            " (SELECT COALESCE(sum(total), 0) FROM purchases p"
+            " WHERE p.customer_id = m.customer_id) AS total,"
+            " (SELECT count(*) FROM refunds r WHERE r.customer_id = m.customer_id) AS refunds,"
+            " (SELECT COALESCE(sum(amount), 0) FROM refunds r"
+            " WHERE r.customer_id = m.customer_id) AS refunded"
+            " FROM members m WHERE m.customer_id = ANY($1::text[])",
+            ids,
+        )
+    finally:
+        await conn.close()
+    held = {row["customer_id"]: row for row in rows}
+    for customer_id, model in by_id.items():
+        row = held.get(customer_id)
+        got = (0, 0) if row is None else (row["bought"], row["refunds"])
+        expected = (len(model.purchases), len(model.refunds))
+        if got != expected:
+            found.differ(
+                f"insights {customer_id}: {got[0]} purchases and {got[1]} refunds kept,"
+                f" {expected} expected",
+                lost=got < expected,
+                duplicated=got > expected,
+            )
+        elif row is not None and float(row["total"] - row["refunded"]) != model.spend:
+            found.differ(f"insights {customer_id}: spend {row['total'] - row['refunded']}")
 
 
 async def _check_notifications(

@@ -123,7 +123,7 @@ def customer_show(
     customer_id: str,
     ledger: Annotated[int, typer.Option(min=1, max=200, help="ledger entries to show")] = 10,
 ) -> None:
-    """Balance, ledger tail, tier and progress, notifications."""
+    """Balance, ledger tail, tier and progress, notifications, engagement and insights."""
     view = asyncio.run(operations.customer_view(DevEnv.load(), customer_id, ledger))
     operations.render_customer(customer_id, view, console)
 

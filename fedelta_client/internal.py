@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import quote
 
@@ -263,7 +263,12 @@ When = str | date | datetime
 
 
 def _iso(when: When) -> str:
-    return when if isinstance(when, str) else when.isoformat()
+    """An instant as the APIs take it: a date is its midnight UTC (never a bare date)."""
+    if isinstance(when, str):
+        return when
+    if not isinstance(when, datetime):
+        when = datetime.combine(when, time.min, tzinfo=UTC)
+    return when.isoformat()
 
 
 class InsightsClient:

@@ -97,7 +97,7 @@ async def reevaluate(
     written and published. The caller holds the members' locks."""
     if not customer_ids:
         return []
-    facts = await repository.facts_of(customer_ids, as_of, rules.window)
+    facts = await repository.facts_of(customer_ids, as_of, rules)
     breakpoints = await repository.breakpoints()
     custom = await repository.custom_segments()
     kept = await repository.segments_of(customer_ids)

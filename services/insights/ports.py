@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from services.insights.domain.model import Breakpoints, MemberFacts
+from services.insights.domain.model import Breakpoints, MemberFacts, Rules
 from services.insights.domain.segments import Change, CustomSegment
 
 
@@ -110,7 +110,7 @@ class Facts:
 
 class FactsReader(Protocol):
     async def facts_of(
-        self, customer_ids: Sequence[str], as_of: datetime, window: timedelta
+        self, customer_ids: Sequence[str], as_of: datetime, rules: Rules
     ) -> dict[str, MemberFacts]:
         """Each member's facts as of the instant (nothing after it), for members insights
         knows; the points, perks and feedback of the window before it."""

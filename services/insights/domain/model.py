@@ -45,6 +45,23 @@ class Purchase:
 
 
 @dataclass(frozen=True)
+class Activity:
+    """What the member's purchases say as of an instant (`activity.activity_of`)."""
+
+    last_purchase_at: datetime | None = None
+    # The latest purchase that ended a lapse (came `lapsed_days` or more after the one before).
+    returned_at: datetime | None = None
+    # In the window: purchases kept, their net amount, how many a campaign boosted, the
+    # usual place and its purchases, and how regular the gaps between purchases are.
+    frequency: int = 0
+    monetary: Decimal = ZERO
+    campaign_purchases: int = 0
+    usual_place: str | None = None
+    usual_place_purchases: int = 0
+    rhythm_variation: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
 class PointsUse:
     """The member's points in the window: earned (purchases, bonuses, imports) and redeemed."""
 
@@ -68,7 +85,7 @@ class MemberFacts:
     customer_id: str
     enrolled_at: datetime | None = None
     tier: str | None = None
-    purchases: tuple[Purchase, ...] = ()
+    activity: Activity = Activity()
     points: PointsUse = PointsUse()
     perks: int = 0  # free perks used in the window: engagement rewards and gift coupons
     referrals: int = 0  # members who enrolled naming this one, by the instant
@@ -170,6 +187,10 @@ class Rules:
     @property
     def window(self) -> timedelta:
         return timedelta(days=self.window_days)
+
+    @property
+    def lapse(self) -> timedelta:
+        return timedelta(days=self.lifecycle.lapsed_days)
 
 
 @dataclass(frozen=True)

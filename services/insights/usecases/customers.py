@@ -21,7 +21,7 @@ async def customer_insights(
 ) -> CustomerInsightsOut:
     async with read_snapshot(engine) as conn:
         repository = api_repository(conn)
-        facts = (await repository.facts_of([customer_id], as_of, rules.window)).get(customer_id)
+        facts = (await repository.facts_of([customer_id], as_of, rules)).get(customer_id)
         breakpoints = await repository.breakpoints()
         custom = await repository.custom_segments()
     if facts is None:

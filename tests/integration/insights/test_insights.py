@@ -33,9 +33,7 @@ async def insights_of(
     client: httpx.AsyncClient, customer_id: str, as_of: datetime | None = None
 ) -> httpx.Response:
     params = {} if as_of is None else {"as_of": as_of.isoformat()}
-    return await client.get(
-        f"/v1/customers/{customer_id}/insights", params=params, headers=READER
-    )
+    return await client.get(f"/v1/customers/{customer_id}/insights", params=params, headers=READER)
 
 
 async def insights_reach(
@@ -157,11 +155,12 @@ async def test_a_custom_segment_is_filled_by_the_job_and_emptied_once_deleted(
     )
     assert again.status_code == 409
     await run_segments(client)
+    # Members of other tests on the shared stack may have spent as much: this one is in.
     page = (await client.get(f"/v1/segments/{name}/members", headers=READER)).json()
-    assert [item["customer_id"] for item in page["items"]] == [member]
-    assert page["items"][0]["reasons"] == ["9999.00 spent"]
+    mine = [item for item in page["items"] if item["customer_id"] == member]
+    assert [item["reasons"] for item in mine] == [["9999.00 spent"]]
     listed = (await client.get(f"/v1/segments/{name}", headers=READER)).json()
-    assert (listed["kind"], listed["members"]) == ("custom", 1)
+    assert listed["kind"] == "custom" and listed["members"] == len(page["items"])
     deleted = await client.delete(f"/v1/segments/{name}", headers=ADMIN)
     assert deleted.status_code == 204
     await run_segments(client)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from services.insights import ports
+from services.insights.domain.activity import activity_of
 from services.insights.domain.model import (
     ZERO,
     Breakpoints,
@@ -17,9 +18,9 @@ from services.insights.domain.model import (
     MemberFacts,
     PointsUse,
     Purchase,
+    Rules,
 )
 from services.insights.domain.segments import Change, CustomSegment
-
 
 R = TypeVar("R")
 
@@ -100,16 +101,16 @@ class FakeInsights(ports.ConsumerRepository, ports.JobRepository):
             self.segments = {k: v for k, v in self.segments.items() if k[1] != customer_id}
 
     async def facts_of(
-        self, customer_ids: Sequence[str], as_of: datetime, window: timedelta
+        self, customer_ids: Sequence[str], as_of: datetime, rules: Rules
     ) -> dict[str, MemberFacts]:
         return {
-            customer_id: self._facts(customer_id, as_of, as_of - window)
+            customer_id: self._facts(customer_id, as_of, rules)
             for customer_id in customer_ids
             if customer_id in self.members
         }
 
-    def _facts(self, customer_id: str, as_of: datetime, start: datetime) -> MemberFacts:
-        member = self.members[customer_id]
+    def _facts(self, customer_id: str, as_of: datetime, rules: Rules) -> MemberFacts:
+        member, start = self.members[customer_id], as_of - rules.window
         tiers = sorted(
             (at, t) for (c, at), t in self.tiers.items() if c == customer_id and at <= as_of
         )
@@ -122,7 +123,9 @@ class FakeInsights(ports.ConsumerRepository, ports.JobRepository):
             customer_id=customer_id,
             enrolled_at=member.enrolled_at,
             tier=tiers[-1][1] if tiers else None,
-            purchases=tuple(self._purchases(customer_id, as_of)),
+            activity=activity_of(
+                self.purchases_of(customer_id, as_of), as_of, rules.window, rules.lapse
+            ),
             points=PointsUse(
                 earned=sum(m.points for m in moves if m.kind in ("earned", "imported")),
                 redeemed=-sum(m.points for m in moves if m.kind == "redeemed"),
@@ -149,7 +152,7 @@ class FakeInsights(ports.ConsumerRepository, ports.JobRepository):
             ),
         )
 
-    def _purchases(self, customer_id: str, as_of: datetime) -> list[Purchase]:
+    def purchases_of(self, customer_id: str, as_of: datetime) -> list[Purchase]:
         return [
             Purchase(
                 key=p.purchase_key,

@@ -121,7 +121,7 @@ async def test_every_read_goes_to_insights_with_its_own_read_token() -> None:
         ("GET", "/v1/customers/anna/insights", "as_of=2026-12-06T12%3A00%3A00%2B00%3A00", read),
         ("GET", "/v1/segments", "", read),
         ("GET", "/v1/segments/loyalty:happy/members", "cursor=c1&limit=50", read),
-        ("GET", "/v1/kpis", "from=2026-11-01&to=2026-12-01", read),
+        ("GET", "/v1/kpis", "from=2026-11-01T00%3A00%3A00%2B00%3A00&to=2026-12-01", read),
         ("GET", "/v1/kpis", "to=2026-12-01T00%3A00%3A00%2B00%3A00", read),
     ]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from services.insights.domain.features import features, rhythm_variation, scored
+from services.insights.domain.activity import activity_of, rhythm_variation
+from services.insights.domain.features import features, scored
 from services.insights.domain.model import (
     Breakpoints,
     Feedback,
@@ -43,7 +44,7 @@ def member(*purchases: Purchase, enrolled_days_ago: int = 400, **fields: object)
     return MemberFacts(
         customer_id="c1",
         enrolled_at=NOW - timedelta(days=enrolled_days_ago),
-        purchases=purchases,
+        activity=activity_of(purchases, NOW, RULES.window, RULES.lapse),
         **fields,  # type: ignore[arg-type]
     )
 

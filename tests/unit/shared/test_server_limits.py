@@ -147,8 +147,11 @@ async def test_a_head_beyond_the_bounds_is_a_431_before_any_route(
     try:
         answered = await answer(reader)
     except ConnectionResetError:
+        answered = b""
+    if not answered:
         # Closed with the rest of 4 MB unread: the kernel resets the connection, and the
-        # client may lose the 431 written before. Closed, and no route ran, all the same.
+        # client may lose the 431 written before (a reset, or an end of stream on some
+        # kernels). Closed, and no route ran, all the same.
         assert len(headers) > 1024 * 1024
     else:
         assert answered.startswith(b"HTTP/1.1 431"), answered[:100]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,22 +15,54 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.insights.adapters import tables
+from services.insights.domain.activity import variation
 from services.insights.domain.model import (
+    Activity,
     Breakpoints,
     Feedback,
     MemberFacts,
     PointsUse,
-    Purchase,
+    Rules,
 )
 from services.insights.domain.segments import Change, Criteria, CustomSegment
 
-_PURCHASES = sa.text(
-    "SELECT p.customer_id, p.purchase_key, p.occurred_at, p.partner_id, p.store_id, p.total,"
-    " COALESCE((SELECT sum(r.amount) FROM refunds r WHERE r.purchase_key = p.purchase_key"
-    " AND r.occurred_at <= :as_of), 0) AS refunded,"
-    " EXISTS (SELECT 1 FROM campaign_purchases c WHERE c.customer_id = p.customer_id"
-    " AND c.purchase_id = p.purchase_id) AS in_campaign"
-    " FROM purchases p WHERE p.customer_id = ANY(:ids) AND p.occurred_at <= :as_of"
+# Per member, over the purchases made by :as_of and not wholly refunded by then: the last, the
+# latest that ended a lapse (:lapse or more after the one before), and in the window (after
+# :start) their number, net amount, the campaign-boosted ones, the gaps between them and the
+# usual place (a store, else a partner; ties to the greatest name). domain/activity.py is the
+# same definition in Python.
+_ACTIVITY = sa.text(
+    "WITH kept AS (SELECT p.customer_id, p.purchase_key, p.partner_id, p.store_id,"
+    " p.occurred_at, p.total - COALESCE(r.refunded, 0) AS net,"
+    " c.purchase_id IS NOT NULL AS in_campaign, p.occurred_at > :start AS recent"
+    " FROM purchases p"
+    " LEFT JOIN (SELECT purchase_key, sum(amount) AS refunded FROM refunds"
+    " WHERE customer_id = ANY(:ids) AND occurred_at <= :as_of GROUP BY purchase_key) r"
+    " ON r.purchase_key = p.purchase_key"
+    " LEFT JOIN campaign_purchases c"
+    " ON c.customer_id = p.customer_id AND c.purchase_id = p.purchase_id"
+    " WHERE p.customer_id = ANY(:ids) AND p.occurred_at <= :as_of"
+    " AND p.total > COALESCE(r.refunded, 0)),"
+    " gaps AS (SELECT *, occurred_at - lag(occurred_at) OVER (PARTITION BY customer_id"
+    " ORDER BY occurred_at, purchase_key) AS gap,"
+    " CASE WHEN recent THEN extract(epoch FROM occurred_at - lag(occurred_at) OVER"
+    " (PARTITION BY customer_id, recent ORDER BY occurred_at, purchase_key)) / 86400"
+    " END AS recent_gap FROM kept),"
+    " totals AS (SELECT customer_id, max(occurred_at) AS last_at,"
+    " max(occurred_at) FILTER (WHERE gap >= :lapse) AS returned_at,"
+    " count(*) FILTER (WHERE recent) AS frequency,"
+    " COALESCE(sum(net) FILTER (WHERE recent), 0) AS monetary,"
+    " count(*) FILTER (WHERE recent AND in_campaign) AS in_campaigns,"
+    " count(recent_gap) AS gaps, avg(recent_gap) AS gap_mean,"
+    " stddev_pop(recent_gap) AS gap_stddev FROM gaps GROUP BY customer_id),"
+    " places AS (SELECT DISTINCT ON (customer_id) customer_id, place, n FROM ("
+    " SELECT customer_id, 'store ' || partner_id || '/' || store_id AS place, count(*) AS n"
+    " FROM kept WHERE recent AND store_id IS NOT NULL GROUP BY customer_id, place"
+    " UNION ALL SELECT customer_id, 'partner ' || partner_id, count(*) FROM kept"
+    " WHERE recent GROUP BY customer_id, partner_id) counted"
+    " ORDER BY customer_id, n DESC, place DESC)"
+    " SELECT totals.*, places.place, places.n FROM totals"
+    " LEFT JOIN places ON places.customer_id = totals.customer_id"
 )
 _POINTS = sa.text(
     "SELECT customer_id,"
@@ -70,14 +102,15 @@ class SqlFacts:
         return (await self._conn.execute(statement, params)).all()
 
     async def facts_of(
-        self, customer_ids: Sequence[str], as_of: datetime, window: timedelta
+        self, customer_ids: Sequence[str], as_of: datetime, rules: Rules
     ) -> dict[str, MemberFacts]:
         ids = list(customer_ids)
-        span = {"ids": ids, "as_of": as_of, "start": as_of - window}
+        span = {"ids": ids, "as_of": as_of, "start": as_of - rules.window}
         members = await self._rows(_MEMBERS, ids=ids)
-        purchases: dict[str, list[Purchase]] = defaultdict(list)
-        for row in await self._rows(_PURCHASES, ids=ids, as_of=as_of):
-            purchases[row.customer_id].append(_purchase(row))
+        activity = {
+            row.customer_id: _activity(row)
+            for row in await self._rows(_ACTIVITY, **span, lapse=rules.lapse)
+        }
         points = {
             row.customer_id: PointsUse(int(row.earned), int(row.redeemed), int(row.redemptions))
             for row in await self._rows(_POINTS, **span)
@@ -98,7 +131,7 @@ class SqlFacts:
                 customer_id=row.customer_id,
                 enrolled_at=row.enrolled_at,
                 tier=tiers.get(row.customer_id),
-                purchases=tuple(purchases[row.customer_id]),
+                activity=activity.get(row.customer_id, Activity()),
                 points=points.get(row.customer_id, PointsUse()),
                 perks=perks.get(row.customer_id, 0),
                 referrals=referrals.get(row.customer_id, 0),
@@ -184,15 +217,16 @@ class SqlFacts:
 _THE_ROW = tables.rfm_breakpoints.c.id == 1
 
 
-def _purchase(row: sa.Row[Any]) -> Purchase:
-    return Purchase(
-        key=row.purchase_key,
-        occurred_at=row.occurred_at,
-        partner_id=row.partner_id,
-        store_id=row.store_id,
-        total=row.total,
-        refunded=Decimal(row.refunded),
-        in_campaign=row.in_campaign,
+def _activity(row: sa.Row[Any]) -> Activity:
+    return Activity(
+        last_purchase_at=row.last_at,
+        returned_at=row.returned_at,
+        frequency=int(row.frequency),
+        monetary=Decimal(row.monetary),
+        campaign_purchases=int(row.in_campaigns),
+        usual_place=row.place,
+        usual_place_purchases=int(row.n or 0),
+        rhythm_variation=variation(int(row.gaps), row.gap_mean, row.gap_stddev),
     )
 
 

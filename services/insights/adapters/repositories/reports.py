@@ -39,19 +39,10 @@ _PURCHASES = sa.text(
 )
 
 
-def _kept(member: str, during: str, refunded_before: str) -> str:
-    """Whether the member has a purchase in the span not wholly refunded by the instant: an
-    index probe (customer_id, occurred_at), then one on the refunds' purchase_key."""
-    return (
-        f"EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = {member} AND {during}"
-        " AND p.total > COALESCE((SELECT sum(r.amount) FROM refunds r"
-        f" WHERE r.purchase_key = p.purchase_key AND r.occurred_at < {refunded_before}), 0))"
-    )
-
-
 # Lapsed at the start: a kept purchase (as the lifecycle stage as of the start sees it) at or
 # before `lapsed_before` and none after it. Those who bought in the `lapsed_days` before the
-# start come from one range of the occurred_at index; only the other members are probed.
+# start come from one range of the occurred_at index; only the other members are probed, on
+# the (customer_id, occurred_at) index and then the refunds' purchase_key.
 _WIN_BACK = sa.text(
     "WITH refunded AS ("
     " SELECT purchase_key, sum(amount) AS amount FROM refunds WHERE occurred_at < :start"
@@ -64,10 +55,15 @@ _WIN_BACK = sa.text(
     " lapsed AS ("
     " SELECT m.customer_id FROM members m"
     " WHERE NOT EXISTS (SELECT 1 FROM recent WHERE recent.customer_id = m.customer_id)"
-    f" AND {_kept('m.customer_id', 'p.occurred_at <= :lapsed_before', ':start')})"
-    " SELECT count(*) AS lapsed_at_start, count(*) FILTER (WHERE"
-    f" {_kept('l.customer_id', 'p.occurred_at >= :start AND p.occurred_at < :end', ':end')})"
-    " AS won_back FROM lapsed l"
+    " AND EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = m.customer_id"
+    " AND p.occurred_at <= :lapsed_before AND p.total > COALESCE((SELECT sum(r.amount)"
+    " FROM refunds r WHERE r.purchase_key = p.purchase_key AND r.occurred_at < :start), 0)))"
+    " SELECT count(*) AS lapsed_at_start, count(*) FILTER (WHERE EXISTS ("
+    " SELECT 1 FROM purchases p WHERE p.customer_id = l.customer_id"
+    " AND p.occurred_at >= :start AND p.occurred_at < :end AND p.total > COALESCE(("
+    " SELECT sum(r.amount) FROM refunds r WHERE r.purchase_key = p.purchase_key"
+    " AND r.occurred_at < :end), 0))) AS won_back"
+    " FROM lapsed l"
 )
 _POINTS = sa.text(
     "SELECT COALESCE(sum(points) FILTER (WHERE kind IN ('earned', 'imported')"
