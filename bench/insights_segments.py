@@ -56,9 +56,11 @@ _SEED = (
     " FROM generate_series(1, CAST(:n AS bigint)) AS i",
     "INSERT INTO purchases (purchase_key, customer_id, purchase_id, partner_id, store_id,"
     " occurred_at, total)"
-    " SELECT 'p' || (j % 5) || ':' || j, 'm-' || lpad((1 + (j * 7919) % CAST(:n AS bigint))::text, 7, '0'),"
+    " SELECT 'p' || (j % 5) || ':' || j,"
+    " 'm-' || lpad((1 + (j * 7919) % CAST(:n AS bigint))::text, 7, '0'),"
     " j::text, 'p' || (j % 5), 's' || (j % 3),"
-    " CAST(:as_of AS timestamptz) - ((j * 37) % 500) * interval '1 day' - (j % 24) * interval '1 hour',"
+    " CAST(:as_of AS timestamptz) - ((j * 37) % 500) * interval '1 day'"
+    " - (j % 24) * interval '1 hour',"
     " 5 + (j % 97) FROM generate_series(1, CAST(:n AS bigint) * CAST(:per AS bigint)) AS j",
     "INSERT INTO campaign_purchases (customer_id, purchase_id)"
     " SELECT customer_id, purchase_id FROM purchases WHERE purchase_id::bigint % 4 = 0",
@@ -69,7 +71,8 @@ _SEED = (
     " CAST(:as_of AS timestamptz) - (j % 300) * interval '1 day'"
     " FROM generate_series(1, CAST(:n AS bigint) * 3) AS j",
     "INSERT INTO perks (perk_key, customer_id, kind, used_at)"
-    " SELECT 'grant:' || j, 'm-' || lpad((1 + (j * 7) % CAST(:n AS bigint))::text, 7, '0'), 'stamp_card',"
+    " SELECT 'grant:' || j, 'm-' || lpad((1 + (j * 7) % CAST(:n AS bigint))::text, 7, '0'),"
+    " 'stamp_card',"
     " CAST(:as_of AS timestamptz) - (j % 200) * interval '1 day'"
     " FROM generate_series(1, CAST(:n AS bigint) / 2) AS j",
     "INSERT INTO feedback (feedback_key, customer_id, partner_id, kind, score, given_at)"
@@ -79,7 +82,8 @@ _SEED = (
     "INSERT INTO tier_history (customer_id, effective_at, tier)"
     " SELECT 'm-' || lpad(i::text, 7, '0'),"
     " CAST(:as_of AS timestamptz) - (i % 90) * interval '1 day',"
-    " (ARRAY['silver', 'gold', 'platinum'])[1 + i % 3] FROM generate_series(1, CAST(:n AS bigint), 4) AS i",
+    " (ARRAY['silver', 'gold', 'platinum'])[1 + i % 3]"
+    " FROM generate_series(1, CAST(:n AS bigint), 4) AS i",
     "ANALYZE",
 )
 _RAW_INSERT = (
@@ -94,7 +98,7 @@ _RAW_AGGREGATE = (
 
 def admin_psql(sql: str) -> None:
     """As the cluster's superuser (deploy/local/postgres.sh psql), the SQL through stdin."""
-    subprocess.run(
+    subprocess.run(  # noqa: S603  # our own script, arguments built here
         [str(REPO / "deploy" / "local" / "postgres.sh"), "psql", "-q", "-v", "ON_ERROR_STOP=1"],
         input=sql,
         text=True,
@@ -103,8 +107,8 @@ def admin_psql(sql: str) -> None:
     )
 
 
-def scratch_url(pg_port: str) -> str:
-    dsn = subprocess.run(
+def scratch_url() -> str:
+    dsn = subprocess.run(  # noqa: S603  # our own script, arguments built here
         [str(REPO / "deploy" / "local" / "postgres.sh"), "dsn", "insights"],
         text=True,
         check=True,
@@ -150,7 +154,7 @@ async def raw_limits(engine: AsyncEngine, members: int) -> dict[str, float]:
 
 
 async def bench(members: int, per: int) -> int:
-    url = scratch_url(os.environ.get("FEDELTA_PG_PORT", ""))
+    url = scratch_url()
     admin_psql(f"DROP DATABASE IF EXISTS {DATABASE}; CREATE DATABASE {DATABASE} OWNER insights;")
     try:
         await asyncio.to_thread(upgrade_to_head, MIGRATIONS, url)

@@ -538,9 +538,7 @@ EVENT_KINDS: dict[str, EventKind] = {
         EventKind(event_type=FEEDBACK_RECEIVED, topic=topics.FEEDBACK, payload=FeedbackReceived),
         EventKind(event_type=SEGMENT_ENTERED, topic=topics.SEGMENTS, payload=SegmentEntered),
         EventKind(event_type=SEGMENT_LEFT, topic=topics.SEGMENTS, payload=SegmentLeft),
-        EventKind(
-            event_type=POINTS_OFFER_GRANTED, topic=topics.POINTS, payload=PointsOfferGranted
-        ),
+        EventKind(event_type=POINTS_OFFER_GRANTED, topic=topics.POINTS, payload=PointsOfferGranted),
     )
 }
 _TYPE_OF_PAYLOAD = {kind.payload: kind.event_type for kind in EVENT_KINDS.values()}
