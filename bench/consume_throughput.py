@@ -1,5 +1,5 @@
-"""Consumer throughput: how fast points, tiers, notifications and engagement get through a
-purchase backlog.
+"""Consumer throughput: how fast points, tiers, notifications, engagement and insights get
+through a purchase backlog.
 
     python -m bench.consume_throughput [--customers 1000] [--purchases 15000] [--sample 50]
                                        [--history 0]
@@ -457,6 +457,7 @@ def consumer_urls(env: DevEnv) -> dict[str, str]:
         "tiers": env.tiers_url,
         "notifications": env.notifications_url,
         "engagement": env.engagement_url,
+        "insights": env.insights_url,
     }
 
 

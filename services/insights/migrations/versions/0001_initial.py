@@ -53,7 +53,8 @@ _TABLES = (
     "purchase_id TEXT NOT NULL, partner_id TEXT NOT NULL, store_id TEXT, occurred_at "
     "TIMESTAMP WITH TIME ZONE NOT NULL, total NUMERIC(14, 2) NOT NULL, PRIMARY KEY "
     "(purchase_key) )",
-    "CREATE INDEX ix_purchases_customer_id ON purchases (customer_id, occurred_at)",
+    "CREATE INDEX ix_purchases_customer_id ON purchases (customer_id, occurred_at) INCLUDE "
+    "(purchase_key, purchase_id, partner_id, store_id, total)",
     "CREATE INDEX ix_purchases_occurred_at ON purchases (occurred_at)",
     "CREATE TABLE refunds ( refund_key TEXT NOT NULL, purchase_key TEXT NOT NULL, "
     "customer_id TEXT NOT NULL, amount NUMERIC(14, 2) NOT NULL, occurred_at TIMESTAMP "
