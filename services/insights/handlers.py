@@ -83,7 +83,7 @@ async def apply_batch(batch: Sequence[CloudEvent], ctx: Context) -> None:
     await ctx.insights.lock_members(touched)
     await ctx.insights.record(facts)
     await ctx.insights.erase(read.erased)
-    await reevaluate(touched, ctx.now, ctx.rules, ctx.insights, ctx.sink)
+    await reevaluate(touched, ctx.now, ctx.rules, ctx.insights, ctx.sink, now=ctx.now)
 
 
 async def reevaluate(
@@ -92,9 +92,13 @@ async def reevaluate(
     rules: Rules,
     repository: ports.SegmentWriter,
     sink: EventSink,
+    *,
+    now: datetime,
 ) -> list[Change]:
     """Each member's segments as of the instant against those kept: the entries and exits are
-    written and published. The caller holds the members' locks."""
+    written and published, stamped `now` (when the change was found, whatever instant it was
+    looked at as of: the read models keep the newest, so a job run as of another date and
+    then as of today leaves them as of today). The caller holds the members' locks."""
     if not customer_ids:
         return []
     facts = await repository.facts_of(customer_ids, as_of, rules)
@@ -107,9 +111,9 @@ async def reevaluate(
             continue
         now_in = with_segments(features(member, as_of, rules, breakpoints), custom).segments
         found += changes(customer_id, now_in, kept.get(customer_id, set()))
-    await repository.apply_changes(found, as_of)
+    await repository.apply_changes(found, now)
     for change in found:
-        await _publish(change, as_of, sink)
+        await _publish(change, now, sink)
     return found
 
 

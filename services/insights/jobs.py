@@ -63,7 +63,7 @@ class SegmentsJob:
             return _Chunk(0, 0, 0, None)
         await repository.lock_members(ids)
         sink = CollectingSink()
-        found = await reevaluate(ids, as_of, self.rules, repository, sink)
+        found = await reevaluate(ids, as_of, self.rules, repository, sink, now=self.clock.now())
         await Outbox(conn, tables.outbox, self.clock).add_all(sink.events)
         entered = sum(1 for change in found if change.entered)
         return _Chunk(len(ids), entered, len(found) - entered, ids[-1])

@@ -112,29 +112,11 @@ def _percent(share: Decimal) -> str:
 
 
 def _complaints(facts: MemberFacts, rules: Rules) -> int:
-    limits = rules.feedback
-    return sum(
-        1
-        for given in facts.feedback
-        if given.score is not None
-        and (
-            (given.kind == "nps" and given.score <= limits.nps_complaint_max)
-            or (given.kind == "review" and given.score <= limits.review_complaint_max)
-        )
-    )
+    return sum(1 for given in facts.feedback if rules.feedback.complaint(given))
 
 
 def _promoters(facts: MemberFacts, rules: Rules) -> int:
-    limits = rules.feedback
-    return sum(
-        1
-        for given in facts.feedback
-        if given.score is not None
-        and (
-            (given.kind == "nps" and given.score >= limits.nps_promoter_min)
-            or (given.kind == "review" and given.score >= limits.review_promoter_min)
-        )
-    )
+    return sum(1 for given in facts.feedback if rules.feedback.promoter(given))
 
 
 def _happy(facts: MemberFacts, rfm: Rfm, rules: Rules) -> Reasons:

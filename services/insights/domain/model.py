@@ -163,6 +163,16 @@ class FeedbackRules:
     review_complaint_max: int = 2
     review_promoter_min: int = 5
 
+    def complaint(self, given: Feedback) -> bool:
+        limits = {"nps": self.nps_complaint_max, "review": self.review_complaint_max}
+        limit = limits.get(given.kind)
+        return given.score is not None and limit is not None and given.score <= limit
+
+    def promoter(self, given: Feedback) -> bool:
+        limits = {"nps": self.nps_promoter_min, "review": self.review_promoter_min}
+        limit = limits.get(given.kind)
+        return given.score is not None and limit is not None and given.score >= limit
+
 
 @dataclass(frozen=True)
 class LoyaltyRules:

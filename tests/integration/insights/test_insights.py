@@ -124,7 +124,25 @@ async def test_the_segments_job_scores_every_member_and_publishes_each_change(
     assert ("left", "lifecycle:active") in changes
     page = await client.get("/v1/segments/lifecycle:at_risk/members", headers=READER)
     assert page.status_code == 200
-    await run_segments(client)  # back to now, for the tests after this one
+    # Back to now: the member is active again, and that change is the newest of all (each is
+    # stamped when it was found), so a read model keeping the newest follows.
+    await run_segments(client)
+    found = await eventually(
+        lambda: _last_change(stack, member, "lifecycle:active"),
+        within=WITHIN,
+        what="the member back in lifecycle:active",
+    )
+    stamps = [e.data["changed_at"] for e in await events_for(stack.kafka, topics.SEGMENTS, member)]
+    assert found.data["changed_at"] == max(stamps)
+
+
+async def _last_change(stack: Stack, member: str, segment: str) -> CloudEvent | None:
+    mine = [
+        e
+        for e in await events_for(stack.kafka, topics.SEGMENTS, member)
+        if e.data["segment"] == segment
+    ]
+    return mine[-1] if mine and mine[-1].type == events.SEGMENT_ENTERED and len(mine) > 1 else None
 
 
 async def _has(stack: Stack, member: str, change: tuple[str, str]) -> list[tuple[str, str]] | None:
