@@ -20,7 +20,8 @@ from shared.messaging.kafka import KafkaConnection
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "deploy" / "local"
-SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights", "web")
+# The web has no consumer: nothing of it to rebalance.
 CONSUMERS = ("points", "tiers", "notifications", "engagement", "insights")
 INFRASTRUCTURE = ("kafka", "postgres")
 # Two instances of every service and one rebalancer per consumer, from Ports.service_base.
@@ -30,9 +31,9 @@ SERVICE_PORT_SPAN = 2 * len(SERVICES) + len(CONSUMERS)
 @dataclass(frozen=True)
 class Ports:
     """Service ports are `service_base + i` for the first instances (ingest, points, tiers,
-    notifications, engagement, insights: i in SERVICES' order), `+6 + i` for the second ones
-    and `+12 + j` for a third instance of consumer j (CONSUMERS' order), started only to force
-    a rebalance: SERVICE_PORT_SPAN ports in all."""
+    notifications, engagement, insights, web: i in SERVICES' order), `+7 + i` for the second
+    ones and `+14 + j` for a third instance of consumer j (CONSUMERS' order), started only to
+    force a rebalance: SERVICE_PORT_SPAN ports in all."""
 
     pg: int = 15462
     kafka: int = 19212

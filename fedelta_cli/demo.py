@@ -1,7 +1,8 @@
 """`fedelta demo`: the demo partner's till (`fedelta_client.StackClient`) enrols a customer and
 reports two purchases, then shows balance, tier and notifications, and the mail sent; then
 the member spends points on a reward of the catalogue at the till, gets its coupon (code and
-QR code), and the till takes the coupon once."""
+QR code), and the till takes the coupon once. Last, where to see it all in a browser: the
+member's wallet link and the program console."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 
 from fedelta_cli.operations import render_coupon
-from fedelta_client import Refused, StackClient
+from fedelta_client import DevEnv, Refused, StackClient
 
 DEMO_REWARD = {
     "name": "Free coffee (demo)",
@@ -62,7 +63,8 @@ async def demo(pos: StackClient) -> None:
         (await pos.enrol(customer, email, time_zone=zone)).event_id,
     )
     print("purchase 300.00 EUR:", (await pos.purchase(customer, "300.00")).event_id)
-    print("purchase 250.00 EUR:", (await pos.purchase(customer, "250.00")).event_id)
+    answer = await pos.purchase_answer(customer, "250.00")
+    print("purchase 250.00 EUR:", answer["event_id"])
     deadline = time.monotonic() + 60
     mails: list[Path] = []
     while time.monotonic() < deadline:
@@ -82,6 +84,7 @@ async def demo(pos: StackClient) -> None:
     for path in mails:
         print(f"  {path}")
     await spend_on_a_reward(pos, customer)
+    print_web_links(pos.env, answer.get("wallet_url"))
 
 
 async def demo_reward(pos: StackClient) -> dict[str, Any]:
@@ -118,3 +121,21 @@ async def spend_on_a_reward(pos: StackClient, customer: str) -> None:
         await pos.redeem_coupon(coupon["code"], store_id=DEMO_STORE)
     except Refused as again:
         print(f"and refuses it a second time: {again}")
+
+
+def web_links(env: DevEnv, wallet_url: str | None) -> list[str]:
+    """The member's wallet link (the receipt's QR link of the last purchase, when ingest gives
+    one; else the wallet's sign-in page) and the console's address with its user name; never
+    the password, only where it is."""
+    console_user = env.console_user or "admin"
+    return [
+        f"the member's wallet: {wallet_url or env.wallet_sign_in_url}",
+        f"the program console: {env.console_url}  (user {console_user}; the password is "
+        "FEDELTA_CONSOLE_PASSWORD in .fedelta/dev.env)",
+    ]
+
+
+def print_web_links(env: DevEnv, wallet_url: str | None) -> None:
+    print()
+    for line in web_links(env, wallet_url):
+        print(line)

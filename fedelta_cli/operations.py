@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-from fedelta_client import FedeltaError, InternalClient
+from fedelta_client import FedeltaError, InternalClient, internal
 from fedelta_client.devenv import REPO, SERVICES, DevEnv, DevEnvError, read_env_file
 from shared.messaging.kafka import KafkaConnection, client_options
 from shared.messaging.topics import EnsureResult, TopicSettings, ensure_topic_layout
@@ -246,6 +246,8 @@ def migrate(urls: Mapping[str, str], services: list[str], console: Console) -> N
 
 
 async def run_job(env: DevEnv, service: str, name: str, as_of: str | None) -> dict[str, Any]:
+    if service not in internal.SERVICES:  # the web: pages for browsers, no jobs API
+        raise CommandFailed(f"{service} has no jobs")
     return await admin_call(
         env, lambda admin: admin.run_job(service, name, as_of), http_timeout_s=300
     )

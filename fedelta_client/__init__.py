@@ -9,7 +9,8 @@
   notifications, stamp cards, challenges and badges, jobs, partners).
 - `InsightsClient`: insights' API (a member's RFM, lifecycle, loyalty types and segments; the
   segments and their members; KPIs); `InternalClient.insights()` gives one with its token.
-- `DevEnv` and `StackClient`: a local stack as `make up` describes it in `.fedelta/dev.env`.
+- `DevEnv` and `StackClient`: a local stack as `make up` describes it in `.fedelta/dev.env`
+  (the web's address too: the member wallet and the program console, for browsers).
 
 Only httpx and the standard library: nothing of the services is imported.
 """

@@ -3,7 +3,9 @@ file in FEDELTA_DEV_ENV, or the same variables in the environment (which win). A
 integrator's own code passes URLs and credentials to the clients instead.
 
 Every service has tokens of its own, by role (`read`, `operate`, `admin`): dev.env holds
-them as FEDELTA_<SERVICE>_<ROLE>_TOKEN (the services themselves know only their hashes)."""
+them as FEDELTA_<SERVICE>_<ROLE>_TOKEN (the services themselves know only their hashes). The
+web (the member wallet and the program console) is for browsers: its address is FEDELTA_WEB_URL
+and the console's first staff account FEDELTA_CONSOLE_USER / FEDELTA_CONSOLE_PASSWORD."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Literal
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DEV_ENV = REPO / ".fedelta" / "dev.env"
-SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights", "web")
 Role = Literal["read", "operate", "admin"]
 ROLES: tuple[Role, ...] = ("read", "operate", "admin")
 
@@ -81,6 +83,7 @@ class DevEnv:
     notifications_url: str
     engagement_url: str
     insights_url: str
+    web_url: str
     partner_key: str
     partner_secret: str
     # service -> role -> bearer token: a token of one service is worthless at another.
@@ -90,6 +93,9 @@ class DevEnv:
     kafka_bootstrap_servers: str | None = None
     # FEDELTA_<SERVICE>_DATABASE_URL, for `fedelta migrate`; absent ones are simply missing.
     database_urls: Mapping[str, str] = field(default_factory=dict)
+    # The console's first staff account; absent from a dev.env written before the web.
+    console_user: str | None = None
+    console_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, path: Path | None = None, environ: Mapping[str, str] | None = None) -> DevEnv:
@@ -101,6 +107,7 @@ class DevEnv:
             "FEDELTA_NOTIFICATIONS_URL",
             "FEDELTA_ENGAGEMENT_URL",
             "FEDELTA_INSIGHTS_URL",
+            "FEDELTA_WEB_URL",
             "FEDELTA_PARTNER_KEY",
             "FEDELTA_PARTNER_SECRET",
             *(token_variable(service, role) for service in SERVICES for role in ROLES),
@@ -119,6 +126,7 @@ class DevEnv:
             notifications_url=values["FEDELTA_NOTIFICATIONS_URL"].rstrip("/"),
             engagement_url=values["FEDELTA_ENGAGEMENT_URL"].rstrip("/"),
             insights_url=values["FEDELTA_INSIGHTS_URL"].rstrip("/"),
+            web_url=values["FEDELTA_WEB_URL"].rstrip("/"),
             partner_key=values["FEDELTA_PARTNER_KEY"],
             partner_secret=values["FEDELTA_PARTNER_SECRET"],
             tokens={
@@ -134,6 +142,8 @@ class DevEnv:
                 for service in SERVICES
                 if values.get(f"FEDELTA_{service.upper()}_DATABASE_URL")
             },
+            console_user=values.get("FEDELTA_CONSOLE_USER") or None,
+            console_password=values.get("FEDELTA_CONSOLE_PASSWORD") or None,
         )
 
     def service_url(self, service: str) -> str:
@@ -144,10 +154,21 @@ class DevEnv:
             "notifications": self.notifications_url,
             "engagement": self.engagement_url,
             "insights": self.insights_url,
+            "web": self.web_url,
         }
         if service not in urls:
             raise DevEnvError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
         return urls[service]
+
+    @property
+    def wallet_sign_in_url(self) -> str:
+        """The member wallet's sign-in page (a link by email, or a receipt's QR)."""
+        return f"{self.web_url}/wallet/sign-in"
+
+    @property
+    def console_url(self) -> str:
+        """The program console, for staff (FEDELTA_CONSOLE_USER signs in first)."""
+        return f"{self.web_url}/console"
 
     def token(self, service: str, role: Role) -> str:
         """The service's bearer token of that role."""

@@ -5,14 +5,17 @@ client sends every service that service's own token."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from fedelta_client.answers import json_object
 from fedelta_client.devenv import DevEnv
 from fedelta_client.internal import InternalClient, ServiceUrls, When
-from fedelta_client.pos import PosClient
+from fedelta_client.pos import PosClient, new_idempotency_key
 from fedelta_client.retry import RetryPolicy
 
 
@@ -77,6 +80,22 @@ class StackClient(PosClient):
     ) -> httpx.Response:
         """The member's RFM, lifecycle, loyalty types and segments (insights)."""
         return await self.reader.insights().customer_insights(customer_id, as_of)
+
+    async def purchase_answer(
+        self, customer_id: str, total: str, *, currency: str = "EUR"
+    ) -> dict[str, Any]:
+        """A purchase, sent and retried as `purchase` sends it, answered with ingest's whole
+        body: its `event_id`, and the member's `wallet_url` (the receipt's QR link) when ingest
+        is configured with the web's address and the receipts' secret."""
+        body = {
+            "purchase_id": f"p-{uuid.uuid4()}",
+            "customer_id": customer_id,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "currency": currency,
+            "total": total,
+        }
+        key = new_idempotency_key()
+        return json_object(await self.call("POST", "/v1/purchases", body, idempotency_key=key))
 
 
 def service_urls(env: DevEnv) -> ServiceUrls:

@@ -23,7 +23,9 @@ TokenHash = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$"), AfterValidator(_
 class ServiceSettings(BaseSettings):
     """Fails fast: a service refuses to start on missing or malformed configuration."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # A refused value is never echoed in the error (it may be a secret or a token); the field
+    # and the rule are.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     database_url: str
     database_pool_size: int = Field(default=20, ge=1, le=100)
@@ -48,6 +50,11 @@ class ServiceSettings(BaseSettings):
     # rotation, as for the roles. Unset: no till scope.
     till_token_sha256: TokenHash | None = None
     till_token_sha256_next: TokenHash | None = None
+    # The web console's credential (services/web holds the token): the admin role, for a
+    # person the call names in `Fedelta-Actor` (shared.web.auth.console_actor); `_next`
+    # during a rotation. Unset: no console.
+    console_token_sha256: TokenHash | None = None
+    console_token_sha256_next: TokenHash | None = None
     # The plaintext till token, as services were configured before the hash: read only to
     # refuse it, so that an upgrade that still sets it fails at start, not at a till's call.
     till_token: SecretStr | None = Field(default=None, exclude=True, repr=False)
@@ -95,14 +102,20 @@ class ServiceSettings(BaseSettings):
         pair = (self.till_token_sha256, self.till_token_sha256_next)
         return tuple(h for h in pair if h is not None)
 
+    def console_hashes(self) -> tuple[str, ...]:
+        """The console token's accepted hashes: the current one and the next, when set."""
+        pair = (self.console_token_sha256, self.console_token_sha256_next)
+        return tuple(h for h in pair if h is not None)
+
     @model_validator(mode="after")
     def _one_role_per_token(self) -> ServiceSettings:
         every = [h for hashes in self.token_hashes().values() for h in set(hashes)]
         every.extend(set(self.till_hashes()))
+        every.extend(set(self.console_hashes()))
         if len(set(every)) != len(every):
             raise ValueError(
-                "token hashes: one token is given two roles (each role and the till scope "
-                "need tokens of their own)"
+                "token hashes: one token is given two roles (each role, the till scope and "
+                "the console need tokens of their own)"
             )
         return self
 

@@ -12,7 +12,7 @@ service_tokens() {
     python3 - "$@" <<'EOT'
 import hashlib, secrets, sys
 have = set(sys.argv[1:])
-for service in ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS", "ENGAGEMENT", "INSIGHTS"):
+for service in ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS", "ENGAGEMENT", "INSIGHTS", "WEB"):
     for role in ("READ", "OPERATE", "ADMIN"):
         name = f"FEDELTA_{service}_{role}_TOKEN"
         if name not in have:
@@ -25,8 +25,11 @@ EOT
 # What came after the first version of this file: the keys ingest and notifications seal
 # stored secrets with (base64 of 32 random bytes; a key lost is every sealed secret lost), the
 # SHA-256 of the till token in the file (points is given the hash only), and the database
-# password of a service added since (engagement, insights: docs/operations.md, "Docker Compose",
-# says how a postgres volume made before it gets its role and database).
+# password of a service added since (engagement, insights, web: docs/operations.md, "Docker
+# Compose", says how a postgres volume made before it gets its role and database), and the
+# web's: its console token at each service (FEDELTA_WEB_<SERVICE>_TOKEN, the service given its
+# SHA-256 as FEDELTA_<SERVICE>_CONSOLE_TOKEN_SHA256), the first staff account's password and
+# the secret of a receipt's wallet link (shared with ingest).
 later_credentials() {
     python3 - "$1" <<'EOT'
 import base64, hashlib, os, secrets, sys
@@ -39,7 +42,7 @@ for service in ("INGEST", "NOTIFICATIONS"):
     name = f"FEDELTA_{service}_SECRETS_KEY"
     if name not in values:
         print(f"{name}={base64.b64encode(os.urandom(32)).decode()}")
-for service in ("ENGAGEMENT", "INSIGHTS"):
+for service in ("ENGAGEMENT", "INSIGHTS", "WEB"):
     name = f"FEDELTA_{service}_DB_PASSWORD"
     if name not in values:
         print(f"{name}={secrets.token_urlsafe(32)}")
@@ -48,9 +51,19 @@ if "FEDELTA_ENGAGEMENT_SURPRISE_SECRET" not in values:
     print(f"FEDELTA_ENGAGEMENT_SURPRISE_SECRET={secrets.token_urlsafe(32)}")
 # Kafka's principals (SECURITY.md, "The broker"): the broker's own login, admin, one a service.
 for principal in (
-    "CONTROLLER", "ADMIN", "INGEST", "POINTS", "TIERS", "NOTIFICATIONS", "ENGAGEMENT", "INSIGHTS"
+    "CONTROLLER", "ADMIN", "INGEST", "POINTS", "TIERS", "NOTIFICATIONS", "ENGAGEMENT", "INSIGHTS",
+    "WEB",
 ):
     name = f"FEDELTA_KAFKA_{principal}_PASSWORD"
+    if name not in values:
+        print(f"{name}={secrets.token_urlsafe(32)}")
+for service in ("INGEST", "POINTS", "TIERS", "NOTIFICATIONS", "ENGAGEMENT", "INSIGHTS"):
+    name = f"FEDELTA_WEB_{service}_TOKEN"
+    if name not in values:
+        token = secrets.token_urlsafe(32)
+        print(f"{name}={token}")
+        print(f"FEDELTA_{service}_CONSOLE_TOKEN_SHA256={hashlib.sha256(token.encode()).hexdigest()}")
+for name in ("FEDELTA_WEB_FIRST_STAFF_PASSWORD", "FEDELTA_RECEIPT_SECRET"):
     if name not in values:
         print(f"{name}={secrets.token_urlsafe(32)}")
 if "FEDELTA_TILL_TOKEN" in values and "FEDELTA_TILL_TOKEN_SHA256" not in values:

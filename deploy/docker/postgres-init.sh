@@ -6,7 +6,7 @@
 # was made: docs/operations.md, "Running with Docker Compose"), and changes no password.
 set -euo pipefail
 
-for service in ingest points tiers notifications engagement insights; do
+for service in ingest points tiers notifications engagement insights web; do
     variable="FEDELTA_${service^^}_DB_PASSWORD"
     password="${!variable:?$variable is not set}"
     # psql's :'password' quotes the value as a literal (and format's %I and %L what it builds):

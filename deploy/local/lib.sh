@@ -85,7 +85,7 @@ ensure_state_dirs() {
 # one per service, and the broker's own login to its controller listener. Their passwords are
 # made once per state dir, kept in the owner-only secrets.env beside the other credentials, and
 # added to a secrets.env made before them (under a lock: infra starts its parts concurrently).
-KAFKA_PRINCIPALS=(admin ingest points tiers notifications engagement insights controller)
+KAFKA_PRINCIPALS=(admin ingest points tiers notifications engagement insights web controller)
 FEDELTA_SECRETS_ENV="$FEDELTA_STATE_DIR/secrets.env"
 
 ensure_kafka_secrets() {

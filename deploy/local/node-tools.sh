@@ -5,8 +5,13 @@
 # docs/events/asyncapi.yaml with it) and the CloudEvents SDK for JavaScript
 # (deploy/contracts/parse-kafka-records.mjs: the contract tests parse real Kafka records with it).
 # About 180 packages, 60 MB, seconds to install (the whole CLI was 1,500 packages, 1.5 GB).
+# Beside them axe-core, the accessibility engine the browser tests inject into pages
+# (tests/support/browser.py): one file, axe.min.js, out of the npm package at a pinned version
+# whose tarball must match a pinned checksum, kept in the tools cache (no CDN at test time).
 #
-#   deploy/local/node-tools.sh install    npm ci into deploy/contracts/node_modules (when the lock changed)
+#   deploy/local/node-tools.sh install    npm ci into deploy/contracts/node_modules (when the lock
+#                                         changed), and axe-core into .fedelta/tools (once)
+#   deploy/local/node-tools.sh axe-path   print where axe.min.js is (after install)
 #   deploy/local/node-tools.sh validate [FILE]   validate docs/events/asyncapi.yaml (or FILE)
 #                                                 with the AsyncAPI parser; warnings fail too
 #
@@ -24,6 +29,12 @@ VALIDATE_ASYNCAPI="$CONTRACTS_DIR/validate-asyncapi.mjs"
 LOCK="$CONTRACTS_DIR/package-lock.json"
 MARKER="$NODE_MODULES/.installed-$(sha1sum "$LOCK" | cut -c1-12)"
 ASYNCAPI_DOCUMENT="$FEDELTA_REPO_ROOT/docs/events/asyncapi.yaml"
+# axe-core's version and the npm registry's sha512 of its tarball (`npm view axe-core@VERSION
+# dist.integrity`): raise both together.
+AXE_VERSION=4.14.1
+AXE_INTEGRITY=sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==
+AXE_DIR="${FEDELTA_TOOLS_DIR:-$FEDELTA_REPO_ROOT/.fedelta/tools}/axe-core-$AXE_VERSION"
+AXE_JS="$AXE_DIR/axe.min.js"
 
 require_node() {
     command -v node >/dev/null || die "node is not installed (node 20 or newer is needed)"
@@ -34,6 +45,11 @@ require_node() {
 }
 
 install() {
+    install_contract_libraries
+    install_axe
+}
+
+install_contract_libraries() {
     if [[ -e "$MARKER" ]]; then
         return 0
     fi
@@ -46,16 +62,39 @@ install() {
     touch "$MARKER"
 }
 
+# npm pack fetches the tarball alone (no package.json, no node_modules for one file); its sha512
+# is checked here against the pin, whatever npm's cache holds.
+install_axe() {
+    [[ -s "$AXE_JS" ]] && return 0
+    require_node
+    log "fetching axe-core $AXE_VERSION from npm (the browser tests' accessibility engine)"
+    local work integrity
+    work="$(mktemp -d)"
+    # shellcheck disable=SC2064 # expand now: work is local
+    trap "rm -rf -- '$work'" EXIT
+    (cd -- "$work" && npm pack "axe-core@$AXE_VERSION" --silent --loglevel=error >/dev/null) ||
+        die "npm pack axe-core@$AXE_VERSION failed"
+    integrity="sha512-$(openssl dgst -sha512 -binary "$work/axe-core-$AXE_VERSION.tgz" | base64 -w 0)"
+    [[ "$integrity" == "$AXE_INTEGRITY" ]] ||
+        die "axe-core-$AXE_VERSION.tgz has $integrity, not the pinned $AXE_INTEGRITY"
+    tar -xzf "$work/axe-core-$AXE_VERSION.tgz" -C "$work" package/axe.min.js package/LICENSE ||
+        die "no axe.min.js in axe-core $AXE_VERSION"
+    # The file last and renamed into place: a half-copied axe.min.js never counts as installed.
+    (umask 022 && mkdir -p -- "$AXE_DIR" && cp -- "$work/package/LICENSE" "$AXE_DIR/" &&
+        cp -- "$work/package/axe.min.js" "$AXE_JS.part" && mv -- "$AXE_JS.part" "$AXE_JS")
+}
+
 validate() {
-    install
+    install_contract_libraries
     node "$VALIDATE_ASYNCAPI" "${1:-$ASYNCAPI_DOCUMENT}"
 }
 
 case "${1:-}" in
     install) install ;;
     validate) validate "${2:-}" ;;
+    axe-path) printf '%s\n' "$AXE_JS" ;;
     *)
-        echo "usage: $0 install|validate [FILE]" >&2
+        echo "usage: $0 install|validate [FILE]|axe-path" >&2
         exit 2
         ;;
 esac

@@ -28,7 +28,7 @@ FEDELTA_COMPONENT=postgres
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 # One role (its password random, in secrets.env) and one database fedelta_<name> per service.
-PG_SERVICES=(ingest points tiers notifications engagement insights)
+PG_SERVICES=(ingest points tiers notifications engagement insights web)
 PG_SUPERUSER=postgres
 PG_SECRETS_ENV="$FEDELTA_STATE_DIR/secrets.env"
 

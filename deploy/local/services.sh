@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The six Fedelta services as local processes (API + consumer + relay in each), one instance
-# per service by default, or several sharing a consumer group (each on its own port).
+# The seven Fedelta services as local processes (API + consumer + relay in each; the web has
+# no consumer), one instance per service by default, or several sharing a consumer group (each on its own port).
 #
 #   deploy/local/services.sh start [SERVICE[:PORT]...]   start the instances not running; wait
 #                                                         until each is ready (default: all)
@@ -12,7 +12,7 @@
 # Reads their configuration from $FEDELTA_STATE_DIR/services.env (written by stack.sh).
 # Ports: FEDELTA_INGEST_PORT (8080), FEDELTA_POINTS_PORT (8081), FEDELTA_TIERS_PORT (8082),
 # FEDELTA_NOTIFICATIONS_PORT (8083), FEDELTA_ENGAGEMENT_PORT (8084), FEDELTA_INSIGHTS_PORT
-# (8085). FEDELTA_<SERVICE>_PORTS, a comma-separated list, runs one instance of that service
+# (8085), FEDELTA_WEB_PORT (8086). FEDELTA_<SERVICE>_PORTS, a comma-separated list, runs one instance of that service
 # per port instead (the first one's pid file and log keep the
 # one-instance names, <service>.pid and <service>.log; the others add -<port>).
 
@@ -21,7 +21,7 @@ FEDELTA_COMPONENT=services
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-SERVICES=(ingest points tiers notifications engagement insights)
+SERVICES=(ingest points tiers notifications engagement insights web)
 SERVICES_ENV="$FEDELTA_STATE_DIR/services.env"
 START_TIMEOUT="${FEDELTA_SERVICE_START_TIMEOUT:-60}"
 
@@ -33,6 +33,7 @@ port_of() {
         notifications) printf '%s\n' "${FEDELTA_NOTIFICATIONS_PORT:-8083}" ;;
         engagement) printf '%s\n' "${FEDELTA_ENGAGEMENT_PORT:-8084}" ;;
         insights) printf '%s\n' "${FEDELTA_INSIGHTS_PORT:-8085}" ;;
+        web) printf '%s\n' "${FEDELTA_WEB_PORT:-8086}" ;;
         *) die "unknown service '$1' (one of: ${SERVICES[*]})" ;;
     esac
 }

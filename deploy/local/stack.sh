@@ -19,8 +19,9 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 : "${FEDELTA_NOTIFICATIONS_PORT:=8083}"
 : "${FEDELTA_ENGAGEMENT_PORT:=8084}"
 : "${FEDELTA_INSIGHTS_PORT:=8085}"
+: "${FEDELTA_WEB_PORT:=8086}"
 export FEDELTA_INGEST_PORT FEDELTA_POINTS_PORT FEDELTA_TIERS_PORT FEDELTA_NOTIFICATIONS_PORT \
-    FEDELTA_ENGAGEMENT_PORT FEDELTA_INSIGHTS_PORT
+    FEDELTA_ENGAGEMENT_PORT FEDELTA_INSIGHTS_PORT FEDELTA_WEB_PORT
 
 SECRETS_ENV="$FEDELTA_STATE_DIR/secrets.env"
 SERVICES_ENV="$FEDELTA_STATE_DIR/services.env"
@@ -33,8 +34,11 @@ random_token() { "$FEDELTA_PYTHON" -c 'import secrets; print(secrets.token_urlsa
 token_sha256() {
     printf %s "$1" | "$FEDELTA_PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'
 }
-SERVICE_NAMES=(ingest points tiers notifications engagement insights)
+SERVICE_NAMES=(ingest points tiers notifications engagement insights web)
 TOKEN_ROLES=(read operate admin)
+# The services the web calls, each with a console credential of its own (SECURITY.md).
+CONSOLE_SERVICES=(ingest points tiers notifications engagement insights)
+CONSOLE_USER=admin
 
 # Credentials are made once per state dir and kept, so `up` twice gives the same ones.
 ensure_secrets() {
@@ -71,8 +75,28 @@ ensure_secrets() {
     if ! grep -q '^FEDELTA_ENGAGEMENT_SURPRISE_SECRET=' "$SECRETS_ENV"; then
         (umask 077 && printf 'FEDELTA_ENGAGEMENT_SURPRISE_SECRET=%s\n' "$(random_token)" >>"$SECRETS_ENV")
     fi
+    ensure_web_secrets
     # shellcheck source=/dev/null
     source "$SECRETS_ENV"
+}
+
+# The web's credentials, made once per state dir like the others: its console token at each
+# service (FEDELTA_WEB_<SERVICE>_TOKEN; the service is given its SHA-256), the first staff
+# account's password, and the secret a receipt's wallet link is signed with (shared with
+# ingest, which signs the links the web checks).
+ensure_web_secrets() {
+    local name variable
+    for name in "${CONSOLE_SERVICES[@]}"; do
+        variable="FEDELTA_WEB_${name^^}_TOKEN"
+        if ! grep -q "^$variable=" "$SECRETS_ENV"; then
+            (umask 077 && printf '%s=%s\n' "$variable" "$(random_token)" >>"$SECRETS_ENV")
+        fi
+    done
+    for variable in FEDELTA_WEB_FIRST_STAFF_PASSWORD FEDELTA_WEB_RECEIPT_SECRET; do
+        if ! grep -q "^$variable=" "$SECRETS_ENV"; then
+            (umask 077 && printf '%s=%s\n' "$variable" "$(random_token)" >>"$SECRETS_ENV")
+        fi
+    done
 }
 
 # The keys ingest and notifications seal the secrets they store with (partners' signing
@@ -120,7 +144,30 @@ write_services_env() {
         # read token.
         printf 'FEDELTA_NOTIFICATIONS_POINTS_URL=http://127.0.0.1:%s\n' "$FEDELTA_POINTS_PORT"
         printf 'FEDELTA_NOTIFICATIONS_POINTS_TOKEN=%s\n' "$FEDELTA_POINTS_READ_TOKEN"
+        write_web_env
     } >"$SERVICES_ENV"
+}
+
+# The web (services/web) calls each service with its console credential, by plaintext token;
+# the service holds the SHA-256. Plain http here, hence cookies without `Secure`.
+write_web_env() {
+    local name upper token web_url="http://127.0.0.1:$FEDELTA_WEB_PORT" port
+    for name in "${CONSOLE_SERVICES[@]}"; do
+        upper="${name^^}"
+        token="FEDELTA_WEB_${upper}_TOKEN"
+        port="FEDELTA_${upper}_PORT"
+        printf 'FEDELTA_%s_CONSOLE_TOKEN_SHA256=%s\n' "$upper" "$(token_sha256 "${!token}")"
+        printf 'FEDELTA_WEB_%s_TOKEN=%s\n' "$upper" "${!token}"
+        printf 'FEDELTA_WEB_%s_URL=http://127.0.0.1:%s\n' "$upper" "${!port}"
+    done
+    printf 'FEDELTA_WEB_PUBLIC_URL=%s\n' "$web_url"
+    printf 'FEDELTA_WEB_COOKIE_SECURE=false\n'
+    printf 'FEDELTA_WEB_FIRST_STAFF_USER=%s\n' "$CONSOLE_USER"
+    printf 'FEDELTA_WEB_FIRST_STAFF_PASSWORD=%s\n' "$FEDELTA_WEB_FIRST_STAFF_PASSWORD"
+    # A receipt's QR link: ingest signs it, the web checks it, with the one secret.
+    printf 'FEDELTA_WEB_RECEIPT_SECRET=%s\n' "$FEDELTA_WEB_RECEIPT_SECRET"
+    printf 'FEDELTA_INGEST_RECEIPT_SECRET=%s\n' "$FEDELTA_WEB_RECEIPT_SECRET"
+    printf 'FEDELTA_INGEST_WALLET_URL=%s\n' "$web_url"
 }
 
 with_services_env() {
@@ -142,6 +189,10 @@ write_dev_env() {
         printf 'FEDELTA_NOTIFICATIONS_URL=http://127.0.0.1:%s\n' "$FEDELTA_NOTIFICATIONS_PORT"
         printf 'FEDELTA_ENGAGEMENT_URL=http://127.0.0.1:%s\n' "$FEDELTA_ENGAGEMENT_PORT"
         printf 'FEDELTA_INSIGHTS_URL=http://127.0.0.1:%s\n' "$FEDELTA_INSIGHTS_PORT"
+        printf 'FEDELTA_WEB_URL=http://127.0.0.1:%s\n' "$FEDELTA_WEB_PORT"
+        # The console's first staff account (the web makes it when it has none).
+        printf 'FEDELTA_CONSOLE_USER=%s\n' "$CONSOLE_USER"
+        printf 'FEDELTA_CONSOLE_PASSWORD=%s\n' "$FEDELTA_WEB_FIRST_STAFF_PASSWORD"
         printf 'FEDELTA_PARTNER_ID=%s\n' "$DEMO_PARTNER_ID"
         printf 'FEDELTA_PARTNER_KEY=%s\n' "$FEDELTA_PARTNER_KEY"
         printf 'FEDELTA_PARTNER_SECRET=%s\n' "$FEDELTA_PARTNER_SECRET"
@@ -171,6 +222,8 @@ Fedelta is up.
   notifications   http://127.0.0.1:$FEDELTA_NOTIFICATIONS_PORT/docs
   engagement      http://127.0.0.1:$FEDELTA_ENGAGEMENT_PORT/docs   (stamp cards, challenges, badges)
   insights        http://127.0.0.1:$FEDELTA_INSIGHTS_PORT/docs   (RFM, lifecycle, loyalty types, segments, KPIs)
+  member wallet   http://127.0.0.1:$FEDELTA_WEB_PORT/wallet/sign-in   (a sign-in link by email, or a receipt's QR)
+  console         http://127.0.0.1:$FEDELTA_WEB_PORT/console   (user $CONSOLE_USER; the password: FEDELTA_CONSOLE_PASSWORD in $env_file)
   mail catcher    $FEDELTA_MAIL_DIR (one .eml file per message)
   SMS catcher     http://127.0.0.1:${FEDELTA_SMS_PORT:-8026}/v1/messages -> ${FEDELTA_SMS_DIR:-$FEDELTA_STATE_DIR/sms} (one .json file per SMS)
   Kafka           $KAFKA      PostgreSQL 127.0.0.1:$FEDELTA_PG_PORT

@@ -1,12 +1,16 @@
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import SealedSecretsSettings, ServiceSettings
 from shared.web.auth import SIGNATURE_TOLERANCE_SECONDS
+from shared.web.receipt_links import MIN_SECRET_BYTES
 
 
 class IngestSettings(ServiceSettings, SealedSecretsSettings):
-    model_config = SettingsConfigDict(env_prefix="FEDELTA_INGEST_", extra="ignore", frozen=True)
+    # Errors name the setting and what is wrong, never its value: several are secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="FEDELTA_INGEST_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     port: int = 8080
     # Two processes: on two cores one is CPU-bound in the HTTP framework at ~1,500 purchases/s
@@ -57,6 +61,20 @@ class IngestSettings(ServiceSettings, SealedSecretsSettings):
     # of the `workers` processes allows its share): far above one till's needs and above
     # bench.ingest_throughput's ~3,500/s from one partner; 429 with Retry-After past it.
     partner_rate_limit_per_second: float = Field(default=10_000.0, gt=0, le=1_000_000)
+    # A purchase's answer carries the member wallet's link for its receipt (a QR code the POS
+    # prints), signed with the secret web shares (FEDELTA_WEB_RECEIPT_SECRET), when both are
+    # set; unset: no link.
+    receipt_secret: SecretStr | None = Field(default=None, max_length=1024)
+    wallet_url: str | None = Field(
+        default=None, max_length=2000, pattern=r"^https?://[^\s/?#]+[^\s?#]*$"
+    )
+
+    @field_validator("receipt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"receipt_secret must hold at least {MIN_SECRET_BYTES} bytes")
+        return value
 
 
 def load_settings() -> IngestSettings:

@@ -33,6 +33,7 @@ from services.notifications.adapters.http_channels import (
     SmsSender,
     WebhookSender,
 )
+from services.notifications.adapters.sealed_secrets import unseal_sign_in_link
 from services.notifications.adapters.smtp import (
     EmailDeliveryError,
     EmailSender,
@@ -51,6 +52,8 @@ from services.notifications.domain.coupons import (
     wait_for_coupon,
 )
 from services.notifications.domain.model import (
+    REQUESTED_TEMPLATES,
+    SECRET_PARAMS,
     Channel,
     Decision,
     Delivery,
@@ -63,6 +66,7 @@ from services.notifications.domain.model import (
     Suppress,
     Wait,
     decide_batch,
+    guard_secrets,
     judged_day,
     mark_attempt_failed,
     mark_sent,
@@ -74,6 +78,7 @@ from shared.clock import Clock
 from shared.messaging import events
 from shared.messaging.events import CloudEvent
 from shared.messaging.outbox import CollectingSink, EventSink, emit
+from shared.sealing import SealingError
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +212,8 @@ class DeliveryDispatcher:
         for delivery, decision in decided:
             if decision is None:
                 continue  # deferred: left due, decided again in the next batch
-            outcome = self._outcome(delivery, decision, failures, now, sent_at)
+            # A secret it carries (a sign-in link) is not kept once it is settled.
+            outcome = guard_secrets(self._outcome(delivery, decision, failures, now, sent_at))
             outcomes.append(outcome)
             await self._emit(outcome, caused, now)
         await unit.notifications.save_all(outcomes)
@@ -382,7 +388,12 @@ class DeliveryDispatcher:
     ) -> OutgoingEmail:
         """The email; with a coupon, its code in both parts and its QR code as an image the
         HTML shows inline."""
-        unsubscribe = self.unsubscribe_url(delivery.customer_id) if self.unsubscribe_url else None
+        # What the member asked for is no mailing to leave: no unsubscribe link.
+        unsubscribe = (
+            self.unsubscribe_url(delivery.customer_id)
+            if self.unsubscribe_url and delivery.template not in REQUESTED_TEMPLATES
+            else None
+        )
         images: tuple[InlineImage, ...] = ()
         if coupon is not None:
             qr = InlineImage(
@@ -461,9 +472,13 @@ class DeliveryDispatcher:
 
 
 def _params(delivery: Delivery, coupon: Coupon | None) -> dict[str, object]:
-    """What the message is rendered with: its stored params, and its coupon's code (read at
-    send time, never stored)."""
-    return delivery.params if coupon is None else {**delivery.params, "code": coupon.code}
+    """What the message is rendered with: its stored params, its coupon's code (read at send
+    time, never stored), and its sign-in link's URL (stored sealed, opened at send time)."""
+    params = delivery.params if coupon is None else {**delivery.params, "code": coupon.code}
+    sealed = params.get("link")
+    if isinstance(sealed, str):
+        params = {**params, "url": unseal_sign_in_link(delivery.notification_id, sealed)}
+    return params
 
 
 def _failure(error: Exception) -> tuple[str, bool]:
@@ -477,6 +492,9 @@ def _failure(error: Exception) -> tuple[str, bool]:
         return "unknown template", True
     if isinstance(error, templates.MissingParam):
         return "template param missing", True
+    if isinstance(error, SealingError):
+        # The key it was sealed with is not configured here: no retry opens it.
+        return "sealed param does not open", True
     return type(error).__name__, False
 
 
@@ -492,5 +510,9 @@ def webhook_payload(delivery: Delivery, partner_id: str, now: datetime) -> dict[
         "cause_event_id": delivery.cause_event_id,
         "created_at": delivery.created_at.isoformat(),
         "sent_at": now.isoformat(),
-        "data": {k: v for k, v in delivery.params.items() if k != "earning_ids"},
+        "data": {
+            k: v
+            for k, v in delivery.params.items()
+            if k != "earning_ids" and k not in SECRET_PARAMS
+        },
     }

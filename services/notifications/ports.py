@@ -149,8 +149,13 @@ class JobsRepository(ReachabilityReads, Scheduler, Protocol):
         ...
 
 
-class ApiRepository(Protocol):
-    """What the HTTP use cases read and write."""
+class ApiRepository(Scheduler, Protocol):
+    """What the HTTP use cases read and write (and schedule: a sign-in link)."""
+
+    async def customers_with_email(self, email: str, limit: int) -> list[str]:
+        """The customers whose stored contact email is `email`, compared case-insensitively,
+        in id order, at most `limit`."""
+        ...
 
     async def contact(self, customer_id: str) -> Contact | None: ...
 

@@ -239,6 +239,9 @@ class LedgerRepository(Protocol):
 
     async def lots_drawn_by(self, entry_ids: Collection[str]) -> dict[str, list[Allocation]]: ...
 
+    async def actors_of(self, entry_ids: Collection[str]) -> dict[str, str]:
+        """Who made each of these entries that a person made (a staff adjustment)."""
+
     async def held_earning(self, held_id: str) -> HeldEarning | None:
         """The earning the velocity guard held under this id, if any."""
         ...

@@ -37,7 +37,7 @@ from shared.messaging.topics import (
 
 # The super user: topic and ACL administration, never a service.
 ADMIN = "admin"
-SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights", "web")
 
 
 def consumer_group(service: str) -> str:
@@ -91,6 +91,9 @@ GRANTS: dict[str, Grant] = {
     "insights": _consumer(
         "insights", SEGMENTS, (CUSTOMERS, PURCHASES, POINTS, TIERS, ENGAGEMENT, FEEDBACK)
     ),
+    # The web (issue 22) calls the services' HTTP APIs and publishes nothing: its principal
+    # (the runtime's idle relay) may write no topic and read none.
+    "web": Grant(writes=()),
 }
 
 

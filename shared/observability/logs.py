@@ -124,5 +124,7 @@ def configure_logging(service: str, level: str) -> None:
         routed = logging.getLogger(name)
         routed.handlers.clear()
         routed.propagate = True
-    for noisy in ("aiokafka", "kafka", "sqlalchemy.engine", "uvicorn.access"):
+    # httpx logs every request's URL with its query at INFO: the web's lookup of a member by
+    # email would put the address in its log (logs carry ids, never personal data).
+    for noisy in ("aiokafka", "kafka", "sqlalchemy.engine", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

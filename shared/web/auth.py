@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from shared.bounds import MAX_ID_LENGTH, PRINTABLE_PATTERN
+
 SIGNATURE_HEADER = "Fedelta-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
 
@@ -113,7 +115,8 @@ ACTOR_DIGITS = 12
 class Credential:
     """What a bearer token is: its scope and the actor it names, its role and the start of
     its hash (e.g. `admin:1f2e3d4c5b6a`; `till` for the till token, whose call names its
-    partner instead)."""
+    partner instead; for the console's token, scope `admin` and `console:` and the person
+    its call names, e.g. `console:staff:alice`)."""
 
     scope: Scope
     actor: str
@@ -134,25 +137,78 @@ def _actor(role: Role, digest: str) -> str:
     return f"{role}:{digest[:ACTOR_DIGITS]}"
 
 
+# The header a console call names the person acting in (`staff:alice`, `member:c-123`): the
+# web console holds one credential for all its users, so who acts travels beside it.
+ACTOR_HEADER = "Fedelta-Actor"
+# The label's bound: `console:` and 64 characters stay within what an actor is everywhere it
+# is recorded (bounds.Label, 128).
+MAX_ACTOR_LENGTH = MAX_ID_LENGTH
+_ACTOR_LABEL = re.compile(PRINTABLE_PATTERN)
+
+
+class ActorError(ValueError):
+    """A console call that names no person acting, or names one malformed; `slug` says which
+    (`actor-required`, `invalid-actor`)."""
+
+    def __init__(self, slug: str, detail: str) -> None:
+        super().__init__(detail)
+        self.slug = slug
+
+
+def console_actor(named: str | None) -> str:
+    """The actor of a console call naming `named` in Fedelta-Actor: `console:<named>`; an
+    ActorError when it is missing or not a label (1 to 64 characters, no control ones)."""
+    if named is None:
+        raise ActorError(
+            "actor-required",
+            f"a call with the console credential names the person acting in {ACTOR_HEADER} "
+            "(e.g. staff:alice)",
+        )
+    if not 1 <= len(named) <= MAX_ACTOR_LENGTH or not _ACTOR_LABEL.fullmatch(named):
+        raise ActorError(
+            "invalid-actor",
+            f"{ACTOR_HEADER} must be 1 to {MAX_ACTOR_LENGTH} characters, none of them a "
+            "control character",
+        )
+    return f"console:{named}"
+
+
+def _any_matches(digest: str, known: Iterable[str]) -> bool:
+    """Whether `digest` is among `known`, every one compared in constant time."""
+    found = False
+    for candidate in known:
+        if hmac.compare_digest(digest, candidate):
+            found = True
+    return found
+
+
 def credential_of(
-    presented: str, hashes: Mapping[Role, Iterable[str]], till_hashes: Iterable[str] = ()
+    presented: str,
+    hashes: Mapping[Role, Iterable[str]],
+    till_hashes: Iterable[str] = (),
+    console_hashes: Iterable[str] = (),
+    *,
+    named_actor: str | None = None,
 ) -> Credential | None:
     """The credential a bearer token is among a service's token hashes (each role's current
-    and next, and the till token's), or None for an unknown token. Every hash is compared, in
-    constant time."""
+    and next, the till token's and the console's), or None for an unknown token. Every hash
+    is compared, in constant time. The console token is the admin role for the person
+    `named_actor` names (the Fedelta-Actor header, which no other credential reads): an
+    ActorError when it names none or a malformed one."""
     digest = token_hash(presented)
     found: Role | None = None
     for role in ROLES:
-        for known in hashes.get(role, ()):
-            if hmac.compare_digest(digest, known):
-                found = role
+        if _any_matches(digest, hashes.get(role, ())):
+            found = role
+    till = _any_matches(digest, till_hashes)
+    console = _any_matches(digest, console_hashes)
     if found is not None:
         return Credential(found, _actor(found, digest))
-    till = False
-    for known in till_hashes:
-        if hmac.compare_digest(digest, known):
-            till = True
-    return Credential("till", "till") if till else None
+    if till:
+        return Credential("till", "till")
+    if console:
+        return Credential("admin", console_actor(named_actor))
+    return None
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -1,6 +1,7 @@
 """The FastAPI dependencies of every service: its runtime, settings, clock, a read connection,
 the token scopes (`read` < `operate` < `admin`, the service's own credentials, and `till`),
-the credential's actor, and the caller (the till scope: a partner's till, through ingest)."""
+the credential's actor (for the console's credential, the person its Fedelta-Actor header
+names), and the caller (the till scope: a partner's till, through ingest)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from shared.clock import Clock
 from shared.runtime.process import Runtime
 from shared.settings import ServiceSettings
 from shared.storage.transactions import read_snapshot
-from shared.web.auth import Credential, Role, bearer_token, credential_of
+from shared.web.auth import ACTOR_HEADER, ActorError, Credential, Role, bearer_token, credential_of
 from shared.web.auth import Scope as TokenScope
 from shared.web.idempotency import PARTNER_HEADER
 from shared.web.problems import Problem
@@ -72,13 +73,29 @@ class Caller:
     actor: str | None = None
 
 
-async def _credential_of(settings: ServiceSettings, authorization: str | None) -> Credential:
+# Fedelta-Actor, read by the console's credential alone. Out of the OpenAPI documents: like
+# the credentials themselves, it is described with them (SECURITY.md), not per operation.
+ActorHeader = Annotated[str | None, Header(alias=ACTOR_HEADER, include_in_schema=False)]
+
+
+async def _credential_of(
+    settings: ServiceSettings, authorization: str | None, actor: str | None
+) -> Credential:
     token = bearer_token(authorization)
     if token is None:
         raise Problem(
             401, "Unauthorized", "send Authorization: Bearer <service token>", slug="unauthorized"
         )
-    credential = credential_of(token, settings.token_hashes(), settings.till_hashes())
+    try:
+        credential = credential_of(
+            token,
+            settings.token_hashes(),
+            settings.till_hashes(),
+            settings.console_hashes(),
+            named_actor=actor,
+        )
+    except ActorError as error:
+        raise Problem(400, "Bad request", str(error), slug=error.slug) from None
     if credential is None:
         # A token of another service is as unknown here as a made-up one.
         raise Problem(401, "Unauthorized", "unknown service token", slug="unauthorized")
@@ -112,9 +129,11 @@ def require_credential(needed: Role) -> Callable[..., Awaitable[Credential]]:
     the till token opens none of the routes that take this (403)."""
 
     async def check(
-        settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+        settings: SettingsDep,
+        authorization: Annotated[str | None, Header()] = None,
+        actor: ActorHeader = None,
     ) -> Credential:
-        return _check_role(await _credential_of(settings, authorization), needed)
+        return _check_role(await _credential_of(settings, authorization, actor), needed)
 
     _SCOPES[check] = _OPENED_BY[needed]
     return check
@@ -124,9 +143,11 @@ def require_scope(needed: Role) -> Callable[..., Awaitable[TokenScope]]:
     """`require_credential`, answering the credential's scope only."""
 
     async def check(
-        settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+        settings: SettingsDep,
+        authorization: Annotated[str | None, Header()] = None,
+        actor: ActorHeader = None,
     ) -> TokenScope:
-        return _check_role(await _credential_of(settings, authorization), needed).scope
+        return _check_role(await _credential_of(settings, authorization, actor), needed).scope
 
     _SCOPES[check] = _OPENED_BY[needed]
     return check
@@ -158,8 +179,9 @@ def require_caller(*, read: bool, till: bool) -> Callable[..., Awaitable[Caller]
         authorization: Annotated[str | None, Header()] = None,
         partner_id: Annotated[str | None, Header(alias=PARTNER_HEADER)] = None,
         store_id: Annotated[str | None, Header(alias=STORE_HEADER)] = None,
+        actor: ActorHeader = None,
     ) -> Caller:
-        credential = await _credential_of(settings, authorization)
+        credential = await _credential_of(settings, authorization, actor)
         if credential.scope != "till" or not till:
             credential = _check_role(credential, needed)
             return Caller(credential.scope, actor=credential.actor)

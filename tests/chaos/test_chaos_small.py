@@ -24,7 +24,7 @@ PORTS = {
     "--pg-port": ENV.get("FEDELTA_TEST_CHAOS_PG_PORT", "15482"),
     "--kafka-port": ENV.get("FEDELTA_TEST_CHAOS_KAFKA_PORT", "19232"),  # and the next one
     "--smtp-port": ENV.get("FEDELTA_TEST_CHAOS_SMTP_PORT", "10056"),
-    "--service-port-base": ENV.get("FEDELTA_TEST_CHAOS_SERVICE_PORT_BASE", "18110"),  # 14 ports
+    "--service-port-base": ENV.get("FEDELTA_TEST_CHAOS_SERVICE_PORT_BASE", "18110"),  # 19 ports
 }
 STATE_DIR = ENV.get("FEDELTA_TEST_CHAOS_STATE_DIR", str(REPO / ".fedelta" / "chaos-test"))
 # Generous: a loaded 2-core machine restarts a JVM broker and ten service processes slowly.

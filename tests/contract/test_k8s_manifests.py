@@ -284,6 +284,7 @@ PLATFORM = {
     "smtp-port": "587",
     "sms-url": "https://sms.example.com/send",
     "notifications-public-url": "https://loyalty.example.com/notifications",
+    "web-public-url": "https://loyalty.example.com",
 }
 
 

@@ -11,6 +11,13 @@ import httpx
 import pytest
 
 from fedelta_client import DevEnv, StackClient
+from tests.support.browser import (  # noqa: F401 (the web's browser fixtures, registered here)
+    browser,
+    new_page,
+    page,
+    page_options,
+    pytest_runtest_makereport,
+)
 from tests.support.stack import Stack, service_ports
 
 

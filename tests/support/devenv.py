@@ -14,10 +14,13 @@ FAKE_DEV_ENV = DevEnv(
     notifications_url="http://notifications",
     engagement_url="http://engagement",
     insights_url="http://insights",
+    web_url="http://web",
     partner_key="fk",
     partner_secret="fs",
     tokens={
         service: {"read": "read", "operate": "operate", "admin": "admin"} for service in SERVICES
     },
     mail_dir=Path("mail"),
+    console_user="admin",
+    console_password="console-password",
 )

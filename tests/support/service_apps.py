@@ -16,9 +16,10 @@ from services.insights.api.app import create_app as insights_app
 from services.notifications.api.app import create_app as notifications_app
 from services.points.api.app import create_app as points_app
 from services.tiers.api.app import create_app as tiers_app
+from services.web.api.app import create_app as web_app
 from shared.settings import ServiceSettings
 from tests.support.service_settings import SETTINGS_CLASSES
-from tests.support.stack import sha256_hex
+from tests.support.stack import CONSOLE_SERVICES, CONSOLE_TOKEN, RECEIPT_SECRET, sha256_hex
 
 CREATE_APPS: dict[str, Callable[[ServiceSettings], FastAPI]] = {
     "ingest": ingest_app,
@@ -27,11 +28,17 @@ CREATE_APPS: dict[str, Callable[[ServiceSettings], FastAPI]] = {
     "notifications": notifications_app,
     "engagement": engagement_app,
     "insights": insights_app,
+    "web": web_app,
 }
 ADMIN_TOKEN = "service-apps-admin-token-0123456789"
 # What a service requires beyond the settings every service does.
 REQUIRED_OF: dict[str, dict[str, Any]] = {
     "engagement": {"surprise_secret": "service-apps-surprise-secret-0123456789"},
+    # The web: its console credential at each service and the receipts' secret.
+    "web": {
+        "receipt_secret": RECEIPT_SECRET,
+        **{f"{service}_token": CONSOLE_TOKEN for service in CONSOLE_SERVICES},
+    },
 }
 
 

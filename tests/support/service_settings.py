@@ -16,6 +16,7 @@ from services.insights.settings import InsightsSettings
 from services.notifications.settings import NotificationsSettings
 from services.points.settings import PointsSettings
 from services.tiers.settings import TiersSettings
+from services.web.settings import WebSettings
 
 SETTINGS_CLASSES: dict[str, type[BaseSettings]] = {
     "ingest": IngestSettings,
@@ -24,6 +25,7 @@ SETTINGS_CLASSES: dict[str, type[BaseSettings]] = {
     "notifications": NotificationsSettings,
     "engagement": EngagementSettings,
     "insights": InsightsSettings,
+    "web": WebSettings,
 }
 
 

@@ -19,7 +19,9 @@ from shared.messaging.connection import KafkaConnection
 from shared.sealing import Keyring
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights")
+SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights", "web")
+# The services the web calls, each with its console credential (FEDELTA_WEB_<SERVICE>_TOKEN).
+CONSOLE_SERVICES = ("ingest", "points", "tiers", "notifications", "engagement", "insights")
 # Each service is configured with the hashes of its tokens. The in-process services of the
 # integration tests share these three for convenience (one header per role for all);
 # tests/integration/*/test_credentials*.py give a service tokens of its own. The local stack
@@ -29,6 +31,13 @@ OPERATE_TOKEN = "test-operate-token-0123456789abcdef"
 READ_TOKEN = "test-read-token-0123456789abcdef"
 # Points' till scope, held by ingest (FEDELTA_INGEST_POINTS_TOKEN) and never by a till.
 TILL_TOKEN = "test-till-token-0123456789abcdef"
+# The web's console credential, one for every service here (the local stack gives each its
+# own), and the secret of a receipt's wallet link, shared by ingest and the web.
+CONSOLE_TOKEN = "test-console-token-0123456789abcdef"
+RECEIPT_SECRET = "test-receipt-secret-0123456789abcdef"
+# The console's first staff account (made by the web when it has none).
+STAFF_USER = "admin"
+STAFF_PASSWORD = "test-staff-password-0123456789"
 # The services that seal stored secrets (FEDELTA_<NAME>_SECRETS_KEY, base64 of 32 bytes). The
 # stack's key is the one in its secrets.env, shared with the services deploy/local/stack.sh
 # starts on it (the end-to-end tests), so that both open what the other sealed; these fixed
@@ -47,7 +56,7 @@ def sha256_hex(token: str) -> str:
 
 # The end-to-end pipeline's service processes listen here unless FEDELTA_TEST_SERVICE_PORTS
 # (one port per service, in the order of SERVICES) says otherwise: what `make test` gives.
-DEFAULT_SERVICE_PORTS = "18080,18081,18082,18083,18084,18085"
+DEFAULT_SERVICE_PORTS = "18080,18081,18082,18083,18084,18085,18086"
 
 
 def service_ports(environ: Mapping[str, str]) -> dict[str, str]:
@@ -274,4 +283,29 @@ class Stack:
             env[f"{prefix}SMTP_PORT"] = str(self.smtp_port)
             env[f"{prefix}SMS_URL"] = self.sms_url
             env[f"{prefix}SMS_TOKEN"] = "test-sms-token"
+        if service in CONSOLE_SERVICES:
+            env[f"{prefix}CONSOLE_TOKEN_SHA256"] = sha256_hex(CONSOLE_TOKEN)  # the web's
+        if service == "ingest":
+            env[f"{prefix}RECEIPT_SECRET"] = RECEIPT_SECRET
+        if service == "web":
+            env |= web_env(port)
         return env
+
+
+def web_env(port: int) -> dict[str, str]:
+    """The web's own settings on the test stack: the other services where the end-to-end
+    pipeline runs them (FEDELTA_TEST_SERVICE_PORTS), its console credential at each, plain
+    http (cookies without `Secure`), the first staff account and the receipts' secret."""
+    ports = service_ports(os.environ)
+    env = {
+        "FEDELTA_WEB_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "FEDELTA_WEB_COOKIE_SECURE": "false",
+        "FEDELTA_WEB_FIRST_STAFF_USER": STAFF_USER,
+        "FEDELTA_WEB_FIRST_STAFF_PASSWORD": STAFF_PASSWORD,
+        "FEDELTA_WEB_RECEIPT_SECRET": RECEIPT_SECRET,
+    }
+    for name in CONSOLE_SERVICES:
+        upper = name.upper()
+        env[f"FEDELTA_WEB_{upper}_URL"] = f"http://127.0.0.1:{ports[f'FEDELTA_{upper}_PORT']}"
+        env[f"FEDELTA_WEB_{upper}_TOKEN"] = CONSOLE_TOKEN
+    return env

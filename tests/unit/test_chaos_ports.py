@@ -28,10 +28,10 @@ def test_every_instance_and_rebalancer_has_a_port_of_its_own_inside_the_span(bas
 
 
 def test_the_default_layouts_stay_clear_of_the_other_stacks() -> None:
-    make_up, make_test = set(range(8080, 8086)), set(range(18080, 18086))
+    make_up, make_test = set(range(8080, 8087)), set(range(18080, 18087))
     run = set(all_ports(Ports()))  # make chaos
     small = set(all_ports(Ports(service_base=18110)))  # tests/chaos
-    assert run == set(range(18090, 18107)) and small == set(range(18110, 18127))
+    assert run == set(range(18090, 18109)) and small == set(range(18110, 18129))
     assert not run & small and not (run | small) & (make_up | make_test)
 
 
@@ -42,5 +42,6 @@ def test_the_stack_gives_every_service_its_two_ports() -> None:
         first, second = Ports().instances(service)
         assert env[f"FEDELTA_{service.upper()}_PORTS"] == f"{first},{second}"
         assert env[f"FEDELTA_{service.upper()}_WORKERS"] == "1"
-    assert {t.name for t in stack.targets()} >= {"engagement:18094", "engagement:18100"}
-    assert {t.name for t in stack.targets()} >= {"insights:18095", "insights:18101"}
+    assert {t.name for t in stack.targets()} >= {"engagement:18094", "engagement:18101"}
+    assert {t.name for t in stack.targets()} >= {"insights:18095", "insights:18102"}
+    assert {t.name for t in stack.targets()} >= {"web:18096", "web:18103"}

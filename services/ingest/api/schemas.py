@@ -182,6 +182,20 @@ class AcceptedOut(BaseModel):
     event_id: str
 
 
+class PurchaseAcceptedOut(AcceptedOut):
+    """A purchase's answer: with `wallet_url` when ingest is configured for receipt links
+    (absent otherwise, never null)."""
+
+    wallet_url: str | None = Field(
+        default=None,
+        description=(
+            "The member wallet's link for this purchase's receipt, to print as a QR code: "
+            "it signs the member in for 30 days"
+        ),
+        examples=["http://127.0.0.1:8086/wallet/receipt?c=c-1&p=p-1&e=1767225600&s=9f2c..."],
+    )
+
+
 # A partner's calls per second for the whole ingest instance (domain/rate_limits.py).
 RateLimit = Annotated[float, Field(strict=True, gt=0, le=100_000, examples=[50])]
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest.adapters import tables
 from services.ingest.adapters.repositories.api import customer_repository, purchase_repository
-from services.ingest.api.schemas import AcceptedOut
+from services.ingest.api.schemas import AcceptedOut, PurchaseAcceptedOut
 from services.ingest.domain.model import Accepted, RuleViolation, UnknownCustomer
 from services.ingest.ports import PurchaseKey, StoredPurchase
 from services.ingest.usecases.answers import ACCEPTED, Answer, replay_or_conflict
@@ -43,12 +43,14 @@ Outcome = Answer | Exception  # an exception is raised to the caller, as if it w
 @dataclass
 class PurchaseCall:
     """One reported purchase, ready to be stored: what the rules said of it is kept aside,
-    because a retry of an accepted purchase gets its first answer whatever they say today."""
+    because a retry of an accepted purchase gets its first answer whatever they say today;
+    `wallet_url`, its receipt's link, goes into its answer when ingest makes one."""
 
     purchase: StoredPurchase
     event: CloudEvent
     idempotency: IdempotentCall
     refusal: RuleViolation | None = None
+    wallet_url: str | None = None
     answered: asyncio.Future[Answer] = field(init=False)
 
     @property
@@ -185,12 +187,13 @@ def _decide(call: PurchaseCall, decisions: _Decisions) -> Outcome:
         if key_id is not None and (kept := decisions.kept.get(key_id)) is not None:
             return call.idempotency.replay_of(kept)
         if (previous := decisions.accepted.get(call.key)) is not None:
-            return replay_or_conflict(
+            replayed = replay_or_conflict(
                 previous,
                 purchase.accepted.request_hash,
                 what=f"purchase {purchase.purchase_id!r}",
                 hint="report a different purchase under a new purchase_id",
             )
+            return _with_link(replayed, call.wallet_url)
         if call.refusal is not None:
             raise call.refusal
         if purchase.customer_id not in decisions.enrolled:
@@ -199,9 +202,17 @@ def _decide(call: PurchaseCall, decisions: _Decisions) -> Outcome:
             )
     except (Problem, RuleViolation) as refusal:
         return refusal
-    answer = AcceptedOut(event_id=call.event.id)
+    answer = _with_link(AcceptedOut(event_id=call.event.id), call.wallet_url)
     decisions.accepted[call.key] = purchase.accepted
     if key_id is not None:
         decisions.kept[key_id] = call.idempotency.kept(ACCEPTED, answer)
     decisions.new.append(call)
     return answer
+
+
+def _with_link(answer: AcceptedOut, wallet_url: str | None) -> AcceptedOut:
+    """The answer with the receipt's link when there is one; as it was otherwise, so that the
+    link is absent from it rather than null."""
+    if wallet_url is None:
+        return answer
+    return PurchaseAcceptedOut(event_id=answer.event_id, wallet_url=wallet_url)

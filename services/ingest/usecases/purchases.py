@@ -32,6 +32,10 @@ from shared.messaging import events
 from shared.messaging.events import CloudEvent, new_event
 from shared.runtime.process import Runtime
 from shared.web.idempotency import IdempotentCall
+from shared.web.receipt_links import sign_receipt_link
+
+# How long a receipt's wallet link signs its member in.
+RECEIPT_LINK_VALIDITY = timedelta(days=30)
 
 
 async def report_purchase(
@@ -55,8 +59,30 @@ async def report_purchase(
     )
     # Stored or not, it is decided with the other purchases of its group (purchase_groups).
     return await groups.submit(
-        PurchaseCall(stored, event, call, refusal=_refusal(purchase, now, settings))
+        PurchaseCall(
+            stored,
+            event,
+            call,
+            refusal=_refusal(purchase, now, settings),
+            wallet_url=wallet_link(settings, purchase.customer_id, purchase.purchase_id, now),
+        )
     )
+
+
+def wallet_link(
+    settings: IngestSettings, customer_id: str, purchase_id: str, now: datetime
+) -> str | None:
+    """The member wallet's link for a purchase's receipt, valid `RECEIPT_LINK_VALIDITY` from
+    `now`; None unless both the receipt secret and the wallet's URL are set."""
+    if settings.receipt_secret is None or settings.wallet_url is None:
+        return None
+    query = sign_receipt_link(
+        settings.receipt_secret.get_secret_value(),
+        customer_id,
+        purchase_id,
+        now + RECEIPT_LINK_VALIDITY,
+    )
+    return f"{settings.wallet_url.rstrip('/')}/wallet/receipt?{query}"
 
 
 def purchase_fingerprint(purchase: PurchaseIn) -> str:

@@ -28,6 +28,13 @@ contacts = sa.Table(
     # The partner that enrolled the customer, whose webhook is told; NULL for older profiles.
     sa.Column("partner_id", sa.Text),
 )
+# The members behind an address typed at the wallet's sign-in, whatever its case
+# (migration 0010).
+sa.Index(
+    "ix_contacts_email_lower",
+    sa.func.lower(contacts.c.email),
+    postgresql_where=sa.text("email IS NOT NULL"),
+)
 
 # Where each partner is told about its customers. The secret signs the calls, so it is kept
 # as it is (an HMAC key cannot be hashed away); it is shown once, when made, and never logged.

@@ -1,6 +1,7 @@
 from fastapi import FastAPI
 
 from services.notifications.api.routers import (
+    contacts,
     customers,
     partners,
     preferences,
@@ -18,6 +19,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         settings=settings,
         bootstrap=bootstrap,
         routers=[
+            contacts.router,
             customers.router,
             partners.router,
             preferences.router,

@@ -135,3 +135,33 @@ class WebhookOut(BaseModel):
     created_at: datetime
     # Only in the answer that registers the webhook: kept to sign the calls, never shown again.
     secret: str | None = None
+
+
+# The wallet's sign-in link: http or https, a host, and printable ASCII; web makes it from its
+# public URL and a random token.
+SignInUrl = Annotated[
+    str,
+    Field(
+        max_length=500,
+        pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(/[!-~]*)?$",
+        examples=["https://wallet.example.com/wallet/sign-in/3q2-7wEjdD0Ih0YlYZtfrg"],
+    ),
+]
+
+
+class SignInLinkIn(_Request):
+    """A one-time sign-in link to email the member now. It is a secret: stored sealed while
+    the message waits, removed once it is sent (or not), never logged nor in any event."""
+
+    url: SignInUrl
+    expires_at: bounds.InstantIn
+
+
+class SignInLinkOut(BaseModel):
+    notification_id: str
+
+
+class ContactsOut(BaseModel):
+    """The members whose contact email is the address asked about (any case), in id order."""
+
+    customer_ids: list[str]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from shared.messaging.events import derived_event_id
 
 
 class Channel(StrEnum):
@@ -345,8 +348,9 @@ def stale_reason(delivery: Delivery, at: datetime) -> str | None:
     """Why a message would be pointless if it went out at `at`, or None while it is not:
     an expiry warning after the expiry, a downgrade warning after the review, a points
     digest more than DIGEST_STALE_AFTER old, a coupon's confirmation (it carries the code)
-    after the coupon's expiry, a win-back offer once the offer has ended. The other messages
-    stay true, so never stale."""
+    after the coupon's expiry, a win-back offer once the offer has ended, a sign-in link once
+    it has expired (or when it says not until when it is valid). The other messages stay true,
+    so never stale."""
     if delivery.template == "points_expiring":
         expires_at = _instant(delivery.params.get("expires_at"))
         if expires_at is not None and expires_at <= at:
@@ -363,6 +367,10 @@ def stale_reason(delivery: Delivery, at: datetime) -> str | None:
         ends_at = _instant(delivery.params.get("ends_at"))
         if ends_at is not None and ends_at <= at:
             return "the offer it states has ended"
+    elif delivery.template == SIGN_IN:
+        expires_at = _instant(delivery.params.get("expires_at"))
+        if expires_at is None or expires_at <= at:
+            return "the sign-in link it carries has expired"
     elif (
         delivery.template == POINTS_EARNED_DIGEST and delivery.created_at + DIGEST_STALE_AFTER <= at
     ):
@@ -407,6 +415,8 @@ def decide(
         if webhook is None or webhook.partner_id != contact.partner_id:
             return Suppress(NO_WEBHOOK)
         return Send(address=webhook.url, locale=contact.locale)
+    if delivery.template in REQUESTED_TEMPLATES:
+        return _requested(delivery, contact, preferences, now)
     refusal = _refusal(delivery.channel, contact, preferences)
     if refusal is not None:
         return Suppress(refusal)
@@ -425,6 +435,23 @@ def decide(
     assert address is not None  # _refusal checked it
     locale = (preferences.locale if preferences else None) or contact.locale
     return Send(address=address, locale=locale)
+
+
+def _requested(
+    delivery: Delivery, contact: Contact, preferences: Preferences | None, now: datetime
+) -> Decision:
+    """A message the member asked for a moment ago (REQUESTED_TEMPLATES): by email only, to
+    the address as it is now, unless it is stale; consent, the email preference, quiet hours
+    and the daily cap govern what the programme chooses to send, not what the member asks for."""
+    if delivery.channel is not Channel.EMAIL:
+        return Suppress(f"a {delivery.template} message goes by email only")
+    if not contact.email:
+        return Suppress(NO_ADDRESS)
+    stale = stale_reason(delivery, now)
+    if stale is not None:
+        return Suppress(f"stale: {stale}")
+    locale = (preferences.locale if preferences else None) or contact.locale
+    return Send(address=contact.email, locale=locale)
 
 
 def _refusal(channel: Channel, contact: Contact, preferences: Preferences | None) -> str | None:
@@ -596,8 +623,97 @@ TRANSACTIONAL_TEMPLATES = frozenset(
 )
 
 
+# What the member asked for a moment ago and is waiting for, at the screen: a sign-in link.
+# Transactional, and more: sent at once whatever the quiet hours and the daily cap (and not
+# counted in it), and whatever the email consent and preference, which are about what the
+# programme chooses to send (`_requested`); by email only.
+SIGN_IN = "sign_in"
+REQUESTED_TEMPLATES = frozenset({SIGN_IN})
+# The templates the dispatcher claims first (the SQL lane reads this set).
+TRANSACTIONAL_LANE = TRANSACTIONAL_TEMPLATES | REQUESTED_TEMPLATES
+
+
 def lane_of(template: str) -> Lane:
-    return Lane.TRANSACTIONAL if template in TRANSACTIONAL_TEMPLATES else Lane.BULK
+    return Lane.TRANSACTIONAL if template in TRANSACTIONAL_LANE else Lane.BULK
+
+
+# A sign-in link valid longer than this is refused: the wallet's live 15 minutes.
+MAX_SIGN_IN_VALIDITY = timedelta(hours=24)
+
+
+def sign_in_id(customer_id: str, url: str) -> str:
+    """One message per link, so a call repeated with the same link (a retry) finds the message
+    it made; derived from the link's digest, never the link."""
+    digest = hashlib.sha256(url.encode()).hexdigest()
+    return derived_event_id(f"customer/{customer_id}", f"{SIGN_IN}/{digest}")
+
+
+def sign_in_refusal(expires_at: datetime, now: datetime) -> str | None:
+    """Why a sign-in link may not be sent, or None: already expired, or valid too long."""
+    if expires_at <= now:
+        return "the link has already expired"
+    if expires_at > now + MAX_SIGN_IN_VALIDITY:
+        hours = int(MAX_SIGN_IN_VALIDITY.total_seconds() // 3600)
+        return f"a sign-in link is valid for at most {hours} hours"
+    return None
+
+
+def sign_in_message(
+    notification_id: str,
+    customer_id: str,
+    sealed_link: str,
+    expires_at: datetime,
+    zone: ZoneInfo,
+    now: datetime,
+) -> Delivery:
+    """The `sign_in` email, due now: the link sealed (`link`, opened at send time, removed
+    once settled), when it expires (stale after), and the zone its end is told in."""
+    return schedule(
+        notification_id=notification_id,
+        customer_id=customer_id,
+        channel=Channel.EMAIL,
+        template=SIGN_IN,
+        cause_event_id=notification_id,
+        now=now,
+        params={
+            "link": sealed_link,
+            "expires_at": expires_at.astimezone(UTC).isoformat(),
+            "time_zone": zone.key,
+        },
+    )
+
+
+def counts_against_cap(template: str) -> bool:
+    """Whether a message sent is one of the day's messages the daily cap counts."""
+    return template not in REQUESTED_TEMPLATES
+
+
+# Params holding a secret (a sign-in link, sealed by the service before it is stored): kept
+# only while the message waits, removed from the stored message once it is settled.
+SECRET_PARAMS = frozenset({"link"})
+SECRET_TEMPLATES = frozenset({SIGN_IN})
+
+
+def guard_secrets(delivery: Delivery) -> Delivery:
+    """A message carrying a secret as it is stored after a dispatch round: settled (sent,
+    suppressed or failed), without its secret params; still waiting (a retry), due again no
+    later than the moment it goes stale, so that it is then dropped, and its secret with it,
+    rather than kept until a later retry."""
+    if delivery.template not in SECRET_TEMPLATES:
+        return delivery
+    if delivery.status is not DeliveryStatus.SCHEDULED:
+        return without_secrets(delivery)
+    expires_at = _instant(delivery.params.get("expires_at"))
+    if expires_at is not None and expires_at < delivery.next_attempt_at:
+        return replace(delivery, next_attempt_at=expires_at)
+    return delivery
+
+
+def without_secrets(delivery: Delivery) -> Delivery:
+    if not SECRET_PARAMS & delivery.params.keys():
+        return delivery
+    kept = {k: v for k, v in delivery.params.items() if k not in SECRET_PARAMS}
+    return replace(delivery, params=kept)
 
 
 @dataclass(frozen=True)
@@ -669,7 +785,8 @@ def decide_batch(
     sends change (held or dropped by the cap) is deferred (None): left due, it is decided
     again in the next batch, on the sends as recorded, so the cap stays exact even when a
     planned send fails; the customer's later messages in the batch are deferred with it, so
-    each customer's messages are still decided in order. `channels` are those with a sender;
+    each customer's messages are still decided in order. A message the member asked for
+    (REQUESTED_TEMPLATES) is neither counted nor deferred. `channels` are those with a sender;
     a message for another is suppressed, saying so."""
     planned: dict[str, list[SentMessage]] = {}
     deferred: set[str] = set()
@@ -694,8 +811,9 @@ def decide_batch(
 
         counted = sent_in([*sent, *mine], day, delivery.cause_event_id)
         decision: Decision | None = judge(counted)
-        if customer in deferred or (
-            mine and decision != judge(sent_in(sent, day, delivery.cause_event_id))
+        if counts_against_cap(delivery.template) and (
+            customer in deferred
+            or (mine and decision != judge(sent_in(sent, day, delivery.cause_event_id)))
         ):
             # Only the sends planned in this batch change it: decided again in the next one,
             # and so are the customer's later messages, which are to be decided after it.
@@ -703,7 +821,11 @@ def decide_batch(
             decision = None
         elif isinstance(decision, Send) and delivery.channel not in channels:
             decision = Suppress(f"no {delivery.channel.value} provider configured")
-        elif isinstance(decision, Send) and delivery.channel in PERSONAL_CHANNELS:
+        elif (
+            isinstance(decision, Send)
+            and delivery.channel in PERSONAL_CHANNELS
+            and counts_against_cap(delivery.template)
+        ):
             planned.setdefault(customer, []).append(SentMessage(delivery.cause_event_id, now))
         decided.append((delivery, decision))
     return decided

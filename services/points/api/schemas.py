@@ -53,6 +53,10 @@ class LotDrawnOut(BaseModel):
     points: int  # drawn from the lot; negative when given back (a void, a lapse, a release)
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class LedgerEntryOut(BaseModel):
     id: str
     kind: str
@@ -64,6 +68,8 @@ class LedgerEntryOut(BaseModel):
     purchase_id: str | None
     rule_ids: list[str]
     lots: list[LotDrawnOut]  # the lots a spend, hold, expiry or reversal drew from
+    # Who made an entry a person made (a staff adjustment: `admin:…`, `console:staff:…`).
+    actor: str | None = Field(default=None, exclude_if=_is_none)
 
 
 class LedgerPageOut(BaseModel):
@@ -150,10 +156,6 @@ def _plain_decimal(value: Decimal) -> str:
 
 
 _PLAIN_DECIMAL = PlainSerializer(_plain_decimal, return_type=str, when_used="json")
-
-
-def _is_none(value: object) -> bool:
-    return value is None
 
 
 class CampaignOut(BaseModel):

@@ -50,9 +50,14 @@ async def get_ledger(
     page = await ledger.page(customer_id, limit=limit + 1, before_seq=before_seq)
     has_more = len(page) > limit
     page = page[:limit]
-    drawn = await ledger.lots_drawn_by([entry.entry_id for _, entry in page])
+    ids = [entry.entry_id for _, entry in page]
+    drawn = await ledger.lots_drawn_by(ids)
+    actors = await ledger.actors_of(ids)
     return LedgerPageOut(
-        entries=[_entry_out(entry, drawn[entry.entry_id]) for _, entry in page],
+        entries=[
+            _entry_out(entry, drawn[entry.entry_id], actors.get(entry.entry_id))
+            for _, entry in page
+        ],
         next_cursor=str(page[-1][0]) if has_more else None,
     )
 
@@ -77,7 +82,7 @@ async def get_offers(
     )
 
 
-def _entry_out(entry: LedgerEntry, drawn: list[Allocation]) -> LedgerEntryOut:
+def _entry_out(entry: LedgerEntry, drawn: list[Allocation], actor: str | None) -> LedgerEntryOut:
     return LedgerEntryOut(
         id=entry.entry_id,
         kind=entry.kind.value,
@@ -89,4 +94,5 @@ def _entry_out(entry: LedgerEntry, drawn: list[Allocation]) -> LedgerEntryOut:
         purchase_id=entry.purchase_id,
         rule_ids=list(entry.rule_ids),
         lots=[LotDrawnOut(lot_id=a.lot_id, points=a.points) for a in drawn],
+        actor=actor,
     )

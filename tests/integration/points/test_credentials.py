@@ -22,7 +22,7 @@ from tests.integration.points.support import customer_with_lots
 from tests.support.kafka import events_for
 from tests.support.polling import eventually
 from tests.support.services import running, settings_for
-from tests.support.stack import ADMIN_TOKEN, Stack, sha256_hex
+from tests.support.stack import ADMIN_TOKEN, CONSOLE_TOKEN, Stack, sha256_hex
 
 pytestmark = pytest.mark.integration
 
@@ -188,3 +188,22 @@ async def test_a_rotation_ends_with_the_new_token_alone(
     assert during == [200, 200]
     assert (old.status_code, new.status_code, refused.status_code) == (401, 200, 401)
     assert await available(points, customer) == 40
+
+
+async def test_the_consoles_adjustment_is_recorded_and_shown_with_the_signed_in_person(
+    points: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    customer = await customer_with_lots(engine, (40, 30))
+    url = f"/v1/customers/{customer}/adjustments"
+    body = {"points": 7, "reason": "goodwill"}
+    anonymous = await points.post(url, json=body, headers=bearer(CONSOLE_TOKEN))
+    assert anonymous.status_code == 400  # the console names who acts
+    adjusted = await points.post(
+        url, json=body, headers=bearer(CONSOLE_TOKEN, **{"Fedelta-Actor": "staff:alice"})
+    )
+    assert adjusted.status_code == 201, adjusted.text
+    ledger = await points.get(f"/v1/customers/{customer}/ledger", headers=bearer(READ))
+    entries = ledger.json()["entries"]
+    [entry] = [e for e in entries if e["reason"] == "goodwill"]
+    assert (entry["points"], entry["actor"]) == (7, "console:staff:alice")
+    assert all("actor" not in e for e in entries if e is not entry)  # made by no person

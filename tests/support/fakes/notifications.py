@@ -26,8 +26,10 @@ from services.notifications.domain.model import (
     Preferences,
     PurchaseActivity,
     SentMessage,
+    counts_against_cap,
     covered_by_offer,
     lane_of,
+    without_secrets,
 )
 from services.notifications.domain.win_back_offers import SUPERSEDED
 from shared.messaging import events
@@ -135,6 +137,7 @@ class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, port
                 and d.sent_at is not None
                 and span[0] <= d.sent_at < span[1]
                 and d.channel in PERSONAL_CHANNELS
+                and counts_against_cap(d.template)
             ):
                 sent.setdefault(d.customer_id, []).append(SentMessage(d.cause_event_id, d.sent_at))
         return sent
@@ -195,8 +198,8 @@ class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, port
             if d.customer_id in customer_ids and d.status is DeliveryStatus.SCHEDULED
         ]
         for delivery in waiting:
-            self.deliveries[delivery.notification_id] = replace(
-                delivery, status=DeliveryStatus.SUPPRESSED, last_error=reason
+            self.deliveries[delivery.notification_id] = without_secrets(
+                replace(delivery, status=DeliveryStatus.SUPPRESSED, last_error=reason)
             )
         return len(waiting)
 
@@ -248,6 +251,13 @@ class FakeNotifications(ports.ConsumerRepository, ports.DispatchRepository, port
     async def deliveries_for(self, customer_id: str, limit: int) -> list[Delivery]:
         mine = [d for d in self.deliveries.values() if d.customer_id == customer_id]
         return sorted(mine, key=lambda d: d.created_at, reverse=True)[:limit]
+
+    async def customers_with_email(self, email: str, limit: int) -> list[str]:
+        return sorted(
+            c.customer_id
+            for c in self.contacts.values()
+            if c.email is not None and c.email.lower() == email.lower()
+        )[:limit]
 
     async def is_known(self, customer_id: str) -> bool:
         return customer_id in self.contacts or any(

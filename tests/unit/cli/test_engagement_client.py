@@ -33,11 +33,15 @@ ENGAGEMENT = {"FEDELTA_ENGAGEMENT_URL": "http://engagement:8084/"} | {
 INSIGHTS = {"FEDELTA_INSIGHTS_URL": "http://insights:8085"} | {
     token_variable("insights", role): f"insights-{role}" for role in ROLES
 }
+# And the web (issue 22).
+WEB = {"FEDELTA_WEB_URL": "http://web:8086"} | {
+    token_variable("web", role): f"web-{role}" for role in ROLES
+}
 NOWHERE = Path("/nonexistent/dev.env")
 
 
 def test_dev_env_holds_engagements_url_and_tokens() -> None:
-    env = DevEnv.load(NOWHERE, environ=BEFORE_ENGAGEMENT | ENGAGEMENT | INSIGHTS)
+    env = DevEnv.load(NOWHERE, environ=BEFORE_ENGAGEMENT | ENGAGEMENT | INSIGHTS | WEB)
     assert "engagement" in SERVICES
     assert env.engagement_url == "http://engagement:8084"  # the trailing slash removed
     assert env.service_url("engagement") == env.engagement_url
@@ -61,7 +65,7 @@ async def test_the_member_reads_go_to_engagement_with_its_own_read_token() -> No
         seen.append((request.url.host, request.url.path, request.headers["Authorization"]))
         return httpx.Response(200, json={"items": []})
 
-    env = DevEnv.load(NOWHERE, environ=BEFORE_ENGAGEMENT | ENGAGEMENT | INSIGHTS)
+    env = DevEnv.load(NOWHERE, environ=BEFORE_ENGAGEMENT | ENGAGEMENT | INSIGHTS | WEB)
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
         stack = StackClient(env, http)
         assert (await stack.stamp_cards("c-1")).status_code == 200

@@ -269,6 +269,7 @@ def dev_env(tmp_path: Path) -> dict[str, str]:
                 "FEDELTA_NOTIFICATIONS_URL=http://notifications",
                 "FEDELTA_ENGAGEMENT_URL=http://engagement",
                 "FEDELTA_INSIGHTS_URL=http://insights",
+                "FEDELTA_WEB_URL=http://web",
                 "FEDELTA_PARTNER_KEY=k",
                 "FEDELTA_PARTNER_SECRET=s",
                 *(
@@ -280,6 +281,7 @@ def dev_env(tmp_path: Path) -> dict[str, str]:
                         "NOTIFICATIONS",
                         "ENGAGEMENT",
                         "INSIGHTS",
+                        "WEB",
                     )
                     for role in ("READ", "OPERATE", "ADMIN")
                 ),

@@ -39,6 +39,10 @@ BEFORE_INSIGHTS = {
 INSIGHTS = {"FEDELTA_INSIGHTS_URL": "http://insights:8085/"} | {
     token_variable("insights", role): f"insights-{role}" for role in ROLES
 }
+# What came after insights (issue 22): a dev.env has the web too.
+WEB = {"FEDELTA_WEB_URL": "http://web:8086"} | {
+    token_variable("web", role): f"web-{role}" for role in ROLES
+}
 NOWHERE = Path("/nonexistent/dev.env")
 ANNA = {
     "customer_id": "anna",
@@ -55,7 +59,7 @@ ANNA = {
 
 
 def env() -> DevEnv:
-    return DevEnv.load(NOWHERE, environ=BEFORE_INSIGHTS | INSIGHTS)
+    return DevEnv.load(NOWHERE, environ=BEFORE_INSIGHTS | INSIGHTS | WEB)
 
 
 def test_dev_env_holds_insights_url_and_tokens() -> None:

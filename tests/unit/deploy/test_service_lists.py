@@ -1,5 +1,5 @@
-"""Issues 20 and 21: a service is first-class only if every place that lists the services lists it
-(the local scripts, the Makefile's test ports, the clients, the test stack, compose's
+"""Issues 20, 21 and 22: a service is first-class only if every place that lists the services
+lists it (the local scripts, the Makefile's test ports, the clients, the test stack, compose's
 credentials, Kubernetes, chaos and bench). The truth is `services/`: each directory with a
 settings class is a service. A service added to `services/` and forgotten in one list fails
 here, naming the list."""
@@ -24,8 +24,11 @@ from tests.support.service_settings import SETTINGS_CLASSES, default_port
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = sorted(p.name for p in (REPO / "services").iterdir() if (p / "settings.py").exists())
-# The services with a Kafka consumer: all but ingest, the POS edge.
+# The services with a Kafka consumer: all but ingest, the POS edge, and the web.
 CONSUMERS = sorted(schema.CONSUMES)
+# The services with an API for programs (fedelta_client): all but the web, which is for
+# browsers, and which calls each of them with its console credential.
+API_SERVICES = sorted(set(SERVICES) - {"web"})
 
 
 def bash_array(path: str, name: str) -> list[str]:
@@ -50,8 +53,8 @@ def make_variable(name: str) -> str:
     return found.group(1)
 
 
-def test_the_ground_truth_has_engagement_and_insights() -> None:
-    assert {"engagement", "insights"} <= set(SERVICES)
+def test_the_ground_truth_has_engagement_insights_and_the_web() -> None:
+    assert {"engagement", "insights", "web"} <= set(SERVICES)
     assert sorted(SETTINGS_CLASSES) == SERVICES
 
 
@@ -101,22 +104,24 @@ def test_the_e2e_pipeline_ports_default_to_the_makefiles_and_refuse_a_short_list
     assert set(ports) == {f"FEDELTA_{s.upper()}_PORT" for s in SERVICES}
     assert ports["FEDELTA_ENGAGEMENT_PORT"] == "18084"
     assert ports["FEDELTA_INSIGHTS_PORT"] == "18085"
+    assert ports["FEDELTA_WEB_PORT"] == "18086"
     given = tests.support.stack.service_ports(
-        {"FEDELTA_TEST_SERVICE_PORTS": "28080,28081,28082,28083,28084,28085"}
+        {"FEDELTA_TEST_SERVICE_PORTS": "28080,28081,28082,28083,28084,28085,28086"}
     )
     assert given["FEDELTA_INGEST_PORT"] == "28080"
     assert given["FEDELTA_ENGAGEMENT_PORT"] == "28084"
     assert given["FEDELTA_INSIGHTS_PORT"] == "28085"
-    # A list written for the five services of before names the one it would leave out.
-    with pytest.raises(ValueError, match="insights"):
-        tests.support.stack.service_ports({"FEDELTA_TEST_SERVICE_PORTS": "1,2,3,4,5"})
+    assert given["FEDELTA_WEB_PORT"] == "28086"
+    # A list written for the six services of before names the one it would leave out.
+    with pytest.raises(ValueError, match="web"):
+        tests.support.stack.service_ports({"FEDELTA_TEST_SERVICE_PORTS": "1,2,3,4,5,6"})
     with pytest.raises(ValueError, match="port numbers"):
-        tests.support.stack.service_ports({"FEDELTA_TEST_SERVICE_PORTS": "1,2,3,4,5,x"})
+        tests.support.stack.service_ports({"FEDELTA_TEST_SERVICE_PORTS": "1,2,3,4,5,6,x"})
 
 
 def test_the_clients_and_the_test_stack_know_every_service() -> None:
     assert sorted(fedelta_client.devenv.SERVICES) == SERVICES
-    assert sorted(fedelta_client.internal.SERVICES) == SERVICES
+    assert sorted(fedelta_client.internal.SERVICES) == API_SERVICES
     assert sorted(tests.support.stack.SERVICES) == SERVICES
 
 
@@ -170,10 +175,47 @@ def test_chaos_starts_and_kills_every_service_and_rebalances_every_consumer() ->
     assert sorted(chaos.verify.CONSUMED) == CONSUMERS
     for service, consumed in chaos.verify.CONSUMED.items():
         assert set(consumed) == set(acls.GRANTS[service].reads), service
-    assert sorted(chaos.verify.SERVICES_WITH_OUTBOX) == SERVICES
+    # The web's outbox stays empty (it writes no topic): nothing to wait for there.
+    assert sorted(chaos.verify.SERVICES_WITH_OUTBOX) == sorted(
+        service for service in SERVICES if acls.GRANTS[service].writes
+    )
 
 
 def test_the_lag_and_the_benchmarks_cover_every_consumer() -> None:
     groups = fedelta_cli.kafka_admin.CONSUMER_GROUPS
     assert sorted(groups) == sorted(f"fedelta-{service}" for service in CONSUMERS)
     assert sorted(bench.processes.CONSUMER_SERVICES) == CONSUMERS
+
+
+def test_the_web_holds_a_console_credential_for_every_other_service_wherever_it_runs() -> None:
+    """Issue 22: the local stack, compose and Kubernetes give the web a token at each service
+    (FEDELTA_WEB_<SERVICE>_TOKEN) and that service its SHA-256, and the web each one's URL."""
+    assert sorted(bash_array("deploy/local/stack.sh", "CONSOLE_SERVICES")) == API_SERVICES
+    assert sorted(tests.support.stack.CONSOLE_SERVICES) == API_SERVICES
+    script = (REPO / "deploy/docker/compose-env.sh").read_text()
+    consoles = re.search(r"for service in \(([^)]*)\):\n    name = f\"FEDELTA_WEB_", script)
+    assert consoles is not None, "compose-env.sh no longer makes the console tokens"
+    assert sorted(re.findall(r'"([A-Z]+)"', consoles.group(1))) == [s.upper() for s in API_SERVICES]
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    web = (REPO / "deploy/k8s/base/web.yaml").read_text()
+    web_config = (REPO / "deploy/k8s/base/config/web.env").read_text()
+    for service in API_SERVICES:
+        upper = service.upper()
+        assert f"FEDELTA_{upper}_CONSOLE_TOKEN_SHA256" in compose[service]["environment"]
+        assert f"FEDELTA_WEB_{upper}_TOKEN" in compose["web"]["environment"], service
+        assert f"FEDELTA_WEB_{upper}_URL" in compose["web"]["environment"], service
+        manifest = (REPO / f"deploy/k8s/base/{service}.yaml").read_text()
+        assert "key: console-token-sha256," in manifest, service
+        assert f"key: {service}-token }}" in web, service
+        assert f"FEDELTA_WEB_{upper}_URL=http://fedelta-{service}:" in web_config, service
+
+
+def test_make_up_names_the_wallet_and_the_console_and_never_prints_the_password() -> None:
+    script = (REPO / "deploy/local/stack.sh").read_text()
+    dev_env = re.search(r"^write_dev_env\(\) \{\n(.*?)^\}", script, re.MULTILINE | re.DOTALL)
+    steps = re.search(r"^print_next_steps\(\) \{\n(.*?)^\}", script, re.MULTILINE | re.DOTALL)
+    assert dev_env is not None and steps is not None, "stack.sh moved: update this test"
+    for name in ("FEDELTA_WEB_URL", "FEDELTA_CONSOLE_USER", "FEDELTA_CONSOLE_PASSWORD"):
+        assert f"printf '{name}=" in dev_env.group(1), name
+    assert "/wallet/sign-in" in steps.group(1) and "/console" in steps.group(1)
+    assert "FIRST_STAFF_PASSWORD" not in steps.group(1)

@@ -25,8 +25,9 @@ SERVICES = acls.SERVICES
 
 
 def consumed_topics(service: str) -> tuple[str, ...]:
-    """What the service's EventConsumer subscribes to (its bootstrap's CONSUMES)."""
-    if service == "ingest":
+    """What the service's EventConsumer subscribes to (its bootstrap's CONSUMES); ingest and
+    the web have no consumer."""
+    if service in ("ingest", "web"):
         return ()
     module = importlib.import_module(f"services.{service}.bootstrap")
     consumes: tuple[str, ...] = module.CONSUMES
@@ -36,7 +37,7 @@ def consumed_topics(service: str) -> tuple[str, ...]:
 def produced_topics(service: str) -> set[str]:
     """The topics of the event types the service's outbox writes, and ingest's erasure
     tombstones."""
-    found = {events.EVENT_KINDS[t].topic for t in schema.PRODUCES[service]}
+    found = {events.EVENT_KINDS[t].topic for t in schema.PRODUCES.get(service, ())}
     if service == "ingest":
         found |= {topic for topic, _ in erasure_tombstones(topics.CUSTOMERS)}
         # and the tombstones of an erased member's feedback (services/ingest/usecases/feedback)
@@ -90,6 +91,15 @@ def test_insights_alone_writes_the_segments_which_points_and_engagement_read() -
     # Each reader may dead-letter a segment event it cannot apply.
     for service in readers:
         assert dead_letter_topic(topics.SEGMENTS) in acls.GRANTS[service].writes, service
+
+
+def test_the_web_touches_no_topic_and_joins_no_group() -> None:
+    # Issue 22: the web calls the services' HTTP APIs; its runtime's relay has nothing to send.
+    assert acls.GRANTS["web"] == acls.Grant(writes=(), reads=(), groups=())
+    assert "web" not in schema.PRODUCES or not schema.PRODUCES["web"]
+    assert "web" not in schema.CONSUMES
+    mine = {a for a in acls.acls() if a.principal == "User:web"}
+    assert mine == {acls.Acl("User:web", "CLUSTER", acls.CLUSTER, "IDEMPOTENT_WRITE")}
 
 
 def test_every_producer_may_write_idempotently_and_no_one_is_given_everything() -> None:

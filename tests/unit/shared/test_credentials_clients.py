@@ -19,6 +19,7 @@ URLS = {
     "FEDELTA_NOTIFICATIONS_URL": "http://notifications:8083",
     "FEDELTA_ENGAGEMENT_URL": "http://engagement:8084",
     "FEDELTA_INSIGHTS_URL": "http://insights:8085",
+    "FEDELTA_WEB_URL": "http://web:8086",
     "FEDELTA_PARTNER_KEY": "fk",
     "FEDELTA_PARTNER_SECRET": "fs",
 }

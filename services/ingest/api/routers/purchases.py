@@ -7,15 +7,26 @@ from fastapi.responses import JSONResponse
 
 from services.ingest.api.deps import PosCallDep
 from services.ingest.api.replies import problem_responses
-from services.ingest.api.schemas import AcceptedOut, Identifier, PurchaseIn, RefundIn
+from services.ingest.api.schemas import (
+    AcceptedOut,
+    Identifier,
+    PurchaseAcceptedOut,
+    PurchaseIn,
+    RefundIn,
+)
 from services.ingest.usecases import purchases
 from shared.web.strict_json import StrictJsonRoute
 
 router = APIRouter(prefix="/v1/purchases", tags=["purchases"], route_class=StrictJsonRoute)
 
 
+# Without the receipt's link its answer is an AcceptedOut, rendered without `wallet_url`.
 @router.post(
-    "", status_code=202, response_model=AcceptedOut, responses=problem_responses(401, 409, 422)
+    "",
+    status_code=202,
+    response_model=PurchaseAcceptedOut,
+    response_model_exclude_none=True,
+    responses=problem_responses(401, 409, 422),
 )
 async def report_purchase(purchase: PurchaseIn, pos: PosCallDep) -> AcceptedOut | JSONResponse:
     return await purchases.report_purchase(

@@ -1,5 +1,5 @@
-"""What the HTTP use cases read and write: preferences, partner webhooks and the delivery
-log."""
+"""What the HTTP use cases read and write: preferences, partner webhooks, the delivery log,
+the members behind an email address and the messages the API schedules (sign-in links)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.notifications import ports
 from services.notifications.adapters.repositories.common import (
     ContactReads,
+    Scheduling,
     WebhookReads,
     delivery_of,
 )
@@ -25,8 +26,21 @@ from services.notifications.adapters.tables import (
 from services.notifications.domain.model import Delivery, PartnerWebhook, Preferences
 
 
-class SqlApiRepository(ContactReads, WebhookReads):
+class SqlApiRepository(ContactReads, WebhookReads, Scheduling):
     """ports.ApiRepository on PostgreSQL."""
+
+    async def customers_with_email(self, email: str, limit: int) -> list[str]:
+        # lower() on both sides, as ix_contacts_email_lower is built (migration 0010).
+        rows = await self._conn.execute(
+            sa.select(contacts.c.customer_id)
+            .where(
+                sa.func.lower(contacts.c.email) == sa.func.lower(email),
+                contacts.c.email.is_not(None),
+            )
+            .order_by(contacts.c.customer_id)
+            .limit(limit)
+        )
+        return list(rows.scalars())
 
     async def save_preferences(self, chosen: Preferences) -> None:
         values = {

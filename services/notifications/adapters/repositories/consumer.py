@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifications import ports
@@ -26,6 +26,7 @@ from services.notifications.adapters.tables import (
 )
 from services.notifications.domain.model import (
     POINTS_EARNED_DIGEST,
+    SECRET_PARAMS,
     WIN_BACK,
     Contact,
     Delivery,
@@ -33,6 +34,8 @@ from services.notifications.domain.model import (
     Hold,
 )
 from services.notifications.domain.win_back_offers import SUPERSEDED
+
+_SECRET_PARAMS = sa.bindparam("secret_params", type_=ARRAY(sa.Text))
 
 # Multi-row statements bound as one array per column (unnest): a handful of parameters
 # whatever the batch size, and nothing for SQLAlchemy to render per row.
@@ -137,8 +140,13 @@ class SqlConsumerRepository(Reachability, Scheduling):
                 deliveries.c.customer_id == ANY_CUSTOMER,
                 deliveries.c.status == DeliveryStatus.SCHEDULED.value,
             )
-            .values(status=DeliveryStatus.SUPPRESSED.value, last_error=reason),
-            {"customer_ids": list(customer_ids)},
+            .values(
+                status=DeliveryStatus.SUPPRESSED.value,
+                last_error=reason,
+                # Settled: a secret it carried (a sealed sign-in link) goes with it.
+                params=deliveries.c.params.op("-", return_type=JSONB)(_SECRET_PARAMS),
+            ),
+            {"customer_ids": list(customer_ids), "secret_params": sorted(SECRET_PARAMS)},
         )
         return result.rowcount
 

@@ -3,6 +3,7 @@ dispatchers take one, with what deciding their fate needs, a statement each for 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
@@ -24,7 +25,9 @@ from services.notifications.adapters.sealed_secrets import unseal_webhook_secret
 from services.notifications.adapters.tables import deliveries, partner_webhooks, preferences
 from services.notifications.domain.model import (
     PERSONAL_CHANNELS,
-    TRANSACTIONAL_TEMPLATES,
+    REQUESTED_TEMPLATES,
+    SECRET_TEMPLATES,
+    TRANSACTIONAL_LANE,
     Delivery,
     DeliveryStatus,
     PartnerWebhook,
@@ -45,19 +48,24 @@ _SENT_DURING = sa.text(
     "CAST(:ends AS timestamptz[])) AS span(customer_id, start_at, end_at) "
     "ON d.customer_id = span.customer_id "
     "AND d.sent_at >= span.start_at AND d.sent_at < span.end_at "
-    "WHERE d.status = :sent AND d.channel = ANY(CAST(:channels AS text[]))"
+    "WHERE d.status = :sent AND d.channel = ANY(CAST(:channels AS text[])) "
+    # What the member asked for is not one of the day's messages (domain.counts_against_cap).
+    "AND d.template <> ALL(CAST(:uncounted AS text[]))"
 )
 
 _SAVE_ALL = sa.text(
     "UPDATE deliveries SET status = s.status, attempts = s.attempts, "
     "next_attempt_at = s.next_attempt_at, sent_at = s.sent_at, last_error = s.last_error, "
-    "hold = s.hold, released_as_of = s.released_as_of "
+    "hold = s.hold, released_as_of = s.released_as_of, "
+    # Params are written only for messages carrying a secret (domain.guard_secrets removed
+    # it once settled); NULL keeps the others' as they are.
+    "params = COALESCE(CAST(s.params AS jsonb), deliveries.params) "
     "FROM unnest(CAST(:notification_ids AS text[]), CAST(:statuses AS text[]), "
     "CAST(:attempts AS integer[]), CAST(:next_attempt_ats AS timestamptz[]), "
     "CAST(:sent_ats AS timestamptz[]), CAST(:last_errors AS text[]), CAST(:holds AS text[]), "
-    "CAST(:released_as_ofs AS timestamptz[])) "
+    "CAST(:released_as_ofs AS timestamptz[]), CAST(:params AS text[])) "
     "AS s(notification_id, status, attempts, next_attempt_at, sent_at, last_error, hold, "
-    "released_as_of) "
+    "released_as_of, params) "
     "WHERE deliveries.notification_id = s.notification_id"
 )
 
@@ -103,7 +111,7 @@ class SqlDispatchRepository(Reachability, ContactReads, WebhookReads):
             .order_by(due_order)
             .limit(limit)
             .with_for_update(skip_locked=True),
-            {"transactional": sorted(TRANSACTIONAL_TEMPLATES)},
+            {"transactional": sorted(TRANSACTIONAL_LANE)},
         )
         return [delivery_of(row) for row in rows]
 
@@ -170,6 +178,7 @@ class SqlDispatchRepository(Reachability, ContactReads, WebhookReads):
                 "ends": [spans[c][1] for c in customer_ids],
                 "sent": DeliveryStatus.SENT.value,
                 "channels": sorted(c.value for c in PERSONAL_CHANNELS),
+                "uncounted": sorted(REQUESTED_TEMPLATES),
             },
         )
         sent: dict[str, list[SentMessage]] = {}
@@ -193,6 +202,10 @@ class SqlDispatchRepository(Reachability, ContactReads, WebhookReads):
                 "last_errors": [d.last_error for d in deliveries],
                 "holds": [d.hold.value if d.hold else None for d in deliveries],
                 "released_as_ofs": [d.released_as_of for d in deliveries],
+                "params": [
+                    json.dumps(d.params) if d.template in SECRET_TEMPLATES else None
+                    for d in deliveries
+                ],
             },
         )
 

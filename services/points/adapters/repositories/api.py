@@ -112,6 +112,16 @@ class SqlLedgerRepository(SqlLedger):
         rows = await self._conn.execute(query.order_by(ledger_entries.c.seq.desc()).limit(limit))
         return [(row.seq, entry_of(row)) for row in rows]
 
+    async def actors_of(self, entry_ids: Collection[str]) -> dict[str, str]:
+        if not entry_ids:
+            return {}
+        rows = await self._conn.execute(
+            sa.select(adjustments.c.adjustment_id, adjustments.c.actor).where(
+                adjustments.c.adjustment_id == sa.any_(sa.cast(list(entry_ids), ARRAY(sa.Text)))
+            )
+        )
+        return {row.adjustment_id: row.actor for row in rows}
+
     async def lots_drawn_by(self, entry_ids: Collection[str]) -> dict[str, list[Allocation]]:
         """Which lots each of these entries drew from (negative: given back), in one query."""
         drawn: dict[str, list[Allocation]] = {entry_id: [] for entry_id in entry_ids}
