@@ -47,6 +47,26 @@ class SqlWebRepository:
         )
         return result.first() is not None
 
+    async def all_staff(self) -> list[StaffAccount]:
+        rows = await self._conn.execute(sa.select(_staff).order_by(_staff.c.username))
+        return [
+            StaffAccount(row.username, row.password_hash, row.role, row.disabled_at is not None)
+            for row in rows
+        ]
+
+    async def disable_staff(self, username: str, at: datetime) -> bool:
+        """Disables the account and ends its sessions; False when there is no such account."""
+        result = await self._conn.execute(
+            _staff.update()
+            .where(_staff.c.username == username, _staff.c.disabled_at.is_(None))
+            .values(disabled_at=at)
+            .returning(_staff.c.username)
+        )
+        await self._conn.execute(
+            _sessions.delete().where(_sessions.c.kind == "staff", _sessions.c.subject == username)
+        )
+        return result.first() is not None
+
     async def set_password_hash(self, username: str, password_hash: str) -> None:
         await self._conn.execute(
             _staff.update().where(_staff.c.username == username).values(password_hash=password_hash)
