@@ -7,9 +7,16 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from shared.messaging.topics import TopicSettings, ensure_topics
 from tests.support.stack import Stack
+
+# No per-example deadline: hypothesis' default (200 ms) times an example, and a loaded 2-core
+# machine (CI beside the stack it started) fails a rule's test for being slow, not wrong.
+# Performance is measured by the benchmarks, never by a test (README, *Benchmarks*).
+settings.register_profile("fedelta", deadline=None)
+settings.load_profile("fedelta")
 
 
 @pytest.fixture(scope="session")

@@ -266,7 +266,8 @@ def _info() -> dict[str, Any]:
         "version": "1.0.0",
         "description": "Every event is a CloudEvents 1.0 document in structured mode "
         f"(Kafka header `content-type: {CLOUDEVENTS_JSON}`), with an absolute `source` "
-        "(`urn:fedelta:<service>`, ingest's `urn:fedelta:ingest:partner:<partner id>`) "
+        "(`urn:fedelta:<service>`, ingest's `urn:fedelta:ingest:partner:<partner id>`, and "
+        "`urn:fedelta:ingest:console` for a member's consent changed in the wallet) "
         "and a `dataschema` naming its type's JSON Schema.",
         "license": {
             "name": "Apache-2.0",

@@ -289,19 +289,26 @@ class Stack:
             env[f"{prefix}RECEIPT_SECRET"] = RECEIPT_SECRET
         if service == "web":
             env |= web_env(port)
+            env["FEDELTA_WEB_FIRST_STAFF_PASSWORD"] = self.staff_password()
         return env
+
+    def staff_password(self) -> str:
+        """The console's first account's password on this stack: kept in its secrets.env, so
+        that the web in-process (integration tests) and the one stack.sh starts (end to end)
+        make the same account, whichever starts first."""
+        return self.kept_secret("FEDELTA_WEB_FIRST_STAFF_PASSWORD", lambda: STAFF_PASSWORD)
 
 
 def web_env(port: int) -> dict[str, str]:
     """The web's own settings on the test stack: the other services where the end-to-end
     pipeline runs them (FEDELTA_TEST_SERVICE_PORTS), its console credential at each, plain
-    http (cookies without `Secure`), the first staff account and the receipts' secret."""
+    http (cookies without `Secure`), the first staff account's name and the receipts' secret
+    (its password is the stack's own, `Stack.staff_password`)."""
     ports = service_ports(os.environ)
     env = {
         "FEDELTA_WEB_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "FEDELTA_WEB_COOKIE_SECURE": "false",
         "FEDELTA_WEB_FIRST_STAFF_USER": STAFF_USER,
-        "FEDELTA_WEB_FIRST_STAFF_PASSWORD": STAFF_PASSWORD,
         "FEDELTA_WEB_RECEIPT_SECRET": RECEIPT_SECRET,
     }
     for name in CONSOLE_SERVICES:

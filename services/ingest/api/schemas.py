@@ -13,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -108,6 +109,22 @@ class Request(BaseModel):
 class ConsentIn(Request):
     email: bool = False
     sms: bool = False
+
+
+class ConsentPutIn(Request):
+    """The member's consent as they set it in the wallet: both channels, strictly true or
+    false (a "yes" or a 1 is a 422, not a consent)."""
+
+    email: StrictBool
+    sms: StrictBool
+
+
+class ConsentOut(BaseModel):
+    """A profile's consent and the version it is at (one more per change)."""
+
+    email: bool
+    sms: bool
+    version: int
 
 
 class EnrolmentIn(Request):

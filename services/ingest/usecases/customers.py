@@ -4,20 +4,30 @@ Each call is one transaction through `answers.keyed` (run_keyed: its Idempotency
 replayed or kept), which wakes the relay once it committed. A profile change and an erasure
 have no id of their own: their signature is remembered in the same transaction, and the same
 signed call under another key or without one is refused (`domain/till_replays.py`, 409
-`signature-replayed`) before it changes anything. An enrolment is deduplicated by its id."""
+`signature-replayed`) before it changes anything. An enrolment is deduplicated by its id.
+A member's consent, set in the wallet through the console's credential, changes the profile
+the way a partner's change does (`update_profile`)."""
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.adapters import tables
 from services.ingest.adapters.repositories import till_signatures
 from services.ingest.adapters.repositories.api import customer_repository
 from services.ingest.adapters.repositories.welcomes import claim_welcome
-from services.ingest.api.schemas import AcceptedOut, CustomerPatchIn, EnrolmentIn
+from services.ingest.api.schemas import (
+    AcceptedOut,
+    ConsentOut,
+    ConsentPutIn,
+    CustomerPatchIn,
+    EnrolmentIn,
+)
 from services.ingest.domain.model import (
     Accepted,
     CustomerProfile,
@@ -34,17 +44,22 @@ from services.ingest.domain.till_replays import REPLAYED_DETAIL, Signature, Sign
 from services.ingest.domain.welcomes import welcome_key
 from services.ingest.usecases.answers import Answer, accept, keyed, source_of
 from services.ingest.usecases.feedback_erasure import erase_feedback
+from shared.clock import Clock
 from shared.messaging import events
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import dead_letter_topic
 from shared.runtime.process import Runtime
-from shared.web.idempotency import IdempotentCall
+from shared.storage.transactions import in_transaction
+from shared.web.idempotency import IdempotentCall, run_keyed
 from shared.web.problems import Problem
 
 log = logging.getLogger(__name__)
 
 ProfileEvent = TypeVar("ProfileEvent", bound=events.CustomerProfile)
+# The source of a change made through the console's credential (a member in their wallet):
+# urn:fedelta:ingest:console, beside the partners' urn:fedelta:ingest:partner:<id>.
+CONSOLE_SOURCE = "ingest/console"
 
 
 async def enrol(
@@ -125,20 +140,104 @@ async def change_profile(
         ensure_enrolling_partner(current, partner.partner_id)
         if current.erased_at is not None:
             raise erased_customer(customer_id)
-        now = runtime.clock.now()
-        profile = replace(patched(current, changes), version=current.version + 1)
-        await customers.save_profile(profile, updated_at=now)
-        event = new_event(
-            # partner_id stays the enrolling one (the only one who may change it); the source
-            # says who made this change.
-            _payload(events.CustomerUpdated, profile),
-            source=source_of(partner.partner_id),
-            subject=customer_id,
-            time=now,
+        _, accepted = await update_profile(
+            conn, runtime.clock, current, changes, source=source_of(partner.partner_id)
         )
-        return await accept(conn, event, customer_id=customer_id, clock=runtime.clock)
+        return accepted
 
     return await keyed(runtime, call, work)
+
+
+async def update_profile(
+    conn: AsyncConnection,
+    clock: Clock,
+    current: CustomerProfile,
+    changes: Mapping[str, Any],
+    *,
+    source: str,
+) -> tuple[CustomerProfile, AcceptedOut]:
+    """The one way a profile changes (a partner's PATCH, a member's consent): `changes`
+    applied, the next version stored, and `customer.updated` with all of it to the outbox, in
+    the caller's transaction. Call with the row locked (`profile_for_update`), so that each
+    change gets the next version and its time is read once the lock is held: versions and
+    times of one customer's changes rise together."""
+    now = clock.now()
+    profile = replace(patched(current, changes), version=current.version + 1)
+    await customer_repository(conn).save_profile(profile, updated_at=now)
+    event = new_event(
+        # partner_id stays the enrolling one (the only partner who may change it); the source
+        # says who made this change.
+        _payload(events.CustomerUpdated, profile),
+        source=source,
+        subject=profile.customer_id,
+        time=now,
+    )
+    return profile, await accept(conn, event, customer_id=profile.customer_id, clock=clock)
+
+
+async def change_consent(
+    runtime: Runtime, customer_id: str, consent: ConsentPutIn, call: IdempotentCall, *, actor: str
+) -> ConsentOut | JSONResponse:
+    """A member's consent as they set it in the wallet (the console's credential, `actor`
+    naming them): a change is a profile change like a partner's (`update_profile`), the same
+    consent again changes and publishes nothing. 404 for an unknown or erased customer."""
+    changed: list[int] = []
+
+    async def work(conn: AsyncConnection) -> ConsentOut:
+        current = await _live_profile(conn, customer_id)
+        changes = consent_changes(current, email=consent.email, sms=consent.sms)
+        if changes:
+            current, _ = await update_profile(
+                conn, runtime.clock, current, changes, source=CONSOLE_SOURCE
+            )
+            changed.append(current.version)
+        return consent_of(current)
+
+    answer = await run_keyed(
+        runtime.engine,
+        call,
+        tables.idempotency_keys,
+        status_code=200,
+        clock=runtime.clock,
+        work=work,
+    )
+    if changed:
+        runtime.relay.notify()
+        # Ids only: the actor is a label such as console:member:c-1, never a name or address.
+        log.info(
+            "consent of customer %s changed by %s (version %d)", customer_id, actor, changed[0]
+        )
+    return answer
+
+
+async def consent_now(runtime: Runtime, customer_id: str) -> ConsentOut:
+    """The customer's consent and profile version; 404 for an unknown or erased customer.
+    Read with the row locked for a moment: the repository's only read of a profile."""
+
+    async def work(conn: AsyncConnection) -> ConsentOut:
+        return consent_of(await _live_profile(conn, customer_id))
+
+    return await in_transaction(runtime.engine, work)
+
+
+async def _live_profile(conn: AsyncConnection, customer_id: str) -> CustomerProfile:
+    current = await customer_repository(conn).profile_for_update(customer_id)
+    if current is None:
+        raise unknown_customer(f"customer {customer_id!r} is not enrolled")
+    if current.erased_at is not None:
+        raise erased_customer(customer_id)
+    return current
+
+
+def consent_changes(profile: CustomerProfile, *, email: bool, sms: bool) -> dict[str, bool]:
+    """The profile's fields a consent changes: none when it is the profile's already."""
+    wanted = {"consent_email": email, "consent_sms": sms}
+    now = {"consent_email": profile.consent_email, "consent_sms": profile.consent_sms}
+    return {} if wanted == now else wanted
+
+
+def consent_of(profile: CustomerProfile) -> ConsentOut:
+    return ConsentOut(email=profile.consent_email, sms=profile.consent_sms, version=profile.version)
 
 
 async def erase(

@@ -472,8 +472,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wallet.prefs.email": "Email",
         "wallet.prefs.sms": "Text messages (SMS)",
         "wallet.prefs.consent": (
-            "We use a channel only if you gave your consent to it when you joined and it is "
-            "on here."
+            "We use a channel only with your consent to it (below) and when it is on here."
         ),
         "wallet.prefs.quiet": "Quiet hours",
         "wallet.prefs.quiet_hint": (
@@ -496,6 +495,28 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "wallet.unsubscribe": "Unsubscribe from emails",
         "wallet.prefs.unsubscribed": "You will no longer receive the programme's emails.",
+        "wallet.consent.title": "Your consent",
+        "wallet.consent.text": (
+            "What you allow us to send you. You can change it at any time; it applies at once."
+        ),
+        "wallet.consent.legend": "I agree to receive",
+        "wallet.consent.email": "Emails from the programme",
+        "wallet.consent.email_hint": (
+            "Offers, rewards and news of your points by email, to the address you gave when you "
+            "joined."
+        ),
+        "wallet.consent.sms": "Text messages (SMS) from the programme",
+        "wallet.consent.sms_hint": (
+            "Offers, rewards and news of your points by SMS, to the phone number you gave when you "
+            "joined."
+        ),
+        "wallet.consent.save": "Save consent",
+        "wallet.consent.saved": "Your consent is saved.",
+        "wallet.consent.failed": "Your consent could not be saved. Please try again.",
+        "wallet.consent.stale": (
+            "This form was already sent with other choices: check them below and save again."
+        ),
+        "wallet.consent.unknown": "Your consent cannot be shown right now. Please try again later.",
         "wallet.receipt.invalid": (
             "This receipt's link has expired or is not valid. Ask for a sign-in link by email"
             " instead."
@@ -967,7 +988,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wallet.prefs.email": "Email",
         "wallet.prefs.sms": "Messaggi di testo (SMS)",
         "wallet.prefs.consent": (
-            "Usiamo un canale solo se hai dato il consenso all'iscrizione e se è attivo qui."
+            "Usiamo un canale solo con il tuo consenso (qui sotto) e se è attivo qui."
         ),
         "wallet.prefs.quiet": "Ore di silenzio",
         "wallet.prefs.quiet_hint": (
@@ -990,6 +1011,28 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "wallet.unsubscribe": "Non ricevere più email",
         "wallet.prefs.unsubscribed": "Non riceverai più le email del programma.",
+        "wallet.consent.title": "Il tuo consenso",
+        "wallet.consent.text": (
+            "Cosa ci permetti di inviarti. Puoi cambiarlo quando vuoi; vale da subito."
+        ),
+        "wallet.consent.legend": "Accetto di ricevere",
+        "wallet.consent.email": "Email del programma",
+        "wallet.consent.email_hint": (
+            "Offerte, premi e novità sui tuoi punti via email, all'indirizzo dato all'iscrizione."
+        ),
+        "wallet.consent.sms": "Messaggi di testo (SMS) del programma",
+        "wallet.consent.sms_hint": (
+            "Offerte, premi e novità sui tuoi punti via SMS, al numero di telefono dato "
+            "all'iscrizione."
+        ),
+        "wallet.consent.save": "Salva il consenso",
+        "wallet.consent.saved": "Il tuo consenso è salvato.",
+        "wallet.consent.failed": "Non è stato possibile salvare il consenso. Riprova.",
+        "wallet.consent.stale": (
+            "Questo modulo è già stato inviato con altre scelte: controllale qui sotto e salva di "
+            "nuovo."
+        ),
+        "wallet.consent.unknown": "Il tuo consenso non può essere mostrato ora. Riprova più tardi.",
         "wallet.receipt.invalid": (
             "Il link di questo scontrino è scaduto o non è valido. Chiedi invece un link di "
             "accesso "
@@ -1458,7 +1501,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wallet.prefs.email": "Sähköposti",
         "wallet.prefs.sms": "Tekstiviestit (SMS)",
         "wallet.prefs.consent": (
-            "Käytämme kanavaa vain, jos annoit siihen suostumuksen liittyessäsi ja se on "
+            "Käytämme kanavaa vain, jos olet antanut siihen suostumuksesi (alla) ja se on "
             "päällä täällä."
         ),
         "wallet.prefs.quiet": "Hiljaiset tunnit",
@@ -1482,6 +1525,31 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "wallet.unsubscribe": "Lopeta sähköpostit",
         "wallet.prefs.unsubscribed": "Et enää saa ohjelman sähköposteja.",
+        "wallet.consent.title": "Suostumuksesi",
+        "wallet.consent.text": (
+            "Mitä annat meidän lähettää sinulle. Voit muuttaa sitä milloin tahansa; muutos on "
+            "voimassa heti."
+        ),
+        "wallet.consent.legend": "Suostun vastaanottamaan",
+        "wallet.consent.email": "Ohjelman sähköpostit",
+        "wallet.consent.email_hint": (
+            "Tarjoukset, palkinnot ja uutiset pisteistäsi sähköpostitse osoitteeseen, jonka annoit "
+            "liittyessäsi."
+        ),
+        "wallet.consent.sms": "Ohjelman tekstiviestit (SMS)",
+        "wallet.consent.sms_hint": (
+            "Tarjoukset, palkinnot ja uutiset pisteistäsi tekstiviestillä numeroon, jonka annoit "
+            "liittyessäsi."
+        ),
+        "wallet.consent.save": "Tallenna suostumus",
+        "wallet.consent.saved": "Suostumuksesi on tallennettu.",
+        "wallet.consent.failed": "Suostumusta ei voitu tallentaa. Yritä uudelleen.",
+        "wallet.consent.stale": (
+            "Tämä lomake on jo lähetetty toisin valinnoin: tarkista ne alta ja tallenna uudelleen."
+        ),
+        "wallet.consent.unknown": (
+            "Suostumustasi ei voida näyttää juuri nyt. Yritä myöhemmin uudelleen."
+        ),
         "wallet.receipt.invalid": (
             "Kuitin linkki on vanhentunut tai virheellinen. Pyydä sen sijaan kirjautumislinkki "
             "sähköpostiin."
@@ -1945,8 +2013,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wallet.prefs.email": "E-mail",
         "wallet.prefs.sms": "Wiadomości tekstowe (SMS)",
         "wallet.prefs.consent": (
-            "Używamy kanału tylko wtedy, gdy wyraziłeś na niego zgodę przy zapisie i jest tu "
-            "włączony."
+            "Używamy kanału tylko wtedy, gdy wyraziłeś na niego zgodę (poniżej) i jest tu włączony."
         ),
         "wallet.prefs.quiet": "Godziny ciszy",
         "wallet.prefs.quiet_hint": (
@@ -1970,6 +2037,29 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "wallet.unsubscribe": "Wypisz się z e-maili",
         "wallet.prefs.unsubscribed": "Nie będziesz już otrzymywać e-maili programu.",
+        "wallet.consent.title": "Twoja zgoda",
+        "wallet.consent.text": (
+            "Co pozwalasz nam sobie wysyłać. Możesz to zmienić w każdej chwili; zmiana działa od "
+            "razu."
+        ),
+        "wallet.consent.legend": "Zgadzam się otrzymywać",
+        "wallet.consent.email": "E-maile programu",
+        "wallet.consent.email_hint": (
+            "Oferty, nagrody i informacje o Twoich punktach e-mailem, na adres podany przy zapisie."
+        ),
+        "wallet.consent.sms": "Wiadomości tekstowe (SMS) programu",
+        "wallet.consent.sms_hint": (
+            "Oferty, nagrody i informacje o Twoich punktach SMS-em, na numer telefonu podany przy "
+            "zapisie."
+        ),
+        "wallet.consent.save": "Zapisz zgodę",
+        "wallet.consent.saved": "Twoja zgoda została zapisana.",
+        "wallet.consent.failed": "Nie udało się zapisać zgody. Spróbuj ponownie.",
+        "wallet.consent.stale": (
+            "Ten formularz został już wysłany z innymi wyborami: sprawdź je poniżej i zapisz "
+            "ponownie."
+        ),
+        "wallet.consent.unknown": "Nie można teraz pokazać Twojej zgody. Spróbuj ponownie później.",
         "wallet.receipt.invalid": (
             "Link z tego paragonu wygasł lub jest nieprawidłowy. Poproś zamiast tego o link do "
             "logowania e-mailem."

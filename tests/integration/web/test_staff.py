@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from services.web.api.app import create_app
 from services.web.settings import WebSettings
-from tests.support.stack import STAFF_PASSWORD, STAFF_USER
+from tests.support.stack import STAFF_USER
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +45,12 @@ async def sign_in(client: httpx.AsyncClient, username: str, password: str) -> ht
     return await client.post("/console/sign-in", data=data)
 
 
+def staff_password(settings: WebSettings) -> str:
+    """The first account's password: the stack's, shared with the web stack.sh starts."""
+    assert settings.first_staff_password is not None
+    return settings.first_staff_password.get_secret_value()
+
+
 def new_address() -> str:
     return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
 
@@ -54,7 +60,7 @@ async def test_staff_sign_in_with_the_forms_token_and_get_a_strict_session_cooki
 ) -> None:
     async with browser_at(settings, new_address()) as client:
         assert (await client.get("/console")).status_code == 303  # to the sign-in page
-        signed = await sign_in(client, STAFF_USER, STAFF_PASSWORD)
+        signed = await sign_in(client, STAFF_USER, staff_password(settings))
         assert (signed.status_code, signed.headers["location"]) == (303, "/console")
         cookie = signed.headers["set-cookie"].lower()
         assert "fedelta_staff=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
@@ -64,7 +70,11 @@ async def test_staff_sign_in_with_the_forms_token_and_get_a_strict_session_cooki
 
 async def test_a_sign_in_without_the_forms_token_is_refused(settings: WebSettings) -> None:
     async with browser_at(settings, new_address()) as client:
-        data = {"username": STAFF_USER, "password": STAFF_PASSWORD, "csrf_token": "forged"}
+        data = {
+            "username": STAFF_USER,
+            "password": staff_password(settings),
+            "csrf_token": "forged",
+        }
         refused = await client.post("/console/sign-in", data=data)
         assert refused.status_code == 403
         assert "fedelta_staff" not in refused.headers.get("set-cookie", "")
@@ -93,7 +103,7 @@ async def test_a_viewer_is_refused_the_admins_pages_and_a_disabled_account_is_si
         assert (await viewer.get("/console/staff")).status_code == 403
         assert (await viewer.get("/console/members")).status_code == 200  # no service called
         async with browser_at(settings, new_address()) as admin:
-            await sign_in(admin, STAFF_USER, STAFF_PASSWORD)
+            await sign_in(admin, STAFF_USER, staff_password(settings))
             page = await admin.get("/console/staff")
             disabled = await admin.post(
                 f"/console/staff/{username}/disable", data={"csrf_token": form_token(page)}
@@ -107,7 +117,7 @@ async def test_an_account_is_refused_a_short_password_and_an_admin_cannot_disabl
     settings: WebSettings,
 ) -> None:
     async with browser_at(settings, new_address()) as admin:
-        await sign_in(admin, STAFF_USER, STAFF_PASSWORD)
+        await sign_in(admin, STAFF_USER, staff_password(settings))
         token = form_token(await admin.get("/console/staff"))
         data = {"username": "shorty", "role": "viewer", "password": "short", "csrf_token": token}
         short = await admin.post("/console/staff", data=data)
@@ -121,7 +131,7 @@ async def test_an_account_is_refused_a_short_password_and_an_admin_cannot_disabl
 async def _new_account(settings: WebSettings, role: str) -> str:
     username = f"staff-{uuid.uuid4().hex[:12]}"
     async with browser_at(settings, new_address()) as admin:
-        assert (await sign_in(admin, STAFF_USER, STAFF_PASSWORD)).status_code == 303
+        assert (await sign_in(admin, STAFF_USER, staff_password(settings))).status_code == 303
         token = form_token(await admin.get("/console/staff"))
         data = {
             "username": username,

@@ -257,6 +257,8 @@ OPERATE_CALLS = {
 ACTOR_CALLS = {
     ("points", "POST", "/v1/customers/{customer_id}/adjustments"),
     ("tiers", "POST", "/v1/customers/{customer_id}/tier"),
+    # A member's consent changed through the web's wallet: who acted is logged.
+    ("ingest", "PUT", "/v1/customers/{customer_id}/consent"),
 }
 CREATE_APPS = {
     "ingest": ingest_app,

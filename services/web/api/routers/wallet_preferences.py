@@ -1,5 +1,6 @@
-"""The member's message preferences (channels, quiet hours, time zone, language) and
-unsubscribe from the programme's emails; each a form with the session's CSRF token."""
+"""The member's message preferences (channels, quiet hours, time zone, language), unsubscribe
+from the programme's emails, and their consent to email and SMS; each a form with the
+session's CSRF token (the consent's with an Idempotency-Key rendered in it too)."""
 
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from services.web.api.routers.wallet import done_notice
 from services.web.usecases.wallet_preferences import (
     Choice,
     preferences_page,
+    save_consent,
     save_preferences,
     unsubscribe,
 )
@@ -23,7 +25,10 @@ Channel = Annotated[bool, Form()]
 WallClock = Annotated[str, Form(max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 TimeZone = Annotated[str, Form(max_length=64, pattern=r"^([A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*)?$")]
 Language = Annotated[str, Form(max_length=2, pattern="^(" + "|".join(LOCALES) + ")?$")]
-DONE = ("wallet.prefs.saved", "wallet.prefs.unsubscribed")
+FormKey = Annotated[
+    str, Form(alias="idempotency_key", min_length=16, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
+]
+DONE = ("wallet.prefs.saved", "wallet.prefs.unsubscribed", "wallet.consent.saved")
 
 
 @router.get("/preferences")
@@ -80,3 +85,22 @@ async def unsubscribe_email(
     if error is not None:
         return await _page(request, who, services, error=error, status_code=422)
     return redirect("/wallet/preferences?done=wallet.prefs.unsubscribed")
+
+
+@router.post("/consent")
+async def consent(
+    request: Request,
+    who: MemberDep,
+    services: ServicesDep,
+    csrf: CsrfField,
+    key: FormKey,
+    consent_email: Channel = False,
+    consent_sms: Channel = False,
+) -> Response:
+    check_csrf(csrf, who.csrf_token)
+    error = await save_consent(
+        services, who.actor, who.customer_id, email=consent_email, sms=consent_sms, key=key
+    )
+    if error is not None:
+        return await _page(request, who, services, error=error, status_code=422)
+    return redirect("/wallet/preferences?done=wallet.consent.saved")
