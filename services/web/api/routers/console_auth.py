@@ -5,6 +5,7 @@ says otherwise)."""
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.web.api.cookies import sign_in_page, signed_in, signed_out
 from services.web.api.deps import (
     STAFF_COOKIE,
     ClockDep,
@@ -15,17 +16,15 @@ from services.web.api.deps import (
     WebSettingsDep,
     check_csrf,
 )
-from services.web.api.pages import (
-    PRE_SESSION_CSRF_COOKIE,
-    new_form_token,
-    redirect,
-    render,
-)
+from services.web.api.pages import PRE_SESSION_CSRF_COOKIE
 from services.web.api.schemas import Password, Username
 from services.web.usecases import sessions, staff
 from services.web.usecases.staff import Refused
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+FORM_PATH = "/console/sign-in"
 
 
 @router.get("/sign-in")
@@ -36,23 +35,14 @@ async def sign_in_form(request: Request, settings: WebSettingsDep) -> HTMLRespon
 def _form(
     request: Request, settings: WebSettingsDep, *, error: str | None, status_code: int
 ) -> HTMLResponse:
-    token = new_form_token()
-    response = render(
+    return sign_in_page(
         request,
+        settings,
         "console/sign_in.html",
         {"error": error},
+        form_path=FORM_PATH,
         status_code=status_code,
-        csrf_token=token,
     )
-    response.set_cookie(
-        PRE_SESSION_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure,
-        path="/console/sign-in",
-    )
-    return response
 
 
 @router.post("/sign-in")
@@ -79,18 +69,15 @@ async def sign_in(
     if isinstance(outcome, Refused):
         error = "console.sign_in.locked" if outcome.locked else "console.sign_in.refused"
         return _form(request, settings, error=error, status_code=429 if outcome.locked else 401)
-    response = redirect("/console")
-    response.set_cookie(
-        STAFF_COOKIE,
-        outcome.token,
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure,
-        path="/",
-        max_age=int(policy.longest.total_seconds()),
+    return signed_in(
+        "/console",
+        cookie=STAFF_COOKIE,
+        token=outcome.token,
+        samesite="strict",  # staff never arrive from another site's link
+        settings=settings,
+        policy=policy,
+        form_path=FORM_PATH,
     )
-    response.delete_cookie(PRE_SESSION_CSRF_COOKIE, path="/console/sign-in")
-    return response
 
 
 @router.post("/sign-out")
@@ -99,6 +86,4 @@ async def sign_out(
 ) -> RedirectResponse:
     check_csrf(csrf, who.csrf_token)
     await sessions.end_session(runtime.engine, request.cookies.get(STAFF_COOKIE))
-    response = redirect("/console/sign-in")
-    response.delete_cookie(STAFF_COOKIE, path="/")
-    return response
+    return signed_out("/console/sign-in", cookie=STAFF_COOKIE)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.web.api.cookies import sign_in_page, signed_in, signed_out
 from services.web.api.deps import (
     MEMBER_COOKIE,
     ClockDep,
@@ -18,7 +19,7 @@ from services.web.api.deps import (
     WebSettingsDep,
     check_csrf,
 )
-from services.web.api.pages import PRE_SESSION_CSRF_COOKIE, new_form_token, redirect, render
+from services.web.api.pages import PRE_SESSION_CSRF_COOKIE, render
 from services.web.api.schemas import SignInToken
 from services.web.usecases import members, sessions
 from services.web.usecases.sessions import SignedIn
@@ -33,17 +34,7 @@ def with_form_token(
     request: Request, settings: WebSettingsDep, template: str, context: dict[str, object]
 ) -> HTMLResponse:
     """A sign-in page whose form carries a fresh token, also set in a cookie (no session yet)."""
-    token = new_form_token()
-    response = render(request, template, context, csrf_token=token)
-    response.set_cookie(
-        PRE_SESSION_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure,
-        path=PRE_SESSION_PATH,
-    )
-    return response
+    return sign_in_page(request, settings, template, context, form_path=PRE_SESSION_PATH)
 
 
 @router.get("/sign-in")
@@ -86,27 +77,24 @@ async def use_link(
     settings: WebSettingsDep,
 ) -> Response:
     check_csrf(csrf, request.cookies.get(PRE_SESSION_CSRF_COOKIE, ""))
-    signed_in = await members.sign_in_with_link(runtime.engine, clock, policy, token)
-    if signed_in is None:
+    session = await members.sign_in_with_link(runtime.engine, clock, policy, token)
+    if session is None:
         return render(request, "wallet/sign_in_link.html", {"token": None}, status_code=410)
-    return member_signed_in(signed_in, settings, policy)
+    return member_signed_in(session, settings, policy)
 
 
 def member_signed_in(
-    signed_in: SignedIn, settings: WebSettingsDep, policy: PolicyDep
+    signed: SignedIn, settings: WebSettingsDep, policy: PolicyDep
 ) -> RedirectResponse:
-    response = redirect("/wallet")
-    response.set_cookie(
-        MEMBER_COOKIE,
-        signed_in.token,
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-        path="/",
-        max_age=int(policy.longest.total_seconds()),
+    return signed_in(
+        "/wallet",
+        cookie=MEMBER_COOKIE,
+        token=signed.token,
+        samesite="lax",  # a member comes back from links in their mail
+        settings=settings,
+        policy=policy,
+        form_path=PRE_SESSION_PATH,
     )
-    response.delete_cookie(PRE_SESSION_CSRF_COOKIE, path=PRE_SESSION_PATH)
-    return response
 
 
 @router.post("/sign-out")
@@ -115,6 +103,4 @@ async def sign_out(
 ) -> RedirectResponse:
     check_csrf(csrf, who.csrf_token)
     await sessions.end_session(runtime.engine, request.cookies.get(MEMBER_COOKIE))
-    response = redirect("/wallet/sign-in")
-    response.delete_cookie(MEMBER_COOKIE, path="/")
-    return response
+    return signed_out("/wallet/sign-in", cookie=MEMBER_COOKIE)
