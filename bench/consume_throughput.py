@@ -2,7 +2,7 @@
 through a purchase backlog.
 
     python -m bench.consume_throughput [--customers 1000] [--purchases 15000] [--sample 50]
-                                       [--history 0]
+                                       [--history 0] [--alone points,tiers]
 
 Ingest is not involved: the customers are enrolled by writing `CustomerEnrolled` events
 straight onto `fedelta.customers.v1` (so ingest does not know them, which this benchmark does
@@ -20,6 +20,12 @@ to the purchases topic but acts on none of its types yet: its figure is the rate
 passes over them (outcome `ignored`). Engagement works on each purchase under a stamp card (a
 stamp a purchase) and a spend challenge made for the run over its admin API, neither
 reachable in a run (so no reward adds to the points ledger), and ended after it.
+Then, for each service of `--alone` (points and tiers by default; `--alone ''` for none), the
+same number of purchases again with the other consumer services stopped (SIGSTOP, from the pid
+files of a stack started by deploy/local/stack.sh), as if each consumer had the machine's cores
+to itself and its database, as it would on a deployment of more than two cores: that
+consumer's rate alone. The others are continued after it and finish those purchases too (not
+timed), so every effect below covers them.
 Effects are checked over HTTP for `--sample` customers: the bench card holds a stamp per
 purchase sent (history included), the points ledger holds exactly one
 entry per timed purchase sent to the customer (the newest entries, read page by page back to the
@@ -59,6 +65,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.metrics import consumed, finished, wait_quiet
+from bench.processes import CONSUMER_SERVICES, service_pids, stopped
 from fedelta_client import StackClient
 from fedelta_client.devenv import REPO, DevEnv, load_values
 from shared.messaging import events
@@ -106,6 +113,13 @@ class Backlog:
     records: list[tuple[bytes, bytes]]  # (key, value)
     totals: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     purchase_ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def add(self, other: Backlog) -> None:
+        """The other backlog's purchases counted in this one's expected effects."""
+        for customer, total in other.totals.items():
+            self.totals[customer] += total
+        for customer, ids in other.purchase_ids.items():
+            self.purchase_ids[customer] |= ids
 
 
 def enrolments(customers: list[str], now: datetime) -> list[tuple[bytes, bytes]]:
@@ -586,6 +600,66 @@ async def report_raw_limits(
         )
 
 
+@dataclass(frozen=True)
+class AloneRun:
+    """One consumer's phase alone: what it was sent and how it went."""
+
+    name: str
+    backlog: Backlog
+    progress: Progress
+
+
+async def measure_alone(
+    http: httpx.AsyncClient,
+    stack: StackSettings,
+    services: dict[str, str],
+    customers: list[str],
+    args: argparse.Namespace,
+    run_id: str,
+    now: datetime,
+) -> list[AloneRun]:
+    """Each `--alone` consumer on a backlog of its own with the other consumers stopped; the
+    others then finish it too, so that the effects checked after cover it."""
+    runs: list[AloneRun] = []
+    for name in args.alone:
+        others = {n: u for n, u in services.items() if n != name}
+        pids = service_pids(tuple(n for n in CONSUMER_SERVICES if n != name))
+        if name not in services or pids is None:
+            print(f"{name}: not measured alone (not reachable, or not started by stack.sh)")
+            continue
+        await wait_quiet(http, services, (PURCHASES,), quiet_s=1.0)
+        backlog = purchases(customers, args.purchases, run_id, now, label=f"{name}-")
+        baseline = {n: finished(await consumed(http, u, PURCHASES)) for n, u in services.items()}
+        with stopped(pids):
+            started = time.perf_counter()
+            produced = asyncio.create_task(produce(stack.kafka, PURCHASES, backlog.records))
+            progress = await follow(
+                http,
+                {name: services[name]},
+                baseline,
+                args.purchases,
+                started,
+                args.poll,
+                args.deadline,
+            )
+            await produced
+        runs.append(AloneRun(name, backlog, progress[name]))
+        await follow(
+            http, others, baseline, args.purchases, time.perf_counter(), args.poll, args.deadline
+        )
+    return runs
+
+
+def report_alone(
+    runs: list[AloneRun], purchases: int, deadline: float
+) -> tuple[dict[str, float], bool]:
+    """Prints each consumer's figure alone; its purchases/s (named `<service> alone`), and
+    whether one failed."""
+    print("alone: each consumer with the other consumer services stopped (SIGSTOP)")
+    rates, failed = report_consumers({r.name: r.progress for r in runs}, purchases, deadline)
+    return {f"{name} alone": rate for name, rate in rates.items()}, failed
+
+
 async def run(args: argparse.Namespace) -> int:
     env = DevEnv.load()
     stack = stack_settings()
@@ -633,6 +707,12 @@ async def run(args: argparse.Namespace) -> int:
             f"{'written and acked in':<24} {produce_s:8.2f} s ({args.purchases / produce_s:.0f}/s)"
         )
         rates, failed = report_consumers(progress, args.purchases, args.deadline)
+        alone = await measure_alone(http, stack, services, customers, args, run_id, now)
+        for phase in alone:
+            backlog.add(phase.backlog)
+        alone_rates, alone_failed = report_alone(alone, args.purchases, args.deadline)
+        rates |= alone_rates
+        failed = failed or alone_failed
 
         sample = random.Random(run_id).sample(customers, min(args.sample, len(customers)))
         card_id = rules.get("stamp-cards")
@@ -662,6 +742,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="earlier purchases per customer, applied before the timed part",
     )
+    parser.add_argument(
+        "--alone",
+        type=lambda text: tuple(n for n in text.split(",") if n),
+        default=("points", "tiers"),
+        help="consumers measured again each with the other consumers stopped ('' for none)",
+    )
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between /metrics reads")
     parser.add_argument(
         "--deadline", type=float, default=300.0, help="seconds for every consumer to finish"
@@ -671,7 +757,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--customers >= 1, --purchases >= --customers, --sample >= 0")
     if args.history < 0:
         parser.error("--history must be >= 0")
-    if args.purchases > LEDGER_PAGE * args.customers:
+    if any(name not in CONSUMER_SERVICES for name in args.alone):
+        parser.error(f"--alone names consumers of {', '.join(CONSUMER_SERVICES)}")
+    if args.purchases * (1 + len(args.alone)) > LEDGER_PAGE * args.customers:
         parser.error(f"at most {LEDGER_PAGE} purchases per customer: one ledger page is checked")
     if args.poll <= 0 or args.deadline <= 0:
         parser.error("--poll and --deadline must be > 0")

@@ -79,6 +79,9 @@ class ServiceSettings(BaseSettings):
     # Records one poll may hand over (one transaction): large enough for set-based statements
     # to pay off, small enough that a batch stays far inside max.poll.interval.ms.
     consumer_batch_max_records: int = Field(default=1000, ge=1, le=10_000)
+    # How long a batch naming a partner not yet known waits for the partner's record before
+    # the event is dead-lettered as UnknownPartner (shared.messaging.partners).
+    consumer_unknown_partner_wait_seconds: float = Field(default=30.0, ge=0, le=600)
     # The relay wakes when an outbox INSERT commits (LISTEN/NOTIFY); this poll is the fallback.
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)

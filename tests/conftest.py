@@ -10,7 +10,13 @@ import pytest
 from hypothesis import settings
 
 from shared.messaging.topics import TopicSettings, ensure_topics
+from tests.support.factories import PARTNER
+from tests.support.kafka import provision_partners
 from tests.support.stack import Stack
+
+# The partners the tests' events name without provisioning them through ingest: announced on
+# the partners topic once the stack is up, as ingest would (shared.messaging.partners).
+TEST_PARTNERS = (PARTNER, "shop", "other", "p-owner", "p-other", "p-a", "p-b", "p-c")
 
 # No per-example deadline: hypothesis' default (200 ms) times an example, and a loaded 2-core
 # machine (CI beside the stack it started) fails a rule's test for being slow, not wrong.
@@ -27,6 +33,7 @@ def stack() -> Iterator[Stack]:
     stack.run("infra.sh", "up")
     try:
         asyncio.run(ensure_topics(stack.kafka, TopicSettings.local()))
+        asyncio.run(provision_partners(stack.kafka, TEST_PARTNERS))
         yield stack
     finally:
         if os.environ.get("FEDELTA_TEST_KEEP_STACK") != "1":

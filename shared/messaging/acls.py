@@ -28,10 +28,12 @@ from shared.messaging.topics import (
     ENGAGEMENT,
     FEEDBACK,
     NOTIFICATIONS,
+    PARTNERS,
     POINTS,
     PURCHASES,
     SEGMENTS,
     TIERS,
+    checks_partners,
     dead_letter_topic,
 )
 
@@ -57,22 +59,26 @@ class Grant:
 
 
 def _consumer(service: str, own: str, consumes: tuple[str, ...]) -> Grant:
+    """A consumer reads its topics in its group, and the partners topic (without a group:
+    shared.messaging.partners) when it consumes events that name a partner."""
     return Grant(
         writes=(own, *(dead_letter_topic(topic) for topic in consumes)),
-        reads=consumes,
+        reads=(*consumes, *((PARTNERS,) if checks_partners(consumes) else ())),
         groups=(consumer_group(service),),
     )
 
 
 GRANTS: dict[str, Grant] = {
-    # Ingest publishes profiles and purchases; an erasure's tombstone also goes to the
-    # customers dead-letter topic (services/ingest/usecases/customers.erasure_tombstones), and
-    # the tombstones of an erased member's feedback to the feedback dead-letter topic.
+    # Ingest publishes profiles, purchases and the partners it provisions; an erasure's
+    # tombstone also goes to the customers dead-letter topic
+    # (services/ingest/usecases/customers.erasure_tombstones), and the tombstones of an erased
+    # member's feedback to the feedback dead-letter topic.
     "ingest": Grant(
         writes=(
             CUSTOMERS,
             PURCHASES,
             FEEDBACK,
+            PARTNERS,
             dead_letter_topic(CUSTOMERS),
             dead_letter_topic(FEEDBACK),
         )

@@ -40,6 +40,7 @@ from shared.messaging.kafka import (
     Producer,
     client_options,
 )
+from shared.messaging.partners import KnownPartners, UnknownPartner, named_partner
 from shared.messaging.topics import dead_letter_topic
 from shared.observability.metrics import (
     CONSUMER_BATCH_EVENTS,
@@ -49,12 +50,27 @@ from shared.observability.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
     EVENTS_CONSUMED,
+    EVENTS_REFUSED,
 )
 from shared.storage.failures import is_outage
 
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[AsyncConnection, Sequence[CloudEvent]], Awaitable[None]]
+
+
+def _written_at(
+    parsed: Sequence[Received], named: dict[str, str | None], partners: set[str]
+) -> float | None:
+    """When the newest record naming one of `partners` was written (its Kafka timestamp, in
+    seconds since the epoch), if the records say."""
+    stamps = [
+        r.message.timestamp / 1000
+        for r in parsed
+        if named[r.event.id] in partners and getattr(r.message, "timestamp", None) is not None
+    ]
+    return max(stamps, default=None)
+
 
 # (topic, event type, outcome) -> messages: counted per batch, added up once.
 Tally = collections.Counter[tuple[str, str, str]]
@@ -114,6 +130,8 @@ class EventConsumer:
     max_poll_interval_ms: int = 300_000
     rebalance_wait_seconds: float = 10.0
     after_commit: Callable[[], None] | None = None
+    # The provisioned partners, for a consumer of events that name one (None: not checked).
+    partners: KnownPartners | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _uncommitted: dict[Any, int] = field(default_factory=dict, init=False)
@@ -134,7 +152,13 @@ class EventConsumer:
             max_poll_interval_ms=self.max_poll_interval_ms,
         )
         self._idle.set()
-        await consumer.start()
+        if self.partners is not None:
+            await self.partners.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await self._stop_partners()
+            raise
         try:
             consumer.subscribe(
                 topics=list(self.subscription.topics), listener=_CommitBeforeRevoke(self, consumer)
@@ -162,9 +186,14 @@ class EventConsumer:
                 self._note_lag(consumer, polled)
         finally:
             await consumer.stop()
+            await self._stop_partners()
 
     async def stop(self) -> None:
         self._stopping.set()
+
+    async def _stop_partners(self) -> None:
+        if self.partners is not None:
+            await self.partners.stop()
 
     def _note_lag(self, consumer: Any, polled: dict[Any, list[Any]]) -> None:
         """Per partition of the poll: the highwater the fetch reported minus the next offset."""
@@ -256,9 +285,32 @@ class EventConsumer:
     async def _parse(self, messages: Sequence[Any]) -> list[Received]:
         tally: Tally = collections.Counter()
         try:
-            return await self._parse_counting(messages, tally)
+            parsed = await self._parse_counting(messages, tally)
         finally:
             self._add_up(tally)
+        return await self._refuse_unknown_partners(parsed)
+
+    async def _refuse_unknown_partners(self, parsed: list[Received]) -> list[Received]:
+        """Dead-letters the events naming a partner that is still unknown once the partners
+        topic has been read on (shared.messaging.partners: one bounded wait per batch)."""
+        if self.partners is None:
+            return parsed
+        named = {r.event.id: named_partner(r.event) for r in parsed}
+        asked = {p for p in named.values() if p is not None and p not in self.partners}
+        if not asked:
+            return parsed
+        unknown = await self.partners.unknown(asked, _written_at(parsed, named, asked))
+        kept: list[Received] = []
+        for received in parsed:
+            partner = named[received.event.id]
+            if partner is None or partner not in unknown:
+                kept.append(received)
+                continue
+            topic = received.message.topic
+            EVENTS_REFUSED.labels(self.service, topic, UnknownPartner.__name__).inc()
+            refusal = UnknownPartner(f"{received.event.type} names an unknown partner")
+            await self._dead_letter(received.message, refusal, attempts=1)
+        return kept
 
     async def _parse_counting(self, messages: Sequence[Any], tally: Tally) -> list[Received]:
         parsed: list[Received] = []

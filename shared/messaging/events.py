@@ -448,6 +448,17 @@ class PointsOfferGranted(Payload):
         return self
 
 
+class PartnerProvisioned(Payload):
+    """A partner ingest has provisioned (onboarded over its admin API or by the command line):
+    published on the compacted partners topic, keyed by the partner's id. Every consumer of
+    ingest's topics keeps the set of partners from it and refuses an event naming a partner
+    that is not in it (shared.messaging.partners). A partner is never withdrawn from the set:
+    a revoked partner's earlier events stay valid."""
+
+    partner_id: bounds.Identifier
+    provisioned_at: bounds.Instant
+
+
 def feedback_key(partner_id: str, feedback_id: str) -> str:
     """A feedback's id across partners, and its record's key on the feedback topic."""
     return f"{partner_id}:{feedback_id}"
@@ -481,6 +492,7 @@ FEEDBACK_RECEIVED = "fedelta.feedback.received.v1"
 SEGMENT_ENTERED = "fedelta.segment.entered.v1"
 SEGMENT_LEFT = "fedelta.segment.left.v1"
 POINTS_OFFER_GRANTED = "fedelta.points.offer_granted.v1"
+PARTNER_PROVISIONED = "fedelta.partner.provisioned.v1"
 
 
 @dataclass(frozen=True)
@@ -539,6 +551,9 @@ EVENT_KINDS: dict[str, EventKind] = {
         EventKind(event_type=SEGMENT_ENTERED, topic=topics.SEGMENTS, payload=SegmentEntered),
         EventKind(event_type=SEGMENT_LEFT, topic=topics.SEGMENTS, payload=SegmentLeft),
         EventKind(event_type=POINTS_OFFER_GRANTED, topic=topics.POINTS, payload=PointsOfferGranted),
+        EventKind(
+            event_type=PARTNER_PROVISIONED, topic=topics.PARTNERS, payload=PartnerProvisioned
+        ),
     )
 }
 _TYPE_OF_PAYLOAD = {kind.payload: kind.event_type for kind in EVENT_KINDS.values()}

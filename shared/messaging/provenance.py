@@ -7,8 +7,9 @@ from elsewhere, names a source that is not the owner's. Ingest names itself per 
 (`urn:fedelta:ingest:partner:<id>`), the other services by name (`urn:fedelta:points`).
 
 A refused event is dead-lettered with the reason as its error class (`fedelta-error`) and
-counted (fedelta_events_refused_total); it changes nothing. Partners are not checked here: see
-SECURITY.md, *What the broker does not check yet*.
+counted (fedelta_events_refused_total); it changes nothing. The partner an event names is
+checked next, against the partners ingest announced (shared.messaging.partners; SECURITY.md,
+*Which partners exist*).
 """
 
 from __future__ import annotations

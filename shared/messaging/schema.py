@@ -35,6 +35,7 @@ PRODUCES: dict[str, tuple[str, ...]] = {
         events.PURCHASE_REFUNDED,
         events.POINTS_IMPORTED,
         events.FEEDBACK_RECEIVED,
+        events.PARTNER_PROVISIONED,
     ),
     "points": (
         events.POINTS_EARNED,
@@ -181,6 +182,17 @@ def _key_of_customer() -> dict[str, Any]:
     }
 
 
+def _key_of_partner() -> dict[str, Any]:
+    return {
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "description": "The partner's id."},
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        }
+    }
+
+
 def _channel_id(topic: str) -> str:
     return topic
 
@@ -207,13 +219,7 @@ def asyncapi() -> dict[str, Any]:
 def _channel(spec: topics.TopicSpec, kinds: list[EventKind]) -> dict[str, Any]:
     return {
         "address": spec.name,
-        "description": f"{spec.partitions} partitions (configurable), keyed by customer id"
-        + (
-            "; compacted, and an erasure leaves a tombstone (a record without value) "
-            "for the customer's key"
-            if spec.compacted
-            else ""
-        )
+        "description": _layout(spec)
         + f". Poison records are copied to `{topics.dead_letter_topic(spec.name)}` with "
         "the headers `fedelta-error`, `fedelta-consumer` and `fedelta-original-*`.",
         "messages": {
@@ -230,6 +236,21 @@ def _channel(spec: topics.TopicSpec, kinds: list[EventKind]) -> dict[str, Any]:
             }
         },
     }
+
+
+def _layout(spec: topics.TopicSpec) -> str:
+    if spec.name == topics.PARTNERS:
+        return (
+            f"{spec.partitions} partitions (configurable), keyed by partner id; compacted: "
+            "the latest record of each partner stays, so a consumer started at any time reads "
+            "every partner from the beginning"
+        )
+    return f"{spec.partitions} partitions (configurable), keyed by customer id" + (
+        "; compacted, and an erasure leaves a tombstone (a record without value) "
+        "for the customer's key"
+        if spec.compacted
+        else ""
+    )
 
 
 def _message(kind: EventKind) -> dict[str, Any]:
@@ -256,7 +277,7 @@ def _message(kind: EventKind) -> dict[str, Any]:
             "schemaFormat": ASYNCAPI_SCHEMA_FORMAT,
             "schema": {"$ref": f"./{kind.event_type}.schema.json"},
         },
-        **_key_of_customer(),
+        **(_key_of_partner() if kind.topic == topics.PARTNERS else _key_of_customer()),
     }
 
 
@@ -299,9 +320,20 @@ def _servers() -> dict[str, Any]:
     }
 
 
+def receives() -> dict[str, tuple[str, ...]]:
+    """CONSUMES, and the partners a consumer of events that name one reads beside them (the
+    consumer's runtime does, not its handlers: shared.messaging.partners)."""
+    found = {}
+    for service, event_types in CONSUMES.items():
+        consumed = tuple({EVENT_KINDS[t].topic for t in event_types})
+        extra = (events.PARTNER_PROVISIONED,) if topics.checks_partners(consumed) else ()
+        found[service] = (*event_types, *extra)
+    return found
+
+
 def _operations() -> dict[str, Any]:
     operations: dict[str, Any] = {}
-    for action, table in (("send", PRODUCES), ("receive", CONSUMES)):
+    for action, table in (("send", PRODUCES), ("receive", receives())):
         for service, event_types in table.items():
             for spec in topics.MAIN_TOPICS:
                 on_topic = [t for t in event_types if EVENT_KINDS[t].topic == spec.name]

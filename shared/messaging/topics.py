@@ -49,6 +49,19 @@ ENGAGEMENT = "fedelta.engagement.v1"
 FEEDBACK = "fedelta.feedback.v1"
 # Segment membership changes (insights), keyed by member: read models in points and engagement.
 SEGMENTS = "fedelta.segments.v1"
+# The partners ingest has provisioned, keyed by partner id and compacted (the latest record of
+# each partner stays for ever): every consumer of a topic below reads it to know them
+# (shared.messaging.partners).
+PARTNERS = "fedelta.partners.v1"
+# Ingest's topics whose events name the partner that reported them (`partner_id`): a consumer
+# of one refuses an event of a partner nobody provisioned.
+PARTNER_TOPICS = (CUSTOMERS, PURCHASES, FEEDBACK)
+
+
+def checks_partners(consumed: tuple[str, ...] | list[str]) -> bool:
+    """Whether a consumer of these topics reads the partners topic to check their events."""
+    return any(topic in PARTNER_TOPICS for topic in consumed)
+
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +139,8 @@ class TopicSpec:
     def config(self, settings: TopicSettings | None = None) -> dict[str, str]:
         """The topic-level configs to create it with (the cleanup policy alone without settings)."""
         if self.compacted:
-            # Personal data lives only here: compaction plus erasure tombstones remove it.
+            # Personal data lives only on compacted topics (the partners one has none):
+            # compaction plus erasure tombstones remove it.
             config = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
         else:
             config = {"cleanup.policy": "delete"}
@@ -169,12 +183,16 @@ MAIN_TOPICS = (
     TopicSpec(ENGAGEMENT, PARTITIONS),
     TopicSpec(FEEDBACK, PARTITIONS, compacted=True),
     TopicSpec(SEGMENTS, PARTITIONS),
+    TopicSpec(PARTNERS, PARTITIONS, compacted=True),
 )
 # A dead-letter topic keeps its topic's policy: the customers one holds personal data too, so
 # it is compacted, and an erasure's tombstone removes a dead-lettered profile as well.
+# The partners topic has none: it is read without a consumer group, and a record that is not a
+# partner's is skipped there (shared.messaging.partners).
 ALL_TOPICS = MAIN_TOPICS + tuple(
     TopicSpec(dead_letter_topic(spec.name), spec.partitions, compacted=spec.compacted)
     for spec in MAIN_TOPICS
+    if spec.name != PARTNERS
 )
 
 

@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.clock import Clock
 from shared.messaging.consumer import EventConsumer, Subscription
 from shared.messaging.kafka import KafkaConnection, ResilientProducer
+from shared.messaging.partners import KnownPartners
 from shared.messaging.relay import OutboxRelay, PostgresWakeups
+from shared.messaging.topics import checks_partners
 from shared.observability.metrics import WORKER_RESTARTS
 from shared.runtime.jobs import Job, JobScheduler
 from shared.settings import ServiceSettings
@@ -109,6 +111,7 @@ def service_runtime(
             retry_backoff=settings.consumer_retry_backoff_seconds,
             batch_max_records=settings.consumer_batch_max_records,
             after_commit=relay.notify,
+            partners=_known_partners(service, settings, kafka, subscription),
         )
         workers.insert(0, consumer)
     if all_jobs:
@@ -124,6 +127,19 @@ def service_runtime(
         relay=relay,
         workers=workers,
         jobs=all_jobs,
+    )
+
+
+def _known_partners(
+    service: str, settings: ServiceSettings, kafka: KafkaConnection, subscription: Subscription
+) -> KnownPartners | None:
+    """The partners a consumer of events that name one checks them against."""
+    if not checks_partners(subscription.topics):
+        return None
+    return KnownPartners(
+        kafka,
+        client_id=f"fedelta-{service}",
+        wait_seconds=settings.consumer_unknown_partner_wait_seconds,
     )
 
 

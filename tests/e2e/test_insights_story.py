@@ -83,6 +83,20 @@ async def test_a_big_spender_enters_a_segment_and_earns_its_campaign(
         await pos.admin.request("DELETE", "insights", f"/v1/segments/{segment}")
 
 
+async def _members(pos: StackClient, segment: str) -> set[str]:
+    """Every member of the segment, page by page."""
+    found: set[str] = set()
+    cursor: str | None = None
+    while True:
+        params = {"limit": "500"} | ({"cursor": cursor} if cursor else {})
+        page = await pos.read(f"{pos.env.insights_url}/v1/segments/{segment}/members", params)
+        assert page.status_code == 200, page.text
+        found |= {m["customer_id"] for m in page.json()["items"]}
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return found
+
+
 async def _story(
     pipeline: Pipeline, pos: StackClient, big: str, small: str, segment: str, rule: str
 ) -> None:
@@ -108,8 +122,7 @@ async def _story(
         within=WITHIN,
         what="points and engagement reading the entry",
     )
-    members = await pos.read(f"{pos.env.insights_url}/v1/segments/{segment}/members")
-    listed = {m["customer_id"] for m in members.json()["items"]}  # other tests' spenders too
+    listed = await _members(pos, segment)  # other tests' spenders too
     assert big in listed and small not in listed
 
     for customer in (big, small):

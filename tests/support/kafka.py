@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import ValidationError
 
-from shared.messaging import topics
+from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent
 from shared.messaging.kafka import KafkaConnection, client_options
+from shared.messaging.partners import named_partner
 from shared.messaging.schema import CONSUMES
+
+# The partners this test process put on each broker's partners topic (by bootstrap address).
+_PROVISIONED: dict[str, set[str]] = {}
 
 
 async def publish(
     bootstrap: str | KafkaConnection, topic: str, key: str, value: bytes | CloudEvent
 ) -> None:
+    """One record; an event of ingest's naming a partner goes after its partner's record, as
+    ingest provisions a partner before it accepts the partner's calls."""
+    if isinstance(value, CloudEvent):
+        await provision_partners(bootstrap, [value])
     producer = AIOKafkaProducer(**client_options(bootstrap), acks="all")
     await producer.start()
     try:
@@ -26,6 +36,34 @@ async def publish(
         await producer.send_and_wait(topic, value=raw, key=key.encode())
     finally:
         await producer.stop()
+
+
+async def provision_partners(
+    bootstrap: str | KafkaConnection, given: Iterable[CloudEvent | str]
+) -> None:
+    """The partners of these events (or these partner ids) on the partners topic, as ingest
+    announces a partner it provisions (shared.messaging.partners); each once per process."""
+    address = bootstrap if isinstance(bootstrap, str) else bootstrap.bootstrap_servers
+    done = _PROVISIONED.setdefault(address, set())
+    wanted = {g if isinstance(g, str) else named_partner(g) for g in given} - {None} - done
+    if not wanted:
+        return
+    producer = AIOKafkaProducer(**client_options(bootstrap), acks="all")
+    await producer.start()
+    try:
+        for partner_id in sorted(p for p in wanted if p is not None):
+            await producer.send_and_wait(
+                topics.PARTNERS, value=_provisioned(partner_id), key=partner_id.encode()
+            )
+    finally:
+        await producer.stop()
+    done |= {p for p in wanted if p is not None}
+
+
+def _provisioned(partner_id: str) -> bytes:
+    now = datetime.now(UTC)
+    payload = events.PartnerProvisioned(partner_id=partner_id, provisioned_at=now)
+    return events.new_event(payload, source="ingest", subject=partner_id, time=now).to_bytes()
 
 
 async def read_all(

@@ -1,10 +1,15 @@
 """Partner administration: onboarding, the list, key rotation and revocation (an operator with
 the admin token, over HTTP), and provisioning with given credentials (the command line's
 `provision-partner`, for scripted set-ups). Credentials are shown once, in the answer that
-makes them, and never logged."""
+makes them, and never logged.
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+A partner made or provisioned is announced (`fedelta.partner.provisioned.v1` on the compacted
+partners topic) in the same transaction: the consumers refuse events of partners they were
+never told of (shared.messaging.partners)."""
 
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.ingest.adapters import tables
 from services.ingest.adapters.repositories.api import partner_repository
 from services.ingest.api.schemas import PartnerCreatedOut, PartnerIn, PartnerListOut, PartnerOut
 from services.ingest.domain.model import (
@@ -15,6 +20,8 @@ from services.ingest.domain.model import (
     new_partner_id,
 )
 from shared.clock import Clock
+from shared.messaging import events
+from shared.messaging.outbox import Outbox
 from shared.runtime.process import Runtime
 from shared.storage.transactions import in_transaction, read_snapshot
 from shared.web.problems import Problem
@@ -31,9 +38,14 @@ async def create(runtime: Runtime, body: PartnerIn) -> PartnerCreatedOut:
         created_at=runtime.clock.now(),
         rate_limit_per_second=body.rate_limit_per_second,
     )
-    if not await in_transaction(
-        runtime.engine, lambda conn: partner_repository(conn).add_partner(partner)
-    ):
+
+    async def add(conn: AsyncConnection) -> bool:
+        if not await partner_repository(conn).add_partner(partner):
+            return False
+        await announce(conn, partner, runtime.clock)
+        return True
+
+    if not await in_transaction(runtime.engine, add):
         raise Problem(
             409, "Conflict", f"partner {partner_id!r} already exists", slug="partner-exists"
         )
@@ -102,7 +114,22 @@ async def provision(
         signing_secret=signing_secret,
         created_at=clock.now(),
     )
-    await in_transaction(engine, lambda conn: partner_repository(conn).put_partner(partner))
+
+    async def put(conn: AsyncConnection) -> None:
+        await partner_repository(conn).put_partner(partner)
+        await announce(conn, partner, clock)
+
+    await in_transaction(engine, put)
+
+
+async def announce(conn: AsyncConnection, partner: Partner, clock: Clock) -> None:
+    """The partner's record on the partners topic, through the outbox (again for a partner
+    provisioned again: the topic is compacted, and a consumer only adds to its set)."""
+    payload = events.PartnerProvisioned(
+        partner_id=partner.partner_id, provisioned_at=partner.created_at
+    )
+    event = events.new_event(payload, source="ingest", subject=partner.partner_id, time=clock.now())
+    await Outbox(conn, tables.outbox, clock).add(event, key=partner.partner_id)
 
 
 def _with_credentials(partner: Partner, credentials: PartnerCredentials) -> PartnerCreatedOut:

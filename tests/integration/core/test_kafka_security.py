@@ -31,7 +31,7 @@ from shared.messaging import acls, topics
 from shared.messaging.events import source_uri
 from shared.messaging.kafka import KafkaConnection
 from tests.support import factories
-from tests.support.kafka import dead_letters, publish
+from tests.support.kafka import dead_letters, provision_partners, publish
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for
 from tests.support.stack import Stack
@@ -202,3 +202,69 @@ async def test_applying_the_table_adds_nothing_on_a_started_broker_and_removes_s
 
 async def _holds(admin: AIOKafkaAdminClient, acl: acls.Acl, wanted: bool) -> bool | None:
     return True if (acl in await acls._describe(admin)) == wanted else None
+
+
+@pytest.fixture
+async def points_waiting_briefly(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """Points waiting 3 s (not 30) for a partner it does not know yet."""
+    stack.migrate("points")
+    settings = settings_for(
+        PointsSettings, stack, "points", consumer_unknown_partner_wait_seconds="3"
+    )
+    async with running(create_app, settings) as (_, client):
+        yield client
+
+
+def _refused_as(reason: str) -> float:
+    labels = {"consumer": "points", "topic": topics.PURCHASES, "reason": reason}
+    return REGISTRY.get_sample_value("fedelta_events_refused_total", labels) or 0.0
+
+
+async def test_a_purchase_of_a_partner_nobody_provisioned_is_dead_lettered_and_earns_nothing(
+    stack: Stack, points_waiting_briefly: httpx.AsyncClient
+) -> None:
+    """A purchase ingest could never have accepted (its partner was never provisioned, so
+    never announced on the partners topic) is refused once points has read the partners topic
+    on for its wait: dead-lettered as UnknownPartner, counted; the member's next purchase of a
+    known partner is applied."""
+    customer = f"c-{uuid.uuid4()}"
+    before = _refused_as("UnknownPartner")
+    await publish(stack.kafka, topics.CUSTOMERS, customer, factories.enrolment(customer, at=NOW))
+    rogue = factories.purchase(customer, "99999.00", at=NOW, partner_id=f"rogue-{uuid.uuid4()}")
+    # Raw bytes: the test helper would announce the partner of an event first.
+    await publish(stack.kafka, topics.PURCHASES, customer, rogue.to_bytes())
+    await publish(stack.kafka, topics.PURCHASES, customer, factories.purchase(customer, "5.00"))
+
+    found = await eventually(
+        lambda: _with_available(points_waiting_briefly, customer, 105),
+        what="the purchase after the rogue one",
+    )
+    assert found["lifetime_earned"] == 105
+    dead = await eventually(
+        lambda: _dead(stack, customer), what="the rogue purchase on the dead-letter topic"
+    )
+    assert [dict(r.headers)["fedelta-error"] for r in dead] == [b"UnknownPartner"]
+    assert rogue.id.encode() in dead[0].value
+    assert _refused_as("UnknownPartner") == before + 1
+
+
+async def test_a_purchase_read_before_its_partners_record_waits_for_it_and_is_applied(
+    stack: Stack, points_waiting_briefly: httpx.AsyncClient
+) -> None:
+    """The partner's record and its first purchase travel on two topics with no order between
+    them: a purchase read first waits (here up to 3 s) for the partner's record."""
+    customer, partner = f"c-{uuid.uuid4()}", f"late-{uuid.uuid4()}"
+    await publish(stack.kafka, topics.CUSTOMERS, customer, factories.enrolment(customer, at=NOW))
+    await eventually(
+        lambda: _with_available(points_waiting_briefly, customer, 100), what="the welcome"
+    )
+    purchase = factories.purchase(customer, "7.00", at=NOW, partner_id=partner)
+    await publish(stack.kafka, topics.PURCHASES, customer, purchase.to_bytes())
+    await asyncio.sleep(0.5)  # the consumer reads the purchase and starts waiting
+    await provision_partners(stack.kafka, [partner])
+
+    found = await eventually(
+        lambda: _with_available(points_waiting_briefly, customer, 107), what="the late purchase"
+    )
+    assert found["lifetime_earned"] == 107
+    assert await _dead(stack, customer) is None

@@ -29,6 +29,7 @@ from shared.messaging.events import CloudEvent
 from tests.integration.engagement.support import WITHIN, engagement_events, events_reach, new_id
 from tests.integration.tiers.test_tiers import send_all
 from tests.support import factories
+from tests.support.kafka import provision_partners
 from tests.support.polling import eventually
 from tests.support.services import ADMIN, READER
 from tests.support.stack import Stack
@@ -48,6 +49,7 @@ def feedback(
 
 async def send(stack: Stack, *given: CloudEvent) -> list[tuple[TopicPartition, int]]:
     """Publishes feedback as ingest does (keyed by the feedback); where each record landed."""
+    await provision_partners(stack.kafka, given)
     producer = AIOKafkaProducer(**client_options(stack.kafka), acks="all")
     await producer.start()
     try:

@@ -41,6 +41,7 @@ from tests.integration.ingest.support import (
     unique,
 )
 from tests.support.fakes.ingest import purchase_call
+from tests.support.kafka import events_for
 from tests.support.services import ADMIN, running, settings_for
 from tests.support.stack import REPO, Stack
 
@@ -394,6 +395,28 @@ class TestAuthentication:
         assert_problem(response, 401)
 
 
+async def test_a_partner_onboarded_is_announced_on_the_partners_topic(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Consumers refuse events of partners they were never told of (issue 19): ingest
+    announces each partner it makes, keyed by the partner, from the same transaction."""
+    partner_id = unique("partner")
+    made = await client.post(
+        "/v1/admin/partners", json={"name": "Announced", "partner_id": partner_id}, headers=ADMIN
+    )
+    assert made.status_code == 201, made.text
+    [announced] = await published(stack, topics.PARTNERS, partner_id, 1)
+    assert announced.type == events.PARTNER_PROVISIONED
+    assert announced.source == "urn:fedelta:ingest"
+    assert announced.data["partner_id"] == partner_id
+    # A partner refused (it exists already) is not announced again.
+    again = await client.post(
+        "/v1/admin/partners", json={"name": "Announced", "partner_id": partner_id}, headers=ADMIN
+    )
+    assert again.status_code == 409
+    assert len(await events_for(stack.kafka, topics.PARTNERS, partner_id)) == 1
+
+
 class TestProvisioningCli:
     @pytest.fixture
     def provision(self, stack: Stack) -> Iterator[Any]:
@@ -413,7 +436,7 @@ class TestProvisioningCli:
         yield run
 
     async def test_provisioning_twice_leaves_a_partner_that_can_call(
-        self, provision: Any, client: httpx.AsyncClient, db: AsyncEngine
+        self, provision: Any, client: httpx.AsyncClient, db: AsyncEngine, stack: Stack
     ) -> None:
         partner_id, api_key, secret = unique("demo"), uuid.uuid4().hex * 2, uuid.uuid4().hex
         args = ("--partner-id", partner_id, "--name", "Demo Café")
@@ -428,6 +451,10 @@ class TestProvisioningCli:
 
         demo = Pos(client, partner_id, api_key, secret)
         assert (await demo.enrol(unique("cust"))).status_code == 202
+        # Announced each time (the topic is compacted: the last one stays).
+        announced = await published(stack, topics.PARTNERS, partner_id, 2)
+        assert {e.type for e in announced} == {events.PARTNER_PROVISIONED}
+        assert {e.data["partner_id"] for e in announced} == {partner_id}
 
 
 class TestIdempotencyKey:

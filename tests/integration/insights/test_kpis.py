@@ -25,6 +25,7 @@ from shared.messaging import events
 from shared.messaging.connection import client_options
 from shared.messaging.events import CloudEvent, new_event
 from tests.support import factories
+from tests.support.kafka import provision_partners
 from tests.support.polling import eventually
 from tests.support.services import READER
 from tests.support.stack import Stack
@@ -61,6 +62,7 @@ async def _quiet_period(client: httpx.AsyncClient) -> tuple[datetime, dict[str, 
 
 async def _send(stack: Stack, batch: list[CloudEvent]) -> None:
     """Each event on its topic, keyed by its member, as its producer publishes it."""
+    await provision_partners(stack.kafka, batch)
     producer = AIOKafkaProducer(**client_options(stack.kafka), acks="all")
     await producer.start()
     try:

@@ -21,7 +21,7 @@ from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
 from shared.messaging.kafka import KafkaConnection, client_options
 from tests.support import factories
-from tests.support.kafka import dead_letters, events_for, publish
+from tests.support.kafka import dead_letters, events_for, provision_partners, publish
 from tests.support.polling import eventually
 from tests.support.services import READER, running, settings_for
 from tests.support.stack import Stack
@@ -303,6 +303,7 @@ async def test_a_batch_delivered_again_under_new_event_ids_changes_nothing(
 
 async def send_all(stack: Stack, batch: list[CloudEvent]) -> None:
     """Every event with one producer, flushed once: they reach the consumer in few polls."""
+    await provision_partners(stack.kafka, batch)
     producer = AIOKafkaProducer(**client_options(stack.kafka), acks="all")
     await producer.start()
     try:

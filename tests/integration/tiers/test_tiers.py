@@ -24,7 +24,7 @@ from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent, derived_event_id, new_event
 from shared.messaging.kafka import client_options
 from tests.support import factories
-from tests.support.kafka import dead_letters, events_for, publish, read_all
+from tests.support.kafka import dead_letters, events_for, provision_partners, publish, read_all
 from tests.support.polling import eventually
 from tests.support.services import READER
 from tests.support.stack import Stack
@@ -64,6 +64,7 @@ async def send(stack: Stack, event: CloudEvent) -> None:
 
 async def send_all(stack: Stack, batch: list[CloudEvent]) -> None:
     """Every event with one producer, flushed once: they reach the consumer in few polls."""
+    await provision_partners(stack.kafka, batch)
     producer = AIOKafkaProducer(**client_options(stack.kafka), acks="all")
     await producer.start()
     try:

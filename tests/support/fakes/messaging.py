@@ -21,6 +21,7 @@ from shared.messaging import events
 from shared.messaging.consumer import BatchHandler, EventConsumer, Received, Subscription
 from shared.messaging.events import CloudEvent
 from shared.messaging.kafka import Producer
+from shared.messaging.partners import KnownPartners
 from shared.messaging.relay import WakeSource
 
 NOW = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
@@ -40,6 +41,7 @@ class Message:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    timestamp: int | None = None  # ms since the epoch, when the record was written
 
     @classmethod
     def of(
@@ -133,6 +135,27 @@ class FakeInboxConsumer(EventConsumer):
         return new
 
 
+class FakeKnownPartners(KnownPartners):
+    """The partners topic as a list of partners, each appearing after as many reads of the
+    topic as `after_reads` says (0: there from the start); no broker."""
+
+    def __init__(self, after_reads: dict[str, int], *, wait_seconds: float = 0.05) -> None:
+        super().__init__("127.0.0.1:1", client_id="fake", wait_seconds=wait_seconds)
+        self.after_reads = after_reads
+        self.reads = 0
+        self._known |= {p for p, reads in after_reads.items() if reads == 0}
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def read_to_end(self) -> None:
+        self.reads += 1
+        self._known |= {p for p, reads in self.after_reads.items() if reads <= self.reads}
+
+
 def fake_consumer(
     handler: BatchHandler,
     *,
@@ -143,6 +166,7 @@ def fake_consumer(
     max_attempts: int = 3,
     retry_backoff: float = 0.0001,
     outage_backoff_max: float = 0.001,
+    partners: KnownPartners | None = None,
 ) -> FakeInboxConsumer:
     """The consumer of TOPIC on a fake database; it never polls, batches are handed to it."""
     return FakeInboxConsumer(
@@ -156,6 +180,7 @@ def fake_consumer(
         max_attempts=max_attempts,
         retry_backoff=retry_backoff,
         outage_backoff_max=outage_backoff_max,
+        partners=partners,
     )
 
 

@@ -7,6 +7,7 @@ from shared.messaging.topics import (
     ALL_TOPICS,
     CUSTOMERS,
     FEEDBACK,
+    PARTNERS,
     PURCHASES,
     RETENTION_MS,
     SEGMENTS,
@@ -28,15 +29,23 @@ def test_the_customers_dead_letter_topic_is_compacted_like_the_customers_topic()
     assert SPECS[dead_letter_topic(CUSTOMERS)].config()["cleanup.policy"] == "compact"
 
 
-def test_only_the_customers_and_feedback_topics_are_compacted() -> None:
-    # The only topics with personal data: profiles, and feedback (its comment).
+def test_only_the_customers_feedback_and_partners_topics_are_compacted() -> None:
+    # The only topics with personal data: profiles, and feedback (its comment); and the
+    # partners, whose latest record each must stay for a consumer started at any time.
     compacted = {spec.name for spec in ALL_TOPICS if spec.compacted}
     assert compacted == {
         CUSTOMERS,
         dead_letter_topic(CUSTOMERS),
         FEEDBACK,
         dead_letter_topic(FEEDBACK),
+        PARTNERS,
     }
+
+
+def test_the_partners_topic_has_no_dead_letter_topic() -> None:
+    # Read without a group, skipping what is not a partner's record: nothing is dead-lettered.
+    names = {spec.name for spec in ALL_TOPICS}
+    assert PARTNERS in names and dead_letter_topic(PARTNERS) not in names
 
 
 def test_the_segments_topic_and_its_dead_letters_are_created_like_the_purchases_one() -> None:
