@@ -13,9 +13,12 @@ not need), and, once points and tiers have applied every enrolment, `--purchases
 and waited for until every consumer has applied them: not timed), so that the timed part
 measures the per-purchase cost of members with a long history (issue 24 asks for 1,000).
 The clock starts at the first send: from then on the consumers can start on them. Each
-service's progress is read from `fedelta_events_consumed_total{topic="fedelta.purchases.v1"}`
-on its `/metrics` every `--poll` seconds, and its figure is the time from the first send until
-it has finished with every purchase, and purchases/s over that time. Notifications subscribes
+service's progress is read from the broker every `--poll` seconds: its consumer group's
+committed offsets on the purchases topic (a consumer commits after the transaction that
+applied its batch), so the service does no work for the measure; its figure is the time from
+the first send until its offsets reach the end of what was written, and purchases/s over that
+time. Its counters (`fedelta_events_consumed_total`, on its `/metrics`) are read once it is
+done, for the report (what it applied, passed over, dead-lettered). Notifications subscribes
 to the purchases topic but acts on none of its types yet: its figure is the rate at which it
 passes over them (outcome `ignored`). Engagement works on each purchase under a stamp card (a
 stamp a purchase) and a spend challenge made for the run over its admin API, neither
@@ -63,12 +66,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.metrics import consumed, finished, wait_quiet
-from bench.processes import CONSUMER_SERVICES, service_pids, stopped
+from bench.processes import CONSUMER_SERVICES, cpu_seconds, service_pids, stopped
 from fedelta_client import StackClient
 from fedelta_client.devenv import REPO, DevEnv, load_values
-from shared.messaging import events
+from shared.messaging import acls, events
 from shared.messaging.kafka import KafkaConnection, client_options
 from shared.messaging.topics import CUSTOMERS, PARTITIONS, PURCHASES
 
@@ -189,8 +193,9 @@ def admin_connection(bootstrap_servers: str) -> KafkaConnection:
 
 async def produce(
     bootstrap: str | KafkaConnection, topic: str, records: list[tuple[bytes, bytes]]
-) -> float:
-    """Writes every record with all sends in flight; returns the seconds until all are acked."""
+) -> tuple[float, dict[TopicPartition, int]]:
+    """Writes every record with all sends in flight; returns the seconds until all are acked,
+    and the offset after the last record written to each partition."""
     producer = AIOKafkaProducer(
         **client_options(bootstrap),
         acks="all",
@@ -203,10 +208,15 @@ async def produce(
     try:
         started = time.perf_counter()
         sent = [await producer.send(topic, value=value, key=key) for key, value in records]
-        await asyncio.gather(*sent)
-        return time.perf_counter() - started
+        written = await asyncio.gather(*sent)
+        elapsed = time.perf_counter() - started
     finally:
         await producer.stop()
+    ends: dict[TopicPartition, int] = {}
+    for meta in written:
+        partition = TopicPartition(meta.topic, meta.partition)
+        ends[partition] = max(ends.get(partition, 0), meta.offset + 1)
+    return elapsed, ends
 
 
 async def end_offsets(bootstrap: str | KafkaConnection, topic: str) -> dict[TopicPartition, int]:
@@ -257,6 +267,64 @@ async def follow(
             break
         await asyncio.sleep(poll_s)
     return progress
+
+
+async def follow_offsets(
+    kafka: KafkaConnection,
+    services: dict[str, str],
+    before: dict[TopicPartition, int],
+    produced: asyncio.Task[tuple[float, dict[TopicPartition, int]]],
+    started: float,
+    poll_s: float,
+    within_s: float,
+) -> dict[str, Progress]:
+    """Each service's progress through the backlog from the broker: its consumer group's
+    committed offsets (a consumer commits after its batch's transaction), so the services do
+    no work for the measure (no /metrics answers while they are timed). A service is done once
+    its offsets reach the end of what `produced` wrote to each partition."""
+    admin = AIOKafkaAdminClient(**client_options(kafka))
+    await admin.start()
+    try:
+        progress = {name: Progress() for name in services}
+        deadline = started + within_s
+        while time.perf_counter() < deadline:
+            ends = produced.result()[1] if produced.done() else None
+            for name, state in progress.items():
+                if state.done_s is None:
+                    await _note_offsets(admin, name, state, before, ends, started)
+            if all(state.done_s is not None for state in progress.values()):
+                break
+            await asyncio.sleep(poll_s)
+        return progress
+    finally:
+        await admin.close()
+
+
+async def _note_offsets(
+    admin: AIOKafkaAdminClient,
+    name: str,
+    state: Progress,
+    before: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int] | None,
+    started: float,
+) -> None:
+    found = await admin.list_consumer_group_offsets(
+        acls.consumer_group(name), partitions=list(before)
+    )
+    now = time.perf_counter() - started
+    committed = {tp: meta.offset for tp, meta in found.items()}
+    if state.first_s is None and any(committed.get(tp, -1) > at for tp, at in before.items()):
+        state.first_s = now
+    if ends is not None and all(committed.get(tp, -1) >= end for tp, end in ends.items()):
+        state.done_s = now
+
+
+async def outcomes_of(
+    http: httpx.AsyncClient, services: dict[str, str], progress: dict[str, Progress]
+) -> None:
+    """Each service's counters of the purchases topic, read once it is done (for the report)."""
+    for name, url in services.items():
+        progress[name].outcomes = await consumed(http, url, PURCHASES)
 
 
 async def wait_enrolled(
@@ -607,6 +675,7 @@ class AloneRun:
     name: str
     backlog: Backlog
     progress: Progress
+    cpu_s: float  # the service's processes' CPU time over the phase
 
 
 async def measure_alone(
@@ -630,20 +699,25 @@ async def measure_alone(
         await wait_quiet(http, services, (PURCHASES,), quiet_s=1.0)
         backlog = purchases(customers, args.purchases, run_id, now, label=f"{name}-")
         baseline = {n: finished(await consumed(http, u, PURCHASES)) for n, u in services.items()}
+        before = await end_offsets(stack.kafka, PURCHASES)
+        own = service_pids((name,)) or []
+        cpu_before = cpu_seconds(own)
         with stopped(pids):
             started = time.perf_counter()
             produced = asyncio.create_task(produce(stack.kafka, PURCHASES, backlog.records))
-            progress = await follow(
-                http,
+            progress = await follow_offsets(
+                stack.kafka,
                 {name: services[name]},
-                baseline,
-                args.purchases,
+                before,
+                produced,
                 started,
                 args.poll,
                 args.deadline,
             )
             await produced
-        runs.append(AloneRun(name, backlog, progress[name]))
+            cpu_s = cpu_seconds(own) - cpu_before
+        await outcomes_of(http, {name: services[name]}, progress)
+        runs.append(AloneRun(name, backlog, progress[name], cpu_s))
         await follow(
             http, others, baseline, args.purchases, time.perf_counter(), args.poll, args.deadline
         )
@@ -657,6 +731,11 @@ def report_alone(
     whether one failed."""
     print("alone: each consumer with the other consumer services stopped (SIGSTOP)")
     rates, failed = report_consumers({r.name: r.progress for r in runs}, purchases, deadline)
+    for phase in runs:
+        print(
+            f"{phase.name:<14} its own CPU: {phase.cpu_s / purchases * 1e6:.0f} µs a purchase "
+            "(its processes' user and system time over the phase)"
+        )
     return {f"{name} alone": rate for name, rate in rates.items()}, failed
 
 
@@ -687,15 +766,15 @@ async def run(args: argparse.Namespace) -> int:
         for customer, total in history.items():
             backlog.totals[customer] += total
         await wait_quiet(http, services, (CUSTOMERS,), quiet_s=1.0)
-        baseline = {n: finished(await consumed(http, u, PURCHASES)) for n, u in services.items()}
         start_offsets = await end_offsets(stack.kafka, PURCHASES)
 
         started = time.perf_counter()
         produced = asyncio.create_task(produce(stack.kafka, PURCHASES, backlog.records))
-        progress = await follow(
-            http, services, baseline, args.purchases, started, args.poll, args.deadline
+        progress = await follow_offsets(
+            stack.kafka, services, start_offsets, produced, started, args.poll, args.deadline
         )
-        produce_s = await produced
+        produce_s, _ = await produced
+        await outcomes_of(http, services, progress)
         end = await end_offsets(stack.kafka, PURCHASES)
 
         print(

@@ -32,6 +32,17 @@ def service_pids(names: tuple[str, ...]) -> list[int] | None:
     return pids
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """The CPU time (user and system) the processes have used so far, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 @contextmanager
 def stopped(pids: list[int]) -> Iterator[None]:
     """The processes stopped (SIGSTOP) inside the block and continued (SIGCONT) after it,

@@ -21,6 +21,7 @@ topics or redelivered, stay valid (ingest refuses the revoked partner's new call
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -51,10 +52,16 @@ class UnknownPartner(ValueError):
 def named_partner(event: CloudEvent) -> str | None:
     """The partner an event of ingest's names (`partner_id` of its payload), if any: the
     events of other producers are not checked here (their source is, by provenance)."""
-    if acls.owner(kind_of(event.type).topic) != "ingest":
+    if not _from_ingest(event.type):
         return None
     partner: str | None = getattr(event.payload(), "partner_id", None)
     return partner
+
+
+@functools.cache
+def _from_ingest(event_type: str) -> bool:
+    """Whether ingest produces the type (worked out once per type: asked for every event)."""
+    return acls.owner(kind_of(event_type).topic) == "ingest"
 
 
 @dataclass

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.observability.logs import configure_logging
 from shared.observability.metrics import HTTP_REQUEST_SECONDS as REQUEST_SECONDS
 from shared.observability.tracing import configure_tracing, serving, shutdown_tracing
+from shared.runtime.memory import tune_garbage_collector
 from shared.runtime.process import RunningWorkers, Runtime
 from shared.settings import ServiceSettings
 from shared.web.body_limit import BodyLimit
@@ -53,6 +54,7 @@ def create_service_app(
         app.state.runtime = runtime
         if on_start is not None:
             on_start(app, runtime)
+        tune_garbage_collector()
         workers = RunningWorkers(runtime.workers if settings.run_workers else [])
         try:
             yield
