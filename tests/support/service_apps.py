@@ -18,6 +18,14 @@ from services.points.api.app import create_app as points_app
 from services.tiers.api.app import create_app as tiers_app
 from services.web.api.app import create_app as web_app
 from shared.settings import ServiceSettings
+from shared.web.deps import (
+    AdminCredential,
+    AdminScope,
+    OperateScope,
+    ReadOrTillCaller,
+    ReadScope,
+)
+from shared.web.problems import install_problem_handlers
 from tests.support.service_settings import SETTINGS_CLASSES
 from tests.support.stack import CONSOLE_SERVICES, CONSOLE_TOKEN, RECEIPT_SECRET, sha256_hex
 
@@ -63,3 +71,33 @@ async def client_of(app: FastAPI, port: int = 8080) -> AsyncIterator[httpx.Async
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url=f"http://svc:{port}") as client:
         yield client
+
+
+def credential_probe(service_settings: ServiceSettings) -> FastAPI:
+    """An app of one route per credential dependency (shared.web.deps), each answering what the
+    dependency let through: what the credential tests call instead of a service's routes."""
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.state.settings = service_settings
+
+    @app.get("/read")
+    async def read(scope: ReadScope) -> dict[str, Any]:
+        return {"scope": scope}
+
+    @app.post("/operate")
+    async def operate(scope: OperateScope) -> dict[str, Any]:
+        return {"scope": scope}
+
+    @app.post("/admin")
+    async def admin(scope: AdminScope) -> dict[str, Any]:
+        return {"scope": scope}
+
+    @app.post("/adjust")
+    async def adjust(credential: AdminCredential) -> dict[str, Any]:
+        return {"scope": credential.scope, "actor": credential.actor}
+
+    @app.get("/balance")
+    async def balance(caller: ReadOrTillCaller) -> dict[str, Any]:
+        return {"scope": caller.scope, "actor": caller.actor, "partner": caller.partner_id}
+
+    return app

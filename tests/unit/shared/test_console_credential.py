@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -24,9 +23,7 @@ from shared.web.auth import (
     console_actor,
     credential_of,
 )
-from shared.web.deps import AdminCredential, AdminScope, ReadOrTillCaller, ReadScope
-from shared.web.problems import install_problem_handlers
-from tests.support.service_apps import service_app
+from tests.support.service_apps import credential_probe, service_app
 from tests.support.service_settings import load_with
 from tests.support.stack import sha256_hex
 
@@ -158,32 +155,8 @@ def test_any_printable_label_within_the_bound_is_named_as_it_is(label: str) -> N
 # --- the dependencies ----------------------------------------------------------------------
 
 
-def _app(service_settings: ServiceSettings) -> FastAPI:
-    app = FastAPI()
-    install_problem_handlers(app)
-    app.state.settings = service_settings
-
-    @app.get("/read")
-    async def read(scope: ReadScope) -> dict[str, Any]:
-        return {"scope": scope}
-
-    @app.post("/admin")
-    async def admin(scope: AdminScope) -> dict[str, Any]:
-        return {"scope": scope}
-
-    @app.post("/adjust")
-    async def adjust(credential: AdminCredential) -> dict[str, Any]:
-        return {"scope": credential.scope, "actor": credential.actor}
-
-    @app.get("/balance")
-    async def balance(caller: ReadOrTillCaller) -> dict[str, Any]:
-        return {"scope": caller.scope, "actor": caller.actor, "partner": caller.partner_id}
-
-    return app
-
-
 async def _client(service_settings: ServiceSettings) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=_app(service_settings))
+    transport = httpx.ASGITransport(app=credential_probe(service_settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         yield client
 

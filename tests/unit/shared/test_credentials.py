@@ -10,7 +10,6 @@ from typing import Any, get_args
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from hypothesis import given
@@ -27,13 +26,9 @@ from shared.settings import ServiceSettings
 from shared.web.auth import Credential, Role, actor_of, credential_of, token_hash
 from shared.web.deps import (
     AdminCredential,
-    AdminScope,
-    OperateScope,
-    ReadScope,
     scopes_taken,
 )
-from shared.web.problems import install_problem_handlers
-from tests.support.service_apps import REQUIRED_OF
+from tests.support.service_apps import REQUIRED_OF, credential_probe
 from tests.support.service_settings import SETTINGS_CLASSES
 from tests.support.stack import sha256_hex
 
@@ -145,32 +140,8 @@ def test_one_hash_in_both_slots_of_a_role_is_harmless() -> None:
 # --- the dependencies: what each role opens ------------------------------------------------
 
 
-def _app(service_settings: ServiceSettings) -> FastAPI:
-    app = FastAPI()
-    install_problem_handlers(app)
-    app.state.settings = service_settings
-
-    @app.get("/read")
-    async def read(scope: ReadScope) -> dict[str, Any]:
-        return {"scope": scope}
-
-    @app.post("/operate")
-    async def operate(scope: OperateScope) -> dict[str, Any]:
-        return {"scope": scope}
-
-    @app.post("/admin")
-    async def admin(scope: AdminScope) -> dict[str, Any]:
-        return {"scope": scope}
-
-    @app.post("/adjust")
-    async def adjust(credential: AdminCredential) -> dict[str, Any]:
-        return {"actor": credential.actor}
-
-    return app
-
-
 async def _client(service_settings: ServiceSettings) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=_app(service_settings))
+    transport = httpx.ASGITransport(app=credential_probe(service_settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         yield client
 
@@ -225,7 +196,7 @@ async def test_a_token_of_another_service_is_unknown(client: httpx.AsyncClient) 
 
 async def test_the_actor_is_the_credential(client: httpx.AsyncClient) -> None:
     answer = await client.post("/adjust", headers=bearer(ADMIN))
-    assert answer.json() == {"actor": actor_of("admin", ADMIN)}
+    assert answer.json() == {"scope": "admin", "actor": actor_of("admin", ADMIN)}
 
 
 async def test_a_rotation_accepts_both_tokens_then_only_the_new() -> None:
