@@ -76,6 +76,9 @@ def _written_at(
 Tally = collections.Counter[tuple[str, str, str]]
 # How often an idle consumer refreshes its lag gauges (a busy one does at every poll).
 LAG_REFRESH_SECONDS = 5.0
+# Records parsed before the loop may run something else: the batch read ahead is parsed
+# while the one before it waits for its statements, in slices of about a millisecond.
+PARSE_SLICE = 50
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,27 @@ class Received:
     def key(self) -> bytes | None:
         key: bytes | None = self.message.key
         return key
+
+
+@dataclass(frozen=True)
+class _Poll:
+    """One poll's records by partition, parsed, and the assignment generation it was read in."""
+
+    records: dict[Any, list[Any]]
+    parsed: _Parsed
+    generation: int
+
+
+@dataclass
+class _Parsed:
+    """A poll's records as read: the events to apply, the records invalid or refused (each
+    dead-lettered with its error when the poll is applied; a refusal is counted as one) and the
+    count of those passed over."""
+
+    received: list[Received] = field(default_factory=list)
+    invalid: list[tuple[Any, Exception]] = field(default_factory=list)
+    refused: list[tuple[Any, Exception]] = field(default_factory=list)  # valid, not allowed
+    tally: Tally = field(default_factory=collections.Counter)
 
 
 @dataclass
@@ -136,6 +160,8 @@ class EventConsumer:
     _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _uncommitted: dict[Any, int] = field(default_factory=dict, init=False)
     _lag_refreshed_at: float = field(default=0.0, init=False)
+    # Counts the rebalances begun: a poll read under an older count is not applied.
+    _generation: int = field(default=0, init=False)
 
     @property
     def name(self) -> str:
@@ -163,30 +189,69 @@ class EventConsumer:
             consumer.subscribe(
                 topics=list(self.subscription.topics), listener=_CommitBeforeRevoke(self, consumer)
             )
-            while not self._stopping.is_set():
-                polled = await consumer.getmany(
-                    timeout_ms=self.poll_timeout_ms, max_records=self.batch_max_records
-                )
-                if not polled:
-                    await self._refresh_idle_lag(consumer)
-                    continue
-                self._idle.clear()
-                started = time.perf_counter()
-                try:
-                    await self.process_batch([m for records in polled.values() for m in records])
-                    for partition, records in polled.items():
-                        self._uncommitted[partition] = records[-1].offset + 1
-                    await self._commit(consumer)
-                finally:
-                    self._idle.set()
-                CONSUMER_BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
-                CONSUMER_BATCH_EVENTS.labels(self.service).observe(
-                    sum(len(records) for records in polled.values())
-                )
-                self._note_lag(consumer, polled)
+            await self.consume(consumer)
         finally:
             await consumer.stop()
             await self._stop_partners()
+
+    async def consume(self, consumer: Any) -> None:
+        """Polls and applies until stopped. The next poll is read and parsed while this one's
+        transaction runs, so that its CPU work fills the waits for the database; a poll read
+        across a rebalance is dropped and its partitions rewound (`_rewind`)."""
+        ahead: asyncio.Task[_Poll] | None = None
+        try:
+            while not self._stopping.is_set():
+                poll = await (ahead or self._poll(consumer))
+                ahead = None
+                if not poll.records:
+                    await self._refresh_idle_lag(consumer)
+                    continue
+                if poll.generation != self._generation:
+                    self._rewind(consumer, poll)
+                    continue
+                self._idle.clear()
+                ahead = asyncio.create_task(self._poll(consumer))
+                await self._apply_poll(consumer, poll)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _poll(self, consumer: Any) -> _Poll:
+        generation = self._generation
+        polled = await consumer.getmany(
+            timeout_ms=self.poll_timeout_ms, max_records=self.batch_max_records
+        )
+        messages = [m for records in polled.values() for m in records]
+        return _Poll(polled, await self._parse(messages), generation)
+
+    async def _apply_poll(self, consumer: Any, poll: _Poll) -> None:
+        started = time.perf_counter()
+        try:
+            await self._apply_parsed(poll.parsed)
+            for partition, records in poll.records.items():
+                self._uncommitted[partition] = records[-1].offset + 1
+            await self._commit(consumer)
+        finally:
+            self._idle.set()
+        CONSUMER_BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+        CONSUMER_BATCH_EVENTS.labels(self.service).observe(
+            sum(len(records) for records in poll.records.values())
+        )
+        self._note_lag(consumer, poll.records)
+
+    def _rewind(self, consumer: Any, poll: _Poll) -> None:
+        """A poll read while the assignment changed is not applied: each of its partitions still
+        assigned is read again from its first record (whatever the rebalance reset it to), one
+        gone is its new owner's, who starts from the offsets committed before it went."""
+        assigned = consumer.assignment()
+        for partition, records in poll.records.items():
+            if partition in assigned:
+                consumer.seek(partition, records[0].offset)
+
+    def assignment_changing(self) -> None:
+        """Called by the rebalance listener, first thing: a poll read before this is stale."""
+        self._generation += 1
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -257,7 +322,19 @@ class EventConsumer:
     async def process_batch(self, messages: Sequence[Any]) -> None:
         """Applies one poll's records; returns when every one is applied, passed over or
         dead-lettered, so their offsets may be committed."""
-        pending = await self._parse(messages)
+        await self._apply_parsed(await self._parse(messages))
+
+    async def _apply_parsed(self, parsed: _Parsed) -> None:
+        """Counts what the parse passed over, dead-letters what it refused and the events of
+        unknown partners, and applies the rest."""
+        self._add_up(parsed.tally)
+        for message, error in parsed.invalid:
+            await self._dead_letter(message, error, attempts=1)
+        for message, reason in parsed.refused:
+            await self._refuse(message, reason)
+        await self._apply_received(await self._refuse_unknown_partners(parsed.received))
+
+    async def _apply_received(self, pending: list[Received]) -> None:
         attempts: dict[str, int] = {}
         while pending:
             outcome = await self._apply_waiting_out_outages(pending)
@@ -282,14 +359,6 @@ class EventConsumer:
                 await asyncio.sleep(self.retry_backoff * 2 ** (worst - 1))
             pending = sorted(retry + outcome.deferred, key=lambda r: r.position)
 
-    async def _parse(self, messages: Sequence[Any]) -> list[Received]:
-        tally: Tally = collections.Counter()
-        try:
-            parsed = await self._parse_counting(messages, tally)
-        finally:
-            self._add_up(tally)
-        return await self._refuse_unknown_partners(parsed)
-
     async def _refuse_unknown_partners(self, parsed: list[Received]) -> list[Received]:
         """Dead-letters the events naming a partner that is still unknown once the partners
         topic has been read on (shared.messaging.partners: one bounded wait per batch)."""
@@ -306,16 +375,26 @@ class EventConsumer:
             if partner is None or partner not in unknown:
                 kept.append(received)
                 continue
-            topic = received.message.topic
-            EVENTS_REFUSED.labels(self.service, topic, UnknownPartner.__name__).inc()
             refusal = UnknownPartner(f"{received.event.type} names an unknown partner")
-            await self._dead_letter(received.message, refusal, attempts=1)
+            await self._refuse(received.message, refusal)
         return kept
 
-    async def _parse_counting(self, messages: Sequence[Any], tally: Tally) -> list[Received]:
-        parsed: list[Received] = []
+    async def _refuse(self, message: Any, reason: Exception) -> None:
+        """A valid event this consumer may not apply (its source, its partner): dead-lettered
+        with the reason as its error, and counted as refused."""
+        EVENTS_REFUSED.labels(self.service, message.topic, type(reason).__name__).inc()
+        await self._dead_letter(message, reason, attempts=1)
+
+    async def _parse(self, messages: Sequence[Any]) -> _Parsed:
+        """Reads a poll's records without a side effect (a poll read ahead may be dropped):
+        what to apply, what to dead-letter, what was passed over."""
+        parsed = _Parsed()
+        tally = parsed.tally
         seen: set[str] = set()
         for position, message in enumerate(messages):
+            if position % PARSE_SLICE == PARSE_SLICE - 1:
+                # Lets the batch being applied take its database's answers in between.
+                await asyncio.sleep(0)
             if message.value is None:
                 tally[message.topic, "tombstone", "skipped"] += 1
                 continue
@@ -327,7 +406,7 @@ class EventConsumer:
             try:
                 event = CloudEvent.from_bytes(message.value)
             except (ValidationError, ValueError) as error:
-                await self._dead_letter(message, error, attempts=1)
+                parsed.invalid.append((message, error))
                 continue
             if event.type not in EVENT_KINDS:
                 # Written by a newer producer: passed over and counted, not dead-lettered, so
@@ -340,16 +419,16 @@ class EventConsumer:
             try:
                 event.payload()
             except ValidationError as error:
-                await self._dead_letter(message, error, attempts=1)
+                parsed.invalid.append((message, error))
                 continue
-            if (refused := provenance.refused(self.service, event, message.topic)) is not None:
-                await self._dead_letter(message, refused, attempts=1)
+            if (refused := provenance.refusal(event, message.topic)) is not None:
+                parsed.refused.append((message, refused))
                 continue
             if event.id in seen:  # the same event twice in one poll: the first one counts
                 tally[message.topic, event.type, "duplicate"] += 1
                 continue
             seen.add(event.id)
-            parsed.append(Received(position, message, event))
+            parsed.received.append(Received(position, message, event))
         return parsed
 
     async def _apply_waiting_out_outages(self, batch: list[Received]) -> Outcome:
@@ -558,6 +637,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._owner.assignment_changing()
         try:
             async with asyncio.timeout(self._owner.rebalance_wait_seconds):
                 await self._owner._idle.wait()
@@ -567,4 +647,4 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner.forget_lag(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
+        self._owner.assignment_changing()

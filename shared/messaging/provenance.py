@@ -6,8 +6,8 @@ written by a principal that may write the topic but does not produce this type, 
 from elsewhere, names a source that is not the owner's. Ingest names itself per partner
 (`urn:fedelta:ingest:partner:<id>`), the other services by name (`urn:fedelta:points`).
 
-A refused event is dead-lettered with the reason as its error class (`fedelta-error`) and
-counted (fedelta_events_refused_total); it changes nothing. The partner an event names is
+The consumer dead-letters a refused event with the reason as its error class (`fedelta-error`)
+and counts it (fedelta_events_refused_total); it changes nothing. The partner an event names is
 checked next, against the partners ingest announced (shared.messaging.partners; SECURITY.md,
 *Which partners exist*).
 """
@@ -18,7 +18,6 @@ import functools
 
 from shared.messaging import acls
 from shared.messaging.events import CloudEvent, kind_of, source_uri
-from shared.observability.metrics import EVENTS_REFUSED
 
 
 class UnknownSource(ValueError):
@@ -53,11 +52,3 @@ def _owner_sources(event_type: str, topic: str) -> tuple[tuple[str, str], ...]:
     for every event it reads (an unknown type raises, and nothing is kept for it)."""
     found = {acls.owner(topic), acls.owner(kind_of(event_type).topic)}
     return tuple((owner, source_uri(owner)) for owner in sorted(o for o in found if o))
-
-
-def refused(consumer: str, event: CloudEvent, topic: str) -> UnknownSource | None:
-    """The consumer's hook: `refusal`, counted when there is one."""
-    reason = refusal(event, topic)
-    if reason is not None:
-        EVENTS_REFUSED.labels(consumer, topic, type(reason).__name__).inc()
-    return reason

@@ -8,6 +8,7 @@ does; the real database is the integration tests' business."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -193,9 +194,11 @@ class Partition:
 
 
 class FakeKafkaConsumer:
-    """aiokafka's consumer as the commit and lag code see it: an assignment (the partitions
-    given, and those with a position), commits (refused with `failure` if given), positions
-    and highwaters."""
+    """aiokafka's consumer as the poll, commit and lag code see it: an assignment (the
+    partitions given, and those with a position), commits (refused with `failure` if given),
+    positions (the next offset to read) and highwaters; `log`'s records are polled from the
+    positions, up to `max_records` a poll, `on_poll` is called with a poll's number once its
+    records are read (a rebalance then makes them stale), and `seek` moves a position back or on."""
 
     def __init__(
         self,
@@ -204,12 +207,39 @@ class FakeKafkaConsumer:
         failure: Exception | None = None,
         highwaters: dict[Any, int] | None = None,
         positions: dict[Any, int] | None = None,
+        log: Sequence[Message] = (),
+        on_poll: Callable[[int], None] = lambda _number: None,
     ) -> None:
         self.positions = positions or {}
         self.assigned = set(assigned) | set(self.positions)
         self.failure = failure
         self.highwaters = highwaters or {}
         self.committed: list[dict[Any, int]] = []
+        self.log = list(log)
+        self.on_poll = on_poll
+        self.polls = 0
+        self.seeks: list[tuple[Any, int]] = []
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, list[Message]]:
+        self.polls += 1
+        await asyncio.sleep(0)
+        polled: dict[Any, list[Message]] = {}
+        for message in self.log:
+            partition = Partition(message.topic, message.partition)
+            if (
+                partition in self.assigned
+                and message.offset >= self.positions.get(partition, 0)
+                and sum(map(len, polled.values())) < max_records
+            ):
+                polled.setdefault(partition, []).append(message)
+        for partition, records in polled.items():
+            self.positions[partition] = records[-1].offset + 1
+        self.on_poll(self.polls)
+        return polled
+
+    def seek(self, partition: Any, offset: int) -> None:
+        self.seeks.append((partition, offset))
+        self.positions[partition] = offset
 
     def assignment(self) -> set[Any]:
         return self.assigned

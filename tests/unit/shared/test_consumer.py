@@ -6,7 +6,10 @@ integration tests' business.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
 
 import asyncpg
 import pytest
@@ -25,6 +28,7 @@ from tests.support.fakes.messaging import (
     FakeKafkaConsumer,
     FakeProducer,
     Message,
+    Partition,
     RecordingHandler,
     fake_consumer,
 )
@@ -290,6 +294,113 @@ async def test_revoking_partitions_commits_what_was_applied_for_them() -> None:
     await _CommitBeforeRevoke(owner, kafka).on_partitions_revoked({"p0"})
     assert kafka.committed == [{"p0": 11}]
     assert owner._uncommitted == {"p1": 7}
+
+
+class StopWhenApplied(RecordingHandler):
+    """Records each batch, lets the loop run in between (as a database's answer would), and
+    stops `owner` once every id of `ids` is applied."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__()
+        self.ids = ids
+        self.owner: FakeInboxConsumer | None = None
+        self.polls_seen: list[int] = []  # how many polls the broker had seen at each batch
+        self.kafka: FakeKafkaConsumer | None = None
+
+    async def __call__(self, conn: Any, batch: Sequence[CloudEvent]) -> None:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        await super().__call__(conn, batch)
+        assert self.kafka is not None and self.owner is not None
+        self.polls_seen.append(self.kafka.polls)
+        if set(self.ids) <= set(conn.applied):
+            await self.owner.stop()
+
+
+def polling(
+    records: list[Message], ids: list[str], *, on_poll: Callable[[int], None] | None = None
+) -> tuple[FakeInboxConsumer, FakeKafkaConsumer, StopWhenApplied, FakeDatabase]:
+    """A consumer polling `records` (partition 0 of TOPIC) two at a time until `ids` are applied."""
+    database, handler = FakeDatabase(), StopWhenApplied(ids)
+    kafka = FakeKafkaConsumer(
+        {Partition(TOPIC, 0)}, log=records, on_poll=on_poll or (lambda _number: None)
+    )
+    owner = consumer(database, handler, FakeProducer())
+    owner.batch_max_records = 2
+    handler.owner, handler.kafka = owner, kafka
+    return owner, kafka, handler, database
+
+
+async def test_the_next_poll_is_read_while_a_batch_is_applied_and_each_is_committed_after() -> None:
+    records, ids = messages("a", "b", "c", "d", "e")
+    owner, kafka, handler, database = polling(records, ids)
+    await asyncio.wait_for(owner.consume(kafka), timeout=5)
+    assert database.applied == ids
+    assert handler.calls == [ids[0:2], ids[2:4], ids[4:]]
+    # While the first batch was applied, the second poll had been read already.
+    assert handler.polls_seen[0] >= 2
+    partition = Partition(TOPIC, 0)
+    assert kafka.committed == [{partition: 2}, {partition: 4}, {partition: 5}]
+    assert kafka.seeks == []
+
+
+async def test_a_poll_read_across_a_rebalance_is_read_again_not_applied_from_before() -> None:
+    records, ids = messages("a", "b", "c", "d")
+    owner: FakeInboxConsumer | None = None
+
+    def rebalance_during_the_second_poll(number: int) -> None:
+        if number == 2:
+            assert owner is not None
+            owner.assignment_changing()
+
+    owner, kafka, handler, database = polling(
+        records, ids, on_poll=rebalance_during_the_second_poll
+    )
+    await asyncio.wait_for(owner.consume(kafka), timeout=5)
+    assert database.applied == ids
+    assert handler.calls == [ids[0:2], ids[2:4]]  # c and d once, after the rebalance
+    assert kafka.seeks == [(Partition(TOPIC, 0), 2)]
+
+
+async def test_a_poison_record_of_a_poll_dropped_at_a_rebalance_is_dead_lettered_once() -> None:
+    records, ids = messages("a", "b", "c")
+    poison = Message(TOPIC, 0, 2, b"x", b"{not json")
+    records = [*records[:2], poison, replace(records[2], offset=3)]
+    owner: FakeInboxConsumer | None = None
+
+    def rebalance_during_the_second_poll(number: int) -> None:
+        if number == 2:
+            assert owner is not None
+            owner.assignment_changing()
+
+    owner, kafka, _, database = polling(records, ids, on_poll=rebalance_during_the_second_poll)
+    dead_letters = FakeProducer()
+    owner.dead_letters = dead_letters
+    await asyncio.wait_for(owner.consume(kafka), timeout=5)
+    assert database.applied == ids
+    assert dead_letters.dead_lettered_offsets() == [2]
+
+
+async def test_a_partition_gone_in_a_rebalance_is_left_to_its_new_owner() -> None:
+    records, ids = messages("a", "b", "c", "d")
+    partition = Partition(TOPIC, 0)
+    owner: FakeInboxConsumer | None = None
+    kafka: FakeKafkaConsumer | None = None
+
+    def partition_revoked_during_the_second_poll(number: int) -> None:
+        assert owner is not None and kafka is not None
+        if number == 2:
+            owner.assignment_changing()
+            kafka.assigned.discard(partition)
+        if number == 3:
+            asyncio.get_running_loop().call_soon(owner._stopping.set)
+
+    owner, kafka, handler, database = polling(
+        records, ids, on_poll=partition_revoked_during_the_second_poll
+    )
+    await asyncio.wait_for(owner.consume(kafka), timeout=5)
+    assert database.applied == ids[:2]  # c and d are the new owner's
+    assert kafka.seeks == []
 
 
 async def test_a_dead_lettered_copy_keeps_the_headers_that_say_how_to_read_it() -> None:
