@@ -133,13 +133,15 @@ class OutboxRelay:
             .order_by(self.table.c.id)
             .limit(sa.bindparam("limit"))
         )
-        # Index lookups only, whatever the backlog: the oldest row by id and the newest id.
+        # Index lookups only, whatever the backlog: the oldest row after those just published
+        # (their deleted index entries would each cost a visit of the row) and the newest id.
         self._backlog = (
             sa.select(
                 self.table.c.id,
                 self.table.c.created_at,
                 sa.select(sa.func.max(self.table.c.id)).scalar_subquery().label("newest"),
             )
+            .where(self.table.c.id > sa.bindparam("after", type_=sa.BigInteger))
             .order_by(self.table.c.id)
             .limit(1)
         )
@@ -181,15 +183,18 @@ class OutboxRelay:
             )
             # By id, not `id <= last`: a row with a smaller id may commit after this read.
             await conn.execute(self._delete, {"ids": [row.id for row in rows]})
-            await self._measure_backlog(conn)
+            await self._measure_backlog(conn, after=rows[-1].id)
         for topic, count in collections.Counter(row.topic for row in rows).items():
             OUTBOX_PUBLISHED.labels(topic).inc(count)
         return len(rows)
 
-    async def _measure_backlog(self, conn: AsyncConnection | None) -> None:
+    async def _measure_backlog(self, conn: AsyncConnection | None, *, after: int = 0) -> None:
         """Sets the backlog gauges after a cycle: one cheap query (none when the cycle found
-        the outbox empty), not one per row."""
-        oldest = None if conn is None else (await conn.execute(self._backlog)).first()
+        the outbox empty), not one per row. Rows up to `after` were published by the cycle; a
+        row of a smaller id committed since is published by the next one."""
+        oldest = (
+            None if conn is None else (await conn.execute(self._backlog, {"after": after})).first()
+        )
         if oldest is None:
             backlog, age = 0, 0.0
         else:

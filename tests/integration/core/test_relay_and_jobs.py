@@ -13,6 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import FixedClock
@@ -162,6 +163,32 @@ async def test_thousands_of_rows_go_out_in_order_and_parse_as_cloud_events(
     on_topic = await events_for(stack.kafka, topics.PURCHASES, customers[0])
     expected = [event.id for event in batch if event.subject == customers[0]]
     assert [event.id for event in on_topic] == expected
+
+
+async def test_a_cycle_reports_the_backlog_it_left_and_the_age_of_its_oldest_row(
+    stack: Stack, engine: AsyncEngine
+) -> None:
+    """A relay publishing ten rows a cycle leaves fifteen of twenty-five: the backlog gauges
+    say so after its first cycle (the rows it deleted are not counted), and nothing after the
+    last."""
+    producer = ResilientProducer(stack.kafka, client_id="test-relay-backlog")
+    now = AS_OF + timedelta(minutes=2)
+    relay = OutboxRelay(engine, OUTBOX, producer, batch_size=10, clock=FixedClock(now))
+    customer = f"c-{uuid.uuid4()}"
+    await write_to_outbox(engine, [purchase_event(customer, n) for n in range(25)])
+    try:
+        assert await relay.publish_pending() == 10
+        assert _gauge("fedelta_outbox_backlog") == 15
+        assert _gauge("fedelta_outbox_oldest_age_seconds") == 120
+        while await relay.publish_pending():
+            pass
+        assert _gauge("fedelta_outbox_backlog") == 0
+    finally:
+        await producer.close()
+
+
+def _gauge(name: str) -> float | None:
+    return REGISTRY.get_sample_value(name, {"table": OUTBOX.name})
 
 
 async def claims(engine: AsyncEngine, prefix: str) -> set[str]:

@@ -395,7 +395,7 @@ async def test_a_partition_gone_in_a_rebalance_is_left_to_its_new_owner() -> Non
         if number == 3:
             asyncio.get_running_loop().call_soon(owner._stopping.set)
 
-    owner, kafka, handler, database = polling(
+    owner, kafka, _, database = polling(
         records, ids, on_poll=partition_revoked_during_the_second_poll
     )
     await asyncio.wait_for(owner.consume(kafka), timeout=5)

@@ -188,7 +188,8 @@ class BacklogConnection:
     def __init__(self, row: OldestRow) -> None:
         self.row = row
 
-    async def execute(self, statement: Any) -> OneRow:
+    async def execute(self, statement: Any, parameters: dict[str, Any]) -> OneRow:
+        assert parameters == {"after": 40}  # the rows the cycle published
         return OneRow(self.row)
 
 
@@ -205,7 +206,7 @@ async def test_the_relay_reports_its_backlog_and_the_age_of_its_oldest_row() -> 
     relay = OutboxRelay(None, table, None, clock=FixedClock(NOW))  # type: ignore[arg-type]
     oldest = OldestRow(id=41, created_at=NOW - timedelta(seconds=90), newest=140)
 
-    await relay._measure_backlog(BacklogConnection(oldest))  # type: ignore[arg-type]
+    await relay._measure_backlog(BacklogConnection(oldest), after=40)  # type: ignore[arg-type]
     assert sample("fedelta_outbox_backlog", table=table.name) == 100
     assert sample("fedelta_outbox_oldest_age_seconds", table=table.name) == 90
 
