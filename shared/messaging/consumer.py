@@ -3,7 +3,9 @@
 Each poll returns a bounded batch. Its events are claimed in the inbox with one statement and
 the new ones handed to the service's batch handler, in partition order, to apply with
 set-based SQL in the same transaction; the Kafka offsets are committed after it. A
-redelivered event finds its id claimed and changes nothing.
+redelivered event finds its id claimed and changes nothing. While a batch is applied, the next
+poll is read and parsed (its CPU work in the waits for the database); it has no side effect
+until it is applied in turn, and a rebalance begun meanwhile drops it and rewinds its partitions.
 
 An event that fails on a healthy database is isolated: the batch is split (savepoints) until
 the failing events stand alone, the rest is applied, and only the failing ones are retried,

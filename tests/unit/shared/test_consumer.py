@@ -294,6 +294,9 @@ async def test_revoking_partitions_commits_what_was_applied_for_them() -> None:
     await _CommitBeforeRevoke(owner, kafka).on_partitions_revoked({"p0"})
     assert kafka.committed == [{"p0": 11}]
     assert owner._uncommitted == {"p1": 7}
+    assert owner._generation == 1  # a poll read ahead before this is stale
+    await _CommitBeforeRevoke(owner, kafka).on_partitions_assigned({"p1"})
+    assert owner._generation == 2
 
 
 class StopWhenApplied(RecordingHandler):
