@@ -20,7 +20,9 @@ from services.web.api.app import create_app as web_app
 from shared.settings import ServiceSettings
 from shared.web.deps import (
     AdminCredential,
+    AdminOrTillCaller,
     AdminScope,
+    Caller,
     OperateScope,
     ReadOrTillCaller,
     ReadScope,
@@ -75,7 +77,8 @@ async def client_of(app: FastAPI, port: int = 8080) -> AsyncIterator[httpx.Async
 
 def credential_probe(service_settings: ServiceSettings) -> FastAPI:
     """An app of one route per credential dependency (shared.web.deps), each answering what the
-    dependency let through: what the credential tests call instead of a service's routes."""
+    dependency let through: what the credential tests call instead of a service's routes
+    (`/balance` takes a read or till token, `/adjustments` an admin or till one)."""
     app = FastAPI()
     install_problem_handlers(app)
     app.state.settings = service_settings
@@ -98,6 +101,19 @@ def credential_probe(service_settings: ServiceSettings) -> FastAPI:
 
     @app.get("/balance")
     async def balance(caller: ReadOrTillCaller) -> dict[str, Any]:
-        return {"scope": caller.scope, "actor": caller.actor, "partner": caller.partner_id}
+        return _shown(caller)
+
+    @app.get("/adjustments")
+    async def adjustments(caller: AdminOrTillCaller) -> dict[str, Any]:
+        return _shown(caller)
 
     return app
+
+
+def _shown(caller: Caller) -> dict[str, Any]:
+    return {
+        "scope": caller.scope,
+        "actor": caller.actor,
+        "partner": caller.partner_id,
+        "store": caller.store_id,
+    }

@@ -177,7 +177,12 @@ async def test_a_console_call_naming_its_person_is_admin_with_that_actor(
     assert (await client.post("/admin", headers=named)).json() == {"scope": "admin"}
     assert (await client.get("/read", headers=named)).json() == {"scope": "admin"}
     balance = await client.get("/balance", headers=named)
-    assert balance.json() == {"scope": "admin", "actor": "console:staff:alice", "partner": None}
+    assert balance.json() == {
+        "scope": "admin",
+        "actor": "console:staff:alice",
+        "partner": None,
+        "store": None,
+    }
 
 
 @pytest.mark.parametrize("path", ["/read", "/admin", "/adjust", "/balance"])

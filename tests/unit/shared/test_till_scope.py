@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -18,18 +17,12 @@ from services.points.api.app import create_app
 from services.points.domain.holds import Hold, lapse_all
 from services.points.domain.lots import Allocation
 from services.points.settings import PointsSettings
-from shared.settings import ServiceSettings
 from shared.web.auth import credential_of
 from shared.web.deps import (
-    AdminOrTillCaller,
-    AdminScope,
-    Caller,
-    ReadOrTillCaller,
-    ReadScope,
     scopes_taken,
 )
 from shared.web.idempotency import call_of
-from shared.web.problems import install_problem_handlers
+from tests.support.service_apps import credential_probe
 from tests.support.stack import sha256_hex
 
 ADMIN = "admin-token-0123456789abcdef"
@@ -108,59 +101,33 @@ def test_the_till_token_opens_only_the_tills_routes_of_points() -> None:
     assert opened == TILL_ROUTES
 
 
-def _app(service_settings: ServiceSettings) -> FastAPI:
-    app = FastAPI()
-    install_problem_handlers(app)
-    app.state.settings = service_settings
-
-    def shown(caller: Caller) -> dict[str, Any]:
-        return {"scope": caller.scope, "partner": caller.partner_id, "store": caller.store_id}
-
-    @app.get("/read")
-    async def read(scope: ReadScope) -> dict[str, Any]:
-        return {"scope": scope}
-
-    @app.get("/admin")
-    async def admin(scope: AdminScope) -> dict[str, Any]:
-        return {"scope": scope}
-
-    @app.get("/read-or-till")
-    async def read_or_till(caller: ReadOrTillCaller) -> dict[str, Any]:
-        return shown(caller)
-
-    @app.get("/admin-or-till")
-    async def admin_or_till(caller: AdminOrTillCaller) -> dict[str, Any]:
-        return shown(caller)
-
-    return app
-
-
 @pytest.fixture
 async def client() -> Any:
-    transport = httpx.ASGITransport(app=_app(settings()))
+    transport = httpx.ASGITransport(app=credential_probe(settings()))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         yield client
 
 
-@pytest.mark.parametrize("path", ["/read", "/admin"])
+@pytest.mark.parametrize(("method", "path"), [("GET", "/read"), ("POST", "/admin")])
 async def test_a_till_token_is_forbidden_where_the_till_scope_is_not_taken(
-    client: httpx.AsyncClient, path: str
+    client: httpx.AsyncClient, method: str, path: str
 ) -> None:
-    response = await client.get(path, headers=bearer(TILL, **{"Fedelta-Partner-Id": "p1"}))
+    headers = bearer(TILL, **{"Fedelta-Partner-Id": "p1"})
+    response = await client.request(method, path, headers=headers)
     assert response.status_code == 403
     assert response.json()["type"] == "urn:fedelta:problem:forbidden"
 
 
-@pytest.mark.parametrize("path", ["/read-or-till", "/admin-or-till"])
+@pytest.mark.parametrize("path", ["/balance", "/adjustments"])
 async def test_a_till_call_names_its_partner_and_perhaps_its_store(
     client: httpx.AsyncClient, path: str
 ) -> None:
     headers = bearer(TILL, **{"Fedelta-Partner-Id": "p-1", "Fedelta-Store-Id": "s:7"})
     response = await client.get(path, headers=headers)
     assert response.status_code == 200, response.text
-    assert response.json() == {"scope": "till", "partner": "p-1", "store": "s:7"}
+    assert response.json() == {"scope": "till", "actor": None, "partner": "p-1", "store": "s:7"}
     only_partner = await client.get(path, headers=bearer(TILL, **{"Fedelta-Partner-Id": "p-1"}))
-    assert only_partner.json() == {"scope": "till", "partner": "p-1", "store": None}
+    assert only_partner.json() == {"scope": "till", "actor": None, "partner": "p-1", "store": None}
 
 
 @pytest.mark.parametrize(
@@ -178,7 +145,7 @@ async def test_a_till_call_names_its_partner_and_perhaps_its_store(
 async def test_a_till_call_without_a_valid_partner_or_with_a_bad_store_is_a_400(
     client: httpx.AsyncClient, headers: dict[str, str], slug: str
 ) -> None:
-    response = await client.get("/admin-or-till", headers=bearer(TILL, **headers))
+    response = await client.get("/adjustments", headers=bearer(TILL, **headers))
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["type"] == f"urn:fedelta:problem:{slug}"
@@ -188,22 +155,24 @@ async def test_other_scopes_keep_their_rules_and_name_no_partner(
     client: httpx.AsyncClient,
 ) -> None:
     partner = {"Fedelta-Partner-Id": "p1", "Fedelta-Store-Id": "s1"}
-    admin = await client.get("/admin-or-till", headers=bearer(ADMIN, **partner))
-    assert admin.json() == {"scope": "admin", "partner": None, "store": None}
-    read = await client.get("/read-or-till", headers=bearer(READ, **partner))
-    assert read.json() == {"scope": "read", "partner": None, "store": None}
-    assert (await client.get("/admin-or-till", headers=bearer(READ))).status_code == 403
+    admin = await client.get("/adjustments", headers=bearer(ADMIN, **partner))
+    read = await client.get("/balance", headers=bearer(READ, **partner))
+    for answer, scope in ((admin, "admin"), (read, "read")):
+        answered = answer.json()
+        assert answered.pop("actor").startswith(f"{scope}:")  # the token's own name
+        assert answered == {"scope": scope, "partner": None, "store": None}
+    assert (await client.get("/adjustments", headers=bearer(READ))).status_code == 403
     assert (await client.get("/read", headers=bearer(READ))).status_code == 200
-    assert (await client.get("/admin", headers=bearer(READ))).status_code == 403
-    assert (await client.get("/read-or-till", headers=bearer("nope" * 5))).status_code == 401
-    assert (await client.get("/read-or-till")).status_code == 401
+    assert (await client.post("/admin", headers=bearer(READ))).status_code == 403
+    assert (await client.get("/balance", headers=bearer("nope" * 5))).status_code == 401
+    assert (await client.get("/balance")).status_code == 401
 
 
 async def test_without_a_till_token_configured_there_is_no_till_access() -> None:
-    transport = httpx.ASGITransport(app=_app(settings(till=None)))
+    transport = httpx.ASGITransport(app=credential_probe(settings(till=None)))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         headers = bearer(TILL, **{"Fedelta-Partner-Id": "p1"})
-        response = await client.get("/admin-or-till", headers=headers)
+        response = await client.get("/adjustments", headers=headers)
     assert response.status_code == 401
 
 
