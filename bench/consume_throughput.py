@@ -408,42 +408,59 @@ async def newest_purchase_entries(
             return found, 200
 
 
+async def finished_on(
+    http: httpx.AsyncClient, services: dict[str, str], topic: str
+) -> dict[str, int]:
+    """How many records of `topic` each service has finished with so far (its counters)."""
+    return {name: finished(await consumed(http, url, topic)) for name, url in services.items()}
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """What the phases of one run share: the HTTP client, the stack, the consumers reached,
+    the run's customers, its arguments, its id (in every purchase id) and when it started."""
+
+    http: httpx.AsyncClient
+    stack: StackSettings
+    services: dict[str, str]
+    customers: list[str]
+    args: argparse.Namespace
+    run_id: str
+    now: datetime
+
+
 async def apply_history(
-    http: httpx.AsyncClient,
-    stack: StackSettings,
-    services: dict[str, str],
-    customers: list[str],
-    args: argparse.Namespace,
-    run_id: str,
-    now: datetime,
+    bench: BenchRun,
 ) -> dict[str, Decimal]:
     """Writes `--history` purchases per customer and waits until every consumer has finished
     with them (not timed); returns each customer's total spent in them."""
-    count = args.history * len(customers)
+    count = bench.args.history * len(bench.customers)
     totals: dict[str, Decimal] = defaultdict(Decimal)
-    baseline = {n: finished(await consumed(http, u, PURCHASES)) for n, u in services.items()}
+    baseline = await finished_on(bench.http, bench.services, PURCHASES)
     started = time.perf_counter()
     for first in range(0, count, HISTORY_CHUNK):
         chunk = purchases(
-            customers,
+            bench.customers,
             min(HISTORY_CHUNK, count - first),
-            run_id,
-            now,
+            bench.run_id,
+            bench.now,
             label=HISTORY_LABEL,
             first=first,
             spread_days=HISTORY_DAYS,
         )
-        await produce(stack.kafka, PURCHASES, chunk.records)
+        await produce(bench.stack.kafka, PURCHASES, chunk.records)
         for customer, total in chunk.totals.items():
             totals[customer] += total
     # At least the timed deadline, and time for 500 purchases/s: a long history is slow.
-    within_s = max(args.deadline, count / 500)
-    progress = await follow(http, services, baseline, count, started, args.poll, within_s)
+    within_s = max(bench.args.deadline, count / 500)
+    progress = await follow(
+        bench.http, bench.services, baseline, count, started, bench.args.poll, within_s
+    )
     late = [name for name, state in progress.items() if state.done_s is None]
     if late:
         raise SystemExit(f"history: {', '.join(late)} did not apply {count} purchases in time")
     print(
-        f"{'history':<24} {args.history} purchases per customer ({count}) applied by every "
+        f"{'history':<24} {bench.args.history} purchases per customer ({count}) applied by every "
         f"consumer in {max(s.done_s or 0.0 for s in progress.values()):.1f} s (not timed)"
     )
     return totals
@@ -679,47 +696,49 @@ class AloneRun:
 
 
 async def measure_alone(
-    http: httpx.AsyncClient,
-    stack: StackSettings,
-    services: dict[str, str],
-    customers: list[str],
-    args: argparse.Namespace,
-    run_id: str,
-    now: datetime,
+    bench: BenchRun,
 ) -> list[AloneRun]:
     """Each `--alone` consumer on a backlog of its own with the other consumers stopped; the
     others then finish it too, so that the effects checked after cover it."""
     runs: list[AloneRun] = []
-    for name in args.alone:
-        others = {n: u for n, u in services.items() if n != name}
+    for name in bench.args.alone:
+        others = {n: u for n, u in bench.services.items() if n != name}
         pids = service_pids(tuple(n for n in CONSUMER_SERVICES if n != name))
-        if name not in services or pids is None:
+        if name not in bench.services or pids is None:
             print(f"{name}: not measured alone (not reachable, or not started by stack.sh)")
             continue
-        await wait_quiet(http, services, (PURCHASES,), quiet_s=1.0)
-        backlog = purchases(customers, args.purchases, run_id, now, label=f"{name}-")
-        baseline = {n: finished(await consumed(http, u, PURCHASES)) for n, u in services.items()}
-        before = await end_offsets(stack.kafka, PURCHASES)
+        await wait_quiet(bench.http, bench.services, (PURCHASES,), quiet_s=1.0)
+        backlog = purchases(
+            bench.customers, bench.args.purchases, bench.run_id, bench.now, label=f"{name}-"
+        )
+        baseline = await finished_on(bench.http, bench.services, PURCHASES)
+        before = await end_offsets(bench.stack.kafka, PURCHASES)
         own = service_pids((name,)) or []
         cpu_before = cpu_seconds(own)
         with stopped(pids):
             started = time.perf_counter()
-            produced = asyncio.create_task(produce(stack.kafka, PURCHASES, backlog.records))
+            produced = asyncio.create_task(produce(bench.stack.kafka, PURCHASES, backlog.records))
             progress = await follow_offsets(
-                stack.kafka,
-                {name: services[name]},
+                bench.stack.kafka,
+                {name: bench.services[name]},
                 before,
                 produced,
                 started,
-                args.poll,
-                args.deadline,
+                bench.args.poll,
+                bench.args.deadline,
             )
             await produced
             cpu_s = cpu_seconds(own) - cpu_before
-        await outcomes_of(http, {name: services[name]}, progress)
+        await outcomes_of(bench.http, {name: bench.services[name]}, progress)
         runs.append(AloneRun(name, backlog, progress[name], cpu_s))
         await follow(
-            http, others, baseline, args.purchases, time.perf_counter(), args.poll, args.deadline
+            bench.http,
+            others,
+            baseline,
+            bench.args.purchases,
+            time.perf_counter(),
+            bench.args.poll,
+            bench.args.deadline,
         )
     return runs
 
@@ -748,20 +767,15 @@ async def run(args: argparse.Namespace) -> int:
         services = await reachable(http, consumer_urls(env))
         if services:
             await wait_quiet(http, services, (CUSTOMERS, PURCHASES))
-        customer_base = {
-            n: finished(await consumed(http, u, CUSTOMERS)) for n, u in services.items()
-        }
+        customer_base = await finished_on(http, services, CUSTOMERS)
         now = datetime.now(UTC)
         pos = StackClient(env, http)
         rules = await engagement_rules(pos, now) if "engagement" in services else {}
         await produce(stack.kafka, CUSTOMERS, enrolments(customers, now))
         await wait_enrolled(http, services, customer_base, len(customers))
 
-        history = (
-            await apply_history(http, stack, services, customers, args, run_id, now)
-            if args.history
-            else {}
-        )
+        bench = BenchRun(http, stack, services, customers, args, run_id, now)
+        history = await apply_history(bench) if args.history else {}
         backlog = purchases(customers, args.purchases, run_id, now)
         for customer, total in history.items():
             backlog.totals[customer] += total
@@ -786,7 +800,7 @@ async def run(args: argparse.Namespace) -> int:
             f"{'written and acked in':<24} {produce_s:8.2f} s ({args.purchases / produce_s:.0f}/s)"
         )
         rates, failed = report_consumers(progress, args.purchases, args.deadline)
-        alone = await measure_alone(http, stack, services, customers, args, run_id, now)
+        alone = await measure_alone(bench)
         for phase in alone:
             backlog.add(phase.backlog)
         alone_rates, alone_failed = report_alone(alone, args.purchases, args.deadline)
