@@ -197,8 +197,9 @@ class FakeKafkaConsumer:
     """aiokafka's consumer as the poll, commit and lag code see it: an assignment (the
     partitions given, and those with a position), commits (refused with `failure` if given),
     positions (the next offset to read) and highwaters; `log`'s records are polled from the
-    positions, up to `max_records` a poll, `on_poll` is called with a poll's number once its
-    records are read (a rebalance then makes them stale), and `seek` moves a position back or on."""
+    positions, up to `max_records` a poll; `on_poll` (a test's to set) is called with a poll's
+    number once its records are read (a rebalance then makes them stale); `seek` moves a
+    position back or on."""
 
     def __init__(
         self,
@@ -208,7 +209,6 @@ class FakeKafkaConsumer:
         highwaters: dict[Any, int] | None = None,
         positions: dict[Any, int] | None = None,
         log: Sequence[Message] = (),
-        on_poll: Callable[[int], None] = lambda _number: None,
     ) -> None:
         self.positions = positions or {}
         self.assigned = set(assigned) | set(self.positions)
@@ -216,7 +216,7 @@ class FakeKafkaConsumer:
         self.highwaters = highwaters or {}
         self.committed: list[dict[Any, int]] = []
         self.log = list(log)
-        self.on_poll = on_poll
+        self.on_poll: Callable[[int], None] = lambda _number: None
         self.polls = 0
         self.seeks: list[tuple[Any, int]] = []
 

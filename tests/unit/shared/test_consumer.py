@@ -321,16 +321,32 @@ class StopWhenApplied(RecordingHandler):
 
 
 def polling(
-    records: list[Message], ids: list[str], *, on_poll: Callable[[int], None] | None = None
+    records: list[Message],
+    ids: list[str],
+    *,
+    rebalance_at: int | None = None,
+    revoking: bool = False,
+    producer: FakeProducer | None = None,
 ) -> tuple[FakeInboxConsumer, FakeKafkaConsumer, StopWhenApplied, FakeDatabase]:
-    """A consumer polling `records` (partition 0 of TOPIC) two at a time until `ids` are applied."""
+    """A consumer polling `records` (partition 0 of TOPIC) two at a time until `ids` are applied.
+    With `rebalance_at`, a rebalance begins once that poll's records are read; `revoking` takes
+    the partition away in it (the consumer is then stopped at the next poll)."""
+    partition = Partition(TOPIC, 0)
     database, handler = FakeDatabase(), StopWhenApplied(ids)
-    kafka = FakeKafkaConsumer(
-        {Partition(TOPIC, 0)}, log=records, on_poll=on_poll or (lambda _number: None)
-    )
-    owner = consumer(database, handler, FakeProducer())
+    kafka = FakeKafkaConsumer({partition}, log=records)
+    owner = consumer(database, handler, producer or FakeProducer())
     owner.batch_max_records = 2
     handler.owner, handler.kafka = owner, kafka
+
+    def rebalance(number: int) -> None:
+        if number == rebalance_at:
+            owner.assignment_changing()
+            if revoking:
+                kafka.assigned.discard(partition)
+        elif revoking and rebalance_at is not None and number > rebalance_at:
+            asyncio.get_running_loop().call_soon(owner._stopping.set)
+
+    kafka.on_poll = rebalance
     return owner, kafka, handler, database
 
 
@@ -349,16 +365,7 @@ async def test_the_next_poll_is_read_while_a_batch_is_applied_and_each_is_commit
 
 async def test_a_poll_read_across_a_rebalance_is_read_again_not_applied_from_before() -> None:
     records, ids = messages("a", "b", "c", "d")
-    owner: FakeInboxConsumer | None = None
-
-    def rebalance_during_the_second_poll(number: int) -> None:
-        if number == 2:
-            assert owner is not None
-            owner.assignment_changing()
-
-    owner, kafka, handler, database = polling(
-        records, ids, on_poll=rebalance_during_the_second_poll
-    )
+    owner, kafka, handler, database = polling(records, ids, rebalance_at=2)
     await asyncio.wait_for(owner.consume(kafka), timeout=5)
     assert database.applied == ids
     assert handler.calls == [ids[0:2], ids[2:4]]  # c and d once, after the rebalance
@@ -369,16 +376,8 @@ async def test_a_poison_record_of_a_poll_dropped_at_a_rebalance_is_dead_lettered
     records, ids = messages("a", "b", "c")
     poison = Message(TOPIC, 0, 2, b"x", b"{not json")
     records = [*records[:2], poison, replace(records[2], offset=3)]
-    owner: FakeInboxConsumer | None = None
-
-    def rebalance_during_the_second_poll(number: int) -> None:
-        if number == 2:
-            assert owner is not None
-            owner.assignment_changing()
-
-    owner, kafka, _, database = polling(records, ids, on_poll=rebalance_during_the_second_poll)
     dead_letters = FakeProducer()
-    owner.dead_letters = dead_letters
+    owner, kafka, _, database = polling(records, ids, rebalance_at=2, producer=dead_letters)
     await asyncio.wait_for(owner.consume(kafka), timeout=5)
     assert database.applied == ids
     assert dead_letters.dead_lettered_offsets() == [2]
@@ -386,21 +385,7 @@ async def test_a_poison_record_of_a_poll_dropped_at_a_rebalance_is_dead_lettered
 
 async def test_a_partition_gone_in_a_rebalance_is_left_to_its_new_owner() -> None:
     records, ids = messages("a", "b", "c", "d")
-    partition = Partition(TOPIC, 0)
-    owner: FakeInboxConsumer | None = None
-    kafka: FakeKafkaConsumer | None = None
-
-    def partition_revoked_during_the_second_poll(number: int) -> None:
-        assert owner is not None and kafka is not None
-        if number == 2:
-            owner.assignment_changing()
-            kafka.assigned.discard(partition)
-        if number == 3:
-            asyncio.get_running_loop().call_soon(owner._stopping.set)
-
-    owner, kafka, _, database = polling(
-        records, ids, on_poll=partition_revoked_during_the_second_poll
-    )
+    owner, kafka, _, database = polling(records, ids, rebalance_at=2, revoking=True)
     await asyncio.wait_for(owner.consume(kafka), timeout=5)
     assert database.applied == ids[:2]  # c and d are the new owner's
     assert kafka.seeks == []
