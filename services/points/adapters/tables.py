@@ -57,15 +57,16 @@ ledger_entries = sa.Table(
     # A member's entries in time order; any read of a period of one member is bounded by it
     # (migration 0014).
     sa.Index("ix_ledger_entries_customer_time", "customer_id", "occurred_at"),
-    # A member's earnings of one day, for the velocity guard, whatever their history
-    # (migration 0010).
-    sa.Index(
-        "ix_ledger_entries_earned_days",
-        "customer_id",
-        "occurred_at",
-        postgresql_include=["points"],
-        postgresql_where=sa.text("kind IN ('earn', 'held') AND entry_id NOT LIKE 'released:%'"),
-    ),
+)
+
+# What each member earned in each quarter of an hour (kinds `earn` and `held`, not the
+# `released:` twins), kept by the ledger's insert, for the velocity guard (migration 0015).
+earned_quarter_hours = sa.Table(
+    "earned_quarter_hours",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("quarter", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("points", sa.BigInteger, nullable=False),
 )
 
 # The tier each customer has, as told by the tiers service, for earning multipliers.

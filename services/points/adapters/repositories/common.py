@@ -151,7 +151,11 @@ def _customer_locks(customer_ids: Collection[str]) -> list[str]:
 
 
 # WITH ORDINALITY and ORDER BY: `seq` is drawn in the order the entries were given.
+# The velocity guard's quarter-hour sums (migration 0015) are kept by the insert itself, of the
+# entries it added: an entry recorded again adds nothing, and every writer of the ledger keeps
+# them. Their predicate is the guard's: kinds `earn` and `held`, not the `released:` twins.
 _RECORD = sa.text(
+    "WITH added AS ("
     "INSERT INTO ledger_entries (entry_id, customer_id, kind, points, reason, occurred_at, "
     "available_at, expires_at, purchase_id, rule_ids, partner_id, store_id, reward_id) "
     "SELECT entry_id, customer_id, kind, points, reason, occurred_at, available_at, "
@@ -164,7 +168,17 @@ _RECORD = sa.text(
     "WITH ORDINALITY AS e(entry_id, customer_id, kind, points, reason, occurred_at, "
     "available_at, expires_at, purchase_id, rules, partner_id, store_id, reward_id, n) "
     "ORDER BY n "
-    "ON CONFLICT (entry_id) DO NOTHING RETURNING entry_id"
+    "ON CONFLICT (entry_id) DO NOTHING "
+    "RETURNING entry_id, customer_id, kind, points, occurred_at"
+    "), counted AS ("
+    "INSERT INTO earned_quarter_hours (customer_id, quarter, points) "
+    "SELECT customer_id, date_bin('15 minutes', occurred_at, "
+    "TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(points) FROM added "
+    "WHERE kind IN ('earn', 'held') AND entry_id NOT LIKE 'released:%' "
+    "GROUP BY 1, 2 ORDER BY 1, 2 "
+    "ON CONFLICT (customer_id, quarter) DO UPDATE "
+    "SET points = earned_quarter_hours.points + excluded.points"
+    ") SELECT entry_id FROM added"
 )
 
 

@@ -385,16 +385,14 @@ _DEBTORS = sa.text(
     "WHERE a.entry_id = l.entry_id)"
 )
 
-# A released earning keeps its held twin in the ledger: the day counts the twin only. The
-# predicate is the one of the partial index ix_ledger_entries_earned_days (migration 0010),
-# which reads the day's entries of each buyer, not their whole history: keep them the same.
+# The day's quarter-hour sums, which the ledger's insert keeps (migration 0015): a day of the
+# program's zone is whole quarters, and a member has at most a hundred of them in a day.
 _EARNED_ON = sa.text(
-    "SELECT k.customer_id, k.day, sum(l.points) AS points "
+    "SELECT k.customer_id, k.day, sum(q.points) AS points "
     "FROM unnest(CAST(:customers AS text[]), CAST(:days AS timestamptz[]), "
     "CAST(:ends AS timestamptz[])) AS k(customer_id, day, day_end) "
-    "JOIN ledger_entries l ON l.customer_id = k.customer_id "
-    "AND l.occurred_at >= k.day AND l.occurred_at < k.day_end "
-    "AND l.kind IN ('earn', 'held') AND l.entry_id NOT LIKE 'released:%' "
+    "JOIN earned_quarter_hours q ON q.customer_id = k.customer_id "
+    "AND q.quarter >= k.day AND q.quarter < k.day_end "
     "GROUP BY k.customer_id, k.day"
 )
 
