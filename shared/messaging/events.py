@@ -14,7 +14,7 @@ import re
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -696,6 +696,23 @@ def _uuid5(name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def _uuid7(instant: datetime) -> str:
+    """A UUIDv7 (RFC 9562): the instant's milliseconds since the epoch, then 74 random bits.
+    Ids of events made close in time sort close together, so each consumer's inbox, whose key
+    they are, takes new ids into the few index pages it just wrote (a random UUIDv4 lands on
+    any page of an index larger than memory: the costliest statement of a batch)."""
+    milliseconds = (instant - _EPOCH) // _MILLISECOND & 0xFFFF_FFFF_FFFF
+    digest = bytearray(milliseconds.to_bytes(6, "big") + os.urandom(10))
+    digest[6] = (digest[6] & 0x0F) | 0x70  # version 7
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 # While a consumer applies a batch (shared.messaging.tracing), which id was derived from which
 # cause, so that an event a handler derives carries its cause's trace.
 DERIVED_FROM: ContextVar[dict[str, str] | None] = ContextVar("fedelta_derived_from", default=None)
@@ -724,14 +741,15 @@ def new_event(
 
     The one way every event is made. The payload was validated when it was built; the
     envelope's fields are made here, valid by construction, so the envelope is not validated
-    again (a producer makes an event per purchase: validation would cost a third of it)."""
+    again (a producer makes an event per purchase: validation would cost a third of it).
+    Without `event_id`, the event's id is a UUIDv7 of its `time`."""
     if time.tzinfo is None or not subject:
         raise ValueError("an event needs an aware time and a subject")
     event_type = _TYPE_OF_PAYLOAD[type(payload)]
     event = _assemble(
         {
             "specversion": "1.0",
-            "id": event_id or str(uuid.uuid4()),
+            "id": event_id or _uuid7(time),
             "source": source_uri(source),
             "type": event_type,
             "subject": subject,

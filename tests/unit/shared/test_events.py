@@ -91,6 +91,30 @@ def test_derived_ids_are_stable_and_distinct() -> None:
     assert derived_event_id("e1", "welcome") != derived_event_id("e2", "welcome")
 
 
+@given(
+    st.datetimes(
+        # hypothesis takes naive bounds and applies `timezones` itself
+        min_value=datetime(2000, 1, 1),  # noqa: DTZ001
+        max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    )
+)
+def test_a_new_events_id_is_a_uuid7_of_its_time(instant: datetime) -> None:
+    made = [
+        new_event(purchase(Decimal("1.00")), source="ingest/demo", subject="c1", time=t)
+        for t in (instant, instant, instant + timedelta(milliseconds=1))
+    ]
+    ids = [uuid.UUID(event.id) for event in made]
+    assert [i.version for i in ids] == [7, 7, 7]
+    assert all(i.variant == uuid.RFC_4122 for i in ids)
+    assert ids[0].int >> 80 == (instant - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        milliseconds=1
+    )
+    assert len(set(ids)) == 3
+    # A later millisecond sorts after, as text too (the inboxes' key).
+    assert max(made[0].id, made[1].id) < made[2].id
+
+
 def test_source_is_an_absolute_uri_and_an_absolute_one_is_kept() -> None:
     assert events.source_uri("points") == "urn:fedelta:points"
     assert events.source_uri("ingest/partner/p-1.a") == "urn:fedelta:ingest:partner:p-1.a"
