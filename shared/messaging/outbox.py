@@ -65,20 +65,26 @@ class Outbox:
         if not events:
             return
         table = self._table.name
+        # An event a consumer's handler derived carries its cause's trace (tracing).
+        stamped = [tracing.stamp(event) for _, _, event in events]
         await self._conn.execute(
             sa.text(
-                f"INSERT INTO {table} (event_id, topic, key, payload, created_at) "  # noqa: S608  # our table
-                "SELECT added.event_id, added.topic, added.key, CAST(added.payload AS jsonb), :now "
+                f"INSERT INTO {table} (event_id, topic, key, payload, event_type, traceparent, "  # noqa: S608  # our table
+                "created_at) SELECT added.event_id, added.topic, added.key, "
+                "CAST(added.payload AS json), added.event_type, added.traceparent, :now "
                 "FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[]), "
-                "CAST(:keys AS text[]), CAST(:payloads AS text[])) WITH ORDINALITY "
-                "AS added(event_id, topic, key, payload, position) ORDER BY added.position"
+                "CAST(:keys AS text[]), CAST(:payloads AS text[]), CAST(:types AS text[]), "
+                "CAST(:traceparents AS text[])) WITH ORDINALITY "
+                "AS added(event_id, topic, key, payload, event_type, traceparent, position) "
+                "ORDER BY added.position"
             ),
             {
-                "ids": [event.id for _, _, event in events],
+                "ids": [event.id for event in stamped],
                 "topics": [topic for topic, _, _ in events],
                 "keys": [key for _, key, _ in events],
-                # An event a consumer's handler derived carries its cause's trace (tracing).
-                "payloads": [tracing.stamp(event).model_dump_json() for _, _, event in events],
+                "payloads": [event.model_dump_json() for event in stamped],
+                "types": [event.type for event in stamped],
+                "traceparents": [event.traceparent for event in stamped],
                 "now": self._clock.now(),
             },
         )

@@ -119,16 +119,16 @@ class OutboxRelay:
         self._listen_again_at = 0.0
         self._held_elsewhere = False
         self._lock_name = lock_name("outbox-relay", self.table.name)
-        # The payload as PostgreSQL stores it: the consumers validate what they read, so the
-        # relay sends the text as it is instead of parsing and re-serialising every event.
+        # The payload as it was written: the consumers validate what they read, so the relay
+        # sends the text as it is instead of parsing and re-serialising every event.
         self._take = (
             sa.select(
                 self.table.c.id,
                 self.table.c.topic,
                 self.table.c.key,
                 sa.cast(self.table.c.payload, sa.Text).label("payload"),
-                self.table.c.payload["type"].astext.label("event_type"),
-                self.table.c.payload["traceparent"].astext.label("traceparent"),
+                self.table.c.event_type,
+                self.table.c.traceparent,
             )
             .order_by(self.table.c.id)
             .limit(sa.bindparam("limit"))

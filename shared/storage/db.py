@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
@@ -61,8 +61,13 @@ def define_outbox(metadata: sa.MetaData) -> sa.Table:
         sa.Column("event_id", sa.Text, nullable=False, unique=True),
         sa.Column("topic", sa.Text, nullable=False),
         sa.Column("key", sa.Text, nullable=False),
-        sa.Column("payload", JSONB, nullable=False),
+        # The event's JSON as written (json, not jsonb: kept as text, so neither the insert
+        # nor the relay's read converts it), and beside it what the relay puts in the record's
+        # headers (null for a tombstone).
+        sa.Column("payload", JSON, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("event_type", sa.Text),
+        sa.Column("traceparent", sa.Text),
     )
 
 

@@ -121,3 +121,25 @@ def drop_event_core_v2(*, inbox: bool = True) -> None:
     op.execute("DROP FUNCTION fedelta_outbox_notify()")
     if inbox:
         op.drop_index("ix_inbox_received_at", "inbox")
+
+
+def outbox_v3() -> None:
+    """The outbox's payload as json, not jsonb: PostgreSQL keeps the text as written instead of
+    parsing it into jsonb on insert and printing it back on the relay's read; the event's type
+    and traceparent, which the relay puts in the record's headers, in columns of their own
+    (null for a tombstone), so the relay reads them without parsing the payload."""
+    from alembic import op
+
+    op.execute("ALTER TABLE outbox ADD COLUMN event_type text, ADD COLUMN traceparent text")
+    op.execute(
+        "UPDATE outbox SET event_type = payload->>'type', traceparent = payload->>'traceparent' "
+        "WHERE payload IS NOT NULL"
+    )
+    op.execute("ALTER TABLE outbox ALTER COLUMN payload TYPE json USING payload::json")
+
+
+def drop_outbox_v3() -> None:
+    from alembic import op
+
+    op.execute("ALTER TABLE outbox ALTER COLUMN payload TYPE jsonb USING payload::jsonb")
+    op.execute("ALTER TABLE outbox DROP COLUMN event_type, DROP COLUMN traceparent")

@@ -20,6 +20,7 @@ from shared.clock import FixedClock
 from shared.messaging import events, topics
 from shared.messaging.events import CloudEvent
 from shared.messaging.kafka import ResilientProducer
+from shared.messaging.outbox import Outbox
 from shared.messaging.relay import OutboxRelay, PostgresWakeups
 from shared.runtime.process import Runtime, service_runtime
 from shared.settings import ServiceSettings
@@ -78,20 +79,15 @@ def purchase_event(customer_id: str, n: int) -> CloudEvent:
 async def write_to_outbox(engine: AsyncEngine, batch: list[CloudEvent]) -> list[int]:
     """Commits rows as another service's transaction would: no in-process notify."""
     async with engine.begin() as conn:
-        result = await conn.execute(
-            OUTBOX.insert().returning(OUTBOX.c.id),
-            [
-                dict(
-                    event_id=event.id,
-                    topic=topics.PURCHASES,
-                    key=event.subject,
-                    payload=event.model_dump(mode="json"),
-                    created_at=AS_OF,
-                )
-                for event in batch
-            ],
+        await Outbox(conn, OUTBOX, FixedClock(AS_OF)).add_all(
+            [(topics.PURCHASES, event.subject, event) for event in batch]
         )
-        return list(result.scalars())
+        ids = await conn.execute(
+            sa.select(OUTBOX.c.id)
+            .where(OUTBOX.c.event_id.in_([event.id for event in batch]))
+            .order_by(OUTBOX.c.id)
+        )
+        return list(ids.scalars())
 
 
 async def gone(engine: AsyncEngine, ids: list[int]) -> bool:

@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
-from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.clock import FixedClock
 from shared.messaging import events
@@ -30,6 +29,7 @@ from shared.messaging.relay import OutboxRelay
 from shared.observability import tracing
 from shared.observability.context import CURRENT_TRACEPARENT
 from shared.runtime.jobs import run_exclusively
+from shared.storage.db import define_outbox
 from shared.web.http import RequestTimer
 from tests.support.factories import enrolment
 from tests.support.fakes.messaging import (
@@ -194,14 +194,9 @@ class BacklogConnection:
 
 
 async def test_the_relay_reports_its_backlog_and_the_age_of_its_oldest_row() -> None:
-    table = sa.Table(
-        f"outbox_{uuid.uuid4().hex[:8]}",
-        sa.MetaData(),
-        sa.Column("id", sa.BigInteger),
-        sa.Column("topic", sa.Text),
-        sa.Column("key", sa.Text),
-        sa.Column("payload", JSONB),
-        sa.Column("created_at", sa.DateTime(timezone=True)),
+    # An outbox of its own name: the gauges are labelled by table.
+    table = define_outbox(sa.MetaData()).to_metadata(
+        sa.MetaData(), name=f"outbox_{uuid.uuid4().hex[:8]}"
     )
     relay = OutboxRelay(None, table, None, clock=FixedClock(NOW))  # type: ignore[arg-type]
     oldest = OldestRow(id=41, created_at=NOW - timedelta(seconds=90), newest=140)
