@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.storage.batches import texts, unpacked
 from shared.storage.db import insert_if_absent
 
 
@@ -35,12 +36,16 @@ async def claim_many(
     statement = sa.text(
         f"INSERT INTO {inbox.name} (event_id, event_type, received_at) "  # noqa: S608  # a table name of ours
         "SELECT claimed.event_id, claimed.event_type, :now "
-        "FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[])) "
+        f"FROM unnest({unpacked('ids')}, {unpacked('types')}) "
         "AS claimed(event_id, event_type) "
         "ON CONFLICT DO NOTHING RETURNING event_id"
     )
     result = await conn.execute(
         statement,
-        {"ids": [event_id for event_id, _ in events], "types": [t for _, t in events], "now": now},
+        {
+            "ids": texts([event_id for event_id, _ in events]),
+            "types": texts([event_type for _, event_type in events]),
+            "now": now,
+        },
     )
     return set(result.scalars())

@@ -18,6 +18,7 @@ from shared.messaging.events import (
     derived_event_id,
     new_event,
 )
+from shared.storage.batches import texts, unpacked
 
 if TYPE_CHECKING:
     from shared.messaging.consumer import BatchHandler
@@ -72,19 +73,19 @@ class Outbox:
                 f"INSERT INTO {table} (event_id, topic, key, payload, event_type, traceparent, "  # noqa: S608  # our table
                 "created_at) SELECT added.event_id, added.topic, added.key, "
                 "CAST(added.payload AS json), added.event_type, added.traceparent, :now "
-                "FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[]), "
-                "CAST(:keys AS text[]), CAST(:payloads AS text[]), CAST(:types AS text[]), "
-                "CAST(:traceparents AS text[])) WITH ORDINALITY "
+                f"FROM unnest({unpacked('ids')}, {unpacked('topics')}, {unpacked('keys')}, "
+                f"{unpacked('payloads')}, {unpacked('types')}, {unpacked('traceparents')}) "
+                "WITH ORDINALITY "
                 "AS added(event_id, topic, key, payload, event_type, traceparent, position) "
                 "ORDER BY added.position"
             ),
             {
-                "ids": [event.id for event in stamped],
-                "topics": [topic for topic, _, _ in events],
-                "keys": [key for _, key, _ in events],
-                "payloads": [event.model_dump_json() for event in stamped],
-                "types": [event.type for event in stamped],
-                "traceparents": [event.traceparent for event in stamped],
+                "ids": texts([event.id for event in stamped]),
+                "topics": texts([topic for topic, _, _ in events]),
+                "keys": texts([key for _, key, _ in events]),
+                "payloads": texts([event.model_dump_json() for event in stamped]),
+                "types": texts([event.type for event in stamped]),
+                "traceparents": texts([event.traceparent for event in stamped]),
                 "now": self._clock.now(),
             },
         )

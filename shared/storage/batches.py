@@ -18,11 +18,17 @@ Why (profiled in issue 24, bench/README.md "Statements"):
   NOTHING / DO UPDATE … RETURNING` as needed; `WITH ORDINALITY … ORDER BY` where the order of
   insertion matters), one array per column, not multi-row VALUES nor an executemany.
 
+- Bind a column of texts as one text (`texts`), split by PostgreSQL (`unpacked`), not as a
+  text[]: asyncpg encodes an array element by element, checking each against
+  `collections.abc` (0.35 µs of the consumer's CPU a text, against 0.05 µs joined; 0.8 against
+  0.3 µs of the statement's time, measured with 1,000 texts). Other types stay arrays.
+
 `by_keys` is the lookup as a Core statement, built once per table and column.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,3 +45,28 @@ def by_keys(table: sa.Table, column: sa.Column[Any], *, parameter: str = "keys")
         .render_derived(name="wanted")
     )
     return sa.select(table).join_from(wanted, table, column == wanted.c.key)
+
+
+# ASCII's record and group separators: no identifier, label or JSON text holds them raw
+# (the edge refuses control characters; JSON escapes them).
+TEXT_SEPARATOR = chr(30)
+NULL_TEXT = chr(29)
+
+
+def texts(values: Sequence[str | None]) -> str | None:
+    """Texts (None: NULL) as the one parameter that `unpacked` turns back into a text[]: each
+    followed by a separator (so that an empty text is one), no texts as NULL. Raises
+    ValueError for a text that holds a separator."""
+    if not values:
+        return None
+    joined = TEXT_SEPARATOR.join([NULL_TEXT if value is None else value for value in values])
+    if joined.count(TEXT_SEPARATOR) != len(values) - 1 or joined.count(NULL_TEXT) != values.count(
+        None
+    ):
+        raise ValueError("a text to bind holds a separator (ASCII 29 or 30)")
+    return joined + TEXT_SEPARATOR
+
+
+def unpacked(parameter: str) -> str:
+    """SQL: the text[] bound as `:parameter` by `texts` (NULL for no texts)."""
+    return f"trim_array(string_to_array(CAST(:{parameter} AS text), chr(30), chr(29)), 1)"

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.storage.batches import by_keys
+from shared.storage.batches import by_keys, texts, unpacked
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +61,16 @@ async def test_a_lookup_of_a_batchs_keys_probes_the_index_and_finds_each_row_onc
         assert sorted(row.value for row in rows) == list(range(1, 2 * KEYS, 2))
         plan = await _plan(conn, statement, keys)
         assert "Index" in plan and "Seq Scan" not in plan, plan
+
+
+_TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\x1d\x1e"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.none() | _TEXT, max_size=20))
+async def test_texts_bound_as_one_parameter_come_back_as_they_were(
+    engine: AsyncEngine, values: list[str | None]
+) -> None:
+    async with engine.connect() as conn:
+        back = await conn.scalar(sa.text(f"SELECT {unpacked('values')}"), {"values": texts(values)})
+    assert (back or []) == values

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.points.adapters.repositories import consumer as repository
 from services.points.domain.model import EntryKind, LedgerEntry
 from services.points.domain.velocity import day_of, next_day, released_id
+from shared.storage.batches import texts
 from tests.integration.points.support import NOW
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,7 @@ async def test_the_days_earnings_are_the_sums_the_ledgers_insert_keeps(
         assert await ledger.earned_on(days) == {(customer, today): 12}
         plan = await conn.execute(
             sa.text(f"EXPLAIN {repository._EARNED_ON.text}"),  # our statement
-            {"customers": [customer], "days": [today], "ends": [next_day(today)]},
+            {"customers": texts([customer]), "days": [today], "ends": [next_day(today)]},
         )
         text = "\n".join(row[0] for row in plan)
         assert _day_bounded_key_reads(text), text

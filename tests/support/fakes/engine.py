@@ -10,6 +10,8 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.storage.batches import TEXT_SEPARATOR
+
 
 @dataclass
 class FakeJobConnection:
@@ -18,7 +20,8 @@ class FakeJobConnection:
     async def execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> None:
         """Only the outbox's one statement reaches the connection in these tests."""
         assert params is not None and "ids" in params, "a job's repository is the fake's"
-        self.outbox_ids.extend(params["ids"])
+        # The ids as `shared.storage.batches.texts` bound them: each followed by a separator.
+        self.outbox_ids.extend(params["ids"].split(TEXT_SEPARATOR)[:-1])
 
 
 @dataclass

@@ -20,6 +20,7 @@ from services.points.domain.holds import Hold, HoldStatus
 from services.points.domain.lots import Allocation
 from services.points.domain.model import EntryKind, LedgerEntry
 from services.points.domain.offers import PersonalOffer
+from shared.storage.batches import texts, unpacked
 from shared.storage.locks import lock_for_transaction, lock_name
 
 RULE_SEPARATOR = chr(31)
@@ -48,21 +49,21 @@ class SqlLedger:
         result = await self._conn.execute(
             _RECORD,
             {
-                "ids": [e.entry_id for e in ordered],
-                "customers": [e.customer_id for e in ordered],
-                "kinds": [e.kind.value for e in ordered],
+                "ids": texts([e.entry_id for e in ordered]),
+                "customers": texts([e.customer_id for e in ordered]),
+                "kinds": texts([e.kind.value for e in ordered]),
                 "points": [e.points for e in ordered],
-                "reasons": [e.reason for e in ordered],
+                "reasons": texts([e.reason for e in ordered]),
                 "occurred": [e.occurred_at for e in ordered],
                 "available": [e.available_at for e in ordered],
                 "expires": [e.expires_at for e in ordered],
-                "purchases": [e.purchase_id for e in ordered],
+                "purchases": texts([e.purchase_id for e in ordered]),
                 # One text per entry (an array of arrays must be rectangular in PostgreSQL),
                 # joined by a control character, which no rule id can hold.
-                "rules": [RULE_SEPARATOR.join(e.rule_ids) for e in ordered],
-                "partners": [e.partner_id for e in ordered],
-                "stores": [e.store_id for e in ordered],
-                "rewards": [e.reward_id for e in ordered],
+                "rules": texts([RULE_SEPARATOR.join(e.rule_ids) for e in ordered]),
+                "partners": texts([e.partner_id for e in ordered]),
+                "stores": texts([e.store_id for e in ordered]),
+                "rewards": texts([e.reward_id for e in ordered]),
             },
         )
         return set(result.scalars())
@@ -155,16 +156,16 @@ def _customer_locks(customer_ids: Collection[str]) -> list[str]:
 # entries it added: an entry recorded again adds nothing, and every writer of the ledger keeps
 # them. Their predicate is the guard's: kinds `earn` and `held`, not the `released:` twins.
 _RECORD = sa.text(
-    "WITH added AS ("
+    "WITH added AS ("  # noqa: S608  # unpacked(): ours
     "INSERT INTO ledger_entries (entry_id, customer_id, kind, points, reason, occurred_at, "
     "available_at, expires_at, purchase_id, rule_ids, partner_id, store_id, reward_id) "
     "SELECT entry_id, customer_id, kind, points, reason, occurred_at, available_at, "
     "expires_at, purchase_id, string_to_array(rules, chr(31)), partner_id, store_id, reward_id "
-    "FROM unnest(CAST(:ids AS text[]), CAST(:customers AS text[]), CAST(:kinds AS text[]), "
-    "CAST(:points AS integer[]), CAST(:reasons AS text[]), CAST(:occurred AS timestamptz[]), "
+    f"FROM unnest({unpacked('ids')}, {unpacked('customers')}, {unpacked('kinds')}, "
+    f"CAST(:points AS integer[]), {unpacked('reasons')}, CAST(:occurred AS timestamptz[]), "
     "CAST(:available AS timestamptz[]), CAST(:expires AS timestamptz[]), "
-    "CAST(:purchases AS text[]), CAST(:rules AS text[]), CAST(:partners AS text[]), "
-    "CAST(:stores AS text[]), CAST(:rewards AS text[])) "
+    f"{unpacked('purchases')}, {unpacked('rules')}, {unpacked('partners')}, "
+    f"{unpacked('stores')}, {unpacked('rewards')}) "
     "WITH ORDINALITY AS e(entry_id, customer_id, kind, points, reason, occurred_at, "
     "available_at, expires_at, purchase_id, rules, partner_id, store_id, reward_id, n) "
     "ORDER BY n "

@@ -23,7 +23,7 @@ from services.points.domain.offers import Membership, PersonalOffer, SegmentChan
 from services.points.domain.refunds import PurchaseRecord, RefundRecord
 from services.points.domain.rewards import Reward
 from services.points.domain.tender import TenderLink
-from shared.storage.batches import by_keys
+from shared.storage.batches import by_keys, texts, unpacked
 
 
 def consumer_repository(conn: AsyncConnection) -> ports.ConsumerRepository:
@@ -53,7 +53,7 @@ class SqlConsumerRepository(SqlLedger):
     ) -> tuple[dict[str, TierAssignment], dict[str, str]]:
         if not customer_ids:
             return {}, {}
-        rows = await self._conn.execute(_BUYERS_OF, {"ids": list(customer_ids)})
+        rows = await self._conn.execute(_BUYERS_OF, {"ids": texts(list(customer_ids))})
         tiers: dict[str, TierAssignment] = {}
         referrers: dict[str, str] = {}
         for row in rows:
@@ -89,7 +89,7 @@ class SqlConsumerRepository(SqlLedger):
         rows = await self._conn.execute(
             _EARNED_ON,
             {
-                "customers": [c for c, _, _ in triples],
+                "customers": texts([c for c, _, _ in triples]),
                 "days": [start for _, start, _ in triples],
                 "ends": [end for _, _, end in triples],
             },
@@ -102,12 +102,12 @@ class SqlConsumerRepository(SqlLedger):
         found = await self._conn.execute(
             _RECORD_PURCHASES,
             {
-                "keys": [r.purchase_key for r in records],
-                "customers": [r.customer_id for r in records],
-                "ids": [r.purchase_id for r in records],
+                "keys": texts([r.purchase_key for r in records]),
+                "customers": texts([r.customer_id for r in records]),
+                "ids": texts([r.purchase_id for r in records]),
                 "totals": [r.total for r in records],
                 "points": [r.points for r in records],
-                "partners": [r.partner_id for r in records],
+                "partners": texts([r.partner_id for r in records]),
             },
         )
         return set(found.scalars())
@@ -329,13 +329,12 @@ _CAMPAIGNS_DURING = sa.select(campaigns).where(
 # The refunds table is read as it was before the insert (one snapshot): it only answers
 # which purchases have refunds waiting, which the insert does not change.
 _RECORD_PURCHASES = sa.text(
-    "WITH kept AS ("
+    "WITH kept AS ("  # noqa: S608  # unpacked(): ours
     "INSERT INTO purchases (purchase_key, customer_id, purchase_id, total, points, partner_id) "
-    "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:customers AS text[]), "
-    "CAST(:ids AS text[]), CAST(:totals AS numeric[]), CAST(:points AS integer[]), "
-    "CAST(:partners AS text[])) "
+    f"SELECT * FROM unnest({unpacked('keys')}, {unpacked('customers')}, {unpacked('ids')}, "
+    f"CAST(:totals AS numeric[]), CAST(:points AS integer[]), {unpacked('partners')}) "
     "ON CONFLICT (purchase_key) DO NOTHING) "
-    "SELECT DISTINCT r.purchase_key FROM unnest(CAST(:keys AS text[])) AS k(key) "
+    f"SELECT DISTINCT r.purchase_key FROM unnest({unpacked('keys')}) AS k(key) "
     "JOIN refunds r ON r.purchase_key = k.key"
 )
 
@@ -388,8 +387,8 @@ _DEBTORS = sa.text(
 # The day's quarter-hour sums, which the ledger's insert keeps (migration 0015): a day of the
 # program's zone is whole quarters, and a member has at most a hundred of them in a day.
 _EARNED_ON = sa.text(
-    "SELECT k.customer_id, k.day, sum(q.points) AS points "
-    "FROM unnest(CAST(:customers AS text[]), CAST(:days AS timestamptz[]), "
+    "SELECT k.customer_id, k.day, sum(q.points) AS points "  # noqa: S608  # unpacked(): ours
+    f"FROM unnest({unpacked('customers')}, CAST(:days AS timestamptz[]), "
     "CAST(:ends AS timestamptz[])) AS k(customer_id, day, day_end) "
     "JOIN earned_quarter_hours q ON q.customer_id = k.customer_id "
     "AND q.quarter >= k.day AND q.quarter < k.day_end "
@@ -398,10 +397,10 @@ _EARNED_ON = sa.text(
 
 # A referrer counts when known and not the customer themselves.
 _BUYERS_OF = sa.text(
-    "SELECT k.id AS customer_id, t.tier, t.effective_at, "
+    "SELECT k.id AS customer_id, t.tier, t.effective_at, "  # noqa: S608  # unpacked(): ours
     "CASE WHEN r.customer_id IS NOT NULL AND c.referred_by <> k.id "
     "THEN c.referred_by END AS referrer "
-    "FROM unnest(CAST(:ids AS text[])) AS k(id) "
+    f"FROM unnest({unpacked('ids')}) AS k(id) "
     "LEFT JOIN customer_tiers t ON t.customer_id = k.id "
     "LEFT JOIN customers c ON c.customer_id = k.id "
     "LEFT JOIN customers r ON r.customer_id = c.referred_by "
