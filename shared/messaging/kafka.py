@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 # Re-exported: where the clients of ours take their connection options from.
 from shared.messaging.connection import KafkaConnection as KafkaConnection
@@ -17,6 +18,24 @@ from shared.messaging.connection import connection_of
 from shared.messaging.events import CLOUDEVENTS_JSON
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+class KeyPartitioner:
+    """A key's partition as aiokafka's DefaultPartitioner gives it (Kafka's murmur2: where
+    Java's producers and every producer of ours put the key), each key's hash remembered:
+    aiokafka's murmur2 is pure Python, 4 µs a key, and a relay's keys are customers, who come
+    back."""
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))
+        return all_partitions[_key_hash(key) % len(all_partitions)]
+
 
 # The event's type beside the document, so a consumer passes over the types it does not use
 # without parsing them (the document in the value stays the complete CloudEvent).
@@ -61,7 +80,7 @@ class ResilientProducer:
         max_batch_size: int = 512 * 1024,
     ) -> None:
         self._connection = connection_of(bootstrap_servers)
-        self._partitioner = DefaultPartitioner()
+        self._partitioner = KeyPartitioner()
         self._client_id = client_id
         # A relay batch is thousands of records: a few milliseconds of linger and large
         # per-partition batches make it a handful of produce requests instead of one each.
@@ -81,6 +100,7 @@ class ResilientProducer:
                     request_timeout_ms=15_000,
                     linger_ms=self._linger_ms,
                     max_batch_size=self._max_batch_size,
+                    partitioner=self._partitioner,
                 )
                 try:
                     await producer.start()

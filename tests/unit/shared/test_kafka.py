@@ -7,8 +7,10 @@ import asyncio
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.messaging.kafka import ResilientProducer
+from shared.messaging.kafka import KeyPartitioner, ResilientProducer
 
 PARTITIONS = {0, 1, 2}
 
@@ -69,6 +71,15 @@ async def test_each_key_lands_where_send_would_put_it_in_the_order_given() -> No
     for key in {key for _, _, key, _ in records}:
         sent_for_key = [v for _, _, b in client.sent for k, v, _ in b.records if k == key]
         assert sent_for_key == [value for _, value, k, _ in records if k == key]
+
+
+@given(st.binary(max_size=64), st.integers(1, 12))
+def test_the_key_partitioner_places_a_key_where_kafkas_default_one_does(
+    key: bytes, count: int
+) -> None:
+    every = list(range(count))
+    for _ in range(2):  # the hash computed, then remembered
+        assert KeyPartitioner()(key, every, every) == DefaultPartitioner()(key, every, every)
 
 
 async def test_a_full_batch_is_sent_and_the_next_record_starts_another() -> None:
