@@ -67,11 +67,12 @@ async def test_the_newest_entries_are_read_page_by_page_down_to_the_history() ->
         cursor = request.url.params.get("cursor")
         asked.append(cursor)
         ids, next_cursor = pages[cursor]
-        body = {"entries": [{"purchase_id": i} for i in ids], "next_cursor": next_cursor}
+        entries = [{"purchase_id": i, "kind": "earn"} for i in ids]
+        body = {"entries": entries, "next_cursor": next_cursor}
         return httpx.Response(200, content=json.dumps(body))
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(points)) as http:
         found, status = await bench.newest_purchase_entries(StackClient(ENV, http), "m", timed)
     assert status == 200
-    assert sorted(found) == sorted(timed.purchase_ids["m"])
+    assert sorted(found) == sorted((i, "earn") for i in timed.purchase_ids["m"])
     assert asked == [None, "7"]  # stops at the first history entry
