@@ -69,4 +69,5 @@ def texts(values: Sequence[str | None]) -> str | None:
 
 def unpacked(parameter: str) -> str:
     """SQL: the text[] bound as `:parameter` by `texts` (NULL for no texts)."""
-    return f"trim_array(string_to_array(CAST(:{parameter} AS text), chr(30), chr(29)), 1)"
+    split = f"chr({ord(TEXT_SEPARATOR)}), chr({ord(NULL_TEXT)})"
+    return f"trim_array(string_to_array(CAST(:{parameter} AS text), {split}), 1)"
